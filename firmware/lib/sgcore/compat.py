@@ -1,0 +1,12 @@
+"""The only place where sgcore looks at which Python it runs on."""
+
+import sys
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from micropython import const  # noqa: F401
+except ImportError:  # CPython
+
+    def const(value):
+        return value
