@@ -1,0 +1,14 @@
+"""Fixtures shared by the whole HIL suite. Area-specific fixtures live in each area's conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
