@@ -1,0 +1,46 @@
+"""One exception tree for the ledger package."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error raised by gateway.ledger."""
+
+
+class TxRejected(LedgerError):
+    """A transaction was refused. `reason` is a stable code (docs/ledger-api.md, "Rejections")."""
+
+    def __init__(self, reason: str, detail: str = "", tx_id: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.tx_id = tx_id
+
+
+class ChainInvalid(LedgerError):
+    """Stored history does not verify; `height` is the first bad block."""
+
+    def __init__(self, height: int, reason: str) -> None:
+        super().__init__(f"block {height}: {reason}")
+        self.height = height
+        self.reason = reason
+
+
+class ProofInvalid(LedgerError):
+    """An inclusion proof does not check out."""
+
+
+class StorageError(LedgerError):
+    """The SQLite store is unusable (wrong chain, corrupt schema, ...)."""
+
+
+class ConfigError(LedgerError):
+    """The ledger configuration file is missing something or inconsistent."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger node (or etcd) could not be reached or did not answer in time."""
+
+
+class ReplicationError(LedgerError):
+    """The etcd-backed ordered log misbehaved."""
