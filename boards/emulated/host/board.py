@@ -1,0 +1,225 @@
+"""One emulated ESP32 board: the real firmware in real MicroPython, its peripherals on the host.
+
+The firmware (`firmware/`, mounted read-only at /rom like frozen code) and the board's device-side
+HAL (`boards/emulated/device/`, at /board) run inside the WASI MicroPython VM; the per-board flash
+directory is mounted read-write at /flash and survives restarts. Peripherals live here:
+GPIO lines the rig can watch and drive, S0 pulse counters, pty UARTs, loopback TCP, a clock that may
+run in virtual time. `reset()` from the firmware reboots the VM; a power cut is a SIGKILL of this process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from boards.emulated.host.control import ControlServer
+from boards.emulated.host.pty_uart import PtyUart
+from boards.emulated.host.tcp import TcpTable
+from boards.emulated.host.vclock import VirtualClock
+from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount
+
+log = logging.getLogger("board")
+
+REPO = Path(__file__).resolve().parents[3]
+FIRMWARE_DIR = REPO / "firmware"
+DEVICE_DIR = REPO / "boards" / "emulated" / "device"
+BOARD_JSON = REPO / "boards" / "emulated" / "board.json"
+RESET_EXIT = 3
+UART_NAMES = ("meter", "rs485")
+OUTPUTS = ("relay", "led", "rs485_de")
+INPUTS = ("button",)
+
+
+@dataclass
+class BoardConfig:
+    flash_dir: Path
+    board_id: str = "emu-1"
+    heap_bytes: int = DEFAULT_HEAP
+    clock: VirtualClock = field(default_factory=VirtualClock)
+    uart_paths: dict[str, str] = field(default_factory=dict)
+    control_path: str | None = None
+    ntp: bool = True  # the emulated network offers time (like NTP on a real site)
+    firmware_dir: Path = FIRMWARE_DIR
+    max_boots: int | None = None  # stop after this many boots (tests); None = forever
+
+
+class EmulatedBoard:
+    def __init__(self, config: BoardConfig) -> None:
+        self.config = config
+        config.flash_dir.mkdir(parents=True, exist_ok=True)
+        self.calibration = json.loads(BOARD_JSON.read_text())["calibration"]
+        self.wake = threading.Event()
+        self.gpio: dict[str, int] = dict.fromkeys(OUTPUTS + INPUTS, 0)
+        self.pulses: dict[str, int] = {"s0": 0}
+        self.reports: dict[str, Any] = {}
+        self.boots = 0
+        self.uarts = {
+            name: PtyUart(name, config.uart_paths.get(name), self.wake) for name in UART_NAMES
+        }
+        self.tcp = TcpTable(self.wake)
+        self._rtc_offset: float | None = None  # rtc = clock.now() + offset once set
+        self._lock = threading.Lock()
+        self.vm: MicroPythonVM | None = None
+        self.control = (
+            ControlServer(config.control_path, self._on_control) if config.control_path else None
+        )
+
+    # --- the boot loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Boot the firmware; reboot it on reset(); return the final exit code."""
+        for name, uart in self.uarts.items():
+            print(f"[board] uart {name}: {uart.path}", file=sys.stderr, flush=True)
+        while True:
+            self.boots += 1
+            self.pulses["s0"] = 0  # the hardware counter restarts with the chip
+            self._rtc_offset = None  # no RTC battery on a DevKitC
+            code = self._boot_once()
+            self.tcp.close_all()
+            if code != RESET_EXIT:
+                return code
+            if self.config.max_boots is not None and self.boots >= self.config.max_boots:
+                return code
+            print("[board] reset: rebooting", file=sys.stderr, flush=True)
+
+    def _boot_once(self) -> int:
+        cfg = self.config
+        self.vm = MicroPythonVM(
+            mounts=[
+                Mount(cfg.firmware_dir, "/rom"),
+                Mount(DEVICE_DIR, "/board"),
+                Mount(cfg.flash_dir, "/flash", writable=True),
+            ],
+            host_functions=self._host_functions(),
+            heap_bytes=cfg.heap_bytes,
+            stdout=_console,
+            stderr=_console,
+        )
+        outcome = self.vm.run_file("/board/boot.py")
+        return outcome.exit_code
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        for uart in self.uarts.values():
+            uart.close()
+        self.tcp.close_all()
+
+    # --- host functions (called from the firmware through the HAL) -----------------------------
+
+    def _host_functions(self) -> dict[str, Any]:
+        return {
+            "board_info": lambda _: {
+                "board_id": self.config.board_id,
+                "calibration": self.calibration,
+                "unique_id": hashlib.sha256(self.config.board_id.encode()).hexdigest()[:12],
+            },
+            "gpio_write": self._gpio_write,
+            "gpio_read": lambda name: self.gpio[name],
+            "pulse_count": lambda name: self.pulses[name],
+            "uart_open": lambda args: self.uarts[args[0]].name,
+            "uart_write": lambda args: self.uarts[args[0]].write(base64.b64decode(args[1])),
+            "uart_any": lambda name: self.uarts[name].any(),
+            "uart_read": self._uart_read,
+            "ticks_ms": lambda _: self.config.clock.ticks_ms(),
+            "sleep_ms": self._sleep_ms,
+            "rtc_time": lambda _: self._rtc_now(),
+            "rtc_set": self._rtc_set,
+            "ntp_time": lambda _: int(self.config.clock.now()) if self.config.ntp else 0,
+            "rng": lambda n: base64.b64encode(os.urandom(int(n))).decode(),
+            "network_up": lambda _: True,
+            "tcp_connect": lambda a: self.tcp.connect(a[0], int(a[1]), int(a[2])),
+            "tcp_write": lambda a: self.tcp.write(a[0], base64.b64decode(a[1])),
+            "tcp_read": self._tcp_read,
+            "tcp_close": lambda h: self.tcp.close(h),
+            "report": self._report,
+            "fuel": lambda _: self.vm.fuel_used() if self.vm else 0,
+            "reset": lambda _: None,
+        }
+
+    def _gpio_write(self, args: list[Any]) -> None:
+        name, value = args[0], 1 if args[1] else 0
+        with self._lock:
+            old = self.gpio.get(name)
+            self.gpio[name] = value
+        if old != value:
+            log.info("gpio %s: %s -> %s", name, old, value)
+
+    def _uart_read(self, args: list[Any]) -> str:
+        name, n, timeout_ms = args[0], min(int(args[1]), 1024), int(args[2])
+        data = self.uarts[name].read(n, timeout_ms / 1000 / self.config.clock.speed)
+        return base64.b64encode(data).decode() if data else ""
+
+    def _tcp_read(self, args: list[Any]) -> list[Any]:
+        data, eof = self.tcp.read(args[0], min(int(args[1]), 1024))
+        return [base64.b64encode(data).decode() if data else "", eof]
+
+    def _sleep_ms(self, ms: Any) -> None:
+        deadline = time.monotonic() + max(0.0, float(ms)) / 1000 / self.config.clock.speed
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.tcp.has_data():
+                return
+            if self.wake.wait(min(left, 0.02)):
+                self.wake.clear()
+                return
+
+    def _rtc_now(self) -> int:
+        if self._rtc_offset is None:
+            return 0
+        return int(self.config.clock.now() + self._rtc_offset)
+
+    def _rtc_set(self, unix_seconds: Any) -> None:
+        self._rtc_offset = float(unix_seconds) - self.config.clock.now()
+
+    def _report(self, args: list[Any]) -> None:
+        self.reports[str(args[0])] = args[1]
+
+    # --- the rig's control socket --------------------------------------------------------------
+
+    def _on_control(self, req: dict[str, Any]) -> Any:
+        op = req.get("op")
+        if op == "state":
+            with self._lock:
+                return {
+                    "board_id": self.config.board_id,
+                    "boots": self.boots,
+                    "gpio": dict(self.gpio),
+                    "pulses": dict(self.pulses),
+                    "uarts": {n: u.path for n, u in self.uarts.items()},
+                    "reports": dict(self.reports),
+                    "rtc": self._rtc_now(),
+                    "virtual_now": self.config.clock.now(),
+                    "fuel": self.vm.fuel_used() if self.vm else 0,
+                }
+        if op == "pulses":
+            n = int(req["n"])
+            if n < 0:
+                raise ValueError("pulse count must be >= 0")
+            with self._lock:
+                self.pulses[req.get("pin", "s0")] += n
+            self.wake.set()
+            return self.pulses[req.get("pin", "s0")]
+        if op == "set_input":
+            pin = req["pin"]
+            if pin not in INPUTS:
+                raise KeyError(f"{pin!r} is not an input (inputs: {', '.join(INPUTS)})")
+            with self._lock:
+                self.gpio[pin] = 1 if req["value"] else 0
+            self.wake.set()
+            return self.gpio[pin]
+        raise ValueError(f"unknown control op {op!r}")
+
+
+def _console(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()

@@ -1,0 +1,70 @@
+"""`sgrid board ...`: run emulated boards."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from boards.emulated.host.board import BoardConfig, EmulatedBoard
+from boards.emulated.host.vclock import VirtualClock
+from boards.emulated.host.wasm import DEFAULT_HEAP
+
+
+def _parse_uart(values: tuple[str, ...]) -> dict[str, str]:
+    uarts = {}
+    for item in values:
+        name, sep, path = item.partition("=")
+        if not sep or name not in ("meter", "rs485"):
+            raise click.BadParameter(f"expected meter=PATH or rs485=PATH, got {item!r}")
+        uarts[name] = path
+    return uarts
+
+
+@click.group()
+def board() -> None:
+    """Emulated ESP32 boards running the real firmware in real MicroPython."""
+
+
+@board.command()
+@click.option("--flash", "flash_dir", required=True, type=click.Path(path_type=Path),
+              help="The board's flash directory (created if missing; delete it to erase flash).")
+@click.option("--id", "board_id", default="emu-1", show_default=True, help="Board id (also seeds its unique id).")
+@click.option("--heap", "heap_kb", default=DEFAULT_HEAP // 1024, show_default=True, type=click.IntRange(16, 4096),
+              help="MicroPython heap in KB (an ESP32-WROOM-32 has ~110).")
+@click.option("--uart", "uarts", multiple=True, metavar="NAME=PATH",
+              help="Attach UART meter|rs485 to an existing tty (one end of a pty wire). "
+                   "Without it the board makes its own pty and prints its path.")
+@click.option("--control", "control_path", type=click.Path(), help="Unix socket for the rig (pulses, state).")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Virtual time: how many times faster than real time the board's clock runs.")
+@click.option("--real-t0", type=float, default=None, help="Shared rig epoch (unix s, real time).")
+@click.option("--virtual-t0", type=float, default=None, help="Virtual unix time at --real-t0.")
+@click.option("--no-ntp", is_flag=True, help="The network offers no time: the RTC stays unset until set.")
+def emulate(flash_dir: Path, board_id: str, heap_kb: int, uarts: tuple[str, ...], control_path: str | None,
+            speed: float, real_t0: float | None, virtual_t0: float | None, no_ntp: bool) -> None:
+    """Run one emulated board in this process until it stops (Ctrl-C, or SIGKILL for a power cut).
+
+    The console of the firmware is this process's stdout; board messages go to stderr.
+    """
+    clock = VirtualClock(speed=speed, real_t0=real_t0 if real_t0 is not None else time.time(),
+                         virtual_t0=virtual_t0)
+    config = BoardConfig(flash_dir=flash_dir, board_id=board_id, heap_bytes=heap_kb * 1024, clock=clock,
+                         uart_paths=_parse_uart(uarts), control_path=control_path, ntp=not no_ntp)
+    logging.getLogger("board").setLevel(logging.INFO)
+    emulated = EmulatedBoard(config)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    try:
+        code = emulated.run()
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        emulated.close()
+        sys.stdout.flush()
+    # wasmtime's runtime threads may panic during interpreter teardown: leave without it.
+    os._exit(code)
