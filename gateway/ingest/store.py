@@ -1,0 +1,200 @@
+"""The durable reading store: one SQLite file in WAL mode with synchronous=FULL.
+
+Durability choice (docs/gateway.md): WAL + synchronous=FULL fsyncs the WAL on every COMMIT, so a
+committed batch survives power loss, not just a process crash. The gateway acknowledges a reading
+only after the COMMIT of the batch that holds it returned. Batching amortises the fsync.
+
+Per meter the store keeps a contiguous chain: `meters.next_seq` / `meters.head_hash` describe the
+last stored record, and a batch inserts readings and moves the head in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sgcore import reading as rc
+
+from gateway.errors import EnrollmentError, StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meters (
+    meter_id    BLOB PRIMARY KEY,      -- sha256(pubkey)[:16]
+    pubkey      BLOB NOT NULL,         -- 33-byte compressed secp256k1 key
+    label       TEXT NOT NULL DEFAULT '',
+    enrolled_at INTEGER NOT NULL,
+    anchor_seq  INTEGER NOT NULL,      -- first seq the gateway accepts
+    next_seq    INTEGER NOT NULL,      -- seq of the next record expected
+    head_hash   BLOB                   -- chain hash of record next_seq-1; NULL = anchor unconstrained
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS readings (
+    meter_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    import_wh INTEGER NOT NULL,
+    export_wh INTEGER NOT NULL,
+    interval_import_wh INTEGER NOT NULL,
+    interval_export_wh INTEGER NOT NULL,
+    avg_power_w INTEGER NOT NULL,
+    peak_power_w INTEGER NOT NULL,
+    voltage_dv INTEGER NOT NULL,
+    relay INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    credit_wh INTEGER NOT NULL,
+    record BLOB NOT NULL,              -- the full signed 167-byte record, as received
+    record_hash BLOB NOT NULL,         -- sha256(record): the next record's prev_hash
+    received_at REAL NOT NULL,
+    PRIMARY KEY (meter_id, seq)
+) WITHOUT ROWID;
+"""
+
+_INSERT = "INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  # 18 columns
+
+
+@dataclass(frozen=True)
+class MeterRow:
+    meter_id: bytes
+    pubkey: bytes
+    label: str
+    anchor_seq: int
+    next_seq: int
+    head_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    reading: rc.Reading
+    record: bytes
+    record_hash: bytes
+    received_at: float
+
+
+class ReadingStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open store: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass  # another process holds a read transaction: the WAL stays, nothing is lost
+        self._db.close()
+
+    # --- meters --------------------------------------------------------------------------------
+
+    def enroll(self, pubkey: bytes, label: str = "", anchor_seq: int = 0) -> MeterRow:
+        """Register a meter key. Idempotent for the same key; anchor_seq 0 pins the chain start."""
+        meter_id = rc.meter_id_from_pubkey(pubkey)
+        existing = self.meter(meter_id)
+        if existing is not None:
+            if existing.pubkey != pubkey:
+                raise EnrollmentError(
+                    f"meter id {meter_id.hex()} already enrolled with another key"
+                )
+            return existing
+        head = rc.ZERO_HASH if anchor_seq == 0 else None
+        try:
+            self._db.execute(
+                "INSERT INTO meters VALUES (?,?,?,?,?,?,?)",
+                (meter_id, pubkey, label, int(time.time()), anchor_seq, anchor_seq, head),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot enroll meter: {exc}") from exc
+        return MeterRow(meter_id, pubkey, label, anchor_seq, anchor_seq, head)
+
+    def meter(self, meter_id: bytes) -> MeterRow | None:
+        row = self._db.execute(
+            "SELECT meter_id, pubkey, label, anchor_seq, next_seq, head_hash FROM meters WHERE meter_id=?",
+            (meter_id,),
+        ).fetchone()
+        return MeterRow(*row) if row else None
+
+    def meters(self) -> list[MeterRow]:
+        rows = self._db.execute(
+            "SELECT meter_id, pubkey, label, anchor_seq, next_seq, head_hash FROM meters ORDER BY label"
+        ).fetchall()
+        return [MeterRow(*r) for r in rows]
+
+    # --- readings ------------------------------------------------------------------------------
+
+    def append_batch(
+        self,
+        records: Iterable[tuple[rc.Reading, bytes, bytes, float]],
+        heads: dict[bytes, tuple[int, bytes]],
+    ) -> None:
+        """Insert (reading, record, record_hash, received_at) rows and move the meters' heads
+        to `heads[meter_id] = (next_seq, head_hash)`, all in one transaction. Raises StoreError
+        (and rolls back) on any failure, including a (meter_id, seq) already stored."""
+        rows = [
+            (
+                r.meter_id,
+                r.seq,
+                r.kind,
+                r.start,
+                r.end,
+                r.import_wh,
+                r.export_wh,
+                r.interval_import_wh,
+                r.interval_export_wh,
+                r.avg_power_w,
+                r.peak_power_w,
+                r.voltage_dv,
+                r.relay,
+                r.flags,
+                r.credit_wh,
+                record,
+                h,
+                at,
+            )
+            for r, record, h, at in records
+        ]
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(_INSERT, rows)
+            db.executemany(
+                "UPDATE meters SET next_seq=?, head_hash=? WHERE meter_id=?",
+                [(n, h, m) for m, (n, h) in heads.items()],
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"batch not stored: {exc}") from exc
+
+    def record_at(self, meter_id: bytes, seq: int) -> bytes | None:
+        row = self._db.execute(
+            "SELECT record FROM readings WHERE meter_id=? AND seq=?", (meter_id, seq)
+        ).fetchone()
+        return row[0] if row else None
+
+    def readings(self, meter_id: bytes, from_seq: int = 0) -> list[StoredRecord]:
+        rows = self._db.execute(
+            "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND seq>=? ORDER BY seq",
+            (meter_id, from_seq),
+        ).fetchall()
+        return [StoredRecord(rc.decode(rec)[0], rec, h, at) for rec, h, at in rows]
+
+    def count(self, meter_id: bytes | None = None) -> int:
+        if meter_id is None:
+            return self._db.execute("SELECT count(*) FROM readings").fetchone()[0]
+        return self._db.execute(
+            "SELECT count(*) FROM readings WHERE meter_id=?", (meter_id,)
+        ).fetchone()[0]
