@@ -6,6 +6,18 @@ directories of the host mounted into the guest filesystem and a synchronous host
 
 The VM runs with wasmtime fuel metering switched on, so every run reports a deterministic
 instruction count (`fuel_used`), which the benchmarks use as the firmware's CPU budget.
+
+**GC caveat of this MicroPython build.** Its garbage collector scans the wasm shadow stack but
+cannot see pointers held only in wasm locals (e.g. the heap-allocated frame of a Python function
+with more than ~11 words of state, or an object under construction in C). A collection that runs
+while such a frame is active frees live objects and corrupts the heap. So every guest run here
+starts with automatic GC disabled (`gc.disable()`: a full heap then raises MemoryError instead of
+corrupting), and guest code collects only at module top level, where no such frame is active:
+
+    while not signer.step():   # bounded work per step
+        gc.collect()           # top level: a safe point
+
+The emulated board does the same (see boards/emulated/device/boot.py and docs/emulated-board.md).
 """
 
 from __future__ import annotations
@@ -194,8 +206,10 @@ def run_snippet(
     """Run a piece of MicroPython with read-only directories mounted (e.g. {'/lib': path})
     and, optionally, a writable host directory mounted at /flash.
 
-    Handy for running firmware modules' tests and fuel benchmarks in real MicroPython.
+    Automatic GC is disabled first (see the module docstring): call `gc.collect()` yourself at
+    the snippet's top level when the heap runs low. Handy for firmware tests and fuel benchmarks.
     """
+    code = "import gc\ngc.disable()\n" + code
     mounts = [Mount(Path(p), guest) for guest, p in (rom_dirs or {}).items()]
     if flash_dir is not None:
         mounts.append(Mount(Path(flash_dir), "/flash", writable=True))
