@@ -1,0 +1,480 @@
+"""One payment channel as a pure state machine (no I/O), in the manner of Electrum's lnchannel.
+
+The channel is driven by method calls that return the message to send; a persistence hook is
+called *before* any method returns a signature or secret, so the caller must make the hook's
+effect durable before it sends (the node commits its SQLite transaction). See channel_msgs for
+the three-message update round, and docs/channels.md for the whole protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from gateway.ln import bolt3
+from gateway.ln.channel_errors import (
+    BadPreimage,
+    IllegalTransition,
+    InsufficientBalance,
+    InvariantBroken,
+    ProtocolViolation,
+    UnknownHtlc,
+)
+from gateway.ln.channel_msgs import AckBatch, ClosingSigned, Reestablish, Revoke, UpdateBatch
+from gateway.ln.commitment import Commitment, Htlc, closing_digest, sign, verify
+from gateway.ln.htlc import (
+    AddHtlc,
+    FailHtlc,
+    FulfillHtlc,
+    Update,
+    apply_updates,
+    decode_updates,
+    encode_updates,
+    payment_hash,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 2000  # updates per commitment round
+
+
+class ChannelState(IntEnum):
+    PREOPENING = 0  # parameters exchanged; commitment 0 not yet signed by both parties
+    FUNDING = 1  # commitment 0 signed by both; funding submitted to the ledger, not yet seen
+    OPEN = 2  # funded: HTLCs may be added and settled
+    SHUTDOWN = 3  # cooperative close requested: no new HTLCs, in-flight ones are settled
+    CLOSING = 4  # closing split signed by both, submitted to the ledger
+    FORCE_CLOSING = 5  # a commitment was published unilaterally; the dispute window runs
+    CLOSED = 6  # the ledger has paid out the channel (final)
+
+
+TRANSITIONS: dict[ChannelState, frozenset[ChannelState]] = {
+    ChannelState.PREOPENING: frozenset({ChannelState.FUNDING, ChannelState.CLOSED}),
+    ChannelState.FUNDING: frozenset({ChannelState.OPEN, ChannelState.CLOSED}),
+    ChannelState.OPEN: frozenset({ChannelState.SHUTDOWN, ChannelState.FORCE_CLOSING}),
+    ChannelState.SHUTDOWN: frozenset({ChannelState.CLOSING, ChannelState.FORCE_CLOSING}),
+    ChannelState.CLOSING: frozenset({ChannelState.CLOSED, ChannelState.FORCE_CLOSING}),
+    ChannelState.FORCE_CLOSING: frozenset({ChannelState.CLOSED}),
+    ChannelState.CLOSED: frozenset(),
+}
+
+
+def secret_index(number: int) -> int:
+    """BOLT #3 counts commitment indices down from 2^48-1; our numbers count up from 0."""
+    return bolt3.START_INDEX - number
+
+
+@dataclass(frozen=True)
+class IncomingHtlc:
+    """The peer's HTLC is irrevocably committed: fulfill it, forward it or fail it."""
+
+    channel_id: bytes
+    add: AddHtlc
+
+
+@dataclass(frozen=True)
+class OutgoingSettled:
+    """Our HTLC was irrevocably fulfilled (``preimage`` set) or failed (``reason``)."""
+
+    channel_id: bytes
+    htlc: Htlc
+    preimage: bytes | None
+    reason: str = ""
+
+
+Event = IncomingHtlc | OutgoingSettled
+
+
+@dataclass
+class Proposal:
+    commitment: Commitment
+    updates: tuple[Update, ...]
+    sig: bytes
+
+
+@dataclass
+class Channel:
+    channel_id: bytes
+    me: int  # 0: we opened the channel, 1: the peer did
+    funding_priv: bytes
+    shachain_seed: bytes
+    funding_pubs: tuple[bytes, bytes]
+    node_ids: tuple[bytes, bytes]
+    latest: Commitment
+    capacity_msat: int
+    state: ChannelState = ChannelState.PREOPENING
+    sigs: tuple[bytes, bytes] = (b"", b"")
+    latest_proposer: int = -1  # who proposed `latest` (-1: commitment 0)
+    proposal: Proposal | None = None
+    pending: list[Update] = field(default_factory=list)
+    remote_next_point: bytes = b""  # peer's point for latest.number + 1
+    remote_prev_point: bytes = b""  # peer's point for latest.number - 1 (to check its revoke)
+    awaiting_revoke: bool = False  # we accepted the peer's batch; its revoke has not come yet
+    unrevoked_updates: tuple[Update, ...] = ()  # the peer's last batch, final once it revokes
+    unrevoked_removed: tuple[Htlc, ...] = ()  # our HTLCs that batch settles
+    remote_secrets: bolt3.SecretStore = field(default_factory=bolt3.SecretStore)
+    next_local_htlc_id: int = 0
+    closing_sigs: tuple[bytes, bytes] = (b"", b"")
+    events: list[Event] = field(default_factory=list)
+    on_persist: Callable[[Channel], None] | None = None
+
+    # --- identities -------------------------------------------------------------------------
+    @property
+    def remote(self) -> int:
+        return 1 - self.me
+
+    @property
+    def short_id(self) -> str:
+        return self.channel_id.hex()[:12]
+
+    @property
+    def remote_revoked_through(self) -> int:
+        last = self.remote_secrets.last_index
+        return -1 if last is None else bolt3.START_INDEX - last
+
+    def local_secret(self, number: int) -> bytes:
+        return bolt3.generate_from_seed(self.shachain_seed, secret_index(number))
+
+    def local_point(self, number: int) -> bytes:
+        return bolt3.per_commitment_point(self.local_secret(number))
+
+    # --- state transitions and invariants ----------------------------------------------------
+    def set_state(self, new: ChannelState) -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"channel {self.short_id}: {self.state.name} -> {new.name}")
+        log.info("channel %s: %s -> %s", self.short_id, self.state.name, new.name)
+        self.state = new
+        self._persist()
+
+    def _persist(self) -> None:
+        self.check_invariant()
+        if self.on_persist is not None:
+            self.on_persist(self)
+
+    def check_invariant(self) -> None:
+        """to_local + to_remote + in-flight HTLCs == capacity, for every commitment we hold."""
+        for c in (self.latest, self.proposal.commitment if self.proposal else None):
+            if c is not None and c.total_msat != self.capacity_msat:
+                raise InvariantBroken(
+                    f"channel {self.short_id} commitment {c.number}: "
+                    f"{c.balances} + {c.in_flight_msat} != {self.capacity_msat}"
+                )
+
+    def _require(self, *states: ChannelState) -> None:
+        if self.state not in states:
+            raise IllegalTransition(f"channel {self.short_id} is {self.state.name}")
+
+    # --- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        *,
+        channel_id: bytes,
+        me: int,
+        funding_priv: bytes,
+        shachain_seed: bytes,
+        node_ids: tuple[bytes, bytes],
+        funding_pubs: tuple[bytes, bytes],
+        amounts: tuple[int, int],
+        remote_points: tuple[bytes, bytes],
+    ) -> Channel:
+        """A new channel in PREOPENING. ``remote_points``: the peer's points for numbers 0 and 1."""
+        if min(amounts) < 0 or sum(amounts) <= 0:
+            raise InsufficientBalance("funding amounts must be >= 0 with a positive total")
+        mine = bolt3.per_commitment_point(bolt3.generate_from_seed(shachain_seed, secret_index(0)))
+        points = (mine, remote_points[0]) if me == 0 else (remote_points[0], mine)
+        c0 = Commitment(channel_id, 0, amounts, (0, 0), points, ())
+        return cls(
+            channel_id=channel_id,
+            me=me,
+            funding_priv=funding_priv,
+            shachain_seed=shachain_seed,
+            funding_pubs=funding_pubs,
+            node_ids=node_ids,
+            latest=c0,
+            capacity_msat=sum(amounts),
+            remote_next_point=remote_points[1],
+        )
+
+    def initial_sig(self) -> bytes:
+        """Our signature of commitment 0 (given before any funds are committed)."""
+        self._require(ChannelState.PREOPENING, ChannelState.FUNDING)
+        return sign(self.funding_priv, self.latest.digest())
+
+    def receive_initial_sig(self, sig: bytes) -> None:
+        self._require(ChannelState.PREOPENING)
+        if not verify(self.funding_pubs[self.remote], self.latest.digest(), sig):
+            raise ProtocolViolation("bad signature on commitment 0")
+        mine = self.initial_sig()
+        self.sigs = (mine, sig) if self.me == 0 else (sig, mine)
+        self.set_state(ChannelState.FUNDING)
+
+    # --- closing ---------------------------------------------------------------------------
+    def shutdown(self) -> list[Event]:
+        """Stop adding HTLCs. Queued adds never proposed are failed back (returned as events)."""
+        if self.state == ChannelState.SHUTDOWN:
+            return []
+        dropped = [u for u in self.pending if isinstance(u, AddHtlc)]
+        self.pending = [u for u in self.pending if not isinstance(u, AddHtlc)]
+        self.set_state(ChannelState.SHUTDOWN)
+        return [OutgoingSettled(self.channel_id, u.htlc(), None, "shutdown") for u in dropped]
+
+    def ready_to_close(self) -> bool:
+        return (
+            self.state in (ChannelState.SHUTDOWN, ChannelState.CLOSING)
+            and not self.latest.htlcs
+            and self.proposal is None
+            and not self.pending
+            and not self.awaiting_revoke
+        )
+
+    def closing_signed(self) -> ClosingSigned:
+        if not self.ready_to_close():
+            raise IllegalTransition(f"channel {self.short_id} has HTLCs or updates in flight")
+        bal = self.latest.balances
+        sig = sign(self.funding_priv, closing_digest(self.channel_id, bal))
+        return ClosingSigned(self.channel_id, bal, sig)
+
+    def receive_closing_signed(self, msg: ClosingSigned) -> None:
+        if not self.ready_to_close():
+            raise ProtocolViolation("closing_signed while HTLCs or updates are in flight")
+        if msg.balances != self.latest.balances:
+            raise ProtocolViolation(f"closing split {msg.balances} != {self.latest.balances}")
+        digest = closing_digest(self.channel_id, msg.balances)
+        if not verify(self.funding_pubs[self.remote], digest, msg.sig):
+            raise ProtocolViolation("bad closing signature")
+        mine = self.closing_signed().sig
+        self.closing_sigs = (mine, msg.sig) if self.me == 0 else (msg.sig, mine)
+        if self.state != ChannelState.CLOSING:
+            self.set_state(ChannelState.CLOSING)
+        else:
+            self._persist()
+
+    def force_close(self) -> tuple[Commitment, tuple[bytes, bytes]]:
+        """Give up on the peer: the newest commitment signed by both, to publish on the ledger."""
+        if self.state != ChannelState.FORCE_CLOSING:
+            self.set_state(ChannelState.FORCE_CLOSING)
+        return self.latest, self.sigs
+
+    def on_remote_published(self, number: int) -> bytes | None:
+        """The peer published commitment ``number``: the secret that proves it revoked, if so."""
+        if self.state != ChannelState.FORCE_CLOSING:
+            self.set_state(ChannelState.FORCE_CLOSING)
+        if number <= self.remote_revoked_through:
+            log.warning("channel %s: peer published revoked commitment %d", self.short_id, number)
+            return self.remote_secrets.derive(secret_index(number))
+        return None
+
+    def mark_closed(self) -> None:
+        if self.state != ChannelState.CLOSED:
+            self.set_state(ChannelState.CLOSED)
+
+    # --- balances as the node sees them -----------------------------------------------------
+    @property
+    def local_balance(self) -> int:
+        return self.latest.balances[self.me]
+
+    @property
+    def remote_balance(self) -> int:
+        return self.latest.balances[self.remote]
+
+    def spendable_msat(self) -> int:
+        """What we can still add: our balance minus HTLCs we queued or proposed."""
+        queued = [u for u in self.pending if isinstance(u, AddHtlc)]
+        if self.proposal is not None:
+            queued += [u for u in self.proposal.updates if isinstance(u, AddHtlc)]
+        return self.local_balance - sum(u.amount_msat for u in queued)
+
+    def _settling(self) -> set[tuple[int, int]]:
+        ups = list(self.pending) + (list(self.proposal.updates) if self.proposal else [])
+        return {(u.offerer, u.htlc_id) for u in ups if not isinstance(u, AddHtlc)}
+
+    # --- queueing updates (proposed in the next round) ----------------------------------------
+    def queue_add(
+        self, amount_msat: int, hash_: bytes, cltv_expiry: int, onion: bytes = b""
+    ) -> AddHtlc:
+        self._require(ChannelState.OPEN)
+        if amount_msat <= 0:
+            raise InsufficientBalance("amount must be positive")
+        if amount_msat > self.spendable_msat():
+            raise InsufficientBalance(
+                f"channel {self.short_id}: {amount_msat} msat > spendable {self.spendable_msat()}"
+            )
+        add = AddHtlc(self.me, self.next_local_htlc_id, amount_msat, hash_, cltv_expiry, onion)
+        self.next_local_htlc_id += 1
+        self.pending.append(add)
+        self._persist()
+        return add
+
+    def _incoming(self, htlc_id: int) -> Htlc:
+        for h in self.latest.htlcs:
+            if h.offerer == self.remote and h.htlc_id == htlc_id:
+                if (h.offerer, h.htlc_id) in self._settling():
+                    raise UnknownHtlc(f"HTLC {htlc_id} is already being settled")
+                return h
+        raise UnknownHtlc(f"channel {self.short_id}: no incoming HTLC {htlc_id}")
+
+    def queue_fulfill(self, htlc_id: int, preimage: bytes) -> None:
+        h = self._incoming(htlc_id)
+        if payment_hash(preimage) != h.payment_hash:
+            raise BadPreimage(f"preimage does not match incoming HTLC {htlc_id}")
+        self.pending.append(FulfillHtlc(self.remote, htlc_id, preimage))
+        self._persist()
+
+    def queue_fail(self, htlc_id: int, reason: str) -> None:
+        self._incoming(htlc_id)
+        self.pending.append(FailHtlc(self.remote, htlc_id, reason))
+        self._persist()
+
+    # --- the update round -----------------------------------------------------------------
+    def propose(self) -> UpdateBatch | None:
+        """Sign the next commitment with our queued updates, or None if a round is under way."""
+        if (
+            self.proposal is not None
+            or not self.pending
+            or self.awaiting_revoke
+            or self.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN)
+        ):
+            return None
+        batch = tuple(self.pending[:MAX_BATCH])
+        n = self.latest.number + 1
+        points = self._points(n)
+        new = apply_updates(self.latest, batch, self.me, points)
+        self.proposal = Proposal(new, batch, sign(self.funding_priv, new.digest()))
+        del self.pending[: len(batch)]
+        self._persist()
+        return self.proposal_msg()
+
+    def proposal_msg(self) -> UpdateBatch:
+        assert self.proposal is not None
+        p = self.proposal
+        return UpdateBatch(self.channel_id, p.commitment.number, encode_updates(p.updates), p.sig)
+
+    def _points(self, number: int) -> tuple[bytes, bytes]:
+        if not self.remote_next_point:
+            raise ProtocolViolation(f"channel {self.short_id}: peer's next point unknown")
+        mine, theirs = self.local_point(number), self.remote_next_point
+        return (mine, theirs) if self.me == 0 else (theirs, mine)
+
+    def receive_update(self, msg: UpdateBatch) -> AckBatch | None:
+        self._require(ChannelState.OPEN, ChannelState.SHUTDOWN)
+        if msg.number == self.latest.number and self.latest_proposer == self.remote:
+            if msg.sig != self.sigs[self.remote]:
+                raise ProtocolViolation("retransmitted batch differs from the one we signed")
+            return self.ack_msg()  # our ack was lost: send it again
+        if msg.number != self.latest.number + 1:
+            raise ProtocolViolation(f"batch for {msg.number}, we are at {self.latest.number}")
+        if self.awaiting_revoke:
+            raise ProtocolViolation("new batch before the peer revoked its previous commitment")
+        if self.proposal is not None:
+            if self.me == 0:
+                log.debug("channel %s: both proposed %d, ours wins", self.short_id, msg.number)
+                return None
+            self.pending[:0] = list(self.proposal.updates)  # ours loses: propose it again later
+            self.proposal = None
+        updates = decode_updates(msg.updates)
+        if self.state == ChannelState.SHUTDOWN and any(isinstance(u, AddHtlc) for u in updates):
+            raise ProtocolViolation("HTLC added after shutdown")
+        new = apply_updates(self.latest, updates, self.remote, self._points(msg.number))
+        if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
+            raise ProtocolViolation(f"bad signature on commitment {msg.number}")
+        mine = sign(self.funding_priv, new.digest())
+        old = {h.key: h for h in self.latest.htlcs}
+        self.remote_prev_point = self.latest.points[self.remote]
+        self.latest = new
+        self.sigs = (mine, msg.sig) if self.me == 0 else (msg.sig, mine)
+        self.latest_proposer = self.remote
+        self.awaiting_revoke = True
+        self.unrevoked_updates = updates
+        self.unrevoked_removed = tuple(
+            old[(u.offerer, u.htlc_id)] for u in updates if not isinstance(u, AddHtlc)
+        )
+        self.remote_next_point = b""
+        self._persist()
+        return self.ack_msg()
+
+    def ack_msg(self) -> AckBatch:
+        n = self.latest.number
+        return AckBatch(
+            self.channel_id,
+            n,
+            self.sigs[self.me],
+            self.local_secret(n - 1),
+            self.local_point(n + 1),
+        )
+
+    def receive_ack(self, msg: AckBatch) -> Revoke:
+        if self.proposal is None or msg.number != self.proposal.commitment.number:
+            if msg.number == self.latest.number and self.latest_proposer == self.me:
+                return self.revoke_msg()  # duplicate ack: our revoke may have been lost
+            raise ProtocolViolation(f"ack for {msg.number} without a matching proposal")
+        new = self.proposal.commitment
+        if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
+            raise ProtocolViolation(f"bad signature on commitment {msg.number}")
+        self._take_remote_secret(self.latest.number, msg.secret, self.latest.points[self.remote])
+        self.remote_prev_point = self.latest.points[self.remote]
+        self.remote_next_point = msg.next_point
+        self.latest = new
+        self.sigs = (self.proposal.sig, msg.sig) if self.me == 0 else (msg.sig, self.proposal.sig)
+        self.latest_proposer = self.me
+        self.proposal = None
+        self._persist()
+        return self.revoke_msg()
+
+    def revoke_msg(self) -> Revoke:
+        n = self.latest.number
+        return Revoke(self.channel_id, n - 1, self.local_secret(n - 1), self.local_point(n + 1))
+
+    def receive_revoke(self, msg: Revoke) -> None:
+        if not self.awaiting_revoke:
+            if msg.number <= self.remote_revoked_through:
+                return  # duplicate
+            raise ProtocolViolation(f"unexpected revoke of {msg.number}")
+        if msg.number != self.latest.number - 1:
+            raise ProtocolViolation(f"revoke of {msg.number}, expected {self.latest.number - 1}")
+        self._take_remote_secret(msg.number, msg.secret, self.remote_prev_point)
+        self.remote_next_point = msg.next_point
+        self.awaiting_revoke = False
+        removed = {h.key: h for h in self.unrevoked_removed}
+        for u in self.unrevoked_updates:
+            if isinstance(u, AddHtlc):
+                self.events.append(IncomingHtlc(self.channel_id, u))
+            elif isinstance(u, FulfillHtlc):
+                h = removed[(u.offerer, u.htlc_id)]
+                self.events.append(OutgoingSettled(self.channel_id, h, u.preimage))
+            else:
+                h = removed[(u.offerer, u.htlc_id)]
+                self.events.append(OutgoingSettled(self.channel_id, h, None, u.reason))
+        self.unrevoked_updates, self.unrevoked_removed = (), ()
+        self._persist()
+
+    def _take_remote_secret(self, number: int, secret: bytes, point: bytes) -> None:
+        if bolt3.per_commitment_point(secret) != point:
+            raise ProtocolViolation(f"secret does not match the peer's point for {number}")
+        self.remote_secrets.insert(secret_index(number), secret)
+
+    def drain_events(self) -> list[Event]:
+        out, self.events = self.events, []
+        return out
+
+    # --- reconnection -----------------------------------------------------------------------
+    def reestablish_msg(self) -> Reestablish:
+        return Reestablish(self.channel_id, self.latest.number, self.remote_revoked_through)
+
+    def on_reestablish(self, msg: Reestablish) -> list[UpdateBatch | AckBatch | Revoke]:
+        """What to send again so that both sides reach the same latest commitment."""
+        out: list[UpdateBatch | AckBatch | Revoke] = []
+        n = self.latest.number
+        if msg.latest == n - 1 and self.latest_proposer == self.remote:
+            out.append(self.ack_msg())  # the peer never got our ack
+        elif msg.latest == n + 1 and self.proposal is not None:
+            pass  # the peer signed our proposal; it sends its ack again
+        elif msg.latest != n:
+            raise ProtocolViolation(f"peer is at commitment {msg.latest}, we are at {n}")
+        if msg.latest >= n and msg.revoked_through < n - 1 and self.latest_proposer == self.me:
+            out.append(self.revoke_msg())  # the peer never got our revoke
+        if msg.latest == n and self.proposal is not None:
+            out.append(self.proposal_msg())  # after the revoke: order matters
+        return out

@@ -1,0 +1,93 @@
+"""Messages the channel state machine produces and consumes (before wire encoding).
+
+The update protocol is a three-message round (compare BOLT #2 commitment_signed/revoke_and_ack):
+
+    proposer  --UpdateBatch(n+1, updates, sig_p)-->  acceptor   acceptor signs n+1, revokes n
+    proposer  <--AckBatch(n+1, sig_a, secret_a[n], point_a[n+2])--
+    proposer  --Revoke(n, secret_p[n], point_p[n+2])-->         proposer revokes n
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OpenChannel:
+    channel_id: bytes
+    amounts: tuple[int, int]  # msat funded by the opener (party 0) and the acceptor (party 1)
+    funding_pub: bytes
+    points: tuple[bytes, bytes]  # opener's per-commitment points for commitments 0 and 1
+
+
+@dataclass(frozen=True)
+class AcceptChannel:
+    channel_id: bytes
+    funding_pub: bytes
+    points: tuple[bytes, bytes]
+    sig: bytes  # acceptor's signature of commitment 0
+
+
+@dataclass(frozen=True)
+class FundingSigned:
+    channel_id: bytes
+    sig: bytes  # opener's signature of commitment 0
+
+
+@dataclass(frozen=True)
+class UpdateBatch:
+    channel_id: bytes
+    number: int
+    updates: bytes  # htlc.encode_updates()
+    sig: bytes
+
+
+@dataclass(frozen=True)
+class AckBatch:
+    channel_id: bytes
+    number: int
+    sig: bytes
+    secret: bytes  # acceptor's per-commitment secret for number - 1
+    next_point: bytes  # acceptor's per-commitment point for number + 1
+
+
+@dataclass(frozen=True)
+class Revoke:
+    channel_id: bytes
+    number: int  # the revoked commitment
+    secret: bytes
+    next_point: bytes  # proposer's per-commitment point for number + 2
+
+
+@dataclass(frozen=True)
+class Reestablish:
+    channel_id: bytes
+    latest: int  # number of the newest commitment signed by both
+    revoked_through: (
+        int  # newest number of the *peer's* commitments we hold the secret of (-1: none)
+    )
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    channel_id: bytes
+
+
+@dataclass(frozen=True)
+class ClosingSigned:
+    channel_id: bytes
+    balances: tuple[int, int]
+    sig: bytes
+
+
+ChannelMsg = (
+    OpenChannel
+    | AcceptChannel
+    | FundingSigned
+    | UpdateBatch
+    | AckBatch
+    | Revoke
+    | Reestablish
+    | Shutdown
+    | ClosingSigned
+)
