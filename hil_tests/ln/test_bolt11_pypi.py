@@ -1,0 +1,102 @@
+"""Invoices we issue decode with the PyPI `bolt11` package (an independent implementation).
+
+bolt11 2.2.0 does not import with bitstring 5 (ConstBitStream was removed). Until the
+project pins `bitstring<5`, the check runs this file as a script in an ephemeral
+`uv run --with "bitstring<5"` environment; it is skipped only if that cannot be built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _decode_with_pypi_bolt11(invoices: list[str]) -> list[dict]:
+    import bolt11  # the PyPI package, not gateway.ln.bolt11
+
+    out = []
+    for text in invoices:
+        d = bolt11.decode(text)
+        out.append(
+            {
+                "currency": d.currency,
+                "amount_msat": int(d.amount_msat) if d.amount_msat else None,
+                "date": d.date,
+                "payment_hash": d.payment_hash,
+                "payment_secret": d.payment_secret,
+                "description": d.description,
+                "description_hash": d.description_hash,
+                "expiry": d.expiry,
+                "min_final_cltv_expiry": d.min_final_cltv_expiry,
+                "payee": d.payee,
+            }
+        )
+    return out
+
+
+def _run_pypi_decoder(invoices: list[str]) -> list[dict]:
+    try:
+        return _decode_with_pypi_bolt11(invoices)
+    except ImportError:
+        pass
+    cmd = ["uv", "run", "--quiet", "--with", "bitstring<5", "python", __file__]
+    proc = subprocess.run(
+        cmd, input=json.dumps(invoices), capture_output=True, text=True, cwd=REPO, timeout=240
+    )
+    if proc.returncode != 0 and "bolt11" in proc.stderr and "bitstring" in proc.stderr:
+        pytest.skip(f"PyPI bolt11 unusable here (needs bitstring<5): {proc.stderr[-300:]}")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_our_receipts_decode_with_pypi_bolt11() -> None:
+    from gateway.ln import receipt
+
+    key = bytes.fromhex("42" * 32)
+    now = 1_767_220_000
+    small = receipt.EnergyMemo("house-3", now + 600, now + 4200, kwh=2.25)
+    profile = receipt.EnergyMemo(
+        "pv-07", now + 600, now + 600 + 96 * 900, kw=(987.654,) * 96, step_s=900
+    )
+    issued = [
+        receipt.create_receipt(small, 275_000, hashlib.sha256(b"a").digest(), key, now=now),
+        receipt.create_receipt(profile, 9_999_999, hashlib.sha256(b"b").digest(), key, now=now),
+        receipt.create_receipt(
+            small,
+            1,
+            hashlib.sha256(b"c").digest(),
+            key,
+            now=now,
+            expiry_s=60,
+            min_final_cltv_expiry=40,
+        ),
+    ]
+    from gateway.ln import bolt11 as ours
+
+    decoded = _run_pypi_decoder([r.invoice for r in issued])
+    for r, theirs in zip(issued, decoded, strict=True):
+        mine = ours.decode(r.invoice)
+        assert theirs["currency"] == "bcrt"
+        assert theirs["amount_msat"] == mine.amount_msat
+        assert theirs["date"] == mine.timestamp
+        assert theirs["payment_hash"] == r.payment_hash.hex()
+        assert theirs["payment_secret"] == mine.payment_secret.hex()
+        assert theirs["expiry"] == mine.expiry_s
+        assert theirs["min_final_cltv_expiry"] == mine.min_final_cltv
+        assert theirs["payee"] == mine.payee.hex()
+        if mine.description is not None:
+            assert theirs["description"] == r.memo_json
+        else:
+            assert theirs["description_hash"] == hashlib.sha256(r.memo_json.encode()).hexdigest()
+    assert decoded[1]["description_hash"] is not None  # the long profile went by hash
+
+
+if __name__ == "__main__":
+    print(json.dumps(_decode_with_pypi_bolt11(json.load(sys.stdin))))
