@@ -1,0 +1,182 @@
+"""The HTTP JSON API of a ledger node (stdlib ThreadingHTTPServer). Routes: docs/ledger-api.md §6."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import urllib.parse
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.ledger import keys, merkle
+from gateway.ledger.chain import Chain, Receipt
+from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
+
+log = logging.getLogger(__name__)
+OPENAPI = Path(__file__).with_name("openapi.json")
+MAX_BODY = 256 * 1024
+
+
+class Node(Protocol):
+    mode: str
+    chain: Chain
+    lock: threading.RLock
+
+    def submit(self, value: Any, timeout: float = 10.0) -> Receipt: ...
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+class NotFound(LedgerError):
+    pass
+
+
+def tx_proof(chain: Chain, tx_id: str) -> dict[str, Any]:
+    where = chain.store.locate(tx_id)
+    block = chain.store.block(where[0]) if where else None
+    if where is None or block is None:
+        raise NotFound(f"no committed transaction {tx_id}")
+    ids = [bytes.fromhex(t.id) for t in block.txs]
+    return {
+        "tx_id": tx_id,
+        "tx": block.txs[where[1]].to_json(),
+        "index": where[1],
+        "count": len(ids),
+        "path": [h.hex() for h in merkle.audit_path(ids, where[1])],
+        "header": block.header,
+        "hash": block.hash,
+        "signature": block.signature,
+    }
+
+
+def _get(node: Node, path: str) -> dict[str, Any]:
+    chain = node.chain
+    if path == "/v1/info":
+        with node.lock:
+            tip = chain.tip
+        return {
+            "chain": chain.chain_id,
+            "height": tip.height,
+            "tip_hash": tip.hash,
+            "operator": chain.state.operator,
+            "validator": chain.state.validator,
+            "mode": node.mode,
+        }
+    if m := re.fullmatch(r"/v1/tx/([0-9a-f]{64})", path):
+        receipt = chain.receipt(m[1])
+        if receipt is None:
+            raise NotFound(f"no committed transaction {m[1]}")
+        block = chain.store.block(receipt.height)
+        assert block is not None
+        return {"tx": block.txs[receipt.index].to_json(), **receipt.to_json()}
+    if m := re.fullmatch(r"/v1/tx/([0-9a-f]{64})/proof", path):
+        return tx_proof(chain, m[1])
+    if m := re.fullmatch(r"/v1/blocks/(\d{1,15})", path):
+        block = chain.store.block(int(m[1]))
+        if block is None:
+            raise NotFound(f"no block {m[1]}")
+        return block.to_json()
+    with node.lock:
+        state = chain.state
+        if m := re.fullmatch(r"/v1/accounts/([0-9a-f]{66})", path):
+            who = state.participants.get(m[1])
+            if who is None:
+                raise NotFound(f"account {m[1]} is not enrolled")
+            return {
+                "account": m[1],
+                "balance_msat": state.balances.get(m[1], 0),
+                "role": who.role,
+                "name": who.name,
+            }
+        if m := re.fullmatch(r"/v1/channels/([0-9a-f]{64})", path):
+            channel = state.channels.get(m[1])
+            if channel is None:
+                raise NotFound(f"no channel {m[1]}")
+            return channel.to_json()
+        if m := re.fullmatch(r"/v1/meters/([0-9a-f]{32}|[0-9a-f]{66})", path):
+            mid = keys.meter_id(m[1]) if len(m[1]) == 66 else m[1]
+            meter = state.meters.get(mid)
+            if meter is None:
+                raise NotFound(f"meter {mid} is not enrolled")
+            return {"meter_id": mid, "pubkey": meter.pubkey, "owner": meter.owner}
+        if m := re.fullmatch(r"/v1/markets/([^/]{1,64})", path):
+            result = state.markets.get(urllib.parse.unquote(m[1]))
+            if result is None:
+                raise NotFound(f"no result for market {m[1]}")
+            return dict(result)
+    raise NotFound(f"no route {path}")
+
+
+def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "sgrid-ledger/1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s %s", self.address_string(), format % args)
+
+        def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, reason: str, detail: str, tx_id: str | None = None) -> None:
+            self._send(status, {"error": {"reason": reason, "detail": detail, "tx_id": tx_id}})
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            try:
+                if path == "/openapi.json":
+                    self._send(HTTPStatus.OK, OPENAPI.read_bytes())
+                else:
+                    self._send(HTTPStatus.OK, _get(node, path))
+            except NotFound as exc:
+                self._error(HTTPStatus.NOT_FOUND, "not_found", str(exc))
+
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != "/v1/tx":
+                self._error(HTTPStatus.NOT_FOUND, "not_found", f"no route {self.path}")
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_BODY:
+                self._error(
+                    HTTPStatus.BAD_REQUEST, "malformed", f"body must be 1..{MAX_BODY} bytes"
+                )
+                return
+            try:
+                value = json.loads(self.rfile.read(length))
+            except ValueError as exc:
+                self._error(HTTPStatus.BAD_REQUEST, "malformed", f"not JSON: {exc}")
+                return
+            try:
+                receipt = node.submit(value, timeout=commit_timeout_s)
+            except TxRejected as exc:
+                status = (
+                    HTTPStatus.SERVICE_UNAVAILABLE
+                    if exc.reason == "timeout"
+                    else HTTPStatus.UNPROCESSABLE_ENTITY
+                )
+                self._error(status, exc.reason, exc.detail, exc.tx_id)
+                return
+            except LedgerUnavailable as exc:
+                self._error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", str(exc))
+                return
+            self._send(HTTPStatus.OK, receipt.to_json())
+
+    return Handler
+
+
+def serve(node: Node, host: str, port: int, commit_timeout_s: float = 10.0) -> ThreadingHTTPServer:
+    """Bind and return the server (call serve_forever on it); port 0 picks a free port."""
+    server = ThreadingHTTPServer((host, port), make_handler(node, commit_timeout_s))
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,126 @@
+"""A chain on disk plus its state in memory: load, build the next block, answer queries.
+
+Shared by the embedded producer (node.py) and the replicated applier (replicated.py). Not
+thread-safe by itself: its owner serialises calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.ledger import blocks, rules
+from gateway.ledger.blocks import Block
+from gateway.ledger.errors import StorageError, TxRejected
+from gateway.ledger.keys import SigningKey
+from gateway.ledger.state import LedgerState
+from gateway.ledger.store import Store
+from gateway.ledger.txs import Tx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenesisParams:
+    name: str
+    operator: str
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_id: str
+    height: int
+    index: int
+    block_hash: str
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": "committed",
+            "tx_id": self.tx_id,
+            "height": self.height,
+            "index": self.index,
+            "block_hash": self.block_hash,
+            "duplicate": self.duplicate,
+        }
+
+
+class Chain:
+    def __init__(self, store: Store, key: SigningKey, params: GenesisParams) -> None:
+        self.store = store
+        self.key = key
+        genesis = blocks.genesis(params.name, params.operator, key, params.time_ms)
+        stored = store.block(0)
+        if stored is None:
+            store.append(genesis, meta={"chain": genesis.hash})
+            stored = genesis
+        if stored.hash != genesis.hash:
+            raise StorageError(
+                f"{store.path} holds chain {stored.hash[:16]}..., the config gives {genesis.hash[:16]}..."
+            )
+        self.chain_id = genesis.hash
+        self.state = LedgerState.genesis(self.chain_id, params.operator, key.pubkey)
+        self.tip = genesis
+        self._replay()
+
+    def _replay(self) -> None:
+        """Rebuild the in-memory state from stored blocks (verified when they were written)."""
+        count = 0
+        for block in self.store.blocks(1):
+            for tx in block.txs:
+                rules.apply(self.state, tx, block.height, check_sigs=False)
+                count += 1
+            self.tip = block
+        self.state.height = self.tip.height
+        log.info("ledger loaded: height %d, %d transactions", self.tip.height, count)
+
+    def build(
+        self,
+        candidates: list[Tx],
+        time_ms: int,
+        meta: dict[str, str] | None = None,
+        record_rejections: bool = False,
+        seal_empty: bool = True,
+    ) -> tuple[Block | None, dict[str, Receipt | TxRejected]]:
+        """Validate `candidates` in order into the next block, persist it, return per-tx results.
+
+        A candidate already in the chain is answered with its first receipt (idempotency).
+        """
+        height = self.tip.height + 1
+        accepted: list[Tx] = []
+        results: dict[str, Receipt | TxRejected] = {}
+        rejected: list[tuple[str, str, str]] = []
+        for tx in candidates:
+            try:
+                rules.apply(self.state, tx, height)
+                accepted.append(tx)
+            except TxRejected as exc:
+                tx_id = exc.tx_id or tx.id
+                if exc.reason == "replay":
+                    continue  # answered below from the chain
+                results[tx_id] = exc
+                rejected.append((tx_id, exc.reason, exc.detail))
+        block = None
+        if accepted or seal_empty:
+            block = blocks.seal(self.tip, self.chain_id, accepted, time_ms, self.key)
+            self.store.append(block, rejected if record_rejections else [], meta)
+            self.tip = block
+            self.state.height = height
+            for index, tx in enumerate(accepted):
+                results[tx.id] = Receipt(tx.id, height, index, block.hash)
+        for tx in candidates:
+            if tx.id not in results:
+                results[tx.id] = self.receipt(tx.id, duplicate=True) or TxRejected(
+                    "replay", "", tx.id
+                )
+        return block, results
+
+    def receipt(self, tx_id: str, duplicate: bool = False) -> Receipt | None:
+        where = self.store.locate(tx_id)
+        if where is None:
+            return None
+        block = self.store.block(where[0])
+        assert block is not None
+        return Receipt(tx_id, where[0], where[1], block.hash, duplicate)

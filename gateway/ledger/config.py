@@ -1,0 +1,83 @@
+"""The ledger node's TOML configuration (see docs/ledger.md for an example)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.ledger import keys
+from gateway.ledger.chain import GenesisParams
+from gateway.ledger.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    name: str
+    operator: str
+    validator_key_file: Path
+    genesis_time_ms: int
+    db: Path
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8720
+    max_block_txs: int = 1000
+    idle_block_ms: int = 1000
+    commit_timeout_s: float = 10.0
+    etcd: tuple[str, ...] = ()
+    etcd_prefix: str = "/sgrid/ledger"
+    cut_interval_ms: int = 20
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self.etcd)
+
+    def genesis(self) -> GenesisParams:
+        return GenesisParams(self.name, self.operator, self.genesis_time_ms)
+
+    def validator_key(self) -> keys.SigningKey:
+        try:
+            return keys.SigningKey.load(self.validator_key_file)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"validator key {self.validator_key_file}: {exc}") from exc
+
+    def validator_pubkey(self) -> str:
+        """From `validator` in the config if given (verify needs no private key), else the key file."""
+        given = self.extra.get("validator")
+        return str(given) if given else self.validator_key().pubkey
+
+
+def load(path: Path) -> LedgerConfig:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    base = Path(path).resolve().parent
+    section = raw.get("ledger", {})
+    repl = raw.get("replication", {})
+    try:
+        host, _, port = str(section.get("listen", "127.0.0.1:8720")).rpartition(":")
+        operator = str(section["operator"])
+        if not keys.is_pubkey(operator):
+            raise ConfigError("ledger.operator must be a compressed secp256k1 public key (hex)")
+        return LedgerConfig(
+            name=str(section["name"]),
+            operator=operator,
+            validator_key_file=base / str(section.get("validator_key_file", "validator.key")),
+            genesis_time_ms=int(section["genesis_time_ms"]),
+            db=base / str(section.get("db", "ledger.sqlite")),
+            listen_host=host or "127.0.0.1",
+            listen_port=int(port),
+            max_block_txs=int(section.get("max_block_txs", 1000)),
+            idle_block_ms=int(section.get("idle_block_ms", 1000)),
+            commit_timeout_s=float(section.get("commit_timeout_s", 10.0)),
+            etcd=tuple(str(e) for e in repl.get("etcd", ())),
+            etcd_prefix=str(repl.get("prefix", "/sgrid/ledger")),
+            cut_interval_ms=int(repl.get("cut_interval_ms", 20)),
+            extra={k: v for k, v in section.items() if k == "validator"},
+        )
+    except KeyError as exc:
+        raise ConfigError(f"{path}: missing ledger.{exc.args[0]}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,125 @@
+"""The embedded ledger node: one process, SQLite, a producer thread that seals blocks.
+
+Submitters queue transactions and wait; the producer drains the queue into the next block,
+persists it, then answers every waiter (persist before acknowledge). Whatever arrived while a
+block was being written forms the next block, so load batches itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.ledger import txs
+from gateway.ledger.chain import Chain, Receipt
+from gateway.ledger.errors import LedgerUnavailable, TxRejected
+from gateway.ledger.txs import Tx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Waiter:
+    tx: Tx
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Receipt | TxRejected | None = None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class EmbeddedNode:
+    mode = "embedded"
+
+    def __init__(self, chain: Chain, max_block_txs: int = 1000, idle_block_ms: int = 1000) -> None:
+        self.chain = chain
+        self.max_block_txs = max_block_txs
+        self.idle_block_ms = idle_block_ms
+        self.lock = threading.RLock()  # guards chain.state and chain.tip for readers
+        self._cond = threading.Condition()
+        self._queue: list[_Waiter] = []
+        self._stop = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ledger-producer", daemon=True)
+
+    def start(self) -> EmbeddedNode:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    def submit(self, value: Any, timeout: float = 10.0) -> Receipt:
+        """Queue a transaction (wire form) and wait until its block is stored."""
+        tx = value if isinstance(value, Tx) else txs.from_json(value)
+        txs.check_shape(tx, self.chain.chain_id)
+        known = self.chain.receipt(tx.id, duplicate=True)
+        if known is not None:
+            return known
+        waiter = _Waiter(tx)
+        with self._cond:
+            if self._failure is not None:
+                raise LedgerUnavailable(f"ledger stopped after a storage failure: {self._failure}")
+            self._queue.append(waiter)
+            self._cond.notify_all()
+        if not waiter.done.wait(timeout):
+            raise TxRejected("timeout", "not committed in time; resubmit (idempotent)", tx.id)
+        if isinstance(waiter.result, TxRejected):
+            raise waiter.result
+        if waiter.result is None:
+            raise LedgerUnavailable("ledger stopped before committing the transaction")
+        return waiter.result
+
+    def _next_batch(self) -> list[_Waiter] | None:
+        """Wait for work; an empty list means "seal an empty block" (dispute windows)."""
+        with self._cond:
+            while not self._queue and not self._stop:
+                if self.chain.state.closing_channels():
+                    since = now_ms() - int(self.chain.tip.header["time_ms"])
+                    if since >= self.idle_block_ms:
+                        return []
+                    self._cond.wait((self.idle_block_ms - since) / 1000)
+                else:
+                    self._cond.wait(1.0)
+            if self._stop:
+                return None
+            batch, self._queue = (
+                self._queue[: self.max_block_txs],
+                self._queue[self.max_block_txs :],
+            )
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                break
+            try:
+                with self.lock:
+                    block, results = self.chain.build(
+                        [w.tx for w in batch], now_ms(), seal_empty=not batch
+                    )
+            except BaseException as exc:  # storage failure: state may be ahead of disk, stop
+                log.critical("ledger producer stopped: %s", exc)
+                with self._cond:
+                    self._failure = exc
+                    pending, self._queue = batch + self._queue, []
+                for waiter in pending:
+                    waiter.done.set()
+                return
+            if block is not None:
+                log.debug("block %d: %d txs", block.height, len(block.txs))
+            for waiter in batch:
+                waiter.result = results.get(waiter.tx.id)
+                waiter.done.set()
+        with self._cond:
+            pending, self._queue = self._queue, []
+        for waiter in pending:
+            waiter.done.set()

@@ -1,0 +1,243 @@
+"""Applying one transaction to the ledger state: every check first, then the change (pure).
+
+`apply(state, tx, height)` either raises TxRejected and leaves `state` untouched, or changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from gateway.ledger import canonical, keys, txs
+from gateway.ledger.errors import TxRejected
+from gateway.ledger.state import Channel, LedgerState, Meter, Participant
+from gateway.ledger.txs import Tx
+
+OPERATOR_KINDS = ("enroll_participant", "enroll_meter", "deposit", "market_result")
+
+
+def _channel(state: LedgerState, body: dict[str, Any], tx_id: str) -> Channel:
+    channel = state.channels.get(body["channel"])
+    if channel is None:
+        raise TxRejected("unknown_channel", body["channel"], tx_id)
+    return channel
+
+
+def required_signers(state: LedgerState, tx: Tx) -> list[str]:
+    body, kind = tx.body, tx.kind
+    if kind in OPERATOR_KINDS:
+        return [state.operator]
+    if kind == "withdraw":
+        return [body["account"]]
+    if kind == "anchor":
+        return [body["submitter"]]
+    if kind == "channel_fund":
+        return [body["a"], body["b"]]
+    channel = _channel(state, body, tx.id)
+    if kind == "channel_close":
+        return [channel.a, channel.b]
+    if kind == "channel_force_close":
+        holder = body["state"].get("holder")
+        if holder not in (channel.a, channel.b):
+            raise TxRejected("bad_state", "state holder is not a channel party", tx.id)
+        return [holder]
+    return [channel.a if body["party"] == "a" else channel.b]
+
+
+def check_signatures(state: LedgerState, tx: Tx) -> None:
+    signers = required_signers(state, tx)
+    tx_id = tx.id
+    if tx.kind in OPERATOR_KINDS and set(tx.sigs) - {state.operator}:
+        raise TxRejected("not_operator", "only the operator may submit this kind", tx_id)
+    for signer in signers:
+        if signer not in tx.sigs:
+            raise TxRejected("missing_signature", f"needs a signature by {signer[:16]}...", tx_id)
+    extra = set(tx.sigs) - set(signers)
+    if extra:
+        raise TxRejected("unexpected_signer", f"{sorted(extra)[0][:16]}... is not a signer", tx_id)
+    digest = bytes.fromhex(tx_id)
+    for signer in signers:
+        if not keys.verify_digest(signer, digest, tx.sigs[signer]):
+            raise TxRejected("bad_signature", f"signature of {signer[:16]}...", tx_id)
+    for signer in signers:
+        if signer not in state.participants:
+            raise TxRejected("unknown_signer", f"{signer[:16]}... is not enrolled", tx_id)
+
+
+def _need_funds(state: LedgerState, account: str, amount: int, tx_id: str) -> None:
+    if state.balances.get(account, 0) < amount:
+        raise TxRejected(
+            "insufficient_funds", f"{account[:16]}... holds {state.balances.get(account, 0)}", tx_id
+        )
+
+
+def _check_state(state: LedgerState, channel: Channel, tx: Tx) -> dict[str, Any]:
+    pub = tx.body["state"]
+    ok = (
+        set(pub) == set(txs.STATE_FIELDS)
+        and pub["kind"] == "commitment_state"
+        and pub["chain"] == state.chain
+        and pub["channel"] == channel.id
+        and type(pub["number"]) is int
+        and 0 <= pub["number"] < 2**48
+        and type(pub["balance_a_msat"]) is int
+        and type(pub["balance_b_msat"]) is int
+        and pub["balance_a_msat"] >= 0
+        and pub["balance_b_msat"] >= 0
+        and pub["balance_a_msat"] + pub["balance_b_msat"] == channel.capacity
+        and keys.is_hex(pub["revocation_hash"], 32)
+    )
+    if not ok:
+        raise TxRejected("bad_state", "commitment state malformed or balances do not sum", tx.id)
+    counterparty = channel.b if pub["holder"] == channel.a else channel.a
+    if not keys.verify_digest(counterparty, canonical.digest(pub), tx.body["state_sig"]):
+        raise TxRejected("bad_state", "state_sig is not the counterparty's signature", tx.id)
+    return dict(pub)
+
+
+def apply(state: LedgerState, tx: Tx, height: int, check_sigs: bool = True) -> None:
+    """Validate `tx` for the block at `height` and apply it; raises TxRejected (state unchanged).
+
+    `check_sigs=False` only when replaying blocks this node already verified and stored itself.
+    """
+    txs.check_shape(tx, state.chain)
+    tx_id = tx.id
+    if tx_id in state.tx_ids:
+        raise TxRejected("replay", "transaction already in the chain", tx_id)
+    if check_sigs:
+        check_signatures(state, tx)
+    _APPLY[tx.kind](state, tx.body, tx_id, height)
+    state.tx_ids.add(tx_id)
+
+
+def _enroll_participant(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    if body["participant"] in state.participants:
+        raise TxRejected("already_enrolled", body["participant"], tx_id)
+    state.participants[body["participant"]] = Participant(body["name"], body["role"])
+    state.balances[body["participant"]] = 0
+
+
+def _enroll_meter(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    mid = keys.meter_id(body["meter"])
+    if mid in state.meters:
+        raise TxRejected("already_enrolled", f"meter {mid}", tx_id)
+    if body["owner"] not in state.participants:
+        raise TxRejected("unknown_account", "meter owner is not enrolled", tx_id)
+    state.meters[mid] = Meter(body["meter"], body["owner"])
+
+
+def _deposit(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    if body["account"] not in state.participants:
+        raise TxRejected("unknown_account", body["account"], tx_id)
+    state.balances[body["account"]] += body["amount_msat"]
+    state.deposited += body["amount_msat"]
+
+
+def _withdraw(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    _need_funds(state, body["account"], body["amount_msat"], tx_id)
+    state.balances[body["account"]] -= body["amount_msat"]
+    state.withdrawn += body["amount_msat"]
+
+
+def _channel_fund(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    a, b, amount_a, amount_b = body["a"], body["b"], body["amount_a_msat"], body["amount_b_msat"]
+    if a == b or amount_a + amount_b < 1:
+        raise TxRejected("malformed", "a channel needs two parties and a capacity >= 1", tx_id)
+    _need_funds(state, a, amount_a, tx_id)
+    _need_funds(state, b, amount_b, tx_id)
+    state.balances[a] -= amount_a
+    state.balances[b] -= amount_b
+    state.channels[tx_id] = Channel(
+        tx_id, a, b, amount_a + amount_b, body["dispute_blocks"], fund_height=height
+    )
+
+
+def _require(channel: Channel, status: str, tx_id: str) -> None:
+    if channel.status != status:
+        raise TxRejected(f"channel_not_{status}", f"channel is {channel.status}", tx_id)
+
+
+def _channel_close(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    channel = _channel(state, body, tx_id)
+    _require(channel, "open", tx_id)
+    if body["balance_a_msat"] + body["balance_b_msat"] != channel.capacity:
+        raise TxRejected("malformed", "final balances must sum to the capacity", tx_id)
+    state.balances[channel.a] += body["balance_a_msat"]
+    state.balances[channel.b] += body["balance_b_msat"]
+    channel.status, channel.close_height = "closed", height
+
+
+def _channel_force_close(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    channel = _channel(state, body, tx_id)
+    _require(channel, "open", tx_id)
+    published = _check_state(state, channel, Tx(body))
+    channel.status, channel.close_height, channel.state = "closing", height, published
+
+
+def _window_end(channel: Channel) -> int:
+    assert channel.close_height is not None
+    return channel.close_height + channel.dispute_blocks
+
+
+def _channel_penalty(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    channel = _channel(state, body, tx_id)
+    _require(channel, "closing", tx_id)
+    assert channel.state is not None
+    claimant = channel.a if body["party"] == "a" else channel.b
+    if claimant == channel.state["holder"]:
+        raise TxRejected("not_channel_party", "the holder cannot claim a penalty on itself", tx_id)
+    if height > _window_end(channel):
+        raise TxRejected(
+            "dispute_window_closed", f"window ended at block {_window_end(channel)}", tx_id
+        )
+    secret_hash = hashlib.sha256(bytes.fromhex(body["secret"])).hexdigest()
+    if secret_hash != channel.state["revocation_hash"]:
+        raise TxRejected("bad_secret", "sha256(secret) != revocation_hash", tx_id)
+    state.balances[claimant] += channel.capacity
+    channel.status = "penalized"
+
+
+def _channel_settle(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    channel = _channel(state, body, tx_id)
+    _require(channel, "closing", tx_id)
+    assert channel.state is not None
+    if height <= _window_end(channel):
+        raise TxRejected(
+            "dispute_window_open", f"window ends at block {_window_end(channel)}", tx_id
+        )
+    state.balances[channel.a] += channel.state["balance_a_msat"]
+    state.balances[channel.b] += channel.state["balance_b_msat"]
+    channel.status = "closed"
+
+
+def _anchor(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    if body["meter_first"] > body["meter_last"] or body["seq_first"] > body["seq_last"]:
+        raise TxRejected("malformed", "ranges must have first <= last", tx_id)
+    for mid in (body["meter_first"], body["meter_last"]):
+        if mid not in state.meters:
+            raise TxRejected("unknown_meter", mid, tx_id)
+    if body["merkle_root"] in state.anchors:
+        raise TxRejected("duplicate_anchor", body["merkle_root"], tx_id)
+    state.anchors[body["merkle_root"]] = tx_id
+
+
+def _market_result(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    if body["market_id"] in state.markets:
+        raise TxRejected("duplicate_market", body["market_id"], tx_id)
+    state.markets[body["market_id"]] = {"height": height, "tx_id": tx_id, **body}
+
+
+_APPLY = {
+    "enroll_participant": _enroll_participant,
+    "enroll_meter": _enroll_meter,
+    "deposit": _deposit,
+    "withdraw": _withdraw,
+    "channel_fund": _channel_fund,
+    "channel_close": _channel_close,
+    "channel_force_close": _channel_force_close,
+    "channel_penalty": _channel_penalty,
+    "channel_settle": _channel_settle,
+    "anchor": _anchor,
+    "market_result": _market_result,
+}
+assert set(_APPLY) == set(txs.KINDS)

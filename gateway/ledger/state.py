@@ -1,0 +1,85 @@
+"""The ledger state that transactions change (pure data; rules.py changes it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Participant:
+    name: str
+    role: str
+
+
+@dataclass
+class Meter:
+    pubkey: str
+    owner: str
+
+
+@dataclass
+class Channel:
+    """A 2-of-2 channel. status: open -> closed | closing -> (penalized | closed)."""
+
+    id: str
+    a: str
+    b: str
+    capacity: int
+    dispute_blocks: int
+    fund_height: int
+    status: str = "open"
+    close_height: int | None = None
+    state: dict[str, Any] | None = None  # the published commitment state while closing
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.id,
+            "a": self.a,
+            "b": self.b,
+            "capacity_msat": self.capacity,
+            "dispute_blocks": self.dispute_blocks,
+            "fund_height": self.fund_height,
+            "status": self.status,
+            "close_height": self.close_height,
+            "state": self.state,
+        }
+
+
+@dataclass
+class LedgerState:
+    chain: str
+    operator: str
+    validator: str
+    height: int = 0
+    participants: dict[str, Participant] = field(default_factory=dict)
+    meters: dict[str, Meter] = field(default_factory=dict)
+    balances: dict[str, int] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
+    anchors: dict[str, str] = field(default_factory=dict)  # merkle root -> tx id
+    markets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tx_ids: set[str] = field(default_factory=set)
+    deposited: int = 0
+    withdrawn: int = 0
+
+    @classmethod
+    def genesis(cls, chain: str, operator: str, validator: str) -> LedgerState:
+        state = cls(chain=chain, operator=operator, validator=validator)
+        state.participants[operator] = Participant("operator", "operator")
+        state.balances[operator] = 0
+        return state
+
+    def locked(self) -> int:
+        return sum(c.capacity for c in self.channels.values() if c.status in ("open", "closing"))
+
+    def conservation_error(self) -> str | None:
+        """None when sum(balances) + locked channel funds == deposits - withdrawals."""
+        held = sum(self.balances.values()) + self.locked()
+        if held != self.deposited - self.withdrawn or any(v < 0 for v in self.balances.values()):
+            return (
+                f"balances+locked={held} but deposits-withdrawals={self.deposited - self.withdrawn}"
+            )
+        return None
+
+    def closing_channels(self) -> int:
+        return sum(1 for c in self.channels.values() if c.status == "closing")

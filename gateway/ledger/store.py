@@ -1,0 +1,132 @@
+"""SQLite storage of the chain: WAL, synchronous=FULL, one SQL transaction per block.
+
+A block is acknowledged only after its SQL transaction committed, so a crash (even SIGKILL)
+leaves the file at a block boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from gateway.ledger.blocks import Block
+from gateway.ledger.errors import StorageError
+from gateway.ledger.txs import Tx
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY, hash TEXT NOT NULL, header TEXT NOT NULL,
+    signature TEXT NOT NULL, txs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+    tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _row_to_block(row: tuple[int, str, str, str, str]) -> Block:
+    _, digest, header, signature, txs = row
+    try:
+        parsed = json.loads(txs)
+        return Block(
+            json.loads(header), digest, signature, tuple(Tx(t["body"], t["sigs"]) for t in parsed)
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StorageError(f"block {row[0]} is not readable: {exc}") from exc
+
+
+class Store:
+    """The chain in one SQLite file. Thread-safe (one connection behind a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def append(
+        self,
+        block: Block,
+        rejected: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        """Store a block, its tx index, refused tx ids (replicated mode) and meta, atomically."""
+        txs_json = _dumps([t.to_json() for t in block.txs])
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO blocks VALUES (?,?,?,?,?)",
+                    (block.height, block.hash, _dumps(block.header), block.signature, txs_json),
+                )
+                self._db.executemany(
+                    "INSERT INTO txs VALUES (?,?,?)",
+                    [(t.id, block.height, i) for i, t in enumerate(block.txs)],
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO rejected VALUES (?,?,?,?)",
+                    [(tx_id, block.height, reason, detail) for tx_id, reason, detail in rejected],
+                )
+                for key, value in (meta or {}).items():
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def tip_height(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    def block(self, height: int) -> Block | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM blocks WHERE height=?", (height,)).fetchone()
+        return _row_to_block(row) if row else None
+
+    def blocks(self, start: int = 0, batch: int = 500) -> Iterator[Block]:
+        """All blocks from `start` in height order (read in batches)."""
+        height = start
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT * FROM blocks WHERE height>=? ORDER BY height LIMIT ?", (height, batch)
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _row_to_block(row)
+            height = rows[-1][0] + 1
+
+    def locate(self, tx_id: str) -> tuple[int, int] | None:
+        """(height, index) of a committed transaction."""
+        with self._lock:
+            row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id=?", (tx_id,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def rejection(self, tx_id: str) -> tuple[int, str, str] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT height, reason, detail FROM rejected WHERE tx_id=?", (tx_id,)
+            ).fetchone()
+        return (int(row[0]), str(row[1]), str(row[2])) if row else None
