@@ -13,6 +13,7 @@ import click
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards.emulated.host.cli", "board"),
+    ("gateway.ledger.cli", "ledger"),
     ("hil_tests.rig.sim", "sim"),
 )
 
