@@ -1,0 +1,280 @@
+"""`sgrid gateway run`: the asyncio service that ties MQTT, ingest, Modbus, metrics and pins.
+
+Life cycle: open store and site key -> metrics -> pins -> MQTT -> READY=1 -> ingest loop, Modbus
+pollers and the watchdog -> SIGTERM/SIGINT: stop taking messages, ingest what is queued, publish
+its acks, "offline", close the store (WAL checkpoint) -> STOPPING=1 -> exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+
+import sdnotify
+
+from gateway.config import GatewayConfig
+from gateway.crypto import SiteKey
+from gateway.errors import StoreError
+from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
+from gateway.ingest.store import ReadingStore
+from gateway.metrics import GatewayMetrics
+from gateway.mqtt import discovery, messages, topics
+from gateway.mqtt.bridge import MqttBridge
+from gateway.pins import GatewayPins
+
+log = logging.getLogger("gateway")
+
+
+class GatewayService:
+    def __init__(self, cfg: GatewayConfig) -> None:
+        self.cfg = cfg
+        self.metrics = GatewayMetrics()
+        self.store = ReadingStore(cfg.database)
+        self.site_key = SiteKey.load_or_create(cfg.site_key_file)
+        self.ingestor = Ingestor(self.store, cfg.ingest.resend_cooldown_s)
+        self.notifier = sdnotify.SystemdNotifier()
+        self.pins = GatewayPins(cfg.gpio)
+        self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._heartbeat = time.monotonic()
+        self._discovered: set[bytes] = set()
+        self.bridge: MqttBridge | None = None
+        self.metrics_port: int | None = None
+
+    # --- wiring ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        if self.cfg.metrics.enabled:
+            self.metrics_port = self.metrics.serve(self.cfg.metrics.listen, self.cfg.metrics.port)
+            log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.listen, self.metrics_port)
+        self.bridge = MqttBridge(
+            self.cfg, loop, self._on_message, self._on_connect, self._on_disconnect
+        )
+        self.bridge.start()
+        tasks = [asyncio.create_task(self._ingest_loop(), name="ingest")]
+        tasks += self._modbus_tasks()
+        watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        if watchdog_usec:
+            tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6), name="watchdog"))
+        self.notifier.notify("READY=1")
+        self.notifier.notify(
+            f"STATUS=site {self.cfg.site}, {len(self.ingestor.known_meters())} meters"
+        )
+        log.info("gateway ready: site %s, store %s", self.cfg.site, self.cfg.database)
+        await self._stopping.wait()
+        self.notifier.notify("STOPPING=1")
+        await self._shutdown(tasks)
+
+    def request_stop(self) -> None:
+        log.info("stop requested")
+        self._stopping.set()
+
+    async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
+        assert self.bridge is not None
+        self.bridge.stop_accepting()
+        for t in tasks:
+            if t.get_name() != "ingest":
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # ingest drains its queue and returns
+        await asyncio.to_thread(self.bridge.stop)
+        self.store.close()
+        self.metrics.close()
+        self.pins.close()
+        log.info("gateway stopped cleanly")
+
+    def _modbus_tasks(self) -> list[asyncio.Task]:
+        if not self.cfg.devices:
+            return []
+        from gateway.modbus.poller import BusPoller  # pymodbus only when Modbus is configured
+
+        tasks = []
+        for bus in self.cfg.buses:
+            devices = [d for d in self.cfg.devices if d.bus == bus.name]
+            if devices:
+                poller = BusPoller(bus, devices, self.metrics, self._on_modbus_values, self.pins)
+                tasks.append(asyncio.create_task(poller.run(), name=f"modbus-{bus.name}"))
+        return tasks
+
+    # --- MQTT callbacks (on the asyncio loop) ------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        self.metrics.mqtt_connected.set(1)
+        self.pins.set_connected(True)
+        if self.cfg.homeassistant.enabled:
+            self._discovered.clear()
+            for mid in self.ingestor.known_meters():
+                self._publish_discovery(mid)
+
+    def _on_disconnect(self) -> None:
+        self.metrics.mqtt_connected.set(0)
+        self.pins.set_connected(False)
+
+    def _on_message(self, topic: str, payload: bytes, received_at: float) -> None:
+        parsed = topics.parse_meter_topic(self.cfg.site, topic)
+        if parsed is None:
+            return
+        meter_hex, leaf = parsed
+        if leaf == "reading":
+            self._queue.put_nowait(Incoming(meter_hex, payload, received_at))
+        elif leaf == "status":
+            self._on_status(meter_hex, payload)
+
+    def _on_status(self, meter_hex: str, payload: bytes) -> None:
+        mid = bytes.fromhex(meter_hex)
+        if mid not in self.ingestor.known_meters() and self.store.meter(mid) is None:
+            return  # status of a meter we do not know: ignored, nothing to say to it
+        online = payload == b"online"
+        if payload.startswith(b"{"):
+            try:
+                online = json.loads(payload).get("state") == "online"
+            except (ValueError, AttributeError):
+                return
+        self.metrics.meter_online.labels(meter_hex).set(1 if online else 0)
+        if online:  # tell the (re)started meter where we are, and the time
+            head = self.ingestor.head(mid)
+            if head is not None:
+                self._send_ack(mid, *head)
+            self._send_cmd(mid, "time", int(time.time()))
+
+    # --- ingest -------------------------------------------------------------------------------
+
+    async def _ingest_loop(self) -> None:
+        wait = self.cfg.ingest.batch_wait_ms / 1000
+        max_batch = self.cfg.ingest.max_batch
+        while True:
+            self._heartbeat = time.monotonic()
+            if self._stopping.is_set():
+                batch = self._drain(max_batch)
+                if not batch:
+                    return
+            else:
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                batch = [first, *self._drain(max_batch - 1)]
+                if len(batch) < max_batch and wait > 0:
+                    await asyncio.sleep(wait)
+                    batch += self._drain(max_batch - len(batch))
+            self.metrics.queue_depth.set(self._queue.qsize())
+            self._process(batch)
+
+    def _drain(self, n: int) -> list[Incoming]:
+        out = []
+        while len(out) < n:
+            try:
+                out.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return out
+
+    def _process(self, batch: list[Incoming]) -> None:
+        t0 = time.perf_counter()
+        try:
+            outcome = self.ingestor.ingest(batch)
+        except StoreError as exc:  # nothing acknowledged: meters keep and resend these readings
+            self.metrics.store_errors.inc()
+            log.error("store failed, %d readings not acknowledged: %s", len(batch), exc)
+            return
+        self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+        self._publish_outcome(outcome)
+
+    def _publish_outcome(self, out: BatchOutcome) -> None:
+        for rej in out.rejections:
+            self.metrics.rejected.labels(rej.reason.value).inc()
+            log.warning(
+                "rejected reading: %s (meter %s, seq %s): %s",
+                rej.reason.value,
+                rej.meter_hex,
+                rej.seq,
+                rej.detail,
+            )
+        last: dict[bytes, object] = {}
+        for r in out.stored:
+            last[r.meter_id] = r
+        for mid, n in _count_by_meter(out.stored).items():
+            self.metrics.accepted.labels(mid.hex()).inc(n)
+        for mid, (upto, h) in out.acks.items():  # after COMMIT, by construction of ingest()
+            self._send_ack(mid, upto, h)
+        for mid, from_seq in out.resends.items():
+            log.info("gap from meter %s: asking it to resend from seq %d", mid.hex(), from_seq)
+            self._send_cmd(mid, "resend", from_seq)
+            self.metrics.resends.inc()
+        if self.bridge is not None:
+            for mid, reading in last.items():
+                if self.cfg.homeassistant.enabled and mid not in self._discovered:
+                    self._publish_discovery(mid)
+                topic = topics.meter_topic(self.cfg.site, mid.hex(), "state")
+                self.bridge.publish(topic, discovery.meter_state(reading), retain=True)  # type: ignore[arg-type]
+
+    def _send_ack(self, mid: bytes, upto: int, h: bytes) -> None:
+        if self.bridge is None:
+            return
+        payload = messages.encode_ack(self.site_key, mid, upto, h)
+        self.bridge.publish(topics.meter_topic(self.cfg.site, mid.hex(), "ack"), payload)
+        self.metrics.acks.inc()
+
+    def _send_cmd(self, mid: bytes, op: str, arg: int) -> None:
+        if self.bridge is None:
+            return
+        payload = messages.encode_cmd(self.site_key, mid, op, arg)
+        self.bridge.publish(topics.meter_topic(self.cfg.site, mid.hex(), "cmd"), payload)
+
+    def _publish_discovery(self, mid: bytes) -> None:
+        if self.bridge is None or not self.bridge.connected:
+            return
+        row = self.store.meter(mid)
+        label = row.label if row else ""
+        for topic, payload in discovery.meter_discovery(
+            self.cfg.homeassistant.discovery_prefix, self.cfg.site, mid.hex(), label
+        ):
+            self.bridge.publish(topic, payload, retain=True)
+        self._discovered.add(mid)
+
+    # --- Modbus and watchdog ---------------------------------------------------------------------
+
+    def _on_modbus_values(
+        self, device: str, model: str, values: dict[str, float], first: bool
+    ) -> None:
+        for name, v in values.items():
+            self.metrics.modbus_value.labels(device, name).set(v)
+        if self.bridge is None:
+            return
+        if first and self.cfg.homeassistant.enabled:
+            from gateway.modbus.registers import MODELS
+
+            quantities = [(r.name, r.unit) for r in MODELS[model].registers]
+            for topic, payload in discovery.modbus_discovery(
+                self.cfg.homeassistant.discovery_prefix, self.cfg.site, device, model, quantities
+            ):
+                self.bridge.publish(topic, payload, retain=True)
+        state = json.dumps({k: round(v, 4) for k, v in values.items()}).encode()
+        self.bridge.publish(topics.modbus_state_topic(self.cfg.site, device), state, retain=True)
+
+    async def _watchdog(self, interval: float) -> None:
+        """Ping systemd only while the ingest loop is alive (it beats at least every 0.5 s)."""
+        while True:
+            if time.monotonic() - self._heartbeat < max(2.0, interval * 2):
+                self.notifier.notify("WATCHDOG=1")
+            else:
+                log.error("ingest loop stalled: withholding the watchdog ping")
+            await asyncio.sleep(interval)
+
+
+def _count_by_meter(readings) -> dict[bytes, int]:
+    counts: dict[bytes, int] = {}
+    for r in readings:
+        counts[r.meter_id] = counts.get(r.meter_id, 0) + 1
+    return counts
+
+
+def run_gateway(cfg: GatewayConfig) -> None:
+    service = GatewayService(cfg)
+    asyncio.run(service.run())
