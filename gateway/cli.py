@@ -15,6 +15,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards.emulated.host.cli", "board"),
     ("gateway.ledger.cli", "ledger"),
     ("hil_tests.rig.sim", "sim"),
+    ("gateway.service.cli", "gateway"),
 )
 
 
