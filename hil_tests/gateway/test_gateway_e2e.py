@@ -5,32 +5,36 @@ import threading
 import paho.mqtt.client as mqtt
 from sgcore import reading as rc
 
-from hil_tests.gateway.conftest import GatewayProcess, sgrid, write_config
+from hil_tests.gateway.conftest import GatewayProcess, sgrid_gateway, write_config
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
 
 SITE = "e2e"
 
 
-def _retained(broker, topic_filter, timeout=3.0):
+def _retained(broker, topic, timeout=5.0) -> bytes:
     got: dict[str, bytes] = {}
     done = threading.Event()
+
+    def on_message(client, userdata, msg):
+        got[msg.topic] = msg.payload
+        done.set()
+
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    c.on_message = lambda cl, u, m: got.__setitem__(m.topic, m.payload)
+    c.on_message = on_message
     c.connect(broker.host, broker.port)
-    c.subscribe(topic_filter)
+    c.subscribe(topic)
     c.loop_start()
     done.wait(timeout)
     c.disconnect()
     c.loop_stop()
-    return got
+    return got[topic]
 
 
 def test_readings_flow_in_and_bad_ones_are_rejected_and_counted(tmp_path, broker):
     cfg, metrics_port = write_config(tmp_path, broker, SITE)
     soft = SoftMeter()
-    out = sgrid(
-        "gateway",
+    out = sgrid_gateway(
         "enroll-meter",
         "--config",
         str(cfg),
@@ -40,7 +44,7 @@ def test_readings_flow_in_and_bad_ones_are_rejected_and_counted(tmp_path, broker
         "house-1",
     )
     assert soft.hex in out.stdout
-    site_pub = bytes.fromhex(sgrid("gateway", "site-key", "--config", str(cfg)).stdout.strip())
+    site_pub = bytes.fromhex(sgrid_gateway("site-key", "--config", str(cfg)).stdout.strip())
 
     gw = GatewayProcess(cfg, broker, SITE)
     meter = MqttMeter(broker.host, broker.port, SITE, site_pub, soft)
@@ -75,9 +79,9 @@ def test_readings_flow_in_and_bad_ones_are_rejected_and_counted(tmp_path, broker
             )
         assert m[f'sgrid_readings_accepted_total{{meter="{soft.hex}"}}'] == 23
 
-        retained = _retained(broker, "homeassistant/#")
-        cfg_topic = f"homeassistant/sensor/sgrid_{soft.hex}/import_energy/config"
-        ha = json.loads(retained[cfg_topic])
+        ha = json.loads(
+            _retained(broker, f"homeassistant/sensor/sgrid_{soft.hex}/import_energy/config")
+        )
         assert ha["device_class"] == "energy" and ha["state_class"] == "total_increasing"
         state = json.loads(
             _retained(broker, f"sg/{SITE}/{soft.hex}/state")[f"sg/{SITE}/{soft.hex}/state"]
