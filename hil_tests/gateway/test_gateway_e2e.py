@@ -83,9 +83,7 @@ def test_readings_flow_in_and_bad_ones_are_rejected_and_counted(tmp_path, broker
             _retained(broker, f"homeassistant/sensor/sgrid_{soft.hex}/import_energy/config")
         )
         assert ha["device_class"] == "energy" and ha["state_class"] == "total_increasing"
-        state = json.loads(
-            _retained(broker, f"sg/{SITE}/{soft.hex}/state")[f"sg/{SITE}/{soft.hex}/state"]
-        )
+        state = json.loads(_retained(broker, f"sg/{SITE}/{soft.hex}/state"))
         assert state["seq"] == 22 and state["import_kwh"] == soft.import_wh / 1000
 
         assert gw.terminate() == 0, gw.log()
