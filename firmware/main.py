@@ -1,4 +1,11 @@
-# Entry point of the meter firmware (runs on every board unmodified).
+# Entry point of the meter firmware (runs unmodified on every board).
+# The loop lives here, at module top level, so that gc.collect() runs with no application frame
+# active: a safe point for every MicroPython port (see docs/emulated-board.md).
+import gc
+
 import meter_app
 
-meter_app.run()
+app = meter_app.MeterApp()
+while True:
+    app.step()
+    gc.collect()

@@ -19,7 +19,21 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Imports a command group only when it is used, so `sgrid board ...` starts fast and one
+    area's import error cannot take the other commands down."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({attr for _, attr in COMMANDS} | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module, attr in COMMANDS:
+            if attr == cmd_name:
+                return getattr(importlib.import_module(module), attr)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.version_option(package_name="seamless-grid")
 def main(verbose: int) -> None:
@@ -33,6 +47,3 @@ def main(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
-
-for _module, _attr in COMMANDS:
-    main.add_command(getattr(importlib.import_module(_module), _attr))

@@ -1,6 +1,8 @@
-# The meter application: boot banner, then the main loop. It only talks to the board through
-# the HAL (`hal.Board`), so the same code runs on an ESP32 and on the emulated board.
+# The meter application: boot banner, then one bounded slice of work per step(). It only talks
+# to the board through the HAL (`hal.Board`), so the same code runs on an ESP32 and on the
+# emulated board.
 import gc
+import os
 
 import hal
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
@@ -20,30 +22,31 @@ def _count_boot():
     boots += 1
     with open(_BOOTS_FILE + ".tmp", "w") as f:
         f.write(str(boots))
-    import os
-
     os.rename(_BOOTS_FILE + ".tmp", _BOOTS_FILE)
     return boots
 
 
-def run():
-    board = hal.Board()
-    gc.collect()
-    boots = _count_boot()
-    print(
-        "%s %s on board %s, boot %d, free heap %d"
-        % (FIRMWARE_NAME, FIRMWARE_VERSION, board.board_id, boots, gc.mem_free())
-    )
-    last_pulses = -1
-    last_button = 0
-    while True:
+class MeterApp:
+    def __init__(self):
+        self.board = hal.Board()
+        self.boots = _count_boot()
+        gc.collect()
+        print(
+            "%s %s on board %s, boot %d, free heap %d"
+            % (FIRMWARE_NAME, FIRMWARE_VERSION, self.board.board_id, self.boots, gc.mem_free())
+        )
+        self._last_pulses = -1
+        self._last_button = 0
+
+    def step(self):
+        board = self.board
         pulses = board.s0.count()
-        if pulses != last_pulses:
+        if pulses != self._last_pulses:
             print("s0 pulses %d" % pulses)
-            last_pulses = pulses
+            self._last_pulses = pulses
         button = board.button.value()
-        if button and not last_button:  # a press toggles the relay (local command)
+        if button and not self._last_button:  # a press toggles the relay (local command)
             board.relay.value(not board.relay.value())
             print("relay %s" % ("closed" if board.relay.value() else "open"))
-        last_button = button
+        self._last_button = button
         board.sleep_ms(_LOOP_MS)

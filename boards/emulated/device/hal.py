@@ -164,6 +164,9 @@ class Board:
     def random_bytes(self, n):
         return binascii.a2b_base64(_call("rng", n))
 
+    def network_connect(self, ssid, password):
+        pass  # the emulated board is always on the (loopback) network
+
     def network_up(self):
         return _call("network_up")
 

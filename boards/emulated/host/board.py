@@ -1,7 +1,7 @@
 """One emulated ESP32 board: the real firmware in real MicroPython, its peripherals on the host.
 
-The firmware (`firmware/`, mounted read-only at /rom like frozen code) and the board's device-side
-HAL (`boards/emulated/device/`, at /board) run inside the WASI MicroPython VM; the per-board flash
+The firmware image (`firmware/` and the board's device-side HAL `boards/emulated/device/`, compiled
+to .mpy by tools.build and mounted read-only at /rom) runs inside the WASI MicroPython VM; the per-board flash
 directory is mounted read-write at /flash and survives restarts. Peripherals live here:
 GPIO lines the rig can watch and drive, S0 pulse counters, pty UARTs, loopback TCP, a clock that may
 run in virtual time. `reset()` from the firmware reboots the VM; a power cut is a SIGKILL of this process.
@@ -26,12 +26,11 @@ from boards.emulated.host.pty_uart import PtyUart
 from boards.emulated.host.tcp import TcpTable
 from boards.emulated.host.vclock import VirtualClock
 from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount
+from tools.build import build
 
 log = logging.getLogger("board")
 
 REPO = Path(__file__).resolve().parents[3]
-FIRMWARE_DIR = REPO / "firmware"
-DEVICE_DIR = REPO / "boards" / "emulated" / "device"
 BOARD_JSON = REPO / "boards" / "emulated" / "board.json"
 RESET_EXIT = 3
 UART_NAMES = ("meter", "rs485")
@@ -48,7 +47,7 @@ class BoardConfig:
     uart_paths: dict[str, str] = field(default_factory=dict)
     control_path: str | None = None
     ntp: bool = True  # the emulated network offers time (like NTP on a real site)
-    firmware_dir: Path = FIRMWARE_DIR
+    rom_dir: Path | None = None  # a built image (tools.build); None = build it now
     max_boots: int | None = None  # stop after this many boots (tests); None = forever
 
 
@@ -57,6 +56,8 @@ class EmulatedBoard:
         self.config = config
         config.flash_dir.mkdir(parents=True, exist_ok=True)
         self.calibration = json.loads(BOARD_JSON.read_text())["calibration"]
+        # The firmware image in ROM: .mpy files built by tools.build, as flashed on a real board.
+        self.rom_dir = config.rom_dir or build("emulated")
         self.wake = threading.Event()
         self.gpio: dict[str, int] = dict.fromkeys(OUTPUTS + INPUTS, 0)
         self.pulses: dict[str, int] = {"s0": 0}
@@ -95,8 +96,7 @@ class EmulatedBoard:
         cfg = self.config
         self.vm = MicroPythonVM(
             mounts=[
-                Mount(cfg.firmware_dir, "/rom"),
-                Mount(DEVICE_DIR, "/board"),
+                Mount(self.rom_dir, "/rom"),
                 Mount(cfg.flash_dir, "/flash", writable=True),
             ],
             host_functions=self._host_functions(),
@@ -104,7 +104,7 @@ class EmulatedBoard:
             stdout=_console,
             stderr=_console,
         )
-        outcome = self.vm.run_file("/board/boot.py")
+        outcome = self.vm.run_file("/rom/boot.py")
         return outcome.exit_code
 
     def close(self) -> None:

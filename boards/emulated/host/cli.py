@@ -46,8 +46,11 @@ def board() -> None:
 @click.option("--real-t0", type=float, default=None, help="Shared rig epoch (unix s, real time).")
 @click.option("--virtual-t0", type=float, default=None, help="Virtual unix time at --real-t0.")
 @click.option("--no-ntp", is_flag=True, help="The network offers no time: the RTC stays unset until set.")
+@click.option("--rom", "rom_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="A firmware image built by `python -m tools.build --board emulated` (default: build it now).")
 def emulate(flash_dir: Path, board_id: str, heap_kb: int, uarts: tuple[str, ...], control_path: str | None,
-            speed: float, real_t0: float | None, virtual_t0: float | None, no_ntp: bool) -> None:
+            speed: float, real_t0: float | None, virtual_t0: float | None, no_ntp: bool,
+            rom_dir: Path | None) -> None:
     """Run one emulated board in this process until it stops (Ctrl-C, or SIGKILL for a power cut).
 
     The console of the firmware is this process's stdout; board messages go to stderr.
@@ -55,7 +58,8 @@ def emulate(flash_dir: Path, board_id: str, heap_kb: int, uarts: tuple[str, ...]
     clock = VirtualClock(speed=speed, real_t0=real_t0 if real_t0 is not None else time.time(),
                          virtual_t0=virtual_t0)
     config = BoardConfig(flash_dir=flash_dir, board_id=board_id, heap_bytes=heap_kb * 1024, clock=clock,
-                         uart_paths=_parse_uart(uarts), control_path=control_path, ntp=not no_ntp)
+                         uart_paths=_parse_uart(uarts), control_path=control_path, ntp=not no_ntp,
+                         rom_dir=rom_dir)
     logging.getLogger("board").setLevel(logging.INFO)
     emulated = EmulatedBoard(config)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

@@ -1,0 +1,153 @@
+# HAL of the ESP32-DevKitC meter board: the same surface as boards/emulated/device/hal.py,
+# implemented with machine, network, socket and time. Pins come from /board.json (see pins.csv).
+import json
+import os
+import socket
+import time
+
+import machine
+from micropython import const
+
+FLASH_ROOT = "/"
+_UNSET_BEFORE = const(1600000000)  # an RTC reading before 2020 means "never set"
+_EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0  # ports with a 2000 epoch
+
+
+class PulseCounter:
+    """Counts falling edges of the S0 line in an IRQ (S0 pulses are >= 30 ms wide, <= ~20 Hz)."""
+
+    def __init__(self, pin_no):
+        self._n = 0
+        self._pin = machine.Pin(pin_no, machine.Pin.IN)
+        self._pin.irq(trigger=machine.Pin.IRQ_FALLING, handler=self._edge)
+
+    def _edge(self, _pin):
+        self._n += 1
+
+    def count(self):
+        return self._n
+
+
+class Stream:
+    """A TCP connection with non-blocking reads: readinto() -> None when no data, 0 on close."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def write(self, buf):
+        sent = 0
+        mv = memoryview(buf)
+        deadline = time.ticks_add(time.ticks_ms(), 5000)
+        while sent < len(mv):
+            try:
+                n = self._sock.send(mv[sent:])
+            except OSError as exc:
+                if exc.args[0] != 11:  # EAGAIN: socket buffer full, retry until the deadline
+                    raise
+                n = 0
+            sent += n or 0
+            if sent < len(mv) and time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                raise OSError(110)  # ETIMEDOUT
+        return sent
+
+    def readinto(self, buf, n=None):
+        try:
+            got = self._sock.readinto(buf, len(buf) if n is None else n)
+        except OSError as exc:
+            if exc.args[0] == 11:
+                return None
+            raise
+        return got
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class Board:
+    """The HAL surface every board exposes (see boards/hal_surface.py)."""
+
+    board_id = "esp32_devkitc"
+    flash_root = FLASH_ROOT
+
+    def __init__(self):
+        with open("/board.json") as f:
+            info = json.load(f)
+        pins = info["pins"]
+        self.calibration = info["calibration"]
+        self.relay = machine.Pin(pins["relay"], machine.Pin.OUT, value=0)
+        self.led = machine.Pin(pins["led"], machine.Pin.OUT, value=0)
+        self.rs485_de = machine.Pin(pins["rs485_de"], machine.Pin.OUT, value=0)
+        self.button = machine.Signal(pins["button"], machine.Pin.IN, machine.Pin.PULL_UP, invert=True)
+        self.s0 = PulseCounter(pins["s0"])
+        m, r = pins["meter_uart"], pins["rs485_uart"]
+        self.meter_uart = machine.UART(m["id"], baudrate=m["baudrate"], tx=m["tx"], rx=m["rx"], timeout=50)
+        self.rs485_uart = machine.UART(r["id"], baudrate=r["baudrate"], tx=r["tx"], rx=r["rx"], timeout=0)
+        self._wlan = None
+
+    # clock
+    def ticks_ms(self):
+        return time.ticks_ms()
+
+    def ticks_add(self, t, delta):
+        return time.ticks_add(t, delta)
+
+    def ticks_diff(self, a, b):
+        return time.ticks_diff(a, b)
+
+    def sleep_ms(self, ms):
+        time.sleep_ms(ms)
+
+    def rtc_time(self):
+        t = time.time() + _EPOCH_OFFSET
+        return t if t >= _UNSET_BEFORE else 0
+
+    def rtc_set(self, unix_seconds):
+        tm = time.gmtime(unix_seconds - _EPOCH_OFFSET)
+        machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
+
+    def ntp_time(self):
+        try:
+            import ntptime
+
+            return ntptime.time() + _EPOCH_OFFSET
+        except (OSError, ImportError, IndexError):
+            return 0
+
+    # entropy, network, system
+    def random_bytes(self, n):
+        return os.urandom(n)
+
+    def network_connect(self, ssid, password):
+        import network
+
+        if self._wlan is None:
+            self._wlan = network.WLAN(network.STA_IF)
+            self._wlan.active(True)
+        if not self._wlan.isconnected():
+            self._wlan.connect(ssid, password)
+
+    def network_up(self):
+        return self._wlan is not None and self._wlan.isconnected()
+
+    def tcp_connect(self, host_name, port, timeout_ms=5000):
+        addr = socket.getaddrinfo(host_name, port, 0, socket.SOCK_STREAM)[0][-1]
+        sock = socket.socket()
+        sock.settimeout(timeout_ms / 1000)
+        try:
+            sock.connect(addr)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        return Stream(sock)
+
+    def unique_id(self):
+        return machine.unique_id()
+
+    def report(self, key, value):
+        pass  # figures for the bench; nothing to do on hardware
+
+    def reset(self):
+        machine.reset()

@@ -1,0 +1,56 @@
+import ast
+from pathlib import Path
+
+import pytest
+
+from boards.hal_surface import ATTRIBUTES, METHODS
+
+REPO = Path(__file__).resolve().parents[2]
+BOARD_HALS = sorted(REPO.glob("boards/*/device/hal.py"))
+
+
+def _board_class(path: Path) -> ast.ClassDef:
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Board":
+            return node
+    raise AssertionError(f"{path}: no class Board")
+
+
+def _surface(cls: ast.ClassDef) -> tuple[set[str], set[str]]:
+    methods = {n.name for n in cls.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
+    attrs = {t.id for n in cls.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                    attrs.add(t.attr)
+    return methods, attrs
+
+
+def test_every_real_and_emulated_board_is_checked():
+    names = {p.parent.parent.name for p in BOARD_HALS}
+    assert {"emulated", "esp32_devkitc"} <= names
+
+
+@pytest.mark.parametrize("hal", BOARD_HALS, ids=lambda p: p.parent.parent.name)
+def test_board_exposes_the_whole_hal_surface(hal):
+    methods, attrs = _surface(_board_class(hal))
+    assert not set(METHODS) - methods, f"missing methods: {sorted(set(METHODS) - methods)}"
+    assert not set(ATTRIBUTES) - attrs, f"missing attributes: {sorted(set(ATTRIBUTES) - attrs)}"
+
+
+@pytest.mark.parametrize("hal", BOARD_HALS, ids=lambda p: p.parent.parent.name)
+def test_board_has_no_public_extras_beyond_the_surface(hal):
+    methods, _ = _surface(_board_class(hal))
+    assert methods <= set(METHODS), f"undeclared HAL methods: {sorted(methods - set(METHODS))}"
+
+
+@pytest.mark.parametrize("board", sorted(p.parent.parent for p in BOARD_HALS), ids=lambda p: p.name)
+def test_board_folder_describes_itself_as_data(board):
+    import json
+
+    info = json.loads((board / "board.json").read_text())
+    assert {"id", "name", "mcu", "features", "calibration"} <= info.keys()
+    assert info["id"] == board.name
+    assert (board / "pins.csv").read_text().startswith("name,")

@@ -1,0 +1,150 @@
+"""An emulated board as a real OS process, the way the rig sees a board on the bench.
+
+It starts `sgrid board emulate`, collects the firmware console line by line, talks to the
+board's control socket (pulses, inputs, state), and can cut the power (SIGKILL) and restore it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from boards.emulated.host.control import ControlClient
+from boards.emulated.host.vclock import VirtualClock
+
+
+class BoardTimeout(AssertionError):
+    pass
+
+
+@dataclass
+class BoardProcess:
+    flash_dir: Path
+    board_id: str = "emu-1"
+    run_dir: Path | None = None
+    clock: VirtualClock = field(default_factory=VirtualClock)
+    uarts: dict[str, str] = field(default_factory=dict)
+    heap_kb: int = 110
+    rom_dir: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.run_dir = self.run_dir or self.flash_dir.parent
+        self.control_path = str(self.run_dir / f"{self.board_id}.sock")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.console: list[str] = []
+        self._client: ControlClient | None = None
+
+    # --- power ---------------------------------------------------------------------------------
+
+    def start(self, wait_banner: bool = True, timeout: float = 30.0) -> None:
+        args = [sys.executable, "-m", "gateway", "board", "emulate", "--flash", str(self.flash_dir),
+                "--id", self.board_id, "--control", self.control_path, "--heap", str(self.heap_kb),
+                *self.clock.as_args()]
+        for name, path in self.uarts.items():
+            args += ["--uart", f"{name}={path}"]
+        if self.rom_dir is not None:
+            args += ["--rom", str(self.rom_dir)]
+        args += self.extra_args
+        if os.path.exists(self.control_path):
+            os.unlink(self.control_path)
+        log = open(self.run_dir / f"{self.board_id}.stderr.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+        self._client = None
+        if wait_banner:
+            self.expect(r"seamless-grid-meter .* on board", timeout)
+
+    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.console.append(line)
+            self.lines.put(line)
+
+    def power_cut(self) -> None:
+        """SIGKILL: the firmware gets no chance to flush or close anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._drop_client()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._drop_client()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # --- console -------------------------------------------------------------------------------
+
+    def expect(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Wait for a console line matching `pattern` (lines seen before are skipped)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                tail = "\n".join(self.console[-15:])
+                raise BoardTimeout(f"{self.board_id}: no line matching {pattern!r} in {timeout}s; last:\n{tail}")
+            try:
+                line = self.lines.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                if not self.alive():
+                    tail = "\n".join(self.console[-15:])
+                    raise BoardTimeout(f"{self.board_id} died waiting for {pattern!r}; last:\n{tail}") from None
+                continue
+            m = rx.search(line)
+            if m:
+                return m
+
+    # --- control socket ------------------------------------------------------------------------
+
+    def control(self, **request: object) -> object:
+        if self._client is None:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(self.control_path):
+                if time.monotonic() > deadline:
+                    raise BoardTimeout(f"{self.board_id}: control socket never appeared")
+                time.sleep(0.02)
+            self._client = ControlClient(self.control_path)
+        return self._client.request(**request)
+
+    def state(self) -> dict[str, object]:
+        return self.control(op="state")  # type: ignore[return-value]
+
+    def pulses(self, n: int) -> int:
+        return self.control(op="pulses", n=n)  # type: ignore[return-value]
+
+    def set_input(self, pin: str, value: int) -> None:
+        self.control(op="set_input", pin=pin, value=value)
+
+    def wait_gpio(self, name: str, value: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state()["gpio"][name] != value:  # type: ignore[index]
+            if time.monotonic() > deadline:
+                raise BoardTimeout(f"{self.board_id}: gpio {name} never became {value}")
+            time.sleep(0.02)
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except OSError:
+                pass
+            self._client = None

