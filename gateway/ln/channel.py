@@ -8,6 +8,7 @@ the three-message update round, and docs/channels.md for the whole protocol.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from gateway.ln.htlc import (
     encode_updates,
     payment_hash,
 )
+from gateway.ln.ledger_port import digest, ledger_state
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class Proposal:
     commitment: Commitment
     updates: tuple[Update, ...]
     sig: bytes
+    ledger_sig: bytes
 
 
 @dataclass
@@ -102,15 +105,20 @@ class Channel:
     shachain_seed: bytes
     funding_pubs: tuple[bytes, bytes]
     node_ids: tuple[bytes, bytes]
+    chain: str  # the ledger's chain id
+    node_priv: bytes  # signs the peer's ledger states (the ledger knows node keys)
     latest: Commitment
     capacity_msat: int
     state: ChannelState = ChannelState.PREOPENING
     sigs: tuple[bytes, bytes] = (b"", b"")
+    remote_ledger_sig: bytes = b""  # peer's signature of our ledger state for `latest`
     latest_proposer: int = -1  # who proposed `latest` (-1: commitment 0)
     proposal: Proposal | None = None
     pending: list[Update] = field(default_factory=list)
-    remote_next_point: bytes = b""  # peer's point for latest.number + 1
-    remote_prev_point: bytes = b""  # peer's point for latest.number - 1 (to check its revoke)
+    remote_next_hash: bytes = b""  # peer's revocation hash for latest.number + 1
+    remote_prev_hash: bytes = (
+        b""  # peer's revocation hash for latest.number - 1 (to check its revoke)
+    )
     awaiting_revoke: bool = False  # we accepted the peer's batch; its revoke has not come yet
     unrevoked_updates: tuple[Update, ...] = ()  # the peer's last batch, final once it revokes
     unrevoked_removed: tuple[Htlc, ...] = ()  # our HTLCs that batch settles
@@ -137,8 +145,8 @@ class Channel:
     def local_secret(self, number: int) -> bytes:
         return bolt3.generate_from_seed(self.shachain_seed, secret_index(number))
 
-    def local_point(self, number: int) -> bytes:
-        return bolt3.per_commitment_point(self.local_secret(number))
+    def local_rev_hash(self, number: int) -> bytes:
+        return hashlib.sha256(self.local_secret(number)).digest()
 
     # --- state transitions and invariants ----------------------------------------------------
     def set_state(self, new: ChannelState) -> None:
@@ -176,16 +184,18 @@ class Channel:
         funding_priv: bytes,
         shachain_seed: bytes,
         node_ids: tuple[bytes, bytes],
+        chain: str,
+        node_priv: bytes,
         funding_pubs: tuple[bytes, bytes],
         amounts: tuple[int, int],
-        remote_points: tuple[bytes, bytes],
+        remote_hashes: tuple[bytes, bytes],
     ) -> Channel:
-        """A new channel in PREOPENING. ``remote_points``: the peer's points for numbers 0 and 1."""
+        """A new channel in PREOPENING. ``remote_hashes``: the peer's revocation hashes for numbers 0 and 1."""
         if min(amounts) < 0 or sum(amounts) <= 0:
             raise InsufficientBalance("funding amounts must be >= 0 with a positive total")
-        mine = bolt3.per_commitment_point(bolt3.generate_from_seed(shachain_seed, secret_index(0)))
-        points = (mine, remote_points[0]) if me == 0 else (remote_points[0], mine)
-        c0 = Commitment(channel_id, 0, amounts, (0, 0), points, ())
+        mine = hashlib.sha256(bolt3.generate_from_seed(shachain_seed, secret_index(0))).digest()
+        hashes = (mine, remote_hashes[0]) if me == 0 else (remote_hashes[0], mine)
+        c0 = Commitment(channel_id, 0, amounts, (0, 0), hashes, ())
         return cls(
             channel_id=channel_id,
             me=me,
@@ -193,23 +203,39 @@ class Channel:
             shachain_seed=shachain_seed,
             funding_pubs=funding_pubs,
             node_ids=node_ids,
+            chain=chain,
+            node_priv=node_priv,
             latest=c0,
             capacity_msat=sum(amounts),
-            remote_next_point=remote_points[1],
+            remote_next_hash=remote_hashes[1],
         )
 
-    def initial_sig(self) -> bytes:
-        """Our signature of commitment 0 (given before any funds are committed)."""
+    def initial_sig(self) -> tuple[bytes, bytes]:
+        """Our signatures of commitment 0 and of the peer's ledger state 0 (before funding)."""
         self._require(ChannelState.PREOPENING, ChannelState.FUNDING)
-        return sign(self.funding_priv, self.latest.digest())
+        return sign(self.funding_priv, self.latest.digest()), self._sign_remote_state(self.latest)
 
-    def receive_initial_sig(self, sig: bytes) -> None:
+    def receive_initial_sig(self, sig: bytes, ledger_sig: bytes) -> None:
         self._require(ChannelState.PREOPENING)
         if not verify(self.funding_pubs[self.remote], self.latest.digest(), sig):
             raise ProtocolViolation("bad signature on commitment 0")
-        mine = self.initial_sig()
+        self._check_own_state(self.latest, ledger_sig)
+        mine = self.initial_sig()[0]
         self.sigs = (mine, sig) if self.me == 0 else (sig, mine)
+        self.remote_ledger_sig = ledger_sig
         self.set_state(ChannelState.FUNDING)
+
+    # --- the ledger's view: each party holds its own state, signed by the other -------------
+    def ledger_state(self, c: Commitment, holder: int) -> dict:
+        return ledger_state(self.chain, c, holder, self.node_ids)
+
+    def _sign_remote_state(self, c: Commitment) -> bytes:
+        return sign(self.node_priv, digest(self.ledger_state(c, self.remote)))
+
+    def _check_own_state(self, c: Commitment, sig: bytes) -> None:
+        d = digest(self.ledger_state(c, self.me))
+        if not verify(self.node_ids[self.remote], d, sig):
+            raise ProtocolViolation(f"bad signature on our ledger state {c.number}")
 
     # --- closing ---------------------------------------------------------------------------
     def shutdown(self) -> list[Event]:
@@ -252,11 +278,11 @@ class Channel:
         else:
             self._persist()
 
-    def force_close(self) -> tuple[Commitment, tuple[bytes, bytes]]:
-        """Give up on the peer: the newest commitment signed by both, to publish on the ledger."""
+    def force_close(self) -> tuple[dict, bytes]:
+        """Give up on the peer: our newest ledger state and the peer's signature of it."""
         if self.state != ChannelState.FORCE_CLOSING:
             self.set_state(ChannelState.FORCE_CLOSING)
-        return self.latest, self.sigs
+        return self.ledger_state(self.latest, self.me), self.remote_ledger_sig
 
     def on_remote_published(self, number: int) -> bytes | None:
         """The peer published commitment ``number``: the secret that proves it revoked, if so."""
@@ -340,9 +366,10 @@ class Channel:
             return None
         batch = tuple(self.pending[:MAX_BATCH])
         n = self.latest.number + 1
-        points = self._points(n)
-        new = apply_updates(self.latest, batch, self.me, points)
-        self.proposal = Proposal(new, batch, sign(self.funding_priv, new.digest()))
+        new = apply_updates(self.latest, batch, self.me, self._rev_hashes(n))
+        self.proposal = Proposal(
+            new, batch, sign(self.funding_priv, new.digest()), self._sign_remote_state(new)
+        )
         del self.pending[: len(batch)]
         self._persist()
         return self.proposal_msg()
@@ -350,12 +377,14 @@ class Channel:
     def proposal_msg(self) -> UpdateBatch:
         assert self.proposal is not None
         p = self.proposal
-        return UpdateBatch(self.channel_id, p.commitment.number, encode_updates(p.updates), p.sig)
+        return UpdateBatch(
+            self.channel_id, p.commitment.number, encode_updates(p.updates), p.sig, p.ledger_sig
+        )
 
-    def _points(self, number: int) -> tuple[bytes, bytes]:
-        if not self.remote_next_point:
-            raise ProtocolViolation(f"channel {self.short_id}: peer's next point unknown")
-        mine, theirs = self.local_point(number), self.remote_next_point
+    def _rev_hashes(self, number: int) -> tuple[bytes, bytes]:
+        if not self.remote_next_hash:
+            raise ProtocolViolation(f"channel {self.short_id}: peer's next revocation hash unknown")
+        mine, theirs = self.local_rev_hash(number), self.remote_next_hash
         return (mine, theirs) if self.me == 0 else (theirs, mine)
 
     def receive_update(self, msg: UpdateBatch) -> AckBatch | None:
@@ -377,21 +406,23 @@ class Channel:
         updates = decode_updates(msg.updates)
         if self.state == ChannelState.SHUTDOWN and any(isinstance(u, AddHtlc) for u in updates):
             raise ProtocolViolation("HTLC added after shutdown")
-        new = apply_updates(self.latest, updates, self.remote, self._points(msg.number))
+        new = apply_updates(self.latest, updates, self.remote, self._rev_hashes(msg.number))
         if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
             raise ProtocolViolation(f"bad signature on commitment {msg.number}")
+        self._check_own_state(new, msg.ledger_sig)
         mine = sign(self.funding_priv, new.digest())
         old = {h.key: h for h in self.latest.htlcs}
-        self.remote_prev_point = self.latest.points[self.remote]
+        self.remote_prev_hash = self.latest.rev_hashes[self.remote]
         self.latest = new
         self.sigs = (mine, msg.sig) if self.me == 0 else (msg.sig, mine)
         self.latest_proposer = self.remote
+        self.remote_ledger_sig = msg.ledger_sig
         self.awaiting_revoke = True
         self.unrevoked_updates = updates
         self.unrevoked_removed = tuple(
             old[(u.offerer, u.htlc_id)] for u in updates if not isinstance(u, AddHtlc)
         )
-        self.remote_next_point = b""
+        self.remote_next_hash = b""
         self._persist()
         return self.ack_msg()
 
@@ -401,8 +432,9 @@ class Channel:
             self.channel_id,
             n,
             self.sigs[self.me],
+            self._sign_remote_state(self.latest),
             self.local_secret(n - 1),
-            self.local_point(n + 1),
+            self.local_rev_hash(n + 1),
         )
 
     def receive_ack(self, msg: AckBatch) -> Revoke:
@@ -413,19 +445,23 @@ class Channel:
         new = self.proposal.commitment
         if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
             raise ProtocolViolation(f"bad signature on commitment {msg.number}")
-        self._take_remote_secret(self.latest.number, msg.secret, self.latest.points[self.remote])
-        self.remote_prev_point = self.latest.points[self.remote]
-        self.remote_next_point = msg.next_point
+        self._check_own_state(new, msg.ledger_sig)
+        self._take_remote_secret(
+            self.latest.number, msg.secret, self.latest.rev_hashes[self.remote]
+        )
+        self.remote_prev_hash = self.latest.rev_hashes[self.remote]
+        self.remote_next_hash = msg.next_hash
         self.latest = new
         self.sigs = (self.proposal.sig, msg.sig) if self.me == 0 else (msg.sig, self.proposal.sig)
         self.latest_proposer = self.me
+        self.remote_ledger_sig = msg.ledger_sig
         self.proposal = None
         self._persist()
         return self.revoke_msg()
 
     def revoke_msg(self) -> Revoke:
         n = self.latest.number
-        return Revoke(self.channel_id, n - 1, self.local_secret(n - 1), self.local_point(n + 1))
+        return Revoke(self.channel_id, n - 1, self.local_secret(n - 1), self.local_rev_hash(n + 1))
 
     def receive_revoke(self, msg: Revoke) -> None:
         if not self.awaiting_revoke:
@@ -434,8 +470,8 @@ class Channel:
             raise ProtocolViolation(f"unexpected revoke of {msg.number}")
         if msg.number != self.latest.number - 1:
             raise ProtocolViolation(f"revoke of {msg.number}, expected {self.latest.number - 1}")
-        self._take_remote_secret(msg.number, msg.secret, self.remote_prev_point)
-        self.remote_next_point = msg.next_point
+        self._take_remote_secret(msg.number, msg.secret, self.remote_prev_hash)
+        self.remote_next_hash = msg.next_hash
         self.awaiting_revoke = False
         removed = {h.key: h for h in self.unrevoked_removed}
         for u in self.unrevoked_updates:
@@ -450,9 +486,9 @@ class Channel:
         self.unrevoked_updates, self.unrevoked_removed = (), ()
         self._persist()
 
-    def _take_remote_secret(self, number: int, secret: bytes, point: bytes) -> None:
-        if bolt3.per_commitment_point(secret) != point:
-            raise ProtocolViolation(f"secret does not match the peer's point for {number}")
+    def _take_remote_secret(self, number: int, secret: bytes, rev_hash: bytes) -> None:
+        if hashlib.sha256(secret).digest() != rev_hash:
+            raise ProtocolViolation(f"secret does not match the peer's revocation hash {number}")
         self.remote_secrets.insert(secret_index(number), secret)
 
     def drain_events(self) -> list[Event]:

@@ -57,7 +57,11 @@ class PaymentFailed(LnError):
 
 
 class LedgerPortError(LnError):
-    """The ledger refused or could not record a channel transaction."""
+    """The ledger refused (``reason`` as in docs/ledger-api.md) or could not be reached."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 class StoreError(LnError):

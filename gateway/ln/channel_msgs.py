@@ -3,8 +3,8 @@
 The update protocol is a three-message round (compare BOLT #2 commitment_signed/revoke_and_ack):
 
     proposer  --UpdateBatch(n+1, updates, sig_p)-->  acceptor   acceptor signs n+1, revokes n
-    proposer  <--AckBatch(n+1, sig_a, secret_a[n], point_a[n+2])--
-    proposer  --Revoke(n, secret_p[n], point_p[n+2])-->         proposer revokes n
+    proposer  <--AckBatch(n+1, sig_a, secret_a[n], hash_a[n+2])--
+    proposer  --Revoke(n, secret_p[n], hash_p[n+2])-->         proposer revokes n
 """
 
 from __future__ import annotations
@@ -15,23 +15,27 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class OpenChannel:
     channel_id: bytes
+    nonce: str  # of the channel_fund body; the channel id is that body's digest
+    dispute_blocks: int
     amounts: tuple[int, int]  # msat funded by the opener (party 0) and the acceptor (party 1)
     funding_pub: bytes
-    points: tuple[bytes, bytes]  # opener's per-commitment points for commitments 0 and 1
+    rev_hashes: tuple[bytes, bytes]  # opener's revocation hashes for commitments 0 and 1
 
 
 @dataclass(frozen=True)
 class AcceptChannel:
     channel_id: bytes
     funding_pub: bytes
-    points: tuple[bytes, bytes]
+    rev_hashes: tuple[bytes, bytes]
     sig: bytes  # acceptor's signature of commitment 0
+    ledger_sig: bytes  # acceptor's signature of the opener's ledger state 0
 
 
 @dataclass(frozen=True)
 class FundingSigned:
     channel_id: bytes
     sig: bytes  # opener's signature of commitment 0
+    ledger_sig: bytes  # opener's signature of the acceptor's ledger state 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class UpdateBatch:
     number: int
     updates: bytes  # htlc.encode_updates()
     sig: bytes
+    ledger_sig: bytes  # proposer's signature of the acceptor's ledger state number
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,9 @@ class AckBatch:
     channel_id: bytes
     number: int
     sig: bytes
+    ledger_sig: bytes  # acceptor's signature of the proposer's ledger state number
     secret: bytes  # acceptor's per-commitment secret for number - 1
-    next_point: bytes  # acceptor's per-commitment point for number + 1
+    next_hash: bytes  # acceptor's revocation hash for number + 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Revoke:
     channel_id: bytes
     number: int  # the revoked commitment
     secret: bytes
-    next_point: bytes  # proposer's per-commitment point for number + 2
+    next_hash: bytes  # proposer's revocation hash for number + 2
 
 
 @dataclass(frozen=True)

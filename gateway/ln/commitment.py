@@ -1,15 +1,15 @@
 """The signed state of a channel (a commitment) and its canonical byte encoding. Pure, no I/O.
 
 Both parties sign the *same* commitment: party 0 is the channel opener, party 1 the acceptor.
-A commitment carries each party's per-commitment point for its number; once a party has moved
-past it, that party reveals the matching per-commitment secret (BOLT #3 shachain), which *revokes*
-the commitment: if the party later publishes it anyway, the other shows the secret to the ledger
-and takes the whole channel.
+A commitment carries each party's revocation hash for its number, sha256(per-commitment secret)
+(the secret is BOLT #3 shachain-generated, as the ledger expects, docs/ledger-api.md §3); once a
+party has moved past the commitment it reveals the secret, which *revokes* it: if the party later
+publishes it anyway, the other shows the secret to the ledger and takes the whole channel.
 
 Canonical encoding (big-endian), signed as sha256(b"sgrid/commitment/v1" || encoding):
 
     channel_id 32 | number u64 | balance0 u64 | balance1 u64 | next_htlc_id0 u64 | next_htlc_id1 u64
-    | point0 33 | point1 33 | n_htlcs u32 | n * (offerer u8 | id u64 | amount u64 | hash 32 | expiry u32)
+    | revocation_hash0 32 | revocation_hash1 32 | n_htlcs u32 | n * (offerer u8 | id u64 | amount u64 | hash 32 | expiry u32)
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import struct
 from dataclasses import dataclass
 
 from coincurve import PrivateKey, PublicKey
+from coincurve.ecdsa import cdata_to_der, deserialize_compact
 
 from gateway.ln.channel_errors import ProtocolViolation
 
 COMMITMENT_TAG = b"sgrid/commitment/v1"
 CLOSING_TAG = b"sgrid/closing/v1"
-_HEAD = struct.Struct(">32sQQQQQ33s33sI")
+_HEAD = struct.Struct(">32sQQQQQ32s32sI")
 _HTLC = struct.Struct(">BQQ32sI")
 
 
@@ -54,7 +55,7 @@ class Commitment:
     number: int
     balances: tuple[int, int]  # msat spendable by party 0 and party 1
     next_htlc_ids: tuple[int, int]
-    points: tuple[bytes, bytes]  # per-commitment point of party 0 and party 1 for `number`
+    rev_hashes: tuple[bytes, bytes]  # sha256(per-commitment secret) of party 0 and 1 for `number`
     htlcs: tuple[Htlc, ...] = ()  # sorted by (offerer, htlc_id)
 
     @property
@@ -73,8 +74,8 @@ class Commitment:
             self.balances[1],
             self.next_htlc_ids[0],
             self.next_htlc_ids[1],
-            self.points[0],
-            self.points[1],
+            self.rev_hashes[0],
+            self.rev_hashes[1],
             len(self.htlcs),
         )
         return head + b"".join(h.encode() for h in self.htlcs)
@@ -104,12 +105,16 @@ def closing_digest(channel_id: bytes, balances: tuple[int, int]) -> bytes:
 
 
 def sign(priv: bytes, digest: bytes) -> bytes:
-    """DER ECDSA (low-S, RFC 6979 deterministic: a retransmitted signature is byte-identical)."""
-    return PrivateKey(priv).sign(digest, hasher=None)
+    """64-byte compact ECDSA r||s over the digest itself: low-S and RFC 6979 deterministic, so a
+    retransmitted signature is byte-identical (the ledger's format, docs/ledger-api.md §1)."""
+    return PrivateKey(priv).sign_recoverable(digest, hasher=None)[:64]
 
 
 def verify(pub: bytes, digest: bytes, sig: bytes) -> bool:
+    if len(sig) != 64:
+        return False
     try:
-        return PublicKey(pub).verify(sig, digest, hasher=None)
+        der = cdata_to_der(deserialize_compact(sig))
+        return PublicKey(pub).verify(der, digest, hasher=None)
     except (ValueError, TypeError):
         return False

@@ -134,7 +134,7 @@ def decode_updates(data: bytes) -> tuple[Update, ...]:
 
 
 def apply_updates(
-    base: Commitment, updates: tuple[Update, ...], proposer: int, points: tuple[bytes, bytes]
+    base: Commitment, updates: tuple[Update, ...], proposer: int, rev_hashes: tuple[bytes, bytes]
 ) -> Commitment:
     """Commitment ``base.number + 1`` after ``proposer``'s batch. Raises on any invalid update."""
     if proposer not in (0, 1):
@@ -178,7 +178,7 @@ def apply_updates(
         number=base.number + 1,
         balances=(balances[0], balances[1]),
         next_htlc_ids=(next_ids[0], next_ids[1]),
-        points=points,
+        rev_hashes=rev_hashes,
         htlcs=tuple(sorted(htlcs.values())),
     )
     if new.total_msat != base.total_msat:

@@ -6,23 +6,30 @@ import hashlib
 
 from gateway.ln import bolt3
 from gateway.ln.channel import Channel, ChannelState, secret_index
+from gateway.ln.commitment import sign
 from gateway.ln.keys import NodeKeys
+from gateway.ln.ledger_port import MemoryLedger, digest, funding_body
 
 
 def node_keys(name: str) -> NodeKeys:
     return NodeKeys(hashlib.sha256(name.encode()).digest())
 
 
-def points(keys: NodeKeys, channel_id: bytes) -> tuple[bytes, bytes]:
+def rev_hashes(keys: NodeKeys, channel_id: bytes) -> tuple[bytes, bytes]:
     seed = keys.shachain_seed(channel_id)
     return tuple(  # type: ignore[return-value]
-        bolt3.per_commitment_point(bolt3.generate_from_seed(seed, secret_index(n))) for n in (0, 1)
+        hashlib.sha256(bolt3.generate_from_seed(seed, secret_index(n))).digest() for n in (0, 1)
     )
 
 
-def make_pair(amounts: tuple[int, int] = (100_000_000, 50_000_000)) -> tuple[Channel, Channel]:
+def make_pair(
+    amounts: tuple[int, int] = (100_000_000, 50_000_000), ledger: MemoryLedger | None = None
+) -> tuple[Channel, Channel]:
+    """Two OPEN channels; funded on ``ledger`` (both parties sign channel_fund) when given."""
     ka, kb = node_keys("alice"), node_keys("bob")
-    cid = hashlib.sha256(b"pair" + bytes(str(amounts), "ascii")).digest()
+    chain = ledger.chain if ledger else "memory"
+    body = funding_body(chain, ka.node_id, kb.node_id, amounts, "pair")
+    cid = digest(body)
     fpubs = (ka.funding_pub(cid), kb.funding_pub(cid))
     ids = (ka.node_id, kb.node_id)
     chans = []
@@ -34,15 +41,21 @@ def make_pair(amounts: tuple[int, int] = (100_000_000, 50_000_000)) -> tuple[Cha
                 funding_priv=k.funding_priv(cid),
                 shachain_seed=k.shachain_seed(cid),
                 node_ids=ids,
+                chain=chain,
+                node_priv=k.node_priv,
                 funding_pubs=fpubs,
                 amounts=amounts,
-                remote_points=points(other, cid),
+                remote_hashes=rev_hashes(other, cid),
             )
         )
     a, b = chans
     sig_b = b.initial_sig()
-    b.receive_initial_sig(a.initial_sig())
-    a.receive_initial_sig(sig_b)
+    b.receive_initial_sig(*a.initial_sig())
+    a.receive_initial_sig(*sig_b)
+    if ledger is not None:
+        d = digest(body)
+        sigs = {k.node_id.hex(): sign(k.node_priv, d).hex() for k in (ka, kb)}
+        ledger.submit(body, sigs)
     a.set_state(ChannelState.OPEN)
     b.set_state(ChannelState.OPEN)
     return a, b
