@@ -5,6 +5,7 @@ import gc
 import os
 
 import hal
+import micropython
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
 from micropython import const
 
@@ -37,6 +38,14 @@ class MeterApp:
         )
         self._last_pulses = -1
         self._last_button = 0
+        self._heap_peak = 0
+
+    def _report_heap(self):
+        # The heap high-water mark, for the bench (mem_peak needs MICROPY_MEM_STATS).
+        peak = micropython.mem_peak() if hasattr(micropython, "mem_peak") else 0
+        if peak > self._heap_peak:
+            self._heap_peak = peak
+            self.board.report("heap_peak", peak)
 
     def step(self):
         board = self.board
@@ -49,4 +58,5 @@ class MeterApp:
             board.relay.value(not board.relay.value())
             print("relay %s" % ("closed" if board.relay.value() else "open"))
         self._last_button = button
+        self._report_heap()
         board.sleep_ms(_LOOP_MS)
