@@ -25,7 +25,7 @@ from boards.emulated.host.control import ControlServer
 from boards.emulated.host.pty_uart import PtyUart
 from boards.emulated.host.tcp import TcpTable
 from boards.emulated.host.vclock import VirtualClock
-from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount
+from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount, RunOutcome
 from tools.build import build
 
 log = logging.getLogger("board")
@@ -106,6 +106,20 @@ class EmulatedBoard:
         )
         outcome = self.vm.run_file("/rom/boot.py")
         return outcome.exit_code
+
+    def run_script(self, code: str) -> RunOutcome:
+        """Run `code` on this board instead of main.py: same image, HAL, flash and peripherals.
+
+        For firmware tests that exercise one module against real peers (a pty, a broker).
+        Like boot.py, it starts with automatic GC off: collect at the script's top level.
+        """
+        prelude = 'import gc, os, sys\ngc.disable()\nsys.path[:] = ["/rom/lib", "/rom", ""]\nos.chdir("/flash")\n'
+        self.vm = MicroPythonVM(
+            mounts=[Mount(self.rom_dir, "/rom"), Mount(self.config.flash_dir, "/flash", writable=True)],
+            host_functions=self._host_functions(),
+            heap_bytes=self.config.heap_bytes,
+        )
+        return self.vm.run_code(prelude + code)
 
     def close(self) -> None:
         if self.control is not None:
