@@ -14,6 +14,7 @@ import click
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards.emulated.host.cli", "board"),
     ("gateway.ledger.cli", "ledger"),
+    ("gateway.ln.cli_invoice", "invoice"),
     ("hil_tests.rig.sim", "sim"),
     ("gateway.service.cli", "gateway"),
 )
