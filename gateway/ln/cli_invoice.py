@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -130,7 +131,7 @@ def create(
 @invoice.command("decode")
 @click.argument("text")
 @click.option("--memo", "memo_file", type=click.File("r"), help="Memo JSON file for `h` invoices.")
-def decode(text: str, memo_file: click.utils.LazyFile | None) -> None:
+def decode(text: str, memo_file: TextIO | None) -> None:
     """Verify and decode an invoice; prints its fields (and energy memo) as JSON."""
     memo_json = memo_file.read().strip() if memo_file else None
     try:
