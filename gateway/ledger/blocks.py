@@ -81,6 +81,8 @@ def check_link(block: Block, prev: Block | None, chain: str | None, validator: s
     def bad(reason: str) -> ChainInvalid:
         return ChainInvalid(height, reason)
 
+    if prev is not None and height != prev.height + 1:
+        raise ChainInvalid(prev.height + 1, f"missing: block {height} follows block {prev.height}")
     if header_hash(h) != block.hash:
         raise bad("header hash mismatch (header or hash edited)")
     if h.get("validator") != validator:
@@ -93,8 +95,6 @@ def check_link(block: Block, prev: Block | None, chain: str | None, validator: s
         if height != 0 or h.get("prev_hash") != ZERO_HASH:
             raise bad("genesis must be height 0 with a zero prev_hash")
         return
-    if height != prev.height + 1:
-        raise bad(f"height follows {prev.height}")
     if h.get("prev_hash") != prev.hash:
         raise bad("prev_hash does not link to the previous block")
     if h.get("chain") != chain:

@@ -21,6 +21,7 @@ class RunningLedger:
     node: api.Node
     server: ThreadingHTTPServer
     thread: threading.Thread
+    stopped: bool = False
 
     @property
     def url(self) -> str:
@@ -28,6 +29,9 @@ class RunningLedger:
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         self.server.shutdown()
         self.server.server_close()
         self.node.stop()
