@@ -178,9 +178,8 @@ def test_receipt_for_a_started_window_needs_an_explicit_expiry() -> None:
 
 
 def test_hashed_receipt_refuses_a_different_memo() -> None:
-    memo = receipt.EnergyMemo("pod", NOW + 60, NOW + 60 + 900 * 96, kw=(1.0,) * 96, step_s=900)
     memo = receipt.EnergyMemo(
-        "pod-" + "x" * 60, memo.start, memo.end, kw=(123.456,) * 96, step_s=900
+        "pod-" + "x" * 60, NOW + 60, NOW + 60 + 900 * 96, kw=(123.456,) * 96, step_s=900
     )
     r = receipt.create_receipt(memo, 1000, bytes(32), NODE_KEY, now=NOW)
     assert bolt11.decode(r.invoice).description_hash is not None
