@@ -238,14 +238,24 @@ class Channel:
             raise ProtocolViolation(f"bad signature on our ledger state {c.number}")
 
     # --- closing ---------------------------------------------------------------------------
+    def drop_pending_adds(self, reason: str) -> list[Event]:
+        """Forget HTLCs we queued but never proposed; returned as failed events to unwind."""
+        dropped = [u for u in self.pending if isinstance(u, AddHtlc)]
+        if not dropped:
+            return []
+        self.pending = [u for u in self.pending if not isinstance(u, AddHtlc)]
+        # ids must stay consecutive: the next add reuses the first dropped id
+        self.next_local_htlc_id = dropped[0].htlc_id
+        self._persist()
+        return [OutgoingSettled(self.channel_id, u.htlc(), None, reason) for u in dropped]
+
     def shutdown(self) -> list[Event]:
         """Stop adding HTLCs. Queued adds never proposed are failed back (returned as events)."""
         if self.state == ChannelState.SHUTDOWN:
             return []
-        dropped = [u for u in self.pending if isinstance(u, AddHtlc)]
-        self.pending = [u for u in self.pending if not isinstance(u, AddHtlc)]
+        dropped = self.drop_pending_adds("shutdown")
         self.set_state(ChannelState.SHUTDOWN)
-        return [OutgoingSettled(self.channel_id, u.htlc(), None, "shutdown") for u in dropped]
+        return dropped
 
     def ready_to_close(self) -> bool:
         return (
@@ -313,7 +323,7 @@ class Channel:
             queued += [u for u in self.proposal.updates if isinstance(u, AddHtlc)]
         return self.local_balance - sum(u.amount_msat for u in queued)
 
-    def _settling(self) -> set[tuple[int, int]]:
+    def settling(self) -> set[tuple[int, int]]:
         ups = list(self.pending) + (list(self.proposal.updates) if self.proposal else [])
         return {(u.offerer, u.htlc_id) for u in ups if not isinstance(u, AddHtlc)}
 
@@ -337,7 +347,7 @@ class Channel:
     def _incoming(self, htlc_id: int) -> Htlc:
         for h in self.latest.htlcs:
             if h.offerer == self.remote and h.htlc_id == htlc_id:
-                if (h.offerer, h.htlc_id) in self._settling():
+                if (h.offerer, h.htlc_id) in self.settling():
                     raise UnknownHtlc(f"HTLC {htlc_id} is already being settled")
                 return h
         raise UnknownHtlc(f"channel {self.short_id}: no incoming HTLC {htlc_id}")

@@ -1,0 +1,113 @@
+"""Several switches with channels between them, pumped in memory: the multi-hop test harness."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from gateway.ln.channel import Channel, ChannelState
+from gateway.ln.commitment import sign
+from gateway.ln.htlc import FeePolicy
+from gateway.ln.keys import NodeKeys
+from gateway.ln.ledger_port import MemoryLedger, digest, funding_body
+from gateway.ln.switch import Switch
+from hil_tests.ln.channel_pair import rev_hashes
+
+
+@dataclass
+class Mesh:
+    ledger: MemoryLedger = field(default_factory=MemoryLedger)
+    keys: dict[str, NodeKeys] = field(default_factory=dict)
+    switches: dict[str, Switch] = field(default_factory=dict)
+    offline: set[str] = field(default_factory=set)
+
+    def node(self, name: str, policy: FeePolicy | None = None) -> Switch:
+        k = NodeKeys(hashlib.sha256(name.encode()).digest())
+        self.keys[name] = k
+        self.ledger.deposit(k.node_id, 10**12)
+        sw = Switch(k.node_id, policy or FeePolicy())
+        self.switches[name] = sw
+        return sw
+
+    def name_of(self, node_id: bytes) -> str:
+        return next(n for n, k in self.keys.items() if k.node_id == node_id)
+
+    def connect(self, a: str, b: str, amounts: tuple[int, int]) -> bytes:
+        ka, kb = self.keys[a], self.keys[b]
+        body = funding_body(self.ledger.chain, ka.node_id, kb.node_id, amounts, f"{a}-{b}")
+        cid = digest(body)
+        chans = []
+        for me, k, other in ((0, ka, kb), (1, kb, ka)):
+            chans.append(
+                Channel.create(
+                    channel_id=cid,
+                    me=me,
+                    funding_priv=k.funding_priv(cid),
+                    shachain_seed=k.shachain_seed(cid),
+                    node_ids=(ka.node_id, kb.node_id),
+                    chain=self.ledger.chain,
+                    node_priv=k.node_priv,
+                    funding_pubs=(ka.funding_pub(cid), kb.funding_pub(cid)),
+                    amounts=amounts,
+                    remote_hashes=rev_hashes(other, cid),
+                )
+            )
+        ca, cb = chans
+        sb = cb.initial_sig()
+        cb.receive_initial_sig(*ca.initial_sig())
+        ca.receive_initial_sig(*sb)
+        d = digest(body)
+        self.ledger.submit(body, {k.node_id.hex(): sign(k.node_priv, d).hex() for k in (ka, kb)})
+        for ch, name in ((ca, a), (cb, b)):
+            ch.set_state(ChannelState.OPEN)
+            self.switches[name].channels[cid] = ch
+        for sw in self.switches.values():  # everyone learns the graph (gossip, in memory)
+            sw.graph.add_channel(cid, ka.node_id, kb.node_id, amounts[0], amounts[1])
+            sw.graph.set_policy(ka.node_id, self.switches[a].policy)
+            sw.graph.set_policy(kb.node_id, self.switches[b].policy)
+        self.switches[a].online.add(kb.node_id)
+        self.switches[b].online.add(ka.node_id)
+        return cid
+
+    def _peer_channel(self, ch: Channel) -> tuple[Switch, Channel]:
+        sw = self.switches[self.name_of(ch.node_ids[ch.remote])]
+        return sw, sw.channels[ch.channel_id]
+
+    def pump(self, rounds: int = 200, must_settle: bool = True) -> None:
+        """Run update rounds between online nodes until nothing moves."""
+        h = self.ledger.height()
+        for _ in range(rounds):
+            moved = False
+            for name, sw in self.switches.items():
+                if name in self.offline:
+                    continue
+                for ch in list(sw.channels.values()):
+                    peer_sw, peer_ch = self._peer_channel(ch)
+                    if self.name_of(peer_sw.node_id) in self.offline:
+                        continue
+                    msg = ch.propose()
+                    if msg is None:
+                        continue
+                    moved = True
+                    ack = peer_ch.receive_update(msg)
+                    peer_ch.receive_revoke(ch.receive_ack(ack))
+                    sw.handle(ch.drain_events(), h)
+                    peer_sw.handle(peer_ch.drain_events(), h)
+            if not moved:
+                return
+        if must_settle:
+            raise AssertionError("mesh did not settle")
+
+    def set_offline(self, name: str) -> None:
+        self.offline.add(name)
+        gone = self.keys[name].node_id
+        for sw in self.switches.values():
+            sw.online.discard(gone)
+            for ch in sw.channels.values():
+                if ch.node_ids[ch.remote] == gone:
+                    sw.fail_unsent(ch.channel_id, "peer offline")
+
+    def balances(self) -> dict[str, int]:
+        return {
+            n: sum(c.local_balance for c in sw.channels.values()) for n, sw in self.switches.items()
+        }
