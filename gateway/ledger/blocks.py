@@ -76,7 +76,8 @@ def seal(prev: Block, chain: str, txs: list[Tx], time_ms: int, key: keys.Signing
 def check_link(block: Block, prev: Block | None, chain: str | None, validator: str) -> None:
     """Structural checks of one block against its predecessor; raises ChainInvalid."""
     h = block.header
-    height = h.get("height") if isinstance(h.get("height"), int) else -1
+    raw_height = h.get("height")
+    height = raw_height if isinstance(raw_height, int) else -1
 
     def bad(reason: str) -> ChainInvalid:
         return ChainInvalid(height, reason)

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import IO, Any
 
 import click
 
@@ -98,7 +99,7 @@ def verify(config_path: Path, db: Path | None) -> None:
     required=True,
     help="GET /v1/tx/<anchor id>/proof saved as JSON",
 )
-def prove(records: click.utils.LazyFile, index: int, tx_proof: click.utils.LazyFile) -> None:
+def prove(records: IO[Any], index: int, tx_proof: IO[Any]) -> None:
     """Print an offline inclusion proof of one record of an anchored batch."""
     try:
         batch = proofs.split_records(records.read())
@@ -112,7 +113,7 @@ def prove(records: click.utils.LazyFile, index: int, tx_proof: click.utils.LazyF
 @ledger.command("verify-proof")
 @click.argument("proof", type=click.File("r"))
 @click.option("--validator", required=True, help="the ledger's validator public key (hex)")
-def verify_proof(proof: click.utils.LazyFile, validator: str) -> None:
+def verify_proof(proof: IO[Any], validator: str) -> None:
     """Check an inclusion proof offline: record -> anchor -> block -> validator signature."""
     try:
         summary = proofs.verify_reading_proof(json.load(proof), validator)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -80,7 +81,7 @@ class LedgerClient:
         return self._request("GET", f"/v1/meters/{meter_id_or_pubkey}")
 
     def market(self, market_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/markets/{urllib.request.quote(market_id, safe='')}")
+        return self._request("GET", f"/v1/markets/{urllib.parse.quote(market_id, safe='')}")
 
     def tx(self, tx_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/tx/{tx_id}")

@@ -26,9 +26,8 @@ def cluster(tmp_path):
 
 
 def _replica_configs(tmp_path, cluster, n):
-    repl = "[replication]\netcd = [%s]\ncut_interval_ms = 10\n" % ",".join(
-        f'"{e}"' for e in cluster.endpoints
-    )
+    endpoints = ",".join(f'"{e}"' for e in cluster.endpoints)
+    repl = f"[replication]\netcd = [{endpoints}]\ncut_interval_ms = 10\n"
     return [
         write_config(tmp_path / f"replica{i}", port=free_port(), replication=repl) for i in range(n)
     ]
