@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,14 @@ from gateway.mqtt import topics
 log = logging.getLogger(__name__)
 
 OnMessage = Callable[[str, bytes, float], None]
+
+
+def _no_delay(client, userdata, sock) -> None:
+    """Acks are small and latency matters: no Nagle delay (40 ms stalls against delayed ACKs)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass  # not a TCP socket (e.g. a websocket wrapper)
 
 
 class MqttBridge:
@@ -61,6 +70,7 @@ class MqttBridge:
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
+        c.on_socket_open = _no_delay
         self.client = c
 
     def start(self) -> None:

@@ -9,6 +9,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from gateway.mqtt import messages, topics
+from gateway.mqtt.bridge import _no_delay
 from hil_tests.gateway.soft_meter import SoftMeter
 
 
@@ -33,6 +34,7 @@ class MqttMeter:
         self.client.will_set(self.topic("status"), b"offline", qos=1, retain=True)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_socket_open = _no_delay
         self.client.connect(host, port)
         self.client.loop_start()
 

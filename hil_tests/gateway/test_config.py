@@ -5,7 +5,7 @@ import pytest
 
 from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
-from hil_tests.gateway.conftest import sgrid_gateway
+from hil_tests.gateway.gateway_proc import sgrid_gateway
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "gateway" / "examples" / "gateway.toml"
 

@@ -4,7 +4,7 @@ import time
 
 from sgcore import reading as rc
 
-from hil_tests.gateway.conftest import GatewayProcess, sgrid_gateway, write_config
+from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway, write_config
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
 

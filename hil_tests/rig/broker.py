@@ -54,6 +54,7 @@ class Broker:
             "allow_anonymous true\n"
             "persistence false\n"
             "max_inflight_messages 0\n"
+            "set_tcp_nodelay true\n"
             "max_queued_messages 100000\n"
             f"log_dest file {self.log_path}\n"
             "log_type error\nlog_type warning\nlog_type notice\n" + self.extra_conf
