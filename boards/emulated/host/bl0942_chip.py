@@ -1,0 +1,164 @@
+"""An emulated BL0942 energy IC on a serial port (one end of a pty "wire" made by the rig).
+
+It answers the full-packet read (0x58|addr, 0xAA) with the 23-byte frame of the datasheet
+(docs/bl0942.md), computed from a load model: a callable giving the instantaneous active
+power (W, + import, - export) and RMS voltage (V). Energy is integrated in wall-clock time
+into CF_CNT with the datasheet's scaling (one count = 419430.4 / pref W*s, so eref counts per
+kWh) and wraps at 24 bits like the chip's register. Frames with a bad checksum can be injected.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import serial
+
+READ = 0x58
+FULL_PACKET = 0xAA
+HEADER = 0x55
+FRAME_LEN = 23
+CF_MASK = 0xFFFFFF
+STATUS_REVERSE = 0x01  # CF_REVP_F: active power flows backwards (export)
+
+# ESPHome's bl0942 reference constants (same defaults as firmware/lib/bl0942.py)
+DEFAULT_CALIBRATION = {
+    "bl0942_uref": 15883.34116,
+    "bl0942_iref": 251065.6814,
+    "bl0942_pref": 623.0270705,
+    "bl0942_eref": 5347.484240,
+}
+
+LoadModel = Callable[[], tuple[float, float]]  # -> (active power W, RMS voltage V)
+
+
+def checksum(frame_without_sum: bytes, address: int = 0) -> int:
+    return ~((READ | address) + sum(frame_without_sum)) & 0xFF
+
+
+def encode_frame(
+    *,
+    i_rms: int,
+    v_rms: int,
+    i_fast_rms: int,
+    watt: int,
+    cf_cnt: int,
+    period_us: int,
+    status: int,
+    address: int = 0,
+) -> bytes:
+    """The chip's full-packet answer for raw register values."""
+    body = bytes([HEADER])
+    for value in (i_rms, v_rms, i_fast_rms, watt & 0xFFFFFF, cf_cnt & CF_MASK, period_us, status):
+        body += (value & 0xFFFFFF).to_bytes(3, "little")
+    return body + bytes([checksum(body, address)])
+
+
+class BL0942Chip:
+    def __init__(
+        self,
+        port: str,
+        load: LoadModel,
+        calibration: dict[str, float] | None = None,
+        *,
+        address: int = 0,
+        line_hz: float = 50.0,
+        cf_cnt: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        cal = dict(DEFAULT_CALIBRATION)
+        cal.update(calibration or {})
+        self.cal = cal
+        self.load = load
+        self.address = address
+        self.line_hz = line_hz
+        self._clock = clock
+        self._counts = float(cf_cnt)  # CF counts with their fraction, before the 24-bit wrap
+        self._last_t = clock()
+        self._power = 0.0
+        self._lock = threading.Lock()
+        self._bad_checksums = 0
+        self.requests = 0
+        self.frames_sent = 0
+        self._serial = serial.Serial(port, 4800, timeout=0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="bl0942-chip", daemon=True)
+        self._thread.start()
+
+    # --- control from the rig / tests ---
+
+    def inject_bad_checksum(self, frames: int = 1) -> None:
+        """The next `frames` answers carry a wrong checksum."""
+        with self._lock:
+            self._bad_checksums += frames
+
+    @property
+    def cf_cnt(self) -> int:
+        with self._lock:
+            self._integrate()
+            return int(self._counts) & CF_MASK
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._serial.close()
+
+    def __enter__(self) -> BL0942Chip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- the chip ---
+
+    def _integrate(self) -> None:
+        now = self._clock()
+        dt = max(0.0, now - self._last_t)
+        self._last_t = now
+        kwh = abs(self._power) * dt / 3_600_000
+        self._counts += kwh * self.cal["bl0942_eref"]
+        self._power, self._volts = self.load()
+
+    def frame(self) -> bytes:
+        """The answer the chip gives now (integrates the load up to now)."""
+        with self._lock:
+            self._integrate()
+            power, volts = self._power, self._volts
+            amps = abs(power) / volts if volts > 0 else 0.0
+            raw = encode_frame(
+                i_rms=round(amps * self.cal["bl0942_iref"]),
+                v_rms=round(volts * self.cal["bl0942_uref"]),
+                i_fast_rms=round(amps * self.cal["bl0942_iref"]),
+                watt=round(power * self.cal["bl0942_pref"]),
+                cf_cnt=int(self._counts),
+                period_us=round(1_000_000 / self.line_hz),
+                status=STATUS_REVERSE if power < 0 else 0,
+                address=self.address,
+            )
+            if self._bad_checksums:
+                self._bad_checksums -= 1
+                raw = raw[:-1] + bytes([raw[-1] ^ 0x5A])
+            return raw
+
+    def _serve(self) -> None:
+        with self._lock:
+            self._power, self._volts = self.load()
+        prev = -1
+        while not self._stop.is_set():
+            try:
+                data = self._serial.read(16)
+            except (serial.SerialException, OSError):
+                if self._stop.is_set():
+                    return
+                time.sleep(0.05)  # the other end of the wire is not attached yet
+                continue
+            with self._lock:
+                self._integrate()  # keep integrating even when nobody asks
+            for byte in data:
+                if prev == READ | self.address and byte == FULL_PACKET:
+                    self.requests += 1
+                    self._serial.write(self.frame())
+                    self.frames_sent += 1
+                    byte = -1
+                prev = byte
