@@ -1,0 +1,179 @@
+"""Ledger benchmark: transactions per second, submit-to-block latency, read latency.
+
+    uv run python -m hil_tests.bench.bench_ledger [--n 2000] [--concurrency 16] [--reads 500]
+                                                  [--modes embedded,replicated]
+
+Each mode runs real processes: `sgrid ledger run` (SQLite, WAL, synchronous=FULL); replicated mode
+adds a three-member etcd cluster on loopback and two replicas, the load split across them. The
+client pre-signs every transaction, then C threads submit them over HTTP; a submit returns only
+once the block holding it is stored, so its round trip is the submit-to-block latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.ledger import txs
+from gateway.ledger.client import LedgerClient
+from gateway.ledger.keys import SigningKey
+from hil_tests.ledger.conftest import OPERATOR, free_port, start_process, write_config
+from hil_tests.ledger.etcd_cluster import ETCD, start_cluster
+
+
+def _pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+def _load(urls: list[str], n: int, concurrency: int, reads: int) -> dict[str, float]:
+    setup = LedgerClient(urls)
+    chain = setup.info()["chain"]
+    accounts = [SigningKey() for _ in range(concurrency)]
+    for key in accounts:
+        setup.submit(
+            txs.make(
+                "enroll_participant", chain, participant=key.pubkey, name="b", role="consumer"
+            ).signed_by(OPERATOR)
+        )
+        setup.submit(
+            txs.make(
+                "deposit", chain, account=key.pubkey, amount_msat=10**12, reference=""
+            ).signed_by(OPERATOR)
+        )
+    per_worker = max(1, n // concurrency)
+    signed = [
+        [
+            txs.make("withdraw", chain, nonce=i, account=k.pubkey, amount_msat=1).signed_by(k)
+            for i in range(per_worker)
+        ]
+        for k in accounts
+    ]
+    latencies: list[float] = []
+    tx_ids: list[str] = []
+    start_height = setup.info()["height"]
+
+    def worker(w: int) -> None:
+        client = LedgerClient(urls[w % len(urls) :] + urls[: w % len(urls)])
+        for tx in signed[w]:
+            t0 = time.perf_counter()
+            tx_ids.append(client.submit(tx)["tx_id"])
+            latencies.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    blocks = setup.info()["height"] - start_height
+    reader = LedgerClient(urls[0])
+
+    def timed(call: Callable[[int], object]) -> list[float]:
+        out = []
+        for i in range(reads):
+            r0 = time.perf_counter()
+            call(i)
+            out.append(time.perf_counter() - r0)
+        return out
+
+    balance = timed(lambda i: reader.balance(accounts[i % len(accounts)].pubkey))
+    proof = timed(lambda i: reader.tx_proof(tx_ids[i % len(tx_ids)]))
+    return {
+        "txs": len(latencies),
+        "tps": len(latencies) / elapsed,
+        "blocks": blocks,
+        "txs_per_block": len(latencies) / max(1, blocks),
+        "submit_p50_ms": _pct(latencies, 50),
+        "submit_p99_ms": _pct(latencies, 99),
+        "balance_p50_ms": _pct(balance, 50),
+        "balance_p99_ms": _pct(balance, 99),
+        "proof_p50_ms": _pct(proof, 50),
+        "proof_p99_ms": _pct(proof, 99),
+        "read_mean_ms": statistics.mean(balance + proof) * 1000,
+    }
+
+
+def run_embedded(root: Path, n: int, concurrency: int, reads: int) -> dict[str, float]:
+    proc, url = start_process(write_config(root / "embedded", port=free_port()))
+    try:
+        return _load([url], n, concurrency, reads)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def run_replicated(root: Path, n: int, concurrency: int, reads: int) -> dict[str, float]:
+    cluster = start_cluster(root / "etcd")
+    endpoints = ",".join(f'"{e}"' for e in cluster.endpoints)
+    repl = f"[replication]\netcd = [{endpoints}]\ncut_interval_ms = 5\n"
+    procs = []
+    try:
+        for i in range(2):
+            procs.append(
+                start_process(
+                    write_config(root / f"replica{i}", port=free_port(), replication=repl)
+                )
+            )
+        return _load([url for _, url in procs], n, concurrency, reads)
+    finally:
+        for proc, _ in procs:
+            proc.kill()
+            proc.wait()
+        cluster.stop()
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="transactions per mode")
+    parser.add_argument("--concurrency", type=int, default=16, help="client threads")
+    parser.add_argument("--reads", type=int, default=500, help="balance and proof queries each")
+    parser.add_argument("--modes", default="embedded,replicated")
+    args = parser.parse_args(argv)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        for mode in args.modes.split(","):
+            if mode == "replicated" and ETCD is None:
+                print("replicated: skipped (install the Debian package etcd-server)")
+                continue
+            runner = run_embedded if mode == "embedded" else run_replicated
+            results[mode] = runner(Path(tmp), args.n, args.concurrency, args.reads)
+    print(f"ledger benchmark: n={args.n} concurrency={args.concurrency} reads={args.reads}")
+    header = (
+        "mode",
+        "txs",
+        "tx/s",
+        "tx/block",
+        "submit p50",
+        "p99",
+        "balance p50",
+        "p99",
+        "proof p50",
+        "p99",
+    )
+    print("  ".join(f"{h:>11}" for h in header))
+    for mode, r in results.items():
+        row = (
+            mode,
+            f"{r['txs']:.0f}",
+            f"{r['tps']:.0f}",
+            f"{r['txs_per_block']:.1f}",
+            f"{r['submit_p50_ms']:.1f}ms",
+            f"{r['submit_p99_ms']:.1f}ms",
+            f"{r['balance_p50_ms']:.2f}ms",
+            f"{r['balance_p99_ms']:.2f}ms",
+            f"{r['proof_p50_ms']:.2f}ms",
+            f"{r['proof_p99_ms']:.2f}ms",
+        )
+        print("  ".join(f"{c:>11}" for c in row))
+    return results
+
+
+if __name__ == "__main__":
+    main()
