@@ -240,7 +240,8 @@ def _check_modbus(raw: Any, problems: list[str]) -> tuple[list[dict], list[dict]
             problems.append(
                 f"modbus.{key}: unknown key (expected [[modbus.bus]] / [[modbus.device]])"
             )
-    buses, devices = [], []
+    buses: list[dict] = []
+    devices: list[dict] = []
     for kind, schema, out in (("bus", _BUS_SCHEMA, buses), ("device", _DEVICE_SCHEMA, devices)):
         entries = raw.get(kind, [])
         if not isinstance(entries, list):

@@ -167,7 +167,7 @@ class GatewayService:
             self._process(batch)
 
     def _drain(self, n: int) -> list[Incoming]:
-        out = []
+        out: list[Incoming] = []
         while len(out) < n:
             try:
                 out.append(self._queue.get_nowait())
