@@ -216,9 +216,9 @@ def test_driver_in_micropython_meters_the_emulated_chip(wire) -> None:
         clock.t += seconds  # time passes at the present load
 
     def set_load(watts: float) -> None:
-        chip.cf_cnt  # integrate up to now with the old load, then sample the new one
+        chip.integrate()  # up to now with the old load
         load.watts = watts
-        chip.cf_cnt
+        chip.integrate()  # samples the new load
 
     host = {
         "w": uart_write,

@@ -93,6 +93,11 @@ class BL0942Chip:
         with self._lock:
             self._bad_checksums += frames
 
+    def integrate(self) -> None:
+        """Count the energy up to now and sample the load model (call after changing it)."""
+        with self._lock:
+            self._integrate()
+
     @property
     def cf_cnt(self) -> int:
         with self._lock:
