@@ -146,7 +146,10 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
             if self.path.split("?", 1)[0] != "/v1/tx":
                 self._error(HTTPStatus.NOT_FOUND, "not_found", f"no route {self.path}")
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if not 0 < length <= MAX_BODY:
                 self._error(
                     HTTPStatus.BAD_REQUEST, "malformed", f"body must be 1..{MAX_BODY} bytes"
@@ -154,7 +157,7 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 return
             try:
                 value = json.loads(self.rfile.read(length))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 self._error(HTTPStatus.BAD_REQUEST, "malformed", f"not JSON: {exc}")
                 return
             try:

@@ -127,3 +127,13 @@ def test_cli_prove_refuses_an_index_outside_the_batch(ledger, tmp_path, index):
         ],
     )
     assert result.exit_code == 1 and "outside" in result.output
+
+
+def test_hostile_bodies_get_a_400_and_the_node_keeps_serving(ledger):
+    url = ledger.running.url
+    assert _post(url, b"[" * 100_000 + b"]" * 100_000)[0] == 400
+    status, body = _post(url, json.dumps({"body": [], "sigs": {}}).encode())
+    assert status == 422 and body["error"]["reason"] == "malformed"
+    deep = {"body": {"kind": "deposit", "x": [[[[[[[[[[1]]]]]]]]]]}, "sigs": {}}
+    assert _post(url, json.dumps(deep).encode())[1]["error"]["reason"] == "malformed"
+    assert ledger.client.info()["height"] == 0

@@ -196,3 +196,35 @@ def test_market_result_is_recorded_once(ledger):
     )
     _rejects(ledger, dup.signed_by(OPERATOR), "duplicate_market")
     _rejects(ledger, dup.signed_by(ALICE), "not_operator")
+
+
+def test_enrolling_a_participant_twice_is_refused(ledger):
+    ledger.enroll(ALICE)
+    again = txs.make(
+        "enroll_participant", ledger.chain, participant=ALICE.pubkey, name="a2", role="consumer"
+    )
+    _rejects(ledger, again.signed_by(OPERATOR), "already_enrolled")
+    assert ledger.client.account(ALICE.pubkey)["name"] == "p"
+
+
+def test_anchor_with_inverted_ranges_is_malformed(ledger):
+    ledger.enroll(GATEWAY, role="gateway")
+    ledger.submit(
+        txs.make("enroll_meter", ledger.chain, meter=METER.pubkey, owner=GATEWAY.pubkey).signed_by(
+            OPERATOR
+        )
+    )
+    mid = keys.meter_id(METER.pubkey)
+    anchor = txs.make(
+        "anchor",
+        ledger.chain,
+        submitter=GATEWAY.pubkey,
+        batch="",
+        merkle_root="22" * 32,
+        count=2,
+        meter_first=mid,
+        meter_last=mid,
+        seq_first=9,
+        seq_last=3,
+    )
+    _rejects(ledger, anchor.signed_by(GATEWAY), "malformed")

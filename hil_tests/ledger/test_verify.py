@@ -115,3 +115,30 @@ def test_double_spend_slipped_into_history_is_caught(ledger):
         f"first bad block {tip.height + 1}" in result.output
         and "insufficient_funds" in result.output
     )
+
+
+def test_replayed_transaction_in_a_later_block_is_caught(ledger):
+    from gateway.ledger.config import load
+    from gateway.ledger.store import Store
+
+    db = _build_history(ledger)
+    store = Store(db)
+    tip = store.block(store.tip_height())
+    replayed = store.block(5).txs[0]
+    store.close()  # the store's tx index refuses a replay, so a forger writes the row by hand
+    key = load(ledger.config_path).validator_key()
+    block = blocks.seal(tip, tip.header["chain"], [replayed], tip.header["time_ms"] + 1, key)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO blocks VALUES (?,?,?,?,?)",
+            (
+                block.height,
+                block.hash,
+                json.dumps(block.header),
+                block.signature,
+                json.dumps([replayed.to_json()]),
+            ),
+        )
+    result = _verify(ledger.config_path)
+    assert result.exit_code == 1
+    assert f"first bad block {tip.height + 1}" in result.output and "replay" in result.output
