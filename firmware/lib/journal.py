@@ -2,7 +2,7 @@
 #
 # A record is appended (and flushed) before it is published; it is removed only after the
 # gateway acknowledged it. Files under `path`:
-#   s<first_seq>.seg  segments of fixed-size entries: b"SJ" | u16 len | record | u32 crc32
+#   s<first_seq>.seg  segments of fixed-size entries: b"SJ" | u16 len | record | crc32 (LE)
 #   head              ack state: magic | i32 acked seq | sha256 of that record | u32 crc32
 #   head.tmp          the next ack state while it is written (renamed over head)
 # Boot recovery checks every entry (magic, length, CRC, expected seq), rewrites a damaged
@@ -55,6 +55,7 @@ class Journal:
         self.truncated_bytes = 0  # damaged bytes cut at boot
         self._buf = bytearray(_ENTRY)
         self._mv = memoryview(self._buf)
+        self._crc_mv = self._mv[0:_CRC_AT]
         self._segs = []  # first seq of each segment file, ascending
         self._acked = -1
         self._acked_hash = ZERO_HASH
@@ -129,7 +130,7 @@ class Journal:
             raise JournalError(f"prev_hash of seq {seq} is not the hash of seq {self._last}")
         if self.is_full():
             raise JournalFull(f"journal full: {self.capacity} unacknowledged records")
-        struct.pack_into(">I", buf, _CRC_AT, binascii.crc32(self._mv[0:_CRC_AT]))
+        struct.pack_into("<I", buf, _CRC_AT, binascii.crc32(self._crc_mv))
         if not self._segs or seq - self._segs[-1] >= self.seg_records:
             self._segs.append(seq)
         try:

@@ -1,6 +1,6 @@
 # Boot-time recovery of the journal's segment files (format: docs/journal.md).
 #
-# Every entry is checked in order: magic, length, CRC32 and the seq it must carry (segments
+# Every entry is checked in order: magic, length, CRC32 (little-endian) and the seq it must carry (segments
 # are contiguous: s<first>.seg holds first, first+1, ...). At the first bad entry (bit flip,
 # truncated tail, torn last record, garbage) the segment is rewritten up to its last good
 # entry through a temp file and an atomic rename, every later segment is removed, and one
@@ -8,7 +8,6 @@
 
 import binascii
 import os
-import struct
 
 try:
     from micropython import const
@@ -21,18 +20,22 @@ except ImportError:  # CPython (tools, tests)
 ENTRY_LEN = const(175)  # 2 magic + 2 length + 167 record + 4 crc32
 _RECORD_LEN = const(167)
 _CRC_AT = const(171)
-_SEQ_AT = const(23)
+_RESIDUE = const(0x2144DF1C)  # CRC-32 of any message followed by its own CRC (little-endian)
 _MAGIC = b"SJ"
 
 
 def entry_ok(buf, mv, seq):
-    """True when the entry in buf is intact and carries record number seq."""
-    return (
-        buf[0:2] == _MAGIC
-        and struct.unpack_from(">H", buf, 2)[0] == _RECORD_LEN
-        and struct.unpack_from(">I", buf, _CRC_AT)[0] == binascii.crc32(mv[0:_CRC_AT])
-        and struct.unpack_from(">I", buf, _SEQ_AT)[0] == seq
-    )
+    """True when the entry in buf (mv: a memoryview of all of it) is intact and is record seq.
+
+    The CRC is stored little-endian, so the CRC-32 of a whole intact entry is the constant
+    residue 0x2144DF1C, a small int: checking an entry allocates nothing (boot scans every
+    entry, and automatic GC may be off, as on the emulated board).
+    """
+    if buf[0] != 0x53 or buf[1] != 0x4A or buf[2] != 0 or buf[3] != _RECORD_LEN:  # b"SJ", 167
+        return False
+    if (buf[23] << 24) | (buf[24] << 16) | (buf[25] << 8) | buf[26] != seq:
+        return False
+    return binascii.crc32(mv) == _RESIDUE
 
 
 def _segments(path):
@@ -61,8 +64,8 @@ def _count_good(name, first, buf, mv):
             size += n
             if (
                 n == ENTRY_LEN
-                and entry_ok(buf, mv, first + good)
                 and size == (good + 1) * ENTRY_LEN
+                and entry_ok(buf, mv, first + good)
             ):
                 good += 1
         return good, size
