@@ -88,6 +88,9 @@ def test_readings_flow_in_and_bad_ones_are_rejected_and_counted(tmp_path, broker
 
         assert gw.terminate() == 0, gw.log()
         assert "STOPPING=1" in gw.notifications
+        log = gw.log()
+        for reason in ("bad_signature", "replay", "unknown_meter", "malformed", "oversized"):
+            assert f"rejected reading: {reason}" in log
     finally:
         meter.close()
         gw.close()
