@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -99,6 +100,21 @@ class EtcdCluster:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"etcd {member.name} not healthy; see {member.log}")
                 time.sleep(0.1)
+
+    def leader_index(self) -> int:
+        """Which member currently leads the Raft cluster (asked through /v3/maintenance/status)."""
+        for i, member in enumerate(self.members):
+            try:
+                request = urllib.request.Request(
+                    member.endpoint + "/v3/maintenance/status", data=b"{}"
+                )
+                with urllib.request.urlopen(request, timeout=2) as r:
+                    status = json.loads(r.read())
+            except OSError:
+                continue
+            if status.get("leader") == status["header"]["member_id"]:
+                return i
+        raise RuntimeError("no etcd leader")
 
     def stop(self) -> None:
         for member in self.members:
