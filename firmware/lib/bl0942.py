@@ -1,4 +1,4 @@
-# BL0942 single-phase energy IC over UART (4800 8N1): full-packet read (docs/bl0942.md).
+# BL0942 single-phase energy IC over UART (4800 8N1): full-packet read (docs/journal.md, "BL0942").
 #
 # Request 0x58|addr 0xAA; the chip answers 23 bytes, all fields little-endian:
 #   0 header 0x55 | 1 I_RMS u24 | 4 V_RMS u24 | 7 I_FAST_RMS u24 | 10 WATT s24 | 13 CF_CNT u24

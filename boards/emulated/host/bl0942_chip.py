@@ -1,7 +1,7 @@
 """An emulated BL0942 energy IC on a serial port (one end of a pty "wire" made by the rig).
 
 It answers the full-packet read (0x58|addr, 0xAA) with the 23-byte frame of the datasheet
-(docs/bl0942.md), computed from a load model: a callable giving the instantaneous active
+(docs/journal.md, "BL0942"), computed from a load model: a callable giving the instantaneous active
 power (W, + import, - export) and RMS voltage (V). Energy is integrated in wall-clock time
 into CF_CNT with the datasheet's scaling (one count = 419430.4 / pref W*s, so eref counts per
 kWh) and wraps at 24 bits like the chip's register. Frames with a bad checksum can be injected.
