@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from gateway.ln import bolt3
 from gateway.ln.channel_errors import (
@@ -24,7 +25,7 @@ from gateway.ln.channel_errors import (
     UnknownHtlc,
 )
 from gateway.ln.channel_msgs import AckBatch, ClosingSigned, Reestablish, Revoke, UpdateBatch
-from gateway.ln.commitment import Commitment, Htlc, closing_digest, sign, verify
+from gateway.ln.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.htlc import (
     AddHtlc,
     FailHtlc,
@@ -35,11 +36,12 @@ from gateway.ln.htlc import (
     encode_updates,
     payment_hash,
 )
-from gateway.ln.ledger_port import digest, ledger_state
+from gateway.ln.ledger_port import close_body, digest, ledger_state
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000  # updates per commitment round
+MAX_BATCH_BYTES = 60_000  # encoded updates per round: the batch must fit one 65535-byte message
 
 
 class ChannelState(IntEnum):
@@ -126,6 +128,7 @@ class Channel:
     next_local_htlc_id: int = 0
     closing_sigs: tuple[bytes, bytes] = (b"", b"")
     events: list[Event] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # node bookkeeping (funding body, ...)
     on_persist: Callable[[Channel], None] | None = None
 
     # --- identities -------------------------------------------------------------------------
@@ -266,20 +269,22 @@ class Channel:
             and not self.awaiting_revoke
         )
 
+    def _closing_digest(self, balances: tuple[int, int]) -> bytes:
+        return digest(close_body(self.chain, self.channel_id, balances))
+
     def closing_signed(self) -> ClosingSigned:
+        """Our node-key signature of the ledger's channel_close body with the final split."""
         if not self.ready_to_close():
             raise IllegalTransition(f"channel {self.short_id} has HTLCs or updates in flight")
         bal = self.latest.balances
-        sig = sign(self.funding_priv, closing_digest(self.channel_id, bal))
-        return ClosingSigned(self.channel_id, bal, sig)
+        return ClosingSigned(self.channel_id, bal, sign(self.node_priv, self._closing_digest(bal)))
 
     def receive_closing_signed(self, msg: ClosingSigned) -> None:
         if not self.ready_to_close():
             raise ProtocolViolation("closing_signed while HTLCs or updates are in flight")
         if msg.balances != self.latest.balances:
             raise ProtocolViolation(f"closing split {msg.balances} != {self.latest.balances}")
-        digest = closing_digest(self.channel_id, msg.balances)
-        if not verify(self.funding_pubs[self.remote], digest, msg.sig):
+        if not verify(self.node_ids[self.remote], self._closing_digest(msg.balances), msg.sig):
             raise ProtocolViolation("bad closing signature")
         mine = self.closing_signed().sig
         self.closing_sigs = (mine, msg.sig) if self.me == 0 else (msg.sig, mine)
@@ -374,7 +379,13 @@ class Channel:
             or self.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN)
         ):
             return None
-        batch = tuple(self.pending[:MAX_BATCH])
+        size, count = 4, 0
+        for u in self.pending[:MAX_BATCH]:
+            size += len(u.encode())
+            if size > MAX_BATCH_BYTES:
+                break
+            count += 1
+        batch = tuple(self.pending[: max(count, 1)])
         n = self.latest.number + 1
         new = apply_updates(self.latest, batch, self.me, self._rev_hashes(n))
         self.proposal = Proposal(

@@ -44,6 +44,12 @@ class Htlc:
             self.offerer, self.htlc_id, self.amount_msat, self.payment_hash, self.cltv_expiry
         )
 
+    @classmethod
+    def decode(cls, data: bytes) -> Htlc:
+        if len(data) != _HTLC.size:
+            raise ProtocolViolation("HTLC encoding has the wrong length")
+        return cls(*_HTLC.unpack(data))
+
     @property
     def key(self) -> tuple[int, int]:
         return (self.offerer, self.htlc_id)

@@ -32,6 +32,10 @@ MIN_FINAL_CLTV = 18  # blocks the payee wants left when it receives the HTLC
 FAIL_MARGIN = 2  # fail an incoming HTLC this many blocks before it expires
 
 
+def link_key(channel_id: bytes, htlc_id: int) -> bytes:
+    return channel_id + htlc_id.to_bytes(8, "big")
+
+
 @dataclass
 class Invoice:
     payment_hash: bytes
@@ -63,13 +67,13 @@ class Switch:
     links: dict[tuple[bytes, int], tuple[bytes, int]] = field(default_factory=dict)
     refuse_forwarding: bool = False  # a node that will not forward (tests, maintenance)
     online: set[bytes] = field(default_factory=set)  # peers with a live connection
-    dirty: set[str] = field(default_factory=set)  # record kinds the store must rewrite
+    dirty: set[tuple[str, bytes]] = field(default_factory=set)  # (table, key) to rewrite
 
     # --- invoices and payments --------------------------------------------------------------
     def add_invoice(self, preimage: bytes, amount_msat: int) -> Invoice:
         inv = Invoice(hashlib.sha256(preimage).digest(), preimage, amount_msat)
         self.invoices[inv.payment_hash] = inv
-        self.dirty.add("invoices")
+        self.dirty.add(("invoices", inv.payment_hash))
         return inv
 
     def pay(self, dst: bytes, payment_hash: bytes, amount_msat: int, height: int) -> Payment:
@@ -86,7 +90,7 @@ class Switch:
         ch.queue_add(first.amount_msat, payment_hash, first.cltv_expiry, payload)
         pay = Payment(payment_hash, amount_msat, first.amount_msat - amount_msat)
         self.payments[payment_hash] = pay
-        self.dirty.add("payments")
+        self.dirty.add(("payments", payment_hash))
         log.info("pay %s: %d msat over %d hops", payment_hash.hex()[:12], amount_msat, len(hops))
         return pay
 
@@ -131,7 +135,7 @@ class Switch:
                 return self._fail_in(ch, add.htlc_id, "final expiry too soon")
             ch.queue_fulfill(add.htlc_id, inv.preimage)
             inv.paid = True
-            self.dirty.add("invoices")
+            self.dirty.add(("invoices", inv.payment_hash))
             return
         self._forward(ch, add.htlc_id, add.amount_msat, add.cltv_expiry, instr, height)
 
@@ -163,12 +167,12 @@ class Switch:
         except ChannelError as exc:
             return self._fail_in(ch_in, htlc_id, f"cannot forward: {exc}")
         self.links[(out.channel_id, add.htlc_id)] = (ch_in.channel_id, htlc_id)
-        self.dirty.add("links")
+        self.dirty.add(("links", link_key(out.channel_id, add.htlc_id)))
 
     def _settled(self, ev: OutgoingSettled) -> None:
         link = self.links.pop((ev.channel_id, ev.htlc.htlc_id), None)
         if link is not None:
-            self.dirty.add("links")
+            self.dirty.add(("links", link_key(ev.channel_id, ev.htlc.htlc_id)))
             ch_in = self.channels[link[0]]
             if ev.preimage is not None:
                 ch_in.queue_fulfill(link[1], ev.preimage)
@@ -182,7 +186,7 @@ class Switch:
             pay.status, pay.preimage = "succeeded", ev.preimage
         else:
             pay.status, pay.reason = "failed", ev.reason
-        self.dirty.add("payments")
+        self.dirty.add(("payments", pay.payment_hash))
         log.info("payment %s %s %s", pay.payment_hash.hex()[:12], pay.status, pay.reason)
 
     # --- time ---------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Routes of the node's control API (see control.py), used by `sgrid channel` and `sgrid pay`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from gateway.ln import receipt
+from gateway.ln.channel import Channel
+
+if TYPE_CHECKING:
+    from gateway.ln.node import Node
+
+
+def channel_info(ch: Channel) -> dict[str, Any]:
+    return {
+        "channel_id": ch.channel_id.hex(),
+        "peer": ch.node_ids[ch.remote].hex(),
+        "state": ch.state.name,
+        "capacity_msat": ch.capacity_msat,
+        "local_msat": ch.local_balance,
+        "remote_msat": ch.remote_balance,
+        "in_flight_msat": ch.latest.in_flight_msat,
+        "htlcs": len(ch.latest.htlcs),
+        "commitment": ch.latest.number,
+    }
+
+
+def routes(node: Node) -> dict[str, Any]:
+    async def info(_: dict[str, Any]) -> Any:
+        return {
+            "node_id": node.node_id.hex(),
+            "port": node.port,
+            "height": node.height,
+            "peers": [p.hex() for p in node.peers],
+            "ledger_balance_msat": node.ledger.balance(node.node_id),
+            "commits": node.store.commits,
+        }
+
+    async def channels(_: dict[str, Any]) -> Any:
+        return [channel_info(c) for c in node.switch.channels.values()]
+
+    async def connect(body: dict[str, Any]) -> Any:
+        await node.connect(
+            body.get("host", "127.0.0.1"), int(body["port"]), bytes.fromhex(body["node_id"])
+        )
+        return {"connected": body["node_id"]}
+
+    async def open_(body: dict[str, Any]) -> Any:
+        cid = await node.open_channel(
+            bytes.fromhex(body["node_id"]), int(body["amount_msat"]), int(body.get("push_msat", 0))
+        )
+        return channel_info(node.switch.channels[cid])
+
+    async def close(body: dict[str, Any]) -> Any:
+        cid = bytes.fromhex(body["channel_id"])
+        await node.close_channel(cid, bool(body.get("force", False)))
+        return channel_info(node.switch.channels[cid])
+
+    async def invoice(body: dict[str, Any]) -> Any:
+        memo = receipt.EnergyMemo(
+            body.get("node", node.node_id.hex()[:16]),
+            int(body["start"]),
+            int(body["end"]),
+            kwh=body.get("kwh"),
+            kw=tuple(body["kw"]) if body.get("kw") else None,
+            step_s=body.get("step_s"),
+        )
+        count = int(body.get("count", 1))
+        recs = [node.create_invoice(int(body["amount_msat"]), memo) for _ in range(count)]
+        return {
+            "invoices": [r.invoice for r in recs],
+            "payment_hashes": [r.payment_hash.hex() for r in recs],
+        }
+
+    async def pay(body: dict[str, Any]) -> Any:
+        texts = body["invoices"] if "invoices" in body else [body["invoice"]]
+        results = await asyncio.gather(
+            *(node.pay_invoice(t, float(body.get("timeout", 30))) for t in texts)
+        )
+        return results if "invoices" in body else results[0]
+
+    async def tick(_: dict[str, Any]) -> Any:
+        node.tick()
+        return {"height": node.height}
+
+    return {
+        "GET /info": info,
+        "GET /channels": channels,
+        "POST /connect": connect,
+        "POST /open": open_,
+        "POST /close": close,
+        "POST /invoice": invoice,
+        "POST /pay": pay,
+        "POST /tick": tick,
+    }
