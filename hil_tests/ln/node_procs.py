@@ -32,13 +32,29 @@ class NodeProc:
     url: str = ""
 
     def start(self) -> NodeProc:
-        cmd = [sys.executable, "-m", "gateway.ln.node", "--data-dir", str(self.data_dir),
-               "--ledger-file", str(self.ledger_file), "--tick", "0.05", *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gateway.ln.node",
+            "--data-dir",
+            str(self.data_dir),
+            "--ledger-file",
+            str(self.ledger_file),
+            "--tick",
+            "0.05",
+            *self.args,
+        ]
         if self.port:
             cmd += ["--port", str(self.port)]
         log = open(self.data_dir / "node.log", "a")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("READY "):
@@ -81,8 +97,14 @@ class NodeProc:
 
     def invoice(self, amount: int, count: int = 1) -> list[str]:
         now = int(time.time())
-        body = {"amount_msat": amount, "start": now + 3600, "end": now + 7200, "kwh": 1.5,
-                "node": self.name, "count": count}
+        body = {
+            "amount_msat": amount,
+            "start": now + 3600,
+            "end": now + 7200,
+            "kwh": 1.5,
+            "node": self.name,
+            "count": count,
+        }
         return self.api("/invoice", body)["invoices"]
 
 
@@ -120,5 +142,7 @@ class Grid:
     def money(self) -> int:
         """All msat on the ledger: balances plus channels not yet paid out."""
         led = self.ledger._load()
-        locked = sum(c.capacity_msat for c in led.channels.values() if c.status in ("open", "closing"))
+        locked = sum(
+            c.capacity_msat for c in led.channels.values() if c.status in ("open", "closing")
+        )
         return sum(led.accounts.values()) + locked
