@@ -137,3 +137,10 @@ def test_hostile_bodies_get_a_400_and_the_node_keeps_serving(ledger):
     deep = {"body": {"kind": "deposit", "x": [[[[[[[[[[1]]]]]]]]]]}, "sigs": {}}
     assert _post(url, json.dumps(deep).encode())[1]["error"]["reason"] == "malformed"
     assert ledger.client.info()["height"] == 0
+
+
+def test_run_with_an_incomplete_config_fails_clearly(tmp_path):
+    config = tmp_path / "ledger.toml"
+    config.write_text('[ledger]\nname = "x"\ngenesis_time_ms = 0\n')
+    result = CliRunner().invoke(ledger_cli, ["run", "--config", str(config)])
+    assert result.exit_code == 1 and "missing ledger.operator" in result.output

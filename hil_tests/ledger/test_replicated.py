@@ -43,7 +43,9 @@ def _wait_converged(clients, timeout=60):
         time.sleep(0.1)
 
 
-def test_replicas_order_concurrent_double_spends_identically(tmp_path, cluster):
+def test_replicas_order_concurrent_double_spends_identically_and_a_late_one_catches_up(
+    tmp_path, cluster
+):
     procs = [start_process(c) for c in _replica_configs(tmp_path, cluster, 2)]
     try:
         clients = [LedgerClient(url) for _, url in procs]
@@ -77,6 +79,9 @@ def test_replicas_order_concurrent_double_spends_identically(tmp_path, cluster):
         assert sorted(outcomes) == ["committed"] + ["insufficient_funds"] * 3
         _wait_converged(clients)
         assert [c.balance(ALICE.pubkey) for c in clients] == [0, 0]
+        late = start_process(_replica_configs(tmp_path / "late", cluster, 1)[0])  # empty database
+        procs.append(late)
+        _wait_converged([*clients, LedgerClient(late[1])])
     finally:
         for proc, _ in procs:
             proc.kill()
