@@ -25,8 +25,11 @@ from gateway.metrics import GatewayMetrics
 from gateway.mqtt import discovery, messages, topics
 from gateway.mqtt.bridge import MqttBridge
 from gateway.pins import GatewayPins
+from gateway.service.rejection_log import RejectionLog
 
 log = logging.getLogger("gateway")
+
+MAX_QUEUE = 100_000  # readings waiting for ingest; beyond, new ones are dropped (and resent later)
 
 
 class GatewayService:
@@ -42,6 +45,7 @@ class GatewayService:
         self._stopping = asyncio.Event()
         self._heartbeat = time.monotonic()
         self._discovered: set[bytes] = set()
+        self._rejection_log = RejectionLog(log)
         self.bridge: MqttBridge | None = None
         self.metrics_port: int | None = None
 
@@ -122,6 +126,10 @@ class GatewayService:
             return
         meter_hex, leaf = parsed
         if leaf == "reading":
+            if self._queue.qsize() >= MAX_QUEUE:  # overload: not acked, so the meter resends it
+                self.metrics.rejected.labels("overload").inc()
+                self._rejection_log.log("overload", meter_hex, None, "ingest queue full")
+                return
             self._queue.put_nowait(Incoming(meter_hex, payload, received_at))
         elif leaf == "status":
             self._on_status(meter_hex, payload)
@@ -189,13 +197,7 @@ class GatewayService:
     def _publish_outcome(self, out: BatchOutcome) -> None:
         for rej in out.rejections:
             self.metrics.rejected.labels(rej.reason.value).inc()
-            log.warning(
-                "rejected reading: %s (meter %s, seq %s): %s",
-                rej.reason.value,
-                rej.meter_hex,
-                rej.seq,
-                rej.detail,
-            )
+            self._rejection_log.log(rej.reason.value, rej.meter_hex, rej.seq, rej.detail)
         last: dict[bytes, object] = {}
         for r in out.stored:
             last[r.meter_id] = r
