@@ -5,7 +5,10 @@ import gc
 
 import meter_app
 
+gc.collect()
 app = meter_app.MeterApp()
-while True:
-    app.step()
+for _ in app.boot():
     gc.collect()
+while True:
+    gc.collect()
+    app.step()

@@ -47,9 +47,13 @@ def device_sources(board: str) -> list[Unit]:
     if board not in BOARD_MARCH:
         raise BuildError(f"unknown board {board!r} (known: {', '.join(sorted(BOARD_MARCH))})")
     units = [Unit(FIRMWARE / "main.py", Path("main.py"))]
-    for src in sorted((FIRMWARE / "lib").rglob("*.py")):
+    for src in sorted((FIRMWARE / "lib").rglob("*")):
+        if not src.is_file() or "__pycache__" in src.parts or src.suffix == ".pyc":
+            continue
         rel = src.relative_to(FIRMWARE / "lib")
-        units.append(Unit(src, Path("lib") / rel.with_suffix(".mpy")))
+        # modules are compiled; data files (e.g. precomputed tables) are copied as they are
+        target = rel.with_suffix(".mpy") if src.suffix == ".py" else rel
+        units.append(Unit(src, Path("lib") / target))
     device = BOARDS / board / "device"
     for src in sorted(device.glob("*.py")):
         name = src.name
@@ -91,7 +95,7 @@ def _build_locked(units: list[Unit], root: Path, arch: str | None, board: str) -
     for unit in units:
         dest = root / unit.target
         wanted.add(dest)
-        if unit.target.suffix == ".py":
+        if unit.target.suffix != ".mpy":
             if not dest.exists() or dest.read_bytes() != unit.source.read_bytes():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(unit.source, dest)

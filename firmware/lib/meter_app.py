@@ -1,62 +1,206 @@
-# The meter application: boot banner, then one bounded slice of work per step(). It only talks
-# to the board through the HAL (`hal.Board`), so the same code runs on an ESP32 and on the
-# emulated board.
+# The meter application: wires the subsystems together and advances each by one bounded slice
+# per step(). It talks to hardware only through the HAL (`hal.Board`), so the same code runs on
+# an ESP32 and on the emulated board. main.py calls step() forever and collects garbage between.
+import binascii
 import gc
-import os
 
+import config
 import hal
-import micropython
+import keystore
+from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
+from journal import Journal
+from metering import Metering
 from micropython import const
+from recorder import Recorder, reading_from_interval, relay_event
+from registers import Checkpoint, Registers
+from relay_policy import RelayPolicy
+from sgcore import reading as rd
 
-_LOOP_MS = const(250)
+_IDLE_MS = const(250)  # loop period when nothing is in progress (inputs wake it earlier)
+_NTP_RETRY_MS = const(60000)
 _BOOTS_FILE = "boots.txt"
 
 
 def _count_boot():
-    # A tiny persistent counter: proves the flash survives restarts and power cuts.
+    import os
+
     try:
         with open(_BOOTS_FILE) as f:
             boots = int(f.read() or "0")
     except (OSError, ValueError):
         boots = 0
-    boots += 1
     with open(_BOOTS_FILE + ".tmp", "w") as f:
-        f.write(str(boots))
+        f.write(str(boots + 1))
     os.rename(_BOOTS_FILE + ".tmp", _BOOTS_FILE)
-    return boots
+    return boots + 1
 
 
 class MeterApp:
     def __init__(self):
-        self.board = hal.Board()
+        board = self.board = hal.Board()
         self.boots = _count_boot()
-        gc.collect()
-        print(
-            "%s %s on board %s, boot %d, free heap %d"
-            % (FIRMWARE_NAME, FIRMWARE_VERSION, self.board.board_id, self.boots, gc.mem_free())
-        )
-        self._last_pulses = -1
-        self._last_button = 0
+        print("%s %s on board %s, boot %d, free heap %d"
+              % (FIRMWARE_NAME, FIRMWARE_VERSION, board.board_id, self.boots, gc.mem_free()))  # fmt: skip
+        self.cfg = config.load()
+        self.key = None
+
+    def boot(self):
+        """Generator: the heavy part of start-up in slices (a first-boot key takes a while);
+        main.py collects garbage between them."""
+        board, cfg = self.board, self.cfg
+        try:
+            self.key = yield from keystore.load_or_create(board.random_bytes)
+            print("meter id %s public key %s" % (binascii.hexlify(self.key.meter_id).decode(),
+                                                  binascii.hexlify(self.key.pubkey).decode()))  # fmt: skip
+        except keystore.KeyStoreError as exc:
+            print("key error: %s" % exc)
+        yield False
+        self.regs = Registers(cfg["interval_s"])
+        self.ckpt = Checkpoint("registers.bin", cfg["checkpoint_s"], board.ticks_diff)
+        self.ckpt.load(self.regs)
+        yield False
+        self.journal = Journal("journal", cfg["journal_capacity"])
+        yield False
+        self.metering = Metering(board, cfg)
+        meter_id = self.key.meter_id if self.key else b"\x00" * 16
+        issuer = binascii.unhexlify(cfg["issuer_pubkey"]) if cfg["issuer_pubkey"] else None
+        self.credit = CreditStore(meter_id, issuer)
+        self.policy = RelayPolicy(cfg, False, board.ticks_ms())
+        self.recorder = Recorder(self.key, self.journal) if self.key else None
+        self.last_token = None  # (reason, token id) of the latest token handled
+        self._ntp_at = None
+        self._clock_warned = False
         self._heap_peak = 0
+        self._button = 0
+        self.subsystems = []  # objects with poll(app): the uplink, the Modbus slave
+        self._sync_clock()
+        print("meter ready: source %s, interval %d s, journal %d pending, credit %d Wh"
+              % (cfg["meter_source"], cfg["interval_s"], self.journal.pending_count(), self.credit_wh()))  # fmt: skip
+
+    # --- pieces of a step --------------------------------------------------------------------
+
+    def _sync_clock(self):
+        b = self.board
+        if b.rtc_time():
+            return b.rtc_time()
+        now_ms = b.ticks_ms()
+        if self._ntp_at is None or b.ticks_diff(now_ms, self._ntp_at) >= _NTP_RETRY_MS:
+            self._ntp_at = now_ms
+            t = b.ntp_time()
+            if t:
+                b.rtc_set(t)
+                print("clock set from network time: %d" % t)
+                return t
+        if not self._clock_warned:
+            print("clock error: time not set; waiting for the gateway or NTP, not signing readings")
+            self._clock_warned = True
+        return 0
+
+    def set_time(self, unix_seconds):
+        """The gateway's time command."""
+        self.board.rtc_set(unix_seconds)
+        self._clock_warned = False
+        print("clock set by the gateway: %d" % unix_seconds)
+
+    def flags(self):
+        f = rd.FLAG_CRITICAL_LOAD if self.cfg["critical_load"] else 0
+        if self.regs.restarted:
+            f |= rd.FLAG_RESTARTED
+        if self.metering.errors():
+            f |= rd.FLAG_CHIP_ERRORS
+        return f
+
+    def credit_wh(self):
+        return self.credit.credit_wh(self.regs.import_wh)
+
+    def offer_token(self, data):
+        """A token arrived (MQTT or Modbus): check it; the signature is verified over the next steps."""
+        reason = self.credit.begin(data, self.board.rtc_time())
+        if reason is not None:
+            self._token_done(reason, None)
+
+    def _token_done(self, reason, token):
+        self.last_token = (reason, token.token_id if token else None)
+        if reason == "accepted":
+            print("token %d accepted: credit %d Wh" % (token.token_id, self.credit_wh()))
+        else:
+            print("token rejected: %s" % reason)
+
+    def _relay(self, now):
+        b = self.board
+        credit = self.credit_wh()
+        closed, reason, changed = self.policy.decide(
+            b.ticks_ms(), credit, self.metering.power_w, self.credit.window_cap(now), b.ticks_diff)
+        if not changed:
+            return
+        b.relay.value(1 if closed else 0)  # the relay acts at once; its record is signed after
+        print("relay %s (reason %d, credit %d Wh)" % ("closed" if closed else "open", reason, credit))
+        if self.recorder and now:
+            self.recorder.submit(relay_event(self.key.meter_id, now, self.regs, 1 if closed else 0,
+                                             reason, credit, self.flags()))  # fmt: skip
+
+    def _crypto(self):
+        """One slice of signature work (token check first); True while work remains.
+
+        One slice per step: main.py collects the slice's garbage before the next one."""
+        if self.credit.busy():
+            done = self.credit.step(self.regs.import_wh)
+            if done:
+                self._token_done(done[0], done[1])
+            return True
+        if self.recorder and self.recorder.busy():
+            if self.recorder.step():
+                print("record %d signed and journaled" % (self.journal.last_seq(),))
+            return True
+        return False
 
     def _report_heap(self):
-        # The heap high-water mark, for the bench (mem_peak needs MICROPY_MEM_STATS).
-        peak = micropython.mem_peak() if hasattr(micropython, "mem_peak") else 0
+        # Heap high-water mark: what is allocated at the end of a step, before main.py collects
+        # (live data + this step's garbage): the most the heap ever holds.
+        peak = gc.mem_alloc()
         if peak > self._heap_peak:
             self._heap_peak = peak
             self.board.report("heap_peak", peak)
 
+    def _button_pressed(self):
+        # The local button: print the meter's status on the console (as a meter's display would).
+        pressed = self.board.button.value()
+        if pressed and not self._button:
+            st = self.status()
+            print("status: import %d Wh, export %d Wh, power %d W, credit %d Wh, relay %s, journal %d pending"
+                  % (st["import_wh"], st["export_wh"], self.metering.power_w, st["credit_wh"],
+                     "closed" if st["relay"] else "open", st["journal"]["pending"]))  # fmt: skip
+        self._button = pressed
+
+    def status(self):
+        return {
+            "fw": FIRMWARE_VERSION, "boot": self.boots, "relay": self.board.relay.value(),
+            "credit_wh": self.credit_wh(), "import_wh": self.regs.import_wh,
+            "export_wh": self.regs.export_wh, "journal": self.journal.status(),
+            "clock_set": bool(self.board.rtc_time()), "last_token": self.last_token,
+        }  # fmt: skip
+
+    # --- the loop body -------------------------------------------------------------------------
+
     def step(self):
-        board = self.board
-        pulses = board.s0.count()
-        if pulses != self._last_pulses:
-            print("s0 pulses %d" % pulses)
-            self._last_pulses = pulses
-        button = board.button.value()
-        if button and not self._last_button:  # a press toggles the relay (local command)
-            board.relay.value(not board.relay.value())
-            print("relay %s" % ("closed" if board.relay.value() else "open"))
-        self._last_button = button
+        b = self.board
+        now = self._sync_clock()
+        self.metering.poll(self.regs)
+        self._relay(now)
+        iv = self.regs.tick(now)
+        if iv is not None:
+            self.ckpt.save(self.regs)  # totals on flash before the reading exists
+            if self.recorder:
+                credit = self.credit_wh()
+                self.recorder.submit(reading_from_interval(
+                    self.key.meter_id, iv, b.relay.value(), credit, self.flags() | (rd.FLAG_RESTARTED if iv.restarted else 0)))  # fmt: skip
+        else:
+            self.ckpt.maybe_save(self.regs, b.ticks_ms())
+        self._button_pressed()
+        busy = self._crypto()
+        for sub in self.subsystems:
+            sub.poll(self)
         self._report_heap()
-        board.sleep_ms(_LOOP_MS)
+        if not busy:
+            b.sleep_ms(_IDLE_MS)

@@ -22,7 +22,10 @@ The emulated board does the same (see boards/emulated/device/boot.py and docs/em
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,8 +65,12 @@ _ENGINE: wasmtime.Engine | None = None
 _MODULE: wasmtime.Module | None = None
 
 
+CACHE_DIR = Path(__file__).resolve().parents[3] / "build" / "wasm-cache"
+
+
 def _engine_and_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
-    """Compile the MicroPython wasm once per process (about 0.3 s) and reuse it."""
+    """Compile the MicroPython wasm once (about 0.3 s) and reuse it: in this process, and across
+    processes through a serialized copy in build/wasm-cache (keyed by wasm and wasmtime version)."""
     global _ENGINE, _MODULE
     with _ENGINE_LOCK:
         if _ENGINE is None or _MODULE is None:
@@ -72,8 +79,28 @@ def _engine_and_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
             cfg.wasm_exceptions = True
             cfg.max_wasm_stack = 512 * 1024
             _ENGINE = wasmtime.Engine(cfg)
-            _MODULE = wasmtime.Module.from_file(_ENGINE, str(default_wasm_path()))
+            _MODULE = _load_module(_ENGINE)
         return _ENGINE, _MODULE
+
+
+def _load_module(engine: wasmtime.Engine) -> wasmtime.Module:
+    wasm = default_wasm_path()
+    digest = hashlib.sha256(wasm.read_bytes() + importlib.metadata.version("wasmtime").encode()).hexdigest()[:16]
+    cached = CACHE_DIR / f"micropython-{digest}.cwasm"
+    if cached.exists():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(cached))
+        except wasmtime.WasmtimeError:
+            cached.unlink(missing_ok=True)  # made by another engine configuration: rebuild
+    module = wasmtime.Module.from_file(engine, str(wasm))
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(module.serialize())
+        os.replace(tmp, cached)
+    except OSError:
+        pass  # a read-only checkout still works, just slower
+    return module
 
 
 @dataclass

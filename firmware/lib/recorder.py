@@ -1,0 +1,95 @@
+# Turns closed intervals and relay changes into signed, journaled records, one at a time.
+#
+# Signing is step-wise (sgcore.secp256k1.Signer): each step() does a bounded slice, so the main
+# loop keeps serving the relay and the buses while a signature is computed. A record gets its
+# sequence number and chain hash from the journal when its signing starts, and is appended
+# (persisted) as soon as its signature is done: only then may it be published.
+from sgcore import reading as rd
+from sgcore.secp256k1 import Signer
+
+from journal import JournalFull
+
+try:
+    from micropython import const
+except ImportError:  # CPython (tests)
+
+    def const(value):
+        return value
+
+
+_MAX_QUEUE = const(8)
+_I32 = const(0x7FFFFFFF)
+
+
+def _i32(v):
+    return -_I32 if v < -_I32 else (_I32 if v > _I32 else v)
+
+
+class Recorder:
+    def __init__(self, key, journal, log=print):
+        self._key = key
+        self._journal = journal
+        self._log = log
+        self._queue = []  # Reading objects waiting for a signature (seq/prev_hash unset)
+        self._signing = None  # (reading, body, signer)
+        self.signed = 0
+        self.dropped_full = 0  # intervals not journaled because the journal was full
+        self.dropped_queue = 0
+        self.journal_full = False
+
+    def busy(self):
+        return self._signing is not None or bool(self._queue)
+
+    def submit(self, reading):
+        if self._journal.is_full():
+            self.journal_full = True
+            self.dropped_full += 1
+            return False
+        if len(self._queue) >= _MAX_QUEUE:
+            self.dropped_queue += 1
+            return False
+        self._queue.append(reading)
+        return True
+
+    def step(self):
+        """One slice of signing work; returns the record just journaled, or None."""
+        if self._signing is None:
+            if not self._queue:
+                return None
+            r = self._queue.pop(0)
+            r.seq = self._journal.last_seq() + 1
+            r.prev_hash = self._journal.last_hash()
+            if self.journal_full:
+                r.flags |= rd.FLAG_JOURNAL_FULL  # tell the gateway intervals were skipped
+            body = rd.encode_body(r)
+            self._signing = (r, body, Signer(self._key.priv, rd.digest(body)))
+            return None
+        r, body, signer = self._signing
+        if not signer.step():
+            return None
+        self._signing = None
+        record = body + signer.signature
+        try:
+            self._journal.append(record)
+        except JournalFull:
+            self.journal_full = True
+            self.dropped_full += 1
+            return None
+        self.journal_full = False
+        self.signed += 1
+        return record
+
+
+def reading_from_interval(meter_id, iv, relay, credit_wh, flags):
+    return rd.Reading(
+        meter_id, 0, rd.ZERO_HASH, iv.start, iv.end, iv.import_wh, iv.export_wh,
+        iv.interval_import_wh, iv.interval_export_wh, _i32(iv.avg_power_w), _i32(iv.peak_power_w),
+        min(iv.voltage_dv, 0xFFFF), relay, flags, _i32(credit_wh),
+    )  # fmt: skip
+
+
+def relay_event(meter_id, now, regs, relay, reason, credit_wh, flags):
+    return rd.Reading(
+        meter_id, 0, rd.ZERO_HASH, now, now, regs.import_wh, regs.export_wh,
+        relay=relay, flags=flags, credit_wh=_i32(credit_wh), kind=rd.KIND_RELAY_EVENT, reason=reason,
+    )  # fmt: skip
