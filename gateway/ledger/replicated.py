@@ -1,7 +1,8 @@
 """Replicated mode: the ordered log lives in etcd; every replica applies it deterministically.
 
 Log layout under `<prefix>/<chain id>/` (docs/ledger-replication.md):
-    tx/<tx id>        a submitted transaction (create-only: idempotent by tx id)
+    tx/<tx id>        a submitted transaction (create-only: idempotent by tx id);
+                      tx/<tx id>#k is its attempt k+1 after k refusals
     cut/<height:012>  {"height", "time_ms"}: block `height` holds every tx created after the
                       previous cut and before this one, in etcd revision order
 Any replica may write the next cut (create-only, so exactly one wins). Each replica validates the
@@ -62,44 +63,50 @@ class ReplicatedNode:
 
     # -- submitting -------------------------------------------------------------------------
 
-    def _outcome(self, tx_id: str) -> Receipt | TxRejected | None:
+    def _outcome(self, tx_id: str, refusals_seen: int) -> Receipt | TxRejected | None:
+        """The receipt, or a refusal newer than the `refusals_seen` ones, or None (pending)."""
         receipt = self.chain.receipt(tx_id)
         if receipt is not None:
             return receipt
         refused = self.chain.store.rejection(tx_id)
-        if refused is not None:
+        if refused is not None and refused[3] > refusals_seen:
             return TxRejected(refused[1], refused[2], tx_id)
         return None
 
     def submit(self, value: Any, timeout: float = 10.0) -> Receipt:
+        """Append to the etcd log and wait until this replica applied the cut that holds it.
+
+        Attempt k+1 of a tx refused k times goes to key `tx/<id>#k`: as with the embedded node,
+        a refused transaction may be resubmitted later (e.g. a settle after its dispute window).
+        """
         tx = value if isinstance(value, Tx) else txs.from_json(value)
         txs.check_shape(tx, self.chain.chain_id)
-        outcome = self._outcome(tx.id)
+        receipt = self.chain.receipt(tx.id, duplicate=True)
+        if receipt is not None:
+            return receipt
+        if self._failure is not None:
+            raise LedgerUnavailable(f"replica stopped: {self._failure}")
+        refused = self.chain.store.rejection(tx.id)
+        attempt = refused[3] if refused else 0
+        key = self.base + b"tx/" + tx.id.encode() + (f"#{attempt}".encode() if attempt else b"")
+        payload = json.dumps(tx.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        try:
+            created, _ = self.etcd.create(key, payload)
+        except LedgerError as exc:
+            raise LedgerUnavailable(str(exc)) from exc
+        with self._changed:
+            self._changed.notify_all()
+            deadline = now_ms() + timeout * 1000
+            while (outcome := self._outcome(tx.id, attempt)) is None and now_ms() < deadline:
+                self._changed.wait(min(0.5, max(0.0, (deadline - now_ms()) / 1000)))
         if outcome is None:
-            if self._failure is not None:
-                raise LedgerUnavailable(f"replica stopped: {self._failure}")
-            payload = json.dumps(tx.to_json(), sort_keys=True, separators=(",", ":")).encode()
-            try:
-                created, _ = self.etcd.create(self.base + b"tx/" + tx.id.encode(), payload)
-            except LedgerError as exc:
-                raise LedgerUnavailable(str(exc)) from exc
-            with self._changed:
-                self._changed.notify_all()
-                deadline = now_ms() + timeout * 1000
-                while (outcome := self._outcome(tx.id)) is None and now_ms() < deadline:
-                    self._changed.wait(min(0.5, max(0.0, (deadline - now_ms()) / 1000)))
-            if outcome is None:
-                raise TxRejected("timeout", "not committed in time; resubmit (idempotent)", tx.id)
-            if isinstance(outcome, Receipt) and not created:
-                outcome = Receipt(
-                    outcome.tx_id, outcome.height, outcome.index, outcome.block_hash, True
-                )
-        elif isinstance(outcome, Receipt):
+            raise TxRejected("timeout", "not committed in time; resubmit (idempotent)", tx.id)
+        if isinstance(outcome, TxRejected):
+            raise outcome
+        if not created:
             outcome = Receipt(
                 outcome.tx_id, outcome.height, outcome.index, outcome.block_hash, True
             )
-        if isinstance(outcome, TxRejected):
-            raise outcome
         return outcome
 
     # -- applying the log -------------------------------------------------------------------

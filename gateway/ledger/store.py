@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS blocks (
 CREATE TABLE IF NOT EXISTS txs (
     tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
-    tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);
+    tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1);
 """
 
 
@@ -83,7 +84,9 @@ class Store:
                     [(t.id, block.height, i) for i, t in enumerate(block.txs)],
                 )
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO rejected VALUES (?,?,?,?)",
+                    "INSERT INTO rejected VALUES (?,?,?,?,1) ON CONFLICT(tx_id) DO UPDATE SET"
+                    " height=excluded.height, reason=excluded.reason, detail=excluded.detail,"
+                    " attempts=attempts+1",
                     [(tx_id, block.height, reason, detail) for tx_id, reason, detail in rejected],
                 )
                 for key, value in (meta or {}).items():
@@ -124,9 +127,10 @@ class Store:
             row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id=?", (tx_id,)).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
-    def rejection(self, tx_id: str) -> tuple[int, str, str] | None:
+    def rejection(self, tx_id: str) -> tuple[int, str, str, int] | None:
+        """(height, reason, detail, attempts) of the latest refusal of `tx_id` (replicated mode)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT height, reason, detail FROM rejected WHERE tx_id=?", (tx_id,)
+                "SELECT height, reason, detail, attempts FROM rejected WHERE tx_id=?", (tx_id,)
             ).fetchone()
-        return (int(row[0]), str(row[1]), str(row[2])) if row else None
+        return (int(row[0]), str(row[1]), str(row[2]), int(row[3])) if row else None

@@ -161,3 +161,33 @@ def test_killing_the_etcd_leader_and_a_replica_loses_nothing(tmp_path, cluster):
     for config in configs:
         result = CliRunner().invoke(ledger_cli, ["verify", "--config", str(config)])
         assert result.exit_code == 0, result.output
+
+
+def test_a_refused_transaction_can_succeed_when_resubmitted_later(tmp_path, cluster):
+    ((proc, url),) = [start_process(c) for c in _replica_configs(tmp_path, cluster, 1)]
+    try:
+        client = LedgerClient(url)
+        chain = client.info()["chain"]
+        client.submit(
+            txs.make(
+                "enroll_participant", chain, participant=ALICE.pubkey, name="a", role="prosumer"
+            ).signed_by(OPERATOR)
+        )
+        withdraw = txs.make("withdraw", chain, account=ALICE.pubkey, amount_msat=50).signed_by(
+            ALICE
+        )
+        for _ in range(2):
+            with pytest.raises(TxRejected) as err:
+                client.submit(withdraw)
+            assert err.value.reason == "insufficient_funds"
+        client.submit(
+            txs.make(
+                "deposit", chain, account=ALICE.pubkey, amount_msat=80, reference=""
+            ).signed_by(OPERATOR)
+        )
+        assert client.submit(withdraw)["status"] == "committed"
+        assert client.submit(withdraw)["duplicate"]
+        assert client.balance(ALICE.pubkey) == 30
+    finally:
+        proc.kill()
+        proc.wait()
