@@ -1,0 +1,190 @@
+# Modbus RTU slave on an RS-485 UART (half duplex), advanced by a non-blocking poll().
+#
+#   slave = ModbusSlave(board.rs485_uart, board.rs485_de, board, provider, unit_id=1,
+#                       baudrate=9600, on_write=None)
+#   main loop: slave.poll()          # bounded work: one read, at most one frame answered
+#
+# Framing (Modbus over serial line V1.02, 2.5.1.1): a frame ends at a silence of 3.5 characters
+# (11-bit characters: 4.01 ms at 9600 baud, rounded up to whole ms; 1.75 ms fixed above 19200
+# baud), measured with clock.ticks_ms() between polls. A request whose length follows from its
+# function code (03/04/06/16 and the other standard ones) is taken as soon as that many bytes with
+# a correct CRC are in: bytes from a pty (the emulated board) or a late poll may arrive in one
+# burst, and a slow main loop must not make the master time out. A frame with a bad CRC, too
+# short, or longer than the 256-byte ADU is dropped and counted; after an overflow the rest of
+# the frame is discarded up to the next silence.
+#
+# Addressing: unit_id answers; 0 is broadcast (writes executed, never answered); others ignored.
+# Transmit: DE high, write, wait until the last stop bit left the shift register (uart.flush()
+# on ESP32 MicroPython >= 1.20, else txdone() polling, bounded), DE low. DE and /RE are wired
+# together, so the receiver is off while we talk and our own echo never comes back.
+#
+# provider.get(name) -> int | bytes | None supplies the register values (a dict works);
+# on_write(name, value) -> 0 to accept, else an exception code (None: every register read-only).
+# No allocation per frame except one memoryview for the write (and one per continued read).
+
+from modbus_crc import append_crc, crc16
+from modbus_map import MAP_VERSION
+from modbus_pdu import EX_ILLEGAL_ADDRESS, execute, is_write, request_length
+
+try:
+    from micropython import const
+except ImportError:  # CPython (gateway tools, tests)
+
+    def const(value):
+        return value
+
+
+_ADU_MAX = const(256)  # the longest RTU frame
+_BROADCAST = const(0)
+# Values the slave serves itself (see modbus_map): attributes of the same name.
+_OWN = ("unit_id", "map_version", "frames", "crc_errors", "dropped", "exceptions")
+
+
+def silence_ms(baudrate):
+    """The 3.5-character end-of-frame silence in whole ms (11-bit characters)."""
+    if baudrate > 19200:
+        return 2
+    return (38500 + baudrate - 1) // baudrate
+
+
+class ModbusSlave:
+    map_version = MAP_VERSION
+
+    def __init__(self, uart, de, clock, provider, unit_id=1, baudrate=9600, on_write=None):
+        self._uart = uart
+        self._de = de
+        self._clock = clock  # ticks_ms(), ticks_diff(a, b)
+        self._provider = provider
+        self._on_write = on_write
+        self.unit_id = unit_id
+        self._new_unit = 0
+        self._gap = silence_ms(baudrate)
+        self._char_ms = (11000 + baudrate - 1) // baudrate
+        self._rx = bytearray(_ADU_MAX)
+        self._rxmv = memoryview(self._rx)
+        self._tx = bytearray(_ADU_MAX)
+        self._txmv = memoryview(self._tx)
+        self._n = 0  # bytes of the current frame in _rx
+        self._last = 0  # ticks_ms of the last byte received
+        self._discard = False  # dropping an oversized frame until the next silence
+        self._flush = getattr(uart, "flush", None)
+        self._txdone = getattr(uart, "txdone", None)
+        # counters (wrap at 16 bits when read over Modbus)
+        self.frames = 0  # requests answered or executed
+        self.crc_errors = 0
+        self.dropped = 0  # oversized, garbage or short frames
+        self.exceptions = 0  # exception replies sent
+        self.ignored = 0  # frames for other units, broadcast reads
+        de.value(0)
+
+    # --- the bank modbus_pdu reads and writes --------------------------------------------------
+
+    def get(self, name):
+        if name in _OWN:
+            return getattr(self, name)
+        return self._provider.get(name)
+
+    def write(self, name, value):
+        if self._on_write is None:
+            return EX_ILLEGAL_ADDRESS  # no writable registers in this configuration
+        if name == "unit_id" and self._rx[0] == _BROADCAST:
+            return EX_ILLEGAL_ADDRESS  # one id for every meter on the bus: never
+        code = self._on_write(name, value)
+        if not code and name == "unit_id":
+            self._new_unit = value  # takes effect after the reply (sent from the old id)
+        return code
+
+    # --- the main-loop step --------------------------------------------------------------------
+
+    def poll(self):
+        """Take what the UART has; handle at most one complete frame. True if one was handled."""
+        n = self._n
+        if n == 0:
+            got = self._uart.readinto(self._rxmv, _ADU_MAX)
+        else:
+            got = self._uart.readinto(self._rxmv[n:], _ADU_MAX - n) if n < _ADU_MAX else None
+        now = self._clock.ticks_ms()
+        if got:
+            n += got
+            self._n = n
+            self._last = now
+        elif n == 0:
+            return False
+        if self._discard:
+            if not got and self._clock.ticks_diff(now, self._last) >= self._gap:
+                self._n = 0
+                self._discard = False
+            elif n >= _ADU_MAX:
+                self._n = 0  # keep discarding into an empty buffer
+            return False
+        need = request_length(self._rx, n)
+        if 0 < need <= n and crc16(self._rx, need) == 0:
+            self._frame(need)
+            self._keep_tail(need, n)
+            return True
+        if need > _ADU_MAX or n >= _ADU_MAX:
+            self.dropped += 1
+            self._discard = True
+            return False
+        if got or self._clock.ticks_diff(now, self._last) < self._gap:
+            return False
+        # the silence ended the frame
+        self._n = 0
+        if n < 4:
+            self.dropped += 1
+            return False
+        if crc16(self._rx, n) != 0:
+            self.crc_errors += 1
+            return False
+        self._frame(n)
+        return True
+
+    def _keep_tail(self, used, n):
+        # bytes that followed the frame in the same burst start the next one
+        rx = self._rx
+        for i in range(n - used):
+            rx[i] = rx[used + i]
+        self._n = n - used
+
+    def _frame(self, n):
+        rx = self._rx
+        unit = rx[0]
+        if unit != self.unit_id and unit != _BROADCAST:
+            self.ignored += 1
+            return
+        if unit == _BROADCAST and not is_write(rx[1]):
+            self.ignored += 1  # a broadcast read has nothing to do
+            return
+        m = execute(self, rx, n, self._tx)
+        self.frames += 1
+        if unit == _BROADCAST:
+            return
+        if self._tx[1] & 0x80:
+            self.exceptions += 1
+        self._send(append_crc(self._tx, m))
+        if self._new_unit:
+            self.unit_id = self._new_unit
+            self._new_unit = 0
+
+    def _send(self, n):
+        self._de.value(1)
+        self._uart.write(self._txmv[:n])
+        if self._flush is not None:
+            self._flush()  # returns when the last bit is out
+        elif self._txdone is not None:
+            clock = self._clock
+            t0 = clock.ticks_ms()
+            limit = n * self._char_ms + 5
+            while not self._txdone() and clock.ticks_diff(clock.ticks_ms(), t0) <= limit:
+                pass
+        self._de.value(0)
+
+    def stats(self):
+        return {
+            "frames": self.frames,
+            "crc_errors": self.crc_errors,
+            "dropped": self.dropped,
+            "exceptions": self.exceptions,
+            "ignored": self.ignored,
+            "unit_id": self.unit_id,
+        }
