@@ -1,0 +1,240 @@
+# Store-and-forward of the meter's journal over MQTT (topics and messages: docs/mqtt-topics.md,
+# the meter's side: docs/meter-mqtt.md).
+#
+# poll() publishes the journal's unacknowledged records in sequence order on .../reading (QoS 1,
+# never more than the client's window in flight, at most `ahead` records beyond the gateway's
+# last ack) and frees them only on the gateway's signed ack {"upto": N, "h": <hash of record N>,
+# "sig": ...} (gateway/mqtt/messages.py). The signature (the site key, secp256k1) is checked a
+# slice per poll() with sgcore.secp256k1.Verifier, so the main loop stays responsive.
+# A signed {"op": "resend", "from": N} restarts publishing at N; other signed commands go to
+# on_command(op, arg). After a reconnect, or when no ack came for `rewind_ms`, publishing restarts
+# at the first unacknowledged record: the gateway drops what it already has and re-acks.
+
+import binascii
+import hashlib
+import json
+import struct
+
+from micropython import const
+from sgcore import secp256k1
+
+_SEQ_AT = const(19)  # u32 seq inside a record (sgcore.reading)
+_ACK_TAG = b"SGACK1"
+_CMD_TAG = b"SGCMD1"
+_OPS = {"resend": (1, "from"), "time": (2, "t")}  # op -> (code in the signed bytes, argument)
+
+
+def topic(site, meter_id, leaf):
+    """b"sg/<site>/<meter id hex>/<leaf>" for leaf in reading, ack, cmd, status."""
+    return f"sg/{site}/{binascii.hexlify(meter_id).decode()}/{leaf}".encode()
+
+
+def _unhex(value, size):
+    if not isinstance(value, str) or len(value) != 2 * size:
+        return None
+    try:
+        return binascii.unhexlify(value)
+    except ValueError:
+        return None
+
+
+def _u32(value):
+    return type(value) is int and 0 <= value <= 0xFFFFFFFF
+
+
+class Uplink:
+    def __init__(self, client, journal, board, site, meter_id, site_pubkey, on_command=None,
+                 ahead=16, rewind_ms=60000, verify_steps=8, log=print,
+                 verifier=secp256k1.Verifier):  # fmt: skip
+        self._c = client
+        self._j = journal
+        self._b = board
+        self._mid = bytes(meter_id)
+        self._pub = secp256k1.PublicKey.from_bytes(site_pubkey)  # parsed once: a square root
+        self._on_command = on_command
+        self._ahead = ahead
+        self._rewind_ms = rewind_ms
+        self._steps = verify_steps
+        self._log = log
+        self._verifier = verifier  # hook: (pubkey, digest32, sig64) -> .step() / .valid
+        self.reading_topic = topic(site, meter_id, "reading")
+        self.ack_topic = topic(site, meter_id, "ack")
+        self.cmd_topic = topic(site, meter_id, "cmd")
+        self.published = 0  # records handed to the client (first sends and resends)
+        self.freed = 0  # records freed from the journal by verified acks
+        self._next = journal.acked_seq() + 1  # next seq to publish
+        self._first = self._next  # first unacknowledged seq when we last looked
+        self._progress = board.ticks_ms()
+        self._connects = 0
+        self._ack_in = None  # the latest ack and command received, waiting for poll()
+        self._cmd_in = None
+        self._job = None  # (op, arg, verifier) under way
+        client.on_message = self._on_message
+        client.subscribe(self.ack_topic, 1)
+        client.subscribe(self.cmd_topic, 1)
+
+    def busy(self):
+        """True while a signature check is under way (the main loop may skip its sleep)."""
+        return self._job is not None
+
+    def poll(self):
+        try:
+            if self._job is not None:
+                self._step_job()
+            elif self._ack_in is not None:
+                payload, self._ack_in = self._ack_in, None
+                self._start_ack(payload)
+            elif self._cmd_in is not None:
+                payload, self._cmd_in = self._cmd_in, None
+                self._start_cmd(payload)
+        except Exception as e:  # e.g. a damaged journal segment: logged, the uplink goes on
+            self._job = None
+            self._log(f"uplink: handling a message failed: {e!r}")
+        self._publish()
+
+    # --- incoming ------------------------------------------------------------------------------
+
+    def _on_message(self, t, payload, retained):
+        if t == self.ack_topic:
+            self._ack_in = payload
+        elif t == self.cmd_topic:
+            self._cmd_in = payload
+
+    def _load(self, payload, what):
+        try:
+            msg = json.loads(payload)
+        except (ValueError, UnicodeError):
+            msg = None
+        if not isinstance(msg, dict):
+            self._log(f"uplink: {what} is not a JSON object: {payload[:60]}")
+            return None
+        sig = _unhex(msg.get("sig"), 64)
+        if sig is None:
+            self._log(f"uplink: {what} without a valid sig field")
+            return None
+        msg["sig"] = sig
+        return msg
+
+    def _start_ack(self, payload):
+        msg = self._load(payload, "ack")
+        if msg is None:
+            return
+        upto, h = msg.get("upto"), _unhex(msg.get("h"), 32)
+        if not _u32(upto) or h is None:
+            self._log("uplink: malformed ack")
+            return
+        j = self._j
+        if upto <= j.acked_seq():
+            return  # already freed: a replayed or repeated ack changes nothing
+        if upto > j.last_seq():
+            self._log(f"uplink: ack upto {upto} beyond the last record {j.last_seq()}")
+            return
+        if self._hash_of(upto) != h:
+            self._log(f"uplink: ack for seq {upto} names another record")
+            return
+        digest = hashlib.sha256(_ACK_TAG + self._mid + struct.pack(">I", upto) + h).digest()
+        self._job = ("ack", upto, self._verifier(self._pub, digest, msg["sig"]))
+
+    def _start_cmd(self, payload):
+        msg = self._load(payload, "command")
+        if msg is None:
+            return
+        op = msg.get("op")
+        if op not in _OPS:
+            self._log(f"uplink: unknown command {op!r} ignored")
+            return
+        code, name = _OPS[op]
+        arg = msg.get(name)
+        if not _u32(arg):
+            self._log(f"uplink: command {op} without a u32 {name}")
+            return
+        signed = _CMD_TAG + self._mid + bytes((code,)) + struct.pack(">I", arg)
+        self._job = (
+            op,
+            arg,
+            self._verifier(self._pub, hashlib.sha256(signed).digest(), msg["sig"]),
+        )
+
+    def _step_job(self):
+        op, arg, v = self._job
+        for _ in range(self._steps):
+            if v.step():
+                break
+        else:
+            return  # more slices on the next poll()
+        self._job = None
+        if not v.valid:
+            self._log(f"uplink: {op} {arg} has a bad signature, ignored")
+        elif op == "ack":
+            self._apply_ack(arg)
+        elif op == "resend":
+            first = self._j.acked_seq() + 1
+            if arg < first:
+                self._log(f"uplink: resend from {arg}, but records before {first} are freed")
+            self._next = arg if arg > first else first
+        elif self._on_command is not None:
+            self._on_command(op, arg)
+
+    def _apply_ack(self, upto):
+        if upto > self._j.acked_seq():
+            n = self._j.ack(upto)
+            self.freed += n
+            self._log(f"uplink: gateway stored up to seq {upto}, {n} records freed")
+
+    def _hash_of(self, seq):
+        j = self._j
+        if seq == j.last_seq():
+            return j.last_hash()
+        gen = j.pending()
+        try:
+            for rec in gen:
+                if struct.unpack_from(">I", rec, _SEQ_AT)[0] == seq:
+                    return hashlib.sha256(rec).digest()
+        finally:
+            gen.close()
+        return None
+
+    # --- outgoing ------------------------------------------------------------------------------
+
+    def _rewind(self, why):
+        first = self._j.acked_seq() + 1
+        if self._next > first:
+            self._log(f"uplink: {why}: publishing again from seq {first}")
+            self._next = first
+
+    def _publish(self):
+        c = self._c
+        j = self._j
+        now = self._b.ticks_ms()
+        if c.link.connects != self._connects:
+            self._connects = c.link.connects
+            self._rewind("new connection")
+        first = j.acked_seq() + 1
+        if first != self._first:
+            self._first = first
+            self._progress = now
+        elif self._b.ticks_diff(now, self._progress) > self._rewind_ms:
+            self._progress = now
+            self._rewind(f"no ack for {self._rewind_ms} ms")
+        if self._next < first:
+            self._next = first
+        if self._next > j.last_seq() or self._next - first >= self._ahead or not c.can_publish():
+            return
+        if self._next == first:
+            self._progress = now  # nothing was outstanding: the ack timer starts now
+        gen = j.pending()
+        try:
+            for rec in gen:
+                seq = struct.unpack_from(">I", rec, _SEQ_AT)[0]
+                if seq < self._next:
+                    continue
+                if seq - first >= self._ahead or not c.publish(self.reading_topic, rec, 1):
+                    break
+                self._next = seq + 1
+                self.published += 1
+                if not c.can_publish():
+                    break
+        except Exception as e:  # a damaged journal segment: log, retry on the next poll
+            self._log(f"uplink: reading the journal failed: {e!r}")
+        finally:
+            gen.close()
