@@ -23,6 +23,10 @@ def channel_info(ch: Channel) -> dict[str, Any]:
         "in_flight_msat": ch.latest.in_flight_msat,
         "htlcs": len(ch.latest.htlcs),
         "commitment": ch.latest.number,
+        "unsettled_updates": len(ch.pending)
+        + (ch.proposal is not None)
+        + ch.awaiting_revoke
+        + len(ch.unrevoked_updates),
     }
 
 
@@ -80,6 +84,12 @@ def routes(node: Node) -> dict[str, Any]:
         )
         return results if "invoices" in body else results[0]
 
+    async def payment(body: dict[str, Any]) -> Any:
+        pay = node.switch.payments.get(bytes.fromhex(body["payment_hash"]))
+        if pay is None:
+            return {"status": "unknown"}
+        return {"status": pay.status, "amount_msat": pay.amount_msat, "reason": pay.reason}
+
     async def tick(_: dict[str, Any]) -> Any:
         node.tick()
         return {"height": node.height}
@@ -93,4 +103,5 @@ def routes(node: Node) -> dict[str, Any]:
         "POST /invoice": invoice,
         "POST /pay": pay,
         "POST /tick": tick,
+        "POST /payment": payment,
     }

@@ -31,7 +31,7 @@ class NodeProc:
     port: int = 0
     url: str = ""
 
-    def start(self) -> NodeProc:
+    def start(self, env: dict[str, str] | None = None) -> NodeProc:
         cmd = [
             sys.executable,
             "-m",
@@ -53,7 +53,7 @@ class NodeProc:
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -67,6 +67,13 @@ class NodeProc:
     def log_tail(self, n: int = 40) -> str:
         lines = (self.data_dir / "node.log").read_text().splitlines()
         return "\n".join(lines[-n:])
+
+    def crashed(self) -> int:
+        """1 if the log shows the fault injection fired since the last check."""
+        text = (self.data_dir / "node.log").read_text()
+        n = text.count("fault injection: SIGKILL")
+        seen, self._crashes = getattr(self, "_crashes", 0), n
+        return int(n > seen)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
