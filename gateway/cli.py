@@ -15,6 +15,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards.emulated.host.cli", "board"),
     ("gateway.ledger.cli", "ledger"),
     ("gateway.ln.cli_invoice", "invoice"),
+    ("gateway.ln.cli_channel", "channel"),
+    ("gateway.ln.cli_channel", "pay"),
     ("hil_tests.rig.sim", "sim"),
     ("gateway.service.cli", "gateway"),
 )
