@@ -27,10 +27,12 @@ N = _ec.N
 _HALF_N = N >> 1
 
 # Work per step(); sized so that one step costs about 1-1.5 M wasm fuel (docs/crypto.md).
-_ADDS_PER_STEP = const(3)  # fixed-base table additions (~0.36 M fuel each)
-_DOUBLINGS_PER_STEP = const(4)  # wNAF doublings (~0.24 M fuel each, plus an addition now and then)
-_INVERSE_CHUNK = const(64)  # Euclid division steps (~11 k fuel each)
-_SQRT_CHUNK = const(32)  # squarings (~35 k fuel each)
+# Work per step(); sized so that one step costs at most ~1.2 M wasm fuel and allocates < 24 KB
+# (measured by hil_tests/bench/bench_crypto.py).
+_ADDS_PER_STEP = const(2)  # fixed-base table additions (~0.36 M fuel, ~7 KB each)
+_WNAF_WORK_PER_STEP = const(4)  # 2 wNAF doublings, or 1 doubling + 1 addition
+_INVERSE_CHUNK = const(32)  # Euclid division steps (~11 k fuel, ~0.3 KB each)
+_SQRT_CHUNK = const(24)  # squarings (~35 k fuel each)
 
 
 def _bytes_of(value, length, what):
@@ -102,8 +104,9 @@ def _parse_steps(data):
 
 def public_key(priv, compressed=True):
     """The public key of a 32-byte private key, serialized (33 bytes compressed by default)."""
-    x, y = _ec.to_affine(_table.mul_g(_secret(priv)))
-    return PublicKey(x, y).to_bytes(compressed)
+    point = _table.mul_g_steps(_secret(priv), _ADDS_PER_STEP)
+    point = _ec.to_affine(_ec.run_to_end(point))
+    return PublicKey(point[0], point[1]).to_bytes(compressed)
 
 
 class Signer:
@@ -180,7 +183,8 @@ class Verifier:
             u1 = z * w % N
             u2 = r * w % N
             a = yield from _table.mul_g_steps(u1, _ADDS_PER_STEP)
-            b = yield from _wnaf.mul_steps(u2, pub.x, pub.y, _DOUBLINGS_PER_STEP)
+            b = yield from _wnaf.mul_steps(u2, pub.x, pub.y, _WNAF_WORK_PER_STEP)
+            yield False
             self.valid = _x_matches(_ec.add(a, b), r)
         while True:
             yield True
@@ -196,11 +200,14 @@ def _x_matches(point, r):
     return r + N < _ec.P and (point[0] - _ec.fmul(r + N, zz)) % _ec.P == 0
 
 
+make_room = _ec.make_room
+
+
 def sign(priv, msg32):
     """64-byte r || s signature of the 32-byte digest `msg32` (all steps at once)."""
     signer = Signer(priv, msg32)
     while not signer.step():
-        pass
+        make_room()
     return signer.signature
 
 
@@ -208,5 +215,5 @@ def verify(pub, msg32, sig64):
     """True if `sig64` is a valid low-S signature of `msg32` by `pub` (PublicKey or bytes)."""
     verifier = Verifier(pub, msg32, sig64)
     while not verifier.step():
-        pass
+        make_room()
     return verifier.valid

@@ -16,14 +16,26 @@ go to the heap, and the emulated board's WASI build frees those in a garbage col
 they are still running. Generator frames live inside the generator object and are safe.
 """
 
+from sgcore.compat import const
+
 P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 GX = 0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798
 GY = 0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8
+
 _M = (1 << 256) - 1
 _K = 0x1000003D1  # 2^256 mod P
 
 INFINITY = (1, 1, 0)
+
+try:  # MicroPython (only it has gc.mem_free): see make_room()
+    from gc import collect as _gc_collect
+    from gc import isenabled as _gc_isenabled
+    from gc import mem_free as _  # noqa: F401
+except ImportError:  # CPython
+    _gc_isenabled = None
+
+_INVERSE_CHUNK = const(48)  # Euclid division steps between two make_room() calls
 
 
 class Secp256k1Error(ValueError):
@@ -50,19 +62,22 @@ def _sqr_n(a, n):
 
 def sqrt_steps(a, chunk):
     """Generator: a square root of a mod P (return value), or None if a is not a square;
-    yields False every `chunk` squarings. P = 3 mod 4, so the root is a^((P+1)/4), computed
+    yields False about every `chunk` squarings. P = 3 mod 4, so the root is a^((P+1)/4),
     by libsecp256k1's addition chain (secp256k1_fe_sqrt: 253 squarings, 13 products)."""
     a = a % P
     powers = [a]
     i = 0
+    budget = chunk
     while i < 26:
         n = _SQRT_CHAIN[i]
         x = powers[-1]
-        while n > chunk:
-            x = _sqr_n(x, chunk)
-            n -= chunk
+        while n > budget:
+            x = _sqr_n(x, budget)
+            n -= budget
+            budget = chunk
             yield False
         x = _sqr_n(x, n)
+        budget -= n
         powers.append(fmul(x, powers[_SQRT_CHAIN[i + 1]]))
         i += 2
     x = _sqr_n(powers[-1], 2) % P
@@ -75,7 +90,20 @@ def sqrt(a):
     return run_to_end(sqrt_steps(a, 1 << 30))
 
 
-def _collect(steps, out):
+def make_room():
+    """Between two steps of a one-shot call (`run_to_end`, secp256k1.sign/verify/public_key):
+    on MicroPython with automatic GC switched off, collect garbage now.
+
+    The emulated board runs with automatic GC off, because a collection is only safe while no
+    large (heap-allocated) Python frame is active (docs/emulated-board.md). So: call the
+    one-shot functions there from top-level code or small functions only; the firmware's main
+    loop steps a Signer / Verifier instead and collects at its own top level. (Checking
+    gc.mem_free() first is no saving: it walks the heap and costs as much as a collection.)"""
+    if _gc_isenabled is not None and not _gc_isenabled():
+        _gc_collect()
+
+
+def _store_result(steps, out):
     out.append((yield from steps))
 
 
@@ -83,22 +111,14 @@ def run_to_end(steps):
     """Drive a step generator (as `mul_g_steps`) to the end and return its return value.
     (No try/except StopIteration here: a handler would push this frame onto the heap.)"""
     out = []
-    for _ in _collect(steps, out):
-        pass
+    for _ in _store_result(steps, out):
+        make_room()
     return out[0]
 
 
 def inverse(a, m):
     """The inverse of a mod m (extended Euclid); ValueError if there is none."""
-    r0, r1 = m, a % m
-    x0, x1 = 0, 1
-    while r1 > 1:
-        q = r0 // r1
-        r0, r1 = r1, r0 - q * r1
-        x0, x1 = x1, x0 - q * x1
-    if r1 == 0:
-        raise ValueError("not invertible")
-    return x1 % m
+    return run_to_end(inverse_steps(a, m, _INVERSE_CHUNK))
 
 
 def inverse_steps(a, m, chunk):

@@ -1,0 +1,152 @@
+"""sgcore's ECDSA inside real MicroPython (the emulated ESP32's VM), cross-checked in CPython."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import coincurve
+import pytest
+from ecdsa import SECP256k1, VerifyingKey
+from ecdsa.util import sigdecode_string
+from sgcore import reading, signing
+
+from boards.emulated.host.wasm import run_snippet
+from hil_tests.conftest import REPO
+from tools.build import compile_one
+
+LIB = REPO / "firmware" / "lib"
+# run_snippet starts with automatic GC off: the loops collect at top level (a safe point).
+PRELUDE = "import gc, sys\nsys.path.insert(0, '/lib')\nfrom binascii import hexlify, unhexlify\n"
+
+
+def _run(code: str, heap_bytes: int = 110 * 1024, lib: Path = LIB) -> list[str]:
+    outcome = run_snippet(PRELUDE + code, rom_dirs={"/lib": lib}, heap_bytes=heap_bytes)
+    assert outcome.exit_code == 0, outcome.stderr
+    return outcome.stdout.split()
+
+
+def _keys_and_digests():
+    out = []
+    for i, secret in enumerate([1, SECP256k1.order - 1, 0x1234567890ABCDEF * 2**190 + 7]):
+        out.append((secret.to_bytes(32, "big"), hashlib.sha256(b"reading %d" % i).digest()))
+    return out
+
+
+def test_signatures_made_in_micropython_are_libsecp256k1s():
+    cases = _keys_and_digests()
+    code = "from sgcore import secp256k1 as ec\n"
+    for priv, digest in cases:
+        code += (
+            f"priv, digest = unhexlify('{priv.hex()}'), unhexlify('{digest.hex()}')\n"
+            "s = ec.Signer(priv, digest)\n"
+            "while not s.step():\n    gc.collect()\n"
+            "print(hexlify(ec.public_key(priv)).decode(), hexlify(s.signature).decode())\n"
+        )
+    words = _run(code)
+    for (priv, digest), pub_hex, sig_hex in zip(cases, words[::2], words[1::2], strict=True):
+        pub, sig = bytes.fromhex(pub_hex), bytes.fromhex(sig_hex)
+        key = coincurve.PrivateKey(priv)
+        assert pub == key.public_key.format()
+        assert sig == key.sign_recoverable(digest, hasher=None)[:64]
+        der = coincurve.ecdsa.cdata_to_der(coincurve.ecdsa.deserialize_compact(sig))
+        assert coincurve.PublicKey(pub).verify(der, digest, hasher=None)
+        vk = VerifyingKey.from_string(pub, curve=SECP256k1)
+        assert vk.verify_digest(sig, digest, sigdecode=sigdecode_string)
+
+
+def test_micropython_verifies_coincurve_signatures_and_rejects_tampering():
+    priv, digest = _keys_and_digests()[2]
+    key = coincurve.PrivateKey(priv)
+    sig = key.sign_recoverable(digest, hasher=None)[:64]
+    bad_digest = hashlib.sha256(b"tampered").digest()
+    bad_sig = sig[:63] + bytes([sig[63] ^ 1])
+    code = (
+        "from sgcore import secp256k1 as ec\n"
+        f"pub = ec.PublicKey.from_bytes(unhexlify('{key.public_key.format().hex()}'))\n"
+        f"sig, digest = unhexlify('{sig.hex()}'), unhexlify('{digest.hex()}')\n"
+        "v = ec.Verifier(pub, digest, sig)\n"
+        "while not v.step():\n    gc.collect()\n"
+        "print(v.valid)\n"
+        f"print(ec.verify(pub, unhexlify('{bad_digest.hex()}'), sig))\n"
+        f"print(ec.verify(pub, digest, unhexlify('{bad_sig.hex()}')))\n"
+    )
+    assert _run(code) == ["True", "False", "False"]
+
+
+@pytest.fixture(scope="module")
+def mpy_lib(tmp_path_factory) -> Path:
+    """sgcore as it goes onto a device: .mpy modules plus the table file."""
+    root = tmp_path_factory.mktemp("rom")
+    for source in (LIB / "sgcore").glob("*.py"):
+        compile_one(source, root / "sgcore" / source.with_suffix(".mpy").name, None)
+    shutil.copy(LIB / "sgcore" / "secp256k1_g.bin", root / "sgcore")
+    return root
+
+
+def test_sign_and_verify_fit_a_48k_heap_and_survive_its_collections(mpy_lib):
+    # Precompiled modules (no compile garbage), and a collection between every two steps:
+    # a frame the GC freed while it runs (secp256k1_arith's docstring) would corrupt the result.
+    # (Signing alone peaks at ~32 KB of heap including 16 KB of modules: bench_crypto.py.)
+    priv, digest = _keys_and_digests()[1]
+    code = (
+        "from sgcore import secp256k1 as ec\n"
+        "gc.collect()\n"
+        f"priv, digest = unhexlify('{priv.hex()}'), unhexlify('{digest.hex()}')\n"
+        "sig = ec.sign(priv, digest)\n"
+        "print(hexlify(sig).decode(), ec.verify(ec.public_key(priv), digest, sig))\n"
+    )
+    sig_hex, valid = _run(code, heap_bytes=48 * 1024, lib=mpy_lib)
+    assert (
+        bytes.fromhex(sig_hex)
+        == coincurve.PrivateKey(priv).sign_recoverable(digest, hasher=None)[:64]
+    )
+    assert valid == "True"
+
+
+def test_record_signed_on_the_meter_verifies_on_the_gateway():
+    priv = hashlib.sha256(b"meter 7 key").digest()
+    pub = coincurve.PrivateKey(priv).public_key.format()
+    body = reading.encode_body(
+        reading.Reading(
+            reading.meter_id_from_pubkey(pub),
+            41,
+            b"\x00" * 32,
+            1_700_000_000,
+            1_700_000_900,
+            12345,
+            678,
+            90,
+            0,
+            360,
+            2100,
+            2301,
+            1,
+        )
+    )
+    code = (
+        "from sgcore import signing\n"
+        f"signer = signing.RecordSigner(unhexlify('{body.hex()}'), unhexlify('{priv.hex()}'))\n"
+        "while not signer.step():\n    gc.collect()\n"
+        "print(hexlify(signer.record).decode())\n"
+        f"print(signing.verify_record(signer.record, unhexlify('{pub.hex()}')))\n"
+    )
+    record_hex, verified_there = _run(code)
+    record = bytes.fromhex(record_hex)
+    assert verified_there == "True"
+    assert record[: reading.BODY_LEN] == body
+    assert signing.verify_record(record, pub)
+    der = coincurve.ecdsa.cdata_to_der(
+        coincurve.ecdsa.deserialize_compact(record[reading.BODY_LEN :])
+    )
+    assert coincurve.PublicKey(pub).verify(der, reading.digest(body), hasher=None)
+
+
+def test_micropython_reports_the_same_errors_for_malformed_input():
+    code = (
+        "from sgcore import secp256k1 as ec\n"
+        "for call in (lambda: ec.sign(bytes(32), bytes(32)), lambda: ec.PublicKey.from_bytes(b'\\x05' + bytes(32)),\n"
+        "             lambda: ec.verify(b'\\x02' + bytes(32), bytes(32), bytes(63))):\n"
+        "    try:\n        call()\n        print('accepted')\n"
+        "    except ValueError as exc:\n        print(type(exc).__name__)\n"
+    )
+    assert _run(code) == ["Secp256k1Error"] * 3
