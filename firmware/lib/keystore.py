@@ -17,7 +17,7 @@ from sgcore.secp256k1 import PublicKey, private_key_from_random
 
 KEY_FILE = "key.bin"
 _MAGIC = b"SGK2"
-_LEN = 73
+_LEN = 69  # magic + private key + public key; the crc32 follows
 
 
 class KeyStoreError(Exception):

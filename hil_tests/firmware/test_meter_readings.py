@@ -105,7 +105,7 @@ def test_bl0942_meter_measures_a_constant_load(tmp_path):
     flash = tmp_path / "flash"
     flash.mkdir()
     (flash / "config.json").write_text(json.dumps({"interval_s": 60, "meter_source": "bl0942"}))
-    clock = VirtualClock(speed=SPEED)
+    clock = VirtualClock(speed=20.0)  # slower: a host hiccup moves less energy across a boundary
     with PtyWire("meter") as wire:
         chip = BL0942Chip(wire.a, lambda: (1200.0, 231.0), clock=clock.now)
         board = BoardProcess(flash_dir=flash, board_id="meter-bl", clock=clock, uarts={"meter": wire.b})
@@ -113,13 +113,18 @@ def test_bl0942_meter_measures_a_constant_load(tmp_path):
             board.start()
             board.expect("meter ready")
             pub = pubkey_from_console(board.console)
-            recs = _wait_records(flash, 3)
+            recs = _wait_records(flash, 5)
             readings = [r for r in _check_chain(recs, pub) if r.kind == rd.KIND_READING]
             full = readings[1:]  # the first interval started mid-way
+            # 1200 W for one virtual minute = 20 Wh. A chip read lands a few virtual seconds
+            # either side of a boundary (60x time), so single intervals wobble; the sum does not.
+            total = sum(r.interval_import_wh for r in full)
+            assert abs(total - 20 * len(full)) <= 3, [r.interval_import_wh for r in full]
             for r in full:
-                assert abs(r.interval_import_wh - 20) <= 2, r  # 1200 W for one minute = 20 Wh
+                assert abs(r.interval_import_wh - 20) <= 6, r
                 assert 2280 <= r.voltage_dv <= 2340
-                assert 1100 <= r.avg_power_w <= 1300
+                # average power agrees with the interval's energy (1 Wh of rounding = 60 W)
+                assert abs(r.avg_power_w - r.interval_import_wh * 60) <= 60, r
                 assert r.interval_export_wh == 0
         finally:
             board.stop()
