@@ -10,6 +10,8 @@
 # Frames are ADUs: unit id, function code, data, CRC (the CRC is checked by the caller and is
 # included in n; the reply is written without its CRC).
 
+from struct import pack_into
+
 from modbus_map import HOLDING_AREAS, HOLDING_ENTRIES, INPUT_AREAS, INPUT_ENTRIES, WRITABLE
 
 try:
@@ -25,6 +27,8 @@ EX_ILLEGAL_ADDRESS = const(2)
 EX_ILLEGAL_VALUE = const(3)
 _MAX_READ = const(125)  # registers per read (a 256-byte ADU)
 _MAX_WRITE = const(123)  # registers per FC 16 write
+_SMALL_MAX = const(0x3FFFFFFF)  # MicroPython's small ints (31 bits on an ESP32): no allocation
+_SMALL_MIN = const(-0x40000000)
 
 
 def request_length(buf, n):
@@ -65,36 +69,51 @@ def _writable(address):
     return -1
 
 
+def _zero(tx, a, b):
+    for i in range(a, b):
+        tx[i] = 0
+
+
 def _encode(bank, entries, start, qty, tx, off):
     # Every register of [start, start + qty) into tx[off:], 2 bytes each, 0 where unassigned.
     end = start + qty
-    for i in range(off, off + 2 * qty):
-        tx[i] = 0
-    for first, count, name in entries:
+    done = start  # registers before this one are written
+    for first, count, name in entries:  # sorted by address
+        if first >= end:
+            break
         last = first + count
-        if last <= start or first >= end:
-            continue
-        v = bank.get(name)
-        if v is None:
+        if last <= start:
             continue
         lo = first if first > start else start
         hi = last if last < end else end
         p = off + 2 * (lo - start)
-        if isinstance(v, int):
-            for r in range(lo, hi):
-                w = (v >> (16 * (last - 1 - r))) & 0xFFFF
-                tx[p] = w >> 8
-                tx[p + 1] = w & 0xFF
-                p += 2
+        if lo > done:
+            _zero(tx, off + 2 * (done - start), p)
+        done = hi
+        v = bank.get(name)
+        if v is None:
+            _zero(tx, p, off + 2 * (hi - start))
+        elif isinstance(v, int):
+            if count == 1:
+                tx[p] = (v >> 8) & 0xFF
+                tx[p + 1] = v & 0xFF
+            elif lo == first and hi == last and _SMALL_MIN <= v <= _SMALL_MAX and count != 3:
+                pack_into(">i" if count == 2 else ">q", tx, p, v)  # one C call, no allocation
+            else:  # part of the entry, or a value beyond a small int (allocates)
+                for r in range(lo, hi):
+                    w = (v >> (16 * (last - 1 - r))) & 0xFFFF
+                    tx[p] = w >> 8
+                    tx[p + 1] = w & 0xFF
+                    p += 2
         else:
             size = len(v)
             for r in range(lo, hi):
                 k = 2 * (r - first)
-                if k < size:
-                    tx[p] = v[k]
-                if k + 1 < size:
-                    tx[p + 1] = v[k + 1]
+                tx[p] = v[k] if k < size else 0
+                tx[p + 1] = v[k + 1] if k + 1 < size else 0
                 p += 2
+    if done < end:
+        _zero(tx, off + 2 * (done - start), off + 2 * qty)
 
 
 def _read(bank, req, n, tx, entries, areas):
@@ -132,9 +151,10 @@ def _write_multiple(bank, req, n, tx):
         return _exception(tx, EX_ILLEGAL_VALUE)
     # Check every register before writing any: a rejected request changes nothing.
     for r in range(qty):
-        i = _writable(start + r)
-        if i < 0:
+        if _writable(start + r) < 0:
             return _exception(tx, EX_ILLEGAL_ADDRESS)
+    for r in range(qty):
+        i = _writable(start + r)
         value = req[7 + 2 * r] << 8 | req[8 + 2 * r]
         if value < WRITABLE[i][2] or value > WRITABLE[i][3]:
             return _exception(tx, EX_ILLEGAL_VALUE)
