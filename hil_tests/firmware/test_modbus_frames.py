@@ -320,3 +320,25 @@ def test_micropython_gives_the_same_replies_as_cpython(tmp_path):
     assert bytes.fromhex(sent_hex) == bytes(uart.sent)
     assert stats == slave.stats()
     assert len(_replies(bytes(uart.sent))) == len(PARITY_FRAMES) and stats["unit_id"] == 9
+
+
+def test_the_gateway_table_agrees_with_the_firmware_map():
+    from gateway.modbus.registers import esp32_meter, sg_esp32_meter
+
+    # the first entry of a name (import_wh and export_wh also have a 64-bit copy further on)
+    firmware = {name: (first, count) for first, count, name in reversed(mmap.MEASUREMENTS)}
+    renamed = {"power": "power_w", "voltage_l1": "voltage_dv", "current_l1": "current_ma"}
+    for reg in sg_esp32_meter.REGISTER_MAP.registers:
+        name = renamed.get(reg.name, reg.name.removeprefix("modbus_"))
+        assert firmware[name][0] == reg.address, reg.name
+        assert firmware[name][1] == reg.width, reg.name
+    assert sg_esp32_meter.MAP_VERSION == mmap.MAP_VERSION
+    assert firmware["meter_id"] == (sg_esp32_meter.METER_ID_ADDRESS, 8)
+    assert firmware["public_key"] == (sg_esp32_meter.PUBLIC_KEY_ADDRESS, 17)
+    assert (sg_esp32_meter.UNIT_ID_ADDRESS, "unit_id", 1, 247) in mmap.WRITABLE
+    assert (sg_esp32_meter.RELAY_COMMAND_ADDRESS, "relay", 0, 1) in mmap.WRITABLE
+    # the provisional table (holding registers) is a subset of ours
+    ours = {r.address: r for r in sg_esp32_meter.REGISTER_MAP.registers}
+    for reg in esp32_meter.REGISTER_MAP.registers:
+        assert reg.function == "holding" and reg.address in ours, reg.name
+        assert (reg.dtype, reg.scale) == (ours[reg.address].dtype, ours[reg.address].scale)

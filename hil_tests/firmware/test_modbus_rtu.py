@@ -327,3 +327,32 @@ def test_de_is_high_exactly_while_a_reply_is_written(rig):
         time.sleep(0.01)
     assert rig.events == [("de", 1), ("tx", 1), ("de", 0)] * 3
     assert rig.board.gpio["rs485_de"] == 0
+
+
+def test_the_gateway_table_decodes_what_the_meter_serves(rig):
+    from gateway.modbus.decode import decode_block
+    from gateway.modbus.registers import sg_esp32_meter as table
+    from gateway.modbus.regmap import plan_blocks
+
+    values: dict[str, float] = {}
+    with rig.client() as c:
+        for block in plan_blocks(table.REGISTER_MAP):
+            res = c.read_input_registers(block.address, count=block.count, device_id=UNIT)
+            assert not res.isError(), block
+            values.update(decode_block(block, res.registers))
+        address, count = table.identity_block()
+        ident = c.read_input_registers(address, count=count, device_id=UNIT).registers
+    assert values["import_wh"] == VALUES["import_wh"] % 2**32
+    assert values["export_wh"] == VALUES["export_wh"]
+    assert values["power"] == VALUES["power_w"]
+    assert values["voltage_l1"] == pytest.approx(VALUES["voltage_dv"] / 10)
+    assert values["current_l1"] == pytest.approx(VALUES["current_ma"] / 1000)
+    assert values["credit_wh"] == VALUES["credit_wh"]
+    assert values["seq"] == VALUES["seq"] and values["flags"] == VALUES["flags"]
+    assert (values["fw_major"], values["fw_minor"], values["fw_patch"]) == (1, 2, 3)
+    assert values["map_version"] == table.MAP_VERSION
+    assert values["modbus_frames"] > 0
+    meter_id_at = table.METER_ID_ADDRESS - address
+    assert table.words_to_bytes(ident[meter_id_at:], table.METER_ID_BYTES) == METER_ID
+    key_at = table.PUBLIC_KEY_ADDRESS - address
+    assert table.words_to_bytes(ident[key_at:], table.PUBLIC_KEY_BYTES) == PUBKEY
