@@ -1,0 +1,10 @@
+from hil_tests.bench import bench_crypto
+
+
+def test_crypto_bench_runs_and_reports_figures(capsys):
+    figures = bench_crypto.main(["--n", "1"])
+    out = capsys.readouterr().out
+    assert "sign one reading" in out and "max fuel of one step()" in out
+    assert "signatures equal coincurve's: True" in out
+    assert figures["sign_fuel"] > 0 and figures["verify_fuel"] > figures["sign_fuel"]
+    assert 0 < figures["max_step_fuel"] < figures["sign_fuel"]
