@@ -44,6 +44,21 @@ def request_length(buf, n):
     return -1
 
 
+def response_length(buf, n):
+    """Length of a *reply* frame (another slave talking on the bus) that starts at buf[0]:
+    > 0 the whole frame's length, 0 not known yet, -1 not a standard reply."""
+    if n < 3:
+        return 0
+    fc = buf[1]
+    if fc & 0x80:
+        return 5
+    if 1 <= fc <= 4:
+        return 5 + buf[2]
+    if fc == 5 or fc == 6 or fc == 15 or fc == 16:
+        return 8
+    return -1
+
+
 def is_write(fc):
     return fc == 6 or fc == 16
 

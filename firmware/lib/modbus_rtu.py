@@ -9,7 +9,8 @@
 # baud), measured with clock.ticks_ms() between polls. A request whose length follows from its
 # function code (03/04/06/16 and the other standard ones) is taken as soon as that many bytes with
 # a correct CRC are in: bytes from a pty (the emulated board) or a late poll may arrive in one
-# burst, and a slow main loop must not make the master time out. A frame with a bad CRC, too
+# burst, and a slow main loop must not make the master time out; another slave's reply in such a
+# burst is skipped by its own length the same way. A frame with a bad CRC, too
 # short, or longer than the 256-byte ADU is dropped and counted; after an overflow the rest of
 # the frame is discarded up to the next silence.
 #
@@ -24,7 +25,7 @@
 
 from modbus_crc import append_crc, crc16
 from modbus_map import MAP_VERSION
-from modbus_pdu import EX_ILLEGAL_ADDRESS, execute, is_write, request_length
+from modbus_pdu import EX_ILLEGAL_ADDRESS, execute, is_write, request_length, response_length
 
 try:
     from micropython import const
@@ -118,11 +119,20 @@ class ModbusSlave:
             elif n >= _ADU_MAX:
                 self._n = 0  # keep discarding into an empty buffer
             return False
-        need = request_length(self._rx, n)
-        if 0 < need <= n and crc16(self._rx, need) == 0:
+        rx = self._rx
+        need = request_length(rx, n)
+        if 0 < need <= n and crc16(rx, need) == 0:
             self._frame(need)
             self._keep_tail(need, n)
             return True
+        if rx[0] != self.unit_id and rx[0] != _BROADCAST:
+            # Another slave's reply, read in one burst with what follows (a slow main loop):
+            # skip it by its own length so that a request right behind it is not lost.
+            size = response_length(rx, n)
+            if 0 < size <= n and crc16(rx, size) == 0:
+                self.ignored += 1
+                self._keep_tail(size, n)
+                return True
         if need > _ADU_MAX or n >= _ADU_MAX:
             self.dropped += 1
             self._discard = True
@@ -134,7 +144,7 @@ class ModbusSlave:
         if n < 4:
             self.dropped += 1
             return False
-        if crc16(self._rx, n) != 0:
+        if crc16(rx, n) != 0:
             self.crc_errors += 1
             return False
         self._frame(n)

@@ -192,6 +192,28 @@ def test_back_to_back_requests_in_any_chunking_are_each_answered(requests, chunk
     assert slave.crc_errors == slave.dropped == 0
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(1, 40), st.binary(max_size=80)), max_size=10),
+    st.integers(1, 64),
+)
+def test_other_slaves_replies_in_the_same_burst_do_not_hide_our_requests(talk, chunk):
+    # a bus seen by a slow main loop: requests to us, and other meters' requests and replies
+    stream, ours = b"", 0
+    for to_us, qty, data in talk:
+        unit = UNIT if to_us else 7
+        stream += _frame(struct.pack(">BBHH", unit, 3, 0, qty))
+        if to_us:
+            ours += 1
+        else:
+            reply = data[: 2 * qty].ljust(2 * qty, b"\x00")
+            stream += _frame(bytes([unit, 3, 2 * qty]) + reply)
+    slave, uart, _pin, clock = _slave(stream, chunk)
+    _drain(slave, uart, clock)
+    assert len(_replies(bytes(uart.sent))) == ours
+    assert slave.crc_errors == slave.dropped == 0
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.binary(min_size=1, max_size=400), st.integers(1, 64))
 def test_garbage_is_dropped_and_the_next_frame_after_a_silence_is_answered(garbage, chunk):
