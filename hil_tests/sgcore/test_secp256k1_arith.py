@@ -78,6 +78,19 @@ def test_scalar_recodings_add_up(k):
     assert all(j - i >= 5 for i, j in zip(nonzero, nonzero[1:], strict=False))
 
 
+@given(st.integers(0, N - 1))
+def test_glv_split_gives_two_short_halves(k):
+    k1, k2 = wnaf.split_scalar(k)
+    assert (k1 + k2 * wnaf.LAMBDA - k) % N == 0
+    assert abs(k1) < 2**128 and abs(k2) < 2**128
+
+
+def test_glv_endomorphism_constants():
+    assert pow(wnaf._BETA, 3, P) == 1 and pow(wnaf.LAMBDA, 3, N) == 1
+    gx, gy = _point(1)
+    assert _point(wnaf.LAMBDA) == (wnaf._BETA * gx % P, gy)
+
+
 @settings(max_examples=20, deadline=None)
 @given(scalars, scalars)
 def test_fixed_and_variable_base_multiplication_match_libsecp256k1(k, q):
@@ -86,9 +99,13 @@ def test_fixed_and_variable_base_multiplication_match_libsecp256k1(k, q):
     assert ar.to_affine(ar.run_to_end(wnaf.mul_steps(k, qx, qy, 4))) == _point(k * q % N)
 
 
-@pytest.mark.parametrize("k", [1, 2, 31, 32, 33, 2**252, N - 1, N - 2, (N - 1) // 2])
-def test_fixed_base_edge_scalars(k):
+@pytest.mark.parametrize(
+    "k", [1, 2, 31, 32, 33, 2**128, 2**252, N - 1, N - 2, (N - 1) // 2, wnaf.LAMBDA]
+)
+def test_edge_scalars(k):
     assert ar.to_affine(table.mul_g(k)) == _point(k)
+    qx, qy = _point(7)
+    assert ar.to_affine(ar.run_to_end(wnaf.mul_steps(k, qx, qy, 4))) == _point(7 * k % N)
 
 
 def test_checked_in_table_is_what_the_tool_generates():
