@@ -129,6 +129,8 @@ class Channel:
     closing_sigs: tuple[bytes, bytes] = (b"", b"")
     events: list[Event] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # node bookkeeping (funding body, ...)
+    # derived values (reserved msat, HTLCs being settled, index of `latest`), never persisted
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     on_persist: Callable[[Channel], None] | None = None
 
     # --- identities -------------------------------------------------------------------------
@@ -160,7 +162,13 @@ class Channel:
         self._persist()
 
     def _persist(self) -> None:
+        self._cache.clear()
         self.check_invariant()
+        if self.on_persist is not None:
+            self.on_persist(self)
+
+    def _queued(self) -> None:
+        """A queued update changes no commitment: only the hook runs (no invariant to check)."""
         if self.on_persist is not None:
             self.on_persist(self)
 
@@ -321,16 +329,30 @@ class Channel:
     def remote_balance(self) -> int:
         return self.latest.balances[self.remote]
 
+    def _updates_in_flight(self) -> list[Update]:
+        return list(self.pending) + (list(self.proposal.updates) if self.proposal else [])
+
     def spendable_msat(self) -> int:
         """What we can still add: our balance minus HTLCs we queued or proposed."""
-        queued = [u for u in self.pending if isinstance(u, AddHtlc)]
-        if self.proposal is not None:
-            queued += [u for u in self.proposal.updates if isinstance(u, AddHtlc)]
-        return self.local_balance - sum(u.amount_msat for u in queued)
+        if "reserved" not in self._cache:
+            ups = self._updates_in_flight()
+            self._cache["reserved"] = sum(u.amount_msat for u in ups if isinstance(u, AddHtlc))
+        return self.local_balance - int(self._cache["reserved"])
 
     def settling(self) -> set[tuple[int, int]]:
-        ups = list(self.pending) + (list(self.proposal.updates) if self.proposal else [])
-        return {(u.offerer, u.htlc_id) for u in ups if not isinstance(u, AddHtlc)}
+        """Incoming HTLCs we already queued or proposed a fulfill/fail for."""
+        if "settling" not in self._cache:
+            ups = self._updates_in_flight()
+            self._cache["settling"] = {
+                (u.offerer, u.htlc_id) for u in ups if not isinstance(u, AddHtlc)
+            }
+        return set(self._cache["settling"])
+
+    def htlc(self, key: tuple[int, int]) -> Htlc | None:
+        """The HTLC ``(offerer, id)`` of the latest commitment."""
+        if "index" not in self._cache:
+            self._cache["index"] = {h.key: h for h in self.latest.htlcs}
+        return self._cache["index"].get(key)
 
     # --- queueing updates (proposed in the next round) ----------------------------------------
     def queue_add(
@@ -346,28 +368,32 @@ class Channel:
         add = AddHtlc(self.me, self.next_local_htlc_id, amount_msat, hash_, cltv_expiry, onion)
         self.next_local_htlc_id += 1
         self.pending.append(add)
-        self._persist()
+        self._cache["reserved"] = self._cache["reserved"] + amount_msat
+        self._queued()
         return add
 
     def _incoming(self, htlc_id: int) -> Htlc:
-        for h in self.latest.htlcs:
-            if h.offerer == self.remote and h.htlc_id == htlc_id:
-                if (h.offerer, h.htlc_id) in self.settling():
-                    raise UnknownHtlc(f"HTLC {htlc_id} is already being settled")
-                return h
-        raise UnknownHtlc(f"channel {self.short_id}: no incoming HTLC {htlc_id}")
+        h = self.htlc((self.remote, htlc_id))
+        if h is None:
+            raise UnknownHtlc(f"channel {self.short_id}: no incoming HTLC {htlc_id}")
+        self.settling()
+        if h.key in self._cache["settling"]:
+            raise UnknownHtlc(f"HTLC {htlc_id} is already being settled")
+        return h
 
     def queue_fulfill(self, htlc_id: int, preimage: bytes) -> None:
         h = self._incoming(htlc_id)
         if payment_hash(preimage) != h.payment_hash:
             raise BadPreimage(f"preimage does not match incoming HTLC {htlc_id}")
         self.pending.append(FulfillHtlc(self.remote, htlc_id, preimage))
-        self._persist()
+        self._cache["settling"].add(h.key)
+        self._queued()
 
     def queue_fail(self, htlc_id: int, reason: str) -> None:
-        self._incoming(htlc_id)
+        h = self._incoming(htlc_id)
         self.pending.append(FailHtlc(self.remote, htlc_id, reason))
-        self._persist()
+        self._cache["settling"].add(h.key)
+        self._queued()
 
     # --- the update round -----------------------------------------------------------------
     def propose(self) -> UpdateBatch | None:
@@ -410,6 +436,7 @@ class Channel:
 
     def receive_update(self, msg: UpdateBatch) -> AckBatch | None:
         self._require(ChannelState.OPEN, ChannelState.SHUTDOWN)
+        self._cache.clear()
         if msg.number == self.latest.number and self.latest_proposer == self.remote:
             if msg.sig != self.sigs[self.remote]:
                 raise ProtocolViolation("retransmitted batch differs from the one we signed")

@@ -179,18 +179,20 @@ class Node:
                         peer.queue(ch.closing_signed())
             if not moved:
                 break
-        self.commit()
         for peer in list(self.peers.values()):
-            peer.flush()
+            peer.flush()  # commits first when it has something to send
         self._wake_payments()
 
     def _wake_payments(self) -> None:
-        for h in list(self.waiters):
-            pay = self.switch.payments.get(h)
-            if pay is not None and pay.status != "pending":
-                for fut in self.waiters.pop(h):
-                    if not fut.done():
-                        fut.set_result(pay)
+        done, self.switch.resolved = self.switch.resolved, []
+        done = [h for h in done if h in self.waiters]
+        if done:
+            self.commit()  # the outcome is durable before anyone is told
+        for h in done:
+            pay = self.switch.payments[h]
+            for fut in self.waiters.pop(h):
+                if not fut.done():
+                    fut.set_result(pay)
 
     def _wake(self, key: bytes, value: Any) -> None:
         for fut in self.waiters.pop(key, []):
@@ -199,8 +201,10 @@ class Node:
 
     async def wait_for(self, key: bytes, timeout: float) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pay = self.switch.payments.get(key)
+        if pay is not None and pay.status != "pending":
+            return pay
         self.waiters.setdefault(key, []).append(fut)
-        self._wake_payments()
         return await asyncio.wait_for(fut, timeout)
 
     # --- update protocol ----------------------------------------------------------------------
@@ -507,6 +511,7 @@ class Node:
             elif ch.state in WATCHED:
                 self._watch(ch)
         self._after()
+        self.commit()
 
     def _watch(self, ch: Channel) -> None:
         view = self.ledger.channel(ch.channel_id)
@@ -541,7 +546,11 @@ class Node:
 
     # --- invoices and payments ---------------------------------------------------------------------
     def create_invoice(
-        self, amount_msat: int, memo: receipt.EnergyMemo, now: int | None = None
+        self,
+        amount_msat: int,
+        memo: receipt.EnergyMemo,
+        now: int | None = None,
+        commit: bool = True,
     ) -> receipt.Receipt:
         preimage = secrets.token_bytes(32)
         inv = self.switch.add_invoice(preimage, amount_msat)
@@ -554,18 +563,22 @@ class Node:
             now,
             expiry_s=max(memo.start - now, 60),
         )
-        self.commit()
+        if commit:
+            self.commit()
         return rec
 
     async def pay_invoice(self, text: str, timeout: float = 30) -> dict[str, Any]:
-        inv = bolt11.decode(text) if "\n" not in text else bolt11.decode(text)
+        inv = bolt11.decode(text)
         if inv.payee is None or inv.amount_msat is None:
             raise ProtocolViolation("invoice lacks payee or amount")
         if inv.is_expired(int(time.time())):
             raise ProtocolViolation("invoice expired")
-        self.switch.pay(inv.payee, inv.payment_hash, inv.amount_msat, self.height)
+        return await self.pay(inv.payee, inv.payment_hash, inv.amount_msat, timeout)
+
+    async def pay(self, payee: bytes, hash_: bytes, amount: int, timeout: float) -> dict[str, Any]:
+        self.switch.pay(payee, hash_, amount, self.height)
         self._after()
-        pay = await self.wait_for(inv.payment_hash, timeout)
+        pay = await self.wait_for(hash_, timeout)
         return {
             "payment_hash": pay.payment_hash.hex(),
             "status": pay.status,

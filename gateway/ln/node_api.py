@@ -71,17 +71,25 @@ def routes(node: Node) -> dict[str, Any]:
             step_s=body.get("step_s"),
         )
         count = int(body.get("count", 1))
-        recs = [node.create_invoice(int(body["amount_msat"]), memo) for _ in range(count)]
+        recs = [
+            node.create_invoice(int(body["amount_msat"]), memo, commit=False) for _ in range(count)
+        ]
+        node.commit()  # the preimages are durable before any invoice is handed out
         return {
             "invoices": [r.invoice for r in recs],
             "payment_hashes": [r.payment_hash.hex() for r in recs],
         }
 
     async def pay(body: dict[str, Any]) -> Any:
+        timeout = float(body.get("timeout", 30))
+        if "requests" in body:  # already decoded: [payee hex, payment hash hex, amount msat]
+            jobs = [
+                node.pay(bytes.fromhex(p), bytes.fromhex(h), int(a), timeout)
+                for p, h, a in body["requests"]
+            ]
+            return await asyncio.gather(*jobs)
         texts = body["invoices"] if "invoices" in body else [body["invoice"]]
-        results = await asyncio.gather(
-            *(node.pay_invoice(t, float(body.get("timeout", 30))) for t in texts)
-        )
+        results = await asyncio.gather(*(node.pay_invoice(t, timeout) for t in texts))
         return results if "invoices" in body else results[0]
 
     async def payment(body: dict[str, Any]) -> Any:

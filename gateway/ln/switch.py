@@ -68,6 +68,7 @@ class Switch:
     refuse_forwarding: bool = False  # a node that will not forward (tests, maintenance)
     online: set[bytes] = field(default_factory=set)  # peers with a live connection
     dirty: set[tuple[str, bytes]] = field(default_factory=set)  # (table, key) to rewrite
+    resolved: list[bytes] = field(default_factory=list)  # payment hashes that just settled
 
     # --- invoices and payments --------------------------------------------------------------
     def add_invoice(self, preimage: bytes, amount_msat: int) -> Invoice:
@@ -159,10 +160,11 @@ class Switch:
             return self._fail_in(ch_in, htlc_id, "fee insufficient")
         if expiry_in - instr.cltv_expiry < self.policy.cltv_delta or instr.cltv_expiry <= height:
             return self._fail_in(ch_in, htlc_id, "expiry too soon")
-        add_hash = next(h for h in ch_in.latest.htlcs if h.key == (ch_in.remote, htlc_id))
+        incoming = ch_in.htlc((ch_in.remote, htlc_id))
+        assert incoming is not None
         try:
             add = out.queue_add(
-                instr.amount_msat, add_hash.payment_hash, instr.cltv_expiry, next_payloads(instr)
+                instr.amount_msat, incoming.payment_hash, instr.cltv_expiry, next_payloads(instr)
             )
         except ChannelError as exc:
             return self._fail_in(ch_in, htlc_id, f"cannot forward: {exc}")
@@ -187,6 +189,7 @@ class Switch:
         else:
             pay.status, pay.reason = "failed", ev.reason
         self.dirty.add(("payments", pay.payment_hash))
+        self.resolved.append(pay.payment_hash)
         log.info("payment %s %s %s", pay.payment_hash.hex()[:12], pay.status, pay.reason)
 
     # --- time ---------------------------------------------------------------------------------
@@ -194,14 +197,15 @@ class Switch:
         """Fail incoming HTLCs about to expire; the channels whose outgoing HTLCs expired must
         be force-closed (the ledger then refunds them to us). Returns those channel ids."""
         to_close = []
+        waiting = set(self.links.values())
         for ch in self.channels.values():
             if ch.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN):
                 continue
             settling = ch.settling()
             for h in ch.latest.htlcs:
                 if h.offerer == ch.remote and h.key not in settling:
-                    waiting = any(v == (ch.channel_id, h.htlc_id) for v in self.links.values())
-                    if height >= h.cltv_expiry - FAIL_MARGIN and not waiting:
+                    linked = (ch.channel_id, h.htlc_id) in waiting
+                    if height >= h.cltv_expiry - FAIL_MARGIN and not linked:
                         self._fail_in(ch, h.htlc_id, "expired")
                 elif h.offerer == ch.me and height >= h.cltv_expiry:
                     to_close.append(ch.channel_id)

@@ -132,6 +132,7 @@ class Grid:
     nodes: dict[str, NodeProc] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.ledger = FileLedger(self.root / "ledger.sqlite")
 
     def add(self, name: str, *args: str) -> NodeProc:
