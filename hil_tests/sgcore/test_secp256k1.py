@@ -143,6 +143,8 @@ GOOD_DIGEST = b"\x44" * 32
         lambda: ec.PublicKey.from_bytes(b"\x02" + (5).to_bytes(32, "big")),  # x^3+7 not a square
         lambda: ec.PublicKey.from_bytes(b"\x04" + b"\x01" * 64),  # off the curve
         lambda: ec.PublicKey.from_bytes(bytearray(10)),
+        lambda: ec.Verifier(12345, GOOD_DIGEST, b"\x01" * 64),
+        lambda: ec.Verifier(b"\x02" * 34, GOOD_DIGEST, b"\x01" * 64),
     ],
 )
 def test_malformed_input_raises_value_error(call):

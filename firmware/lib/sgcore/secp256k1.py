@@ -155,8 +155,10 @@ class Signer:
 
 class Verifier:
     """ECDSA verification, a bounded slice of work per `step()`; then `valid` is a bool.
-    `pub` is a PublicKey or its 33/65-byte encoding (a malformed one raises on construction
-    only if its length or prefix is wrong; an x off the curve raises during the steps)."""
+
+    `pub` is a PublicKey (parse it once with PublicKey.from_bytes when verifying many
+    signatures of one key) or its 33/65-byte encoding, then parsed during the first steps:
+    a wrong length raises here, a point off the curve raises Secp256k1Error from step()."""
 
     __slots__ = ("valid", "_steps")
 
@@ -164,7 +166,9 @@ class Verifier:
         msg32 = _bytes_of(msg32, 32, "message digest")
         sig64 = _bytes_of(sig64, 64, "signature")
         if not isinstance(pub, PublicKey):
-            pub = _bytes_of(pub, len(pub) if len(pub) in (33, 65) else -1, "public key")
+            if not isinstance(pub, (bytes, bytearray, memoryview)) or len(pub) not in (33, 65):
+                raise Secp256k1Error("public key must be a PublicKey or 33 / 65 bytes")
+            pub = bytes(pub)
         self.valid = None
         self._steps = self._run(pub, msg32, sig64)
 
