@@ -98,27 +98,54 @@ class ModbusSlave:
 
     # --- the main-loop step --------------------------------------------------------------------
 
+    # Each function of the poll path keeps under ~11 words of state (locals + value stack):
+    # MicroPython puts a bigger frame on the heap, an allocation per call (bench_modbus).
+
     def poll(self):
         """Take what the UART has; handle at most one complete frame. True if one was handled."""
+        got = self._receive()
         n = self._n
         if n == 0:
-            got = self._uart.readinto(self._rxmv, _ADU_MAX)
-        else:
-            got = self._uart.readinto(self._rxmv[n:], _ADU_MAX - n) if n < _ADU_MAX else None
-        now = self._clock.ticks_ms()
-        if got:
-            n += got
-            self._n = n
-            self._last = now
-        elif n == 0:
             return False
         if self._discard:
-            if not got and self._clock.ticks_diff(now, self._last) >= self._gap:
-                self._n = 0
+            if not got and self._silent():
                 self._discard = False
+                self._n = 0
             elif n >= _ADU_MAX:
                 self._n = 0  # keep discarding into an empty buffer
             return False
+        if self._framed(n):
+            return True
+        if n >= _ADU_MAX or request_length(self._rx, n) > _ADU_MAX:
+            self.dropped += 1
+            self._discard = True
+            return False
+        if got or not self._silent():
+            return False
+        return self._end_of_frame(n)
+
+    def _receive(self):
+        n = self._n
+        if n == 0:
+            got = self._uart.readinto(self._rxmv, _ADU_MAX)
+        elif n < _ADU_MAX:
+            got = self._uart.readinto(self._rxmv[n:], _ADU_MAX - n)
+        else:
+            got = None
+        if got:
+            self._n = n + got
+            self._last = self._clock.ticks_ms()
+        return got
+
+    def _silent(self):
+        # the 3.5-character silence after the last byte has passed
+        clock = self._clock
+        return clock.ticks_diff(clock.ticks_ms(), self._last) >= self._gap
+
+    def _framed(self, n):
+        # A frame complete by its length and CRC: a request, or another slave's reply read in
+        # one burst with what follows (a slow main loop), skipped by its own length so that a
+        # request right behind it is not lost.
         rx = self._rx
         need = request_length(rx, n)
         if 0 < need <= n and crc16(rx, need) == 0:
@@ -126,25 +153,20 @@ class ModbusSlave:
             self._keep_tail(need, n)
             return True
         if rx[0] != self.unit_id and rx[0] != _BROADCAST:
-            # Another slave's reply, read in one burst with what follows (a slow main loop):
-            # skip it by its own length so that a request right behind it is not lost.
-            size = response_length(rx, n)
-            if 0 < size <= n and crc16(rx, size) == 0:
+            need = response_length(rx, n)
+            if 0 < need <= n and crc16(rx, need) == 0:
                 self.ignored += 1
-                self._keep_tail(size, n)
+                self._keep_tail(need, n)
                 return True
-        if need > _ADU_MAX or n >= _ADU_MAX:
-            self.dropped += 1
-            self._discard = True
-            return False
-        if got or self._clock.ticks_diff(now, self._last) < self._gap:
-            return False
+        return False
+
+    def _end_of_frame(self, n):
         # the silence ended the frame
         self._n = 0
         if n < 4:
             self.dropped += 1
             return False
-        if crc16(rx, n) != 0:
+        if crc16(self._rx, n) != 0:
             self.crc_errors += 1
             return False
         self._frame(n)
