@@ -1,0 +1,1 @@
+"""Credit tokens: the gateway's side of "release only the energy that was paid for"."""
