@@ -95,6 +95,12 @@ class Journal:
             "truncated_bytes": self.truncated_bytes,
         }
 
+    def last_record(self):
+        """The newest record still on flash (None when every record was acked and dropped)."""
+        if self._last < 0 or self._last <= self._acked or not self._segs:
+            return None
+        return self._read(self._last)
+
     def pending(self):
         """Yield the unacknowledged records in order, one 167-byte copy at a time."""
         buf = self._buf

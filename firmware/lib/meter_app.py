@@ -61,6 +61,10 @@ class MeterApp:
         self.ckpt.load(self.regs)
         yield False
         self.journal = Journal("journal", cfg["journal_capacity"])
+        last = self.journal.last_record()
+        if last is not None:  # a lost checkpoint must not take the totals below a signed reading
+            r = rd.decode(last)[0]
+            self.regs.floor(r.import_wh, r.export_wh)
         yield False
         self.metering = Metering(board, cfg)
         meter_id = self.key.meter_id if self.key else b"\x00" * 16

@@ -12,7 +12,8 @@ cannot see pointers held only in wasm locals (e.g. the heap-allocated frame of a
 with more than ~11 words of state, or an object under construction in C). A collection that runs
 while such a frame is active frees live objects and corrupts the heap. So every guest run here
 starts with automatic GC disabled (`gc.disable()`: a full heap then raises MemoryError instead of
-corrupting), and guest code collects only at module top level, where no such frame is active:
+corrupting), and guest code collects only at module top level, where no such frame is active
+(module-level code with a deep value stack, e.g. a large list literal, has a heap frame too):
 
     while not signer.step():   # bounded work per step
         gc.collect()           # top level: a safe point
