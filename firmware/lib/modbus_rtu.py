@@ -10,9 +10,9 @@
 # function code (03/04/06/16 and the other standard ones) is taken as soon as that many bytes with
 # a correct CRC are in: bytes from a pty (the emulated board) or a late poll may arrive in one
 # burst, and a slow main loop must not make the master time out; another slave's reply in such a
-# burst is skipped by its own length the same way. A frame with a bad CRC, too
-# short, or longer than the 256-byte ADU is dropped and counted; after an overflow the rest of
-# the frame is discarded up to the next silence.
+# burst is skipped by its own length the same way. A frame with a bad CRC, too short, or longer
+# than the 256-byte ADU is dropped and counted; after an overflow the rest of the frame is
+# discarded up to the next silence.
 #
 # Addressing: unit_id answers; 0 is broadcast (writes executed, never answered); others ignored.
 # Transmit: DE high, write, wait until the last stop bit left the shift register (uart.flush()
@@ -21,7 +21,8 @@
 #
 # provider.get(name) -> int | bytes | None supplies the register values (a dict works);
 # on_write(name, value) -> 0 to accept, else an exception code (None: every register read-only).
-# No allocation per frame except one memoryview for the write (and one per continued read).
+# Buffers are preallocated; per frame only the memoryview handed to uart.write (and one per
+# read that continues a frame) is allocated, plus execute()'s transient frame (bench_modbus).
 
 from modbus_crc import append_crc, crc16
 from modbus_map import MAP_VERSION
@@ -77,6 +78,7 @@ class ModbusSlave:
         self.dropped = 0  # oversized, garbage or short frames
         self.exceptions = 0  # exception replies sent
         self.ignored = 0  # frames for other units, broadcast reads
+        self.tx_errors = 0  # replies the UART failed to send
         de.value(0)
 
     # --- the bank modbus_pdu reads and writes --------------------------------------------------
@@ -200,17 +202,22 @@ class ModbusSlave:
             self._new_unit = 0
 
     def _send(self, n):
+        # DE drops whatever happens: a transmitter left on would jam the whole bus.
         self._de.value(1)
-        self._uart.write(self._txmv[:n])
-        if self._flush is not None:
-            self._flush()  # returns when the last bit is out
-        elif self._txdone is not None:
-            clock = self._clock
-            t0 = clock.ticks_ms()
-            limit = n * self._char_ms + 5
-            while not self._txdone() and clock.ticks_diff(clock.ticks_ms(), t0) <= limit:
-                pass
-        self._de.value(0)
+        try:
+            self._uart.write(self._txmv[:n])
+            if self._flush is not None:
+                self._flush()  # returns when the last bit is out
+            elif self._txdone is not None:
+                clock = self._clock
+                t0 = clock.ticks_ms()
+                limit = n * self._char_ms + 5
+                while not self._txdone() and clock.ticks_diff(clock.ticks_ms(), t0) <= limit:
+                    pass
+        except OSError:
+            self.tx_errors += 1  # the master times out and retries
+        finally:
+            self._de.value(0)
 
     def stats(self):
         return {
@@ -219,5 +226,6 @@ class ModbusSlave:
             "dropped": self.dropped,
             "exceptions": self.exceptions,
             "ignored": self.ignored,
+            "tx_errors": self.tx_errors,
             "unit_id": self.unit_id,
         }

@@ -364,3 +364,57 @@ def test_the_gateway_table_agrees_with_the_firmware_map():
     for reg in esp32_meter.REGISTER_MAP.registers:
         assert reg.function == "holding" and reg.address in ours, reg.name
         assert (reg.dtype, reg.scale) == (ours[reg.address].dtype, ours[reg.address].scale)
+
+
+# --- transmit: DE around the reply ---------------------------------------------------------------
+
+
+def _uart_with(**methods: Any) -> Any:
+    return type("Uart", (RIG["MemUart"],), methods)(_frame(bytes([UNIT, 4, 0, 6, 0, 1])), 8)
+
+
+def test_de_stays_high_until_flush_returns():
+    seen: list[int] = []
+    uart = _uart_with(flush=lambda self: seen.append(pin.v))
+    pin, clock = RIG["Pin"](), RIG["Clock"]()
+    slave = rtu.ModbusSlave(uart, pin, clock, VALUES, unit_id=UNIT)
+    assert slave.poll() and seen == [1] and pin.v == 0 and pin.edges == 2
+
+
+def test_de_stays_high_until_txdone_then_drops():
+    polls: list[int] = []
+
+    def txdone(self: Any) -> bool:
+        polls.append(pin.v)
+        clock.t += 1
+        return len(polls) >= 3
+
+    uart = _uart_with(txdone=txdone)
+    pin, clock = RIG["Pin"](), RIG["Clock"]()
+    slave = rtu.ModbusSlave(uart, pin, clock, VALUES, unit_id=UNIT)
+    assert slave.poll() and polls == [1, 1, 1] and pin.v == 0
+
+
+def test_txdone_wait_is_bounded():
+    def txdone(self: Any) -> bool:
+        clock.t += 1
+        return False  # a UART that never reports done
+
+    uart = _uart_with(txdone=txdone)
+    pin, clock = RIG["Pin"](), RIG["Clock"]()
+    slave = rtu.ModbusSlave(uart, pin, clock, VALUES, unit_id=UNIT)
+    assert slave.poll() and pin.v == 0
+    assert clock.t <= 7 * slave._char_ms + 5 + 2  # 7-byte reply + margin
+
+
+def test_a_failing_uart_write_never_leaves_the_transmitter_on():
+    def write(self: Any, buf: Any) -> int:
+        raise OSError(5, "EIO")
+
+    uart = _uart_with(write=write)
+    pin, clock = RIG["Pin"](), RIG["Clock"]()
+    slave = rtu.ModbusSlave(uart, pin, clock, VALUES, unit_id=UNIT)
+    assert slave.poll() and pin.v == 0 and slave.tx_errors == 1
+    uart.write = lambda buf: len(buf)  # the UART recovers: the next request is answered
+    uart.feed(_frame(bytes([UNIT, 4, 0, 6, 0, 1])))
+    assert slave.poll() and slave.frames == 2 and slave.tx_errors == 1
