@@ -103,7 +103,8 @@ def encode_updates(updates: list[Update] | tuple[Update, ...]) -> bytes:
 def decode_updates(data: bytes) -> tuple[Update, ...]:
     try:
         (count,) = struct.unpack_from(">I", data)
-        pos, out = 4, []
+        pos = 4
+        out: list[Update] = []
         for _ in range(count):
             kind = data[pos]
             if kind == ADD:

@@ -16,7 +16,6 @@ import json
 import logging
 import secrets
 import struct
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -633,4 +632,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
