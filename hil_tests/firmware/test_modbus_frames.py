@@ -11,6 +11,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymodbus.framer.rtu import FramerRTU
@@ -418,3 +419,15 @@ def test_a_failing_uart_write_never_leaves_the_transmitter_on():
     uart.write = lambda buf: len(buf)  # the UART recovers: the next request is answered
     uart.feed(_frame(bytes([UNIT, 4, 0, 6, 0, 1])))
     assert slave.poll() and slave.frames == 2 and slave.tx_errors == 1
+
+
+def test_any_other_error_in_a_write_drops_de_and_propagates():
+    def write(self: Any, buf: Any) -> int:
+        raise MemoryError
+
+    uart = _uart_with(write=write)
+    pin, clock = RIG["Pin"](), RIG["Clock"]()
+    slave = rtu.ModbusSlave(uart, pin, clock, VALUES, unit_id=UNIT)
+    with pytest.raises(MemoryError):
+        slave.poll()
+    assert pin.v == 0 and pin.edges == 2
