@@ -1,4 +1,9 @@
-"""sgcore's ECDSA inside real MicroPython (the emulated ESP32's VM), cross-checked in CPython."""
+"""sgcore's ECDSA inside real MicroPython (the emulated ESP32's VM), cross-checked in CPython.
+
+run_snippet starts the guest with automatic GC off, as the emulated board runs: the snippets
+step the Signer / Verifier / KeyDeriver and collect at top level between steps, like the
+firmware's main loop (docs/emulated-board.md).
+"""
 
 import hashlib
 import shutil
@@ -15,7 +20,6 @@ from hil_tests.conftest import REPO
 from tools.build import compile_one
 
 LIB = REPO / "firmware" / "lib"
-# run_snippet starts with automatic GC off: the loops collect at top level (a safe point).
 PRELUDE = "import gc, sys\nsys.path.insert(0, '/lib')\nfrom binascii import hexlify, unhexlify\n"
 
 
@@ -23,6 +27,11 @@ def _run(code: str, heap_bytes: int = 110 * 1024, lib: Path = LIB) -> list[str]:
     outcome = run_snippet(PRELUDE + code, rom_dirs={"/lib": lib}, heap_bytes=heap_bytes)
     assert outcome.exit_code == 0, outcome.stderr
     return outcome.stdout.split()
+
+
+def _stepped(name: str, constructor: str) -> str:
+    """Guest code: build a step-wise job and run it, collecting at top level."""
+    return f"{name} = {constructor}\nwhile not {name}.step():\n    gc.collect()\ngc.collect()\n"
 
 
 def _keys_and_digests():
@@ -38,9 +47,9 @@ def test_signatures_made_in_micropython_are_libsecp256k1s():
     for priv, digest in cases:
         code += (
             f"priv, digest = unhexlify('{priv.hex()}'), unhexlify('{digest.hex()}')\n"
-            "s = ec.Signer(priv, digest)\n"
-            "while not s.step():\n    gc.collect()\n"
-            "print(hexlify(ec.public_key(priv)).decode(), hexlify(s.signature).decode())\n"
+            + _stepped("s", "ec.Signer(priv, digest)")
+            + _stepped("k", "ec.KeyDeriver(priv)")
+            + "print(hexlify(k.public_key).decode(), hexlify(s.signature).decode())\n"
         )
     words = _run(code)
     for (priv, digest), pub_hex, sig_hex in zip(cases, words[::2], words[1::2], strict=True):
@@ -62,13 +71,14 @@ def test_micropython_verifies_coincurve_signatures_and_rejects_tampering():
     bad_sig = sig[:63] + bytes([sig[63] ^ 1])
     code = (
         "from sgcore import secp256k1 as ec\n"
-        f"pub = ec.PublicKey.from_bytes(unhexlify('{key.public_key.format().hex()}'))\n"
+        f"pub = unhexlify('{key.public_key.format().hex()}')\n"
         f"sig, digest = unhexlify('{sig.hex()}'), unhexlify('{digest.hex()}')\n"
-        "v = ec.Verifier(pub, digest, sig)\n"
-        "while not v.step():\n    gc.collect()\n"
-        "print(v.valid)\n"
-        f"print(ec.verify(pub, unhexlify('{bad_digest.hex()}'), sig))\n"
-        f"print(ec.verify(pub, digest, unhexlify('{bad_sig.hex()}')))\n"
+        + _stepped("v", "ec.Verifier(pub, digest, sig)")
+        + "print(v.valid)\n"
+        + _stepped("v2", f"ec.Verifier(v.public_key, unhexlify('{bad_digest.hex()}'), sig)")
+        + "print(v2.valid)\n"
+        + _stepped("v3", f"ec.Verifier(v.public_key, digest, unhexlify('{bad_sig.hex()}'))")
+        + "print(v3.valid)\n"
     )
     assert _run(code) == ["True", "False", "False"]
 
@@ -86,14 +96,16 @@ def mpy_lib(tmp_path_factory) -> Path:
 def test_sign_and_verify_fit_a_48k_heap_and_survive_its_collections(mpy_lib):
     # Precompiled modules (no compile garbage), and a collection between every two steps:
     # a frame the GC freed while it runs (secp256k1_arith's docstring) would corrupt the result.
-    # (Signing alone peaks at ~32 KB of heap including 16 KB of modules: bench_crypto.py.)
+    # (Signing alone peaks at ~32 KB of heap including ~16 KB of modules: bench_crypto.py.)
     priv, digest = _keys_and_digests()[1]
     code = (
         "from sgcore import secp256k1 as ec\n"
         "gc.collect()\n"
         f"priv, digest = unhexlify('{priv.hex()}'), unhexlify('{digest.hex()}')\n"
-        "sig = ec.sign(priv, digest)\n"
-        "print(hexlify(sig).decode(), ec.verify(ec.public_key(priv), digest, sig))\n"
+        + _stepped("s", "ec.Signer(priv, digest)")
+        + _stepped("k", "ec.KeyDeriver(priv)")
+        + _stepped("v", "ec.Verifier(k.public_key, digest, s.signature)")
+        + "print(hexlify(s.signature).decode(), v.valid)\n"
     )
     sig_hex, valid = _run(code, heap_bytes=48 * 1024, lib=mpy_lib)
     assert (
@@ -125,10 +137,12 @@ def test_record_signed_on_the_meter_verifies_on_the_gateway():
     )
     code = (
         "from sgcore import signing\n"
-        f"signer = signing.RecordSigner(unhexlify('{body.hex()}'), unhexlify('{priv.hex()}'))\n"
-        "while not signer.step():\n    gc.collect()\n"
-        "print(hexlify(signer.record).decode())\n"
-        f"print(signing.verify_record(signer.record, unhexlify('{pub.hex()}')))\n"
+        + _stepped(
+            "signer", f"signing.RecordSigner(unhexlify('{body.hex()}'), unhexlify('{priv.hex()}'))"
+        )
+        + "print(hexlify(signer.record).decode())\n"
+        + _stepped("checker", f"signing.RecordVerifier(signer.record, unhexlify('{pub.hex()}'))")
+        + "print(checker.valid)\n"
     )
     record_hex, verified_there = _run(code)
     record = bytes.fromhex(record_hex)
@@ -144,8 +158,8 @@ def test_record_signed_on_the_meter_verifies_on_the_gateway():
 def test_micropython_reports_the_same_errors_for_malformed_input():
     code = (
         "from sgcore import secp256k1 as ec\n"
-        "for call in (lambda: ec.sign(bytes(32), bytes(32)), lambda: ec.PublicKey.from_bytes(b'\\x05' + bytes(32)),\n"
-        "             lambda: ec.verify(b'\\x02' + bytes(32), bytes(32), bytes(63))):\n"
+        "for call in (lambda: ec.Signer(bytes(32), bytes(32)), lambda: ec.PublicKey.from_bytes(b'\\x05' + bytes(32)),\n"
+        "             lambda: ec.Verifier(b'\\x02' + bytes(32), bytes(32), bytes(63))):\n"
         "    try:\n        call()\n        print('accepted')\n"
         "    except ValueError as exc:\n        print(type(exc).__name__)\n"
     )

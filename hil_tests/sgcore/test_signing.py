@@ -62,6 +62,19 @@ def test_any_flipped_bit_is_rejected(bit):
         pass  # the flip broke the layout (version, kind, relay...): rejected as malformed
 
 
+def test_verify_record_reuses_the_parsed_key_and_a_record_verifier_hands_it_out():
+    record = signing.sign_record(_body(), PRIV)
+    checker = signing.RecordVerifier(record, PUB)
+    while not checker.step():
+        pass
+    assert checker.valid is True and checker.public_key.to_bytes() == PUB
+    again = signing.RecordVerifier(record, checker.public_key)
+    while not again.step():
+        pass
+    assert again.valid is True
+    assert signing.verify_record(record, PUB) and signing.verify_record(record, PUB)
+
+
 def test_a_record_is_bound_to_its_meter():
     record = signing.sign_record(_body(), PRIV)
     assert not signing.verify_record(record, OTHER_PUB)
@@ -78,7 +91,13 @@ def test_malformed_input_raises_value_errors():
         signing.sign_record(_body()[:-1], PRIV)
     with pytest.raises(Secp256k1Error):
         signing.verify_record(record, PUB[:32])
+    bad_key = b"\x02" + b"\xff" * 32  # x >= p
+    claims_bad_key = signing.sign_record(
+        _body(meter_id=reading.meter_id_from_pubkey(bad_key)), PRIV
+    )
     with pytest.raises(Secp256k1Error):
-        signing.verify_record(record, b"\x02" + b"\xff" * 32)
+        signing.verify_record(claims_bad_key, bad_key)
+    with pytest.raises(Secp256k1Error):
+        signing.RecordVerifier(record, 12345)
     with pytest.raises(Secp256k1Error):
         signing.sign_record(_body(), b"\x00" * 32)

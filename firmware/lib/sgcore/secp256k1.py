@@ -5,12 +5,15 @@
 - signing: deterministic nonce per RFC 6979 with HMAC-SHA256, low-S, 64-byte r || s. The same
   key and digest give byte for byte the signature libsecp256k1 (coincurve) gives;
 - verification: strict like libsecp256k1 (a high-S signature is invalid);
-- `Signer` / `Verifier` do the work in bounded slices (`step()` -> True when finished) so the
-  meter's main loop stays responsive; `sign()` / `verify()` just loop over `step()`.
+- `Signer` / `Verifier` / `KeyDeriver` do the work in bounded slices (`step()` -> True when
+  finished) so the meter's main loop stays responsive; `sign()` / `verify()` / `public_key()`
+  just loop over the steps. On the emulated board (automatic GC off, collections only at the
+  main loop's top level) use the step-wise classes: a one-shot call leaves far more garbage
+  than the heap holds (a signature ~0.4 MB, a verification ~2 MB) and ends in MemoryError.
 
 Malformed input (wrong lengths, a private key of 0 or >= n, a public key off the curve)
 raises Secp256k1Error, a ValueError. A well-formed but wrong signature verifies False.
-k*G uses a fixed table on flash (sgcore.secp256k1_table), u2*Q a width-5 wNAF.
+k*G uses a fixed table on flash (sgcore.secp256k1_table), u2*Q GLV + width-5 wNAF (docs/crypto.md).
 """
 
 import hashlib
@@ -102,11 +105,35 @@ def _parse_steps(data):
     raise Secp256k1Error("public key must be 33 bytes (02/03 || x) or 65 bytes (04 || x || y)")
 
 
+class KeyDeriver:
+    """The public key of a 32-byte private key, a bounded slice of work per `step()`; then
+    `public_key` holds it serialized (33 bytes compressed by default)."""
+
+    __slots__ = ("public_key", "_steps")
+
+    def __init__(self, priv, compressed=True):
+        self.public_key = None
+        self._steps = self._run(_secret(priv), compressed)
+
+    def step(self):
+        return next(self._steps)
+
+    def _run(self, d, compressed):
+        point = yield from _table.mul_g_steps(d, _ADDS_PER_STEP)
+        z = yield from _ec.inverse_steps(point[2], _ec.P, _INVERSE_CHUNK)
+        zz = z * z % _ec.P
+        key = PublicKey(point[0] * zz % _ec.P, point[1] * zz * z % _ec.P)
+        self.public_key = key.to_bytes(compressed)
+        while True:
+            yield True
+
+
 def public_key(priv, compressed=True):
     """The public key of a 32-byte private key, serialized (33 bytes compressed by default)."""
-    point = _table.mul_g_steps(_secret(priv), _ADDS_PER_STEP)
-    point = _ec.to_affine(_ec.run_to_end(point))
-    return PublicKey(point[0], point[1]).to_bytes(compressed)
+    deriver = KeyDeriver(priv, compressed)
+    while not deriver.step():
+        pass
+    return deriver.public_key
 
 
 class Signer:
@@ -160,7 +187,7 @@ class Verifier:
     signatures of one key) or its 33/65-byte encoding, then parsed during the first steps:
     a wrong length raises here, a point off the curve raises Secp256k1Error from step()."""
 
-    __slots__ = ("valid", "_steps")
+    __slots__ = ("valid", "public_key", "_steps")
 
     def __init__(self, pub, msg32, sig64):
         msg32 = _bytes_of(msg32, 32, "message digest")
@@ -170,6 +197,7 @@ class Verifier:
                 raise Secp256k1Error("public key must be a PublicKey or 33 / 65 bytes")
             pub = bytes(pub)
         self.valid = None
+        self.public_key = pub if isinstance(pub, PublicKey) else None  # parsed: keep it for reuse
         self._steps = self._run(pub, msg32, sig64)
 
     def step(self):
@@ -178,6 +206,7 @@ class Verifier:
     def _run(self, pub, msg32, sig64):
         if not isinstance(pub, PublicKey):
             pub = yield from _parse_steps(pub)
+            self.public_key = pub
         r = int.from_bytes(sig64[:32], "big")
         s = int.from_bytes(sig64[32:], "big")
         self.valid = False
@@ -204,14 +233,11 @@ def _x_matches(point, r):
     return r + N < _ec.P and (point[0] - _ec.fmul(r + N, zz)) % _ec.P == 0
 
 
-make_room = _ec.make_room
-
-
 def sign(priv, msg32):
     """64-byte r || s signature of the 32-byte digest `msg32` (all steps at once)."""
     signer = Signer(priv, msg32)
     while not signer.step():
-        make_room()
+        pass
     return signer.signature
 
 
@@ -219,5 +245,5 @@ def verify(pub, msg32, sig64):
     """True if `sig64` is a valid low-S signature of `msg32` by `pub` (PublicKey or bytes)."""
     verifier = Verifier(pub, msg32, sig64)
     while not verifier.step():
-        make_room()
+        pass
     return verifier.valid

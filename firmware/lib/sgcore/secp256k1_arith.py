@@ -28,14 +28,7 @@ _K = 0x1000003D1  # 2^256 mod P
 
 INFINITY = (1, 1, 0)
 
-try:  # MicroPython (only it has gc.mem_free): see make_room()
-    from gc import collect as _gc_collect
-    from gc import isenabled as _gc_isenabled
-    from gc import mem_free as _  # noqa: F401
-except ImportError:  # CPython
-    _gc_isenabled = None
-
-_INVERSE_CHUNK = const(48)  # Euclid division steps between two make_room() calls
+_INVERSE_CHUNK = const(48)  # Euclid division steps per yield
 
 
 class Secp256k1Error(ValueError):
@@ -90,19 +83,6 @@ def sqrt(a):
     return run_to_end(sqrt_steps(a, 1 << 30))
 
 
-def make_room():
-    """Between two steps of a one-shot call (`run_to_end`, secp256k1.sign/verify/public_key):
-    on MicroPython with automatic GC switched off, collect garbage now.
-
-    The emulated board runs with automatic GC off, because a collection is only safe while no
-    large (heap-allocated) Python frame is active (docs/emulated-board.md). So: call the
-    one-shot functions there from top-level code or small functions only; the firmware's main
-    loop steps a Signer / Verifier instead and collects at its own top level. (Checking
-    gc.mem_free() first is no saving: it walks the heap and costs as much as a collection.)"""
-    if _gc_isenabled is not None and not _gc_isenabled():
-        _gc_collect()
-
-
 def _store_result(steps, out):
     out.append((yield from steps))
 
@@ -112,7 +92,7 @@ def run_to_end(steps):
     (No try/except StopIteration here: a handler would push this frame onto the heap.)"""
     out = []
     for _ in _store_result(steps, out):
-        make_room()
+        pass
     return out[0]
 
 

@@ -47,22 +47,57 @@ def sign_record(body, priv):
     return signer.record
 
 
-def _public_key(pubkey33):
-    if not isinstance(pubkey33, (bytes, bytearray, memoryview)) or len(pubkey33) != 33:
-        raise _secp.Secp256k1Error("pubkey33 must be a 33-byte compressed key")
-    if _last_key[0] != pubkey33:
-        _last_key[1] = _secp.PublicKey.from_bytes(pubkey33)
-        _last_key[0] = bytes(pubkey33)
-    return _last_key[1]
+def _key33(pubkey):
+    if isinstance(pubkey, _secp.PublicKey):
+        return pubkey.to_bytes()
+    if isinstance(pubkey, (bytes, bytearray, memoryview)) and len(pubkey) == 33:
+        return bytes(pubkey)
+    raise _secp.Secp256k1Error("pubkey must be a 33-byte compressed key or a PublicKey")
+
+
+class RecordVerifier:
+    """Checks one record in slices: `step()` until True, then `valid` (bool).
+
+    `pubkey` is the meter's 33-byte compressed key, or a secp256k1.PublicKey (then no square
+    root is needed: keep `public_key` from a finished RecordVerifier and pass it next time).
+    A malformed record or key raises ValueError here; a record that carries another meter's
+    id is invalid without any curve work."""
+
+    __slots__ = ("valid", "public_key", "_verifier")
+
+    def __init__(self, record, pubkey):
+        decoded = _reading.decode(record)  # (reading, body, signature)
+        self.valid = None
+        self.public_key = None
+        if decoded[0].meter_id != _reading.meter_id_from_pubkey(_key33(pubkey)):
+            self.valid = False
+        record = _reading.digest(decoded[1])
+        self._verifier = _secp.Verifier(pubkey, record, decoded[2])
+
+    def step(self):
+        if self.valid is not None:
+            return True
+        if not self._verifier.step():
+            return False
+        self.public_key = self._verifier.public_key
+        self.valid = self._verifier.valid
+        return True
 
 
 def verify_record(record, pubkey33):
     """True if `record` is signed by `pubkey33` and carries that key's meter_id.
 
     A malformed record raises ReadingFormatError, a malformed key Secp256k1Error
-    (both ValueError); a well-formed record with a wrong signature or meter id is False."""
-    decoded = _reading.decode(record)  # (reading, body, signature)
-    key = _public_key(pubkey33)
-    if decoded[0].meter_id != _reading.meter_id_from_pubkey(_last_key[0]):
-        return False
-    return _secp.verify(key, _reading.digest(decoded[1]), decoded[2])
+    (both ValueError); a well-formed record with a wrong signature or meter id is False.
+    The last key's parsed form is cached, so checking a stream of one meter's records
+    skips the square root."""
+    key = pubkey33
+    if _last_key[0] is not None and _last_key[0] == pubkey33:
+        key = _last_key[1]
+    verifier = RecordVerifier(record, key)
+    while not verifier.step():
+        pass
+    if verifier.public_key is not None:
+        _last_key[0] = verifier.public_key.to_bytes()
+        _last_key[1] = verifier.public_key
+    return verifier.valid
