@@ -190,7 +190,8 @@ class MeterApp:
     def step(self):
         b = self.board
         now = self._sync_clock()
-        self.metering.poll(self.regs)
+        regs = self.regs
+        self.metering.poll(regs, force=bool(now) and regs.start and now >= regs.start + regs.interval_s)
         self._relay(now)
         iv = self.regs.tick(now)
         if iv is not None:

@@ -32,7 +32,9 @@ class Metering:
         chip = self._chip
         return (chip.bad_frames + chip.timeouts) if chip else 0
 
-    def poll(self, regs):
+    def poll(self, regs, force=False):
+        """Take the energy measured since the last poll; `force` reads the chip now (an interval
+        is about to close, so its energy must be counted up to this moment)."""
         b = self._board
         now = b.ticks_ms()
         dt = b.ticks_diff(now, self._last_ms)
@@ -46,7 +48,7 @@ class Metering:
                 self._last_ms = now
                 regs.sample(self.power_w, 0)
             return
-        if dt < _READ_EVERY_MS:
+        if dt < _READ_EVERY_MS and not force:
             return
         self._last_ms = now
         chip = self._chip

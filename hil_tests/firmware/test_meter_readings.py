@@ -116,10 +116,11 @@ def test_bl0942_meter_measures_a_constant_load(tmp_path):
             recs = _wait_records(flash, 5)
             readings = [r for r in _check_chain(recs, pub) if r.kind == rd.KIND_READING]
             full = readings[1:]  # the first interval started mid-way
-            # 1200 W for one virtual minute = 20 Wh. A chip read lands a few virtual seconds
-            # either side of a boundary (60x time), so single intervals wobble; the sum does not.
+            # 1200 W for one virtual minute = 20 Wh. On a busy host an interval may close a few
+            # virtual seconds late (20x time), moving energy across a boundary; none is lost.
             total = sum(r.interval_import_wh for r in full)
-            assert abs(total - 20 * len(full)) <= 3, [r.interval_import_wh for r in full]
+            assert abs(total - 20 * len(full)) <= 8, [r.interval_import_wh for r in full]
+            assert readings[-1].import_wh == sum(r.interval_import_wh for r in readings)
             for r in full:
                 assert abs(r.interval_import_wh - 20) <= 6, r
                 assert 2280 <= r.voltage_dv <= 2340
