@@ -93,12 +93,13 @@ class Rig:
     def replies(self) -> bytes:
         return b"".join(self.wire.log["a->b"])
 
-    def raw(self, frame: bytes, wait: float = 0.4) -> bytes:
-        """Send raw bytes as the master and return what came back within `wait` seconds."""
-        with serial.Serial(self.wire.b, 9600, timeout=wait) as port:
+    def raw(self, frame: bytes, expect: int = 0, wait: float = 0.4) -> bytes:
+        """Send raw bytes as the master; return the `expect`-byte reply (waiting up to 5 s), or,
+        when no reply is expected, whatever came back within `wait` seconds."""
+        with serial.Serial(self.wire.b, 9600, timeout=5 if expect else wait) as port:
             port.reset_input_buffer()
             port.write(frame)
-            return port.read(300)
+            return port.read(expect or 300)
 
 
 class _DeRecorder(logging.Handler):
@@ -305,7 +306,7 @@ def test_bad_crc_is_dropped_silently_and_counted(rig):
     bad = good[:-1] + bytes([good[-1] ^ 0x55])
     assert rig.raw(bad) == b""
     assert _counter(rig, CRC_ERRORS) == errors + 1
-    reply = rig.raw(good)
+    reply = rig.raw(good, expect=9)
     assert reply[:3] == bytes([UNIT, 0x03, 4]) and len(reply) == 9
 
 
