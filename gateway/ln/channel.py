@@ -88,7 +88,17 @@ class OutgoingSettled:
     reason: str = ""
 
 
-Event = IncomingHtlc | OutgoingSettled
+@dataclass(frozen=True)
+class PreimageLearned:
+    """The peer fulfilled our HTLC in a batch we just signed: the preimage is proof of payment
+    and lets a forwarder fulfil upstream at once, before the round completes."""
+
+    channel_id: bytes
+    htlc: Htlc
+    preimage: bytes
+
+
+Event = IncomingHtlc | OutgoingSettled | PreimageLearned
 
 
 @dataclass
@@ -470,6 +480,10 @@ class Channel:
         self.unrevoked_removed = tuple(
             old[(u.offerer, u.htlc_id)] for u in updates if not isinstance(u, AddHtlc)
         )
+        for u in updates:
+            if isinstance(u, FulfillHtlc):
+                h = old[(u.offerer, u.htlc_id)]
+                self.events.append(PreimageLearned(self.channel_id, h, u.preimage))
         self.remote_next_hash = b""
         self._persist()
         return self.ack_msg()

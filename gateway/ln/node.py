@@ -575,10 +575,12 @@ class Node:
         return await self.pay(inv.payee, inv.payment_hash, inv.amount_msat, timeout)
 
     async def pay(self, payee: bytes, hash_: bytes, amount: int, timeout: float) -> dict[str, Any]:
+        t0 = time.perf_counter()
         self.switch.pay(payee, hash_, amount, self.height)
         self._after()
         pay = await self.wait_for(hash_, timeout)
         return {
+            "latency_ms": round((time.perf_counter() - t0) * 1000, 3),
             "payment_hash": pay.payment_hash.hex(),
             "status": pay.status,
             "preimage": pay.preimage.hex(),

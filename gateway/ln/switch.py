@@ -15,7 +15,14 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from gateway.ln.channel import Channel, ChannelState, Event, IncomingHtlc, OutgoingSettled
+from gateway.ln.channel import (
+    Channel,
+    ChannelState,
+    Event,
+    IncomingHtlc,
+    OutgoingSettled,
+    PreimageLearned,
+)
 from gateway.ln.channel_errors import ChannelError, NoRoute, PaymentFailed
 from gateway.ln.htlc import FeePolicy
 from gateway.ln.router import (
@@ -113,6 +120,8 @@ class Switch:
                 self._incoming(ev, height)
             elif isinstance(ev, OutgoingSettled):
                 self._settled(ev)
+            elif isinstance(ev, PreimageLearned):
+                self._settled(OutgoingSettled(ev.channel_id, ev.htlc, ev.preimage))
 
     def _fail_in(self, ch: Channel, htlc_id: int, reason: str) -> None:
         log.info("fail incoming %s/%d: %s", ch.short_id, htlc_id, reason)
@@ -172,6 +181,8 @@ class Switch:
         self.dirty.add(("links", link_key(out.channel_id, add.htlc_id)))
 
     def _settled(self, ev: OutgoingSettled) -> None:
+        """Our HTLC settled (or its preimage is known): settle upstream / finish the payment.
+        Runs at most once per HTLC: the link and the pending status are consumed."""
         link = self.links.pop((ev.channel_id, ev.htlc.htlc_id), None)
         if link is not None:
             self.dirty.add(("links", link_key(ev.channel_id, ev.htlc.htlc_id)))

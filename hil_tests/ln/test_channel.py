@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from gateway.ln.channel import ChannelState, IncomingHtlc, OutgoingSettled
+from gateway.ln.channel import ChannelState, IncomingHtlc, OutgoingSettled, PreimageLearned
 from gateway.ln.channel_errors import (
     BadPreimage,
     IllegalTransition,
@@ -53,7 +53,10 @@ def test_events_arrive_only_once_irrevocably_committed():
     (ev,) = b.drain_events()
     assert isinstance(ev, IncomingHtlc) and ev.add.amount_msat == 7000
     b.queue_fulfill(ev.add.htlc_id, pre)
-    run_round(b, a)
+    ack = a.receive_update(b.propose())
+    (early,) = a.drain_events()  # the preimage is proof of payment at once
+    assert isinstance(early, PreimageLearned) and early.preimage == pre
+    a.receive_revoke(b.receive_ack(ack))
     (done,) = a.drain_events()
     assert isinstance(done, OutgoingSettled) and done.preimage == pre
 
