@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from sgcore import secp256k1_arith as ar
 from sgcore import secp256k1_table as table
 from sgcore import secp256k1_wnaf as wnaf
+from sgcore.secp256k1_table_builder import TableBuilder
 
 from tools import gen_secp256k1_table
 
@@ -141,3 +142,26 @@ def test_a_missing_or_foreign_table_is_a_clear_error(tmp_path):
     finally:
         table.use_table(original)
     assert ar.to_affine(table.mul_g(5)) == _point(5)
+
+
+def test_the_device_side_builder_writes_the_same_table(tmp_path):
+    builder = TableBuilder(str(tmp_path / "g.bin"))
+    steps = 1
+    while not builder.step():
+        steps += 1
+    assert steps > 500  # bounded slices, not one long call
+    assert (tmp_path / "g.bin").read_bytes() == gen_secp256k1_table.OUT.read_bytes()
+
+
+def test_a_table_cut_short_by_a_power_loss_is_refused(tmp_path):
+    builder = TableBuilder(str(tmp_path / "g.bin"))
+    for _ in range(100):
+        builder.step()
+    del builder  # the generator closes the file, as a reboot would leave it
+    original = table._path
+    try:
+        table.use_table(str(tmp_path / "g.bin"))
+        with pytest.raises(table.TableError):
+            table.mul_g(5)
+    finally:
+        table.use_table(original)

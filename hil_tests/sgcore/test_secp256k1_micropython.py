@@ -155,6 +155,22 @@ def test_record_signed_on_the_meter_verifies_on_the_gateway():
     assert coincurve.PublicKey(pub).verify(der, reading.digest(body), hasher=None)
 
 
+def test_a_meter_builds_the_table_on_flash_when_its_image_lacks_it(tmp_path):
+    code = (
+        "from sgcore import secp256k1_table as table\n"
+        "from sgcore.secp256k1_table_builder import TableBuilder\n"
+        + _stepped("b", "TableBuilder('/flash/secp256k1_g.bin')")
+        + "table.use_table('/flash/secp256k1_g.bin')\n"
+        "print(table.table_digest() == table.TABLE_SHA256)\n"
+    )
+    outcome = run_snippet(PRELUDE + code, rom_dirs={"/lib": LIB}, flash_dir=tmp_path)
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.split() == ["True"]
+    assert (tmp_path / "secp256k1_g.bin").read_bytes() == (
+        LIB / "sgcore" / "secp256k1_g.bin"
+    ).read_bytes()
+
+
 def test_micropython_reports_the_same_errors_for_malformed_input():
     code = (
         "from sgcore import secp256k1 as ec\n"

@@ -6,18 +6,19 @@ holds d * 2^(6i) * G for the 43 windows i and digits d = 1..32. k is recoded int
 no doublings at all. Each entry is read with seek + readinto, so the 88 KB table costs no heap.
 
 The file sits next to this module; a firmware image that keeps it elsewhere calls
-`use_table(path)` once at boot.
+`use_table(path)` once at boot. An image without it can build it on the device once with
+sgcore.secp256k1_table_builder (step-wise, ~0.9 G fuel) and keep it on /flash.
 """
 
 from sgcore import secp256k1_arith as _ec
 from sgcore.compat import const
 
 _W = const(6)
-_NWIN = const(43)
+NWIN = const(43)
 _HALF = const(32)  # 2^(W-1): digits are -31..32
 _FULL = const(64)
 _MASK = const(63)
-_HEADER = b"SGGT\x06\x2b\x00\x00"
+HEADER = b"SGGT\x06\x2b\x00\x00"
 _ENTRY = const(64)
 TABLE_SIZE = const(88072)  # 8 + 43 * 32 * 64
 TABLE_SHA256 = "95ce1ef0bfe5c9983355da24789d7db85366fd9cdc110c29ebd3be78325e24ea"
@@ -49,7 +50,7 @@ def _open():
             f = open(_path, "rb")
         except OSError:
             raise TableError(f"secp256k1 fixed-base table not found at {_path}") from None
-        if f.read(8) != _HEADER:
+        if f.read(8) != HEADER:
             f.close()
             raise TableError(f"{_path} is not a W=6 secp256k1 table")
         _table = f
@@ -67,7 +68,7 @@ def table_digest():
     chunk = bytearray(512)
     n = f.readinto(chunk)
     while n:
-        h.update(chunk[:n])
+        h.update(chunk if n == 512 else chunk[:n])  # no garbage per chunk
         n = f.readinto(chunk)
     return hexlify(h.digest()).decode()
 
@@ -75,7 +76,7 @@ def table_digest():
 def signed_digits(k):
     """k (0 <= k < 2^256) as 43 signed 6-bit digits, least significant first."""
     out = []
-    for _ in range(_NWIN):
+    for _ in range(NWIN):
         d = k & _MASK
         k >>= _W
         if d > _HALF:
