@@ -22,6 +22,7 @@ MODULES = [
     "secp256k1",
     "secp256k1_arith",
     "secp256k1_table",
+    "secp256k1_table_builder",
     "secp256k1_wnaf",
     "signing",
 ]
