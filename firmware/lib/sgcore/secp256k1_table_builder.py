@@ -1,8 +1,8 @@
 """Build the fixed-base table file on the device itself, a bounded slice per `step()`.
 
-For an image that ships without secp256k1_g.bin (tools/build.py copies only modules): at first
-boot the firmware writes the table to flash, step by step from its main loop, then checks it
-and points sgcore at it:
+For an image that ships without secp256k1_g.bin (tools/build.py normally copies it next to the
+modules): at first boot the firmware writes the table to flash, step by step from its main
+loop, then checks it and points sgcore at it:
 
     builder = TableBuilder("/flash/secp256k1_g.bin")
     while not builder.step(): ...        # main loop; ~0.9 G fuel in ~600 steps
