@@ -10,8 +10,11 @@ import keystore
 from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
 from journal import Journal
+import modbus_map
 from metering import Metering
 from micropython import const
+from modbus_pdu import EX_ILLEGAL_VALUE
+from modbus_rtu import ModbusSlave
 from recorder import Recorder, reading_from_interval, relay_event
 from registers import Checkpoint, Registers
 from relay_policy import RelayPolicy
@@ -77,7 +80,10 @@ class MeterApp:
         self._clock_warned = False
         self._heap_peak = 0
         self._button = 0
-        self.subsystems = []  # objects with poll(app): the uplink, the Modbus slave
+        self._fw = modbus_map.version_values(FIRMWARE_VERSION)
+        self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, self,
+                                  unit_id=cfg["modbus_unit"], on_write=self._modbus_write)  # fmt: skip
+        self.pollers = [self.modbus.poll]  # bus and network services, each polled every step
         self._sync_clock()
         print("meter ready: source %s, interval %d s, journal %d pending, credit %d Wh"
               % (cfg["meter_source"], cfg["interval_s"], self.journal.pending_count(), self.credit_wh()))  # fmt: skip
@@ -167,6 +173,40 @@ class MeterApp:
             self._heap_peak = peak
             self.board.report("heap_peak", peak)
 
+    # --- values for the Modbus register map (modbus_map.py) ------------------------------------
+
+    def get(self, name):
+        regs = self.regs
+        if name == "import_wh":
+            return regs.import_wh
+        if name == "export_wh":
+            return regs.export_wh
+        if name == "power_w":
+            return self.metering.power_w
+        if name == "voltage_dv":
+            return self.metering.voltage_dv
+        if name == "current_ma":
+            return self.metering.current_ma
+        if name == "relay":
+            return self.board.relay.value()
+        if name == "credit_wh":
+            return self.credit_wh()
+        if name == "seq":
+            return max(self.journal.last_seq(), 0)
+        if name == "flags":
+            return self.flags()
+        if name == "meter_id":
+            return self.key.meter_id if self.key else b""
+        if name == "public_key":
+            return self.key.pubkey if self.key else b""
+        return self._fw.get(name, 0)
+
+    def _modbus_write(self, name, value):
+        if name == "unit_id":
+            return 0  # the slave switches to it after its reply
+        # relay: Modbus is unauthenticated, so a write may only confirm what the rules decide
+        return 0 if value == self.board.relay.value() else EX_ILLEGAL_VALUE
+
     def _button_pressed(self):
         # The local button: print the meter's status on the console (as a meter's display would).
         pressed = self.board.button.value()
@@ -204,8 +244,8 @@ class MeterApp:
             self.ckpt.maybe_save(self.regs, b.ticks_ms())
         self._button_pressed()
         busy = self._crypto()
-        for sub in self.subsystems:
-            sub.poll(self)
+        for poll in self.pollers:
+            poll()
         self._report_heap()
         if not busy:
             b.sleep_ms(_IDLE_MS)

@@ -14,6 +14,7 @@ class Metering:
         self.source = cfg["meter_source"]
         self.power_w = 0
         self.voltage_dv = 0
+        self.current_ma = 0
         self._last_ms = board.ticks_ms()
         self._acc_mwh = 0  # S0: energy since the last power estimate
         if self.source == "bl0942":
@@ -57,4 +58,5 @@ class Metering:
             regs.add_energy(imp, exp)
             self.power_w = chip.power_w
             self.voltage_dv = chip.voltage_dv
+            self.current_ma = chip.current_ma
             regs.sample(chip.power_w, chip.voltage_dv)

@@ -2,6 +2,7 @@
 # implemented with machine, network, socket and time. Pins come from /board.json (see pins.csv).
 import json
 import os
+import select
 import socket
 import time
 
@@ -85,6 +86,9 @@ class Board:
         self.meter_uart = machine.UART(m["id"], baudrate=m["baudrate"], tx=m["tx"], rx=m["rx"], timeout=50)
         self.rs485_uart = machine.UART(r["id"], baudrate=r["baudrate"], tx=r["tx"], rx=r["rx"], timeout=0)
         self._wlan = None
+        # sleep_ms wakes early when a Modbus request starts arriving (as the emulated board does)
+        self._waker = select.poll()
+        self._waker.register(self.rs485_uart, select.POLLIN)
 
     # clock
     def ticks_ms(self):
@@ -97,7 +101,7 @@ class Board:
         return time.ticks_diff(a, b)
 
     def sleep_ms(self, ms):
-        time.sleep_ms(ms)
+        self._waker.poll(ms)
 
     def rtc_time(self):
         t = time.time() + _EPOCH_OFFSET
