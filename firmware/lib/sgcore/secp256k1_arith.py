@@ -116,7 +116,7 @@ def inverse_steps(a, m, chunk):
             count = 0
             yield False
     if r1 == 0:
-        raise ValueError("not invertible")
+        raise Secp256k1Error("not invertible")
     return x1 % m
 
 
