@@ -10,7 +10,8 @@ automatic GC off and collects after every step; collections are reported separat
 Heap: `mem_peak` is micropython.mem_peak(), which in this build counts every allocation and
 never subtracts what the GC frees (so it is cumulative, not a high-water mark). `heap_peak` is
 the real high-water mark: the most heap in use at any step boundary (before the collection),
-including the modules; `heap_own` is that minus the heap in use after importing the modules.
+including the modules and the bench's own data; `heap_own` is that minus the heap in use just
+before the job started (the job's state plus one step's garbage).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from sgcore import signing
 gc.collect()
 MODULES = gc.mem_alloc()
 
-def step(obj, st):  # st: [steps, fuel, max step fuel, gc fuel, max heap in use]
+def step(obj, st):  # st: [steps, fuel, max step fuel, gc fuel, max heap in use, heap before]
     f0 = fuel()
     done = obj.step()
     f0 = fuel() - f0 - CAL
@@ -66,20 +67,20 @@ def step(obj, st):  # st: [steps, fuel, max step fuel, gc fuel, max heap in use]
 
 def figures(st):
     return {'steps': st[0], 'fuel': st[1], 'max_step': st[2], 'gc_fuel': st[3],
-            'heap_peak': st[4] - BOOT, 'heap_own': st[4] - MODULES}
+            'heap_peak': st[4] - BOOT, 'heap_own': st[4] - st[5]}
 
 results = {'modules_heap': MODULES - BOOT, 'records': []}
 for case in CASES:
     priv, body, sig = unhexlify(case[0]), unhexlify(case[1]), unhexlify(case[2])
     gc.collect()
-    st = [0, 0, 0, 0, 0]
+    st = [0, 0, 0, 0, 0, gc.mem_alloc()]
     deriver = ec.KeyDeriver(priv)
     while not step(deriver, st):
         gc.collect()
     pub = deriver.public_key
     derive = figures(st)
     gc.collect()
-    st = [0, 0, 0, 0, 0]
+    st = [0, 0, 0, 0, 0, gc.mem_alloc()]
     f0 = fuel()
     signer = signing.RecordSigner(body, priv)
     st[1] = fuel() - f0 - CAL
@@ -90,7 +91,7 @@ for case in CASES:
     sign = figures(st)
     digest = signing._reading.digest(body)
     gc.collect()
-    st = [0, 0, 0, 0, 0]
+    st = [0, 0, 0, 0, 0, gc.mem_alloc()]
     verifier = ec.Verifier(pub, digest, sig)
     while not step(verifier, st):
         f0 = fuel()
@@ -99,7 +100,7 @@ for case in CASES:
     verify = figures(st)
     key = verifier.public_key
     gc.collect()
-    st = [0, 0, 0, 0, 0]
+    st = [0, 0, 0, 0, 0, gc.mem_alloc()]
     verifier2 = ec.Verifier(key, digest, sig)
     while not step(verifier2, st):
         gc.collect()
@@ -201,7 +202,7 @@ def report(results: dict) -> dict[str, float]:
     )
     print(
         f"  heap peak, signing       {figures['sign_heap_peak'] / 1024:5.1f} KB"
-        f" (modules {figures['modules_heap'] / 1024:.1f} KB + signer {figures['sign_heap_own'] / 1024:.1f} KB)"
+        f" (modules {figures['modules_heap'] / 1024:.1f} KB; the signer itself {figures['sign_heap_own'] / 1024:.1f} KB)"
     )
     print(f"  heap peak, verifying     {figures['verify_heap_peak'] / 1024:5.1f} KB")
     print(
