@@ -137,18 +137,16 @@ def double(p):
     p = X * Y  # D = 4 X B
     p = (p & _M) + (p >> 256) * _K
     p = ((p & _M) + (p >> 256) * _K) << 2
-    Y = Y * Y  # C = B^2
-    Y = (Y & _M) + (Y >> 256) * _K
-    Y = (Y & _M) + (Y >> 256) * _K
+    Y = Y * Y  # C = B^2, left unreduced: it is folded together with Y3
     X = X * X  # E = 3 X^2
     X = (X & _M) + (X >> 256) * _K
     X = ((X & _M) + (X >> 256) * _K) * 3
     T = X * X  # X3 = E^2 - 2 D
     T = (T & _M) + (T >> 256) * _K
     T = (T & _M) + (T >> 256) * _K - (p << 1)
-    p = X * (p - T)  # Y3 = E (D - X3) - 8 C
+    p = X * (p - T) - (Y << 3)  # Y3 = E (D - X3) - 8 C, one reduction for both products
     p = (p & _M) + (p >> 256) * _K
-    p = (p & _M) + (p >> 256) * _K - (Y << 3)
+    p = (p & _M) + (p >> 256) * _K
     return T, p, Z
 
 
@@ -188,12 +186,9 @@ def add_affine(p, x2, y2):
     X1 = A * A  # X3 = R^2 - HHH - 2 V
     X1 = (X1 & _M) + (X1 >> 256) * _K
     X1 = (X1 & _M) + (X1 >> 256) * _K - p - (x2 << 1)
-    y2 = Y1 * p  # Y1 HHH
-    y2 = (y2 & _M) + (y2 >> 256) * _K
-    y2 = (y2 & _M) + (y2 >> 256) * _K
-    A = A * (x2 - X1)  # Y3 = R (V - X3) - Y1 HHH
+    A = A * (x2 - X1) - Y1 * p  # Y3 = R (V - X3) - Y1 HHH, one reduction for both products
     A = (A & _M) + (A >> 256) * _K
-    A = (A & _M) + (A >> 256) * _K - y2
+    A = (A & _M) + (A >> 256) * _K
     return X1, A, Z1
 
 
