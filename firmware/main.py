@@ -3,10 +3,12 @@
 # active: a safe point for every MicroPython port (see docs/emulated-board.md).
 import gc
 
-import meter_app
+gc.collect()
+heap_base = gc.mem_alloc()
+import meter_app  # noqa: E402  (imports every module the application uses)
 
 gc.collect()
-app = meter_app.MeterApp()
+app = meter_app.MeterApp(gc.mem_alloc() - heap_base)
 for _ in app.boot():
     gc.collect()
 while True:

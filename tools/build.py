@@ -105,7 +105,7 @@ def _build_locked(units: list[Unit], root: Path, arch: str | None, board: str) -
     board_json = BOARDS / board / "board.json"
     shutil.copyfile(board_json, root / "board.json")
     wanted.add(root / "board.json")
-    for stale in [p for p in root.rglob("*") if p.is_file() and p not in wanted]:
+    for stale in [p for p in root.rglob("*") if p.is_file() and p not in wanted and not p.name.startswith(".")]:
         stale.unlink()  # a module deleted from the source tree must not linger in the image
 
 

@@ -11,6 +11,7 @@ from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
 from journal import Journal
 import modbus_map
+from meter_net import MeterNet
 from metering import Metering
 from micropython import const
 from modbus_pdu import EX_ILLEGAL_VALUE
@@ -40,7 +41,9 @@ def _count_boot():
 
 
 class MeterApp:
-    def __init__(self):
+    def __init__(self, code_ram=0):
+        # code_ram: heap taken by the imported modules (bytecode); frozen on a real ESP32
+        self.code_ram = code_ram
         board = self.board = hal.Board()
         self.boots = _count_boot()
         print("%s %s on board %s, boot %d, free heap %d"
@@ -84,6 +87,13 @@ class MeterApp:
         self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, self,
                                   unit_id=cfg["modbus_unit"], on_write=self._modbus_write)  # fmt: skip
         self.pollers = [self.modbus.poll]  # bus and network services, each polled every step
+        self.net = None
+        if self.key and issuer:
+            self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, issuer,
+                                self.offer_token, self._command)  # fmt: skip
+            self.pollers.append(self.net.poll)
+        else:
+            print("config: issuer_pubkey not set: MQTT uplink off, tokens refused")
         self._sync_clock()
         print("meter ready: source %s, interval %d s, journal %d pending, credit %d Wh"
               % (cfg["meter_source"], cfg["interval_s"], self.journal.pending_count(), self.credit_wh()))  # fmt: skip
@@ -113,6 +123,18 @@ class MeterApp:
         self._clock_warned = False
         print("clock set by the gateway: %d" % unix_seconds)
 
+    def _command(self, op, arg):
+        # signed gateway commands other than resend (the uplink handles that one)
+        if op == "time":
+            if arg < self.regs.start:
+                print("clock: ignoring a time before the open interval (%d)" % arg)
+            elif abs(arg - self.board.rtc_time()) > 2:
+                self.set_time(arg)
+
+    def event(self, kind, **fields):
+        if self.net:
+            self.net.event(kind, **fields)
+
     def flags(self):
         f = rd.FLAG_CRITICAL_LOAD if self.cfg["critical_load"] else 0
         if self.regs.restarted:
@@ -132,6 +154,7 @@ class MeterApp:
 
     def _token_done(self, reason, token):
         self.last_token = (reason, token.token_id if token else None)
+        self.event("token", result=reason, id=self.last_token[1], credit_wh=self.credit_wh())
         if reason == "accepted":
             print("token %d accepted: credit %d Wh" % (token.token_id, self.credit_wh()))
         else:
@@ -146,6 +169,7 @@ class MeterApp:
             return
         b.relay.value(1 if closed else 0)  # the relay acts at once; its record is signed after
         print("relay %s (reason %d, credit %d Wh)" % ("closed" if closed else "open", reason, credit))
+        self.event("relay", closed=closed, reason=reason, credit_wh=credit)
         if self.recorder and now:
             self.recorder.submit(relay_event(self.key.meter_id, now, self.regs, 1 if closed else 0,
                                              reason, credit, self.flags()))  # fmt: skip
@@ -166,9 +190,9 @@ class MeterApp:
         return False
 
     def _report_heap(self):
-        # Heap high-water mark: what is allocated at the end of a step, before main.py collects
-        # (live data + this step's garbage): the most the heap ever holds.
-        peak = gc.mem_alloc()
+        # Data-heap high-water mark: what is allocated at the end of a step, before main.py
+        # collects (live data + this step's garbage), less the loaded code.
+        peak = gc.mem_alloc() - self.code_ram
         if peak > self._heap_peak:
             self._heap_peak = peak
             self.board.report("heap_peak", peak)

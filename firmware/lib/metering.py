@@ -3,7 +3,9 @@
 # meter_source "s0": pulses of a DIN-rail meter's S0 output (import only; power estimated from
 # the pulse rate). "bl0942": the BL0942 energy IC on the metering UART (bidirectional, with
 # voltage and power). Either way the registers get exact mWh deltas and a power sample.
+from bl0942 import BL0942
 from micropython import const
+from s0 import S0
 
 _READ_EVERY_MS = const(1000)  # how often the chip is read / the S0 rate is re-estimated
 
@@ -18,13 +20,9 @@ class Metering:
         self._last_ms = board.ticks_ms()
         self._acc_mwh = 0  # S0: energy since the last power estimate
         if self.source == "bl0942":
-            from bl0942 import BL0942
-
             self._chip = BL0942(board.meter_uart, board.calibration, clock=board)
             self._s0 = None
         else:
-            from s0 import S0
-
             imp = cfg["s0_imp_per_kwh"] or board.calibration.get("s0_imp_per_kwh", 1000)
             self._s0 = S0(board.s0, imp)
             self._chip = None

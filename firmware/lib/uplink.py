@@ -44,7 +44,7 @@ def _u32(value):
 
 class Uplink:
     def __init__(self, client, journal, board, site, meter_id, site_pubkey, on_command=None,
-                 ahead=16, rewind_ms=60000, verify_steps=2, log=print,
+                 ahead=16, rewind_ms=60000, verify_steps=1, log=print,
                  verifier=secp256k1.Verifier):  # fmt: skip
         self._c = client
         self._j = journal
@@ -79,10 +79,13 @@ class Uplink:
         return self._job is not None
 
     def poll(self):
+        # A verification slice allocates up to ~20 KB of short-lived integers: such a poll does
+        # nothing else, so the main loop's gc.collect() comes before the next allocation.
         try:
             if self._job is not None:
                 self._step_job()
-            elif self._ack_in is not None:
+                return
+            if self._ack_in is not None:
                 payload, self._ack_in = self._ack_in, None
                 self._start_ack(payload)
             elif self._cmd_in is not None:
@@ -91,6 +94,7 @@ class Uplink:
         except Exception as e:  # e.g. a damaged journal segment: logged, the uplink goes on
             self._job = None
             self._log(f"uplink: handling a message failed: {e!r}")
+            return
         self._publish()
 
     # --- incoming ------------------------------------------------------------------------------

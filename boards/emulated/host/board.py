@@ -51,6 +51,52 @@ class BoardConfig:
     max_boots: int | None = None  # stop after this many boots (tests); None = forever
 
 
+_CODE_RAM_PROBE = """
+import gc, os, sys
+gc.disable()
+sys.path[:] = ["/rom/lib", "/rom"]
+gc.collect()
+a0 = gc.mem_alloc()
+for name in sorted(os.listdir("/rom/lib")):
+    if name.endswith(".mpy") and name not in ("boot.mpy", "main.mpy"):
+        __import__(name[:-4])
+for name in sorted(os.listdir("/rom/lib/sgcore")):
+    if name.endswith(".mpy"):
+        __import__("sgcore." + name[:-4])
+gc.collect()
+print(gc.mem_alloc() - a0)
+"""
+
+
+def code_ram_bytes(rom_dir: Path) -> int:
+    """Heap that the image's modules take once imported (bytecode, functions, constants).
+
+    A real ESP32 runs this firmware frozen into flash (boards/esp32_devkitc/manifest.py), where
+    that code costs no heap; this build can only load .mpy files into its heap. So the emulated
+    board gets this much heap on top of its data heap, and reports data-heap figures net of it.
+    Measured once per image (cached next to it).
+    """
+    digest = hashlib.sha256()
+    for p in sorted(rom_dir.rglob("*.mpy")):
+        digest.update(p.name.encode() + p.read_bytes())
+    cache = rom_dir / ".code_ram.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached["digest"] == digest.hexdigest():
+            return int(cached["bytes"])
+    except (OSError, ValueError, KeyError):
+        pass
+    vm = MicroPythonVM(mounts=[Mount(rom_dir, "/rom")], heap_bytes=1024 * 1024)
+    out = vm.run_code(_CODE_RAM_PROBE)
+    if out.exit_code != 0:
+        raise RuntimeError(f"cannot import the firmware image: {out.stderr.strip()[-400:]}")
+    size = int(out.stdout.split()[-1])
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"digest": digest.hexdigest(), "bytes": size}))
+    os.replace(tmp, cache)
+    return size
+
+
 class EmulatedBoard:
     def __init__(self, config: BoardConfig) -> None:
         self.config = config
@@ -58,6 +104,7 @@ class EmulatedBoard:
         self.calibration = json.loads(BOARD_JSON.read_text())["calibration"]
         # The firmware image in ROM: .mpy files built by tools.build, as flashed on a real board.
         self.rom_dir = config.rom_dir or build("emulated")
+        self.code_ram = code_ram_bytes(self.rom_dir)
         self.wake = threading.Event()
         self.gpio: dict[str, int] = dict.fromkeys(OUTPUTS + INPUTS, 0)
         self.pulses: dict[str, int] = {"s0": 0}
@@ -100,7 +147,7 @@ class EmulatedBoard:
                 Mount(cfg.flash_dir, "/flash", writable=True),
             ],
             host_functions=self._host_functions(),
-            heap_bytes=cfg.heap_bytes,
+            heap_bytes=cfg.heap_bytes + self.code_ram,
             stdout=_console,
             stderr=_console,
         )
@@ -117,7 +164,7 @@ class EmulatedBoard:
         self.vm = MicroPythonVM(
             mounts=[Mount(self.rom_dir, "/rom"), Mount(self.config.flash_dir, "/flash", writable=True)],
             host_functions=self._host_functions(),
-            heap_bytes=self.config.heap_bytes,
+            heap_bytes=self.config.heap_bytes + self.code_ram,
         )
         return self.vm.run_code(prelude + code)
 
@@ -211,6 +258,8 @@ class EmulatedBoard:
                     "pulses": dict(self.pulses),
                     "uarts": {n: u.path for n, u in self.uarts.items()},
                     "reports": dict(self.reports),
+                    "heap_bytes": self.config.heap_bytes,
+                    "code_ram": self.code_ram,
                     "rtc": self._rtc_now(),
                     "virtual_now": self.config.clock.now(),
                     "fuel": self.vm.fuel_used() if self.vm else 0,

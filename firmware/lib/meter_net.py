@@ -1,0 +1,57 @@
+# The meter on the site network: MQTT link, the journal's store-and-forward uplink, credit tokens
+# in, status events out (topics: docs/mqtt-topics.md; the meter's side: docs/meter-mqtt.md).
+#
+#   sg/<site>/<meter>/reading  out  signed records (uplink.Uplink, acked by the gateway)
+#   sg/<site>/<meter>/token    in   credit tokens (sgcore.token), handed to the app
+#   sg/<site>/<meter>/event    out  JSON events: token results, relay changes, warnings (QoS 0)
+#   sg/<site>/<meter>/status   out  retained online / offline (the will)
+import binascii
+import json
+
+import uplink
+from mqtt import MQTTClient, MqttLink
+
+
+class MeterNet:
+    def __init__(self, board, cfg, journal, meter_id, site_pubkey, on_token, on_command):
+        site = cfg["site"]
+        hex_id = binascii.hexlify(meter_id)
+        if cfg["wifi_ssid"]:
+            board.network_connect(cfg["wifi_ssid"], cfg["wifi_password"])
+        self.link = MqttLink(board, cfg["broker_host"], cfg["broker_port"], b"meter-" + hex_id,
+                             user=cfg["broker_user"] or None, password=cfg["broker_password"] or None,
+                             will_topic=uplink.topic(site, meter_id, "status"))  # fmt: skip
+        self.client = MQTTClient(self.link, window=4)
+        self.uplink = uplink.Uplink(self.client, journal, board, site, meter_id, site_pubkey,
+                                    on_command=on_command)  # fmt: skip
+        self.token_topic = uplink.topic(site, meter_id, "token")
+        self.event_topic = uplink.topic(site, meter_id, "event")
+        self._on_token = on_token
+        self._token_in = None
+        self._uplink_handler = self.client.on_message
+        self.client.on_message = self._on_message
+        self.client.subscribe(self.token_topic, 1)
+
+    def _on_message(self, topic, payload, retained):
+        if topic == self.token_topic:
+            self._token_in = bytes(payload)  # handled in poll(), outside the reader
+        else:
+            self._uplink_handler(topic, payload, retained)
+
+    def busy(self):
+        return self.uplink.busy()
+
+    def event(self, kind, **fields):
+        """A status event for the gateway and dashboards (best effort: QoS 0, dropped offline)."""
+        fields["event"] = kind
+        try:
+            self.client.publish(self.event_topic, json.dumps(fields).encode(), qos=0)
+        except (OSError, ValueError):
+            pass
+
+    def poll(self):
+        self.client.poll()
+        if self._token_in is not None:
+            token, self._token_in = self._token_in, None
+            self._on_token(token)
+        self.uplink.poll()
