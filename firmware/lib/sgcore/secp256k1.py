@@ -30,7 +30,7 @@ N = _ec.N
 _HALF_N = N >> 1
 
 # Work per step(); sized so that one step costs about 1-1.5 M wasm fuel (docs/crypto.md).
-# Work per step(); sized so that one step costs at most ~1.2 M wasm fuel and allocates < 24 KB
+# Work per step(); sized so that one step costs at most ~1.6 M wasm fuel and allocates < 20 KB
 # (measured by hil_tests/bench/bench_crypto.py).
 _ADDS_PER_STEP = const(2)  # fixed-base table additions (~0.36 M fuel, ~7 KB each)
 _WNAF_WORK_PER_STEP = const(4)  # 2 wNAF doublings, or 1 doubling + 1 addition
