@@ -12,10 +12,10 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
 from gateway.ln import bolt3
+from gateway.ln.channel_close import ChannelClosing
 from gateway.ln.channel_errors import (
     BadPreimage,
     IllegalTransition,
@@ -24,7 +24,18 @@ from gateway.ln.channel_errors import (
     ProtocolViolation,
     UnknownHtlc,
 )
-from gateway.ln.channel_msgs import AckBatch, ClosingSigned, Reestablish, Revoke, UpdateBatch
+from gateway.ln.channel_msgs import AckBatch, Reestablish, Revoke, UpdateBatch
+from gateway.ln.channel_state import (
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
+    TRANSITIONS,
+    ChannelState,
+    Event,
+    IncomingHtlc,
+    OutgoingSettled,
+    PreimageLearned,
+    secret_index,
+)
 from gateway.ln.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.htlc import (
     AddHtlc,
@@ -36,69 +47,21 @@ from gateway.ln.htlc import (
     encode_updates,
     payment_hash,
 )
-from gateway.ln.ledger_port import close_body, digest, ledger_state
+from gateway.ln.ledger_port import digest, ledger_state
+
+__all__ = [
+    "Channel",
+    "ChannelState",
+    "Event",
+    "IncomingHtlc",
+    "OutgoingSettled",
+    "PreimageLearned",
+    "Proposal",
+    "TRANSITIONS",
+    "secret_index",
+]
 
 log = logging.getLogger(__name__)
-
-MAX_BATCH = 2000  # updates per commitment round
-MAX_BATCH_BYTES = 60_000  # encoded updates per round: the batch must fit one 65535-byte message
-
-
-class ChannelState(IntEnum):
-    PREOPENING = 0  # parameters exchanged; commitment 0 not yet signed by both parties
-    FUNDING = 1  # commitment 0 signed by both; funding submitted to the ledger, not yet seen
-    OPEN = 2  # funded: HTLCs may be added and settled
-    SHUTDOWN = 3  # cooperative close requested: no new HTLCs, in-flight ones are settled
-    CLOSING = 4  # closing split signed by both, submitted to the ledger
-    FORCE_CLOSING = 5  # a commitment was published unilaterally; the dispute window runs
-    CLOSED = 6  # the ledger has paid out the channel (final)
-
-
-TRANSITIONS: dict[ChannelState, frozenset[ChannelState]] = {
-    ChannelState.PREOPENING: frozenset({ChannelState.FUNDING, ChannelState.CLOSED}),
-    ChannelState.FUNDING: frozenset({ChannelState.OPEN, ChannelState.CLOSED}),
-    ChannelState.OPEN: frozenset({ChannelState.SHUTDOWN, ChannelState.FORCE_CLOSING}),
-    ChannelState.SHUTDOWN: frozenset({ChannelState.CLOSING, ChannelState.FORCE_CLOSING}),
-    ChannelState.CLOSING: frozenset({ChannelState.CLOSED, ChannelState.FORCE_CLOSING}),
-    ChannelState.FORCE_CLOSING: frozenset({ChannelState.CLOSED}),
-    ChannelState.CLOSED: frozenset(),
-}
-
-
-def secret_index(number: int) -> int:
-    """BOLT #3 counts commitment indices down from 2^48-1; our numbers count up from 0."""
-    return bolt3.START_INDEX - number
-
-
-@dataclass(frozen=True)
-class IncomingHtlc:
-    """The peer's HTLC is irrevocably committed: fulfill it, forward it or fail it."""
-
-    channel_id: bytes
-    add: AddHtlc
-
-
-@dataclass(frozen=True)
-class OutgoingSettled:
-    """Our HTLC was irrevocably fulfilled (``preimage`` set) or failed (``reason``)."""
-
-    channel_id: bytes
-    htlc: Htlc
-    preimage: bytes | None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class PreimageLearned:
-    """The peer fulfilled our HTLC in a batch we just signed: the preimage is proof of payment
-    and lets a forwarder fulfil upstream at once, before the round completes."""
-
-    channel_id: bytes
-    htlc: Htlc
-    preimage: bytes
-
-
-Event = IncomingHtlc | OutgoingSettled | PreimageLearned
 
 
 @dataclass
@@ -110,7 +73,7 @@ class Proposal:
 
 
 @dataclass
-class Channel:
+class Channel(ChannelClosing):
     channel_id: bytes
     me: int  # 0: we opened the channel, 1: the peer did
     funding_priv: bytes
@@ -257,78 +220,6 @@ class Channel:
         d = digest(self.ledger_state(c, self.me))
         if not verify(self.node_ids[self.remote], d, sig):
             raise ProtocolViolation(f"bad signature on our ledger state {c.number}")
-
-    # --- closing ---------------------------------------------------------------------------
-    def drop_pending_adds(self, reason: str) -> list[Event]:
-        """Forget HTLCs we queued but never proposed; returned as failed events to unwind."""
-        dropped = [u for u in self.pending if isinstance(u, AddHtlc)]
-        if not dropped:
-            return []
-        self.pending = [u for u in self.pending if not isinstance(u, AddHtlc)]
-        # ids must stay consecutive: the next add reuses the first dropped id
-        self.next_local_htlc_id = dropped[0].htlc_id
-        self._persist()
-        return [OutgoingSettled(self.channel_id, u.htlc(), None, reason) for u in dropped]
-
-    def shutdown(self) -> list[Event]:
-        """Stop adding HTLCs. Queued adds never proposed are failed back (returned as events)."""
-        if self.state == ChannelState.SHUTDOWN:
-            return []
-        dropped = self.drop_pending_adds("shutdown")
-        self.set_state(ChannelState.SHUTDOWN)
-        return dropped
-
-    def ready_to_close(self) -> bool:
-        return (
-            self.state in (ChannelState.SHUTDOWN, ChannelState.CLOSING)
-            and not self.latest.htlcs
-            and self.proposal is None
-            and not self.pending
-            and not self.awaiting_revoke
-        )
-
-    def _closing_digest(self, balances: tuple[int, int]) -> bytes:
-        return digest(close_body(self.chain, self.channel_id, balances))
-
-    def closing_signed(self) -> ClosingSigned:
-        """Our node-key signature of the ledger's channel_close body with the final split."""
-        if not self.ready_to_close():
-            raise IllegalTransition(f"channel {self.short_id} has HTLCs or updates in flight")
-        bal = self.latest.balances
-        return ClosingSigned(self.channel_id, bal, sign(self.node_priv, self._closing_digest(bal)))
-
-    def receive_closing_signed(self, msg: ClosingSigned) -> None:
-        if not self.ready_to_close():
-            raise ProtocolViolation("closing_signed while HTLCs or updates are in flight")
-        if msg.balances != self.latest.balances:
-            raise ProtocolViolation(f"closing split {msg.balances} != {self.latest.balances}")
-        if not verify(self.node_ids[self.remote], self._closing_digest(msg.balances), msg.sig):
-            raise ProtocolViolation("bad closing signature")
-        mine = self.closing_signed().sig
-        self.closing_sigs = (mine, msg.sig) if self.me == 0 else (msg.sig, mine)
-        if self.state != ChannelState.CLOSING:
-            self.set_state(ChannelState.CLOSING)
-        else:
-            self._persist()
-
-    def force_close(self) -> tuple[dict, bytes]:
-        """Give up on the peer: our newest ledger state and the peer's signature of it."""
-        if self.state != ChannelState.FORCE_CLOSING:
-            self.set_state(ChannelState.FORCE_CLOSING)
-        return self.ledger_state(self.latest, self.me), self.remote_ledger_sig
-
-    def on_remote_published(self, number: int) -> bytes | None:
-        """The peer published commitment ``number``: the secret that proves it revoked, if so."""
-        if self.state != ChannelState.FORCE_CLOSING:
-            self.set_state(ChannelState.FORCE_CLOSING)
-        if number <= self.remote_revoked_through:
-            log.warning("channel %s: peer published revoked commitment %d", self.short_id, number)
-            return self.remote_secrets.derive(secret_index(number))
-        return None
-
-    def mark_closed(self) -> None:
-        if self.state != ChannelState.CLOSED:
-            self.set_state(ChannelState.CLOSED)
 
     # --- balances as the node sees them -----------------------------------------------------
     @property
