@@ -230,11 +230,15 @@ class Node(ChannelLifecycle):
             raise ProtocolViolation("invoice lacks payee or amount")
         if inv.is_expired(int(time.time())):
             raise ProtocolViolation("invoice expired")
-        return await self.pay(inv.payee, inv.payment_hash, inv.amount_msat, timeout)
+        return await self.pay(
+            inv.payee, inv.payment_hash, inv.amount_msat, timeout, inv.min_final_cltv
+        )
 
-    async def pay(self, payee: bytes, hash_: bytes, amount: int, timeout: float) -> dict[str, Any]:
+    async def pay(
+        self, payee: bytes, hash_: bytes, amount: int, timeout: float, final_cltv: int = 18
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
-        self.switch.pay(payee, hash_, amount, self.height)
+        self.switch.pay(payee, hash_, amount, self.height, final_cltv)
         self._after()
         pay = await self.wait_for(hash_, timeout)
         return {

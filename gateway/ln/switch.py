@@ -84,12 +84,20 @@ class Switch:
         self.dirty.add(("invoices", inv.payment_hash))
         return inv
 
-    def pay(self, dst: bytes, payment_hash: bytes, amount_msat: int, height: int) -> Payment:
-        """Start paying ``amount_msat`` to ``dst`` over the cheapest route."""
+    def pay(
+        self,
+        dst: bytes,
+        payment_hash: bytes,
+        amount_msat: int,
+        height: int,
+        final_cltv: int = MIN_FINAL_CLTV,
+    ) -> Payment:
+        """Start paying ``amount_msat`` to ``dst`` over the cheapest route; the payee receives
+        an expiry ``final_cltv`` blocks ahead (the invoice's min_final_cltv_expiry)."""
         if payment_hash in self.payments and self.payments[payment_hash].status != "failed":
             raise PaymentFailed("this payment hash is already paid or in flight")
         self._refresh_own_edges()
-        hops = self.graph.find_route(self.node_id, dst, amount_msat, height + MIN_FINAL_CLTV)
+        hops = self.graph.find_route(self.node_id, dst, amount_msat, height + final_cltv)
         first = hops[0]
         ch = self.channels.get(first.channel_id)
         if ch is None or ch.state != ChannelState.OPEN:
