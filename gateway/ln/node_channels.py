@@ -347,6 +347,10 @@ class ChannelLifecycle:
         for ch in list(self.switch.channels.values()):
             if ch.state == ChannelState.FUNDING:
                 view = self.ledger.channel(ch.channel_id)
+                if view is None and ch.me == 1 and "funding_sigs" in ch.extra:
+                    # we crashed between storing both signatures and submitting: submit again
+                    self.ledger.submit(ch.extra["funding"], ch.extra["funding_sigs"])
+                    view = self.ledger.channel(ch.channel_id)
                 if view is not None and view.status == "open":
                     self._opened(ch)
             elif ch.state in WATCHED:
