@@ -138,8 +138,18 @@ def test_publish_subscribe_round_trip_with_retained_online(tmp_path, broker):
     assert out["connects"] == 1 and out["drops"] == 0
 
 
-def test_qos1_messages_survive_a_broker_restart_mid_stream(tmp_path, broker):
+def test_qos1_messages_survive_a_broker_restart_mid_stream(tmp_path):
+    # A broker that saves its sessions on shutdown (mosquitto's persistence), restarted while the
+    # client streams: what it acknowledged survives in the peer's session, what it did not is
+    # resent by the client with DUP. (Without persistence the broker loses acknowledged messages:
+    # the end-to-end guarantee then comes from the uplink's ack-and-resend, test_uplink.py.)
     n = 60
+    store = tmp_path / "mosquitto-db"
+    store.mkdir()
+    broker = Broker(
+        tmp_path / "mosquitto",
+        extra_conf=f"persistence true\npersistence_location {store}/\nuser root\n",  # root: tmp_path
+    ).start()
     peer = Peer(broker, "rs")
     script = BoardScript(tmp_path / "flash", publisher(broker.port, "rs", n, gap_ms=40)).start()
     try:
@@ -152,8 +162,7 @@ def test_qos1_messages_survive_a_broker_restart_mid_stream(tmp_path, broker):
         script.stop()
         out = results(script.join())
         peer.close()
-    # The broker kept no state: what it had not delivered before the restart is lost unless the
-    # client resent it. Every message the client saw acknowledged, or resent, arrived in order.
+        broker.stop()
     got = _deduped(peer.got("data"))
     assert got == _expected(n)
     assert out["connects"] >= 2 and out["drops"] >= 1 and out["inflight"] == 0

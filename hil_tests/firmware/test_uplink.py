@@ -33,7 +33,7 @@ def setup():
                        timeout_ms=2000, backoff_min_ms=200, backoff_max_ms={bmax})
     c = mq.MQTTClient(link, window=4)
     u = uplink.Uplink(c, j, board, "{site}", {mid!r}, {site_pub!r}, rewind_ms={rewind},
-                      verify_steps=2)
+                      verify_steps=1)
     return j, c, u
 
 def append_next():
