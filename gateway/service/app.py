@@ -16,6 +16,7 @@ import time
 
 import sdnotify
 
+from gateway import clock
 from gateway.config import GatewayConfig
 from gateway.crypto import SiteKey
 from gateway.errors import StoreError
@@ -149,7 +150,7 @@ class GatewayService:
             head = self.ingestor.head(mid)
             if head is not None:
                 self._send_ack(mid, *head)
-            self._send_cmd(mid, "time", int(time.time()))
+            self._send_cmd(mid, "time", int(clock.now()))
 
     # --- ingest -------------------------------------------------------------------------------
 

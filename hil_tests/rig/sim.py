@@ -1,120 +1,226 @@
 """`sgrid sim`: the simulated microgrid on emulated boards.
 
-Each grid node is an emulated ESP32 meter running the real firmware image in real MicroPython;
-simulated loads (households, a PV plant, a battery) drive the meters' inputs in virtual time.
-The run ends after --minutes of virtual time and prints what every meter counted next to what its
-load really used, so energy conservation is visible at a glance.
+Every grid node is an emulated ESP32 meter running the real firmware image in real MicroPython:
+households on S0 pulse inputs (prepaid: their relays release only paid-for energy), a PV plant and
+a battery on emulated BL0942 metering chips (bidirectional). A real mosquitto and a real gateway
+process verify, store and acknowledge the signed readings. Households buy credit: when a home's
+credit runs low the site issues a signed credit token for it (payment settlement is simulated
+until the market is wired in). At the end the run prints, per node, what its load really used
+next to what its meter signed and the gateway stored, and draws the readings as a PNG.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from boards.emulated.host.vclock import VirtualClock
-from hil_tests.rig.board_process import BoardProcess
+from boards.emulated.host.bl0942_chip import BL0942Chip
 from hil_tests.rig.loads import Battery, EnergyIntegrator, Household, PvPlant
-from tools.build import build
+from hil_tests.rig.site import Meter, Site
+from hil_tests.rig.wire import PtyWire
+
+TOKEN_WH = 500  # credit bought per purchase
+LOW_CREDIT_WH = 200
 
 
 @dataclass
 class Node:
     name: str
     load: Household | PvPlant | Battery
-    board: BoardProcess
-    energy: EnergyIntegrator
+    energy: EnergyIntegrator = field(default_factory=EnergyIntegrator)
     power_w: float = 0.0
+    chip: BL0942Chip | None = None
+    wire: PtyWire | None = None
+    bought_wh: int = 0
+
+    @property
+    def prepaid(self) -> bool:
+        return isinstance(self.load, Household)
 
 
-def _make_nodes(n_homes: int, workdir: Path, clock: VirtualClock, rom: Path) -> list[Node]:
-    loads: list[tuple[str, Household | PvPlant | Battery]] = [
-        (f"home-{i + 1}", Household(seed=i + 1)) for i in range(n_homes)
-    ]
-    loads += [("pv-1", PvPlant()), ("battery-1", Battery())]
-    nodes = []
-    for name, load in loads:
-        board = BoardProcess(flash_dir=workdir / name / "flash", board_id=name, run_dir=workdir / name,
-                             clock=clock, rom_dir=rom)
-        board.flash_dir.mkdir(parents=True, exist_ok=True)
-        nodes.append(Node(name, load, board, EnergyIntegrator()))
-    return nodes
+def _nodes(homes: int) -> list[Node]:
+    nodes = [Node(f"home-{i + 1}", Household(seed=i + 1)) for i in range(homes)]
+    return nodes + [Node("pv-1", PvPlant()), Node("battery-1", Battery())]
 
 
-def _table(nodes: list[Node], virtual_now: float) -> Table:
-    table = Table(title=f"Seamless Grid microgrid — virtual time {time.strftime('%H:%M', time.gmtime(virtual_now))}")
-    for col in ("node", "power W", "import Wh (load)", "export Wh (load)", "S0 pulses (meter)", "relay"):
-        table.add_column(col, justify="right" if col != "node" else "left")
-    for node in nodes:
-        state = node.board.state() if node.board.alive() else {}
-        pulses = state.get("pulses", {}).get("s0", "-") if state else "down"
-        relay = state.get("gpio", {}).get("relay", "-") if state else "-"
-        table.add_row(node.name, f"{node.power_w:8.0f}", f"{node.energy.import_wh:10.1f}",
-                      f"{node.energy.export_wh:10.1f}", str(pulses), "closed" if relay == 1 else "open")
-    return table
+def _meter_configs(nodes: list[Node], interval_s: int) -> dict[str, dict]:
+    cfgs = {}
+    for n in nodes:
+        cfg: dict = {"interval_s": interval_s, "checkpoint_s": 60, "low_credit_wh": LOW_CREDIT_WH}
+        if n.prepaid:
+            cfg["meter_source"] = "s0"
+        else:
+            cfg.update(meter_source="bl0942", critical_load=True)  # generation is never cut off
+        cfgs[n.name] = cfg
+    return cfgs
+
+
+def _table(site: Site, nodes: list[Node], stored: dict[str, dict]) -> Table:
+    now = time.strftime("%H:%M", time.gmtime(site.clock.now()))
+    t = Table(title=f"Seamless Grid — site '{site.site}', virtual time {now} UTC")
+    # load = what the simulated load really did; stored = the latest signed reading the gateway holds
+    for col in ("node", "W", "load in Wh", "load out Wh", "readings", "stored in Wh", "stored out Wh",
+                "bought Wh", "relay"):
+        t.add_column(col, justify="left" if col == "node" else "right")
+    for n in nodes:
+        meter = site.meters[n.name]
+        st = meter.board.state() if meter.board.alive() else {}
+        relay = st.get("gpio", {}).get("relay") if st else None
+        s = stored.get(n.name, {})
+        t.add_row(n.name, f"{n.power_w:,.0f}", f"{n.energy.import_wh:,.0f}", f"{n.energy.export_wh:,.0f}",
+                  str(s.get("count", 0)), f"{s.get('import_wh', 0):,}", f"{s.get('export_wh', 0):,}",
+                  f"{n.bought_wh:,}" if n.prepaid else "-",
+                  {1: "closed", 0: "open"}.get(relay, "down"))
+    return t
+
+
+def _stored_summary(site: Site) -> dict[str, dict]:
+    out = {}
+    for name, meter in site.meters.items():
+        rows = [r for r in site.stored(meter) if r["kind"] == 1]
+        out[name] = {"count": len(rows), "import_wh": rows[-1]["import_wh"] if rows else 0,
+                     "export_wh": rows[-1]["export_wh"] if rows else 0, "rows": rows}
+    return out
 
 
 @click.command()
-@click.option("--homes", default=3, show_default=True, type=click.IntRange(1, 20), help="Number of households.")
-@click.option("--minutes", default=60.0, show_default=True, type=click.FloatRange(min=1),
+@click.option("--homes", default=3, show_default=True, type=click.IntRange(1, 12), help="Number of households.")
+@click.option("--minutes", default=120.0, show_default=True, type=click.FloatRange(min=1),
               help="Virtual minutes to simulate.")
-@click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(min=1, max=600),
+@click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(min=1, max=240),
               help="Virtual seconds per real second.")
+@click.option("--interval", "interval_s", default=300, show_default=True, type=click.IntRange(60, 3600),
+              help="Metering interval of the meters, virtual seconds (the market slot is 900).")
 @click.option("--start-hour", default=11.0, show_default=True, type=click.FloatRange(0, 24),
               help="Virtual time of day (UTC) at which the run starts.")
 @click.option("--workdir", default=Path("run/sim"), show_default=True, type=click.Path(path_type=Path),
-              help="Flash directories and logs of the boards (wiped at start).")
-def sim(homes: int, minutes: float, speed: float, start_hour: float, workdir: Path) -> None:
-    """Run the simulated microgrid: emulated meters with households, a PV plant and a battery."""
+              help="Flash directories, databases and logs of the run (wiped at start).")
+@click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
+              help="Where to draw the readings (PNG). Default: <workdir>/readings.png.")
+def sim(homes: int, minutes: float, speed: float, interval_s: int, start_hour: float, workdir: Path,
+        plot_path: Path | None) -> None:
+    """Run the simulated microgrid: prepaid households, a PV plant and a battery on emulated meters,
+    a real broker and a real gateway. Ends with a table of energy per node and a plot."""
     console = Console()
     if workdir.exists():
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    rom = build("emulated")
+    nodes = _nodes(homes)
+    site = Site(workdir, site="sim", speed=speed, meter_config=_meter_configs(nodes, interval_s))
     day0 = time.time() // 86400 * 86400
-    clock = VirtualClock(speed=speed, virtual_t0=day0 + start_hour * 3600)
-    nodes = _make_nodes(homes, workdir, clock, rom)
-    console.print(f"starting {len(nodes)} emulated meters (firmware image {rom}) at {speed:g}x ...")
+    site.clock.virtual_t0 = day0 + start_hour * 3600
+    for n in nodes:  # metering chips of the bidirectional nodes, on pty wires
+        if not n.prepaid:
+            n.wire = PtyWire(n.name)
+            n.chip = BL0942Chip(n.wire.a, _chip_load(n, site), clock=site.clock.now)
+            site.meter_uarts[n.name] = {"meter": n.wire.b}
+    console.print(f"starting mosquitto, the gateway and {len(nodes)} emulated meters at {speed:g}x ...")
     try:
-        for node in nodes:
-            node.board.start(wait_banner=False)
-        for node in nodes:
-            node.board.expect(r"on board", timeout=60)
-        _run(nodes, clock, minutes, console)
-        console.print(_table(nodes, clock.now()))
+        site.start()
+        _run(site, nodes, minutes, console)
+        stored = _stored_summary(site)
+        console.print(_table(site, nodes, stored))
+        _report(console, site, nodes, stored, plot_path or workdir / "readings.png")
     finally:
-        for node in nodes:
-            node.board.stop()
-    total_pulses = sum(n.energy._pulses_sent for n in nodes)
-    console.print(f"done: {minutes:g} virtual minutes, {total_pulses} S0 pulses delivered; logs in {workdir}")
+        site.stop()
+        for n in nodes:
+            if n.chip:
+                n.chip.stop()
+            if n.wire:
+                n.wire.close()
 
 
-def _run(nodes: list[Node], clock: VirtualClock, minutes: float, console: Console) -> None:
-    t_start = clock.now()
+def _chip_load(node: Node, site: Site):
+    def load() -> tuple[float, float]:
+        return node.load.power_w(site.clock.now()), 230.0
+
+    return load
+
+
+def _run(site: Site, nodes: list[Node], minutes: float, console: Console) -> None:
+    issuer = site.issuer()
+    t_start = site.clock.now()
     t_end = t_start + minutes * 60
     last = t_start
     progress = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                         TimeRemainingColumn(), console=console)
     task = progress.add_task("sim", total=minutes * 60)
+    stored: dict[str, dict] = {}
+    last_table = 0.0
     with Live(console=console, refresh_per_second=2) as live:
-        while (now := clock.now()) < t_end:
-            dt = now - last
-            last = now
-            for node in nodes:
-                node.power_w = node.load.power_w(now)
-                due = node.energy.advance(node.power_w, dt)
-                if due and node.board.alive():
-                    node.board.pulses(due)
+        while (now := site.clock.now()) < t_end:
+            dt, last = now - last, now
+            for n in nodes:
+                n.power_w = n.load.power_w(now)
+                meter = site.meters[n.name]
+                if n.prepaid:
+                    due = n.energy.advance(n.power_w, dt)
+                    relay = meter.board.state()["gpio"]["relay"] if meter.board.alive() else 0
+                    if due and relay:  # an open relay delivers no energy, so no pulses
+                        meter.board.pulses(due)
+                    _buy_credit_if_low(site, issuer, n, meter, now)
+                else:
+                    n.energy.advance(n.power_w, dt)
+            if time.monotonic() - last_table > 2:
+                stored = _stored_summary(site)
+                last_table = time.monotonic()
             progress.update(task, completed=now - t_start)
-            grid = Table.grid()
-            grid.add_row(_table(nodes, now))
-            grid.add_row(progress)
-            live.update(grid)
-            time.sleep(0.25)
+            live.update(Group(_table(site, nodes, stored), progress))
+            time.sleep(0.2)
+    issuer.close()
+
+
+def _buy_credit_if_low(site: Site, issuer, node: Node, meter: Meter, now: float) -> None:
+    credit = node.bought_wh - round(node.energy.import_wh)
+    if credit > LOW_CREDIT_WH:
+        return
+    payment = f"{node.name}-{node.bought_wh}".encode()  # one payment per purchase: idempotent
+    token = issuer.energy(meter.meter_id, TOKEN_WH, int(now) + 3600, payment)
+    site.send_token(meter, token)
+    node.bought_wh += TOKEN_WH
+
+
+def _report(console: Console, site: Site, nodes: list[Node], stored: dict[str, dict], plot: Path) -> None:
+    console.print(f"gateway database: {site.gateway_config.parent / 'state' / 'readings.sqlite3'}")
+    for n in nodes:
+        s = stored[n.name]
+        if n.prepaid:
+            console.print(f"{n.name}: bought {n.bought_wh} Wh, the meter counted {s['import_wh']} Wh "
+                          f"in its last stored reading, its load asked for {n.energy.import_wh:.0f} Wh")
+    try:
+        _plot(nodes, stored, plot)
+        console.print(f"plot of the stored readings: {plot}")
+    except Exception as exc:  # a missing font or backend must not fail the run
+        console.print(f"[yellow]no plot: {exc}[/yellow]")
+
+
+def _plot(nodes: list[Node], stored: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for n in nodes:
+        rows = stored[n.name]["rows"]
+        if not rows:
+            continue
+        xs = [(r["end"] % 86400) / 3600 for r in rows]
+        ys = [r["avg_power_w"] for r in rows]
+        ax.step(xs, ys, where="post", label=n.name)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("virtual time of day (h, UTC)")
+    ax.set_ylabel("average power per interval (W): + import, - export")
+    ax.set_title("Signed meter readings as stored by the gateway")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

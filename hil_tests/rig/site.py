@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from sgcore.reading import meter_id_from_pubkey
 
 from boards.emulated.host.vclock import VirtualClock
+from gateway import clock
 from gateway.credit.issuer import TokenIssuer
 from gateway.crypto import SiteKey
 from hil_tests.gateway.gateway_proc import GatewayProcess, write_config
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker
 from hil_tests.rig.flash_reader import pubkey_from_console
-from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
 
 GATEWAY_CLI = [sys.executable, "-m", "gateway.service"]
@@ -47,6 +48,7 @@ class Site:
     site: str = "bench"
     speed: float = 1.0
     meter_config: dict[str, dict] = field(default_factory=dict)  # name -> config.json overrides
+    meter_uarts: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {"meter": tty}
     meters: dict[str, Meter] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,14 +74,16 @@ class Site:
                    "issuer_pubkey": self.site_pubkey.hex(), **overrides}
             (flash / "config.json").write_text(json.dumps(cfg))
             board = BoardProcess(flash_dir=flash, board_id=name, run_dir=self.workdir / name,
-                                 clock=self.clock, rom_dir=rom)
+                                 clock=self.clock, rom_dir=rom, uarts=self.meter_uarts.get(name, {}))
             self.meters[name] = Meter(name, board)
             board.start(wait_banner=False)
         for m in self.meters.values():
             m.board.expect("meter ready", timeout=60)
             m.pubkey = pubkey_from_console(m.board.console)
             self._gateway_cli("enroll-meter", "--pubkey", m.pubkey.hex(), "--label", m.name)
-        self.gateway = GatewayProcess(self.gateway_config, self.broker, self.site)
+        c = self.clock  # the gateway tells meters the time: the rig's (virtual) time
+        self.gateway = GatewayProcess(self.gateway_config, self.broker, self.site,
+                                      extra_env=clock.env_for(c.speed, c.real_t0, c.virtual_t0 or c.real_t0))
         self.gateway.wait_online()
         return self
 
