@@ -14,6 +14,7 @@ import os
 import struct
 
 from journal_recovery import ENTRY_LEN, entry_ok, recover
+
 from sgcore.reading import RECORD_LEN, ZERO_HASH
 
 try:

@@ -7,10 +7,10 @@ import gc
 import config
 import hal
 import keystore
+import modbus_map
 from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
 from journal import Journal
-import modbus_map
 from meter_net import MeterNet
 from metering import Metering
 from micropython import const
@@ -19,6 +19,7 @@ from modbus_rtu import ModbusSlave
 from recorder import Recorder, reading_from_interval, relay_event
 from registers import Checkpoint, Registers
 from relay_policy import RelayPolicy
+
 from sgcore import reading as rd
 
 _IDLE_MS = const(250)  # loop period when nothing is in progress (inputs wake it earlier)

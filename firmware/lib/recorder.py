@@ -4,10 +4,10 @@
 # loop keeps serving the relay and the buses while a signature is computed. A record gets its
 # sequence number and chain hash from the journal when its signing starts, and is appended
 # (persisted) as soon as its signature is done: only then may it be published.
+from journal import JournalFull
+
 from sgcore import reading as rd
 from sgcore.secp256k1 import Signer
-
-from journal import JournalFull
 
 try:
     from micropython import const

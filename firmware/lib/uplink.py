@@ -16,6 +16,7 @@ import json
 import struct
 
 from micropython import const
+
 from sgcore import secp256k1
 
 _SEQ_AT = const(19)  # u32 seq inside a record (sgcore.reading)

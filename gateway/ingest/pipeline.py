@@ -23,11 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sgcore import reading as rc
-
 from gateway.crypto import MeterVerifier
 from gateway.errors import EnrollmentError
 from gateway.ingest.store import MeterRow, ReadingStore
+from sgcore import reading as rc
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgcore import reading as rc
-
 from gateway.errors import EnrollmentError, StoreError
+from sgcore import reading as rc
 
 SCHEMA_VERSION = 1
 

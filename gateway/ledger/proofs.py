@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sgcore import reading as sgreading
-
 from gateway.ledger import blocks, canonical, keys, merkle
 from gateway.ledger.errors import ProofInvalid
+from sgcore import reading as sgreading
 
 RECORD_LEN = sgreading.RECORD_LEN
 

@@ -24,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 import coincurve
-from sgcore import reading
 
 from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount
 from hil_tests.conftest import REPO
+from sgcore import reading
 from tools.build import compile_one
 
 LIB = REPO / "firmware" / "lib"

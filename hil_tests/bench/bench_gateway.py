@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from sgcore import reading as rc
-
 from gateway.crypto import MeterVerifier, SiteKey
 from gateway.ingest.pipeline import Incoming, Ingestor
 from gateway.ingest.store import ReadingStore
@@ -29,6 +27,7 @@ from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway, write_
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
 from hil_tests.rig.broker import Broker, mosquitto_available
+from sgcore import reading as rc
 
 
 def _records(n: int, meters: int) -> tuple[list[SoftMeter], list[Incoming]]:

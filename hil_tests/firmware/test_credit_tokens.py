@@ -4,8 +4,6 @@ checked by the meter's credit store inside real MicroPython."""
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 
 import coincurve

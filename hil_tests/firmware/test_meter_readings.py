@@ -77,7 +77,7 @@ def test_s0_meter_signs_chained_readings_both_verifiers_accept(meter):
         time.sleep(0.5)
     recs = _wait_records(meter.flash_dir, 3)
     readings = [r for r in _check_chain(recs, pub) if r.kind == rd.KIND_READING]
-    for a, b in zip(readings, readings[1:]):
+    for a, b in zip(readings, readings[1:], strict=False):
         assert b.import_wh - a.import_wh == b.interval_import_wh  # deltas add up to the totals
         assert b.start == a.end and b.end - b.start == 60  # contiguous wall-clock intervals
     assert readings[-1].import_wh <= 300

@@ -18,9 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sgcore.reading import ZERO_HASH
-
 from hil_tests.firmware.records import make
+from sgcore.reading import ZERO_HASH
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ Used by the gateway tests and the gateway benchmark until emulated meters publis
 from __future__ import annotations
 
 import coincurve
-from sgcore import reading as rc
 
 from gateway.crypto import sign_digest
+from sgcore import reading as rc
 
 
 class SoftMeter:

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU
-from sgcore import reading as rc
 
 from gateway.errors import ModbusReadError, RegisterMapError
 from gateway.ingest.pipeline import Incoming, Ingestor
@@ -18,6 +17,7 @@ from gateway.modbus.poller import values_from_response
 from gateway.modbus.registers import MODELS
 from gateway.modbus.regmap import plan_blocks
 from hil_tests.gateway.soft_meter import SoftMeter
+from sgcore import reading as rc
 
 METER = SoftMeter(secret=b"\x07" * 32)
 GOOD = [METER.next_record() for _ in range(3)]

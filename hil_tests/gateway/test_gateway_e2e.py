@@ -3,11 +3,11 @@ import sqlite3
 import threading
 
 import paho.mqtt.client as mqtt
-from sgcore import reading as rc
 
 from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway, write_config
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
+from sgcore import reading as rc
 
 SITE = "e2e"
 

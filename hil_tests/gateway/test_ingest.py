@@ -2,11 +2,11 @@ import coincurve
 import ecdsa
 import pytest
 from ecdsa.util import sigdecode_string
-from sgcore import reading as rc
 
 from gateway.ingest.pipeline import Incoming, Ingestor, Reason
 from gateway.ingest.store import ReadingStore
 from hil_tests.gateway.soft_meter import SoftMeter
+from sgcore import reading as rc
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@ verifying the gateway's signed acks and commands as the firmware will."""
 
 from pathlib import Path
 
-from sgcore import reading as rc
-from sgcore import secp256k1, signing
-
 from boards.emulated.host.wasm import run_snippet
 from gateway.crypto import SiteKey
 from gateway.ingest.pipeline import Incoming, Ingestor
 from gateway.ingest.store import ReadingStore
 from gateway.mqtt import messages
+from sgcore import reading as rc
+from sgcore import secp256k1, signing
 
 FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 PRIV = bytes.fromhex("11" * 32)

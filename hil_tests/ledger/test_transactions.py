@@ -1,10 +1,10 @@
 import pytest
-from sgcore import reading as sgreading
 
 from gateway.ledger import keys, txs
 from gateway.ledger.client import NotFound
 from gateway.ledger.errors import TxRejected
 from hil_tests.ledger.conftest import ALICE, BOB, GATEWAY, MALLORY, OPERATOR
+from sgcore import reading as sgreading
 
 METER = keys.SigningKey(bytes([9] * 32))
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from sgcore.reading import meter_id_from_pubkey
 
 from boards.emulated.host.vclock import VirtualClock
 from gateway import clock
@@ -26,6 +25,7 @@ from hil_tests.gateway.gateway_proc import GatewayProcess, write_config
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker
 from hil_tests.rig.flash_reader import pubkey_from_console
+from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
 
 GATEWAY_CLI = [sys.executable, "-m", "gateway.service"]

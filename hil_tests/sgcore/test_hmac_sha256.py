@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from sgcore.hmac_sha256 import HmacSha256Key, hmac_sha256
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "hmac_sha256_rfc4231.json").read_text())

@@ -6,6 +6,7 @@ import pytest
 from ecdsa import SECP256k1, rfc6979
 from hypothesis import given
 from hypothesis import strategies as st
+
 from sgcore.rfc6979 import Rfc6979Nonces
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6979_nonces.json").read_text())

@@ -8,6 +8,7 @@ from ecdsa import BadSignatureError, SECP256k1, VerifyingKey
 from ecdsa.util import sigdecode_string
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sgcore import secp256k1 as ec
 
 N = SECP256k1.order

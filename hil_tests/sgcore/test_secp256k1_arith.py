@@ -4,11 +4,11 @@ import coincurve
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sgcore import secp256k1_arith as ar
 from sgcore import secp256k1_table as table
 from sgcore import secp256k1_wnaf as wnaf
 from sgcore.secp256k1_table_builder import TableBuilder
-
 from tools import gen_secp256k1_table
 
 P, N = ar.P, ar.N

@@ -13,10 +13,10 @@ import coincurve
 import pytest
 from ecdsa import SECP256k1, VerifyingKey
 from ecdsa.util import sigdecode_string
-from sgcore import reading, signing
 
 from boards.emulated.host.wasm import run_snippet
 from hil_tests.conftest import REPO
+from sgcore import reading, signing
 from tools.build import compile_one
 
 LIB = REPO / "firmware" / "lib"

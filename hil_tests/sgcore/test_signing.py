@@ -4,6 +4,7 @@ import coincurve
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sgcore import reading, signing
 from sgcore.secp256k1 import Secp256k1Error
 
