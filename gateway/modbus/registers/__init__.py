@@ -3,11 +3,12 @@ with a `REGISTER_MAP = RegisterMap(...)` and add it to MODELS below."""
 
 from __future__ import annotations
 
-from gateway.modbus.registers import esp32_meter, sdm120, sdm630
+from gateway.modbus.registers import sdm120, sdm630, sg_esp32_meter
 from gateway.modbus.regmap import RegisterMap
 
 MODELS: dict[str, RegisterMap] = {
     "sdm630": sdm630.REGISTER_MAP,
     "sdm120": sdm120.REGISTER_MAP,
-    "esp32_meter": esp32_meter.REGISTER_MAP,
+    "sg_esp32_meter": sg_esp32_meter.REGISTER_MAP,  # our meter (firmware/lib/modbus_map.py)
+    "esp32_meter": sg_esp32_meter.REGISTER_MAP,  # the same, by its short name
 }
