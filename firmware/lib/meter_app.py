@@ -89,8 +89,8 @@ class MeterApp:
                                   unit_id=cfg["modbus_unit"], on_write=self._modbus_write)  # fmt: skip
         self.pollers = [self.modbus.poll]  # bus and network services, each polled every step
         self.net = None
-        if self.key and issuer:
-            self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, issuer,
+        if self.key and self.credit.issuer:  # the configured key, or the one it rotated to
+            self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, self.credit.issuer,
                                 self.offer_token, self._command)  # fmt: skip
             self.pollers.append(self.net.poll)
         else:
@@ -158,6 +158,8 @@ class MeterApp:
         self.event("token", result=reason, id=self.last_token[1], credit_wh=self.credit_wh())
         if reason == "accepted":
             print("token %d accepted: credit %d Wh" % (token.token_id, self.credit_wh()))
+            if self.net and self.credit.issuer:
+                self.net.uplink.set_site_key(self.credit.issuer)  # follows a key change
         else:
             print("token rejected: %s" % reason)
 

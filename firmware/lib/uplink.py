@@ -75,6 +75,10 @@ class Uplink:
         client.subscribe(self.ack_topic, 1)
         client.subscribe(self.cmd_topic, 1)
 
+    def set_site_key(self, site_pubkey):
+        """The site key was rotated (a key-change token): verify acks and commands with the new one."""
+        self._pub = bytes(site_pubkey)
+
     def busy(self):
         """True while a signature check is under way (the main loop may skip its sleep)."""
         return self._job is not None
