@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -46,7 +47,8 @@ class GatewayProcess:
     def __init__(self, config: Path, broker: Broker, site: str, watchdog_usec: int = 0,
                  extra_env: dict[str, str] | None = None) -> None:
         self.config, self.broker, self.site = config, broker, site
-        self.notify_path = config.parent / f"notify-{time.monotonic_ns()}.sock"
+        # unix socket paths are limited to 107 bytes: keep this one out of deep test directories
+        self.notify_path = Path(tempfile.mkdtemp(prefix="sgn-")) / "notify.sock"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
         self.notify.settimeout(0.2)

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,16 @@ from pathlib import Path
 
 from boards.emulated.host.control import ControlClient
 from boards.emulated.host.vclock import VirtualClock
+
+
+_SOCKET_DIR: str | None = None
+
+
+def _socket_dir() -> str:
+    global _SOCKET_DIR
+    if _SOCKET_DIR is None:
+        _SOCKET_DIR = tempfile.mkdtemp(prefix="sgb-")
+    return _SOCKET_DIR
 
 
 class BoardTimeout(AssertionError):
@@ -38,7 +49,8 @@ class BoardProcess:
 
     def __post_init__(self) -> None:
         self.run_dir = self.run_dir or self.flash_dir.parent
-        self.control_path = str(self.run_dir / f"{self.board_id}.sock")
+        # unix socket paths are limited to 107 bytes: keep them out of deep test directories
+        self.control_path = os.path.join(_socket_dir(), f"{self.board_id}-{os.getpid()}-{id(self)}.sock")
         self.proc: subprocess.Popen[bytes] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.console: list[str] = []
