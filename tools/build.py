@@ -105,12 +105,16 @@ def _build_locked(units: list[Unit], root: Path, arch: str | None, board: str) -
     board_json = BOARDS / board / "board.json"
     shutil.copyfile(board_json, root / "board.json")
     wanted.add(root / "board.json")
-    for stale in [p for p in root.rglob("*") if p.is_file() and p not in wanted and not p.name.startswith(".")]:
+    for stale in [
+        p for p in root.rglob("*") if p.is_file() and p not in wanted and not p.name.startswith(".")
+    ]:
         stale.unlink()  # a module deleted from the source tree must not linger in the image
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--board", default="esp32_devkitc", choices=sorted(BOARD_MARCH))
     parser.add_argument("--out", type=Path, help="output directory (default build/<board>)")
     args = parser.parse_args(argv)

@@ -55,7 +55,9 @@ def _problem(value, kind, low, high):
     if not isinstance(value, str):
         return "must be a string"
     if kind == "pubkey":
-        if value and (len(value) != 66 or value[:2] not in ("02", "03") or any(c not in _HEX for c in value)):
+        if value and (
+            len(value) != 66 or value[:2] not in ("02", "03") or any(c not in _HEX for c in value)
+        ):
             return "must be a compressed secp256k1 public key: 66 lowercase hex characters"
         return None
     if not low <= len(value) <= high:

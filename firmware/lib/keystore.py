@@ -40,7 +40,9 @@ def public_key_steps(priv):
     acc = yield from _table.mul_g_steps(int.from_bytes(priv, "big"), 2)
     zi = yield from _ec.inverse_steps(acc[2], _ec.P, 64)
     zz = _ec.fmul(zi, zi)
-    return PublicKey(_ec.fmul(acc[0], zz) % _ec.P, _ec.fmul(_ec.fmul(acc[1], zz), zi) % _ec.P).to_bytes()
+    return PublicKey(
+        _ec.fmul(acc[0], zz) % _ec.P, _ec.fmul(_ec.fmul(acc[1], zz), zi) % _ec.P
+    ).to_bytes()
 
 
 def load_or_create(random_bytes, path=KEY_FILE, log=print):

@@ -167,11 +167,14 @@ class MeterApp:
         b = self.board
         credit = self.credit_wh()
         closed, reason, changed = self.policy.decide(
-            b.ticks_ms(), credit, self.metering.power_w, self.credit.window_cap(now), b.ticks_diff)
+            b.ticks_ms(), credit, self.metering.power_w, self.credit.window_cap(now), b.ticks_diff
+        )
         if not changed:
             return
         b.relay.value(1 if closed else 0)  # the relay acts at once; its record is signed after
-        print("relay %s (reason %d, credit %d Wh)" % ("closed" if closed else "open", reason, credit))
+        print(
+            "relay %s (reason %d, credit %d Wh)" % ("closed" if closed else "open", reason, credit)
+        )
         self.event("relay", closed=closed, reason=reason, credit_wh=credit)
         if self.recorder and now:
             self.recorder.submit(relay_event(self.key.meter_id, now, self.regs, 1 if closed else 0,
@@ -258,7 +261,9 @@ class MeterApp:
         b = self.board
         now = self._sync_clock()
         regs = self.regs
-        self.metering.poll(regs, force=bool(now) and regs.start and now >= regs.start + regs.interval_s)
+        self.metering.poll(
+            regs, force=bool(now) and regs.start and now >= regs.start + regs.interval_s
+        )
         self._relay(now)
         iv = self.regs.tick(now)
         if iv is not None:

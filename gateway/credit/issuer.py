@@ -44,7 +44,9 @@ class TokenIssuer:
     def _issue(self, t: tk.Token, payment: bytes) -> bytes:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            row = self._db.execute("SELECT token FROM tokens WHERE payment = ?", (payment,)).fetchone()
+            row = self._db.execute(
+                "SELECT token FROM tokens WHERE payment = ?", (payment,)
+            ).fetchone()
             if row is not None:
                 self._db.execute("COMMIT")
                 return bytes(row[0])  # idempotent: the same payment gets the same token
@@ -56,7 +58,16 @@ class TokenIssuer:
             token = body + self._key.sign_digest(tk.digest(body))
             self._db.execute(
                 "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (t.meter_id, t.token_id, payment, t.kind, t.amount_wh, t.expiry, time.time(), token),
+                (
+                    t.meter_id,
+                    t.token_id,
+                    payment,
+                    t.kind,
+                    t.amount_wh,
+                    t.expiry,
+                    time.time(),
+                    token,
+                ),
             )
             self._db.execute("COMMIT")  # durable before anyone can see the token
             return token
@@ -66,22 +77,37 @@ class TokenIssuer:
 
     def energy(self, meter_id: bytes, wh: int, expiry: int, payment: bytes) -> bytes:
         """A token for `wh` of energy, valid until `expiry` (unix s)."""
-        return self._issue(tk.Token(tk.KIND_ENERGY, meter_id, 0, expiry, self._key_id, amount_wh=wh), payment)
+        return self._issue(
+            tk.Token(tk.KIND_ENERGY, meter_id, 0, expiry, self._key_id, amount_wh=wh), payment
+        )
 
-    def window(self, meter_id: bytes, start: int, end: int, cap_w: int, expiry: int, payment: bytes) -> bytes:
+    def window(
+        self, meter_id: bytes, start: int, end: int, cap_w: int, expiry: int, payment: bytes
+    ) -> bytes:
         """A token for a paid time window [start, end) with a power cap (0 = none)."""
-        t = tk.Token(tk.KIND_WINDOW, meter_id, 0, expiry, self._key_id, window_start=start,
-                     window_end=end, power_cap_w=cap_w)
+        t = tk.Token(
+            tk.KIND_WINDOW,
+            meter_id,
+            0,
+            expiry,
+            self._key_id,
+            window_start=start,
+            window_end=end,
+            power_cap_w=cap_w,
+        )
         return self._issue(t, payment)
 
     def key_change(self, meter_id: bytes, new_pubkey: bytes, expiry: int, reason: bytes) -> bytes:
         """Tell a meter to trust `new_pubkey` from now on (signed by the current key)."""
-        t = tk.Token(tk.KIND_KEY_CHANGE, meter_id, 0, expiry, self._key_id, new_issuer_key=new_pubkey)
+        t = tk.Token(
+            tk.KIND_KEY_CHANGE, meter_id, 0, expiry, self._key_id, new_issuer_key=new_pubkey
+        )
         return self._issue(t, reason)
 
     def issued(self, meter_id: bytes) -> list[tuple[int, int, int]]:
         """(token_id, kind, amount_wh) of every token issued to a meter."""
         rows = self._db.execute(
-            "SELECT token_id, kind, amount_wh FROM tokens WHERE meter_id = ? ORDER BY token_id", (meter_id,)
+            "SELECT token_id, kind, amount_wh FROM tokens WHERE meter_id = ? ORDER BY token_id",
+            (meter_id,),
         )
         return [tuple(r) for r in rows]

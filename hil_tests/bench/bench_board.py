@@ -1,6 +1,6 @@
 """Emulated-board figures: boot time, memory of a board process, firmware heap high-water mark.
 
-    uv run python -m hil_tests.bench.bench_board [--boards 4] [--seconds 10]
+uv run python -m hil_tests.bench.bench_board [--boards 4] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -29,8 +29,15 @@ def run(boards: int, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         # 60x virtual time and 60 s intervals: a signed reading every real second, so the
         # high-water mark includes signing and journaling, not just an idle loop
-        procs = [BoardProcess(flash_dir=Path(tmp) / f"b{i}" / "flash", board_id=f"bench-{i}", rom_dir=rom,
-                              clock=VirtualClock(speed=60.0)) for i in range(boards)]
+        procs = [
+            BoardProcess(
+                flash_dir=Path(tmp) / f"b{i}" / "flash",
+                board_id=f"bench-{i}",
+                rom_dir=rom,
+                clock=VirtualClock(speed=60.0),
+            )
+            for i in range(boards)
+        ]
         boot_s = []
         try:
             for p in procs:
@@ -63,17 +70,23 @@ def run(boards: int, seconds: float) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--boards", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args(argv)
     r = run(args.boards, args.seconds)
     print(f"emulated boards: {r['boards']}")
-    print(f"boot time (process start -> banner): median {r['boot_s_median']:.2f} s, max {r['boot_s_max']:.2f} s")
+    print(
+        f"boot time (process start -> banner): median {r['boot_s_median']:.2f} s, max {r['boot_s_max']:.2f} s"
+    )
     print(f"RSS per board process: median {r['rss_mb_median']:.1f} MiB")
     print(f"readings signed and journaled during the run: {r['records_signed']}")
-    print(f"firmware data-heap high-water mark: {r['heap_peak_bytes_max']} bytes of {110 * 1024} "
-          f"(plus {r['code_ram_bytes']} bytes of loaded code, which an ESP32 keeps frozen in flash)")
+    print(
+        f"firmware data-heap high-water mark: {r['heap_peak_bytes_max']} bytes of {110 * 1024} "
+        f"(plus {r['code_ram_bytes']} bytes of loaded code, which an ESP32 keeps frozen in flash)"
+    )
     return r
 
 

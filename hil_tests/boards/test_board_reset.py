@@ -30,7 +30,11 @@ def test_reset_reboots_with_flash_kept_until_the_firmware_stops_resetting(tmp_pa
     finally:
         board.close()
     out = capfd.readouterr().out
-    assert [line for line in out.splitlines() if line.startswith("boot")] == ["boot 0", "boot 1", "boot 2"]
+    assert [line for line in out.splitlines() if line.startswith("boot")] == [
+        "boot 0",
+        "boot 1",
+        "boot 2",
+    ]
     assert "done after 2 resets" in out
     assert board.boots == 3
     assert (tmp_path / "flash" / "resets").read_text() == "3"

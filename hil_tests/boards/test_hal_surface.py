@@ -18,12 +18,24 @@ def _board_class(path: Path) -> ast.ClassDef:
 
 
 def _surface(cls: ast.ClassDef) -> tuple[set[str], set[str]]:
-    methods = {n.name for n in cls.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
-    attrs = {t.id for n in cls.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    methods = {
+        n.name for n in cls.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
+    }
+    attrs = {
+        t.id
+        for n in cls.body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
     for node in ast.walk(cls):
         if isinstance(node, ast.Assign):
             for t in node.targets:
-                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                if (
+                    isinstance(t, ast.Attribute)
+                    and isinstance(t.value, ast.Name)
+                    and t.value.id == "self"
+                ):
                     attrs.add(t.attr)
     return methods, attrs
 

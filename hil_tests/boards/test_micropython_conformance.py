@@ -15,7 +15,11 @@ DEVICE_FILES = sorted(
     [p for p in (REPO / "firmware").rglob("*.py") if p.name != "manifest.py"]
     + list(REPO.glob("boards/*/device/*.py"))
 )
-OWN_MODULES = {p.stem for p in FIRMWARE_LIB.glob("*.py")} | {p.name for p in FIRMWARE_LIB.iterdir() if p.is_dir()} | {"hal", "main"}
+OWN_MODULES = (
+    {p.stem for p in FIRMWARE_LIB.glob("*.py")}
+    | {p.name for p in FIRMWARE_LIB.iterdir() if p.is_dir()}
+    | {"hal", "main"}
+)
 
 
 def _ids(p: Path) -> str:

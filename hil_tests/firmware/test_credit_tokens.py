@@ -70,7 +70,15 @@ def test_valid_token_adds_credit_and_every_forgery_is_refused(issuer, tmp_path):
     unknown = mallory.energy(METER, 500, NOW + 3600, b"pay-5")
     got = _meter_checks([good, good, other_meter, expired, bytes(forged), unknown, b"\x01" * 40],
                         issuer._key.pubkey, tmp_path)  # fmt: skip
-    assert got[:7] == ["accepted", "replay", "wrong_meter", "expired", "bad_signature", "unknown_issuer", "malformed"]
+    assert got[:7] == [
+        "accepted",
+        "replay",
+        "wrong_meter",
+        "expired",
+        "bad_signature",
+        "unknown_issuer",
+        "malformed",
+    ]
     assert got[7:] == ["500", "1"]  # only the good token counted, once
 
 
@@ -78,7 +86,12 @@ def test_credit_survives_a_reboot_and_replays_stay_refused(issuer, tmp_path):
     t1 = issuer.energy(METER, 100, NOW + 60, b"a")
     t2 = issuer.energy(METER, 200, NOW + 60, b"b")
     assert _meter_checks([t1], issuer._key.pubkey, tmp_path) == ["accepted", "100", "1"]
-    assert _meter_checks([t1, t2], issuer._key.pubkey, tmp_path) == ["replay", "accepted", "300", "2"]
+    assert _meter_checks([t1, t2], issuer._key.pubkey, tmp_path) == [
+        "replay",
+        "accepted",
+        "300",
+        "2",
+    ]
     assert json.loads((tmp_path / "credit.json").read_text())["credited_wh"] == 300
 
 

@@ -15,7 +15,9 @@ from hil_tests.rig.wire import PtyWire
 @pytest.fixture
 def meter_on_bus(tmp_path):
     with PtyWire("rs485") as wire:
-        board = BoardProcess(flash_dir=tmp_path / "flash", board_id="mb-meter", uarts={"rs485": wire.a})
+        board = BoardProcess(
+            flash_dir=tmp_path / "flash", board_id="mb-meter", uarts={"rs485": wire.a}
+        )
         board.start()
         board.expect("meter ready")
         client = ModbusSerialClient(wire.b, baudrate=9600, timeout=2.0, retries=2)

@@ -98,7 +98,7 @@ def test_sequence_and_chain_continue_across_a_power_cut(meter):
     readings = _check_chain(after, pub)
     totals = [r.import_wh for r in readings]
     assert totals == sorted(totals), "import total went backwards"
-    assert any(r.flags & rd.FLAG_RESTARTED for r in readings[len(before):])
+    assert any(r.flags & rd.FLAG_RESTARTED for r in readings[len(before) :])
 
 
 def test_bl0942_meter_measures_a_constant_load(tmp_path):
@@ -108,7 +108,9 @@ def test_bl0942_meter_measures_a_constant_load(tmp_path):
     clock = VirtualClock(speed=20.0)  # slower: a host hiccup moves less energy across a boundary
     with PtyWire("meter") as wire:
         chip = BL0942Chip(wire.a, lambda: (1200.0, 231.0), clock=clock.now)
-        board = BoardProcess(flash_dir=flash, board_id="meter-bl", clock=clock, uarts={"meter": wire.b})
+        board = BoardProcess(
+            flash_dir=flash, board_id="meter-bl", clock=clock, uarts={"meter": wire.b}
+        )
         try:
             board.start()
             board.expect("meter ready")
@@ -134,8 +136,12 @@ def test_bl0942_meter_measures_a_constant_load(tmp_path):
 
 def test_unset_clock_is_reported_and_nothing_is_signed(tmp_path):
     flash = tmp_path / "flash"
-    b = BoardProcess(flash_dir=flash, board_id="no-clock", clock=VirtualClock(speed=SPEED),
-                     extra_args=["--no-ntp"])
+    b = BoardProcess(
+        flash_dir=flash,
+        board_id="no-clock",
+        clock=VirtualClock(speed=SPEED),
+        extra_args=["--no-ntp"],
+    )
     try:
         b.start()
         b.expect("clock error: time not set")

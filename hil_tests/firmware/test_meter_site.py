@@ -15,14 +15,20 @@ from hil_tests.rig.broker import mosquitto_available
 from hil_tests.rig.flash_reader import journal_records
 from hil_tests.rig.site import Site
 
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto (tools/run installs it)")
+pytestmark = pytest.mark.skipif(
+    not mosquitto_available(), reason="needs mosquitto (tools/run installs it)"
+)
 
 FAST = {"interval_s": 60, "min_switch_s": 0, "checkpoint_s": 10}
 
 
 @pytest.fixture
 def site(tmp_path):
-    s = Site(tmp_path, speed=1.0, meter_config={"home": FAST, "hospital": {**FAST, "critical_load": True}})
+    s = Site(
+        tmp_path,
+        speed=1.0,
+        meter_config={"home": FAST, "hospital": {**FAST, "critical_load": True}},
+    )
     s.start()
     yield s
     s.stop()
@@ -103,6 +109,13 @@ def test_readings_reach_the_gateway_verified_and_the_journal_is_freed(tmp_path):
         rows = s.wait_stored(pv, 4, timeout=60)
         assert [r["seq"] for r in rows] == list(range(len(rows)))
         assert rows[-1]["import_wh"] <= 100
-        _wait(lambda: s.stored(pv)[-1]["import_wh"] == 100, 30, "the pulses show up in a stored reading")
-        _wait(lambda: len(journal_records(pv.board.flash_dir)) < len(s.stored(pv)), 30,
-              "acked records are freed from the meter's journal")
+        _wait(
+            lambda: s.stored(pv)[-1]["import_wh"] == 100,
+            30,
+            "the pulses show up in a stored reading",
+        )
+        _wait(
+            lambda: len(journal_records(pv.board.flash_dir)) < len(s.stored(pv)),
+            30,
+            "acked records are freed from the meter's journal",
+        )

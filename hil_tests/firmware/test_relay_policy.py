@@ -65,9 +65,21 @@ def test_a_paid_window_closes_the_relay_and_caps_power():
 
 
 @settings(max_examples=300)
-@given(st.lists(st.tuples(st.integers(0, 20_000), st.integers(-500, 500), st.integers(0, 9000),
-                          st.integers(-1, 3000)), min_size=1, max_size=60),
-       st.booleans(), st.integers(0, 100), st.integers(0, 5000))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 20_000),
+            st.integers(-500, 500),
+            st.integers(0, 9000),
+            st.integers(-1, 3000),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.booleans(),
+    st.integers(0, 100),
+    st.integers(0, 5000),
+)
 def test_invariants_over_random_histories(steps, critical, emergency, max_w):
     p = _policy(critical_load=critical, emergency_credit_wh=emergency, max_power_w=max_w)
     now = 0

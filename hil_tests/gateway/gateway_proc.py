@@ -44,8 +44,14 @@ def write_config(tmp: Path, broker: Broker, site: str, extra: str = "") -> tuple
 class GatewayProcess:
     """`sgrid gateway run` as a subprocess, with an sd_notify socket to see READY/WATCHDOG/STOPPING."""
 
-    def __init__(self, config: Path, broker: Broker, site: str, watchdog_usec: int = 0,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        broker: Broker,
+        site: str,
+        watchdog_usec: int = 0,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.config, self.broker, self.site = config, broker, site
         # unix socket paths are limited to 107 bytes: keep this one out of deep test directories
         self.notify_path = Path(tempfile.mkdtemp(prefix="sgn-")) / "notify.sock"
@@ -53,7 +59,12 @@ class GatewayProcess:
         self.notify.bind(str(self.notify_path))
         self.notify.settimeout(0.2)
         self.notifications: list[str] = []
-        env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), PYTHONUNBUFFERED="1", **(extra_env or {}))
+        env = dict(
+            os.environ,
+            NOTIFY_SOCKET=str(self.notify_path),
+            PYTHONUNBUFFERED="1",
+            **(extra_env or {}),
+        )
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         self.log_path = config.parent / "gateway.log"

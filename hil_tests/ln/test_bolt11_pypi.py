@@ -79,4 +79,3 @@ def test_our_receipts_decode_with_pypi_bolt11() -> None:
         else:
             assert theirs["description_hash"] == hashlib.sha256(r.memo_json.encode()).hexdigest()
     assert decoded[1]["description_hash"] is not None  # the long profile went by hash
-

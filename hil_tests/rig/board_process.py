@@ -21,7 +21,6 @@ from pathlib import Path
 from boards.emulated.host.control import ControlClient
 from boards.emulated.host.vclock import VirtualClock
 
-
 _SOCKET_DIR: str | None = None
 
 
@@ -50,7 +49,9 @@ class BoardProcess:
     def __post_init__(self) -> None:
         self.run_dir = self.run_dir or self.flash_dir.parent
         # unix socket paths are limited to 107 bytes: keep them out of deep test directories
-        self.control_path = os.path.join(_socket_dir(), f"{self.board_id}-{os.getpid()}-{id(self)}.sock")
+        self.control_path = os.path.join(
+            _socket_dir(), f"{self.board_id}-{os.getpid()}-{id(self)}.sock"
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.console: list[str] = []
@@ -59,9 +60,22 @@ class BoardProcess:
     # --- power ---------------------------------------------------------------------------------
 
     def start(self, wait_banner: bool = True, timeout: float = 30.0) -> None:
-        args = [sys.executable, "-m", "gateway", "board", "emulate", "--flash", str(self.flash_dir),
-                "--id", self.board_id, "--control", self.control_path, "--heap", str(self.heap_kb),
-                *self.clock.as_args()]
+        args = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "board",
+            "emulate",
+            "--flash",
+            str(self.flash_dir),
+            "--id",
+            self.board_id,
+            "--control",
+            self.control_path,
+            "--heap",
+            str(self.heap_kb),
+            *self.clock.as_args(),
+        ]
         for name, path in self.uarts.items():
             args += ["--uart", f"{name}={path}"]
         if self.rom_dir is not None:
@@ -70,7 +84,9 @@ class BoardProcess:
         if os.path.exists(self.control_path):
             os.unlink(self.control_path)
         log = open(self.run_dir / f"{self.board_id}.stderr.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=log, start_new_session=True
+        )
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         self._client = None
         if wait_banner:
@@ -113,13 +129,17 @@ class BoardProcess:
             left = deadline - time.monotonic()
             if left <= 0:
                 tail = "\n".join(self.console[-15:])
-                raise BoardTimeout(f"{self.board_id}: no line matching {pattern!r} in {timeout}s; last:\n{tail}")
+                raise BoardTimeout(
+                    f"{self.board_id}: no line matching {pattern!r} in {timeout}s; last:\n{tail}"
+                )
             try:
                 line = self.lines.get(timeout=min(left, 0.5))
             except queue.Empty:
                 if not self.alive():
                     tail = "\n".join(self.console[-15:])
-                    raise BoardTimeout(f"{self.board_id} died waiting for {pattern!r}; last:\n{tail}") from None
+                    raise BoardTimeout(
+                        f"{self.board_id} died waiting for {pattern!r}; last:\n{tail}"
+                    ) from None
                 continue
             m = rx.search(line)
             if m:

@@ -30,14 +30,21 @@ class TortureResult:
     problems: list[str] = field(default_factory=list)
 
 
-def torture(workdir: Path, cuts: int, seed: int = 1, speed: float = 240.0,
-            max_on_s: float = 1.0, progress=None) -> TortureResult:
+def torture(
+    workdir: Path,
+    cuts: int,
+    seed: int = 1,
+    speed: float = 240.0,
+    max_on_s: float = 1.0,
+    progress=None,
+) -> TortureResult:
     rng = random.Random(seed)
     flash = workdir / "flash"
     flash.mkdir(parents=True, exist_ok=True)
     (flash / "config.json").write_text(json.dumps({"interval_s": 60, "checkpoint_s": 10}))
-    board = BoardProcess(flash_dir=flash, board_id="torture", run_dir=workdir,
-                         clock=VirtualClock(speed=speed))
+    board = BoardProcess(
+        flash_dir=flash, board_id="torture", run_dir=workdir, clock=VirtualClock(speed=speed)
+    )
     res = TortureResult()
     seen: dict[int, bytes] = {}
     t0 = time.monotonic()
@@ -63,7 +70,10 @@ def torture(workdir: Path, cuts: int, seed: int = 1, speed: float = 240.0,
     board.expect("meter ready", timeout=60)  # the journal always opens
     board.stop()
     res.boots_reaching_ready = sum("meter ready" in line for line in board.console)
-    res.recoveries_logged = sum(line.startswith("journal:") and ("cut" in line or "removed" in line) for line in board.console)
+    res.recoveries_logged = sum(
+        line.startswith("journal:") and ("cut" in line or "removed" in line)
+        for line in board.console
+    )
     res.problems += check_chain(journal_records(flash))
     res.records = len(journal_records(flash))
     res.seconds = time.monotonic() - t0

@@ -67,18 +67,34 @@ def _table(site: Site, nodes: list[Node], stored: dict[str, dict]) -> Table:
     now = time.strftime("%H:%M", time.gmtime(site.clock.now()))
     t = Table(title=f"Seamless Grid — site '{site.site}', virtual time {now} UTC")
     # load = what the simulated load really did; stored = the latest signed reading the gateway holds
-    for col in ("node", "W", "load in Wh", "load out Wh", "readings", "stored in Wh", "stored out Wh",
-                "bought Wh", "relay"):
+    for col in (
+        "node",
+        "W",
+        "load in Wh",
+        "load out Wh",
+        "readings",
+        "stored in Wh",
+        "stored out Wh",
+        "bought Wh",
+        "relay",
+    ):
         t.add_column(col, justify="left" if col == "node" else "right")
     for n in nodes:
         meter = site.meters[n.name]
         st = meter.board.state() if meter.board.alive() else {}
         relay = st.get("gpio", {}).get("relay") if st else None
         s = stored.get(n.name, {})
-        t.add_row(n.name, f"{n.power_w:,.0f}", f"{n.energy.import_wh:,.0f}", f"{n.energy.export_wh:,.0f}",
-                  str(s.get("count", 0)), f"{s.get('import_wh', 0):,}", f"{s.get('export_wh', 0):,}",
-                  f"{n.bought_wh:,}" if n.prepaid else "-",
-                  {1: "closed", 0: "open"}.get(relay, "down"))
+        t.add_row(
+            n.name,
+            f"{n.power_w:,.0f}",
+            f"{n.energy.import_wh:,.0f}",
+            f"{n.energy.export_wh:,.0f}",
+            str(s.get("count", 0)),
+            f"{s.get('import_wh', 0):,}",
+            f"{s.get('export_wh', 0):,}",
+            f"{n.bought_wh:,}" if n.prepaid else "-",
+            {1: "closed", 0: "open"}.get(relay, "down"),
+        )
     return t
 
 
@@ -86,27 +102,75 @@ def _stored_summary(site: Site) -> dict[str, dict]:
     out = {}
     for name, meter in site.meters.items():
         rows = [r for r in site.stored(meter) if r["kind"] == 1]
-        out[name] = {"count": len(rows), "import_wh": rows[-1]["import_wh"] if rows else 0,
-                     "export_wh": rows[-1]["export_wh"] if rows else 0, "rows": rows}
+        out[name] = {
+            "count": len(rows),
+            "import_wh": rows[-1]["import_wh"] if rows else 0,
+            "export_wh": rows[-1]["export_wh"] if rows else 0,
+            "rows": rows,
+        }
     return out
 
 
 @click.command()
-@click.option("--homes", default=3, show_default=True, type=click.IntRange(1, 12), help="Number of households.")
-@click.option("--minutes", default=120.0, show_default=True, type=click.FloatRange(min=1),
-              help="Virtual minutes to simulate.")
-@click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(min=1, max=240),
-              help="Virtual seconds per real second.")
-@click.option("--interval", "interval_s", default=300, show_default=True, type=click.IntRange(60, 3600),
-              help="Metering interval of the meters, virtual seconds (the market slot is 900).")
-@click.option("--start-hour", default=11.0, show_default=True, type=click.FloatRange(0, 24),
-              help="Virtual time of day (UTC) at which the run starts.")
-@click.option("--workdir", default=Path("run/sim"), show_default=True, type=click.Path(path_type=Path),
-              help="Flash directories, databases and logs of the run (wiped at start).")
-@click.option("--plot", "plot_path", default=None, type=click.Path(path_type=Path),
-              help="Where to draw the readings (PNG). Default: <workdir>/readings.png.")
-def sim(homes: int, minutes: float, speed: float, interval_s: int, start_hour: float, workdir: Path,
-        plot_path: Path | None) -> None:
+@click.option(
+    "--homes",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 12),
+    help="Number of households.",
+)
+@click.option(
+    "--minutes",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Virtual minutes to simulate.",
+)
+@click.option(
+    "--speed",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1, max=240),
+    help="Virtual seconds per real second.",
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    default=300,
+    show_default=True,
+    type=click.IntRange(60, 3600),
+    help="Metering interval of the meters, virtual seconds (the market slot is 900).",
+)
+@click.option(
+    "--start-hour",
+    default=11.0,
+    show_default=True,
+    type=click.FloatRange(0, 24),
+    help="Virtual time of day (UTC) at which the run starts.",
+)
+@click.option(
+    "--workdir",
+    default=Path("run/sim"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Flash directories, databases and logs of the run (wiped at start).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Where to draw the readings (PNG). Default: <workdir>/readings.png.",
+)
+def sim(
+    homes: int,
+    minutes: float,
+    speed: float,
+    interval_s: int,
+    start_hour: float,
+    workdir: Path,
+    plot_path: Path | None,
+) -> None:
     """Run the simulated microgrid: prepaid households, a PV plant and a battery on emulated meters,
     a real broker and a real gateway. Ends with a table of energy per node and a plot."""
     console = Console()
@@ -121,7 +185,9 @@ def sim(homes: int, minutes: float, speed: float, interval_s: int, start_hour: f
             n.wire = PtyWire(n.name)
             n.chip = BL0942Chip(n.wire.a, _chip_load(n, site), clock=site.clock.now)
             site.meter_uarts[n.name] = {"meter": n.wire.b}
-    console.print(f"starting mosquitto, the gateway and {len(nodes)} emulated meters at {speed:g}x ...")
+    console.print(
+        f"starting mosquitto, the gateway and {len(nodes)} emulated meters at {speed:g}x ..."
+    )
     try:
         site.start()
         _run(site, nodes, minutes, console)
@@ -149,8 +215,13 @@ def _run(site: Site, nodes: list[Node], minutes: float, console: Console) -> Non
     t_start = site.clock.now()
     t_end = t_start + minutes * 60
     last = t_start
-    progress = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                        TimeRemainingColumn(), console=console)
+    progress = Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+    )
     task = progress.add_task("sim", total=minutes * 60)
     stored: dict[str, dict] = {}
     last_table = 0.0
@@ -187,13 +258,17 @@ def _buy_credit_if_low(site: Site, issuer, node: Node, meter: Meter, now: float)
     node.bought_wh += TOKEN_WH
 
 
-def _report(console: Console, site: Site, nodes: list[Node], stored: dict[str, dict], plot: Path) -> None:
+def _report(
+    console: Console, site: Site, nodes: list[Node], stored: dict[str, dict], plot: Path
+) -> None:
     console.print(f"gateway database: {site.gateway_config.parent / 'state' / 'readings.sqlite3'}")
     for n in nodes:
         s = stored[n.name]
         if n.prepaid:
-            console.print(f"{n.name}: bought {n.bought_wh} Wh, the meter counted {s['import_wh']} Wh "
-                          f"in its last stored reading, its load asked for {n.energy.import_wh:.0f} Wh")
+            console.print(
+                f"{n.name}: bought {n.bought_wh} Wh, the meter counted {s['import_wh']} Wh "
+                f"in its last stored reading, its load asked for {n.energy.import_wh:.0f} Wh"
+            )
     try:
         _plot(nodes, stored, plot)
         console.print(f"plot of the stored readings: {plot}")

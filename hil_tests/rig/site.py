@@ -70,11 +70,21 @@ class Site:
         for name, overrides in self.meter_config.items():
             flash = self.workdir / name / "flash"
             flash.mkdir(parents=True, exist_ok=True)
-            cfg = {"site": self.site, "broker_port": self.broker.port,
-                   "issuer_pubkey": self.site_pubkey.hex(), **overrides}
+            cfg = {
+                "site": self.site,
+                "broker_port": self.broker.port,
+                "issuer_pubkey": self.site_pubkey.hex(),
+                **overrides,
+            }
             (flash / "config.json").write_text(json.dumps(cfg))
-            board = BoardProcess(flash_dir=flash, board_id=name, run_dir=self.workdir / name,
-                                 clock=self.clock, rom_dir=rom, uarts=self.meter_uarts.get(name, {}))
+            board = BoardProcess(
+                flash_dir=flash,
+                board_id=name,
+                run_dir=self.workdir / name,
+                clock=self.clock,
+                rom_dir=rom,
+                uarts=self.meter_uarts.get(name, {}),
+            )
             self.meters[name] = Meter(name, board)
             board.start(wait_banner=False)
         for m in self.meters.values():
@@ -82,14 +92,22 @@ class Site:
             m.pubkey = pubkey_from_console(m.board.console)
             self._gateway_cli("enroll-meter", "--pubkey", m.pubkey.hex(), "--label", m.name)
         c = self.clock  # the gateway tells meters the time: the rig's (virtual) time
-        self.gateway = GatewayProcess(self.gateway_config, self.broker, self.site,
-                                      extra_env=clock.env_for(c.speed, c.real_t0, c.virtual_t0 or c.real_t0))
+        self.gateway = GatewayProcess(
+            self.gateway_config,
+            self.broker,
+            self.site,
+            extra_env=clock.env_for(c.speed, c.real_t0, c.virtual_t0 or c.real_t0),
+        )
         self.gateway.wait_online()
         return self
 
     def _gateway_cli(self, *args: str) -> str:
-        out = subprocess.run([*GATEWAY_CLI, *args, "--config", str(self.gateway_config)],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [*GATEWAY_CLI, *args, "--config", str(self.gateway_config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"sgrid gateway {args[0]} failed: {out.stderr[-800:]}")
         return out.stdout
@@ -132,8 +150,9 @@ class Site:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         con.row_factory = sqlite3.Row
         try:
-            return con.execute("SELECT * FROM readings WHERE meter_id = ? ORDER BY seq",
-                               (meter.meter_id,)).fetchall()
+            return con.execute(
+                "SELECT * FROM readings WHERE meter_id = ? ORDER BY seq", (meter.meter_id,)
+            ).fetchall()
         finally:
             con.close()
 
@@ -144,6 +163,8 @@ class Site:
             if len(rows) >= n:
                 return rows
             if time.monotonic() > deadline:
-                raise AssertionError(f"{meter.name}: {len(rows)} of {n} readings stored\n"
-                                     + "\n".join(meter.board.console[-10:]))
+                raise AssertionError(
+                    f"{meter.name}: {len(rows)} of {n} readings stored\n"
+                    + "\n".join(meter.board.console[-10:])
+                )
             time.sleep(0.2)

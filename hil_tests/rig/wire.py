@@ -59,7 +59,9 @@ class PtyWire:
                     pass
 
     def dump(self) -> str:
-        return "\n".join(f"{route}: {b''.join(chunks).hex(' ')}" for route, chunks in self.log.items())
+        return "\n".join(
+            f"{route}: {b''.join(chunks).hex(' ')}" for route, chunks in self.log.items()
+        )
 
     def close(self) -> None:
         self._stop.set()

@@ -71,8 +71,14 @@ def test_tampering_is_rejected(priv, digest, data):
     # For a digest of 0 (mod n), u1 = 0 and R = u2*Q: a signature then holds for Q and for -Q
     # alike (ECDSA's own symmetry, libsecp256k1 agrees), so -Q is no "other key" there.
     zero = int.from_bytes(digest, "big") % N == 0
-    other_priv = data.draw(secrets.filter(
-        lambda p: p != priv and not (zero and int.from_bytes(p, "big") == N - int.from_bytes(priv, "big"))))
+    other_priv = data.draw(
+        secrets.filter(
+            lambda p: (
+                p != priv
+                and not (zero and int.from_bytes(p, "big") == N - int.from_bytes(priv, "big"))
+            )
+        )
+    )
     assert not ec.verify(ec.public_key(other_priv), digest, sig)
 
 

@@ -162,7 +162,10 @@ class EmulatedBoard:
         """
         prelude = 'import gc, os, sys\ngc.disable()\nsys.path[:] = ["/rom/lib", "/rom", ""]\nos.chdir("/flash")\n'
         self.vm = MicroPythonVM(
-            mounts=[Mount(self.rom_dir, "/rom"), Mount(self.config.flash_dir, "/flash", writable=True)],
+            mounts=[
+                Mount(self.rom_dir, "/rom"),
+                Mount(self.config.flash_dir, "/flash", writable=True),
+            ],
             host_functions=self._host_functions(),
             heap_bytes=self.config.heap_bytes + self.code_ram,
         )

