@@ -1,0 +1,26 @@
+"""The local quality gate runs in CI too: lint, format and types stay clean on main."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_ruff_lint_is_clean():
+    out = _run("ruff", "check", "--output-format", "concise", ".")
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_ruff_format_is_clean():
+    out = _run("ruff", "format", "--check", ".")
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_gateway_type_checks():
+    out = _run("mypy")
+    assert out.returncode == 0, out.stdout[-3000:]
