@@ -10,7 +10,8 @@ from gateway.config import GpioConfig
 from gateway.modbus.registers import sdm630
 from gateway.pins import GatewayPins
 from hil_tests.gateway.gateway_proc import GatewayProcess, write_config
-from hil_tests.gateway.modbus_rig import PtyLink, meter_context
+from hil_tests.gateway.modbus_rig import meter_context
+from hil_tests.rig.wire import PtyWire
 
 POD = {"voltage_l1": 230.0, "power": 2500.0, "import_kwh": 4321.5, "export_kwh": 12.25}
 
@@ -61,10 +62,10 @@ def _wait_retained(broker, topics_wanted, timeout=15.0):
 
 
 def test_running_gateway_polls_the_pod_meter_and_publishes_it(tmp_path, broker):
-    link = PtyLink().start()
+    link = PtyWire("rs485")
     extra = (
         "[gpio]\nenabled = true\nmock = true\nstatus_led = 17\n"
-        f'[[modbus.bus]]\nname = "rs485"\nkind = "rtu"\nport = "{link.port_b}"\nbaudrate = 19200\n'
+        f'[[modbus.bus]]\nname = "rs485"\nkind = "rtu"\nport = "{link.b}"\nbaudrate = 19200\n'
         "timeout_s = 0.5\n"
         '[[modbus.device]]\nname = "pod"\nbus = "rs485"\nmodel = "sdm630"\nunit = 1\npoll_s = 0.5\n'
     )
@@ -72,7 +73,7 @@ def test_running_gateway_polls_the_pod_meter_and_publishes_it(tmp_path, broker):
     state_topic = "sg/mb/modbus/pod/state"
     ha_topic = "homeassistant/sensor/sgrid_mb_pod/import_kwh/config"
     try:
-        with ServerThread(link.port_a):
+        with ServerThread(link.a):
             gw = GatewayProcess(cfg, broker, "mb")
             try:
                 gw.wait_online()

@@ -9,8 +9,9 @@ from gateway.metrics import GatewayMetrics
 from gateway.modbus.poller import BusPoller
 from gateway.modbus.registers import sdm630
 from gateway.modbus.regmap import Block, Register
-from hil_tests.gateway.modbus_rig import PtyLink, meter_context
+from hil_tests.gateway.modbus_rig import meter_context
 from hil_tests.rig.broker import free_port
+from hil_tests.rig.wire import PtyWire
 
 POD = {
     "voltage_l1": 231.5,
@@ -28,15 +29,13 @@ POD = {
 
 @pytest.fixture
 def link():
-    link = PtyLink().start()
+    link = PtyWire("rs485")
     yield link
     link.close()
 
 
 def _bus(link, **kw):
-    base = dict(
-        name="rs485", kind="rtu", port=link.port_b, baudrate=19200, timeout_s=0.3, retries=1
-    )
+    base = dict(name="rs485", kind="rtu", port=link.b, baudrate=19200, timeout_s=0.3, retries=1)
     return ModbusBusConfig(**{**base, **kw})
 
 
@@ -54,7 +53,7 @@ def test_poller_reads_an_emulated_sdm630_over_rtu_on_a_pty(link):
 
     async def main():
         server = ModbusSerialServer(
-            meter_context(sdm630.REGISTER_MAP, POD, unit=3), port=link.port_a, baudrate=19200
+            meter_context(sdm630.REGISTER_MAP, POD, unit=3), port=link.a, baudrate=19200
         )
 
         async def body():
@@ -103,7 +102,7 @@ def test_silent_device_counts_timeouts_and_dumps_frames(link, caplog):
 def test_exception_response_is_counted_and_values_are_kept(link):
     async def main():
         server = ModbusSerialServer(
-            meter_context(sdm630.REGISTER_MAP, POD), port=link.port_a, baudrate=19200
+            meter_context(sdm630.REGISTER_MAP, POD), port=link.a, baudrate=19200
         )
 
         async def body():
