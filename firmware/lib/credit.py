@@ -8,6 +8,7 @@
 # Token checks, in order, each with a reason (docs/credit-tokens.md): malformed, wrong_meter,
 # unknown_issuer, replay, clock_unset, expired, then the ECDSA signature (verified step-wise).
 import binascii
+import errno
 import json
 import os
 
@@ -28,6 +29,7 @@ class CreditStore:
         self.issuer = issuer_pubkey  # bytes (33) or None
         self.window = (0, 0, 0)  # start, end, power cap W of the latest paid window
         self.writes = 0
+        self.damaged = False
         self._issuer_point = None  # the issuer key parsed on the curve (saves ~8 M fuel a token)
         self._pending = None  # (token, verifier) while a signature is being checked
         self._load()
@@ -35,25 +37,45 @@ class CreditStore:
     # --- state -----------------------------------------------------------------------------
 
     def _load(self):
-        try:
-            with open(self.path) as f:
-                s = json.load(f)
-        except (OSError, ValueError):
-            return  # first boot (a torn write leaves the old file: rename is atomic)
-        self.credited_wh = s["credited_wh"]
-        self.baseline_wh = s["baseline_wh"]
-        self.last_token_id = s["last_token_id"]
-        if s.get("issuer"):
-            self.issuer = binascii.unhexlify(s["issuer"])
-        self.window = tuple(s.get("window", (0, 0, 0)))
+        """Restore the state; a file that exists but cannot be read marks the store damaged.
 
-    def _save(self):
+        Damaged means: no new token is accepted and no credit is granted (a damaged
+        last_token_id must never reopen replays) until the meter is re-provisioned.
+        """
+        for name in (self.path, self.path + ".tmp"):  # .tmp: a cut between write and rename
+            try:
+                with open(name) as f:
+                    s = json.load(f)
+                state = (int(s["credited_wh"]), s["baseline_wh"], int(s["last_token_id"]),
+                         s.get("issuer") or "", tuple(s.get("window", (0, 0, 0))))  # fmt: skip
+                if state[1] is not None:
+                    state = (state[0], int(state[1])) + state[2:]
+            except OSError as exc:
+                if exc.args and exc.args[0] == errno.ENOENT:
+                    continue
+                self.damaged = True
+                continue
+            except (ValueError, KeyError, TypeError):
+                self.damaged = True
+                continue
+            self.credited_wh, self.baseline_wh, self.last_token_id, issuer, self.window = state
+            if issuer:
+                self.issuer = binascii.unhexlify(issuer)
+            self.damaged = False
+            return
+        if self.damaged:
+            self._log(
+                "credit error: %s is damaged: tokens refused, no credit until re-provisioned"
+                % self.path
+            )
+
+    def _save(self, credited_wh, baseline_wh, last_token_id, issuer, window):
         s = {
-            "credited_wh": self.credited_wh,
-            "baseline_wh": self.baseline_wh,
-            "last_token_id": self.last_token_id,
-            "issuer": binascii.hexlify(self.issuer).decode() if self.issuer else "",
-            "window": list(self.window),
+            "credited_wh": credited_wh,
+            "baseline_wh": baseline_wh,
+            "last_token_id": last_token_id,
+            "issuer": binascii.hexlify(issuer).decode() if issuer else "",
+            "window": list(window),
         }
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
@@ -63,9 +85,12 @@ class CreditStore:
         self.writes += 1
 
     def credit_wh(self, import_wh):
+        if self.damaged:
+            return 0
         if self.baseline_wh is None:
-            self.baseline_wh = import_wh  # nothing consumed before accounting started counts
-            self._save()
+            # nothing consumed before accounting started counts; written before it is used
+            self._save(self.credited_wh, import_wh, self.last_token_id, self.issuer, self.window)
+            self.baseline_wh = import_wh
         return self.credited_wh - (import_wh - self.baseline_wh)
 
     def window_cap(self, now):
@@ -82,6 +107,8 @@ class CreditStore:
         """Check a token's cheap fields; return None to go on with the signature, else a reason."""
         if self._pending is not None:
             return "busy"
+        if self.damaged:
+            return "state_damaged"
         try:
             t, body, sig = tk.decode(data)
         except ValueError:
@@ -117,13 +144,21 @@ class CreditStore:
         if not ok:
             return "bad_signature", t
         self.credit_wh(import_wh)  # make sure the baseline exists before credit changes
-        self.last_token_id = t.token_id
+        credited, window, issuer = self.credited_wh, self.window, self.issuer
         if t.kind == tk.KIND_ENERGY:
-            self.credited_wh += t.amount_wh
+            credited += t.amount_wh
         elif t.kind == tk.KIND_WINDOW:
-            self.window = (t.window_start, t.window_end, t.power_cap_w)
+            window = (t.window_start, t.window_end, t.power_cap_w)
         else:
-            self.issuer = bytes(t.new_issuer_key)
+            issuer = bytes(t.new_issuer_key)
+        # on flash first; RAM (what the relay acts on) only once that worked
+        self._save(credited, self.baseline_wh, t.token_id, issuer, window)
+        if issuer != self.issuer:
             self._issuer_point = None
-        self._save()  # persisted before anything acts on it
+        self.credited_wh, self.last_token_id, self.window, self.issuer = (
+            credited,
+            t.token_id,
+            window,
+            issuer,
+        )
         return "accepted", t

@@ -34,7 +34,9 @@ class RelayPolicy:
         self.retry_ms = cfg["overload_retry_s"] * 1000
         self.closed = closed_at_boot
         self.reason = R_POWER_ON
-        self._last_switch = now_ms - self.min_switch_ms  # a boot may switch at once
+        # ticks of the last switch while it still matters (None afterwards: device ticks wrap
+        # every ~12 days, so an old value must not be compared again)
+        self._last_switch = None
         self._over_since = None  # ticks when power first went above the limit
         self._tripped_at = None  # ticks of the overload trip
 
@@ -47,10 +49,12 @@ class RelayPolicy:
         `diff(a, b)` is ticks_diff on a device (ticks wrap); plain subtraction by default.
         """
         d = diff or _sub
+        if self._last_switch is not None and d(now_ms, self._last_switch) >= self.min_switch_ms:
+            self._last_switch = None
         want, why = self._wanted(now_ms, credit_wh, power_w, window_cap_w, d)
         if want == self.closed:
             return self.closed, self.reason, False
-        if d(now_ms, self._last_switch) < self.min_switch_ms:
+        if self._last_switch is not None:
             return self.closed, self.reason, False  # protect the contacts: switch later
         self.closed = want
         self.reason = why

@@ -128,3 +128,10 @@ def test_token_codec_round_trips(wh, token_id, expiry):
     body = tk.encode_body(t)
     back, body2, sig = tk.decode(body + b"\x00" * 64)
     assert (back.amount_wh, back.token_id, back.expiry) == (wh, token_id, expiry) and body2 == body
+
+
+def test_a_damaged_credit_state_refuses_tokens_instead_of_reopening_replays(issuer, tmp_path):
+    t1 = issuer.energy(METER, 100, NOW + 60, b"d1")
+    assert _meter_checks([t1], issuer._key.pubkey, tmp_path) == ["accepted", "100", "1"]
+    (tmp_path / "credit.json").write_text('{"credited_wh": 100, "last_tok')  # torn by a bad flash
+    assert _meter_checks([t1], issuer._key.pubkey, tmp_path) == ["state_damaged", "0", "0"]

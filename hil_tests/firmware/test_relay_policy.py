@@ -35,6 +35,24 @@ def test_never_switches_faster_than_the_minimum_interval():
     assert p.decide(31000, 0, 0) == (False, rp.R_EXHAUSTED, True)
 
 
+def test_a_relay_left_alone_for_weeks_still_switches_at_once_despite_tick_wrap():
+    # MicroPython's ticks wrap at 2**30 ms (~12.4 days) and ticks_diff is only valid within half
+    # of that: a switch time remembered for a week must not block the next switch.
+    period = 1 << 30
+
+    def ticks_diff(a, b):
+        return ((a - b + period // 2) % period) - period // 2
+
+    p = _policy(min_switch_s=30)
+    t = 1000
+    assert p.decide(t, 100, 0, diff=ticks_diff)[0] is True
+    for _ in range(7 * 24 * 3600 * 4):  # a week of 250 ms loop steps, credit left
+        t = (t + 250) % period
+        p.decide(t, 100, 0, diff=ticks_diff)
+    t = (t + 250) % period
+    assert p.decide(t, 0, 0, diff=ticks_diff) == (False, rp.R_EXHAUSTED, True)
+
+
 def test_emergency_credit_allows_a_bounded_debt():
     p = _policy(emergency_credit_wh=50)
     assert p.decide(0, 0, 0)[0] is True
