@@ -49,7 +49,7 @@ print(','.join(out), store.credit_wh(0), store.last_token_id)
 """
     res = run_snippet(code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=flash)
     assert res.exit_code == 0, res.stderr
-    reasons, credit, last = res.stdout.split()
+    reasons, credit, last = res.stdout.splitlines()[-1].split()
     return reasons.split(",") + [credit, last]
 
 
