@@ -121,21 +121,24 @@ class Ingestor:
         rows: list[tuple[rc.Reading, bytes, bytes, float]] = []
         before: dict[bytes, tuple[int, bytes | None]] = {}
         touched: set[bytes] = set()
-        for item in batch:
-            accepted = self._one(item, out, pending, before, touched)
-            if accepted is not None:
-                rows.append(accepted)
-        if rows:
-            heads = {}
-            for mid in before:
-                st = self._meters[mid]
-                heads[mid] = (st.next_seq, st.head_hash)
-            try:
+        try:
+            for item in batch:
+                accepted = self._one(item, out, pending, before, touched)
+                if accepted is not None:
+                    rows.append(accepted)
+            if rows:
+                heads = {}
+                for mid in before:
+                    st = self._meters[mid]
+                    heads[mid] = (st.next_seq, st.head_hash)
                 self.store.append_batch(rows, heads)  # type: ignore[arg-type]
-            except Exception:
-                for mid, (n, h) in before.items():  # nothing was stored: roll the heads back
-                    self._meters[mid].next_seq, self._meters[mid].head_hash = n, h
-                raise
+        except Exception:
+            # nothing of this batch was stored: roll every head it advanced back, so that no
+            # later ack can cover a reading that is not in the store
+            for mid, (n, h) in before.items():
+                self._meters[mid].next_seq, self._meters[mid].head_hash = n, h
+            raise
+        if rows:
             out.stored = [r for r, _, _, _ in rows]
         for mid in touched:
             head = self.head(mid)

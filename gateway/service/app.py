@@ -19,7 +19,6 @@ import sdnotify
 from gateway import clock
 from gateway.config import GatewayConfig
 from gateway.crypto import SiteKey
-from gateway.errors import StoreError
 from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
 from gateway.ingest.store import ReadingStore
 from gateway.metrics import GatewayMetrics
@@ -188,9 +187,9 @@ class GatewayService:
         t0 = time.perf_counter()
         try:
             outcome = self.ingestor.ingest(batch)
-        except StoreError as exc:  # nothing acknowledged: meters keep and resend these readings
+        except Exception as exc:  # nothing acknowledged: meters keep and resend these readings
             self.metrics.store_errors.inc()
-            log.error("store failed, %d readings not acknowledged: %s", len(batch), exc)
+            log.error("store failed, %d readings not acknowledged: %r", len(batch), exc)
             return
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         self._publish_outcome(outcome)

@@ -168,3 +168,27 @@ def test_heads_survive_reopening_the_store(tmp_path):
     out = Ingestor(s).ingest([_in(m, m.next_record())])
     assert [r.seq for r in out.stored] == [3]
     s.close()
+
+
+def test_a_store_error_mid_batch_rolls_the_chain_head_back_so_nothing_unstored_is_acked(store):
+    import sqlite3
+
+    m = SoftMeter()
+    store.enroll(m.pubkey)
+    ing = Ingestor(store)
+    first = [m.next_record() for _ in range(2)]
+    ing.ingest([_in(m, r) for r in first])
+    later = [m.next_record() for _ in range(2)]
+    real = store.record_at
+
+    def failing(mid, seq):  # the database fails while the batch is being checked
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store.record_at = failing
+    with pytest.raises(sqlite3.OperationalError):
+        # a duplicate of seq 1 makes the pipeline look the stored record up, after seq 2 advanced
+        ing.ingest([_in(m, later[0]), _in(m, first[1])])
+    store.record_at = real
+    assert ing.head(m.meter_id) == (1, rc.record_hash(first[1]))  # not seq 2: it was never stored
+    out = ing.ingest([_in(m, r) for r in later])
+    assert [r.seq for r in out.stored] == [2, 3]
