@@ -13,4 +13,4 @@ for _ in app.boot():
     gc.collect()
 while True:
     gc.collect()
-    app.step()
+    app.safe_step()

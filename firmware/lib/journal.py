@@ -96,6 +96,12 @@ class Journal:
             "truncated_bytes": self.truncated_bytes,
         }
 
+    def record(self, seq):
+        """One unacknowledged record by its seq (a single 167-byte read), None if not held."""
+        if seq <= self._acked or seq > self._last or not self._segs:
+            return None
+        return self._read(seq)
+
     def last_record(self):
         """The newest record still on flash (None when every record was acked and dropped)."""
         if self._last < 0 or self._last <= self._acked or not self._segs:

@@ -7,6 +7,7 @@
 # file is never replaced silently: a new key would be a new meter identity, so the meter reports
 # the problem and stops signing.
 import binascii
+import errno
 import os
 import struct
 
@@ -53,7 +54,9 @@ def load_or_create(random_bytes, path=KEY_FILE, log=print):
     try:
         with open(path, "rb") as f:
             data = f.read()
-    except OSError:
+    except OSError as exc:
+        if not exc.args or exc.args[0] != errno.ENOENT:  # a read error is not "no key yet"
+            raise KeyStoreError("cannot read %s (%s): refusing to sign" % (path, exc))
         data = None
     if data is not None:
         if len(data) != _LEN + 4 or data[:4] != _MAGIC or _crc(data[:_LEN]) != data[_LEN:]:

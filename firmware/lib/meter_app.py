@@ -3,6 +3,7 @@
 # an ESP32 and on the emulated board. main.py calls step() forever and collects garbage between.
 import binascii
 import gc
+import sys
 
 import config
 import hal
@@ -24,6 +25,7 @@ from sgcore import reading as rd
 
 _IDLE_MS = const(250)  # loop period when nothing is in progress (inputs wake it earlier)
 _NTP_RETRY_MS = const(60000)
+_MAX_FAILED_STEPS = const(5)  # consecutive failed steps before the meter resets itself
 _BOOTS_FILE = "boots.txt"
 
 
@@ -84,6 +86,8 @@ class MeterApp:
         self._clock_warned = False
         self._heap_peak = 0
         self._button = 0
+        self._failed = 0
+        self._chip_errors_base = 0
         self._fw = modbus_map.version_values(FIRMWARE_VERSION)
         self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, self,
                                   unit_id=cfg["modbus_unit"], on_write=self._modbus_write)  # fmt: skip
@@ -140,7 +144,7 @@ class MeterApp:
         f = rd.FLAG_CRITICAL_LOAD if self.cfg["critical_load"] else 0
         if self.regs.restarted:
             f |= rd.FLAG_RESTARTED
-        if self.metering.errors():
+        if self.metering.errors() > self._chip_errors_base:  # rejected frames in this interval
             f |= rd.FLAG_CHIP_ERRORS
         return f
 
@@ -257,6 +261,23 @@ class MeterApp:
 
     # --- the loop body -------------------------------------------------------------------------
 
+    def safe_step(self):
+        """step(), but an error in one subsystem never ends the loop: it is printed, and after a
+        few failures in a row the meter resets (state comes back from flash)."""
+        try:
+            self.step()
+            self._failed = 0
+            return
+        except MemoryError:
+            self._failed += 1  # no printing here: that would allocate
+        except Exception as exc:  # noqa: BLE001 - the firmware loop must survive anything
+            self._failed += 1
+            print("step failed (%d in a row):" % self._failed)
+            sys.print_exception(exc)
+        if self._failed >= _MAX_FAILED_STEPS:
+            print("too many failed steps: resetting")
+            self.board.reset()
+
     def step(self):
         b = self.board
         now = self._sync_clock()
@@ -268,14 +289,17 @@ class MeterApp:
         iv = self.regs.tick(now)
         if iv is not None:
             self.ckpt.save(self.regs)  # totals on flash before the reading exists
+            flags = self.flags() | (rd.FLAG_RESTARTED if iv.restarted else 0)
+            self._chip_errors_base = self.metering.errors()
             if self.recorder:
                 credit = self.credit_wh()
-                self.recorder.submit(reading_from_interval(
-                    self.key.meter_id, iv, b.relay.value(), credit, self.flags() | (rd.FLAG_RESTARTED if iv.restarted else 0)))  # fmt: skip
+                self.recorder.submit(
+                    reading_from_interval(self.key.meter_id, iv, b.relay.value(), credit, flags)
+                )
         else:
             self.ckpt.maybe_save(self.regs, b.ticks_ms())
         self._button_pressed()
-        busy = self._crypto()
+        busy = self._crypto() or (self.net is not None and self.net.busy())
         for poll in self.pollers:
             poll()
         self._report_heap()

@@ -19,7 +19,8 @@ class MeterNet:
         if cfg["wifi_ssid"]:
             board.network_connect(cfg["wifi_ssid"], cfg["wifi_password"])
         self.link = MqttLink(board, cfg["broker_host"], cfg["broker_port"], b"meter-" + hex_id,
-                             user=cfg["broker_user"] or None, password=cfg["broker_password"] or None,
+                             user=cfg["broker_user"].encode() or None,
+                             password=cfg["broker_password"].encode() or None,
                              will_topic=uplink.topic(site, meter_id, "status"))  # fmt: skip
         self.client = MQTTClient(self.link, window=4)
         self.uplink = uplink.Uplink(self.client, journal, board, site, meter_id, site_pubkey,

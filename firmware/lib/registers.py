@@ -105,7 +105,9 @@ class Registers:
         end = self.start + self.interval_s
         if now < end:
             return None
-        iv = self._close(end)
+        # a late close (the clock jumped, the loop stalled) covers the whole span, so the average
+        # power of the reading is not inflated by energy from outside its window
+        iv = self._close(aligned if aligned > end else end)
         self.start = aligned
         return iv
 

@@ -195,14 +195,8 @@ class Uplink:
         j = self._j
         if seq == j.last_seq():
             return j.last_hash()
-        gen = j.pending()
-        try:
-            for rec in gen:
-                if struct.unpack_from(">I", rec, _SEQ_AT)[0] == seq:
-                    return hashlib.sha256(rec).digest()
-        finally:
-            gen.close()
-        return None
+        rec = j.record(seq)  # one read: an unsigned ack must not cost a scan of the journal
+        return hashlib.sha256(rec).digest() if rec is not None else None
 
     # --- outgoing ------------------------------------------------------------------------------
 

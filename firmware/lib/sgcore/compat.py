@@ -1,5 +1,6 @@
 """The only place where sgcore looks at which Python it runs on."""
 
+import struct
 import sys
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
@@ -10,3 +11,7 @@ except ImportError:  # CPython
 
     def const(value):
         return value
+
+
+# struct.error exists on CPython only; MicroPython raises ValueError/OverflowError
+PACK_ERRORS = (OverflowError, ValueError, getattr(struct, "error", ValueError))

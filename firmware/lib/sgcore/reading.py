@@ -29,7 +29,7 @@ A record is 167 bytes. The signature covers the body; the chain hash covers body
 import hashlib
 import struct
 
-from sgcore.compat import const
+from sgcore.compat import PACK_ERRORS, const
 
 VERSION = const(1)
 KIND_READING = const(1)
@@ -160,7 +160,7 @@ def encode_body(reading):
             reading.flags,
             reading.credit_wh,
         )
-    except (OverflowError, struct.error) as exc:  # a field does not fit its width
+    except PACK_ERRORS as exc:  # a field does not fit its width
         raise ReadingFormatError("field out of range: %s" % (exc,))
 
 

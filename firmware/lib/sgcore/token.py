@@ -24,7 +24,7 @@ so a meter holds no secret that could mint credit.
 import hashlib
 import struct
 
-from sgcore.compat import const
+from sgcore.compat import PACK_ERRORS, const
 
 VERSION = const(1)
 KIND_ENERGY = const(1)
@@ -118,7 +118,7 @@ def encode_body(t):
             t.issuer_key_id,
             t.new_issuer_key,
         )
-    except (OverflowError, struct.error) as exc:
+    except PACK_ERRORS as exc:
         raise TokenFormatError("field out of range: %s" % (exc,))
 
 
