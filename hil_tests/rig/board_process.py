@@ -87,17 +87,18 @@ class BoardProcess:
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=log, start_new_session=True
         )
-        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+        self.lines = queue.Queue()  # expect() sees only what this boot prints
+        threading.Thread(target=self._pump, args=(self.proc, self.lines), daemon=True).start()
         self._client = None
         if wait_banner:
             self.expect(r"seamless-grid-meter .* on board", timeout)
 
-    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+    def _pump(self, proc: subprocess.Popen[bytes], lines: queue.Queue[str]) -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.console.append(line)
-            self.lines.put(line)
+            lines.put(line)
 
     def power_cut(self) -> None:
         """SIGKILL: the firmware gets no chance to flush or close anything."""

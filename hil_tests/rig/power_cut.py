@@ -67,7 +67,7 @@ def torture(
         if progress:
             progress(i + 1, len(seen))
     board.start(wait_banner=False)
-    board.expect("meter ready", timeout=60)  # the journal always opens
+    board.expect("meter ready", timeout=60)  # the journal always opens (this boot's console only)
     board.stop()
     res.boots_reaching_ready = sum("meter ready" in line for line in board.console)
     res.recoveries_logged = sum(
