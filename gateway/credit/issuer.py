@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS tokens (
 """
 
 
+class IssuerError(ValueError):
+    pass
+
+
 class TokenIssuer:
     def __init__(self, key: SiteKey, db_path: Path) -> None:
         self._key = key

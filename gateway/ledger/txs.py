@@ -137,7 +137,7 @@ def check_shape(tx: Tx, chain: str) -> None:
     """Stateless checks: kind, exact field set, field types and ranges, chain id."""
     body = tx.body
     kind = body.get("kind")
-    if kind not in SCHEMAS:
+    if not isinstance(kind, str) or kind not in SCHEMAS:
         raise TxRejected("malformed", f"unknown kind {kind!r}", tx_id=None)
     tx_id = tx.id  # also proves the body encodes canonically
     schema = SCHEMAS[str(kind)]

@@ -338,9 +338,15 @@ def decode(text: str, description: str | None = None) -> Invoice:
     )
 
 
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
 def _check_signature(signature: bytes, message: bytes, payee_field: bytes | None) -> bytes:
     if len(signature) != 65 or signature[64] > 3:
         raise InvoiceSignatureError("signature must be 64 bytes plus a recovery id 0..3")
+    if int.from_bytes(signature[32:64], "big") > _HALF_N:
+        # BOLT-11: the signature is low-S; a high-S twin would be a second valid invoice string
+        raise InvoiceSignatureError("signature is not low-S")
     try:
         recovered = PublicKey.from_signature_and_message(signature, message)
     except ValueError as exc:

@@ -186,9 +186,10 @@ class Store:
                 else:
                     db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (key, doc))
             db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            db.execute("ROLLBACK")
-            raise StoreError(f"commit failed: {exc}") from exc
+        except Exception as exc:  # an encoding error must not leave a transaction open either
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"commit failed: {exc!r}") from exc
         self.dirty_channels.clear()
         switch.dirty.clear()
         self.commits += 1

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from boards.emulated.host.wasm import run_snippet
-from gateway.credit.issuer import TokenIssuer
+from gateway.credit.issuer import IssuerError, TokenIssuer
 from gateway.crypto import SiteKey
 from sgcore import token as tk
 
@@ -112,6 +112,8 @@ def test_issuer_is_idempotent_per_payment_and_ids_grow(issuer):
     b = issuer.energy(METER, 20, NOW, b"p2")
     assert tk.decode(b)[0].token_id == tk.decode(a)[0].token_id + 1
     assert issuer.issued(METER) == [(1, 1, 10), (2, 1, 20)]
+    with pytest.raises(IssuerError):  # one payment cannot buy two different tokens
+        issuer.energy(METER, 999, NOW, b"p1")
 
 
 @given(st.binary(min_size=0, max_size=300))

@@ -228,3 +228,11 @@ def test_anchor_with_inverted_ranges_is_malformed(ledger):
         seq_last=3,
     )
     _rejects(ledger, anchor.signed_by(GATEWAY), "malformed")
+
+
+def test_a_kind_that_is_not_a_string_is_malformed_not_a_crash(ledger):
+    tx = txs.make("withdraw", ledger.chain, account=ALICE.pubkey, amount_msat=1).signed_by(ALICE)
+    tx.body["kind"] = ["withdraw"]
+    with pytest.raises(TxRejected) as err:
+        txs.check_shape(tx, ledger.chain)
+    assert err.value.reason == "malformed"

@@ -208,3 +208,27 @@ def test_hashed_receipt_refuses_a_different_memo() -> None:
 def test_malformed_memo_raises_receipt_error(text: str) -> None:
     with pytest.raises(ReceiptError):
         receipt.EnergyMemo.from_json(text)
+
+
+def test_a_high_s_twin_of_a_valid_invoice_is_refused() -> None:
+    inv = bolt11.Invoice(
+        currency="bcrt",
+        timestamp=NOW,
+        payment_hash=bytes(32),
+        payment_secret=bytes(32),
+        description="x",
+    )
+    text = bolt11.encode(inv, NODE_KEY)
+    good = bolt11.decode(text)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    sig = good.signature
+    high_s = (
+        sig[:32]
+        + (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big")
+        + bytes([sig[64] ^ 1])
+    )
+    words = bolt11.bech32.bytes_to_words(high_s)
+    data = bolt11.bech32.decode(text)[1][: -len(words)] + list(words)  # same fields, twin signature
+    twin = bolt11.bech32.encode(good.hrp, data)
+    with pytest.raises(InvoiceSignatureError, match="low-S"):
+        bolt11.decode(twin)
