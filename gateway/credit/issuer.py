@@ -49,10 +49,12 @@ class TokenIssuer:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             row = self._db.execute(
-                "SELECT token FROM tokens WHERE payment = ?", (payment,)
+                "SELECT token, meter_id, kind, amount_wh FROM tokens WHERE payment = ?", (payment,)
             ).fetchone()
             if row is not None:
                 self._db.execute("COMMIT")
+                if (bytes(row[1]), row[2], row[3]) != (t.meter_id, t.kind, t.amount_wh):
+                    raise IssuerError("this payment already bought a different token")
                 return bytes(row[0])  # idempotent: the same payment gets the same token
             (last,) = self._db.execute(
                 "SELECT COALESCE(MAX(token_id), 0) FROM tokens WHERE meter_id = ?", (t.meter_id,)
