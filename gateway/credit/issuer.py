@@ -78,7 +78,8 @@ class TokenIssuer:
             self._db.execute("COMMIT")  # durable before anyone can see the token
             return token
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
 
     def energy(self, meter_id: bytes, wh: int, expiry: int, payment: bytes) -> bytes:
