@@ -3,6 +3,7 @@
 # an ESP32 and on the emulated board. main.py calls step() forever and collects garbage between.
 import binascii
 import gc
+import os
 import sys
 
 import config
@@ -29,9 +30,27 @@ _MAX_FAILED_STEPS = const(5)  # consecutive failed steps before the meter resets
 _BOOTS_FILE = "boots.txt"
 
 
-def _count_boot():
-    import os
+_LAST_RECORD = "last.rec"
 
+
+def _keep_last_record(record):
+    # one more small write per reading: the totals' floor survives a lost checkpoint even when
+    # the gateway has acked (and the journal dropped) every record
+    with open(_LAST_RECORD + ".tmp", "wb") as f:
+        f.write(record)
+        f.flush()
+    os.rename(_LAST_RECORD + ".tmp", _LAST_RECORD)
+
+
+def _read_last_record():
+    try:
+        with open(_LAST_RECORD, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _count_boot():
     try:
         with open(_BOOTS_FILE) as f:
             boots = int(f.read() or "0")
@@ -70,10 +89,15 @@ class MeterApp:
         self.ckpt.load(self.regs)
         yield False
         self.journal = Journal("journal", cfg["journal_capacity"])
-        last = self.journal.last_record()
-        if last is not None:  # a lost checkpoint must not take the totals below a signed reading
-            r = rd.decode(last)[0]
-            self.regs.floor(r.import_wh, r.export_wh)
+        # a lost checkpoint must not take the totals below a signed reading: the journal's last
+        # record, or (every record acked and dropped) the copy kept in last.rec
+        last = self.journal.last_record() or _read_last_record()
+        if last is not None:
+            try:
+                r = rd.decode(last)[0]
+                self.regs.floor(r.import_wh, r.export_wh)
+            except ValueError:
+                print("registers: ignoring a damaged %s" % _LAST_RECORD)
         yield False
         self.metering = Metering(board, cfg)
         meter_id = self.key.meter_id if self.key else b"\x00" * 16
@@ -194,7 +218,9 @@ class MeterApp:
                 self._token_done(done[0], done[1])
             return True
         if self.recorder and self.recorder.busy():
-            if self.recorder.step():
+            record = self.recorder.step()
+            if record:
+                _keep_last_record(record)
                 print("record %d signed and journaled" % (self.journal.last_seq(),))
             return True
         return False

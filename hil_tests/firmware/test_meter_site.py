@@ -119,3 +119,28 @@ def test_readings_reach_the_gateway_verified_and_the_journal_is_freed(tmp_path):
             30,
             "acked records are freed from the meter's journal",
         )
+
+
+def test_losing_the_checkpoint_after_everything_was_acked_never_resets_totals_or_mints_credit(
+    tmp_path,
+):
+    with Site(tmp_path, speed=60.0, meter_config={"home": {**FAST, "critical_load": True}}) as s:
+        home = s.meters["home"]
+        home.board.pulses(300)
+        _wait(
+            lambda: len(s.stored(home)) >= 3 and s.stored(home)[-1]["import_wh"] == 300,
+            60,
+            "readings with the pulses stored",
+        )
+        _wait(
+            lambda: not journal_records(home.board.flash_dir), 30, "every record acked and dropped"
+        )
+        home.board.power_cut()
+        for name in ("registers.bin", "registers.bin.tmp"):
+            (home.board.flash_dir / name).unlink(missing_ok=True)  # a damaged flash sector
+        home.board.start()
+        home.board.expect("meter ready")
+        home.board.set_input("button", 1)
+        m = home.board.expect(r"status: import (\d+) Wh.*credit (-?\d+) Wh")
+        assert int(m.group(1)) >= 300  # the signed total is the floor
+        assert int(m.group(2)) <= -300 + 0  # the consumption still counts against the credit
