@@ -78,16 +78,22 @@ class EmbeddedNode:
         return waiter.result
 
     def _next_batch(self) -> list[_Waiter] | None:
-        """Wait for work; an empty list means "seal an empty block" (dispute windows)."""
+        """Wait for work; an empty list means "seal an empty block" (dispute windows).
+
+        While a channel is closing, blocks are at least idle_block_ms apart, full or empty: a
+        dispute window of D blocks then lasts at least D * idle_block_ms, however many
+        transactions a cheating party pushes to make blocks go by faster.
+        """
         with self._cond:
-            while not self._queue and not self._stop:
-                if self.chain.state.closing_channels():
-                    since = now_ms() - int(self.chain.tip.header["time_ms"])
-                    if since >= self.idle_block_ms:
-                        return []
-                    self._cond.wait((self.idle_block_ms - since) / 1000)
-                else:
-                    self._cond.wait(1.0)
+            while not self._stop:
+                closing = bool(self.chain.state.closing_channels())
+                since = now_ms() - int(self.chain.tip.header["time_ms"])
+                spaced = not closing or since >= self.idle_block_ms
+                if self._queue and spaced:
+                    break
+                if not self._queue and closing and spaced:
+                    return []
+                self._cond.wait((self.idle_block_ms - since) / 1000 if closing else 1.0)
             if self._stop:
                 return None
             batch, self._queue = (

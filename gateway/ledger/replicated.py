@@ -159,11 +159,11 @@ class ReplicatedNode:
         while not self._stop.is_set():
             with self._changed:
                 tip = self.chain.tip
-                idle_due = (
-                    self.chain.state.closing_channels()
-                    and now_ms() - int(tip.header["time_ms"]) >= self.idle_block_ms
-                )
-                if not self._pending and not idle_due:
+                closing = bool(self.chain.state.closing_channels())
+                # while a channel is closing, blocks are at least idle_block_ms apart (full or
+                # empty), so a dispute window cannot be hurried through by pushing transactions
+                spaced = not closing or now_ms() - int(tip.header["time_ms"]) >= self.idle_block_ms
+                if not spaced or (not self._pending and not closing):
                     self._changed.wait(
                         self.idle_block_ms / 1000 if self.chain.state.closing_channels() else 0.5
                     )

@@ -161,3 +161,22 @@ def test_withdraw_while_funds_are_locked_is_a_double_spend(ledger, channel):
         ALICE
     )
     _rejects(ledger, tx, "insufficient_funds")
+
+
+def test_pushing_transactions_cannot_hurry_a_dispute_window_by(ledger, channel):
+    # A cheater publishes a revoked state, then floods the ledger so that blocks go by before
+    # the victim's node looks. While a channel is closing, the ledger spaces blocks at least
+    # idle_block_ms apart (30 ms in these tests, 1 s by default), so the window lasts at least
+    # dispute_blocks * idle_block_ms however many transactions arrive.
+    old = _state(ledger, channel, 1, 900_000, 100_000, ALICE, SECRET_1)
+    receipt = ledger.submit(_force_close(ledger, channel, old, BOB).signed_by(ALICE))
+    t0 = time.monotonic()
+    for i in range(6):
+        withdraw = txs.make(
+            "withdraw", ledger.chain, account=ALICE.pubkey, amount_msat=1, nonce=100 + i
+        )
+        ledger.submit(withdraw.signed_by(ALICE))
+    elapsed_ms = (time.monotonic() - t0) * 1000
+    blocks = ledger.client.info()["height"] - receipt["height"]
+    assert blocks == 6  # one per withdrawal, none faster than the spacing...
+    assert elapsed_ms >= 6 * 30 * 0.9, elapsed_ms  # ...so six blocks took six spacings
