@@ -37,8 +37,16 @@ log = logging.getLogger(__name__)
 
 class Node(ChannelLifecycle):
     def __init__(
-        self, data_dir: Path, ledger: LedgerPort, policy: FeePolicy, host: str = "127.0.0.1"
+        self,
+        data_dir: Path,
+        ledger: LedgerPort,
+        policy: FeePolicy,
+        host: str = "127.0.0.1",
+        accept_max_msat: int = 0,
     ) -> None:
+        # how much of our own ledger balance we lock into a channel that a peer opens to us:
+        # the opener proposes it, we decide (default: nothing, only the opener's funds)
+        self.accept_max_msat = accept_max_msat
         self.keys = load_or_create(data_dir)
         self.node_id = self.keys.node_id
         self.ledger = ledger
@@ -264,6 +272,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fee-ppm", type=int, default=100)
     ap.add_argument("--cltv-delta", type=int, default=6)
     ap.add_argument("--refuse-forwarding", action="store_true")
+    ap.add_argument(
+        "--accept-max-msat",
+        type=int,
+        default=0,
+        help="most of our balance to commit to a channel a peer opens to us (default 0)",
+    )
     ap.add_argument("--tick", type=float, default=0.2)
     ap.add_argument("-v", "--verbose", action="count", default=0)
     args = ap.parse_args(argv)
@@ -285,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     policy = FeePolicy(args.base_fee_msat, args.fee_ppm, args.cltv_delta)
 
     async def run() -> None:
-        node = Node(args.data_dir, ledger, policy)
+        node = Node(args.data_dir, ledger, policy, accept_max_msat=args.accept_max_msat)
         node.switch.refuse_forwarding = args.refuse_forwarding
         await node.start(args.port, args.control_port, args.tick)
         info = {"node_id": node.node_id.hex(), "port": node.port, "control": node.control_port}

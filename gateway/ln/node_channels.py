@@ -60,6 +60,7 @@ class ChannelLifecycle:
     addresses: dict[bytes, tuple[str, int]]
     opening: dict[bytes, dict[str, Any]]
     height: int
+    accept_max_msat: int
 
     if TYPE_CHECKING:
 
@@ -130,6 +131,16 @@ class ChannelLifecycle:
         return cid
 
     async def on_OpenChannel(self, peer: Peer, msg: m.OpenChannel) -> None:
+        # our policy, not the opener's: how much of our balance we lock, how long disputes last
+        if msg.amounts[1] > self.accept_max_msat:
+            raise ProtocolViolation(
+                f"the opener asks us to commit {msg.amounts[1]} msat; we accept at most "
+                f"{self.accept_max_msat}"
+            )
+        if msg.dispute_blocks < DISPUTE_BLOCKS:
+            raise ProtocolViolation(
+                f"dispute window {msg.dispute_blocks} < {DISPUTE_BLOCKS} blocks"
+            )
         body = funding_body(
             self.ledger.chain,
             peer.node_id,

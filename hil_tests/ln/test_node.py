@@ -30,7 +30,7 @@ def _ledger_balance(grid, node):
 
 
 def test_two_gateways_pay_and_close_cooperatively(grid):
-    a, b = grid.add("alice"), grid.add("bob")
+    a, b = grid.add("alice"), grid.add("bob", "--accept-max-msat", str(10 * M))
     ch = _open(a, b, 50 * M, 10 * M)
     assert ch["state"] == "OPEN" and ch["local_msat"] == 50 * M and ch["remote_msat"] == 10 * M
     r = a.api("/pay", {"invoice": b.invoice(3 * M)[0]})
@@ -91,3 +91,12 @@ def test_unknown_invoice_and_bad_requests_are_refused_cleanly(grid):
     with pytest.raises(LnError):
         a.api("/pay", {"invoice": a.invoice(1000)[0]})  # paying ourselves: no route
     assert a.channel_with(b)["local_msat"] == 50 * M
+
+
+def test_a_node_does_not_commit_more_of_its_balance_than_it_accepts(grid):
+    a, b = grid.add("alice"), grid.add("bob", "--accept-max-msat", str(5 * M))
+    before = _ledger_balance(grid, b)
+    with pytest.raises(LnError):
+        _open(a, b, 1, DEPOSIT)  # "open with 1 msat and lock all of Bob's money"
+    assert _ledger_balance(grid, b) == before
+    assert not [c for c in a.api("/channels") if c["state"] == "OPEN"]

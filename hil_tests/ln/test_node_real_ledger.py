@@ -41,7 +41,8 @@ def _node(tmp_path, name, url, client, chain) -> NodeProc:
             OPERATOR
         )
     )
-    return NodeProc(name, d, tmp_path / "unused", ["--ledger-url", url]).start()
+    args = ["--ledger-url", url, "--accept-max-msat", str(20 * 1_000_000)]
+    return NodeProc(name, d, tmp_path / "unused", args).start()
 
 
 def test_channel_lifecycle_and_penalty_on_the_real_ledger(tmp_path, real_ledger):
