@@ -266,6 +266,10 @@ class Channel(ChannelClosing):
             raise InsufficientBalance(
                 f"channel {self.short_id}: {amount_msat} msat > spendable {self.spendable_msat()}"
             )
+        if not 0 <= cltv_expiry <= 0xFFFFFFFF or len(onion) > 0xFFFF or len(hash_) != 32:
+            # fields the wire encodes as u32 / u16 / 32 bytes: refuse here, or every later
+            # commitment of the channel would fail to encode
+            raise ProtocolViolation("HTLC expiry, routing data or payment hash out of range")
         add = AddHtlc(self.me, self.next_local_htlc_id, amount_msat, hash_, cltv_expiry, onion)
         self.next_local_htlc_id += 1
         self.pending.append(add)

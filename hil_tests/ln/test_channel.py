@@ -225,3 +225,17 @@ def test_illegal_transition_is_typed_and_leaves_state():
     with pytest.raises(IllegalTransition):
         a.set_state(ChannelState.PREOPENING)
     assert a.state == ChannelState.OPEN
+
+
+def test_an_htlc_field_the_wire_cannot_carry_is_refused_and_the_channel_goes_on():
+    a, b = make_pair()
+    preimage = b"\x07" * 32
+    with pytest.raises(ProtocolViolation):
+        a.queue_add(1_000, hashlib.sha256(preimage).digest(), 2**40)  # cltv beyond u32
+    with pytest.raises(ProtocolViolation):
+        a.queue_add(1_000, hashlib.sha256(preimage).digest(), 100, b"x" * 70_000)  # onion > u16
+    a.queue_add(1_000, hashlib.sha256(preimage).digest(), 100)
+    run_round(a, b)  # the next commitment still encodes and both sides agree
+    assert a.latest == b.latest
+    for ch in (a, b):
+        ch.check_invariant()
