@@ -17,7 +17,7 @@ _HEX = "0123456789abcdef"
 
 # key: (default, kind, low, high). kind: "str", "int", "bool", "pubkey" (66 hex chars or "").
 SCHEMA = {
-    "site": ("site", "str", 1, 32),
+    "site": ("site", "str", 1, 32),  # no MQTT wildcards or separators: see _problem
     "wifi_ssid": ("", "str", 0, 32),
     "wifi_password": ("", "str", 0, 64),
     "broker_host": ("127.0.0.1", "str", 1, 64),
@@ -65,6 +65,13 @@ def _problem(value, kind, low, high):
     return None
 
 
+def _topic_safe(value):
+    for ch in "/+#":
+        if ch in value:
+            return False
+    return True
+
+
 def validate(raw, log=print):
     """Return a complete config dict from `raw` (a dict); log one line per problem."""
     cfg = {}
@@ -81,6 +88,8 @@ def validate(raw, log=print):
         problem = _problem(raw[key], kind, low, high)
         if problem is None and key == "meter_source" and raw[key] not in _SOURCES:
             problem = "must be one of: " + ", ".join(_SOURCES)
+        if problem is None and key in ("site", "topic_prefix") and not _topic_safe(raw[key]):
+            problem = "must not contain '/', '+' or '#' (it is part of MQTT topics)"
         if problem is None:
             cfg[key] = raw[key]
         else:
@@ -105,3 +114,21 @@ def load(path=CONFIG_FILE, log=print):
         log("config error: %s is not valid JSON (%s); using defaults" % (path, exc))
         raw = {}
     return validate(raw, log)
+
+
+def save_key(key, value, path=CONFIG_FILE):
+    """Change one key in config.json on flash (temp file + rename: all or nothing)."""
+    import os
+
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except (OSError, ValueError):
+        raw = {}
+    if not isinstance(raw, dict):
+        raw = {}
+    raw[key] = value
+    with open(path + ".tmp", "w") as f:
+        json.dump(raw, f)
+        f.flush()
+    os.rename(path + ".tmp", path)

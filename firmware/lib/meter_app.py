@@ -112,6 +112,8 @@ class MeterApp:
         self._button = 0
         self._failed = 0
         self._chip_errors_base = 0
+        self._low_credit = False
+        self._journal_full = False
         self._fw = modbus_map.version_values(FIRMWARE_VERSION)
         self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, self,
                                   unit_id=cfg["modbus_unit"], on_write=self._modbus_write)  # fmt: skip
@@ -194,6 +196,7 @@ class MeterApp:
     def _relay(self, now):
         b = self.board
         credit = self.credit_wh()
+        self._warnings(credit)
         closed, reason, changed = self.policy.decide(
             b.ticks_ms(), credit, self.metering.power_w, self.credit.window_cap(now), b.ticks_diff
         )
@@ -263,7 +266,13 @@ class MeterApp:
 
     def _modbus_write(self, name, value):
         if name == "unit_id":
-            return 0  # the slave switches to it after its reply
+            # persisted first, so the meter keeps its bus address after a power cut; the slave
+            # switches to it after its reply
+            try:
+                config.save_key("modbus_unit", value)
+            except OSError:
+                return EX_ILLEGAL_VALUE
+            return 0
         # relay: Modbus is unauthenticated, so a write may only confirm what the rules decide
         return 0 if value == self.board.relay.value() else EX_ILLEGAL_VALUE
 
@@ -278,12 +287,34 @@ class MeterApp:
         self._button = pressed
 
     def status(self):
+        rec = self.recorder
         return {
             "fw": FIRMWARE_VERSION, "boot": self.boots, "relay": self.board.relay.value(),
             "credit_wh": self.credit_wh(), "import_wh": self.regs.import_wh,
             "export_wh": self.regs.export_wh, "journal": self.journal.status(),
             "clock_set": bool(self.board.rtc_time()), "last_token": self.last_token,
+            "intervals_not_journaled": rec.dropped_full + rec.dropped_queue if rec else 0,
         }  # fmt: skip
+
+    def _warnings(self, credit):
+        # edge-triggered status events: low credit, journal full (the gateway and dashboards
+        # see them; the meter's display would show them)
+        low = self.policy.low_credit(credit) and not self.cfg["critical_load"]
+        if low != self._low_credit:
+            self._low_credit = low
+            self.event("low_credit", active=low, credit_wh=credit)
+        full = bool(self.recorder and self.recorder.journal_full)
+        if full != self._journal_full:
+            self._journal_full = full
+            print(
+                "journal %s"
+                % (
+                    "full: new intervals are not journaled, totals still count"
+                    if full
+                    else "has room again"
+                )
+            )
+            self.event("journal_full", active=full)
 
     # --- the loop body -------------------------------------------------------------------------
 

@@ -56,3 +56,13 @@ def test_relay_cannot_be_closed_over_modbus_without_credit(meter_on_bus):
     assert refused.isError() and refused.exception_code == 3
     time.sleep(0.3)
     assert board.state()["gpio"]["relay"] == 0
+
+
+def test_a_new_unit_id_survives_a_power_cut(meter_on_bus):
+    board, client = meter_on_bus
+    assert not client.write_register(0x100, 7, device_id=1).isError()
+    assert client.read_input_registers(0x20, count=1, device_id=7).registers == [0]
+    board.power_cut()
+    board.start()
+    board.expect("meter ready")
+    assert client.read_input_registers(0x20, count=1, device_id=7).registers == [0]
