@@ -9,14 +9,13 @@ import sys
 import config
 import hal
 import keystore
-import modbus_map
 from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
 from journal import Journal
 from meter_net import MeterNet
+from meter_registers import MeterRegisters
 from metering import Metering
 from micropython import const
-from modbus_pdu import EX_ILLEGAL_VALUE
 from modbus_rtu import ModbusSlave
 from recorder import Recorder, reading_from_interval, relay_event
 from registers import Checkpoint, Registers
@@ -114,9 +113,9 @@ class MeterApp:
         self._chip_errors_base = 0
         self._low_credit = False
         self._journal_full = False
-        self._fw = modbus_map.version_values(FIRMWARE_VERSION)
-        self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, self,
-                                  unit_id=cfg["modbus_unit"], on_write=self._modbus_write)  # fmt: skip
+        provider = MeterRegisters(self)
+        self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, provider,
+                                  unit_id=cfg["modbus_unit"], on_write=provider.on_write)  # fmt: skip
         self.pollers = [self.modbus.poll]  # bus and network services, each polled every step
         self.net = None
         if self.key and self.credit.issuer:  # the configured key, or the one it rotated to
@@ -235,46 +234,6 @@ class MeterApp:
         if peak > self._heap_peak:
             self._heap_peak = peak
             self.board.report("heap_peak", peak)
-
-    # --- values for the Modbus register map (modbus_map.py) ------------------------------------
-
-    def get(self, name):
-        regs = self.regs
-        if name == "import_wh":
-            return regs.import_wh
-        if name == "export_wh":
-            return regs.export_wh
-        if name == "power_w":
-            return self.metering.power_w
-        if name == "voltage_dv":
-            return self.metering.voltage_dv
-        if name == "current_ma":
-            return self.metering.current_ma
-        if name == "relay":
-            return self.board.relay.value()
-        if name == "credit_wh":
-            return self.credit_wh()
-        if name == "seq":
-            return max(self.journal.last_seq(), 0)
-        if name == "flags":
-            return self.flags()
-        if name == "meter_id":
-            return self.key.meter_id if self.key else b""
-        if name == "public_key":
-            return self.key.pubkey if self.key else b""
-        return self._fw.get(name, 0)
-
-    def _modbus_write(self, name, value):
-        if name == "unit_id":
-            # persisted first, so the meter keeps its bus address after a power cut; the slave
-            # switches to it after its reply
-            try:
-                config.save_key("modbus_unit", value)
-            except OSError:
-                return EX_ILLEGAL_VALUE
-            return 0
-        # relay: Modbus is unauthenticated, so a write may only confirm what the rules decide
-        return 0 if value == self.board.relay.value() else EX_ILLEGAL_VALUE
 
     def _button_pressed(self):
         # The local button: print the meter's status on the console (as a meter's display would).
