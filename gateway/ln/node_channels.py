@@ -340,6 +340,8 @@ class ChannelLifecycle:
                 self.tick()
             except LedgerPortError as exc:
                 log.warning("ledger: %s", exc)
+            except Exception:  # the ticker is the node's heartbeat: it must never stop
+                log.exception("tick failed")
             await self._reconnect()
 
     async def _reconnect(self) -> None:
@@ -356,18 +358,24 @@ class ChannelLifecycle:
         for cid in self.switch.check_timeouts(self.height):
             self._force_close(self.switch.channels[cid])
         for ch in list(self.switch.channels.values()):
-            if ch.state == ChannelState.FUNDING:
-                view = self.ledger.channel(ch.channel_id)
-                if view is None and ch.me == 1 and "funding_sigs" in ch.extra:
-                    # we crashed between storing both signatures and submitting: submit again
-                    self.ledger.submit(ch.extra["funding"], ch.extra["funding_sigs"])
-                    view = self.ledger.channel(ch.channel_id)
-                if view is not None and view.status == "open":
-                    self._opened(ch)
-            elif ch.state in WATCHED:
-                self._watch(ch)
+            try:
+                self._tick_channel(ch)
+            except Exception:  # one channel's trouble must not stop the others being watched
+                log.exception("channel %s: tick failed", ch.short_id)
         self._after()
         self.commit()
+
+    def _tick_channel(self, ch: Channel) -> None:
+        if ch.state == ChannelState.FUNDING:
+            view = self.ledger.channel(ch.channel_id)
+            if view is None and ch.me == 1 and "funding_sigs" in ch.extra:
+                # we crashed between storing both signatures and submitting: submit again
+                self.ledger.submit(ch.extra["funding"], ch.extra["funding_sigs"])
+                view = self.ledger.channel(ch.channel_id)
+            if view is not None and view.status == "open":
+                self._opened(ch)
+        elif ch.state in WATCHED:
+            self._watch(ch)
 
     def _watch(self, ch: Channel) -> None:
         view = self.ledger.channel(ch.channel_id)
@@ -377,6 +385,9 @@ class ChannelLifecycle:
         if view.status in ("closed", "penalized"):
             if ch.state in LIVE:
                 self.switch.on_force_closed(ch.channel_id)
+            if ch.state in (ChannelState.OPEN, ChannelState.SHUTDOWN):
+                # the peer closed it on the ledger (and it settled) while we were away
+                ch.set_state(ChannelState.FORCE_CLOSING)
             self._closed(ch)
             return
         if view.status != "closing" or view.state is None or view.close_height is None:
