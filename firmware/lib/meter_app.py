@@ -113,6 +113,7 @@ class MeterApp:
         self._chip_errors_base = 0
         self._low_credit = False
         self._journal_full = False
+        self._unrecorded = None  # (relay, reason, credit) of a change not yet journaled
         provider = MeterRegisters(self)
         self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, provider,
                                   unit_id=cfg["modbus_unit"], on_write=provider.on_write)  # fmt: skip
@@ -206,9 +207,18 @@ class MeterApp:
             "relay %s (reason %d, credit %d Wh)" % ("closed" if closed else "open", reason, credit)
         )
         self.event("relay", closed=closed, reason=reason, credit_wh=credit)
-        if self.recorder and now:
-            self.recorder.submit(relay_event(self.key.meter_id, now, self.regs, 1 if closed else 0,
-                                             reason, credit, self.flags()))  # fmt: skip
+        self._unrecorded = (1 if closed else 0, reason, credit)
+        self._record_relay_event(now)
+
+    def _record_relay_event(self, now):
+        # a relay change made before the clock was set is journaled as soon as it is (stamped
+        # with that first known time): no change goes unrecorded
+        if self._unrecorded is None or not now or not self.recorder:
+            return
+        relay, reason, credit = self._unrecorded
+        self._unrecorded = None
+        self.recorder.submit(relay_event(self.key.meter_id, now, self.regs, relay, reason, credit,
+                                         self.flags()))  # fmt: skip
 
     def _crypto(self):
         """One slice of signature work (token check first); True while work remains.
@@ -302,6 +312,7 @@ class MeterApp:
             regs, force=bool(now) and regs.start and now >= regs.start + regs.interval_s
         )
         self._relay(now)
+        self._record_relay_event(now)
         iv = self.regs.tick(now)
         if iv is not None:
             self.ckpt.save(self.regs)  # totals on flash before the reading exists

@@ -170,3 +170,29 @@ def test_damaged_key_and_bad_config_give_clear_errors_not_a_crash_loop(tmp_path)
         assert (flash / "key.bin").read_bytes() == b"garbage"  # never silently replaced
     finally:
         b.stop()
+
+
+def test_a_relay_change_before_the_clock_is_set_is_journaled_once_it_is(tmp_path):
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "config.json").write_text(json.dumps({"critical_load": True, "interval_s": 900}))
+    b = BoardProcess(
+        flash_dir=flash,
+        board_id="late-clock",
+        clock=VirtualClock(speed=SPEED),
+        extra_args=["--no-ntp"],
+    )
+    try:
+        b.start()
+        b.expect(r"relay closed \(reason 6")  # a critical load: closed at once, no clock yet
+        time.sleep(0.5)
+        assert journal_records(flash) == {}
+        b.control(op="network_time", value=True)  # NTP answers from now on (retried every minute)
+        b.expect("clock set from network time")
+        deadline = time.monotonic() + 20
+        while not journal_records(flash) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        events = [rd.decode(r)[0] for r in journal_records(flash).values()]
+        assert [(e.kind, e.relay, e.reason) for e in events] == [(rd.KIND_RELAY_EVENT, 1, 6)]
+    finally:
+        b.stop()

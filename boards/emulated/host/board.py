@@ -275,6 +275,9 @@ class EmulatedBoard:
                 self.pulses[req.get("pin", "s0")] += n
             self.wake.set()
             return self.pulses[req.get("pin", "s0")]
+        if op == "network_time":  # the site's NTP server comes (or goes)
+            self.config.ntp = bool(req["value"])
+            return self.config.ntp
         if op == "set_input":
             pin = req["pin"]
             if pin not in INPUTS:
