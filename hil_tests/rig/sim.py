@@ -287,8 +287,8 @@ def _plot(nodes: list[Node], stored: dict[str, dict], path: Path) -> None:
         rows = stored[n.name]["rows"]
         if not rows:
             continue
-        xs = [(r["end"] % 86400) / 3600 for r in rows]
-        ys = [r["avg_power_w"] for r in rows]
+        xs = [(r["start"] % 86400) / 3600 for r in rows] + [(rows[-1]["end"] % 86400) / 3600]
+        ys = [r["avg_power_w"] for r in rows] + [rows[-1]["avg_power_w"]]
         ax.step(xs, ys, where="post", label=n.name)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("virtual time of day (h, UTC)")
