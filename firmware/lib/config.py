@@ -24,6 +24,7 @@ SCHEMA = {
     "broker_port": (1883, "int", 1, 65535),
     "broker_user": ("", "str", 0, 64),
     "broker_password": ("", "str", 0, 64),
+    "broker_tls_ca": ("", "str", 0, 64),  # CA file on flash: TLS to the broker ("" = plain TCP)
     "topic_prefix": ("sg", "str", 1, 16),
     "issuer_pubkey": ("", "pubkey", 0, 0),
     "interval_s": (900, "int", 60, 3600),

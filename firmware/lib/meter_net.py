@@ -18,10 +18,17 @@ class MeterNet:
         hex_id = binascii.hexlify(meter_id)
         if cfg["wifi_ssid"]:
             board.network_connect(cfg["wifi_ssid"], cfg["wifi_password"])
+        ca = cfg["broker_tls_ca"]
+        connect = None
+        if ca:  # TLS: the board's socket layer verifies the broker against this CA
+
+            def connect(host, port, timeout_ms):
+                return board.tcp_connect(host, port, timeout_ms, ca)
+
         self.link = MqttLink(board, cfg["broker_host"], cfg["broker_port"], b"meter-" + hex_id,
                              user=cfg["broker_user"].encode() or None,
                              password=cfg["broker_password"].encode() or None,
-                             will_topic=uplink.topic(site, meter_id, "status"))  # fmt: skip
+                             will_topic=uplink.topic(site, meter_id, "status"), connect=connect)  # fmt: skip
         self.client = MQTTClient(self.link, window=4)
         self.uplink = uplink.Uplink(self.client, journal, board, site, meter_id, site_pubkey,
                                     on_command=on_command)  # fmt: skip

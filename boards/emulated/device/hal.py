@@ -170,8 +170,9 @@ class Board:
     def network_up(self):
         return _call("network_up")
 
-    def tcp_connect(self, host_name, port, timeout_ms=5000):
-        return Stream(_call("tcp_connect", [host_name, port, timeout_ms]))
+    def tcp_connect(self, host_name, port, timeout_ms=5000, tls_ca=None):
+        # TLS is done by the emulated network interface, verifying against the CA file on flash
+        return Stream(_call("tcp_connect", [host_name, port, timeout_ms, tls_ca]))
 
     def unique_id(self):
         return binascii.unhexlify(_call("board_info")["unique_id"])

@@ -201,7 +201,7 @@ class EmulatedBoard:
             "ntp_time": lambda _: int(self.config.clock.now()) if self.config.ntp else 0,
             "rng": lambda n: base64.b64encode(os.urandom(int(n))).decode(),
             "network_up": lambda _: True,
-            "tcp_connect": lambda a: self.tcp.connect(a[0], int(a[1]), int(a[2])),
+            "tcp_connect": self._tcp_connect,
             "tcp_write": lambda a: self.tcp.write(a[0], base64.b64decode(a[1])),
             "tcp_read": self._tcp_read,
             "tcp_close": lambda h: self.tcp.close(h),
@@ -222,6 +222,15 @@ class EmulatedBoard:
         name, n, timeout_ms = args[0], min(int(args[1]), 1024), int(args[2])
         data = self.uarts[name].read(n, timeout_ms / 1000 / self.config.clock.speed)
         return base64.b64encode(data).decode() if data else ""
+
+    def _tcp_connect(self, args: list[Any]) -> int:
+        ca = args[3] if len(args) > 3 else None
+        cafile = None
+        if ca:  # a path on the board's flash
+            cafile = (self.config.flash_dir / str(ca).lstrip("/").removeprefix("flash/")).resolve()
+            if self.config.flash_dir.resolve() not in cafile.parents:
+                raise OSError("the CA file must be on the board's flash")
+        return self.tcp.connect(args[0], int(args[1]), int(args[2]), cafile)
 
     def _tcp_read(self, args: list[Any]) -> list[Any]:
         data, eof = self.tcp.read(args[0], min(int(args[1]), 1024))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import select
 import socket
+import ssl
 import threading
+from pathlib import Path
 
 
 class LoopbackOnlyError(OSError):
@@ -20,13 +22,21 @@ class TcpTable:
         self._socks: dict[int, socket.socket] = {}
         self._next = 1
 
-    def connect(self, host: str, port: int, timeout_ms: int) -> int:
+    def connect(self, host: str, port: int, timeout_ms: int, cafile: Path | None = None) -> int:
+        """A loopback TCP connection; with `cafile`, TLS verifying the server against it."""
         addr = socket.gethostbyname(host)
         if not ipaddress.ip_address(addr).is_loopback:
             raise LoopbackOnlyError(f"the emulated board only reaches loopback, not {host}")
         if len(self._socks) >= self.MAX_SOCKETS:
             raise OSError("ENFILE: too many open sockets")
         sock = socket.create_connection((addr, port), timeout=max(timeout_ms, 1) / 1000)
+        if cafile is not None:
+            ctx = ssl.create_default_context(cafile=str(cafile))
+            try:
+                sock = ctx.wrap_socket(sock, server_hostname=host)
+            except (ssl.SSLError, OSError):
+                sock.close()
+                raise
         sock.setblocking(False)
         handle = self._next
         self._next += 1
@@ -45,12 +55,14 @@ class TcpTable:
 
     def read(self, handle: int, n: int) -> tuple[bytes, bool]:
         sock = self._socks[handle]
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
-            return b"", False
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        if not pending:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return b"", False
         try:
             data = sock.recv(n)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
             return b"", False
         except OSError:  # reset by peer
             return b"", True
@@ -60,6 +72,8 @@ class TcpTable:
         socks = list(self._socks.values())
         if not socks:
             return False
+        if any(isinstance(s, ssl.SSLSocket) and s.pending() for s in socks):
+            return True  # decrypted bytes already buffered inside the TLS layer
         readable, _, _ = select.select(socks, [], [], 0)
         return bool(readable)
 

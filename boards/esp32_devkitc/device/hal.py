@@ -141,12 +141,21 @@ class Board:
     def network_up(self):
         return self._wlan is not None and self._wlan.isconnected()
 
-    def tcp_connect(self, host_name, port, timeout_ms=5000):
+    def tcp_connect(self, host_name, port, timeout_ms=5000, tls_ca=None):
+        """A TCP stream; with tls_ca (a CA file on flash) TLS that verifies the server's
+        certificate against that CA and the host name."""
         addr = socket.getaddrinfo(host_name, port, 0, socket.SOCK_STREAM)[0][-1]
         sock = socket.socket()
         sock.settimeout(timeout_ms / 1000)
         try:
             sock.connect(addr)
+            if tls_ca:
+                import ssl
+
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cafile=tls_ca)
+                sock = ctx.wrap_socket(sock, server_hostname=host_name)  # handshake, with timeout
         except OSError:
             sock.close()
             raise
