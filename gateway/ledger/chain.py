@@ -61,6 +61,7 @@ class Chain:
                 f"{store.path} holds chain {stored.hash[:16]}..., the config gives {genesis.hash[:16]}..."
             )
         self.chain_id = genesis.hash
+        self._operator = params.operator
         self.state = LedgerState.genesis(self.chain_id, params.operator, key.pubkey)
         self.tip = genesis
         self._replay()
@@ -92,9 +93,10 @@ class Chain:
         accepted: list[Tx] = []
         results: dict[str, Receipt | TxRejected] = {}
         rejected: list[tuple[str, str, str]] = []
+        state = self.state
         for tx in candidates:
             try:
-                rules.apply(self.state, tx, height)
+                rules.apply(state, tx, height)
                 accepted.append(tx)
             except TxRejected as exc:
                 tx_id = exc.tx_id or tx.id
@@ -105,9 +107,17 @@ class Chain:
         block = None
         if accepted or seal_empty:
             block = blocks.seal(self.tip, self.chain_id, accepted, time_ms, self.key)
-            self.store.append(block, rejected if record_rejections else [], meta)
+            try:
+                self.store.append(block, rejected if record_rejections else [], meta)
+            except Exception:
+                # the block is not on disk: rebuild the state from what is, so that no reader
+                # ever sees balances of a block that does not exist (rare: a storage failure)
+                self.state = LedgerState.genesis(self.chain_id, self._operator, self.key.pubkey)
+                self.tip = self.store.block(0) or self.tip
+                self._replay()
+                raise
+            state.height = height
             self.tip = block
-            self.state.height = height
             for index, tx in enumerate(accepted):
                 results[tx.id] = Receipt(tx.id, height, index, block.hash)
         for tx in candidates:

@@ -142,3 +142,33 @@ def test_replayed_transaction_in_a_later_block_is_caught(ledger):
     result = _verify(ledger.config_path)
     assert result.exit_code == 1
     assert f"first bad block {tip.height + 1}" in result.output and "replay" in result.output
+
+
+def test_a_block_that_fails_to_reach_disk_leaves_no_trace_in_what_readers_see(tmp_path):
+    from gateway.ledger import config as ledger_config
+    from gateway.ledger import txs
+    from gateway.ledger.chain import Chain
+    from gateway.ledger.store import Store
+    from hil_tests.ledger.conftest import ALICE, OPERATOR, VALIDATOR, write_config
+
+    cfg = ledger_config.load(write_config(tmp_path / "node"))
+    store = Store(tmp_path / "node" / "direct.sqlite")
+    chain = Chain(store, VALIDATOR, cfg.genesis())
+    enroll = txs.make(
+        "enroll_participant", chain.chain_id, participant=ALICE.pubkey, name="a", role="prosumer"
+    )
+    chain.build([enroll.signed_by(OPERATOR)], 1_764_000_001_000)
+    deposit = txs.make(
+        "deposit", chain.chain_id, account=ALICE.pubkey, amount_msat=500, reference="r"
+    )
+
+    def broken_append(*args, **kwargs):
+        raise OSError("disk full")
+
+    real, store.append = store.append, broken_append
+    with pytest.raises(OSError):
+        chain.build([deposit.signed_by(OPERATOR)], 1_764_000_002_000)
+    store.append = real
+    assert chain.state.balances.get(ALICE.pubkey, 0) == 0 and chain.tip.height == 1
+    chain.build([deposit.signed_by(OPERATOR)], 1_764_000_003_000)  # and it goes on from there
+    assert chain.state.balances[ALICE.pubkey] == 500
