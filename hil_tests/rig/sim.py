@@ -40,6 +40,8 @@ class Node:
     chip: BL0942Chip | None = None
     wire: PtyWire | None = None
     bought_wh: int = 0
+    unserved_wh: float = 0.0  # what a household wanted while its relay was open (no credit)
+    chip_wh: float = 0.0  # the BL0942's energy count at the last look
 
     @property
     def prepaid(self) -> bool:
@@ -66,7 +68,9 @@ def _meter_configs(nodes: list[Node], interval_s: int) -> dict[str, dict]:
 def _table(site: Site, nodes: list[Node], stored: dict[str, dict]) -> Table:
     now = time.strftime("%H:%M", time.gmtime(site.clock.now()))
     t = Table(title=f"Seamless Grid — site '{site.site}', virtual time {now} UTC")
-    # load = what the simulated load really did; stored = the latest signed reading the gateway holds
+    # load = what the simulated load really drew (households: through a closed relay; PV and battery:
+    # as their BL0942 counted it since it powered up); stored = the latest signed reading the
+    # gateway holds, at most one interval behind
     for col in (
         "node",
         "W",
@@ -203,6 +207,17 @@ def sim(
                 n.wire.close()
 
 
+def _chip_energy(node: Node) -> tuple[float, float]:
+    """(import, export) Wh the emulated BL0942 has counted so far: its CF counter counts
+    |energy|, booked here by the sign of the power since the last look."""
+    assert node.chip is not None
+    wh = node.chip.cf_cnt / node.chip.cal["bl0942_eref"] * 1000
+    delta, node.chip_wh = wh - node.chip_wh, wh
+    if node.power_w >= 0:
+        return node.energy.import_wh + delta, node.energy.export_wh
+    return node.energy.import_wh, node.energy.export_wh + delta
+
+
 def _chip_load(node: Node, site: Site):
     def load() -> tuple[float, float]:
         return node.load.power_w(site.clock.now()), 230.0
@@ -232,13 +247,16 @@ def _run(site: Site, nodes: list[Node], minutes: float, console: Console) -> Non
                 n.power_w = n.load.power_w(now)
                 meter = site.meters[n.name]
                 if n.prepaid:
-                    due = n.energy.advance(n.power_w, dt)
                     relay = meter.board.state()["gpio"]["relay"] if meter.board.alive() else 0
-                    if due and relay:  # an open relay delivers no energy, so no pulses
-                        meter.board.pulses(due)
+                    if relay:  # energy flows only through a closed relay
+                        due = n.energy.advance(n.power_w, dt)
+                        if due:
+                            meter.board.pulses(due)
+                    else:
+                        n.unserved_wh += max(n.power_w, 0) * dt / 3600
                     _buy_credit_if_low(site, issuer, n, meter, now)
-                else:
-                    n.energy.advance(n.power_w, dt)
+                elif n.chip is not None:  # the chip integrates its load itself: that is the truth
+                    n.energy.import_wh, n.energy.export_wh = _chip_energy(n)
             if time.monotonic() - last_table > 2:
                 stored = _stored_summary(site)
                 last_table = time.monotonic()
@@ -266,8 +284,9 @@ def _report(
         s = stored[n.name]
         if n.prepaid:
             console.print(
-                f"{n.name}: bought {n.bought_wh} Wh, the meter counted {s['import_wh']} Wh "
-                f"in its last stored reading, its load asked for {n.energy.import_wh:.0f} Wh"
+                f"{n.name}: bought {n.bought_wh} Wh; received {n.energy.import_wh:.0f} Wh, of which "
+                f"{s['import_wh']} Wh are in its last stored signed reading (one interval behind at "
+                f"most); {n.unserved_wh:.0f} Wh not served while it had no credit"
             )
     try:
         _plot(nodes, stored, plot)
