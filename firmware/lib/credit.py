@@ -27,7 +27,9 @@ class CreditStore:
         self.baseline_wh = None  # import register when credit accounting started
         self.last_token_id = 0
         self.issuer = issuer_pubkey  # bytes (33) or None
-        self.window = (0, 0, 0)  # start, end, power cap W of the latest paid window
+        # the latest paid window: start, end, power cap W, and the import register when it began
+        # (-1 until then): energy drawn inside it was paid by the window token, not by credit
+        self.window = (0, 0, 0, -1)
         self.writes = 0
         self.damaged = False
         self._issuer_point = None  # the issuer key parsed on the curve (saves ~8 M fuel a token)
@@ -47,7 +49,7 @@ class CreditStore:
                 with open(name) as f:
                     s = json.load(f)
                 state = (int(s["credited_wh"]), s["baseline_wh"], int(s["last_token_id"]),
-                         s.get("issuer") or "", tuple(s.get("window", (0, 0, 0))))  # fmt: skip
+                         s.get("issuer") or "", tuple((s.get("window") or [0, 0, 0]) + [-1])[:4])  # fmt: skip
                 if state[1] is not None:
                     state = (state[0], int(state[1])) + state[2:]
             except OSError as exc:
@@ -95,8 +97,27 @@ class CreditStore:
 
     def window_cap(self, now):
         """-1 outside a paid window, else its power cap in W (0 = no cap)."""
-        start, end, cap = self.window
+        start, end, cap, _ = self.window
         return cap if start <= now < end else -1
+
+    def track_window(self, now, import_wh):
+        """Energy drawn inside a paid window does not count against energy credit: note the
+        import register when the window begins, give what was drawn back when it ends (two
+        small writes per window)."""
+        if self.damaged or not now:
+            return
+        self.credit_wh(import_wh)  # the baseline exists before credit changes
+        start, end, cap, import0 = self.window
+        if start <= now < end:
+            if import0 < 0:
+                w = (start, end, cap, import_wh)
+                self._save(self.credited_wh, self.baseline_wh, self.last_token_id, self.issuer, w)
+                self.window = w
+        elif import0 >= 0:
+            credited = self.credited_wh + max(0, import_wh - import0)
+            w = (start, end, cap, -1)
+            self._save(credited, self.baseline_wh, self.last_token_id, self.issuer, w)
+            self.credited_wh, self.window = credited, w
 
     # --- tokens ------------------------------------------------------------------------------
 
@@ -148,7 +169,9 @@ class CreditStore:
         if t.kind == tk.KIND_ENERGY:
             credited += t.amount_wh
         elif t.kind == tk.KIND_WINDOW:
-            window = (t.window_start, t.window_end, t.power_cap_w)
+            if window[3] >= 0:  # a window under way is replaced: what it drew was paid
+                credited += max(0, import_wh - window[3])
+            window = (t.window_start, t.window_end, t.power_cap_w, -1)
         else:
             issuer = bytes(t.new_issuer_key)
         # on flash first; RAM (what the relay acts on) only once that worked

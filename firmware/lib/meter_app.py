@@ -311,6 +311,7 @@ class MeterApp:
         self.metering.poll(
             regs, force=bool(now) and regs.start and now >= regs.start + regs.interval_s
         )
+        self.credit.track_window(now, regs.import_wh)
         self._relay(now)
         self._record_relay_event(now)
         iv = self.regs.tick(now)

@@ -137,3 +137,33 @@ def test_a_damaged_credit_state_refuses_tokens_instead_of_reopening_replays(issu
     assert _meter_checks([t1], issuer._key.pubkey, tmp_path) == ["accepted", "100", "1"]
     (tmp_path / "credit.json").write_text('{"credited_wh": 100, "last_tok')  # torn by a bad flash
     assert _meter_checks([t1], issuer._key.pubkey, tmp_path) == ["state_damaged", "0", "0"]
+
+
+def test_energy_drawn_in_a_paid_window_is_not_charged_to_energy_credit(issuer, tmp_path):
+    window = issuer.window(METER, NOW, NOW + 600, 2000, NOW + 60, b"w1")
+    energy = issuer.energy(METER, 100, NOW + 60, b"e1")
+    assert _meter_checks([window, energy], issuer._key.pubkey, tmp_path) == [
+        "accepted",
+        "accepted",
+        "100",
+        "2",
+    ]
+    code = f"""
+import sys, binascii
+sys.path.insert(0, '/lib')
+from credit import CreditStore
+def store():
+    return CreditStore({METER!r}, binascii.unhexlify({issuer._key.pubkey.hex()!r}), path='/flash/credit.json')
+s = store()
+s.track_window({NOW + 10}, 0)        # the window begins: import register 0
+mid = s.credit_wh(40)                # 40 Wh drawn inside the window
+s = store()                          # a power cut inside the window
+s.track_window({NOW + 700}, 60)      # after the end: 60 Wh drawn in the window in all
+after = s.credit_wh(60)
+print(mid, after, s.credit_wh(90))   # and 30 Wh more after the window come off the credit
+"""
+    res = run_snippet(
+        code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=tmp_path
+    )
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.split() == ["60", "100", "70"]
