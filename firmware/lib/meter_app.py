@@ -102,7 +102,7 @@ class MeterApp:
         meter_id = self.key.meter_id if self.key else b"\x00" * 16
         issuer = binascii.unhexlify(cfg["issuer_pubkey"]) if cfg["issuer_pubkey"] else None
         self.credit = CreditStore(meter_id, issuer)
-        self.policy = RelayPolicy(cfg, False, board.ticks_ms())
+        self.policy = RelayPolicy(cfg)
         self.recorder = Recorder(self.key, self.journal) if self.key else None
         self.last_token = None  # (reason, token id) of the latest token handled
         self._ntp_at = None
@@ -123,8 +123,10 @@ class MeterApp:
             self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, self.credit.issuer,
                                 self.offer_token, self._command)  # fmt: skip
             self.pollers.append(self.net.poll)
-        else:
+        elif self.key:
             print("config: issuer_pubkey not set: MQTT uplink off, tokens refused")
+        else:
+            print("no meter key: MQTT uplink off (readings cannot be signed)")
         self._sync_clock()
         print("meter ready: source %s, interval %d s, journal %d pending, credit %d Wh"
               % (cfg["meter_source"], cfg["interval_s"], self.journal.pending_count(), self.credit_wh()))  # fmt: skip

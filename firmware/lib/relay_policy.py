@@ -13,7 +13,7 @@ except ImportError:  # CPython (tests)
 
 
 # reason codes, also carried in relay-event records (docs/credit-tokens.md)
-R_POWER_ON = const(1)  # state restored at boot
+R_POWER_ON = const(1)  # the power-on state: open until the rules allow closing
 R_CREDIT = const(2)  # closed: credit available
 R_EXHAUSTED = const(3)  # opened: credit (and emergency credit) used up
 R_OVERLOAD = const(4)  # opened: power above max_power_w for max_power_hold_s
@@ -24,7 +24,7 @@ R_WINDOW_CAP = const(8)  # opened: above the window's power cap
 
 
 class RelayPolicy:
-    def __init__(self, cfg, closed_at_boot=False, now_ms=0):
+    def __init__(self, cfg, closed_at_boot=False):
         self.critical = cfg["critical_load"]
         self.low_credit_wh = cfg["low_credit_wh"]
         self.emergency_wh = cfg["emergency_credit_wh"]

@@ -18,7 +18,7 @@ BASE = {
 
 
 def _policy(**over):
-    return rp.RelayPolicy(dict(BASE, **over), closed_at_boot=False, now_ms=0)
+    return rp.RelayPolicy(dict(BASE, **over))
 
 
 def test_closes_with_credit_and_opens_when_exhausted():
@@ -121,7 +121,7 @@ def test_runs_in_real_micropython():
 
     code = (
         "import sys\nsys.path.insert(0, '/lib')\nimport relay_policy as rp\n"
-        f"p = rp.RelayPolicy({BASE!r}, False, 0)\n"
+        f"p = rp.RelayPolicy({BASE!r})\n"
         "print(p.decide(1000, 50, 0), p.decide(9000, 0, 10))\n"
     )
     out = run_snippet(code, rom_dirs={"/lib": REPO / "firmware" / "lib"})
