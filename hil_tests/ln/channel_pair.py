@@ -22,42 +22,44 @@ def rev_hashes(keys: NodeKeys, channel_id: bytes) -> tuple[bytes, bytes]:
     )
 
 
-def make_pair(
-    amounts: tuple[int, int] = (100_000_000, 50_000_000), ledger: MemoryLedger | None = None
-) -> tuple[Channel, Channel]:
-    """Two OPEN channels; funded on ``ledger`` (both parties sign channel_fund) when given."""
-    ka, kb = node_keys("alice"), node_keys("bob")
-    chain = ledger.chain if ledger else "memory"
-    body = funding_body(chain, ka.node_id, kb.node_id, amounts, "pair")
+def open_pair(
+    ka: NodeKeys, kb: NodeKeys, amounts: tuple[int, int], chain: str, nonce: str, ledger=None
+) -> tuple[Channel, Channel, bytes]:
+    """Two OPEN channel ends between ka and kb (and their channel id); funded on ``ledger``
+    (both parties sign channel_fund) when given."""
+    body = funding_body(chain, ka.node_id, kb.node_id, amounts, nonce)
     cid = digest(body)
-    fpubs = (ka.funding_pub(cid), kb.funding_pub(cid))
-    ids = (ka.node_id, kb.node_id)
-    chans = []
-    for me, k, other in ((0, ka, kb), (1, kb, ka)):
-        chans.append(
-            Channel.create(
-                channel_id=cid,
-                me=me,
-                funding_priv=k.funding_priv(cid),
-                shachain_seed=k.shachain_seed(cid),
-                node_ids=ids,
-                chain=chain,
-                node_priv=k.node_priv,
-                funding_pubs=fpubs,
-                amounts=amounts,
-                remote_hashes=rev_hashes(other, cid),
-            )
+    a, b = (
+        Channel.create(
+            channel_id=cid,
+            me=me,
+            funding_priv=k.funding_priv(cid),
+            shachain_seed=k.shachain_seed(cid),
+            node_ids=(ka.node_id, kb.node_id),
+            chain=chain,
+            node_priv=k.node_priv,
+            funding_pubs=(ka.funding_pub(cid), kb.funding_pub(cid)),
+            amounts=amounts,
+            remote_hashes=rev_hashes(other, cid),
         )
-    a, b = chans
+        for me, k, other in ((0, ka, kb), (1, kb, ka))
+    )
     sig_b = b.initial_sig()
     b.receive_initial_sig(*a.initial_sig())
     a.receive_initial_sig(*sig_b)
     if ledger is not None:
-        d = digest(body)
-        sigs = {k.node_id.hex(): sign(k.node_priv, d).hex() for k in (ka, kb)}
-        ledger.submit(body, sigs)
+        ledger.submit(body, {k.node_id.hex(): sign(k.node_priv, cid).hex() for k in (ka, kb)})
     a.set_state(ChannelState.OPEN)
     b.set_state(ChannelState.OPEN)
+    return a, b, cid
+
+
+def make_pair(
+    amounts: tuple[int, int] = (100_000_000, 50_000_000), ledger: MemoryLedger | None = None
+) -> tuple[Channel, Channel]:
+    """Two OPEN channels; funded on ``ledger`` (both parties sign channel_fund) when given."""
+    chain = ledger.chain if ledger else "memory"
+    a, b, _ = open_pair(node_keys("alice"), node_keys("bob"), amounts, chain, "pair", ledger)
     return a, b
 
 

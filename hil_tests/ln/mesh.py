@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from gateway.ln.channel import Channel, ChannelState
-from gateway.ln.commitment import sign
+from gateway.ln.channel import Channel
 from gateway.ln.htlc import FeePolicy
 from gateway.ln.keys import NodeKeys
-from gateway.ln.ledger_port import MemoryLedger, digest, funding_body
+from gateway.ln.ledger_port import MemoryLedger
 from gateway.ln.switch import Switch
-from hil_tests.ln.channel_pair import rev_hashes
+from hil_tests.ln.channel_pair import open_pair
 
 
 @dataclass
@@ -34,32 +33,8 @@ class Mesh:
 
     def connect(self, a: str, b: str, amounts: tuple[int, int]) -> bytes:
         ka, kb = self.keys[a], self.keys[b]
-        body = funding_body(self.ledger.chain, ka.node_id, kb.node_id, amounts, f"{a}-{b}")
-        cid = digest(body)
-        chans = []
-        for me, k, other in ((0, ka, kb), (1, kb, ka)):
-            chans.append(
-                Channel.create(
-                    channel_id=cid,
-                    me=me,
-                    funding_priv=k.funding_priv(cid),
-                    shachain_seed=k.shachain_seed(cid),
-                    node_ids=(ka.node_id, kb.node_id),
-                    chain=self.ledger.chain,
-                    node_priv=k.node_priv,
-                    funding_pubs=(ka.funding_pub(cid), kb.funding_pub(cid)),
-                    amounts=amounts,
-                    remote_hashes=rev_hashes(other, cid),
-                )
-            )
-        ca, cb = chans
-        sb = cb.initial_sig()
-        cb.receive_initial_sig(*ca.initial_sig())
-        ca.receive_initial_sig(*sb)
-        d = digest(body)
-        self.ledger.submit(body, {k.node_id.hex(): sign(k.node_priv, d).hex() for k in (ka, kb)})
+        ca, cb, cid = open_pair(ka, kb, amounts, self.ledger.chain, f"{a}-{b}", self.ledger)
         for ch, name in ((ca, a), (cb, b)):
-            ch.set_state(ChannelState.OPEN)
             self.switches[name].channels[cid] = ch
         for sw in self.switches.values():  # everyone learns the graph (gossip, in memory)
             sw.graph.add_channel(cid, ka.node_id, kb.node_id, amounts[0], amounts[1])
