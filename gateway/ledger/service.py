@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 
 from gateway.ledger import api
 from gateway.ledger.chain import Chain
 from gateway.ledger.config import LedgerConfig
 from gateway.ledger.node import EmbeddedNode
 from gateway.ledger.store import Store
+from gateway.pooled_http import PooledHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunningLedger:
     node: api.Node
-    server: ThreadingHTTPServer
+    server: PooledHTTPServer
     thread: threading.Thread
     stopped: bool = False
 
