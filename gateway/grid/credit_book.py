@@ -84,14 +84,11 @@ class CreditBook:
         self._db.close()
 
     def _row(self, r: tuple) -> CreditRow:
+        token = bytes(r[9]) if r[9] is not None else None
         return CreditRow(
-            bytes(r[0]),
-            bytes(r[1]),
-            *r[2:8],
-            r[8],
-            bytes(r[9]) if r[9] is not None else None,
-            *r[10:],
-        )
+            bytes(r[0]), bytes(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], token, r[10],
+            r[11], r[12],
+        )  # fmt: skip
 
     def record(self, payment_hash: bytes, meter_id: bytes, memo: EnergyMemo, amount: int) -> bool:
         """Note a payment about to be sent (durable on return). False if it is already known."""
