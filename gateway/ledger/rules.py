@@ -47,7 +47,7 @@ def required_signers(state: LedgerState, tx: Tx) -> list[str]:
 def check_signatures(state: LedgerState, tx: Tx) -> None:
     signers = required_signers(state, tx)
     tx_id = tx.id
-    if tx.kind in OPERATOR_KINDS and set(tx.sigs) - {state.operator}:
+    if tx.kind in OPERATOR_KINDS and state.operator not in tx.sigs:
         raise TxRejected("not_operator", "only the operator may submit this kind", tx_id)
     for signer in signers:
         if signer not in tx.sigs:
@@ -131,6 +131,15 @@ def _enroll_meter(state: LedgerState, body: dict[str, Any], tx_id: str, height: 
 def _deposit(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
     if body["account"] not in state.participants:
         raise TxRejected("unknown_account", body["account"], tx_id)
+    # all money on the ledger (balances and channels) is deposits minus withdrawals: bounding it
+    # keeps every balance and every channel capacity within a signed 64-bit integer
+    in_circulation = state.deposited - state.withdrawn
+    if in_circulation + body["amount_msat"] > txs.MAX_AMOUNT:
+        raise TxRejected(
+            "amount_overflow",
+            f"the ledger would hold more than {txs.MAX_AMOUNT} msat ({in_circulation} now)",
+            tx_id,
+        )
     state.balances[body["account"]] += body["amount_msat"]
     state.deposited += body["amount_msat"]
 
