@@ -11,6 +11,7 @@ from gateway.ledger.chain import Chain
 from gateway.ledger.config import LedgerConfig
 from gateway.ledger.node import EmbeddedNode
 from gateway.ledger.store import Store
+from gateway import pooled_http
 from gateway.pooled_http import PooledHTTPServer
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,15 @@ def start(config: LedgerConfig) -> RunningLedger:
     else:
         node = EmbeddedNode(chain, config.max_block_txs, config.idle_block_ms)
     node.start()
-    server = api.serve(node, config.listen_host, config.listen_port, config.commit_timeout_s)
+    limits = pooled_http.Limits(
+        workers=config.http_workers,
+        max_connections=config.max_connections,
+        idle_timeout_s=config.idle_timeout_s,
+        max_body=2 * api.MAX_BODY,
+    )
+    server = api.serve(
+        node, config.listen_host, config.listen_port, config.commit_timeout_s, limits
+    )
     thread = threading.Thread(target=server.serve_forever, name="ledger-http", daemon=True)
     thread.start()
     log.info("ledger %s (%s) at height %d", chain.chain_id[:16], node.mode, chain.tip.height)
