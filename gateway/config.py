@@ -28,6 +28,7 @@ class MqttConfig:
     username: str = ""
     password_file: str = ""
     keepalive_s: int = 30
+    tls_ca_file: str = ""  # set: TLS to the broker, its certificate checked against this CA
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "username": (_str(), False),
         "password_file": (_str(), False),
         "keepalive_s": (_int(5, 3600), False),
+        "tls_ca_file": (_str(), False),
     },
     "ingest": {
         "max_batch": (_int(1, 100_000), False),
@@ -277,6 +279,26 @@ def _cross_check_modbus(buses: list[dict], devices: list[dict], problems: list[s
             )
 
 
+def _resolve_files(
+    mqtt: dict[str, Any], base_dir: Path | None, problems: list[str]
+) -> dict[str, Any]:
+    """Paths relative to the config file's directory; the CA file must be readable now."""
+    out = dict(mqtt)
+    for key in ("password_file", "tls_ca_file"):
+        if out.get(key) and base_dir is not None and not Path(out[key]).is_absolute():
+            out[key] = str(base_dir / out[key])
+    ca = out.get("tls_ca_file")
+    if ca:
+        try:
+            head = Path(ca).read_bytes()[:4096]
+        except OSError as exc:
+            problems.append(f"mqtt.tls_ca_file: cannot read {ca} ({exc.strerror or exc})")
+        else:
+            if b"-----BEGIN CERTIFICATE-----" not in head:
+                problems.append(f"mqtt.tls_ca_file: {ca} holds no PEM certificate")
+    return out
+
+
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> GatewayConfig:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     problems: list[str] = []
@@ -290,6 +312,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> GatewayCo
     }
     buses, devices = _check_modbus(raw.get("modbus", {}), problems)
     _cross_check_modbus(buses, devices, problems)
+    mqtt = _resolve_files(sections["mqtt"], base_dir, problems)
     if problems:
         raise ConfigError(problems)
 
@@ -302,7 +325,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> GatewayCo
         state_dir=state_dir,
         database=state_dir / g.get("database", "readings.sqlite3"),
         site_key_file=state_dir / g.get("site_key_file", "site.key"),
-        mqtt=MqttConfig(**sections["mqtt"]),
+        mqtt=MqttConfig(**mqtt),
         ingest=IngestConfig(**sections["ingest"]),
         metrics=MetricsConfig(**sections["metrics"]),
         homeassistant=HomeAssistantConfig(**sections["homeassistant"]),
