@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ln import bolt11, keys
+from gateway.ln.codec import bolt11
+from gateway.ln.node import keys
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = 1_767_220_000

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.ln import channel_msgs as m
-from gateway.ln.channel_errors import ProtocolViolation
-from gateway.ln.wire import TABLE, Message
+from gateway.ln.channel import messages as m
+from gateway.ln.codec.wire import TABLE, Message
+from gateway.ln.errors import ProtocolViolation
 
 _B32, _B33, _B64 = "bytes32", "bytes33", "bytes64"
 CID = ("channel_id", _B32)

@@ -14,13 +14,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from gateway.ln import bolt3
-from gateway.ln.channel import Channel, ChannelState, Proposal
-from gateway.ln.channel_errors import StoreError
-from gateway.ln.commitment import Commitment, Htlc
-from gateway.ln.htlc import decode_updates, encode_updates
-from gateway.ln.keys import NodeKeys
-from gateway.ln.switch import Invoice, Payment, Switch, link_key
+from gateway.ln.channel.channel import Channel, ChannelState, Proposal
+from gateway.ln.channel.commitment import Commitment, Htlc
+from gateway.ln.channel.htlc import decode_updates, encode_updates
+from gateway.ln.codec import bolt3
+from gateway.ln.errors import ChannelStoreError
+from gateway.ln.node.keys import NodeKeys
+from gateway.ln.node.switch import Invoice, Payment, Switch, link_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,11 +115,11 @@ class Store:
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key='node_id'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: {exc}") from exc
+            raise ChannelStoreError(f"{path}: {exc}") from exc
         if row is None:
             self.set_meta("node_id", keys.node_id.hex())
         elif json.loads(row[0]) != keys.node_id.hex():
-            raise StoreError(f"{path} belongs to node {row[0][:16]}, not this seed")
+            raise ChannelStoreError(f"{path} belongs to node {row[0][:16]}, not this seed")
 
     def close(self) -> None:
         self.db.close()
@@ -189,7 +189,7 @@ class Store:
         except Exception as exc:  # an encoding error must not leave a transaction open either
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise StoreError(f"commit failed: {exc!r}") from exc
+            raise ChannelStoreError(f"commit failed: {exc!r}") from exc
         self.dirty_channels.clear()
         switch.dirty.clear()
         self.commits += 1

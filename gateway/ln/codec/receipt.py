@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from coincurve import PrivateKey
 
-from gateway.ln import bolt11
+from gateway.ln.codec import bolt11
 from gateway.ln.errors import InvoiceError, ReceiptError
 
 MEMO_VERSION = 1

@@ -12,8 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from gateway.ln.channel_errors import LedgerPortError
-from gateway.ln.ledger_port import ChannelView, MemoryLedger
+from gateway.ln.errors import LedgerPortError
+from gateway.ln.node.ledger_port import ChannelView, MemoryLedger
 
 
 class FileLedger:

@@ -1,53 +1,25 @@
 """Closing a channel: shutdown, the cooperative split, force close, and the penalty secret.
 
-A mixin of `gateway.ln.channel.Channel` (pure, no I/O), kept apart so each module stays small.
+Builds on `core.ChannelCore`; `channel.Channel` builds on this (pure, no I/O).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from gateway.ln import bolt3
-from gateway.ln.channel_errors import IllegalTransition, ProtocolViolation
-from gateway.ln.channel_msgs import ClosingSigned
-from gateway.ln.channel_state import ChannelState, Event, OutgoingSettled, secret_index
-from gateway.ln.commitment import Commitment, sign, verify
-from gateway.ln.htlc import AddHtlc, Update
-from gateway.ln.ledger_port import close_body, digest
+from gateway.ln.channel.commitment import sign, verify
+from gateway.ln.channel.core import ChannelCore
+from gateway.ln.channel.htlc import AddHtlc
+from gateway.ln.channel.ledger_bodies import close_body, digest
+from gateway.ln.channel.messages import ClosingSigned
+from gateway.ln.channel.state import ChannelState, Event, OutgoingSettled, secret_index
+from gateway.ln.errors import IllegalTransition, ProtocolViolation
 
 log = logging.getLogger("gateway.ln.channel")
 
 
-class ChannelClosing:
-    channel_id: bytes
-    me: int
-    state: ChannelState
-    latest: Commitment
-    pending: list[Update]
-    next_local_htlc_id: int
-    awaiting_revoke: bool
-    closing_sigs: tuple[bytes, bytes]
-    node_priv: bytes
-    node_ids: tuple[bytes, bytes]
-    chain: str
-    remote_secrets: bolt3.SecretStore
-    remote_ledger_sig: bytes
-
-    if TYPE_CHECKING:
-        from gateway.ln.channel import Proposal
-
-        proposal: Proposal | None
-
-        @property
-        def remote(self) -> int: ...
-        @property
-        def short_id(self) -> str: ...
-        @property
-        def remote_revoked_through(self) -> int: ...
-        def set_state(self, new: ChannelState) -> None: ...
-        def _persist(self) -> None: ...
-        def ledger_state(self, c: Commitment, holder: int) -> dict: ...
+class ChannelClosing(ChannelCore):
+    """Shutdown, the cooperative close, force close, and the penalty secret."""
 
     # --- closing ---------------------------------------------------------------------------
     def drop_pending_adds(self, reason: str) -> list[Event]:

@@ -9,31 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.ln import channel_wire
-from gateway.ln.channel_errors import ChannelError
-from gateway.ln.errors import LnError, TransportError, UnknownMessageError, WireError
-from gateway.ln.wire import TABLE, must_close
+from gateway.ln.channel import messages_wire as channel_wire
+from gateway.ln.codec.wire import TABLE, must_close
+from gateway.ln.errors import ChannelError, LnError, TransportError, UnknownMessageError, WireError
 
 log = logging.getLogger(__name__)
-
-# Fault injection for the crash torture test: "<point>:<n>" SIGKILLs this process the n-th time
-# it reaches <point> (before_commit, after_commit, after_send). Unset in production.
-_CRASH = os.environ.get("SGRID_LN_CRASH", "")
-_hits = 0
-
-
-def crash_point(point: str) -> None:
-    global _hits
-    if _CRASH and _CRASH.split(":")[0] == point:
-        _hits += 1
-        if _hits == int(_CRASH.split(":")[1]):
-            log.warning("fault injection: SIGKILL at %s #%d", point, _hits)
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Peer:
@@ -58,9 +41,7 @@ class Peer:
         """Commit the node's store, then send what is queued (persist before sign is sent)."""
         if not self.outbox:
             return
-        crash_point("before_commit")
         self._commit()
-        crash_point("after_commit")
         out, self.outbox = self.outbox, []
         try:
             for raw in out:
@@ -90,7 +71,6 @@ class Peer:
                 except LnError as exc:
                     log.warning("peer %s: %s", self.short, exc)
                 await self.conn.drain()
-                crash_point("after_send")
         except TransportError as exc:
             log.info("peer %s disconnected: %s", self.short, exc)
         finally:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from coincurve import PrivateKey, PublicKey
 from coincurve.ecdsa import cdata_to_der, deserialize_compact
 
-from gateway.ln.channel_errors import ProtocolViolation
+from gateway.ln.errors import ProtocolViolation
 
 COMMITMENT_TAG = b"sgrid/commitment/v1"
 CLOSING_TAG = b"sgrid/closing/v1"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from coincurve import PrivateKey
 
-from gateway.ln.channel_errors import KeyFileError
+from gateway.ln.errors import KeyFileError
 
 log = logging.getLogger(__name__)
 

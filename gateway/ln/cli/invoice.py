@@ -11,12 +11,12 @@ from typing import TextIO
 
 import click
 
-from gateway.ln import bolt11, receipt
+from gateway.ln.codec import bolt11, receipt
 from gateway.ln.errors import LnError
 
 
 def _node_priv(data_dir: Path) -> bytes:
-    from gateway.ln import keys  # the node seed file (0600), shared with the channel engine
+    from gateway.ln.node import keys  # the node seed file (0600), shared with the channel engine
 
     path = data_dir / keys.SEED_FILE
     if not path.exists():

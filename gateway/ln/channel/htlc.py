@@ -14,13 +14,13 @@ import hashlib
 import struct
 from dataclasses import dataclass, replace
 
-from gateway.ln.channel_errors import (
+from gateway.ln.channel.commitment import Commitment, Htlc
+from gateway.ln.errors import (
     BadPreimage,
     InsufficientBalance,
     ProtocolViolation,
     UnknownHtlc,
 )
-from gateway.ln.commitment import Commitment, Htlc
 
 MAX_HTLCS_IN_FLIGHT = 4000  # per channel; bounds the commitment size (~220 kB)
 _ADD = struct.Struct(">BBQQ32sIH")

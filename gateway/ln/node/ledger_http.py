@@ -11,8 +11,8 @@ from typing import Any
 
 from gateway.ledger.client import LedgerClient, NotFound
 from gateway.ledger.errors import LedgerError, TxRejected
-from gateway.ln.channel_errors import LedgerPortError
-from gateway.ln.ledger_port import ChannelView
+from gateway.ln.errors import LedgerPortError
+from gateway.ln.node.ledger_port import ChannelView
 
 
 class HttpLedger:

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from gateway.ln.control import call
 from gateway.ln.errors import LnError
+from gateway.ln.node.control import call
 
 NODE_URL = click.option(
     "--node-url",
@@ -44,7 +44,7 @@ def channel() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def node(args: tuple[str, ...]) -> None:
     """Run the channel node (options: see `sgrid channel node --help`)."""
-    from gateway.ln.node import main
+    from gateway.ln.node.main import main
 
     main(list(args))
 

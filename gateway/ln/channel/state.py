@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from gateway.ln import bolt3
-from gateway.ln.commitment import Htlc
-from gateway.ln.htlc import AddHtlc
+from gateway.ln.channel.commitment import Commitment, Htlc
+from gateway.ln.channel.htlc import AddHtlc, Update
+from gateway.ln.codec import bolt3
 
 MAX_BATCH = 2000  # updates per commitment round
 MAX_BATCH_BYTES = 60_000  # encoded updates per round: the batch must fit one 65535-byte message
@@ -68,3 +68,13 @@ class PreimageLearned:
 
 
 Event = IncomingHtlc | OutgoingSettled | PreimageLearned
+
+
+@dataclass
+class Proposal:
+    """Our signed next commitment, sent to the peer and not yet acknowledged."""
+
+    commitment: Commitment
+    updates: tuple[Update, ...]
+    sig: bytes
+    ledger_sig: bytes

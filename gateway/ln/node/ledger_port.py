@@ -1,120 +1,22 @@
-"""What the channel engine needs from the ledger (docs/ledger-api.md), and an in-memory ledger.
+"""What the channel node needs from the ledger (docs/ledger-api.md), and an in-memory ledger.
 
 The port speaks the ledger's own vocabulary: transaction bodies in canonical JSON signed over their
-digest, commitment states ``{kind: commitment_state, ...}`` signed by the counterparty. The pure
-helpers below build those bodies; `MemoryLedger` applies the channel rules of the real ledger
-(funding, cooperative close, force close with a dispute window in blocks, penalty, settle) for
-tests; `gateway.ln.ledger_http.HttpLedger` adapts the real node's client.
-
-The ledger knows no HTLCs: a published state refunds every in-flight HTLC to its offerer.
+digest (built by `gateway.ln.channel.ledger_bodies`). `MemoryLedger` applies the channel rules of
+the real ledger (funding, cooperative close, force close with a dispute window in blocks, penalty,
+settle) for tests and the file ledger; `gateway.ln.node.ledger_http.HttpLedger` adapts the real
+node's client.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.ln.channel_errors import LedgerPortError
-from gateway.ln.commitment import Commitment, verify
-
-DISPUTE_BLOCKS = 6
-
-
-def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def digest(value: Any) -> bytes:
-    return hashlib.sha256(canonical(value)).digest()
-
-
-def funding_body(
-    chain: str,
-    a: bytes,
-    b: bytes,
-    amounts: tuple[int, int],
-    nonce: str,
-    dispute_blocks: int = DISPUTE_BLOCKS,
-) -> dict[str, Any]:
-    """The ``channel_fund`` body; its digest is the channel id."""
-    return {
-        "kind": "channel_fund",
-        "chain": chain,
-        "nonce": nonce,
-        "a": a.hex(),
-        "b": b.hex(),
-        "amount_a_msat": amounts[0],
-        "amount_b_msat": amounts[1],
-        "dispute_blocks": dispute_blocks,
-    }
-
-
-def close_body(chain: str, channel_id: bytes, balances: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "kind": "channel_close",
-        "chain": chain,
-        "nonce": "close",
-        "channel": channel_id.hex(),
-        "balance_a_msat": balances[0],
-        "balance_b_msat": balances[1],
-    }
-
-
-def ledger_balances(c: Commitment) -> tuple[int, int]:
-    """Balances as the ledger settles them: in-flight HTLCs go back to their offerer."""
-    bal = list(c.balances)
-    for h in c.htlcs:
-        bal[h.offerer] += h.amount_msat
-    return bal[0], bal[1]
-
-
-def ledger_state(chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, bytes]) -> dict:
-    """The commitment state ``holder`` may publish (docs/ledger-api.md §3)."""
-    bal = ledger_balances(c)
-    return {
-        "kind": "commitment_state",
-        "chain": chain,
-        "channel": c.channel_id.hex(),
-        "number": c.number,
-        "balance_a_msat": bal[0],
-        "balance_b_msat": bal[1],
-        "holder": node_ids[holder].hex(),
-        "revocation_hash": c.rev_hashes[holder].hex(),
-    }
-
-
-def force_close_body(chain: str, state: dict[str, Any], state_sig: bytes) -> dict[str, Any]:
-    return {
-        "kind": "channel_force_close",
-        "chain": chain,
-        "nonce": f"force-{state['number']}",
-        "channel": state["channel"],
-        "state": state,
-        "state_sig": state_sig.hex(),
-    }
-
-
-def penalty_body(chain: str, channel_id: bytes, party: str, secret: bytes) -> dict[str, Any]:
-    return {
-        "kind": "channel_penalty",
-        "chain": chain,
-        "nonce": "penalty",
-        "channel": channel_id.hex(),
-        "party": party,
-        "secret": secret.hex(),
-    }
-
-
-def settle_body(chain: str, channel_id: bytes, party: str) -> dict[str, Any]:
-    return {
-        "kind": "channel_settle",
-        "chain": chain,
-        "nonce": "settle",
-        "channel": channel_id.hex(),
-        "party": party,
-    }
+from gateway.ledger.canonical import digest
+from gateway.ledger.errors import TxRejected
+from gateway.ln.channel.commitment import verify
+from gateway.ln.errors import LedgerPortError
 
 
 @dataclass
@@ -170,7 +72,10 @@ class MemoryLedger:
         return self.channels.get(channel_id.hex())
 
     def submit(self, body: dict[str, Any], sigs: dict[str, str]) -> None:
-        d = digest(body)
+        try:
+            d = digest(body)
+        except TxRejected as exc:
+            raise LedgerPortError("malformed", str(exc)) from exc
         if d in self.seen:
             return
         if body.get("chain") != self.chain:

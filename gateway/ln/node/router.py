@@ -11,8 +11,8 @@ import heapq
 import json
 from dataclasses import dataclass, field
 
-from gateway.ln.channel_errors import NoRoute, ProtocolViolation
-from gateway.ln.htlc import FeePolicy
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.errors import NoRoute, ProtocolViolation
 
 MAX_HOPS = 20
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from coincurve import PrivateKey, PublicKey
 
-from gateway.ln import bech32
+from gateway.ln.codec import bech32
 from gateway.ln.errors import Bech32Error, InvoiceError, InvoiceSignatureError
 
 CURRENCIES = ("bcrt", "bc", "tbs", "tb")

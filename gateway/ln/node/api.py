@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from gateway.ln import receipt
-from gateway.ln.channel import Channel
+from gateway.ln.channel.channel import Channel
+from gateway.ln.codec import receipt
 
 if TYPE_CHECKING:
-    from gateway.ln.node import Node
+    from gateway.ln.node.node import Node
 
 
 def channel_info(ch: Channel) -> dict[str, Any]:
@@ -51,14 +51,14 @@ def routes(node: Node) -> dict[str, Any]:
         return {"connected": body["node_id"]}
 
     async def open_(body: dict[str, Any]) -> Any:
-        cid = await node.open_channel(
+        cid = await node.lifecycle.open_channel(
             bytes.fromhex(body["node_id"]), int(body["amount_msat"]), int(body.get("push_msat", 0))
         )
         return channel_info(node.switch.channels[cid])
 
     async def close(body: dict[str, Any]) -> Any:
         cid = bytes.fromhex(body["channel_id"])
-        await node.close_channel(cid, bool(body.get("force", False)))
+        await node.lifecycle.close_channel(cid, bool(body.get("force", False)))
         return channel_info(node.switch.channels[cid])
 
     async def invoice(body: dict[str, Any]) -> Any:
@@ -99,7 +99,7 @@ def routes(node: Node) -> dict[str, Any]:
         return {"status": pay.status, "amount_msat": pay.amount_msat, "reason": pay.reason}
 
     async def tick(_: dict[str, Any]) -> Any:
-        node.tick()
+        node.watch.tick()
         return {"height": node.height}
 
     return {

@@ -15,7 +15,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from gateway.ln.channel import (
+from gateway.ln.channel.channel import (
     Channel,
     ChannelState,
     Event,
@@ -23,9 +23,9 @@ from gateway.ln.channel import (
     OutgoingSettled,
     PreimageLearned,
 )
-from gateway.ln.channel_errors import ChannelError, NoRoute, PaymentFailed
-from gateway.ln.htlc import FeePolicy
-from gateway.ln.router import (
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.errors import ChannelError, NoRoute, PaymentFailed
+from gateway.ln.node.router import (
     ChannelGraph,
     ForwardInstruction,
     decode_onion,
