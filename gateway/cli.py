@@ -19,6 +19,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway.ln.cli.channel", "pay"),
     ("hil_tests.rig.sim", "sim"),
     ("gateway.service.cli", "gateway"),
+    ("gateway.market.cli", "market"),
 )
 
 

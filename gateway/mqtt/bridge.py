@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 
 from gateway.config import GatewayConfig
 from gateway.framelog import FrameLog
-from gateway.mqtt import topics
+from sgcore import topics
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from gateway.mqtt import messages, topics
+from gateway.mqtt import messages
 from gateway.mqtt.bridge import _no_delay
 from hil_tests.gateway.soft_meter import SoftMeter
+from sgcore import topics
 
 
 class MqttMeter:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 from pathlib import Path
 
 from gateway.ln.channel.htlc import FeePolicy
@@ -20,13 +21,14 @@ from gateway.ln.node.ledger_port import LedgerPort
 from gateway.ln.node.node import Node
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--control-port", type=int, default=0)
+    ap.add_argument("--listen", default="127.0.0.1", help="peer port address (0.0.0.0: all)")
+    ap.add_argument("--port", type=int, default=0, help="BOLT-8 peer port (0: any free one)")
+    ap.add_argument("--control-port", type=int, default=0, help="control API port on 127.0.0.1")
     ap.add_argument("--ledger-file", type=Path, help="shared SQLite ledger (tests, demos)")
     ap.add_argument("--ledger-url", help="the real ledger node's HTTP API")
     ap.add_argument("--base-fee-msat", type=int, default=1000)
@@ -60,14 +62,22 @@ def main(argv: list[str] | None = None) -> None:
     policy = FeePolicy(args.base_fee_msat, args.fee_ppm, args.cltv_delta)
 
     async def run() -> None:
-        node = Node(args.data_dir, ledger, policy, accept_max_msat=args.accept_max_msat)
+        node = Node(
+            args.data_dir, ledger, policy, host=args.listen, accept_max_msat=args.accept_max_msat
+        )
         node.switch.refuse_forwarding = args.refuse_forwarding
         await node.start(args.port, args.tick)
         ctl = await serve_control("127.0.0.1", args.control_port, routes(node))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         control_port = ctl.sockets[0].getsockname()[1]
         info = {"node_id": node.node_id.hex(), "port": node.port, "control": control_port}
         print("READY " + json.dumps(info), flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
+        ctl.close()
+        await node.stop()
 
     asyncio.run(run())
 

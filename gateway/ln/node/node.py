@@ -50,6 +50,7 @@ class Node(NodeCore):
         self.port = 0
         self._handlers: tuple[Any, ...] = (self, self.lifecycle, self.gossip)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._servers: list[asyncio.Server] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, port: int, tick_s: float = 0.2) -> None:
@@ -58,10 +59,24 @@ class Node(NodeCore):
             self.host, port, self.keys.node_priv, self._on_connection
         )
         self.port = server.sockets[0].getsockname()[1]
+        self._servers = [server]
         for ch in self.switch.channels.values():
             if ch.state in LIVE:
                 self.gossip.announce_local(ch)
         self._tasks.append(asyncio.create_task(self._ticker(tick_s)))
+
+    async def stop(self) -> None:
+        """Stop listening, close every peer connection, commit and close the store."""
+        for server in self._servers:
+            server.close()
+        for task in self._tasks:
+            task.cancel()
+        for peer in list(self.peers.values()):
+            await peer.conn.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.commit()
+        self.store.close()
+        log.info("node %s stopped", self.node_id.hex()[:12])
 
     async def _ticker(self, tick_s: float) -> None:
         while True:
@@ -162,9 +177,11 @@ class Node(NodeCore):
         now: int | None = None,
         commit: bool = True,
     ) -> receipt.Receipt:
+        now = int(time.time()) if now is None else now
+        if memo.end <= now:
+            raise receipt.ReceiptError("delivery window has already ended: nothing to sell")
         preimage = secrets.token_bytes(32)
         inv = self.switch.add_invoice(preimage, amount_msat)
-        now = int(time.time()) if now is None else now
         rec = receipt.create_receipt(
             memo,
             amount_msat,
