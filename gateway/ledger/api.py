@@ -18,7 +18,7 @@ from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("openapi.json")
-MAX_BODY = 256 * 1024
+MAX_BODY = 1024 * 1024  # a force close with 4,000 HTLC outputs is ~0.6 MB
 
 
 class Node(Protocol):

@@ -7,7 +7,6 @@ commands talk to it at --node-url (env SGRID_NODE_URL, default http://127.0.0.1:
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
@@ -40,13 +39,19 @@ def channel() -> None:
     """Payment channels between gateways (Lightning-style, BOLT-8 transport)."""
 
 
-@channel.command("node", context_settings={"ignore_unknown_options": True})
+@channel.command(
+    "node",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def node(args: tuple[str, ...]) -> None:
-    """Run the channel node (options: see `sgrid channel node --help`)."""
+    """Run a stand-alone channel node (its options: `sgrid channel node --help`).
+
+    A grid node runs it inside `sgrid gateway run` instead ([node] in the gateway config)."""
     from gateway.ln.node import main
 
-    main(list(args))
+    main(list(args), prog="sgrid channel node")
 
 
 @channel.command("list")
@@ -96,29 +101,13 @@ def close(node_url: str, channel_id: str, force: bool) -> None:
     _echo(_call(node_url, "/close", {"channel_id": channel_id, "force": force}))
 
 
-@channel.command("receive")
-@NODE_URL
-@click.option("--amount-msat", type=click.IntRange(min=1), required=True)
-@click.option("--kwh", type=float, help="Energy quantity in kWh (memo).")
-@click.option("--start", type=int, help="Delivery window start, unix s (default: next hour).")
-@click.option("--end", type=int, help="Delivery window end, unix s (default: start + 1 h).")
-@click.option("--node", "grid_node", help="Issuer grid node id (memo).")
-def receive(
-    node_url: str,
-    amount_msat: int,
-    kwh: float | None,
-    start: int | None,
-    end: int | None,
-    grid_node: str | None,
-) -> None:
-    """Issue an energy receipt through the node, which keeps its preimage to get paid."""
-    start = start or (int(time.time()) // 3600 + 1) * 3600
-    body: dict[str, Any] = {"amount_msat": amount_msat, "start": start, "end": end or start + 3600}
-    if kwh is not None:
-        body["kwh"] = kwh
-    if grid_node:
-        body["node"] = grid_node
-    _echo(_call(node_url, "/invoice", body))
+def _add_receive() -> None:
+    from gateway.ln.cli_invoice import create
+
+    channel.add_command(create, "receive")  # the same command as `sgrid invoice create`
+
+
+_add_receive()
 
 
 @click.command("pay")

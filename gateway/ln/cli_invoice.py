@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
+import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 import click
 
 from gateway.ln import bolt11, receipt
 from gateway.ln.errors import LnError
-
-
-def _node_priv(data_dir: Path) -> bytes:
-    from gateway.ln import keys  # the node seed file (0600), shared with the channel engine
-
-    path = data_dir / keys.SEED_FILE
-    if not path.exists():
-        raise click.ClickException(f"no node seed at {path}: create or restore the node key first")
-    try:
-        return keys.NodeKeys(keys.read_seed(path)).node_priv
-    except LnError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def invoice_to_dict(inv: bolt11.Invoice) -> dict[str, object]:
@@ -51,80 +37,59 @@ def invoice() -> None:
 
 @invoice.command("create")
 @click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="SGRID_DATA_DIR",
-    required=True,
-    help="Gateway data directory holding the node seed (env SGRID_DATA_DIR).",
+    "--node-url",
+    envvar="SGRID_NODE_URL",
+    default="http://127.0.0.1:9736",
+    show_default=True,
+    help="Control API of the running channel node (env SGRID_NODE_URL).",
 )
 @click.option("--amount-msat", type=click.IntRange(min=1), required=True, help="Price in msat.")
-@click.option("--node", "node_id", required=True, help="Issuer grid node id (memo field).")
-@click.option("--start", type=int, required=True, help="Delivery window start, unix seconds.")
-@click.option("--end", type=int, required=True, help="Delivery window end, unix seconds.")
+@click.option("--node", "grid_node", help="Issuer grid node id (memo; default: the node's).")
+@click.option("--start", type=int, help="Delivery window start, unix s (default: next hour).")
+@click.option("--end", type=int, help="Delivery window end, unix s (default: start + 1 h).")
 @click.option("--kwh", type=float, help="Energy quantity in kWh.")
 @click.option("--kw", "kw_profile", help="Power profile in kW, comma-separated, one per step.")
 @click.option("--step-s", type=int, help="Step of the kW profile in seconds.")
-@click.option("--preimage", "preimage_hex", help="32-byte hex preimage (default: random).")
-@click.option(
-    "--expiry", type=click.IntRange(min=1), help="Seconds (default: until delivery start)."
-)
-@click.option(
-    "--min-final-cltv",
-    type=click.IntRange(min=0),
-    default=receipt.DEFAULT_MIN_FINAL_CLTV,
-    show_default=True,
-)
-@click.option("--now", type=int, help="Issue time, unix seconds (default: now).")
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
 def create(
-    data_dir: Path,
+    node_url: str,
     amount_msat: int,
-    node_id: str,
-    start: int,
-    end: int,
+    grid_node: str | None,
+    start: int | None,
+    end: int | None,
     kwh: float | None,
     kw_profile: str | None,
     step_s: int | None,
-    preimage_hex: str | None,
-    expiry: int | None,
-    min_final_cltv: int,
-    now: int | None,
+    count: int,
 ) -> None:
-    """Issue a signed receipt; prints JSON with the invoice, its preimage and the full memo.
+    """Issue energy receipts through the channel node, which keeps their preimages to get paid.
 
-    Keep the preimage secret until paid: revealing it settles the payment.
+    Prints JSON with the invoices, their payment hashes and the memo. The preimage never leaves
+    the node: it is revealed only to settle a payment, so this is the only way to make one.
     """
+    from gateway.ln.control import call
+
+    start = start or (int(time.time()) // 3600 + 1) * 3600
+    body: dict[str, object] = {
+        "amount_msat": amount_msat,
+        "start": start,
+        "end": end or start + 3600,
+        "count": count,
+    }
     try:
-        preimage = bytes.fromhex(preimage_hex) if preimage_hex else os.urandom(32)
-    except ValueError as exc:
-        raise click.BadParameter("preimage must be hex", param_hint="--preimage") from exc
-    if len(preimage) != 32:
-        raise click.BadParameter("preimage must be 32 bytes", param_hint="--preimage")
-    try:
-        kw = tuple(float(v) for v in kw_profile.split(",")) if kw_profile else None
+        if kw_profile:
+            body["kw"] = [float(v) for v in kw_profile.split(",")]
     except ValueError as exc:
         raise click.BadParameter(
             "kW profile must be comma-separated numbers", param_hint="--kw"
         ) from exc
+    for key, value in (("kwh", kwh), ("step_s", step_s), ("node", grid_node)):
+        if value is not None:
+            body[key] = value
     try:
-        memo = receipt.EnergyMemo(node_id, start, end, kwh=kwh, kw=kw, step_s=step_s)
-        issued = receipt.create_receipt(
-            memo,
-            amount_msat,
-            hashlib.sha256(preimage).digest(),
-            _node_priv(data_dir),
-            now=int(time.time()) if now is None else now,
-            expiry_s=expiry,
-            min_final_cltv_expiry=min_final_cltv,
-        )
+        out = call(node_url, "/invoice", body)
     except LnError as exc:
         raise click.ClickException(str(exc)) from exc
-    out = {
-        "invoice": issued.invoice,
-        "payment_hash": issued.payment_hash.hex(),
-        "preimage": preimage.hex(),
-        "memo": issued.memo_json,
-        "memo_by_hash": bolt11.decode(issued.invoice).description is None,
-    }
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
 
@@ -145,4 +110,10 @@ def decode(text: str, memo_file: TextIO | None) -> None:
     except LnError as exc:
         out["energy"] = None
         out["energy_error"] = str(exc)
+    out["expired"] = inv.is_expired(int(time.time()))
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    if out["expired"]:
+        click.echo(
+            f"error: invoice expired at {inv.expires_at}: it can no longer be paid", err=True
+        )
+        sys.exit(1)

@@ -82,6 +82,7 @@ def ledger_state(chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, 
         "balance_b_msat": bal[1],
         "holder": node_ids[holder].hex(),
         "revocation_hash": c.rev_hashes[holder].hex(),
+        "htlcs": [],
     }
 
 

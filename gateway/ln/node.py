@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import secrets
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class Node(ChannelLifecycle):
         policy: FeePolicy,
         host: str = "127.0.0.1",
         accept_max_msat: int = 0,
+        control_host: str = "127.0.0.1",
     ) -> None:
         # how much of our own ledger balance we lock into a channel that a peer opens to us:
         # the opener proposes it, we decide (default: nothing, only the opener's funds)
@@ -51,6 +53,7 @@ class Node(ChannelLifecycle):
         self.node_id = self.keys.node_id
         self.ledger = ledger
         self.host = host
+        self.control_host = control_host
         self.store = Store(data_dir / "channels.sqlite", self.keys)
         self.switch = Switch(self.node_id, policy)
         self.store.load(self.switch)
@@ -65,6 +68,7 @@ class Node(ChannelLifecycle):
         self.port = 0
         self.control_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
+        self._servers: list[asyncio.Server] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, port: int, control_port: int, tick_s: float = 0.2) -> None:
@@ -72,12 +76,26 @@ class Node(ChannelLifecycle):
 
         server = await bolt8.serve(self.host, port, self.keys.node_priv, self._on_connection)
         self.port = server.sockets[0].getsockname()[1]
-        ctl = await serve_control("127.0.0.1", control_port, routes(self))
+        ctl = await serve_control(self.control_host, control_port, routes(self))
         self.control_port = ctl.sockets[0].getsockname()[1]
+        self._servers = [server, ctl]
         for ch in self.switch.channels.values():
             if ch.state in LIVE:
                 self._announce_local(ch)
         self._tasks.append(asyncio.create_task(self._ticker(tick_s)))
+
+    async def stop(self) -> None:
+        """Stop listening, close every peer connection, commit and close the store."""
+        for server in self._servers:
+            server.close()
+        for task in self._tasks:
+            task.cancel()
+        for peer in list(self.peers.values()):
+            await peer.conn.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.commit()
+        self.store.close()
+        log.info("node %s stopped", self.node_id.hex()[:12])
 
     def commit(self) -> None:
         self.store.commit(self.switch)
@@ -217,9 +235,11 @@ class Node(ChannelLifecycle):
         now: int | None = None,
         commit: bool = True,
     ) -> receipt.Receipt:
+        now = int(time.time()) if now is None else now
+        if memo.end <= now:
+            raise receipt.ReceiptError("delivery window has already ended: nothing to sell")
         preimage = secrets.token_bytes(32)
         inv = self.switch.add_invoice(preimage, amount_msat)
-        now = int(time.time()) if now is None else now
         rec = receipt.create_receipt(
             memo,
             amount_msat,
@@ -259,13 +279,14 @@ class Node(ChannelLifecycle):
         }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--control-port", type=int, default=0)
+    ap.add_argument("--listen", default="127.0.0.1", help="peer port address (0.0.0.0: all)")
+    ap.add_argument("--port", type=int, default=0, help="BOLT-8 peer port (0: any free one)")
+    ap.add_argument("--control-port", type=int, default=0, help="control API port on 127.0.0.1")
     ap.add_argument("--ledger-file", type=Path, help="shared SQLite ledger (tests, demos)")
     ap.add_argument("--ledger-url", help="the real ledger node's HTTP API")
     ap.add_argument("--base-fee-msat", type=int, default=1000)
@@ -299,12 +320,19 @@ def main(argv: list[str] | None = None) -> None:
     policy = FeePolicy(args.base_fee_msat, args.fee_ppm, args.cltv_delta)
 
     async def run() -> None:
-        node = Node(args.data_dir, ledger, policy, accept_max_msat=args.accept_max_msat)
+        node = Node(
+            args.data_dir, ledger, policy, host=args.listen, accept_max_msat=args.accept_max_msat
+        )
         node.switch.refuse_forwarding = args.refuse_forwarding
         await node.start(args.port, args.control_port, args.tick)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         info = {"node_id": node.node_id.hex(), "port": node.port, "control": node.control_port}
         print("READY " + json.dumps(info), flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
+        await node.stop()
 
     asyncio.run(run())
 

@@ -78,6 +78,7 @@ def routes(node: Node) -> dict[str, Any]:
         return {
             "invoices": [r.invoice for r in recs],
             "payment_hashes": [r.payment_hash.hex() for r in recs],
+            "memo": recs[0].memo_json,
         }
 
     async def pay(body: dict[str, Any]) -> Any:

@@ -22,10 +22,11 @@ from gateway.crypto import SiteKey
 from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
 from gateway.ingest.store import ReadingStore
 from gateway.metrics import GatewayMetrics
-from gateway.mqtt import discovery, messages, topics
+from gateway.mqtt import discovery, messages
 from gateway.mqtt.bridge import MqttBridge
 from gateway.pins import GatewayPins
 from gateway.service.rejection_log import RejectionLog
+from sgcore import topics
 
 log = logging.getLogger("gateway")
 

@@ -1,4 +1,6 @@
-# The meter's Modbus register map, as data (documented in docs/meter-modbus.md).
+# The meter's Modbus register map, as data (documented in docs/meter-modbus.md): the one copy,
+# served by the firmware (modbus_pdu, modbus_rtu) and read by the gateway's poller
+# (gateway/modbus/registers/sg_esp32_meter.py builds its table from it).
 #
 # Addresses are 0-based protocol addresses (the "30001"/"40001" of manuals is address 0).
 # Encoding of a value spread over several registers:
@@ -14,13 +16,7 @@
 # The values come from the application's provider (`provider.get(name)`); the names marked
 # "slave" are served by modbus_rtu.ModbusSlave itself.
 
-try:
-    from micropython import const
-except ImportError:  # CPython (gateway tools, tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
 
 MAP_VERSION = const(1)  # bumped on any incompatible change of the table below
 
@@ -49,6 +45,7 @@ MEASUREMENTS = (
     (0x0030, 17, "public_key"),  # 33 bytes: compressed secp256k1 public key
 )
 MEASUREMENTS_END = const(0x0041)
+SIGNED = ("power_w", "credit_wh")  # two's complement; every other integer is unsigned
 
 # Holding registers that only exist for FC 03/06/16.
 SETTINGS = (
