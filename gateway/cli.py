@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("hil_tests.rig.sim", "sim"),
     ("gateway.service.cli", "gateway"),
     ("gateway.market.cli", "market"),
+    ("gateway.mqtt.broker_cli", "broker"),
 )
 
 
