@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from gateway.credit.issuer import TokenIssuer
 from gateway.grid.credit_book import CreditBook, CreditRow
-from gateway.ln.receipt import EnergyMemo
+from gateway.ln.codec.receipt import EnergyMemo
 from sgcore import token as tk
 
 log = logging.getLogger(__name__)
