@@ -30,6 +30,7 @@ class MqttConfig:
     username: str = ""
     password_file: str = ""
     keepalive_s: int = 30
+    tls_ca_file: str = ""  # set: TLS to the broker, its certificate checked against this CA
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "username": (string(), False),
         "password_file": (string(), False),
         "keepalive_s": (int_in(5, 3600), False),
+        "tls_ca_file": (string(), False),
     },
     "ingest": {
         "max_batch": (int_in(1, 100_000), False),
@@ -213,6 +215,26 @@ def _cross_check_modbus(buses: list[dict], devices: list[dict], problems: list[s
             )
 
 
+def _resolve_files(
+    mqtt: dict[str, Any], base_dir: Path | None, problems: list[str]
+) -> dict[str, Any]:
+    """Paths relative to the config file's directory; the CA file must be readable now."""
+    out = dict(mqtt)
+    for key in ("password_file", "tls_ca_file"):
+        if out.get(key) and base_dir is not None and not Path(out[key]).is_absolute():
+            out[key] = str(base_dir / out[key])
+    ca = out.get("tls_ca_file")
+    if ca:
+        try:
+            head = Path(ca).read_bytes()[:4096]
+        except OSError as exc:
+            problems.append(f"mqtt.tls_ca_file: cannot read {ca} ({exc.strerror or exc})")
+        else:
+            if b"-----BEGIN CERTIFICATE-----" not in head:
+                problems.append(f"mqtt.tls_ca_file: {ca} holds no PEM certificate")
+    return out
+
+
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> GatewayConfig:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     problems: list[str] = []
@@ -231,6 +253,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> GatewayCo
     if base_dir is not None and not state_dir.is_absolute():
         state_dir = base_dir / state_dir
     grid = parse_grid(raw, g.get("site", ""), state_dir, problems)
+    mqtt = _resolve_files(sections["mqtt"], base_dir, problems)
     if problems:
         raise ConfigError(problems)
     return GatewayConfig(
@@ -238,7 +261,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> GatewayCo
         state_dir=state_dir,
         database=state_dir / g.get("database", "readings.sqlite3"),
         site_key_file=state_dir / g.get("site_key_file", "site.key"),
-        mqtt=MqttConfig(**sections["mqtt"]),
+        mqtt=MqttConfig(**mqtt),
         ingest=IngestConfig(**sections["ingest"]),
         metrics=MetricsConfig(**sections["metrics"]),
         homeassistant=HomeAssistantConfig(**sections["homeassistant"]),

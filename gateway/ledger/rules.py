@@ -8,12 +8,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from gateway.ledger import canonical, htlc_outputs, keys, txs
+from gateway.ledger import auction, canonical, htlc_outputs, keys, txs
 from gateway.ledger.errors import TxRejected
 from gateway.ledger.state import Channel, LedgerState, Meter, Participant
 from gateway.ledger.txs import Tx
 
-OPERATOR_KINDS = ("enroll_participant", "enroll_meter", "deposit", "market_result")
+OPERATOR_KINDS = (
+    "enroll_participant",
+    "enroll_meter",
+    "deposit",
+    "market_result",
+    *auction.OPERATOR_KINDS,
+)
 
 
 def _channel(state: LedgerState, body: dict[str, Any], tx_id: str) -> Channel:
@@ -29,6 +35,8 @@ def required_signers(state: LedgerState, tx: Tx) -> list[str]:
         return [state.operator]
     if kind == "withdraw":
         return [body["account"]]
+    if kind in auction.SIGNER_FIELD:
+        return [body[auction.SIGNER_FIELD[kind]]]
     if kind == "anchor":
         return [body["submitter"]]
     if kind == "channel_fund":
@@ -277,5 +285,6 @@ _APPLY = {
     "channel_htlc_refund": _channel_htlc_refund,
     "anchor": _anchor,
     "market_result": _market_result,
+    **auction.APPLY,
 }
 assert set(_APPLY) == set(txs.KINDS)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.ledger.auction import Listing
 
 
 @dataclass
@@ -69,6 +72,8 @@ class LedgerState:
     channels: dict[str, Channel] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)  # merkle root -> tx id
     markets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listings: dict[str, Listing] = field(default_factory=dict)  # seed-003 auctions
+    settlements: dict[str, dict[str, Any]] = field(default_factory=dict)  # period -> result
     tx_ids: set[str] = field(default_factory=set)
     deposited: int = 0
     withdrawn: int = 0

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.ledger import canonical, keys
+from gateway.ledger import auction, canonical, keys
 from gateway.ledger.errors import TxRejected
 
 ROLES = ("prosumer", "consumer", "producer", "storage", "pod", "aggregator", "gateway", "market")
@@ -94,6 +94,7 @@ SCHEMAS: dict[str, dict[str, Callable[[Any], bool]]] = {
         "trade_count": lambda v: _u32(v),
         "clearing_price_msat_per_kwh": _amount0,
     },
+    **auction.SCHEMAS,
 }
 KINDS = tuple(SCHEMAS)
 STATE_FIELDS = (
