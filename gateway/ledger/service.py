@@ -6,12 +6,12 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from gateway import pooled_http
 from gateway.ledger import api
 from gateway.ledger.chain import Chain
 from gateway.ledger.config import LedgerConfig
 from gateway.ledger.node import EmbeddedNode
 from gateway.ledger.store import Store
-from gateway import pooled_http
 from gateway.pooled_http import PooledHTTPServer
 
 log = logging.getLogger(__name__)
