@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from boards.emulated.host.wasm import run_snippet
 from gateway.credit.issuer import IssuerError, TokenIssuer
 from gateway.crypto import SiteKey
+from hil_tests import REPO_ROOT
 from sgcore import token as tk
 
-REPO = Path(__file__).resolve().parents[2]
 METER = bytes(range(16))
 NOW = 1_800_000_000
 
@@ -47,7 +47,9 @@ for hexed in {[t.hex() for t in tokens]!r}:
     out.append(reason)
 print(','.join(out), store.credit_wh(0), store.last_token_id)
 """
-    res = run_snippet(code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=flash)
+    res = run_snippet(
+        code, rom_dirs={"/lib": REPO_ROOT / "build" / "emulated" / "lib"}, flash_dir=flash
+    )
     assert res.exit_code == 0, res.stderr
     reasons, credit, last = res.stdout.splitlines()[-1].split()
     return reasons.split(",") + [credit, last]
@@ -163,7 +165,7 @@ after = s.credit_wh(60)
 print(mid, after, s.credit_wh(90))   # and 30 Wh more after the window come off the credit
 """
     res = run_snippet(
-        code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=tmp_path
+        code, rom_dirs={"/lib": REPO_ROOT / "build" / "emulated" / "lib"}, flash_dir=tmp_path
     )
     assert res.exit_code == 0, res.stderr
     assert res.stdout.split() == ["60", "100", "70"]
