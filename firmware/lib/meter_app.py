@@ -15,13 +15,13 @@ from journal import Journal
 from meter_net import MeterNet
 from meter_registers import MeterRegisters
 from metering import Metering
-from micropython import const
 from modbus_rtu import ModbusSlave
 from recorder import Recorder, reading_from_interval, relay_event
 from registers import Checkpoint, Registers
 from relay_policy import RelayPolicy
 
 from sgcore import reading as rd
+from sgcore.compat import const
 
 _IDLE_MS = const(250)  # loop period when nothing is in progress (inputs wake it earlier)
 _NTP_RETRY_MS = const(60000)

@@ -18,7 +18,7 @@ from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("openapi.json")
-MAX_BODY = 256 * 1024
+MAX_BODY = 1024 * 1024  # a force close with 4,000 HTLC outputs is ~0.6 MB
 
 
 class Node(Protocol):
@@ -109,6 +109,16 @@ def _get(node: Node, path: str) -> dict[str, Any]:
             result = state.markets.get(urllib.parse.unquote(m[1]))
             if result is None:
                 raise NotFound(f"no result for market {m[1]}")
+            return dict(result)
+        if m := re.fullmatch(r"/v1/listings/([^/]{1,64})", path):
+            listing = state.listings.get(urllib.parse.unquote(m[1]))
+            if listing is None:
+                raise NotFound(f"no listing {m[1]}")
+            return listing.to_json()
+        if m := re.fullmatch(r"/v1/settlements/([^/]{1,64})", path):
+            result = state.settlements.get(urllib.parse.unquote(m[1]))
+            if result is None:
+                raise NotFound(f"no settlement for period {m[1]}")
             return dict(result)
     raise NotFound(f"no route {path}")
 

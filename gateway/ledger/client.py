@@ -83,6 +83,13 @@ class LedgerClient:
     def market(self, market_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/markets/{urllib.parse.quote(market_id, safe='')}")
 
+    def listing(self, listing_id: str) -> dict[str, Any]:
+        """A seed-003 auction listing: state, orders and (once closed) its trades."""
+        return self._request("GET", f"/v1/listings/{urllib.parse.quote(listing_id, safe='')}")
+
+    def settlement(self, period_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/settlements/{urllib.parse.quote(period_id, safe='')}")
+
     def tx(self, tx_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/tx/{tx_id}")
 
