@@ -121,6 +121,7 @@ class EmulatedBoard:
         self.reports: dict[str, Any] = {}
         self.boots = 0
         self.soft_resets = 0
+        self.image = "rom"  # which image booted last: the factory one in /rom or one on the flash
         self.console = ConsoleRepl(config.console_path, self.wake, mirror=_console)
         self.uarts = {
             name: PtyUart(name, config.uart_paths.get(name), self.wake) for name in UART_NAMES
@@ -170,7 +171,9 @@ class EmulatedBoard:
         """Heap for the image that boots: one copied onto the flash (mpremote, `sgrid flash`)
         or the factory image in /rom."""
         flashed = self.config.flash_dir
+        self.image = "rom"
         if (flashed / "main.py").is_file() and (flashed / "lib").is_dir():
+            self.image = "flash"
             digest = hashlib.sha256(str(flashed.resolve()).encode()).hexdigest()[:16]
             try:
                 return code_ram_bytes(flashed, REPO / "build" / "code-ram" / f"{digest}.json")
@@ -329,6 +332,7 @@ class EmulatedBoard:
                     "uarts": {n: u.path for n, u in self.uarts.items()},
                     "console": self.console.path,
                     "console_mode": self.console.mode,
+                    "image": self.image,
                     "soft_resets": self.soft_resets,
                     "reports": dict(self.reports),
                     "heap_bytes": self.config.heap_bytes,
