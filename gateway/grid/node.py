@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.ln import bolt11, receipt
+from gateway.ln.codec import bolt11, receipt
 from gateway.ln.errors import LnError
-from gateway.ln.node import Node
+from gateway.ln.node.node import Node
 
 log = logging.getLogger(__name__)
 

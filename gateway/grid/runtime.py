@@ -33,11 +33,12 @@ from gateway.ingest.store import ReadingStore
 from gateway.ledger.client import LedgerClient, NotFound
 from gateway.ledger.errors import LedgerError, TxRejected
 from gateway.ledger.keys import SigningKey
-from gateway.ln import bolt11, receipt
-from gateway.ln.channel_errors import LedgerPortError
-from gateway.ln.errors import LnError
-from gateway.ln.htlc import FeePolicy
-from gateway.ln.node_channels import LIVE
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.codec import bolt11, receipt
+from gateway.ln.errors import LedgerPortError, LnError
+from gateway.ln.node.api import routes
+from gateway.ln.node.control import serve_control
+from gateway.ln.node.core import LIVE
 from sgcore import topics
 
 log = logging.getLogger("gateway.grid")
@@ -72,6 +73,8 @@ class GridRuntime:
         urls = [u.strip() for u in self.grid.ledger.url.split(",") if u.strip()]
         self.ledger = LedgerClient(urls, timeout=self.grid.ledger.timeout_s, retries=1)
         self.node: GridNode | None = None
+        self._control: asyncio.Server | None = None
+        self.control_port = 0
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake_credit = asyncio.Event()
@@ -86,6 +89,8 @@ class GridRuntime:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._control is not None:
+            self._control.close()
         if self.node is not None:
             await self.node.stop()
         self.book.close()
@@ -97,11 +102,13 @@ class GridRuntime:
         node.on_purchase = self._on_purchase
         node.on_outcome = self._on_outcome
         n = self.grid.node
-        await node.start(n.port, n.control_port, n.tick_s)
+        await node.start(n.port, n.tick_s)
+        self._control = await serve_control(n.control_listen, n.control_port, routes(node))
+        self.control_port = self._control.sockets[0].getsockname()[1]
         self.node = node
         made = self.desk.reconcile(node.payment_outcome, startup=True)
         log.info("channel node %s on %s:%d (control %s:%d); %d tokens to issue after restart",
-                 node.node_id.hex(), n.listen, node.port, n.control_listen, node.control_port,
+                 node.node_id.hex(), n.listen, node.port, n.control_listen, self.control_port,
                  made)  # fmt: skip
         self._tasks.append(asyncio.create_task(self._credit_loop(), name="grid-credit"))
         if self.grid.anchor.enabled:
@@ -111,7 +118,7 @@ class GridRuntime:
         self.ready.set()
 
     async def _make_node(self) -> GridNode:
-        from gateway.ln.ledger_http import HttpLedger
+        from gateway.ln.node.ledger_http import HttpLedger
 
         n = self.grid.node
         while True:
@@ -121,8 +128,7 @@ class GridRuntime:
                 )
                 policy = FeePolicy(n.base_fee_msat, n.fee_ppm, n.cltv_delta)
                 return GridNode(n.data_dir, ledger, policy, host=n.listen,
-                                accept_max_msat=n.accept_max_msat,
-                                control_host=n.control_listen)  # fmt: skip
+                                accept_max_msat=n.accept_max_msat)  # fmt: skip
             except LedgerPortError as exc:
                 log.warning("ledger %s: %s (retrying in %gs)", self.grid.ledger.url, exc,
                             LEDGER_RETRY_S)  # fmt: skip
@@ -277,12 +283,12 @@ class GridRuntime:
                 except (TimeoutError, OSError, LnError) as exc:
                     log.info("%s %s unreachable: %s", link.kind, link.peer.name, exc)
                     continue
-            have = [c for c in node._channels_with(peer_id) if c.state in LIVE]
+            have = [c for c in node.channels_with(peer_id) if c.state in LIVE]
             if have or not self.grid.node.channel_msat or peer_id not in node.peers:
                 continue
             try:
                 amount = self.grid.node.channel_msat  # both ends fund it: payments both ways
-                cid = await node.open_channel(peer_id, amount, amount)
+                cid = await node.lifecycle.open_channel(peer_id, amount, amount)
                 log.info("opened %s channel %s to %s", link.kind, cid.hex()[:16], link.peer.name)
             except (TimeoutError, LnError) as exc:
                 log.warning("opening a channel to %s: %s", link.peer.name, exc)

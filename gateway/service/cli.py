@@ -130,7 +130,7 @@ def site_key(config_path: Path) -> None:
 def node_id(config_path: Path) -> None:
     """Print this grid node's public key (created on first use): the operator enrols it on the
     ledger (`sgrid ledger enroll`) and peers list it in [[topology.node]]."""
-    from gateway.ln import keys
+    from gateway.ln.node import keys
 
     cfg = _load(config_path)
     try:

@@ -24,7 +24,7 @@ def _writable_dir(path: Path) -> bool:
 
 def node_id_on_disk(cfg: GatewayConfig) -> str | None:
     """The node's public key if its seed exists (None before the first run)."""
-    from gateway.ln import keys
+    from gateway.ln.node import keys
 
     if not (cfg.grid.node.data_dir / keys.SEED_FILE).exists():
         return None
@@ -44,7 +44,7 @@ def problems(cfg: GatewayConfig, create_node_key: bool = False) -> list[str]:
         if not _writable_dir(node.data_dir):
             out.append(f"node.data_dir: {node.data_dir} cannot be created or written")
         elif create_node_key:
-            from gateway.ln import keys
+            from gateway.ln.node import keys
 
             keys.load_or_create(node.data_dir)
         me = cfg.grid.topology.node(node.name)

@@ -19,7 +19,7 @@ from typing import Any
 
 from boards.emulated.host.vclock import VirtualClock
 from gateway import clock
-from gateway.ln.control import call
+from gateway.ln.node.control import call
 from hil_tests.gateway.gateway_proc import GatewayProcess
 from hil_tests.ledger.conftest import OPERATOR, start_process
 from hil_tests.ledger.conftest import write_config as write_ledger_config
