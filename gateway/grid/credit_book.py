@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.ln.receipt import EnergyMemo
+from gateway.ln.codec.receipt import EnergyMemo
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS credit (

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ln import bolt11, keys, receipt
+from gateway.ln.codec import bolt11, receipt
+from gateway.ln.node import keys
 from hil_tests.ln.node_procs import Grid
 
 REPO = Path(__file__).resolve().parents[2]
