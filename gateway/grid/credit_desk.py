@@ -77,7 +77,7 @@ class CreditDesk:
         expiry = int(self._wall()) + self.token_expiry_s
         # idempotent by payment: a second call (after a crash) returns the same bytes
         token = self.issuer.energy(row.meter_id, row.wh, expiry, row.payment_hash)
-        token_id = tk.decode(token).token_id
+        token_id = tk.decode(token)[0].token_id
         self.book.set_issued(row.payment_hash, token_id, token)
         log.info("token %d (%d Wh) issued to meter %s for payment %s", token_id, row.wh,
                  row.meter_id.hex(), row.payment_hash.hex()[:16])  # fmt: skip

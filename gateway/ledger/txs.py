@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -112,12 +113,15 @@ HTLC_FIELDS = ("offerer", "id", "amount_msat", "payment_hash", "cltv_expiry")
 
 @dataclass(frozen=True)
 class Tx:
-    """A signed transaction: `body` plus signatures by pubkey. `id` is sha256 of the canonical body."""
+    """A signed transaction: `body` plus signatures by pubkey. `id` is sha256 of the canonical body.
+
+    The id is computed once (a Tx is immutable: build a new one rather than editing `body`).
+    """
 
     body: dict[str, Any]
     sigs: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return canonical.digest(self.body).hex()
 
