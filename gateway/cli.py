@@ -14,11 +14,13 @@ import click
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards.emulated.host.cli", "board"),
     ("gateway.ledger.cli", "ledger"),
-    ("gateway.ln.cli_invoice", "invoice"),
-    ("gateway.ln.cli_channel", "channel"),
-    ("gateway.ln.cli_channel", "pay"),
+    ("gateway.ln.cli.invoice", "invoice"),
+    ("gateway.ln.cli.channel", "channel"),
+    ("gateway.ln.cli.channel", "pay"),
     ("hil_tests.rig.sim", "sim"),
     ("gateway.service.cli", "gateway"),
+    ("gateway.market.cli", "market"),
+    ("gateway.mqtt.broker_cli", "broker"),
 )
 
 

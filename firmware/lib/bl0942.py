@@ -1,48 +1,26 @@
-# BL0942 single-phase energy IC over UART (4800 8N1): full-packet read (docs/journal.md, "BL0942").
-#
-# Request 0x58|addr 0xAA; the chip answers 23 bytes, all fields little-endian:
-#   0 header 0x55 | 1 I_RMS u24 | 4 V_RMS u24 | 7 I_FAST_RMS u24 | 10 WATT s24 | 13 CF_CNT u24
-#   16 FREQ u24 (period in us, the top byte is 0) | 19 STATUS u24 | 22 checksum
-#   checksum = ~((0x58|addr) + bytes 0..21) & 0xFF   (as ESPHome's bl0942 component checks it)
-# CF_CNT counts |energy| (one count = 419430.4 / pref W*s): the counts between two frames are
-# booked as import or export by the sign of the mean of their two WATT values. Conversion constants per board, as raw units
+# BL0942 single-phase energy IC over UART (4800 8N1): full-packet read (docs/journal.md, "BL0942";
+# the frame and the reference calibration: sgcore/bl0942_frame.py). The CF counts between two
+# frames are booked as import or export by the sign of the mean of their two WATT values. Conversion constants per board, as raw units
 # per V / A / W and CF counts per kWh (ESPHome's UREF/IREF/PREF/EREF), from board.json.
 
 import time
 
-try:
-    from micropython import const
-except ImportError:  # CPython (tests)
+from sgcore import bl0942_frame as fr
+from sgcore.compat import const
 
-    def const(value):
-        return value
-
-
-_HEADER = const(0x55)
-_READ = const(0x58)
-_FULL_PACKET = const(0xAA)
-_FRAME = const(23)
-_CF_MASK = const(0xFFFFFF)
 _MAX_STEP = const(0x10000)  # more CF counts than this between two reads: the chip restarted
-
-DEFAULTS = {  # ESPHome bl0942 reference constants (shunt 1 mOhm, divider 3.9 MOhm : 1 kOhm)
-    "bl0942_uref": 15883.34116,
-    "bl0942_iref": 251065.6814,
-    "bl0942_pref": 623.0270705,
-    "bl0942_eref": 5347.484240,  # = pref * 3600000 / 419430.4
-}
 
 
 class BL0942:
     def __init__(self, uart, calibration=None, timeout_ms=200, address=0, clock=time):
-        cal = dict(DEFAULTS)
+        cal = dict(fr.DEFAULT_CALIBRATION)
         cal.update(calibration or {})
         self._uart = uart
         self._clock = clock  # ticks_ms(), ticks_diff(), sleep_ms()
         self._timeout = timeout_ms
         self._addr = address
-        self._cmd = bytes((_READ | address, _FULL_PACKET))
-        self._buf = bytearray(_FRAME)
+        self._cmd = bytes((fr.READ | address, fr.FULL_PACKET))
+        self._buf = bytearray(fr.FRAME_LEN)
         self._mv = memoryview(self._buf)
         self._dv = 10 / cal["bl0942_uref"]  # decivolts per raw unit
         self._ma = 1000 / cal["bl0942_iref"]
@@ -73,7 +51,7 @@ class BL0942:
         clock = self._clock
         t0 = clock.ticks_ms()
         got = 0
-        while got < _FRAME:
+        while got < fr.FRAME_LEN:
             n = uart.readinto(self._mv[got:])
             if n:
                 got += n
@@ -91,35 +69,27 @@ class BL0942:
 
     def _frame_ok(self):
         buf = self._buf
-        if buf[0] != _HEADER:
-            return False
-        s = _READ | self._addr
-        for i in range(_FRAME - 1):
-            s += buf[i]
-        return (~s & 0xFF) == buf[_FRAME - 1]
-
-    def _u24(self, at):
-        b = self._buf
-        return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16)
+        return buf[0] == fr.HEADER and fr.checksum(buf, self._addr) == buf[fr.FRAME_LEN - 1]
 
     def _parse(self):
-        watt = self._u24(10)
+        b = self._buf
+        watt = fr.u24(b, fr.WATT)
         if watt & 0x800000:
             watt -= 0x1000000
-        self.current_ma = int(self._u24(1) * self._ma)
-        self.voltage_dv = int(self._u24(4) * self._dv)
+        self.current_ma = int(fr.u24(b, fr.I_RMS) * self._ma)
+        self.voltage_dv = int(fr.u24(b, fr.V_RMS) * self._dv)
         self.power_w = int(watt * self._w)
-        period = self._u24(16)
+        period = fr.u24(b, fr.FREQ)
         self.freq_chz = 100000000 // period if period else 0
-        self.status = self._u24(19)
-        cf = self._u24(13)
+        self.status = fr.u24(b, fr.STATUS)
+        cf = fr.u24(b, fr.CF_CNT)
         last = self.cf_cnt
         prev_watt = self._watt
         self.cf_cnt = cf
         self._watt = watt
         if last is None:
             return  # the first frame only sets the baseline
-        step = (cf - last) & _CF_MASK  # a 24-bit counter that wraps
+        step = (cf - last) & fr.CF_MASK  # a 24-bit counter that wraps
         if step > _MAX_STEP:
             self.chip_resets += 1
             step = cf if cf <= _MAX_STEP else 0

@@ -4,14 +4,6 @@
 # problem, and the default is used instead, so a typo never stops a meter from metering.
 import json
 
-try:
-    from micropython import const
-except ImportError:  # CPython (tests)
-
-    def const(value):
-        return value
-
-
 CONFIG_FILE = "config.json"
 _HEX = "0123456789abcdef"
 

@@ -15,15 +15,8 @@ import struct
 
 from journal_recovery import ENTRY_LEN, entry_ok, recover
 
+from sgcore.compat import const
 from sgcore.reading import RECORD_LEN, ZERO_HASH
-
-try:
-    from micropython import const
-except ImportError:  # CPython (tools, tests)
-
-    def const(value):
-        return value
-
 
 DEFAULT_CAPACITY = const(672)  # 7 days of 15-minute readings
 DEFAULT_SEG_RECORDS = const(32)  # 32 x 175 B = 5.6 KB per segment file

@@ -9,13 +9,7 @@
 import binascii
 import os
 
-try:
-    from micropython import const
-except ImportError:  # CPython (tools, tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
 
 ENTRY_LEN = const(175)  # 2 magic + 2 length + 167 record + 4 crc32
 _RECORD_LEN = const(167)

@@ -17,7 +17,6 @@ from meter_net import MeterNet
 from meter_panel import MeterPanel
 from meter_registers import MeterRegisters
 from metering import Metering
-from micropython import const
 from modbus_rtu import ModbusSlave
 from recorder import Recorder, reading_from_interval, relay_event
 from registers import Checkpoint, Registers
@@ -25,6 +24,7 @@ from relay_policy import RelayPolicy
 from token_desk import TokenDesk
 
 from sgcore import reading as rd
+from sgcore.compat import const
 
 _IDLE_MS = const(250)  # loop period when nothing is in progress (inputs wake it earlier)
 _MAX_FAILED_STEPS = const(5)  # consecutive failed steps before the meter resets itself

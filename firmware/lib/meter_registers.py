@@ -1,10 +1,11 @@
-# The meter's live values as the Modbus slave serves them (register map: modbus_map.py), and
+# The meter's live values as the Modbus slave serves them (register map: sgcore/modbus_map.py), and
 # the policy for the few writable registers. Modbus is unauthenticated: nothing written here may
 # move energy or money.
 import config
-import modbus_map
 from fwinfo import FIRMWARE_VERSION
 from modbus_pdu import EX_ILLEGAL_VALUE
+
+from sgcore import modbus_map
 
 
 class MeterRegisters:

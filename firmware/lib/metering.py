@@ -4,8 +4,9 @@
 # the pulse rate). "bl0942": the BL0942 energy IC on the metering UART (bidirectional, with
 # voltage and power). Either way the registers get exact mWh deltas and a power sample.
 from bl0942 import BL0942
-from micropython import const
 from s0 import S0
+
+from sgcore.compat import const
 
 _READ_EVERY_MS = const(1000)  # how often the chip is read / the S0 rate is re-estimated
 

@@ -12,13 +12,7 @@
 
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython (gateway tools, tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
 
 _POLY = const(0xA001)  # 0x8005 bit-reversed
 _INIT = const(0xFFFF)

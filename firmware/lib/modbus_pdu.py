@@ -12,15 +12,8 @@
 
 from struct import pack_into
 
-from modbus_map import HOLDING_AREAS, HOLDING_ENTRIES, INPUT_AREAS, INPUT_ENTRIES, WRITABLE
-
-try:
-    from micropython import const
-except ImportError:  # CPython (gateway tools, tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
+from sgcore.modbus_map import HOLDING_AREAS, HOLDING_ENTRIES, INPUT_AREAS, INPUT_ENTRIES, WRITABLE
 
 EX_ILLEGAL_FUNCTION = const(1)
 EX_ILLEGAL_ADDRESS = const(2)

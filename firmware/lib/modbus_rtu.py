@@ -25,16 +25,10 @@
 # read that continues a frame) is allocated, plus execute()'s transient frame (bench_modbus).
 
 from modbus_crc import append_crc, crc16
-from modbus_map import MAP_VERSION
 from modbus_pdu import EX_ILLEGAL_ADDRESS, execute, is_write, request_length, response_length
 
-try:
-    from micropython import const
-except ImportError:  # CPython (gateway tools, tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
+from sgcore.modbus_map import MAP_VERSION
 
 _ADU_MAX = const(256)  # the longest RTU frame
 _BROADCAST = const(0)

@@ -11,8 +11,9 @@
 # MqttError for its own timeouts) and on_down().
 
 import mqtt_packet as mp
-from micropython import const
 from mqtt_reader import PacketReader
+
+from sgcore.compat import const
 
 IDLE = const(0)  # no connection; next attempt at next_try
 WAIT_CONNACK = const(1)

@@ -8,13 +8,7 @@
 
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
 
 CONNECT = const(0x10)
 CONNACK = const(0x20)

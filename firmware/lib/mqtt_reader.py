@@ -7,7 +7,8 @@
 # or malformed header raises MqttProtocolError; a closed stream raises MqttError.
 
 import mqtt_packet as mp
-from micropython import const
+
+from sgcore.compat import const
 
 _MAX_SKIP_READS = const(4)  # reads of an oversized packet's tail per call
 

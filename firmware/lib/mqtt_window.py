@@ -5,7 +5,7 @@
 # send time until the PUBACK; after a reconnect the client resends the slots in their original
 # order (`order()`), with DUP set. No I/O here.
 
-from micropython import const
+from sgcore.compat import const
 
 _MAX_PID = const(65535)
 

@@ -9,15 +9,8 @@
 from journal import JournalFull
 
 from sgcore import reading as rd
+from sgcore.compat import const
 from sgcore.secp256k1 import Signer
-
-try:
-    from micropython import const
-except ImportError:  # CPython (tests)
-
-    def const(value):
-        return value
-
 
 _MAX_QUEUE = const(8)
 _I32 = const(0x7FFFFFFF)

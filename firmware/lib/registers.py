@@ -15,13 +15,8 @@ import binascii
 import os
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython (gateway tools, tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
+from sgcore.reading import MEASURED_FIELDS
 
 DEFAULT_INTERVAL_S = const(900)
 DEFAULT_CHECKPOINT_S = const(60)
@@ -33,18 +28,7 @@ _MAGIC = b"SGR1"
 class Interval:
     """A closed interval: what a reading reports (OBIS 1.8.0/2.8.0 and 1.7.0/2.7.0)."""
 
-    __slots__ = (
-        "start",
-        "end",
-        "import_wh",
-        "export_wh",
-        "interval_import_wh",
-        "interval_export_wh",
-        "avg_power_w",
-        "peak_power_w",
-        "voltage_dv",
-        "restarted",
-    )
+    __slots__ = MEASURED_FIELDS + ("restarted",)  # the reading's fields (sgcore.reading)
 
 
 class Registers:

@@ -4,13 +4,7 @@
 # relay should be in and the reason (a code journaled with every change). It never switches more
 # often than min_switch_s, never closes without credit, and never opens a critical load.
 
-try:
-    from micropython import const
-except ImportError:  # CPython (tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
 
 # reason codes, also carried in relay-event records (docs/credit-tokens.md)
 R_POWER_ON = const(1)  # the power-on state: open until the rules allow closing

@@ -5,13 +5,7 @@
 # one mWh is carried, so e.g. 800 imp/kWh (1.25 Wh per pulse) never drifts.
 # An S0 output has no direction: the board says whether it counts import or export.
 
-try:
-    from micropython import const
-except ImportError:  # CPython (tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
 
 DEFAULT_IMP_PER_KWH = const(1000)
 _MWH_PER_KWH = const(1000000)

@@ -4,43 +4,20 @@
 # poll() publishes the journal's unacknowledged records in sequence order on .../reading (QoS 1,
 # never more than the client's window in flight, at most `ahead` records beyond the gateway's
 # last ack) and frees them only on the gateway's signed ack {"upto": N, "h": <hash of record N>,
-# "sig": ...} (gateway/mqtt/messages.py). The signature (the site key, secp256k1) is checked a
+# "sig": ...} (the bytes: sgcore/messages.py, the topics: sgcore/topics.py). The signature (the site key, secp256k1) is checked a
 # slice per poll() with sgcore.secp256k1.Verifier, so the main loop stays responsive.
 # A signed {"op": "resend", "from": N} restarts publishing at N; other signed commands go to
 # on_command(op, arg). After a reconnect, or when no ack came for `rewind_ms`, publishing restarts
 # at the first unacknowledged record: the gateway drops what it already has and re-acks.
 
-import binascii
 import hashlib
-import json
 import struct
 
-from micropython import const
-
-from sgcore import secp256k1
+from sgcore import messages, secp256k1
+from sgcore.compat import const
+from sgcore.topics import meter_topic_bytes as topic  # noqa: F401 (meter_net's topics too)
 
 _SEQ_AT = const(19)  # u32 seq inside a record (sgcore.reading)
-_ACK_TAG = b"SGACK1"
-_CMD_TAG = b"SGCMD1"
-_OPS = {"resend": (1, "from"), "time": (2, "t")}  # op -> (code in the signed bytes, argument)
-
-
-def topic(site, meter_id, leaf):
-    """b"sg/<site>/<meter id hex>/<leaf>" for leaf in reading, ack, cmd, status."""
-    return f"sg/{site}/{binascii.hexlify(meter_id).decode()}/{leaf}".encode()
-
-
-def _unhex(value, size):
-    if not isinstance(value, str) or len(value) != 2 * size:
-        return None
-    try:
-        return binascii.unhexlify(value)
-    except ValueError:
-        return None
-
-
-def _u32(value):
-    return type(value) is int and 0 <= value <= 0xFFFFFFFF
 
 
 class Uplink:
@@ -110,28 +87,11 @@ class Uplink:
         elif t == self.cmd_topic:
             self._cmd_in = payload
 
-    def _load(self, payload, what):
-        try:
-            msg = json.loads(payload)
-        except (ValueError, UnicodeError):
-            msg = None
-        if not isinstance(msg, dict):
-            self._log(f"uplink: {what} is not a JSON object: {payload[:60]}")
-            return None
-        sig = _unhex(msg.get("sig"), 64)
-        if sig is None:
-            self._log(f"uplink: {what} without a valid sig field")
-            return None
-        msg["sig"] = sig
-        return msg
-
     def _start_ack(self, payload):
-        msg = self._load(payload, "ack")
-        if msg is None:
-            return
-        upto, h = msg.get("upto"), _unhex(msg.get("h"), 32)
-        if not _u32(upto) or h is None:
-            self._log("uplink: malformed ack")
+        try:
+            upto, h, sig = messages.decode_ack(payload)
+        except messages.MessageFormatError as e:
+            self._log(f"uplink: {e}")
             return
         j = self._j
         if upto <= j.acked_seq():
@@ -142,28 +102,17 @@ class Uplink:
         if self._hash_of(upto) != h:
             self._log(f"uplink: ack for seq {upto} names another record")
             return
-        digest = hashlib.sha256(_ACK_TAG + self._mid + struct.pack(">I", upto) + h).digest()
-        self._job = ("ack", upto, self._verifier(self._pub, digest, msg["sig"]))
+        digest = messages.ack_digest(self._mid, upto, h)
+        self._job = ("ack", upto, self._verifier(self._pub, digest, sig))
 
     def _start_cmd(self, payload):
-        msg = self._load(payload, "command")
-        if msg is None:
+        try:
+            op, arg, sig = messages.decode_cmd(payload)
+        except messages.MessageFormatError as e:
+            self._log(f"uplink: {e}, ignored")
             return
-        op = msg.get("op")
-        if op not in _OPS:
-            self._log(f"uplink: unknown command {op!r} ignored")
-            return
-        code, name = _OPS[op]
-        arg = msg.get(name)
-        if not _u32(arg):
-            self._log(f"uplink: command {op} without a u32 {name}")
-            return
-        signed = _CMD_TAG + self._mid + bytes((code,)) + struct.pack(">I", arg)
-        self._job = (
-            op,
-            arg,
-            self._verifier(self._pub, hashlib.sha256(signed).digest(), msg["sig"]),
-        )
+        digest = messages.cmd_digest(self._mid, op, arg)
+        self._job = (op, arg, self._verifier(self._pub, digest, sig))
 
     def _step_job(self):
         op, arg, v = self._job

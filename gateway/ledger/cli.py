@@ -124,3 +124,13 @@ def verify_proof(proof: IO[Any], validator: str) -> None:
         f"OK: meter {summary['meter_id']} seq {summary['seq']} anchored by {summary['anchor_tx'][:16]}... "
         f"in block {summary['height']} ({summary['block_hash'][:16]}...)"
     )
+
+
+def _add_operator_commands() -> None:
+    from gateway.ledger.cli_operator import COMMANDS
+
+    for command in COMMANDS:
+        ledger.add_command(command)
+
+
+_add_operator_commands()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from gateway.mqtt import topics
 from sgcore import reading as rc
+from sgcore import topics
 
 # (object_id, component, name, value key, extra config)
 _METER_ENTITIES: tuple[tuple[str, str, str, str, dict], ...] = (

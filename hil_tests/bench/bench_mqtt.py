@@ -24,6 +24,7 @@ import coincurve
 
 from boards.emulated.host.wasm import MicroPythonVM, Mount
 from gateway.crypto import sign_digest
+from sgcore import messages
 
 FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 
@@ -118,13 +119,13 @@ print("J " + json.dumps({"fuel": fuels, "alloc": allocs, "acked": c.acked,
 """
 
 VERIFY = """
-import sys, gc, json, hashlib, struct, host
+import sys, gc, json, host
 sys.path.insert(0, "/lib")
-from sgcore import secp256k1
+from sgcore import messages, secp256k1
 def fuel():
     return json.loads(host.call("fuel", "null"))["value"]
 def start():
-    d = hashlib.sha256(b"SGACK1" + MID + struct.pack(">I", 41) + H).digest()
+    d = messages.ack_digest(MID, 41, H)
     return secp256k1.Verifier(PUB, d, SIG)
 f0 = fuel()
 v = start()
@@ -156,7 +157,7 @@ def run(n: int) -> dict[str, float]:
     pub = _run(f"N = {n}\n" + GUEST)
     key = coincurve.PrivateKey()
     mid, h = b"\x11" * 16, hashlib.sha256(b"record 41").digest()
-    sig = sign_digest(key, hashlib.sha256(b"SGACK1" + mid + (41).to_bytes(4, "big") + h).digest())
+    sig = sign_digest(key, messages.ack_digest(mid, 41, h))
     pubkey = key.public_key.format(compressed=True)
     ver = _run(f"MID = {mid!r}\nH = {h!r}\nSIG = {sig!r}\nPUB = {pubkey!r}\n" + VERIFY)
     assert ver["valid"] is True and pub["acked"] >= n

@@ -31,6 +31,7 @@ from boards.emulated.host.board import BoardConfig, EmulatedBoard
 from boards.emulated.host.wasm import RunOutcome
 from gateway.crypto import SiteKey
 from gateway.mqtt import messages
+from sgcore import topics
 from tools.build import build
 
 # MicroPython helpers every script starts with (top-level loop + gc.collect() stay in the script).
@@ -239,7 +240,7 @@ class GatewayPeer:
         assert self.subscribed.wait(10), "the gateway peer never subscribed"
 
     def topic(self, leaf: str) -> str:
-        return f"sg/{self.site}/{self.hex}/{leaf}"
+        return topics.meter_topic(self.site, self.hex, leaf)
 
     def _on_connect(self, client, userdata, flags, rc, props) -> None:
         client.subscribe([(self.topic("reading"), 1), (self.topic("status"), 1)])

@@ -18,6 +18,7 @@ from pymodbus.framer.rtu import FramerRTU
 
 from hil_tests.bench.bench_modbus import GUEST_RIG
 from hil_tests.firmware.conftest import FIRMWARE_LIB, json_lines, run_mpy
+from sgcore import modbus_map as mmap
 
 
 def _load(name: str) -> ModuleType:
@@ -33,7 +34,6 @@ def _load(name: str) -> ModuleType:
 
 
 crc = _load("modbus_crc")
-mmap = _load("modbus_map")
 pdu = _load("modbus_pdu")
 rtu = _load("modbus_rtu")
 RIG: dict[str, Any] = {}

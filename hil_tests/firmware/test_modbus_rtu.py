@@ -46,7 +46,7 @@ SCRIPT = """
 import binascii, gc, json, os
 import hal
 import modbus_rtu
-from modbus_map import version_values
+from sgcore.modbus_map import version_values
 board = hal.Board()
 values = json.loads(%r)
 for key in ("meter_id", "public_key"):

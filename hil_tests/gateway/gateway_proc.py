@@ -15,8 +15,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from gateway.mqtt import topics
 from hil_tests.rig.broker import Broker, free_port
+from sgcore import topics
 
 # `sgrid gateway` without the rest of the sgrid CLI (other groups may be mid-change)
 SGRID_GATEWAY = [sys.executable, "-m", "gateway.service"]

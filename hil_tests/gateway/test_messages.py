@@ -7,7 +7,7 @@ from ecdsa.util import sigdecode_string
 from gateway.crypto import SiteKey
 from gateway.mqtt import messages
 from gateway.mqtt.discovery import meter_discovery
-from gateway.mqtt.topics import parse_meter_topic
+from sgcore.topics import parse_meter_topic
 
 MID = bytes(range(16))
 H = b"\xab" * 32

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ln import bech32
+from gateway.ln.codec import bech32
 from gateway.ln.errors import Bech32Error
 
 # BIP-173 "Test vectors": valid bech32 strings (https://github.com/bitcoin/bips/blob/master/bip-0173.mediawiki)

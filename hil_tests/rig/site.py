@@ -25,6 +25,7 @@ from hil_tests.gateway.gateway_proc import GatewayProcess, write_config
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker
 from hil_tests.rig.flash_reader import pubkey_from_console
+from sgcore import topics
 from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
 
@@ -142,7 +143,7 @@ class Site:
         self._pub.publish(topic, payload, qos=1).wait_for_publish(10)
 
     def send_token(self, meter: Meter, token: bytes) -> None:
-        self.publish(f"sg/{self.site}/{meter.meter_id.hex()}/token", token)
+        self.publish(topics.meter_topic(self.site, meter.meter_id.hex(), "token"), token)
 
     def stored(self, meter: Meter) -> list[sqlite3.Row]:
         """The readings the gateway stored for a meter (read-only view of its database)."""

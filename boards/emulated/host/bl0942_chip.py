@@ -1,7 +1,7 @@
 """An emulated BL0942 energy IC on a serial port (one end of a pty "wire" made by the rig).
 
 It answers the full-packet read (0x58|addr, 0xAA) with the 23-byte frame of the datasheet
-(docs/journal.md, "BL0942"), computed from a load model: a callable giving the instantaneous active
+(docs/journal.md, "BL0942"; the frame itself: sgcore/bl0942_frame.py), computed from a load model: a callable giving the instantaneous active
 power (W, + import, - export) and RMS voltage (V). Energy is integrated in wall-clock time
 into CF_CNT with the datasheet's scaling (one count = 419430.4 / pref W*s, so eref counts per
 kWh) and wraps at 24 bits like the chip's register. Frames with a bad checksum can be injected.
@@ -15,44 +15,32 @@ from collections.abc import Callable
 
 import serial
 
-READ = 0x58
-FULL_PACKET = 0xAA
-HEADER = 0x55
-FRAME_LEN = 23
-CF_MASK = 0xFFFFFF
-STATUS_REVERSE = 0x01  # CF_REVP_F: active power flows backwards (export)
+from sgcore.bl0942_frame import (
+    CF_MASK,
+    DEFAULT_CALIBRATION,
+    FRAME_LEN,
+    FULL_PACKET,
+    HEADER,
+    READ,
+    STATUS_REVERSE,
+    checksum,
+    encode_frame,
+)
 
-# ESPHome's bl0942 reference constants (same defaults as firmware/lib/bl0942.py)
-DEFAULT_CALIBRATION = {
-    "bl0942_uref": 15883.34116,
-    "bl0942_iref": 251065.6814,
-    "bl0942_pref": 623.0270705,
-    "bl0942_eref": 5347.484240,
-}
+__all__ = [
+    "BL0942Chip",
+    "CF_MASK",
+    "DEFAULT_CALIBRATION",
+    "FRAME_LEN",
+    "FULL_PACKET",
+    "HEADER",
+    "READ",
+    "STATUS_REVERSE",
+    "checksum",
+    "encode_frame",
+]
 
 LoadModel = Callable[[], tuple[float, float]]  # -> (active power W, RMS voltage V)
-
-
-def checksum(frame_without_sum: bytes, address: int = 0) -> int:
-    return ~((READ | address) + sum(frame_without_sum)) & 0xFF
-
-
-def encode_frame(
-    *,
-    i_rms: int,
-    v_rms: int,
-    i_fast_rms: int,
-    watt: int,
-    cf_cnt: int,
-    period_us: int,
-    status: int,
-    address: int = 0,
-) -> bytes:
-    """The chip's full-packet answer for raw register values."""
-    body = bytes([HEADER])
-    for value in (i_rms, v_rms, i_fast_rms, watt & 0xFFFFFF, cf_cnt & CF_MASK, period_us, status):
-        body += (value & 0xFFFFFF).to_bytes(3, "little")
-    return body + bytes([checksum(body, address)])
 
 
 class BL0942Chip:

@@ -51,25 +51,30 @@ class ReadingFormatError(ValueError):
     pass
 
 
+# What the meter's registers measure over an interval (firmware/lib/registers.py Interval holds
+# the same fields before they become a Reading).
+MEASURED_FIELDS = (
+    "start",
+    "end",
+    "import_wh",
+    "export_wh",
+    "interval_import_wh",
+    "interval_export_wh",
+    "avg_power_w",
+    "peak_power_w",
+    "voltage_dv",
+)
+
+
 class Reading:
     __slots__ = (
-        "kind",
-        "reason",
-        "meter_id",
-        "seq",
-        "prev_hash",
-        "start",
-        "end",
-        "import_wh",
-        "export_wh",
-        "interval_import_wh",
-        "interval_export_wh",
-        "avg_power_w",
-        "peak_power_w",
-        "voltage_dv",
-        "relay",
-        "flags",
-        "credit_wh",
+        ("kind", "reason", "meter_id", "seq", "prev_hash")
+        + MEASURED_FIELDS
+        + (
+            "relay",
+            "flags",
+            "credit_wh",
+        )
     )
 
     def __init__(

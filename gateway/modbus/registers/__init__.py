@@ -9,6 +9,6 @@ from gateway.modbus.regmap import RegisterMap
 MODELS: dict[str, RegisterMap] = {
     "sdm630": sdm630.REGISTER_MAP,
     "sdm120": sdm120.REGISTER_MAP,
-    "sg_esp32_meter": sg_esp32_meter.REGISTER_MAP,  # our meter (firmware/lib/modbus_map.py)
+    "sg_esp32_meter": sg_esp32_meter.REGISTER_MAP,  # our meter (sgcore/modbus_map.py)
     "esp32_meter": sg_esp32_meter.REGISTER_MAP,  # the same, by its short name
 }

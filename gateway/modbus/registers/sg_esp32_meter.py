@@ -1,12 +1,12 @@
-"""The Seamless Grid ESP32 meter's Modbus map, version 1: the gateway's copy of the firmware's
-table (`firmware/lib/modbus_map.py`, documented in docs/meter-modbus.md).
+"""The Seamless Grid ESP32 meter's Modbus map as the gateway polls it, built from the firmware's
+own table `sgcore.modbus_map` (documented in docs/meter-modbus.md): addresses, widths and
+signedness come from there; this module only names and scales the values for the gateway.
 
 Input registers (FC 0x04); the firmware serves the same measurement area over FC 0x03 too, so the
 provisional `esp32_meter` table (holding registers 0x0000-0x000B) is a compatible subset of this
 one. Integers only: big-endian words, high word first. Not in this table because RegisterMap has
 no such types: the uint64 energy totals at 0x0010/0x0014 (the uint32 ones here wrap at 2**32 Wh)
 and the identity byte strings, read with `identity_block()` and `words_to_bytes()`.
-`hil_tests/firmware/test_modbus_rtu.py` checks this table against the running firmware.
 """
 
 from __future__ import annotations
@@ -14,36 +14,59 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.modbus.regmap import Register, RegisterMap
+from sgcore import modbus_map as fw
 
-MAP_VERSION = 1  # the firmware serves its own at MAP_VERSION_ADDRESS: compare before trusting
-MAP_VERSION_ADDRESS = 0x0023
-METER_ID_ADDRESS, METER_ID_BYTES = 0x0028, 16  # sha256(public key)[:16]
-PUBLIC_KEY_ADDRESS, PUBLIC_KEY_BYTES = 0x0030, 33  # compressed secp256k1, 17 registers
-UNIT_ID_ADDRESS = 0x0100  # holding, writable 1..247 (reply comes from the old id)
-RELAY_COMMAND_ADDRESS = 0x0101  # holding, write 0/1: a request the meter's relay policy may refuse
+# firmware value name -> (gateway name, unit, scale); the firmware's other values are not polled
+_VIEW = {
+    "import_wh": ("import_wh", "Wh", 1.0),
+    "export_wh": ("export_wh", "Wh", 1.0),
+    "power_w": ("power", "W", 1.0),  # + import / - export
+    "voltage_dv": ("voltage_l1", "V", 0.1),
+    "relay": ("relay", "", 1.0),  # 0 open, 1 closed
+    "credit_wh": ("credit_wh", "Wh", 1.0),  # negative: debt of a critical load
+    "seq": ("seq", "", 1.0),  # last signed record
+    "current_ma": ("current_l1", "A", 0.001),
+    "flags": ("flags", "", 1.0),  # sgcore.reading FLAG_* bits
+    "frames": ("modbus_frames", "", 1.0),  # counters wrap at 2**16
+    "crc_errors": ("modbus_crc_errors", "", 1.0),
+    "dropped": ("modbus_dropped", "", 1.0),
+    "exceptions": ("modbus_exceptions", "", 1.0),
+    "fw_major": ("fw_major", "", 1.0),
+    "fw_minor": ("fw_minor", "", 1.0),
+    "fw_patch": ("fw_patch", "", 1.0),
+    "map_version": ("map_version", "", 1.0),
+}
+_DTYPE = {(1, False): "uint16", (1, True): "int16", (2, False): "uint32", (2, True): "int32"}
+
+
+def _entry(name: str) -> tuple[int, int]:
+    """(address, registers) of the first entry named `name` (the 64-bit copies come later)."""
+    for first, count, entry in fw.HOLDING_ENTRIES:
+        if entry == name:
+            return first, count
+    raise KeyError(name)
+
+
+def _registers() -> tuple[Register, ...]:
+    out = []
+    for name, (gw_name, unit, scale) in _VIEW.items():
+        first, count = _entry(name)
+        dtype = _DTYPE[(count, name in fw.SIGNED)]
+        out.append(Register(gw_name, first, dtype, unit, scale=scale))
+    return tuple(sorted(out, key=lambda r: r.address))
+
+
+MAP_VERSION = fw.MAP_VERSION  # the firmware serves its own at MAP_VERSION_ADDRESS: compare first
+MAP_VERSION_ADDRESS = _entry("map_version")[0]
+METER_ID_ADDRESS, METER_ID_BYTES = _entry("meter_id")[0], 16  # sha256(public key)[:16]
+PUBLIC_KEY_ADDRESS, PUBLIC_KEY_BYTES = _entry("public_key")[0], 33  # compressed secp256k1
+UNIT_ID_ADDRESS = _entry("unit_id")[0]  # holding, writable 1..247 (reply comes from the old id)
+RELAY_COMMAND_ADDRESS = fw.SETTINGS[1][0]  # holding, write 0/1: the relay policy may refuse it
 
 REGISTER_MAP = RegisterMap(
     model="sg_esp32_meter",
     max_block=64,  # the meter answers up to 125; 64 covers 0x0000-0x003F in one read
-    registers=(
-        Register("import_wh", 0x0000, "uint32", "Wh"),
-        Register("export_wh", 0x0002, "uint32", "Wh"),
-        Register("power", 0x0004, "int32", "W"),  # + import / - export
-        Register("voltage_l1", 0x0006, "uint16", "V", scale=0.1),
-        Register("relay", 0x0007, "uint16", ""),  # 0 open, 1 closed
-        Register("credit_wh", 0x0008, "int32", "Wh"),  # negative: debt of a critical load
-        Register("seq", 0x000A, "uint32", ""),  # last signed record
-        Register("current_l1", 0x000C, "uint32", "A", scale=0.001),
-        Register("flags", 0x000E, "uint16", ""),  # sgcore.reading FLAG_* bits
-        Register("modbus_frames", 0x0018, "uint16", ""),  # counters wrap at 2**16
-        Register("modbus_crc_errors", 0x0019, "uint16", ""),
-        Register("modbus_dropped", 0x001A, "uint16", ""),
-        Register("modbus_exceptions", 0x001B, "uint16", ""),
-        Register("fw_major", 0x0020, "uint16", ""),
-        Register("fw_minor", 0x0021, "uint16", ""),
-        Register("fw_patch", 0x0022, "uint16", ""),
-        Register("map_version", MAP_VERSION_ADDRESS, "uint16", ""),
-    ),
+    registers=_registers(),
 )
 
 
