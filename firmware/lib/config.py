@@ -19,6 +19,7 @@ SCHEMA = {
     "broker_tls_ca": ("", "str", 0, 64),  # CA file on flash: TLS to the broker ("" = plain TCP)
     "topic_prefix": ("sg", "str", 1, 16),
     "issuer_pubkey": ("", "pubkey", 0, 0),
+    "release_pubkey": ("", "pubkey", 0, 0),  # signs firmware updates ("" = refuse every one)
     "interval_s": (900, "int", 60, 3600),
     "checkpoint_s": (60, "int", 10, 3600),
     "journal_capacity": (800, "int", 16, 4096),

@@ -215,6 +215,7 @@ def radial(
     std_type: str = DEFAULT_LINE_TYPE,
     name: str = "feeder",
     microgrids: int = 1,
+    limits: Limits | None = None,
 ) -> Topology:
     """A radial LV feeder: `branches` cables from the root, one bus per node along them.
 
@@ -239,6 +240,18 @@ def radial(
         )
         last[branch] = bus
         node_bus.append({"node": node, "bus": bus, "microgrid": f"mg-{branch % microgrids + 1}"})
+    lim = limits or Limits()
     return parse_topology(
-        {"name": name, "root": "b0", "buses": buses, "lines": lines, "nodes": node_bus}
+        {
+            "name": name,
+            "root": "b0",
+            "buses": buses,
+            "lines": lines,
+            "nodes": node_bus,
+            "limits": {
+                "max_line_loading_percent": lim.max_line_loading_percent,
+                "vm_min_permille": lim.vm_min_permille,
+                "vm_max_permille": lim.vm_max_permille,
+            },
+        }
     )
