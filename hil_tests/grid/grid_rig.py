@@ -36,6 +36,12 @@ CHANNEL_MSAT = 200_000_000
 DEPOSIT_MSAT = 1_000_000_000
 ROLES = {"pv": "producer", "home": "consumer", "pod": "pod"}
 BUS = {"pv": "lv1", "home": "lv1", "pod": "lv0"}
+MARKET = {
+    "pv": "",
+    "home": 'strategy = "consumer"\nmax_price_msat_per_kwh = 1000000\nneed_wh_per_hour = 1000\n'
+    'forward_to = "pod"\n',
+    "pod": 'strategy = "pod"\ntariff_msat_per_kwh = 2000000\nfeed_in_msat_per_kwh = 500000\n',
+}
 
 
 def sgrid(*args: str, check: bool = True, timeout: float = 60) -> str:
@@ -119,7 +125,9 @@ class GridRig:
             f'[ledger]\nurl = "{self.ledger_url}"\n'
             f"[credit]\nresend_s = 1.0\n"
             f"[anchor]\ninterval_s = {self.anchor_interval_s}\nretry_s = 1.0\n"
-            f'[market]\nrole = "{ROLES[n.name]}"\n' + modbus + topology
+            f'[market]\nrole = "{ROLES[n.name]}"\n{MARKET[n.name] if topology else ""}'
+            + modbus
+            + topology
         )
 
     def _topology(self) -> str:
@@ -257,6 +265,10 @@ class GridRig:
                     str(price_msat), "--node", "pv", "--start", str(start), "--end",
                     str(start + 900), "--kwh", str(wh / 1000))  # fmt: skip
         return json.loads(out)["invoices"][0]
+
+    def offer(self, invoice: str) -> dict[str, Any]:
+        """The producer offers its receipt to its neighbours (`sgrid channel offer`)."""
+        return json.loads(sgrid("channel", "offer", invoice, "--node-url", self.nodes["pv"].url))
 
     def pay(self, invoice: str) -> dict[str, Any]:
         """The consumer pays with `sgrid pay`, as its owner (or its market agent) would."""

@@ -112,3 +112,34 @@ def test_a_readings_proof_from_the_gateway_verifies_offline(rig, tmp_path):
     bad = subprocess.run([*SGRID, "ledger", "verify-proof", str(path), "--validator",
                           rig.validator], capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 1 and "INVALID" in bad.stdout
+
+
+def _credit_status(rig: GridRig, payment_hash: str) -> str | None:
+    rows = [r for r in rig.credit_rows() if bytes(r[0]).hex() == payment_hash]
+    return rows[0][1] if rows else None
+
+
+def test_an_offered_receipt_is_paid_by_the_consumers_strategy(rig):
+    invoice = rig.receipt(wh=200, price_msat=200_000)  # 1,000,000 msat/kWh: home's limit
+    out = rig.offer(invoice)
+    assert out["offered_to"] == 2  # its neighbours: home and the POD
+    ph = out["payment_hash"]
+    wait_until(lambda: _credit_status(rig, ph) == "accepted", 30, "home to buy the offered receipt")
+    pod = rig.nodes["pod"]
+    assert pod.api("/offers")["counts"].get("kept", 0) >= 1  # 1,000,000 > the POD's feed-in
+
+
+def test_a_receipt_the_consumer_does_not_need_reaches_the_pod_which_buys_it(rig):
+    invoice = rig.receipt(wh=300, price_msat=120_000)  # cheap, but home needs only 50 Wh more
+    ph = rig.offer(invoice)["payment_hash"]
+    pod = rig.nodes["pod"]
+    wait_until(
+        lambda: pod.api("/payment", {"payment_hash": ph})["status"] == "succeeded",
+        30,
+        "the POD to buy the discarded receipt",
+    )
+    home = rig.nodes["home"].api("/offers")["counts"]
+    assert home.get("forward", 0) >= 1 or home.get("duplicate", 0) >= 1
+    assert _credit_status(rig, ph) is None  # home bought nothing
+    time_out = rig.nodes["pv"].api("/offers")
+    assert time_out["seen"] >= 2
