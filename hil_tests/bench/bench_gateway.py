@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
