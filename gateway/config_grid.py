@@ -29,7 +29,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 METER_RE = re.compile(r"^([0-9a-f]{32}|[A-Za-z0-9][A-Za-z0-9_-]{0,31})$")
 MAX_MSAT = 2**63 - 1
 ROLES = ("producer", "consumer", "prosumer", "pod")
-STRATEGIES = ("manual", "buy_below", "pod")
+STRATEGIES = ("manual", "consumer", "producer", "pod")
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,15 @@ class AnchorConfig:
 @dataclass(frozen=True)
 class MarketConfig:
     role: str = "consumer"
-    strategy: str = "manual"  # manual: only `sgrid pay`; buy_below: pay offers up to a price
-    max_price_msat_per_kwh: int = 0  # buy_below / pod: the most this node pays
+    # manual: pays only what `sgrid pay` is told to, forwards every offered receipt to the POD;
+    # consumer / producer / pod: gateway/market/strategies.py decides on each offered receipt
+    strategy: str = "manual"
+    max_price_msat_per_kwh: int = 0  # consumer: the most it pays
+    need_wh_per_hour: int = 0  # consumer: the energy it expects to import (flat forecast)
+    tariff_msat_per_kwh: int = 0  # pod: price of last-resort energy; producer: its price
+    feed_in_msat_per_kwh: int = 0  # pod: the most it pays for a receipt forwarded to it
     forward_to: str = ""  # topology name of the node that gets what we do not buy (the POD)
-    offer_hops: int = 3  # how far a receipt offer may travel
+    offer_hops: int = 3  # how far a receipt offer of ours may travel
     imbalance_price_msat_per_kwh: int = 0  # pod: price of imbalance receipts
     settle_period_s: int = 900  # pod: the settlement period (15-minute slots)
 
@@ -146,8 +151,11 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "role": (string(choices=ROLES), False),
         "strategy": (string(choices=STRATEGIES), False),
         "max_price_msat_per_kwh": (_msat, False),
+        "need_wh_per_hour": (int_in(0, 10**9), False),
+        "tariff_msat_per_kwh": (_msat, False),
+        "feed_in_msat_per_kwh": (_msat, False),
         "forward_to": (string(re.compile(r"^$|" + NAME_RE.pattern)), False),
-        "offer_hops": (int_in(0, 16), False),
+        "offer_hops": (int_in(0, 8), False),
         "imbalance_price_msat_per_kwh": (_msat, False),
         "settle_period_s": (int_in(60, 86400), False),
     },
@@ -248,8 +256,10 @@ def parse_grid(raw: dict[str, Any], site: str, state_dir: Path, problems: list[s
     forward = market.get("forward_to", "")
     if forward and topo.node(forward) is None:
         problems.append(f"market.forward_to: no [[topology.node]] {forward!r}")
-    if market.get("strategy") == "buy_below" and not market.get("max_price_msat_per_kwh"):
-        problems.append("market.max_price_msat_per_kwh: required (> 0) for strategy buy_below")
+    if market.get("strategy") == "consumer" and not market.get("max_price_msat_per_kwh"):
+        problems.append("market.max_price_msat_per_kwh: required (> 0) for strategy consumer")
+    if market.get("strategy") == "pod" and not market.get("tariff_msat_per_kwh"):
+        problems.append("market.tariff_msat_per_kwh: required (> 0) for strategy pod")
     if market.get("role") == "pod" and market.get("strategy", "manual") not in ("pod", "manual"):
         problems.append("market.strategy: a pod node runs strategy 'pod' (or 'manual')")
     return GridConfig(

@@ -30,6 +30,7 @@ SCHEMA = {
     "critical_load": (False, "bool", 0, 0),
     "low_credit_wh": (100, "int", 0, 1000000),
     "emergency_credit_wh": (0, "int", 0, 100000),
+    "credit_reserve_wh": (20, "int", 4, 1000),  # consumption committed to flash ahead of use
     "max_power_w": (0, "int", 0, 100000),
     "max_power_hold_s": (10, "int", 1, 3600),
     "min_switch_s": (5, "int", 0, 3600),

@@ -11,9 +11,10 @@ within [vm_min, vm_max]. **Curtailment rule** (docs/market.md §7), repeated unt
   2. the nodes behind it are those in the subtree below an overloaded line, or on the root branch
      of a bus out of its voltage band; the side that causes it is the sellers when power flows
      towards the root (line exported through, or over-voltage), else the buyers;
-  3. of those nodes the one with the most traded Wh on that side (ties: node id) gets a limit of
-     traded - max(ceil(traded * excess), ceil(traded / 10), 1) Wh on that side;
-  4. its orders on that side are cut to the limit (in order of id) and the book is re-cleared.
+  3. every one of those nodes gets a limit on that side: its traded Wh minus
+     max(ceil(traded * excess), ceil(traded / 10), 1), and 0 for those that did not trade
+     (so no other node behind the element takes the curtailed energy over);
+  4. their orders on that side are cut to the limits (in order of id) and the book re-cleared.
 If no node behind a violation trades on that side, the base flow alone is infeasible: the result
 says `feasible=False` and keeps the trades (curtailing others cannot help).
 **Losses**: each line's loss (res_line.pl_mw over the slot, rounded to whole Wh) is split over the
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,8 +255,16 @@ def clear_feasible(
     cap_msat_per_kwh: int | None = None,
     base_wh: Mapping[str, int] | None = None,
     max_rounds: int = 50,
+    clear: Callable[[Book], Clearing] | None = None,
 ) -> FeederClearing:
-    """Clear `book`, check the feeder, curtail and re-clear until feasible (rule: module doc)."""
+    """Clear `book`, check the feeder, curtail and re-clear until feasible (rule: module doc).
+
+    `clear` replaces the one-mechanism clearing (e.g. the three-level slot clearing)."""
+    if clear is None:
+
+        def clear(b: Book) -> Clearing:
+            return mechanisms.clear(b, mechanism, cap_msat_per_kwh)
+
     slot_s = book.end - book.start
     base = dict(base_wh or {})
     limits: dict[str, dict[str, int]] = {"sell": {}, "buy": {}}
@@ -269,7 +278,7 @@ def clear_feasible(
             limit_orders(book.offers, limits["sell"]),
             limit_orders(book.bids, limits["buy"]),
         )
-        clearing = mechanisms.clear(limited, mechanism, cap_msat_per_kwh)
+        clearing = clear(limited)
         net = net_of(clearing.trades, base)
         flow = feeder.run(net, slot_s)
         found = feeder.violations(flow)
@@ -285,11 +294,14 @@ def clear_feasible(
                 traded[who] = traded.get(who, 0) + t.wh
         if not traded:
             break  # the base flow alone violates: curtailing trades cannot fix it
-        node = min(traded, key=lambda n: (-traded[n], n))
-        have = traded[node]
-        cut = max(math.ceil(have * worst.excess), math.ceil(have / 10), 1)
-        limits[side][node] = have - cut
-        curtailed.append((node, side, have - cut))
+        for node in sorted(nodes):
+            have = traded.get(node, 0)
+            cut = max(math.ceil(have * worst.excess), math.ceil(have / 10), 1) if have else 0
+            if node in limits[side] and limits[side][node] <= have - cut:
+                continue
+            limits[side][node] = have - cut
+            if have:
+                curtailed.append((node, side, have - cut))
     else:
         raise FeederError(f"feeder {feeder.topology.name}: not feasible after {max_rounds} rounds")
     losses, unallocated = allocate_losses(feeder, clearing.trades, flow)

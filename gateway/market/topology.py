@@ -215,6 +215,7 @@ def radial(
     std_type: str = DEFAULT_LINE_TYPE,
     name: str = "feeder",
     microgrids: int = 1,
+    limits: Limits | None = None,
 ) -> Topology:
     """A radial LV feeder: `branches` cables from the root, one bus per node along them.
 
@@ -239,6 +240,47 @@ def radial(
         )
         last[branch] = bus
         node_bus.append({"node": node, "bus": bus, "microgrid": f"mg-{branch % microgrids + 1}"})
+    lim = limits or Limits()
     return parse_topology(
-        {"name": name, "root": "b0", "buses": buses, "lines": lines, "nodes": node_bus}
+        {
+            "name": name,
+            "root": "b0",
+            "buses": buses,
+            "lines": lines,
+            "nodes": node_bus,
+            "limits": {
+                "max_line_loading_percent": lim.max_line_loading_percent,
+                "vm_min_permille": lim.vm_min_permille,
+                "vm_max_permille": lim.vm_max_permille,
+            },
+        }
+    )
+
+
+def from_grid_config(
+    grid_topology: Any,
+    root: str,
+    length_m: int = 30,
+    std_type: str = DEFAULT_LINE_TYPE,
+    name: str = "feeder",
+) -> Topology:
+    """The feeder of a gateway's `[topology]` section (gateway.config_grid.TopologyConfig: nodes
+    with a `bus`, `lines` as bus pairs), rooted at bus `root`, every line `length_m` of
+    `std_type`. Raises TopologyError when those lines do not form a tree."""
+    buses = sorted(
+        {n.bus for n in grid_topology.nodes}
+        | {b for ln in grid_topology.lines for b in ln}
+        | {root}
+    )
+    return parse_topology(
+        {
+            "name": name,
+            "root": root,
+            "buses": buses,
+            "lines": [
+                {"id": f"l{i + 1}", "from": a, "to": b, "length_m": length_m, "std_type": std_type}
+                for i, (a, b) in enumerate(grid_topology.lines)
+            ],
+            "nodes": [{"node": n.name, "bus": n.bus} for n in grid_topology.nodes],
+        }
     )

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hil_tests.ln.node_procs import Grid
+from hil_tests.gateway.ln.node_procs import Grid
 
 AMOUNT = 1000
 
@@ -25,7 +25,7 @@ def _commits(*nodes) -> int:  # noqa: ANN002 - NodeProc
 
 
 def _invoices(node, count: int) -> dict:  # noqa: ANN001 - NodeProc
-    out: dict[str, list[str]] = {"invoices": [], "payment_hashes": []}
+    out: dict[str, list[str]] = {"invoices": [], "payment_hashes": [], "payment_secrets": []}
     now = int(time.time())
     while len(out["invoices"]) < count:
         n = min(500, count - len(out["invoices"]))
@@ -39,6 +39,7 @@ def _invoices(node, count: int) -> dict:  # noqa: ANN001 - NodeProc
         got = node.api("/invoice", body)
         out["invoices"] += got["invoices"]
         out["payment_hashes"] += got["payment_hashes"]
+        out["payment_secrets"] += got["payment_secrets"]
     return out
 
 
@@ -54,7 +55,8 @@ def single_hop(root: Path, payments: int) -> dict[str, float]:
         for phase in ("requests", "invoices"):
             inv = _invoices(b, payments)
             if phase == "requests":
-                body = {"requests": [[b.node_id, h, AMOUNT] for h in inv["payment_hashes"]]}
+                pairs = zip(inv["payment_hashes"], inv["payment_secrets"], strict=True)
+                body = {"requests": [[b.node_id, h, AMOUNT, s] for h, s in pairs]}
             else:
                 body = {"invoices": inv["invoices"]}
             c0, n0 = _commits(a, b), a.channel_with(b)["commitment"]
@@ -128,17 +130,23 @@ def main(argv: list[str] | None = None) -> None:
         for phase, what in (("requests", "decoded requests"), ("invoices", "BOLT-11 receipts")):
             print(
                 f"single-hop, {what}: {s[phase + '_per_s']:.0f} payments/s over one channel "
-                f"(goal >= 1000/s; {s['payments']:.0f} payments in "
+                f"({s['payments']:.0f} payments in "
                 f"{s[phase + '_commitments']:.0f} commitments), "
                 f"{s[phase + '_fsyncs']:.3f} fsyncs/payment (both nodes)"
             )
+        ratio = s["invoices_per_s"] / s["requests_per_s"]
+        print(
+            f"  BOLT-11 rate = {100 * ratio:.0f}% of the decoded-request rate, same run"
+            f" (goal >= 80% and >= 5,000/s)"
+        )
         t = two_hop_latency(Path(d) / "two", args.latency)
         print(
             f"2-hop latency in the payer node (route, 3 nodes, preimage back): "
-            f"p50 {t['node_p50_ms']:.1f} ms, p99 {t['node_p99_ms']:.1f} ms (goal p50 <= 10 ms)\n"
+            f"p50 {t['node_p50_ms']:.1f} ms, p99 {t['node_p99_ms']:.1f} ms\n"
             f"2-hop latency at the CLI client (+ HTTP, + BOLT-11 decode): p50 {t['p50_ms']:.1f} ms,"
             f" p99 {t['p99_ms']:.1f} ms over {t['count']} sequential payments; "
             f"{t['fsyncs_per_payment']:.1f} fsyncs/payment (3 nodes)"
+            f" (goal p50 <= 4 ms, p99 <= 10 ms)"
         )
 
 

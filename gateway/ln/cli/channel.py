@@ -110,6 +110,20 @@ def _add_receive() -> None:
 _add_receive()
 
 
+@channel.command("offer")
+@NODE_URL
+@click.argument("invoice")
+@click.option("--memo", "memo_file", type=click.File("r"), help="Memo JSON of an `h` receipt.")
+def offer(node_url: str, invoice: str, memo_file: Any) -> None:
+    """Offer one of this node's receipts to its channel neighbours (`sg_receipt_offer`).
+
+    Needs a grid node (`sgrid gateway run` with [node]): neighbours pay or forward it."""
+    body: dict[str, Any] = {"invoice": invoice}
+    if memo_file is not None:
+        body["memo"] = memo_file.read().strip()
+    _echo(_call(node_url, "/offer", body))
+
+
 @click.command("pay")
 @NODE_URL
 @click.argument("invoice")

@@ -13,12 +13,16 @@ the semantic attributes, for the invoices we issue.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from coincurve import PrivateKey, PublicKey
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.utils import ffi, lib
 
 from gateway.ln.codec import bech32
 from gateway.ln.errors import Bech32Error, InvoiceError, InvoiceSignatureError
@@ -214,7 +218,7 @@ def encode(
 
 def signing_message(hrp: str, data_words: Sequence[int]) -> bytes:
     """hrp bytes || data part (timestamp + fields) regrouped into bytes, zero-padded."""
-    return hrp.encode("utf-8") + bytes(bech32.convertbits(data_words, 5, 8, pad=True))
+    return hrp.encode("utf-8") + bech32.words_to_padded_bytes(data_words)
 
 
 def encode_fields(
@@ -241,7 +245,7 @@ def _timestamp_words(timestamp: int) -> list[int]:
 # --- decoding --------------------------------------------------------------------------------
 
 
-def _parse_fields(words: list[int]) -> list[TaggedField]:
+def _parse_fields(words: Sequence[int]) -> list[TaggedField]:
     fields = []
     pos = 0
     while pos < len(words):
@@ -273,14 +277,14 @@ def decode(text: str, description: str | None = None) -> Invoice:
     hash is checked against it.
     """
     try:
-        hrp, words = bech32.decode(text.strip())
+        hrp, words = bech32.decode_words(text.strip())
     except Bech32Error as exc:
         raise InvoiceError(f"not a bech32 invoice: {exc}") from exc
     currency, amount = _split_hrp(hrp)
     if len(words) < TIMESTAMP_WORDS + SIGNATURE_WORDS:
         raise InvoiceError("invoice too short to hold a timestamp and a signature")
     data, sig_words = words[:-SIGNATURE_WORDS], words[-SIGNATURE_WORDS:]
-    signature = bytes(bech32.convertbits(sig_words, 5, 8, pad=False))
+    signature = bech32.words_to_bytes(sig_words)  # 104 words = 520 bits: no padding
     timestamp = bech32.words_to_int(data[:TIMESTAMP_WORDS])
     fields = _parse_fields(data[TIMESTAMP_WORDS:])
 
@@ -338,6 +342,7 @@ def decode(text: str, description: str | None = None) -> Invoice:
     )
 
 
+_CTX = GLOBAL_CONTEXT.ctx
 _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
@@ -347,19 +352,32 @@ def _check_signature(signature: bytes, message: bytes, payee_field: bytes | None
     if int.from_bytes(signature[32:64], "big") > _HALF_N:
         # BOLT-11: the signature is low-S; a high-S twin would be a second valid invoice string
         raise InvoiceSignatureError("signature is not low-S")
+    if payee_field is not None:
+        # BOLT-11: with an `n` field the reader checks the signature against it (one verify;
+        # no recovery needed: a signature that verifies under n recovers to n with its id)
+        try:
+            pub = _payee_key(payee_field)
+        except ValueError as exc:
+            raise InvoiceSignatureError(f"invalid payee key in n field: {exc}") from exc
+        sig = ffi.new("secp256k1_ecdsa_signature *")
+        digest = hashlib.sha256(message).digest()
+        if not (
+            lib.secp256k1_ecdsa_signature_parse_compact(_CTX, sig, signature[:64])
+            and lib.secp256k1_ecdsa_verify(_CTX, sig, digest, pub) == 1
+        ):
+            raise InvoiceSignatureError("signature does not match the payee (n) field")
+        return payee_field
     try:
         recovered = PublicKey.from_signature_and_message(signature, message)
     except ValueError as exc:
         raise InvoiceSignatureError(f"signature is not recoverable: {exc}") from exc
-    if payee_field is not None:
-        try:
-            ok = PublicKey(payee_field).verify(_der(signature), message)
-        except ValueError as exc:
-            raise InvoiceSignatureError(f"invalid payee key in n field: {exc}") from exc
-        if not ok or recovered.format(compressed=True) != payee_field:
-            raise InvoiceSignatureError("signature does not match the payee (n) field")
-        return payee_field
     return recovered.format(compressed=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _payee_key(payee: bytes) -> Any:
+    """libsecp256k1's parsed payee key: a payer pays the same few payees again and again."""
+    return PublicKey(payee).public_key
 
 
 def _der(signature: bytes) -> bytes:
