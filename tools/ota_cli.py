@@ -27,7 +27,9 @@ def ota() -> None:
 
 
 @ota.command()
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Key file to create (0600).")
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Key file to create (0600)."
+)
 def keygen(out: Path) -> None:
     """Create the release key that signs updates; prints its public key (for provisioning)."""
     from tools.ota import keygen as make
@@ -40,10 +42,24 @@ def keygen(out: Path) -> None:
 
 @ota.command()
 @click.option("--board", required=True, type=click.Choice(known_boards()))
-@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path, exists=True), help="The release key.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="The bundle file to write.")
-@click.option("--image", type=click.Path(path_type=Path, file_okay=False), help="A built image (default: build it now).")
-@click.option("--version", help="Release version MAJOR.MINOR.PATCH (default: firmware/lib/fwinfo.py).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="The release key.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="The bundle file to write."
+)
+@click.option(
+    "--image",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A built image (default: build it now).",
+)
+@click.option(
+    "--version", help="Release version MAJOR.MINOR.PATCH (default: firmware/lib/fwinfo.py)."
+)
 def bundle(board: str, key_path: Path, out: Path, image: Path | None, version: str | None) -> None:
     """Build (or take) the image for a board and sign it as an update bundle."""
     from gateway.crypto import SiteKey
@@ -59,7 +75,9 @@ def bundle(board: str, key_path: Path, out: Path, image: Path | None, version: s
         _fail(exc if isinstance(exc, ToolError) else ToolError(str(exc)))
         return
     info = made.info
-    click.echo(f"{out}: {board} {info.version}, {len(made.stream)} bytes in {len(made.chunks())} chunks")
+    click.echo(
+        f"{out}: {board} {info.version}, {len(made.stream)} bytes in {len(made.chunks())} chunks"
+    )
 
 
 @ota.command()
@@ -68,7 +86,9 @@ def bundle(board: str, key_path: Path, out: Path, image: Path | None, version: s
 @click.option("--site", required=True)
 @click.option("--user", help="Broker account (the gateway's).")
 @click.option("--password", help="Broker password.")
-@click.option("--tls-ca", type=click.Path(path_type=Path, exists=True), help="CA file: MQTT over TLS.")
+@click.option(
+    "--tls-ca", type=click.Path(path_type=Path, exists=True), help="CA file: MQTT over TLS."
+)
 @click.option("--release-pubkey", help="Check the signature against this key before publishing.")
 def publish(bundle_path: Path, broker: str, site: str, user: str | None, password: str | None,
             tls_ca: Path | None, release_pubkey: str | None) -> None:  # fmt: skip

@@ -85,7 +85,9 @@ class MeterApp:
             self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, self.credit.issuer,
                                 self.offer_token, self._command)  # fmt: skip
             self.pollers.append(self.net.poll)
-            self.ota = ota_agent.OtaAgent(board, cfg, self.net, hal.Board.board_id, FIRMWARE_VERSION)
+            self.ota = ota_agent.OtaAgent(
+                board, cfg, self.net, hal.Board.board_id, FIRMWARE_VERSION
+            )
             self.pollers.append(self.ota.poll)
         elif self.key:
             print("config: issuer_pubkey not set: MQTT uplink off, tokens refused")

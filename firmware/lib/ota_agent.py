@@ -219,5 +219,7 @@ class OtaAgent:
             print("ota: running %s, confirmed" % self.version)
             self.net.event("ota", result="installed", version=self.version)
         elif self.board.ticks_diff(self.board.ticks_ms(), self._start) > self.trial_ms:
-            print("ota: no heartbeat from the new image in %d s: resetting" % (self.trial_ms // 1000))
+            print(
+                "ota: no heartbeat from the new image in %d s: resetting" % (self.trial_ms // 1000)
+            )
             self.board.reset()

@@ -35,7 +35,6 @@ def rmtree(path):
         pass
 
 
-
 class Slot:
     """Writes chunks at their stream offsets; a method returning a string refuses the update."""
 

@@ -50,7 +50,9 @@ def _measure_update(rig, version: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--cuts", type=int, default=20)
     ap.add_argument("--speed", type=float, default=10.0)
     args = ap.parse_args(argv)
@@ -59,10 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             m = _measure_update(rig, "0.2.0")
             print(f"full-image update: {m['bytes']} bytes in {m['chunks']} chunks")
-            print(f"  wall time to the reboot  {m['wall_s']:.1f} s  (confirmed after {m['wall_confirmed_s']:.1f} s)")
-            print(f"  fuel (download + check)  {m['fuel'] / 1e6:.0f} M  ({m['fuel'] / m['bytes']:.0f} per byte)")
-            print(f"  board time               {m['board_ms'] / 1000:.1f} s (virtual, speed {args.speed})")
-            print(f"  data-heap peak           {m['heap_peak']} B  (idle peak before: {m['heap_idle']} B)")
+            print(
+                f"  wall time to the reboot  {m['wall_s']:.1f} s  (confirmed after {m['wall_confirmed_s']:.1f} s)"
+            )
+            print(
+                f"  fuel (download + check)  {m['fuel'] / 1e6:.0f} M  ({m['fuel'] / m['bytes']:.0f} per byte)"
+            )
+            print(
+                f"  board time               {m['board_ms'] / 1000:.1f} s (virtual, speed {args.speed})"
+            )
+            print(
+                f"  data-heap peak           {m['heap_peak']} B  (idle peak before: {m['heap_idle']} B)"
+            )
             rnd = random.Random(1)
             cuts = boots_ok = updates = 0
             while cuts < args.cuts:
@@ -83,10 +93,14 @@ def main(argv: list[str] | None = None) -> int:
                               for line in rig.board.console[seen:]):  # fmt: skip
                     if time.monotonic() > deadline:
                         tail = "\n".join(rig.board.console[-30:])
-                        raise SystemExit(f"update {text} never completed: {rig.ota_state()}\n{tail}")
+                        raise SystemExit(
+                            f"update {text} never completed: {rig.ota_state()}\n{tail}"
+                        )
                     time.sleep(0.3)
-            print(f"power cuts during {updates} updates: {cuts}; boots after a cut: "
-                  f"{boots_ok}/{cuts}; every update completed (last {text})")
+            print(
+                f"power cuts during {updates} updates: {cuts}; boots after a cut: "
+                f"{boots_ok}/{cuts}; every update completed (last {text})"
+            )
         finally:
             rig.board.stop()
             rig.broker.stop()

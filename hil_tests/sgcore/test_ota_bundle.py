@@ -14,7 +14,7 @@ _names = st.from_regex(r"lib/[a-z_]{1,12}(/[a-z_]{1,12})?\.mpy", fullmatch=True)
 @given(
     files=st.lists(st.tuples(_names, st.binary(max_size=300)), min_size=1, max_size=8,
                    unique_by=lambda f: f[0]),
-    version=st.tuples(*[st.integers(0, 999)] * 3).map(lambda v: "%d.%d.%d" % v),
+    version=st.tuples(*[st.integers(0, 999)] * 3).map(lambda v: ".".join(map(str, v))),
     board=st.sampled_from(["emulated", "esp32_devkitc", "esp32c3_plug"]),
 )  # fmt: skip
 def test_offer_and_manifest_round_trip(files, version, board):

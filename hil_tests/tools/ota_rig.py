@@ -27,9 +27,7 @@ def release_image(tmp: Path, version: str, broken: bool = False) -> Path:
     if not image.exists():
         shutil.copytree(build("emulated"), image)
         src = tmp / f"fwinfo-{version}.py"
-        src.write_text(
-            f'FIRMWARE_VERSION = "{version}"\nFIRMWARE_NAME = "seamless-grid-meter"\n'
-        )
+        src.write_text(f'FIRMWARE_VERSION = "{version}"\nFIRMWARE_NAME = "seamless-grid-meter"\n')
         compile_one(src, image / "lib" / "fwinfo.mpy", None)
         if broken:
             bad = tmp / "meter_app_broken.py"

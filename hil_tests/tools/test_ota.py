@@ -89,7 +89,10 @@ def test_forged_wrong_board_downgrade_and_truncated_bundles_change_nothing(rig):
     _publish(rig, good, chunks=chunks)
     board.expect(r"ota: update refused: chunk \d+ has \d+ bytes, expected \d+: bundle truncated",
                  timeout=240)  # fmt: skip
-    assert rig.ota_state().get("trial", "") == "" and rig.ota_state().get("active", "factory") == "factory"
+    assert (
+        rig.ota_state().get("trial", "") == ""
+        and rig.ota_state().get("active", "factory") == "factory"
+    )
     assert not (board.flash_dir / "ota" / "a").exists()
     assert not (board.flash_dir / "ota" / "dl.json").exists()
     assert board.alive()

@@ -50,7 +50,7 @@ class Offer:
 
 
 def version_code(version):
-    """"1.2.3" -> 1002003; BundleError for anything else."""
+    """ "1.2.3" -> 1002003; BundleError for anything else."""
     parts = version.split(".")
     if len(parts) != 3 or not all(p.isdigit() and len(p) <= 3 for p in parts):
         raise BundleError("version must be MAJOR.MINOR.PATCH, got %r" % version)
@@ -81,7 +81,9 @@ def decode_offer(data):
     if len(data) != OFFER_LEN:
         raise BundleError("offer of %d bytes, expected %d" % (len(data), OFFER_LEN))
     try:
-        magic, board, version, code, mlen, msha, slen, csize = struct.unpack(_FORMAT, data[:BODY_LEN])
+        magic, board, version, code, mlen, msha, slen, csize = struct.unpack(
+            _FORMAT, data[:BODY_LEN]
+        )
     except PACK_ERRORS:
         raise BundleError("offer does not unpack")
     if magic != MAGIC:
