@@ -74,6 +74,7 @@ def wnaf(k):
 def _odd_multiples_steps(x, y):
     """Generator: [(x, y) of Q, 3Q, ..., 15Q] affine (its return value)."""
     twice = _ec.double((x, y, 1))
+    yield False
     jac = [(x, y, 1)]
     for _ in range(_ODD_MULTIPLES - 1):
         jac.append(_ec.add(jac[-1], twice))
