@@ -45,4 +45,6 @@ ESP32_MODULES: frozenset[str] = frozenset(
     }
 )
 
-EMULATED_EXTRA: frozenset[str] = frozenset({"host"})
+EMULATED_EXTRA: frozenset[str] = frozenset(
+    {"host", "umachine"}
+)  # the bridge; the WASI port's machine

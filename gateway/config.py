@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.config_checks import Check, boolean, check_table, host, int_in, num_in, pin, string
+from gateway.config_grid import SCHEMA as GRID_SCHEMA
+from gateway.config_grid import GridConfig, parse_grid
 from gateway.errors import ConfigError
 
 _SITE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -28,6 +30,7 @@ class MqttConfig:
     username: str = ""
     password_file: str = ""
     keepalive_s: int = 30
+    tls_ca_file: str = ""  # set: TLS to the broker, its certificate checked against this CA
 
 
 @dataclass(frozen=True)
@@ -96,139 +99,74 @@ class GatewayConfig:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     buses: tuple[ModbusBusConfig, ...] = ()
     devices: tuple[ModbusDeviceConfig, ...] = ()
+    grid: GridConfig = field(default_factory=GridConfig)
 
     @property
     def mqtt_client_id(self) -> str:
         return self.mqtt.client_id or "sgrid-gateway-" + self.site
 
 
-# --- checks: each returns an error text, or None when the value is fine -------------------------
-
-Check = Callable[[Any], str | None]
-
-
-def _int(lo: int, hi: int) -> Check:
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            return f"must be an integer in {lo}..{hi}, got {v!r}"
-        return None
-
-    return check
-
-
-def _num(lo: float, hi: float) -> Check:
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-            return f"must be a number in {lo:g}..{hi:g}, got {v!r}"
-        return None
-
-    return check
-
-
-def _str(pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) -> Check:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, str):
-            return f"must be a string, got {v!r}"
-        if choices and v not in choices:
-            return "must be one of {}, got {!r}".format(", ".join(choices), v)
-        if pattern is not None and not pattern.match(v):
-            return f"must match {pattern.pattern}, got {v!r}"
-        return None
-
-    return check
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
-
-
-def _pin(v: Any) -> str | None:
-    return _int(0, 27)(v)
-
-
 # section -> key -> (check, required)
 _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     "gateway": {
-        "site": (_str(_SITE_RE), True),
-        "state_dir": (_str(), False),
-        "database": (_str(), False),
-        "site_key_file": (_str(), False),
+        "site": (string(_SITE_RE), True),
+        "state_dir": (string(), False),
+        "database": (string(), False),
+        "site_key_file": (string(), False),
     },
     "mqtt": {
-        "host": (_str(), False),
-        "port": (_int(1, 65535), False),
-        "client_id": (_str(), False),
-        "username": (_str(), False),
-        "password_file": (_str(), False),
-        "keepalive_s": (_int(5, 3600), False),
+        "host": (host, False),
+        "port": (int_in(1, 65535), False),
+        "client_id": (string(), False),
+        "username": (string(), False),
+        "password_file": (string(), False),
+        "keepalive_s": (int_in(5, 3600), False),
+        "tls_ca_file": (string(), False),
     },
     "ingest": {
-        "max_batch": (_int(1, 100_000), False),
-        "batch_wait_ms": (_int(0, 1000), False),
-        "resend_cooldown_s": (_num(0, 3600), False),
+        "max_batch": (int_in(1, 100_000), False),
+        "batch_wait_ms": (int_in(0, 1000), False),
+        "resend_cooldown_s": (num_in(0, 3600), False),
     },
     "metrics": {
-        "enabled": (_bool, False),
-        "listen": (_str(), False),
-        "port": (_int(0, 65535), False),
+        "enabled": (boolean, False),
+        "listen": (host, False),
+        "port": (int_in(1, 65535), False),
     },
     "homeassistant": {
-        "enabled": (_bool, False),
-        "discovery_prefix": (_str(re.compile(r"^[A-Za-z0-9_/-]+$")), False),
+        "enabled": (boolean, False),
+        "discovery_prefix": (string(re.compile(r"^[A-Za-z0-9_/-]+$")), False),
     },
     "gpio": {
-        "enabled": (_bool, False),
-        "mock": (_bool, False),
-        "status_led": (_pin, False),
-        "local_relay": (_pin, False),
+        "enabled": (boolean, False),
+        "mock": (boolean, False),
+        "status_led": (pin, False),
+        "local_relay": (pin, False),
     },
 }
 
 _BUS_SCHEMA: dict[str, tuple[Check, bool]] = {
-    "name": (_str(_NAME_RE), True),
-    "kind": (_str(choices=("rtu", "tcp")), True),
-    "port": (_str(), False),
-    "baudrate": (_int(1200, 921_600), False),
-    "parity": (_str(choices=("N", "E", "O")), False),
-    "stopbits": (_int(1, 2), False),
-    "host": (_str(), False),
-    "tcp_port": (_int(1, 65535), False),
-    "timeout_s": (_num(0.05, 30), False),
-    "retries": (_int(0, 10), False),
-    "turnaround_ms": (_num(0, 1000), False),
-    "de_pin": (_pin, False),
+    "name": (string(_NAME_RE), True),
+    "kind": (string(choices=("rtu", "tcp")), True),
+    "port": (string(), False),
+    "baudrate": (int_in(1200, 921_600), False),
+    "parity": (string(choices=("N", "E", "O")), False),
+    "stopbits": (int_in(1, 2), False),
+    "host": (host, False),
+    "tcp_port": (int_in(1, 65535), False),
+    "timeout_s": (num_in(0.05, 30), False),
+    "retries": (int_in(0, 10), False),
+    "turnaround_ms": (num_in(0, 1000), False),
+    "de_pin": (pin, False),
 }
 
 _DEVICE_SCHEMA: dict[str, tuple[Check, bool]] = {
-    "name": (_str(_NAME_RE), True),
-    "bus": (_str(), True),
-    "model": (_str(), True),
-    "unit": (_int(1, 247), False),
-    "poll_s": (_num(0.1, 86_400), False),
+    "name": (string(_NAME_RE), True),
+    "bus": (string(), True),
+    "model": (string(), True),
+    "unit": (int_in(1, 247), False),
+    "poll_s": (num_in(0.1, 86_400), False),
 }
-
-
-def _check_table(
-    where: str, table: Any, schema: dict[str, tuple[Check, bool]], problems: list[str]
-) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        problems.append(f"{where}: must be a table")
-        return {}
-    for key in table:
-        if key not in schema:
-            problems.append(f"{where}.{key}: unknown key")
-    good: dict[str, Any] = {}
-    for key, (check, required) in schema.items():
-        if key not in table:
-            if required:
-                problems.append(f"{where}.{key}: missing (required)")
-            continue
-        error = check(table[key])
-        if error:
-            problems.append(f"{where}.{key}: {error}")
-        else:
-            good[key] = table[key]
-    return good
 
 
 def _check_modbus(raw: Any, problems: list[str]) -> tuple[list[dict], list[dict]]:
@@ -248,7 +186,7 @@ def _check_modbus(raw: Any, problems: list[str]) -> tuple[list[dict], list[dict]
             problems.append(f"modbus.{kind}: must be an array of tables ([[modbus.{kind}]])")
             continue
         for i, entry in enumerate(entries):
-            out.append(_check_table(f"modbus.{kind}[{i}]", entry, schema, problems))
+            out.append(check_table(f"modbus.{kind}[{i}]", entry, schema, problems))
     return buses, devices
 
 
@@ -277,38 +215,60 @@ def _cross_check_modbus(buses: list[dict], devices: list[dict], problems: list[s
             )
 
 
+def _resolve_files(
+    mqtt: dict[str, Any], base_dir: Path | None, problems: list[str]
+) -> dict[str, Any]:
+    """Paths relative to the config file's directory; the CA file must be readable now."""
+    out = dict(mqtt)
+    for key in ("password_file", "tls_ca_file"):
+        if out.get(key) and base_dir is not None and not Path(out[key]).is_absolute():
+            out[key] = str(base_dir / out[key])
+    ca = out.get("tls_ca_file")
+    if ca:
+        try:
+            head = Path(ca).read_bytes()[:4096]
+        except OSError as exc:
+            problems.append(f"mqtt.tls_ca_file: cannot read {ca} ({exc.strerror or exc})")
+        else:
+            if b"-----BEGIN CERTIFICATE-----" not in head:
+                problems.append(f"mqtt.tls_ca_file: {ca} holds no PEM certificate")
+    return out
+
+
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> GatewayConfig:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     problems: list[str] = []
     for key in raw:
-        if key not in _SCHEMA and key != "modbus":
+        if key not in _SCHEMA and key not in GRID_SCHEMA and key not in ("modbus", "topology"):
             problems.append(f"{key}: unknown section")
     if "gateway" not in raw:
         problems.append("gateway: missing section (required)")
     sections = {
-        name: _check_table(name, raw.get(name, {}), s, problems) for name, s in _SCHEMA.items()
+        name: check_table(name, raw.get(name, {}), s, problems) for name, s in _SCHEMA.items()
     }
     buses, devices = _check_modbus(raw.get("modbus", {}), problems)
     _cross_check_modbus(buses, devices, problems)
-    if problems:
-        raise ConfigError(problems)
-
     g = sections["gateway"]
     state_dir = Path(g.get("state_dir", "/var/lib/seamless-grid"))
     if base_dir is not None and not state_dir.is_absolute():
         state_dir = base_dir / state_dir
+    grid = parse_grid(raw, g.get("site", ""), state_dir, problems)
+    mqtt = _resolve_files(sections["mqtt"], base_dir, problems)
+    if problems:
+        raise ConfigError(problems)
     return GatewayConfig(
         site=g["site"],
         state_dir=state_dir,
         database=state_dir / g.get("database", "readings.sqlite3"),
         site_key_file=state_dir / g.get("site_key_file", "site.key"),
-        mqtt=MqttConfig(**sections["mqtt"]),
+        mqtt=MqttConfig(**mqtt),
         ingest=IngestConfig(**sections["ingest"]),
         metrics=MetricsConfig(**sections["metrics"]),
         homeassistant=HomeAssistantConfig(**sections["homeassistant"]),
         gpio=GpioConfig(**sections["gpio"]),
         buses=tuple(ModbusBusConfig(**b) for b in buses),
         devices=tuple(ModbusDeviceConfig(**d) for d in devices),
+        grid=grid,
     )
 
 

@@ -1,4 +1,4 @@
-"""The local quality gate runs in CI too: lint, format and types stay clean on main."""
+"""The local quality gate runs in CI too: lint, format, types and import layers stay clean on main."""
 
 import subprocess
 import sys
@@ -26,3 +26,19 @@ def test_ruff_format_is_clean():
 def test_gateway_type_checks():
     out = _run("mypy")
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_import_layers_hold():
+    """The import-linter contracts of pyproject.toml: gateway.ln in layers, no import circles."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]

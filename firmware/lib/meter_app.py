@@ -3,62 +3,31 @@
 # an ESP32 and on the emulated board. main.py calls step() forever and collects garbage between.
 import binascii
 import gc
-import os
 import sys
 
 import config
 import hal
 import keystore
+import meter_flash
 from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
 from journal import Journal
+from meter_clock import MeterClock
 from meter_net import MeterNet
+from meter_panel import MeterPanel
 from meter_registers import MeterRegisters
 from metering import Metering
 from modbus_rtu import ModbusSlave
 from recorder import Recorder, reading_from_interval, relay_event
 from registers import Checkpoint, Registers
 from relay_policy import RelayPolicy
+from token_desk import TokenDesk
 
 from sgcore import reading as rd
 from sgcore.compat import const
 
 _IDLE_MS = const(250)  # loop period when nothing is in progress (inputs wake it earlier)
-_NTP_RETRY_MS = const(60000)
 _MAX_FAILED_STEPS = const(5)  # consecutive failed steps before the meter resets itself
-_BOOTS_FILE = "boots.txt"
-
-
-_LAST_RECORD = "last.rec"
-
-
-def _keep_last_record(record):
-    # one more small write per reading: the totals' floor survives a lost checkpoint even when
-    # the gateway has acked (and the journal dropped) every record
-    with open(_LAST_RECORD + ".tmp", "wb") as f:
-        f.write(record)
-        f.flush()
-    os.rename(_LAST_RECORD + ".tmp", _LAST_RECORD)
-
-
-def _read_last_record():
-    try:
-        with open(_LAST_RECORD, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _count_boot():
-    try:
-        with open(_BOOTS_FILE) as f:
-            boots = int(f.read() or "0")
-    except (OSError, ValueError):
-        boots = 0
-    with open(_BOOTS_FILE + ".tmp", "w") as f:
-        f.write(str(boots + 1))
-    os.rename(_BOOTS_FILE + ".tmp", _BOOTS_FILE)
-    return boots + 1
 
 
 class MeterApp:
@@ -66,7 +35,7 @@ class MeterApp:
         # code_ram: heap taken by the imported modules (bytecode); frozen on a real ESP32
         self.code_ram = code_ram
         board = self.board = hal.Board()
-        self.boots = _count_boot()
+        self.boots = meter_flash.count_boot()
         print("%s %s on board %s, boot %d, free heap %d"
               % (FIRMWARE_NAME, FIRMWARE_VERSION, board.board_id, self.boots, gc.mem_free()))  # fmt: skip
         self.cfg = config.load()
@@ -88,31 +57,22 @@ class MeterApp:
         self.ckpt.load(self.regs)
         yield False
         self.journal = Journal("journal", cfg["journal_capacity"])
-        # a lost checkpoint must not take the totals below a signed reading: the journal's last
-        # record, or (every record acked and dropped) the copy kept in last.rec
-        last = self.journal.last_record() or _read_last_record()
-        if last is not None:
-            try:
-                r = rd.decode(last)[0]
-                self.regs.floor(r.import_wh, r.export_wh)
-            except ValueError:
-                print("registers: ignoring a damaged %s" % _LAST_RECORD)
+        self._floor_registers()
         yield False
         self.metering = Metering(board, cfg)
         meter_id = self.key.meter_id if self.key else b"\x00" * 16
         issuer = binascii.unhexlify(cfg["issuer_pubkey"]) if cfg["issuer_pubkey"] else None
-        self.credit = CreditStore(meter_id, issuer)
+        self.credit = CreditStore(meter_id, issuer, reserve_wh=cfg["credit_reserve_wh"])
+        self.tokens = TokenDesk(self.credit)
         self.policy = RelayPolicy(cfg)
-        self.recorder = Recorder(self.key, self.journal) if self.key else None
-        self.last_token = None  # (reason, token id) of the latest token handled
-        self._ntp_at = None
-        self._clock_warned = False
-        self._heap_peak = 0
-        self._button = 0
+        self.recorder = (
+            Recorder(self.key, self.journal, self._close_journaled) if self.key else None
+        )
+        self.clock = MeterClock(board)
+        self.panel = MeterPanel(self)
+        self.last_token = None  # (reason, token id) of the latest token answered
         self._failed = 0
         self._chip_errors_base = 0
-        self._low_credit = False
-        self._journal_full = False
         self._unrecorded = None  # (relay, reason, credit) of a change not yet journaled
         provider = MeterRegisters(self)
         self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, provider,
@@ -127,42 +87,30 @@ class MeterApp:
             print("config: issuer_pubkey not set: MQTT uplink off, tokens refused")
         else:
             print("no meter key: MQTT uplink off (readings cannot be signed)")
-        self._sync_clock()
+        self.clock.now()
         print("meter ready: source %s, interval %d s, journal %d pending, credit %d Wh"
               % (cfg["meter_source"], cfg["interval_s"], self.journal.pending_count(), self.credit_wh()))  # fmt: skip
 
+    def _floor_registers(self):
+        # a lost checkpoint must not take the totals below a signed reading, and a close whose
+        # reading was journaled is not closed again: the journal's last record, or (every
+        # record acked and dropped) the copy kept in last.rec
+        last = self.journal.last_record() or meter_flash.read_last_record()
+        if last is None:
+            return
+        try:
+            r = rd.decode(last)[0]
+        except ValueError:
+            print("registers: ignoring a damaged last.rec")
+            return
+        self.regs.floor(r.import_wh, r.export_wh, r.end if r.kind == rd.KIND_READING else 0)
+
     # --- pieces of a step --------------------------------------------------------------------
-
-    def _sync_clock(self):
-        b = self.board
-        if b.rtc_time():
-            return b.rtc_time()
-        now_ms = b.ticks_ms()
-        if self._ntp_at is None or b.ticks_diff(now_ms, self._ntp_at) >= _NTP_RETRY_MS:
-            self._ntp_at = now_ms
-            t = b.ntp_time()
-            if t:
-                b.rtc_set(t)
-                print("clock set from network time: %d" % t)
-                return t
-        if not self._clock_warned:
-            print("clock error: time not set; waiting for the gateway or NTP, not signing readings")
-            self._clock_warned = True
-        return 0
-
-    def set_time(self, unix_seconds):
-        """The gateway's time command."""
-        self.board.rtc_set(unix_seconds)
-        self._clock_warned = False
-        print("clock set by the gateway: %d" % unix_seconds)
 
     def _command(self, op, arg):
         # signed gateway commands other than resend (the uplink handles that one)
         if op == "time":
-            if arg < self.regs.start:
-                print("clock: ignoring a time before the open interval (%d)" % arg)
-            elif abs(arg - self.board.rtc_time()) > 2:
-                self.set_time(arg)
+            self.clock.command(arg, self.regs.start)
 
     def event(self, kind, **fields):
         if self.net:
@@ -177,13 +125,13 @@ class MeterApp:
         return f
 
     def credit_wh(self):
-        return self.credit.credit_wh(self.regs.import_wh)
+        return self.credit.credit_wh()
 
-    def offer_token(self, data):
-        """A token arrived (MQTT or Modbus): check it; the signature is verified over the next steps."""
-        reason = self.credit.begin(data, self.board.rtc_time())
-        if reason is not None:
-            self._token_done(reason, None)
+    def offer_token(self, data, tagged=False):
+        """A token arrived: answered at once if a cheap check fails, else queued for its
+        signature check (token_desk.py)."""
+        for reason, token in self.tokens.offer(data, self.board.rtc_time(), tagged):
+            self._token_done(reason, token)
 
     def _token_done(self, reason, token):
         self.last_token = (reason, token.token_id if token else None)
@@ -193,17 +141,25 @@ class MeterApp:
             if self.net and self.credit.issuer:
                 self.net.uplink.set_site_key(self.credit.issuer)  # follows a key change
         else:
-            print("token rejected: %s" % reason)
+            print("token rejected: %s (id %s)" % (reason, self.last_token[1]))
+
+    def _close_journaled(self):
+        # the reading of a closed interval is on flash (or never will be): the checkpoint may
+        # now move past that close
+        self.regs.commit_close()
+        self.ckpt.save(self.regs)
 
     def _relay(self, now):
         b = self.board
         credit = self.credit_wh()
-        self._warnings(credit)
+        self.panel.warnings(credit)
         closed, reason, changed = self.policy.decide(
             b.ticks_ms(), credit, self.metering.power_w, self.credit.window_cap(now), b.ticks_diff
         )
         if not changed:
             return
+        if closed:
+            self.credit.track(self.regs.import_wh, True)  # the reserve is on flash first
         b.relay.value(1 if closed else 0)  # the relay acts at once; its record is signed after
         print(
             "relay %s (reason %d, credit %d Wh)" % ("closed" if closed else "open", reason, credit)
@@ -222,70 +178,25 @@ class MeterApp:
         self.recorder.submit(relay_event(self.key.meter_id, now, self.regs, relay, reason, credit,
                                          self.flags()))  # fmt: skip
 
-    def _crypto(self):
-        """One slice of signature work (token check first); True while work remains.
+    def _crypto(self, now):
+        """One slice of signature work (tokens first); True while work remains.
 
         One slice per step: main.py collects the slice's garbage before the next one."""
-        if self.credit.busy():
-            done = self.credit.step(self.regs.import_wh)
+        if self.tokens.busy():
+            done = self.tokens.step(now)
             if done:
                 self._token_done(done[0], done[1])
             return True
         if self.recorder and self.recorder.busy():
             record = self.recorder.step()
             if record:
-                _keep_last_record(record)
+                meter_flash.keep_last_record(record)
                 print("record %d signed and journaled" % (self.journal.last_seq(),))
             return True
         return False
 
-    def _report_heap(self):
-        # Data-heap high-water mark: what is allocated at the end of a step, before main.py
-        # collects (live data + this step's garbage), less the loaded code.
-        peak = gc.mem_alloc() - self.code_ram
-        if peak > self._heap_peak:
-            self._heap_peak = peak
-            self.board.report("heap_peak", peak)
-
-    def _button_pressed(self):
-        # The local button: print the meter's status on the console (as a meter's display would).
-        pressed = self.board.button.value()
-        if pressed and not self._button:
-            st = self.status()
-            print("status: import %d Wh, export %d Wh, power %d W, credit %d Wh, relay %s, journal %d pending"
-                  % (st["import_wh"], st["export_wh"], self.metering.power_w, st["credit_wh"],
-                     "closed" if st["relay"] else "open", st["journal"]["pending"]))  # fmt: skip
-        self._button = pressed
-
     def status(self):
-        rec = self.recorder
-        return {
-            "fw": FIRMWARE_VERSION, "boot": self.boots, "relay": self.board.relay.value(),
-            "credit_wh": self.credit_wh(), "import_wh": self.regs.import_wh,
-            "export_wh": self.regs.export_wh, "journal": self.journal.status(),
-            "clock_set": bool(self.board.rtc_time()), "last_token": self.last_token,
-            "intervals_not_journaled": rec.dropped_full + rec.dropped_queue if rec else 0,
-        }  # fmt: skip
-
-    def _warnings(self, credit):
-        # edge-triggered status events: low credit, journal full (the gateway and dashboards
-        # see them; the meter's display would show them)
-        low = self.policy.low_credit(credit) and not self.cfg["critical_load"]
-        if low != self._low_credit:
-            self._low_credit = low
-            self.event("low_credit", active=low, credit_wh=credit)
-        full = bool(self.recorder and self.recorder.journal_full)
-        if full != self._journal_full:
-            self._journal_full = full
-            print(
-                "journal %s"
-                % (
-                    "full: new intervals are not journaled, totals still count"
-                    if full
-                    else "has room again"
-                )
-            )
-            self.event("journal_full", active=full)
+        return self.panel.status()
 
     # --- the loop body -------------------------------------------------------------------------
 
@@ -308,17 +219,20 @@ class MeterApp:
 
     def step(self):
         b = self.board
-        now = self._sync_clock()
+        now = self.clock.now()
         regs = self.regs
         self.metering.poll(
             regs, force=bool(now) and regs.start and now >= regs.start + regs.interval_s
         )
-        self.credit.track_window(now, regs.import_wh)
+        self.credit.track(regs.import_wh, b.relay.value() == 1)
+        self.credit.track_window(now)
         self._relay(now)
         self._record_relay_event(now)
         iv = self.regs.tick(now)
         if iv is not None:
-            self.ckpt.save(self.regs)  # totals on flash before the reading exists
+            print(
+                "interval %d..%d closed: import %d Wh" % (iv.start, iv.end, iv.interval_import_wh)
+            )
             flags = self.flags() | (rd.FLAG_RESTARTED if iv.restarted else 0)
             self._chip_errors_base = self.metering.errors()
             if self.recorder:
@@ -326,12 +240,14 @@ class MeterApp:
                 self.recorder.submit(
                     reading_from_interval(self.key.meter_id, iv, b.relay.value(), credit, flags)
                 )
+            else:
+                self._close_journaled()
         else:
             self.ckpt.maybe_save(self.regs, b.ticks_ms())
-        self._button_pressed()
-        busy = self._crypto() or (self.net is not None and self.net.busy())
+        self.panel.button()
+        busy = self._crypto(now) or (self.net is not None and self.net.busy())
         for poll in self.pollers:
             poll()
-        self._report_heap()
+        self.panel.report_heap()
         if not busy:
             b.sleep_ms(_IDLE_MS)

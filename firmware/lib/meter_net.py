@@ -35,14 +35,14 @@ class MeterNet:
         self.token_topic = uplink.topic(site, meter_id, "token")
         self.event_topic = uplink.topic(site, meter_id, "event")
         self._on_token = on_token
-        self._token_in = None
+        self._tokens_in = []  # tokens received in this poll (at most the packets a poll reads)
         self._uplink_handler = self.client.on_message
         self.client.on_message = self._on_message
         self.client.subscribe(self.token_topic, 1)
 
     def _on_message(self, topic, payload, retained):
         if topic == self.token_topic:
-            self._token_in = bytes(payload)  # handled in poll(), outside the reader
+            self._tokens_in.append(bytes(payload))  # handled in poll(), outside the reader
         else:
             self._uplink_handler(topic, payload, retained)
 
@@ -59,7 +59,6 @@ class MeterNet:
 
     def poll(self):
         self.client.poll()
-        if self._token_in is not None:
-            token, self._token_in = self._token_in, None
-            self._on_token(token)
+        while self._tokens_in:
+            self._on_token(self._tokens_in.pop(0))
         self.uplink.poll()

@@ -3,7 +3,9 @@
 # Signing is step-wise (sgcore.secp256k1.Signer): each step() does a bounded slice, so the main
 # loop keeps serving the relay and the buses while a signature is computed. A record gets its
 # sequence number and chain hash from the journal when its signing starts, and is appended
-# (persisted) as soon as its signature is done: only then may it be published.
+# (persisted) as soon as its signature is done: only then may it be published. on_close() is
+# called once an interval reading is journaled (or will never be: journal or queue full), so the
+# registers' checkpoint may take in that close (registers.py).
 from journal import JournalFull
 
 from sgcore import reading as rd
@@ -19,8 +21,9 @@ def _i32(v):
 
 
 class Recorder:
-    def __init__(self, key, journal, log=print):
+    def __init__(self, key, journal, on_close=None, log=print):
         self._key = key
+        self._on_close = on_close
         self._journal = journal
         self._log = log
         self._queue = []  # Reading objects waiting for a signature (seq/prev_hash unset)
@@ -33,13 +36,19 @@ class Recorder:
     def busy(self):
         return self._signing is not None or bool(self._queue)
 
+    def _closed(self, r):
+        if r.kind == rd.KIND_READING and self._on_close is not None:
+            self._on_close()
+
     def submit(self, reading):
         if self._journal.is_full():
             self.journal_full = True
             self.dropped_full += 1
+            self._closed(reading)
             return False
         if len(self._queue) >= _MAX_QUEUE:
             self.dropped_queue += 1
+            self._closed(reading)
             return False
         self._queue.append(reading)
         return True
@@ -68,6 +77,8 @@ class Recorder:
             self.journal_full = True
             self.dropped_full += 1
             return None
+        finally:  # journaled, or lost for good (full, a flash error): the close may be saved
+            self._closed(r)
         self.journal_full = False
         self.signed += 1
         return record

@@ -5,7 +5,11 @@
 # aligned to wall-clock time. interval_import_wh = import_wh - import_wh at the previous close,
 # so the interval deltas of consecutive readings always add up to the change of the totals.
 # Checkpoint: the totals, the last-close baseline and the interval start in a small file,
-# written through a temp file and an atomic rename at most every period_s (and at each close).
+# written through a temp file and an atomic rename at most every period_s (and once the reading
+# of a closed interval is journaled). A close reaches the checkpoint only with its reading: until
+# commit_close() the checkpoint keeps the baseline and start from before the close, so a power cut
+# between closing an interval and journaling its reading closes the same interval again at boot
+# (its energy lands in the next reading; the deltas still add up: docs/reading-format.md).
 
 import binascii
 import os
@@ -38,6 +42,7 @@ class Registers:
         self.start = 0  # start of the open interval (0: none, the clock was never set)
         self.restarted = False  # the open interval lived through a reboot
         self.changes = 0  # energy updates since the last checkpoint
+        self._uncommitted = []  # (base, start) from before each close whose reading is not journaled
         self._reset_samples()
 
     def _reset_samples(self):
@@ -68,15 +73,21 @@ class Registers:
             self._v_sum += voltage_dv
             self._v_n += 1
 
-    def floor(self, import_wh, export_wh):
-        """Never below the totals of the last journaled reading (after a lost checkpoint)."""
+    def floor(self, import_wh, export_wh, closed_at=0):
+        """Never below the totals of the last journaled record (after a lost checkpoint).
+
+        closed_at: the end of the interval that record closed (an interval reading; 0 for a relay
+        event, whose totals are mid-interval): that close was journaled, so the baseline and the
+        open interval move past it even when the checkpoint did not see it."""
         if import_wh > self.import_wh:
             self.import_wh, self.imp_mwh = import_wh, 0
         if export_wh > self.export_wh:
             self.export_wh, self.exp_mwh = export_wh, 0
-        b = self.base
-        if import_wh > b[0] or export_wh > b[2]:
+        if closed_at and closed_at > self.start:
             self.base = [import_wh, 0, export_wh, 0]
+            self.start = closed_at
+        elif self.start == 0 and (import_wh > self.base[0] or export_wh > self.base[2]):
+            self.base = [import_wh, 0, export_wh, 0]  # no checkpoint at all: start from the record
 
     def tick(self, now):
         """Advance to wall-clock time `now` (unix s, 0 = unset); returns a closed Interval or None."""
@@ -110,11 +121,23 @@ class Registers:
         iv.peak_power_w = self.peak_w
         iv.voltage_dv = self._v_sum // self._v_n if self._v_n else 0
         iv.restarted = self.restarted
+        self._uncommitted.append((self.base, self.start))
         self.base = [self.import_wh, self.imp_mwh, self.export_wh, self.exp_mwh]
         self.restarted = False
         self.changes += 1  # the new baseline must reach the checkpoint
         self._reset_samples()
         return iv
+
+    def commit_close(self):
+        """The reading of the oldest uncommitted close is journaled (or will never be): the
+        checkpoint may now hold that close."""
+        if self._uncommitted:
+            self._uncommitted.pop(0)
+            self.changes += 1
+
+    def persisted(self):
+        """(baseline, interval start) as the checkpoint may hold them."""
+        return self._uncommitted[0] if self._uncommitted else (self.base, self.start)
 
 
 class Checkpoint:
@@ -163,10 +186,10 @@ class Checkpoint:
 
     def save(self, regs):
         self.gen += 1
-        b = regs.base
+        b, start = regs.persisted()
         data = struct.pack(
             _FMT, _MAGIC, self.gen, regs.import_wh, regs.imp_mwh, regs.export_wh, regs.exp_mwh,
-            b[0], b[1], b[2], b[3], regs.start,
+            b[0], b[1], b[2], b[3], start,
         )  # fmt: skip
         with open(self.path + ".tmp", "wb") as f:
             f.write(data)

@@ -184,6 +184,19 @@ class ReadingStore:
         ).fetchone()
         return row[0] if row else None
 
+    def records(self, meter_id: bytes, first: int, last: int) -> list[tuple[int, bytes]]:
+        """(seq, raw signed record) of a meter with first <= seq <= last, in seq order."""
+        rows = self._db.execute(
+            "SELECT seq, record FROM readings WHERE meter_id=? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (meter_id, first, last),
+        ).fetchall()
+        return [(int(seq), bytes(rec)) for seq, rec in rows]
+
+    def heads(self) -> dict[bytes, int]:
+        """meter_id -> seq of its newest stored record (meters with at least one record)."""
+        rows = self._db.execute("SELECT meter_id, MAX(seq) FROM readings GROUP BY meter_id")
+        return {bytes(m): int(s) for m, s in rows}
+
     def readings(self, meter_id: bytes, from_seq: int = 0) -> list[StoredRecord]:
         rows = self._db.execute(
             "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND seq>=? ORDER BY seq",

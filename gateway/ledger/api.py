@@ -1,4 +1,4 @@
-"""The HTTP JSON API of a ledger node (stdlib ThreadingHTTPServer). Routes: docs/ledger-api.md §6."""
+"""The HTTP JSON API of a ledger node (a bounded thread pool). Routes: docs/ledger-api.md §6."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ import re
 import threading
 import urllib.parse
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway import pooled_http
 from gateway.ledger import keys, merkle
 from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("openapi.json")
-MAX_BODY = 256 * 1024
+MAX_BODY = 1024 * 1024  # a force close with 4,000 HTLC outputs is ~0.6 MB
+MAX_BATCH = 1000  # transactions in one POST /v1/txs
 
 
 class Node(Protocol):
@@ -27,6 +29,10 @@ class Node(Protocol):
     lock: threading.RLock
 
     def submit(self, value: Any, timeout: float = 10.0) -> Receipt: ...
+
+    def submit_many(
+        self, values: list[Any], timeout: float = 10.0
+    ) -> list[Receipt | TxRejected]: ...
 
     def start(self) -> Any: ...
 
@@ -110,6 +116,16 @@ def _get(node: Node, path: str) -> dict[str, Any]:
             if result is None:
                 raise NotFound(f"no result for market {m[1]}")
             return dict(result)
+        if m := re.fullmatch(r"/v1/listings/([^/]{1,64})", path):
+            listing = state.listings.get(urllib.parse.unquote(m[1]))
+            if listing is None:
+                raise NotFound(f"no listing {m[1]}")
+            return listing.to_json()
+        if m := re.fullmatch(r"/v1/settlements/([^/]{1,64})", path):
+            result = state.settlements.get(urllib.parse.unquote(m[1]))
+            if result is None:
+                raise NotFound(f"no settlement for period {m[1]}")
+            return dict(result)
     raise NotFound(f"no route {path}")
 
 
@@ -142,10 +158,8 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
             except NotFound as exc:
                 self._error(HTTPStatus.NOT_FOUND, "not_found", str(exc))
 
-        def do_POST(self) -> None:
-            if self.path.split("?", 1)[0] != "/v1/tx":
-                self._error(HTTPStatus.NOT_FOUND, "not_found", f"no route {self.path}")
-                return
+        def _body(self) -> Any:
+            """The JSON body, or None after answering 400."""
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -154,11 +168,23 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 self._error(
                     HTTPStatus.BAD_REQUEST, "malformed", f"body must be 1..{MAX_BODY} bytes"
                 )
-                return
+                return None
             try:
-                value = json.loads(self.rfile.read(length))
+                return json.loads(self.rfile.read(length))
             except (ValueError, RecursionError) as exc:
                 self._error(HTTPStatus.BAD_REQUEST, "malformed", f"not JSON: {exc}")
+                return None
+
+        def do_POST(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path not in ("/v1/tx", "/v1/txs"):
+                self._error(HTTPStatus.NOT_FOUND, "not_found", f"no route {self.path}")
+                return
+            value = self._body()
+            if value is None:
+                return
+            if path == "/v1/txs":
+                self._post_batch(value)
                 return
             try:
                 receipt = node.submit(value, timeout=commit_timeout_s)
@@ -175,11 +201,42 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 return
             self._send(HTTPStatus.OK, receipt.to_json())
 
+        def _post_batch(self, value: Any) -> None:
+            batch = value.get("txs") if isinstance(value, dict) and set(value) == {"txs"} else None
+            if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_BATCH:
+                self._error(
+                    HTTPStatus.BAD_REQUEST, "malformed", f"body is {{txs: [1..{MAX_BATCH} txs]}}"
+                )
+                return
+            try:
+                results = node.submit_many(batch, timeout=commit_timeout_s)
+            except LedgerUnavailable as exc:
+                self._error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", str(exc))
+                return
+            self._send(
+                HTTPStatus.OK,
+                {
+                    "results": [
+                        {"error": {"reason": r.reason, "detail": r.detail, "tx_id": r.tx_id}}
+                        if isinstance(r, TxRejected)
+                        else r.to_json()
+                        for r in results
+                    ]
+                },
+            )
+
     return Handler
 
 
-def serve(node: Node, host: str, port: int, commit_timeout_s: float = 10.0) -> ThreadingHTTPServer:
+def serve(
+    node: Node,
+    host: str,
+    port: int,
+    commit_timeout_s: float = 10.0,
+    limits: pooled_http.Limits | None = None,
+) -> pooled_http.PooledHTTPServer:
     """Bind and return the server (call serve_forever on it); port 0 picks a free port."""
-    server = ThreadingHTTPServer((host, port), make_handler(node, commit_timeout_s))
-    server.daemon_threads = True
-    return server
+    limits = limits or pooled_http.Limits(workers=32, max_body=2 * MAX_BODY)
+    return pooled_http.PooledHTTPServer(
+        (host, port), make_handler(node, commit_timeout_s), limits, name="ledger-http"
+    )

@@ -84,10 +84,13 @@ class Chain:
         meta: dict[str, str] | None = None,
         record_rejections: bool = False,
         seal_empty: bool = True,
+        sigs_checked: bool = False,
     ) -> tuple[Block | None, dict[str, Receipt | TxRejected]]:
         """Validate `candidates` in order into the next block, persist it, return per-tx results.
 
         A candidate already in the chain is answered with its first receipt (idempotency).
+        `sigs_checked`: the caller already ran `rules.check_signature_values` on every candidate
+        (the signer rules are still checked here, against the state).
         """
         height = self.tip.height + 1
         accepted: list[Tx] = []
@@ -96,7 +99,7 @@ class Chain:
         state = self.state
         for tx in candidates:
             try:
-                rules.apply(state, tx, height)
+                rules.apply(state, tx, height, verify_sigs=not sigs_checked)
                 accepted.append(tx)
             except TxRejected as exc:
                 tx_id = exc.tx_id or tx.id
@@ -127,10 +130,20 @@ class Chain:
                 )
         return block, results
 
+    def known(self, tx_id: str) -> Receipt | None:
+        """The receipt of a committed `tx_id`, found without touching disk for a new one.
+
+        `state.tx_ids` holds every committed id (and those of a block being written), so an id
+        not in it is not committed: no SQLite lookup, which would wait behind a block's fsync.
+        """
+        if tx_id not in self.state.tx_ids:
+            return None
+        return self.receipt(tx_id, duplicate=True)
+
     def receipt(self, tx_id: str, duplicate: bool = False) -> Receipt | None:
         where = self.store.locate(tx_id)
         if where is None:
             return None
-        block = self.store.block(where[0])
-        assert block is not None
-        return Receipt(tx_id, where[0], where[1], block.hash, duplicate)
+        block_hash = self.store.block_hash(where[0])
+        assert block_hash is not None
+        return Receipt(tx_id, where[0], where[1], block_hash, duplicate)

@@ -4,18 +4,20 @@
     chain = client.info()["chain"]
     tx = txs.make("withdraw", chain, account=me.pubkey, amount_msat=5000).signed_by(me)
     receipt = client.submit(tx)          # waits until stored in a block; raises TxRejected
+    results = client.submit_many(batch)  # one receipt or TxRejected per tx, one round trip
 
 Several base URLs (replicas) may be given: on a connection failure or a 503 the next one is
-tried. Submission is idempotent by tx id, so retrying is always safe.
+tried. Submission is idempotent by tx id, so retrying is always safe. Each thread keeps one
+HTTP/1.1 keep-alive connection per base URL (the node closes idle ones; a stale one is retried).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,33 +31,64 @@ class NotFound(LedgerError):
 
 class LedgerClient:
     def __init__(self, urls: str | Sequence[str], timeout: float = 15.0, retries: int = 3) -> None:
-        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.urls = [u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
         self.timeout = timeout
         self.retries = retries
         self._current = 0
+        self._local = threading.local()
+
+    def _connection(self, base: str) -> http.client.HTTPConnection:
+        conns: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
+        conn = conns.get(base)
+        if conn is None:
+            parts = urllib.parse.urlsplit(base)
+            kind = (
+                http.client.HTTPSConnection
+                if parts.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            conn = conns[base] = kind(parts.netloc, timeout=self.timeout)
+        return conn
+
+    def _drop(self, base: str) -> None:
+        conn = self._local.__dict__.get("conns", {}).pop(base, None)
+        if conn is not None:
+            conn.close()
+
+    def _exchange(self, base: str, method: str, path: str, data: bytes | None) -> tuple[int, bytes]:
+        conn = self._connection(base)
+        prefix = urllib.parse.urlsplit(base).path
+        headers = {"Content-Type": "application/json"}
+        try:
+            conn.request(method, prefix + path, body=data, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+        except BaseException:
+            self._drop(base)
+            raise
+        if response.will_close:
+            self._drop(base)
+        return response.status, body
 
     def _request(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
         data = None if payload is None else json.dumps(payload).encode()
         last: Exception | None = None
         for attempt in range(self.retries * len(self.urls)):
-            url = self.urls[self._current % len(self.urls)] + path
-            request = urllib.request.Request(
-                url, data=data, method=method, headers={"Content-Type": "application/json"}
-            )
+            base = self.urls[self._current % len(self.urls)]
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return dict(json.loads(response.read()))
-            except urllib.error.HTTPError as exc:
-                body = _error_body(exc)
-                if exc.code == 404:
-                    raise NotFound(body.get("detail", path)) from None
-                if exc.code in (400, 422):
+                status, raw = self._exchange(base, method, path, data)
+                if status == 200:
+                    return dict(json.loads(raw))
+                body = _error_body(raw)
+                if status == 404:
+                    raise NotFound(body.get("detail", path))
+                if status in (400, 413, 422):
                     raise TxRejected(
                         body.get("reason", "malformed"), body.get("detail", ""), body.get("tx_id")
-                    ) from None
-                last = LedgerUnavailable(f"{url}: HTTP {exc.code} {body.get('detail', '')}")
-            except (OSError, ValueError) as exc:
-                last = LedgerUnavailable(f"{url}: {exc}")
+                    )
+                last = LedgerUnavailable(f"{base}{path}: HTTP {status} {body.get('detail', '')}")
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                last = LedgerUnavailable(f"{base}{path}: {exc}")
             self._current += 1
             if attempt + 1 >= len(self.urls):
                 time.sleep(min(0.1 * attempt, 1.0))
@@ -64,6 +97,30 @@ class LedgerClient:
     def submit(self, tx: Tx | dict[str, Any]) -> dict[str, Any]:
         """Submit and wait until committed; returns the receipt (`status`, `tx_id`, `height`, ...)."""
         return self._request("POST", "/v1/tx", tx.to_json() if isinstance(tx, Tx) else tx)
+
+    def submit_many(
+        self, batch: Sequence[Tx | dict[str, Any]]
+    ) -> list[dict[str, Any] | TxRejected]:
+        """Submit up to 1000 transactions in one request; wait until all are committed or refused.
+
+        One result per transaction, in order: its receipt, or the TxRejected that refused it.
+        """
+        wire = [t.to_json() if isinstance(t, Tx) else t for t in batch]
+        answer = self._request("POST", "/v1/txs", {"txs": wire})
+        out: list[dict[str, Any] | TxRejected] = []
+        for result in answer["results"]:
+            error = result.get("error")
+            if error is None:
+                out.append(dict(result))
+            else:
+                out.append(
+                    TxRejected(
+                        error.get("reason", "malformed"),
+                        error.get("detail", ""),
+                        error.get("tx_id"),
+                    )
+                )
+        return out
 
     def info(self) -> dict[str, Any]:
         return self._request("GET", "/v1/info")
@@ -83,6 +140,13 @@ class LedgerClient:
     def market(self, market_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/markets/{urllib.parse.quote(market_id, safe='')}")
 
+    def listing(self, listing_id: str) -> dict[str, Any]:
+        """A seed-003 auction listing: state, orders and (once closed) its trades."""
+        return self._request("GET", f"/v1/listings/{urllib.parse.quote(listing_id, safe='')}")
+
+    def settlement(self, period_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/settlements/{urllib.parse.quote(period_id, safe='')}")
+
     def tx(self, tx_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/tx/{tx_id}")
 
@@ -93,8 +157,8 @@ class LedgerClient:
         return self._request("GET", f"/v1/blocks/{height}")
 
 
-def _error_body(exc: urllib.error.HTTPError) -> dict[str, Any]:
+def _error_body(raw: bytes) -> dict[str, Any]:
     try:
-        return dict(json.loads(exc.read()).get("error", {}))
-    except (ValueError, AttributeError, OSError):
+        return dict(json.loads(raw).get("error", {}))
+    except (ValueError, AttributeError, TypeError):
         return {}

@@ -27,6 +27,9 @@ class LedgerConfig:
     etcd: tuple[str, ...] = ()
     etcd_prefix: str = "/sgrid/ledger"
     cut_interval_ms: int = 20
+    http_workers: int = 32
+    max_connections: int = 512
+    idle_timeout_s: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -46,6 +49,13 @@ class LedgerConfig:
         """From `validator` in the config if given (verify needs no private key), else the key file."""
         given = self.extra.get("validator")
         return str(given) if given else self.validator_key().pubkey
+
+
+def _positive(section: dict[str, Any], key: str, default: float) -> Any:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"ledger.{key} must be a positive number, not {value!r}")
+    return type(default)(value)
 
 
 def load(path: Path) -> LedgerConfig:
@@ -75,6 +85,9 @@ def load(path: Path) -> LedgerConfig:
             etcd=tuple(str(e) for e in repl.get("etcd", ())),
             etcd_prefix=str(repl.get("prefix", "/sgrid/ledger")),
             cut_interval_ms=int(repl.get("cut_interval_ms", 20)),
+            http_workers=_positive(section, "http_workers", 32),
+            max_connections=_positive(section, "max_connections", 512),
+            idle_timeout_s=float(_positive(section, "idle_timeout_s", 30.0)),
             extra={k: v for k, v in section.items() if k == "validator"},
         )
     except KeyError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 from gateway.ledger.errors import ReplicationError
 
 log = logging.getLogger(__name__)
+TXN_OPS = 128  # etcd's default --max-txn-ops
 
 
 def _b64(data: bytes) -> str:
@@ -98,6 +99,43 @@ class EtcdClient:
             raise ReplicationError(f"create of {key!r} neither succeeded nor found the key")
         return False, _kv(kvs[0]).create_revision
 
+    def create_many(self, items: list[tuple[bytes, bytes]]) -> list[tuple[bool, int]]:
+        """Create-only puts of many keys in one etcd write per TXN_OPS keys (nested txns).
+
+        Each key is put only if absent, independently of the others; one result per item, as
+        `create` gives. All keys created by one write share its revision, in item order.
+        """
+        out: list[tuple[bool, int]] = []
+        for start in range(0, len(items), TXN_OPS):
+            chunk = items[start : start + TXN_OPS]
+            ops = []
+            for key, value in chunk:
+                k = _b64(key)
+                ops.append(
+                    {
+                        "request_txn": {
+                            "compare": [{"target": "CREATE", "key": k, "create_revision": "0"}],
+                            "success": [{"request_put": {"key": k, "value": _b64(value)}}],
+                            "failure": [{"request_range": {"key": k}}],
+                        }
+                    }
+                )
+            answer = self.call("/v3/kv/txn", {"success": ops})
+            revision = int(answer["header"]["revision"])
+            responses = answer.get("responses", [])
+            if len(responses) != len(chunk):
+                raise ReplicationError(f"etcd answered {len(responses)} of {len(chunk)} creates")
+            for (key, _), response in zip(chunk, responses, strict=True):
+                nested = response.get("response_txn", {})
+                if nested.get("succeeded"):
+                    out.append((True, revision))
+                    continue
+                kvs = nested.get("responses", [{}])[0].get("response_range", {}).get("kvs", [])
+                if not kvs:
+                    raise ReplicationError(f"create of {key!r} neither succeeded nor found the key")
+                out.append((False, _kv(kvs[0]).create_revision))
+        return out
+
     def get(self, key: bytes) -> KeyValue | None:
         kvs = self.call("/v3/kv/range", {"key": _b64(key)}).get("kvs", [])
         return _kv(kvs[0]) if kvs else None
@@ -108,15 +146,19 @@ class EtcdClient:
         Reconnects to the next member when a stream breaks, resuming after the last revision seen.
         `stop` (an Event) ends the iteration at the next reconnect or event.
         """
-        next_rev = start_revision
+        # one write may create many keys at one revision: remember how many events of the last
+        # revision were yielded, so a resumed stream skips exactly those
+        last_rev, yielded_at_last = start_revision - 1, 0
         failures = 0
         while stop is None or not stop.is_set():
             url = self._endpoint() + "/v3/watch"
+            resume = last_rev if yielded_at_last else last_rev + 1
+            skip = yielded_at_last
             body = {
                 "create_request": {
                     "key": _b64(prefix),
                     "range_end": _b64(prefix_end(prefix)),
-                    "start_revision": str(next_rev),
+                    "start_revision": str(resume),
                     "progress_notify": True,
                 }
             }
@@ -137,11 +179,20 @@ class EtcdClient:
                             if event.get("type") == "DELETE":
                                 continue
                             kv = _kv(event["kv"])
-                            if kv.create_revision >= next_rev:
-                                next_rev = kv.create_revision + 1
-                                yield kv
+                            if kv.create_revision < resume:
+                                continue  # an update of an older key (never written here)
+                            if kv.create_revision == resume and skip:
+                                skip -= 1  # yielded before the stream broke
+                                continue
+                            if kv.create_revision == last_rev:
+                                yielded_at_last += 1
+                            else:
+                                last_rev, yielded_at_last = kv.create_revision, 1
+                            yield kv
             except (OSError, ValueError, ReplicationError) as exc:
                 failures += 1
-                log.info("etcd watch on %s ended (%s); resuming at revision %d", url, exc, next_rev)
+                log.info(
+                    "etcd watch on %s ended (%s); resuming after revision %d", url, exc, last_rev
+                )
             self._rotate()
             time.sleep(min(0.05 * failures, 0.5))

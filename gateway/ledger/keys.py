@@ -1,19 +1,36 @@
-"""secp256k1 keys and signatures (coincurve).
+"""secp256k1 keys and signatures (coincurve; verification straight through libsecp256k1).
 
 Public keys: 33-byte compressed SEC1, hex. Signatures: 64-byte compact r || s, low-S, hex,
-over a 32-byte digest (the message is never hashed again).
+over a 32-byte digest (the message is never hashed again). Parsed public keys are cached (a
+ledger sees the same few hundred signers again and again), so a verify is one libsecp256k1 call.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import coincurve
-from coincurve.ecdsa import cdata_to_der, der_to_cdata, deserialize_compact, serialize_compact
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.ecdsa import der_to_cdata, serialize_compact
+from coincurve.utils import ffi, lib
 
 _HEX = re.compile(r"^[0-9a-f]*$")
+_CTX = GLOBAL_CONTEXT.ctx
+
+
+@functools.lru_cache(maxsize=16384)
+def _parsed_pubkey(value: str) -> Any:
+    """libsecp256k1's parsed form of a compressed public key (hex), or None if it is not one."""
+    if not is_hex(value, 33) or value[:2] not in ("02", "03"):
+        return None
+    try:
+        return coincurve.PublicKey(bytes.fromhex(value)).public_key
+    except ValueError:
+        return None
 
 
 def is_hex(value: object, nbytes: int) -> bool:
@@ -21,13 +38,7 @@ def is_hex(value: object, nbytes: int) -> bool:
 
 
 def is_pubkey(value: object) -> bool:
-    if not is_hex(value, 33) or str(value)[:2] not in ("02", "03"):
-        return False
-    try:
-        coincurve.PublicKey(bytes.fromhex(str(value)))
-    except ValueError:
-        return False
-    return True
+    return isinstance(value, str) and _parsed_pubkey(value) is not None
 
 
 def meter_id(pubkey_hex: str) -> str:
@@ -65,11 +76,13 @@ class SigningKey:
 
 def verify_digest(pubkey_hex: str, digest: bytes, sig_hex: str) -> bool:
     """True when `sig_hex` (compact, low-S) signs `digest` under `pubkey_hex`."""
-    if not is_hex(sig_hex, 64) or not is_pubkey(pubkey_hex):
+    if not is_hex(sig_hex, 64) or len(digest) != 32 or not isinstance(pubkey_hex, str):
         return False
-    try:
-        der = cdata_to_der(deserialize_compact(bytes.fromhex(sig_hex)))
-        # libsecp256k1's verify refuses high-S signatures, so malleated copies fail here.
-        return coincurve.PublicKey(bytes.fromhex(pubkey_hex)).verify(der, digest, hasher=None)
-    except ValueError:
+    pub = _parsed_pubkey(pubkey_hex)
+    if pub is None:
         return False
+    sig = ffi.new("secp256k1_ecdsa_signature *")
+    if not lib.secp256k1_ecdsa_signature_parse_compact(_CTX, sig, bytes.fromhex(sig_hex)):
+        return False  # r or s >= the group order
+    # libsecp256k1's verify refuses high-S signatures, so malleated copies fail here.
+    return bool(lib.secp256k1_ecdsa_verify(_CTX, sig, digest, pub) == 1)

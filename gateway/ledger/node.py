@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.ledger import txs
+from gateway.ledger import rules, txs
 from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.errors import LedgerUnavailable, TxRejected
 from gateway.ledger.txs import Tx
@@ -58,24 +58,53 @@ class EmbeddedNode:
 
     def submit(self, value: Any, timeout: float = 10.0) -> Receipt:
         """Queue a transaction (wire form) and wait until its block is stored."""
-        tx = value if isinstance(value, Tx) else txs.from_json(value)
-        txs.check_shape(tx, self.chain.chain_id)
-        known = self.chain.receipt(tx.id, duplicate=True)
-        if known is not None:
-            return known
-        waiter = _Waiter(tx)
-        with self._cond:
-            if self._failure is not None:
-                raise LedgerUnavailable(f"ledger stopped after a storage failure: {self._failure}")
-            self._queue.append(waiter)
-            self._cond.notify_all()
-        if not waiter.done.wait(timeout):
-            raise TxRejected("timeout", "not committed in time; resubmit (idempotent)", tx.id)
-        if isinstance(waiter.result, TxRejected):
-            raise waiter.result
-        if waiter.result is None:
-            raise LedgerUnavailable("ledger stopped before committing the transaction")
-        return waiter.result
+        result = self.submit_many([value], timeout)[0]
+        if isinstance(result, TxRejected):
+            raise result
+        return result
+
+    def submit_many(self, values: list[Any], timeout: float = 10.0) -> list[Receipt | TxRejected]:
+        """Queue transactions (wire form) and wait until the blocks holding them are stored.
+
+        One result per value, in order: its receipt or its refusal. Signatures are checked here,
+        in the caller's thread (libsecp256k1 runs without the GIL), so the producer only applies
+        the state-dependent rules; a tx with a bad signature never reaches the queue.
+        """
+        results: list[Receipt | TxRejected | None] = [None] * len(values)
+        waiters: list[tuple[int, _Waiter]] = []
+        for i, value in enumerate(values):
+            try:
+                tx = value if isinstance(value, Tx) else txs.from_json(value)
+                txs.check_shape(tx, self.chain.chain_id)
+                known = self.chain.known(tx.id)
+                if known is None:
+                    rules.check_signature_values(tx)
+            except TxRejected as exc:
+                results[i] = exc
+                continue
+            if known is not None:
+                results[i] = known
+            else:
+                waiters.append((i, _Waiter(tx)))
+        if waiters:
+            with self._cond:
+                if self._failure is not None:
+                    raise LedgerUnavailable(
+                        f"ledger stopped after a storage failure: {self._failure}"
+                    )
+                self._queue.extend(w for _, w in waiters)
+                self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for i, waiter in waiters:
+            if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+                results[i] = TxRejected(
+                    "timeout", "not committed in time; resubmit (idempotent)", waiter.tx.id
+                )
+            elif waiter.result is None:
+                raise LedgerUnavailable("ledger stopped before committing the transaction")
+            else:
+                results[i] = waiter.result
+        return [r for r in results if r is not None]
 
     def _next_batch(self) -> list[_Waiter] | None:
         """Wait for work; an empty list means "seal an empty block" (dispute windows).
@@ -110,7 +139,7 @@ class EmbeddedNode:
             try:
                 with self.lock:
                     block, results = self.chain.build(
-                        [w.tx for w in batch], now_ms(), seal_empty=not batch
+                        [w.tx for w in batch], now_ms(), seal_empty=not batch, sigs_checked=True
                     )
             except BaseException as exc:  # storage failure: state may be ahead of disk, stop
                 log.critical("ledger producer stopped: %s", exc)

@@ -43,6 +43,8 @@ class ReplicatedNode:
         self._changed = threading.Condition(self.lock)
         self._stop = threading.Event()
         self._pending: list[Tx] = []
+        self._awaited: dict[str, int] = {}  # tx id -> submit calls waiting for it
+        self._decided: dict[str, Receipt | TxRejected] = {}  # outcomes of awaited txs
         self._cut_revision = int(chain.store.meta(META_REVISION) or 0)
         self._failure: BaseException | None = None
         self._threads = [
@@ -74,40 +76,88 @@ class ReplicatedNode:
         return None
 
     def submit(self, value: Any, timeout: float = 10.0) -> Receipt:
-        """Append to the etcd log and wait until this replica applied the cut that holds it.
+        """Append to the etcd log and wait until this replica applied the cut that holds it."""
+        result = self.submit_many([value], timeout)[0]
+        if isinstance(result, TxRejected):
+            raise result
+        return result
 
-        Attempt k+1 of a tx refused k times goes to key `tx/<id>#k`: as with the embedded node,
-        a refused transaction may be resubmitted later (e.g. a settle after its dispute window).
+    def submit_many(self, values: list[Any], timeout: float = 10.0) -> list[Receipt | TxRejected]:
+        """Append transactions to the etcd log in one write; wait until their cuts are applied.
+
+        One result per value, in order. Attempt k+1 of a tx refused k times goes to key
+        `tx/<id>#k`: as with the embedded node, a refused transaction may be resubmitted later
+        (e.g. a settle after its dispute window).
         """
-        tx = value if isinstance(value, Tx) else txs.from_json(value)
-        txs.check_shape(tx, self.chain.chain_id)
-        receipt = self.chain.receipt(tx.id, duplicate=True)
-        if receipt is not None:
-            return receipt
-        if self._failure is not None:
+        results: list[Receipt | TxRejected | None] = [None] * len(values)
+        waiting: dict[str, tuple[list[int], int, bytes, bytes]] = {}  # id -> (slots, attempt, ..)
+        for i, value in enumerate(values):
+            try:
+                tx = value if isinstance(value, Tx) else txs.from_json(value)
+                txs.check_shape(tx, self.chain.chain_id)
+            except TxRejected as exc:
+                results[i] = exc
+                continue
+            receipt = self.chain.known(tx.id)
+            if receipt is not None:
+                results[i] = receipt
+            elif tx.id in waiting:
+                waiting[tx.id][0].append(i)
+            else:
+                refused = self.chain.store.rejection(tx.id)
+                attempt = refused[3] if refused else 0
+                suffix = f"#{attempt}".encode() if attempt else b""
+                key = self.base + b"tx/" + tx.id.encode() + suffix
+                payload = json.dumps(tx.to_json(), sort_keys=True, separators=(",", ":")).encode()
+                waiting[tx.id] = ([i], attempt, key, payload)
+        if waiting and self._failure is not None:
             raise LedgerUnavailable(f"replica stopped: {self._failure}")
-        refused = self.chain.store.rejection(tx.id)
-        attempt = refused[3] if refused else 0
-        key = self.base + b"tx/" + tx.id.encode() + (f"#{attempt}".encode() if attempt else b"")
-        payload = json.dumps(tx.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        outcomes: dict[str, Receipt | TxRejected | None] = dict.fromkeys(waiting)
+        with self._changed:  # registered before the write, so no applied cut goes unseen
+            for tx_id in waiting:
+                self._awaited[tx_id] = self._awaited.get(tx_id, 0) + 1
         try:
-            created, _ = self.etcd.create(key, payload)
-        except LedgerError as exc:
-            raise LedgerUnavailable(str(exc)) from exc
-        with self._changed:
-            self._changed.notify_all()
-            deadline = now_ms() + timeout * 1000
-            while (outcome := self._outcome(tx.id, attempt)) is None and now_ms() < deadline:
-                self._changed.wait(min(0.5, max(0.0, (deadline - now_ms()) / 1000)))
-        if outcome is None:
-            raise TxRejected("timeout", "not committed in time; resubmit (idempotent)", tx.id)
-        if isinstance(outcome, TxRejected):
-            raise outcome
-        if not created:
-            outcome = Receipt(
-                outcome.tx_id, outcome.height, outcome.index, outcome.block_hash, True
-            )
-        return outcome
+            try:
+                created = self.etcd.create_many([(w[2], w[3]) for w in waiting.values()])
+            except LedgerError as exc:
+                raise LedgerUnavailable(str(exc)) from exc
+            with self._changed:
+                self._changed.notify_all()
+                deadline = now_ms() + timeout * 1000
+                look_on_disk = True  # first (and after each quiet wait) also ask the store
+                while True:
+                    for tx_id, (_, attempt, _, _) in waiting.items():
+                        if outcomes[tx_id] is None:
+                            outcomes[tx_id] = self._decided.get(tx_id) or (
+                                self._outcome(tx_id, attempt) if look_on_disk else None
+                            )
+                    if all(o is not None for o in outcomes.values()) or now_ms() >= deadline:
+                        break
+                    look_on_disk = not self._changed.wait(
+                        min(0.5, max(0.0, (deadline - now_ms()) / 1000))
+                    )
+        finally:
+            with self._changed:
+                for tx_id in waiting:
+                    self._awaited[tx_id] -= 1
+                    if not self._awaited[tx_id]:
+                        del self._awaited[tx_id]
+                        self._decided.pop(tx_id, None)
+        for (tx_id, (slots, _, _, _)), (was_created, _) in zip(
+            waiting.items(), created, strict=True
+        ):
+            outcome = outcomes[tx_id]
+            if outcome is None:
+                outcome = TxRejected(
+                    "timeout", "not committed in time; resubmit (idempotent)", tx_id
+                )
+            elif isinstance(outcome, Receipt) and not was_created:
+                outcome = Receipt(
+                    outcome.tx_id, outcome.height, outcome.index, outcome.block_hash, True
+                )
+            for i in slots:
+                results[i] = outcome
+        return [r for r in results if r is not None]
 
     # -- applying the log -------------------------------------------------------------------
 
@@ -144,6 +194,9 @@ class ReplicatedNode:
                     record_rejections=True,
                 )
                 assert block is not None
+                for tx_id, result in results.items():
+                    if tx_id in self._awaited:
+                        self._decided[tx_id] = result
                 self._cut_revision = kv.create_revision
                 log.debug(
                     "block %d: %d txs (cut at revision %d)",

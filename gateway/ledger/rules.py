@@ -8,12 +8,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from gateway.ledger import canonical, keys, txs
+from gateway.ledger import auction, canonical, htlc_outputs, keys, txs
 from gateway.ledger.errors import TxRejected
 from gateway.ledger.state import Channel, LedgerState, Meter, Participant
 from gateway.ledger.txs import Tx
 
-OPERATOR_KINDS = ("enroll_participant", "enroll_meter", "deposit", "market_result")
+OPERATOR_KINDS = (
+    "enroll_participant",
+    "enroll_meter",
+    "deposit",
+    "market_result",
+    *auction.OPERATOR_KINDS,
+)
 
 
 def _channel(state: LedgerState, body: dict[str, Any], tx_id: str) -> Channel:
@@ -29,6 +35,8 @@ def required_signers(state: LedgerState, tx: Tx) -> list[str]:
         return [state.operator]
     if kind == "withdraw":
         return [body["account"]]
+    if kind in auction.SIGNER_FIELD:
+        return [body[auction.SIGNER_FIELD[kind]]]
     if kind == "anchor":
         return [body["submitter"]]
     if kind == "channel_fund":
@@ -44,7 +52,20 @@ def required_signers(state: LedgerState, tx: Tx) -> list[str]:
     return [channel.a if body["party"] == "a" else channel.b]
 
 
-def check_signatures(state: LedgerState, tx: Tx) -> None:
+def check_signature_values(tx: Tx) -> None:
+    """Every signature in `tx.sigs` is valid for its pubkey over the tx id (stateless).
+
+    Which signers a tx needs depends on the state (check_signatures); a tx carrying a signature
+    that does not verify is refused whoever signed it, so this part can run before ordering.
+    """
+    digest = bytes.fromhex(tx.id)
+    for signer, sig in tx.sigs.items():
+        if not keys.verify_digest(signer, digest, sig):
+            raise TxRejected("bad_signature", f"signature of {signer[:16]}...", tx.id)
+
+
+def check_signatures(state: LedgerState, tx: Tx, verify: bool = True) -> None:
+    """The signer rules against the state; `verify=False` when check_signature_values passed."""
     signers = required_signers(state, tx)
     tx_id = tx.id
     if tx.kind in OPERATOR_KINDS and state.operator not in tx.sigs:
@@ -56,7 +77,7 @@ def check_signatures(state: LedgerState, tx: Tx) -> None:
     if extra:
         raise TxRejected("unexpected_signer", f"{sorted(extra)[0][:16]}... is not a signer", tx_id)
     digest = bytes.fromhex(tx_id)
-    for signer in signers:
+    for signer in signers if verify else ():
         if not keys.verify_digest(signer, digest, tx.sigs[signer]):
             raise TxRejected("bad_signature", f"signature of {signer[:16]}...", tx_id)
     for signer in signers:
@@ -84,28 +105,33 @@ def _check_state(state: LedgerState, channel: Channel, tx: Tx) -> dict[str, Any]
         and type(pub["balance_b_msat"]) is int
         and pub["balance_a_msat"] >= 0
         and pub["balance_b_msat"] >= 0
-        and pub["balance_a_msat"] + pub["balance_b_msat"] == channel.capacity
         and keys.is_hex(pub["revocation_hash"], 32)
     )
     if not ok:
-        raise TxRejected("bad_state", "commitment state malformed or balances do not sum", tx.id)
+        raise TxRejected("bad_state", "commitment state malformed", tx.id)
+    in_htlcs = htlc_outputs.check_state_htlcs(pub["htlcs"], tx.id)
+    if pub["balance_a_msat"] + pub["balance_b_msat"] + in_htlcs != channel.capacity:
+        raise TxRejected("bad_state", "balances and HTLC outputs do not sum to capacity", tx.id)
     counterparty = channel.b if pub["holder"] == channel.a else channel.a
     if not keys.verify_digest(counterparty, canonical.digest(pub), tx.body["state_sig"]):
         raise TxRejected("bad_state", "state_sig is not the counterparty's signature", tx.id)
     return dict(pub)
 
 
-def apply(state: LedgerState, tx: Tx, height: int, check_sigs: bool = True) -> None:
+def apply(
+    state: LedgerState, tx: Tx, height: int, check_sigs: bool = True, verify_sigs: bool = True
+) -> None:
     """Validate `tx` for the block at `height` and apply it; raises TxRejected (state unchanged).
 
-    `check_sigs=False` only when replaying blocks this node already verified and stored itself.
+    `check_sigs=False` only when replaying blocks this node already verified and stored itself;
+    `verify_sigs=False` when `check_signature_values(tx)` already passed (signer rules still run).
     """
     txs.check_shape(tx, state.chain)
     tx_id = tx.id
     if tx_id in state.tx_ids:
         raise TxRejected("replay", "transaction already in the chain", tx_id)
     if check_sigs:
-        check_signatures(state, tx)
+        check_signatures(state, tx, verify=verify_sigs)
     _APPLY[tx.kind](state, tx.body, tx_id, height)
     state.tx_ids.add(tx_id)
 
@@ -181,6 +207,7 @@ def _channel_force_close(state: LedgerState, body: dict[str, Any], tx_id: str, h
     _require(channel, "open", tx_id)
     published = _check_state(state, channel, Tx(body))
     channel.status, channel.close_height, channel.state = "closing", height, published
+    htlc_outputs.open_outputs(channel, published)
 
 
 def _window_end(channel: Channel) -> int:
@@ -202,8 +229,10 @@ def _channel_penalty(state: LedgerState, body: dict[str, Any], tx_id: str, heigh
     secret_hash = hashlib.sha256(bytes.fromhex(body["secret"])).hexdigest()
     if secret_hash != channel.state["revocation_hash"]:
         raise TxRejected("bad_secret", "sha256(secret) != revocation_hash", tx_id)
-    state.balances[claimant] += channel.capacity
+    state.balances[claimant] += channel.capacity  # HTLC outputs included: none was paid yet
     channel.status = "penalized"
+    for out in channel.htlcs:
+        out["outcome"] = "penalized"
 
 
 def _channel_settle(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
@@ -214,9 +243,15 @@ def _channel_settle(state: LedgerState, body: dict[str, Any], tx_id: str, height
         raise TxRejected(
             "dispute_window_open", f"window ends at block {_window_end(channel)}", tx_id
         )
-    state.balances[channel.a] += channel.state["balance_a_msat"]
-    state.balances[channel.b] += channel.state["balance_b_msat"]
-    channel.status = "closed"
+    htlc_outputs.settle(state, channel, height)
+
+
+def _channel_htlc_claim(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    htlc_outputs.claim(state, _channel(state, body, tx_id), body, tx_id, height)
+
+
+def _channel_htlc_refund(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    htlc_outputs.refund(state, _channel(state, body, tx_id), body, tx_id, height)
 
 
 def _anchor(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
@@ -246,7 +281,10 @@ _APPLY = {
     "channel_force_close": _channel_force_close,
     "channel_penalty": _channel_penalty,
     "channel_settle": _channel_settle,
+    "channel_htlc_claim": _channel_htlc_claim,
+    "channel_htlc_refund": _channel_htlc_refund,
     "anchor": _anchor,
     "market_result": _market_result,
+    **auction.APPLY,
 }
 assert set(_APPLY) == set(txs.KINDS)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 
+from gateway import pooled_http
 from gateway.ledger import api
 from gateway.ledger.chain import Chain
 from gateway.ledger.config import LedgerConfig
 from gateway.ledger.node import EmbeddedNode
 from gateway.ledger.store import Store
+from gateway.pooled_http import PooledHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunningLedger:
     node: api.Node
-    server: ThreadingHTTPServer
+    server: PooledHTTPServer
     thread: threading.Thread
     stopped: bool = False
 
@@ -48,7 +49,15 @@ def start(config: LedgerConfig) -> RunningLedger:
     else:
         node = EmbeddedNode(chain, config.max_block_txs, config.idle_block_ms)
     node.start()
-    server = api.serve(node, config.listen_host, config.listen_port, config.commit_timeout_s)
+    limits = pooled_http.Limits(
+        workers=config.http_workers,
+        max_connections=config.max_connections,
+        idle_timeout_s=config.idle_timeout_s,
+        max_body=2 * api.MAX_BODY,
+    )
+    server = api.serve(
+        node, config.listen_host, config.listen_port, config.commit_timeout_s, limits
+    )
     thread = threading.Thread(target=server.serve_forever, name="ledger-http", daemon=True)
     thread.start()
     log.info("ledger %s (%s) at height %d", chain.chain_id[:16], node.mode, chain.tip.height)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.ledger.auction import Listing
 
 
 @dataclass
@@ -20,7 +23,11 @@ class Meter:
 
 @dataclass
 class Channel:
-    """A 2-of-2 channel. status: open -> closed | closing -> (penalized | closed)."""
+    """A 2-of-2 channel. status: open -> closed | closing -> (penalized | closed | settled).
+
+    `settled`: the published balances are paid, HTLC outputs are still pending (each is claimed
+    with its preimage up to its expiry or refunded after it); `closed` once none is pending.
+    """
 
     id: str
     a: str
@@ -31,6 +38,12 @@ class Channel:
     status: str = "open"
     close_height: int | None = None
     state: dict[str, Any] | None = None  # the published commitment state while closing
+    # the published state's HTLC outputs, each with "outcome" pending | fulfilled | refunded and
+    # the "preimage" that fulfilled it; paid out at settle, or at once once settled
+    htlcs: list[dict[str, Any]] = field(default_factory=list)
+
+    def pending_htlc_msat(self) -> int:
+        return sum(h["amount_msat"] for h in self.htlcs if h["outcome"] == "pending")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +56,7 @@ class Channel:
             "status": self.status,
             "close_height": self.close_height,
             "state": self.state,
+            "htlcs": [dict(h) for h in self.htlcs],
         }
 
 
@@ -58,6 +72,8 @@ class LedgerState:
     channels: dict[str, Channel] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)  # merkle root -> tx id
     markets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listings: dict[str, Listing] = field(default_factory=dict)  # seed-003 auctions
+    settlements: dict[str, dict[str, Any]] = field(default_factory=dict)  # period -> result
     tx_ids: set[str] = field(default_factory=set)
     deposited: int = 0
     withdrawn: int = 0
@@ -70,7 +86,14 @@ class LedgerState:
         return state
 
     def locked(self) -> int:
-        return sum(c.capacity for c in self.channels.values() if c.status in ("open", "closing"))
+        """Money held by channels: open or closing ones whole, settled ones their pending HTLCs."""
+        held = 0
+        for c in self.channels.values():
+            if c.status in ("open", "closing"):
+                held += c.capacity
+            elif c.status == "settled":
+                held += c.pending_htlc_msat()
+        return held
 
     def conservation_error(self) -> str | None:
         """None when sum(balances) + locked channel funds == deposits - withdrawals."""
@@ -82,4 +105,5 @@ class LedgerState:
         return None
 
     def closing_channels(self) -> int:
-        return sum(1 for c in self.channels.values() if c.status == "closing")
+        """Channels whose dispute window or HTLC expiries need blocks to keep coming."""
+        return sum(1 for c in self.channels.values() if c.status in ("closing", "settled"))

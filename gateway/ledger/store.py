@@ -107,6 +107,11 @@ class Store:
             row = self._db.execute("SELECT * FROM blocks WHERE height=?", (height,)).fetchone()
         return _row_to_block(row) if row else None
 
+    def block_hash(self, height: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT hash FROM blocks WHERE height=?", (height,)).fetchone()
+        return str(row[0]) if row else None
+
     def blocks(self, start: int = 0, batch: int = 500) -> Iterator[Block]:
         """All blocks from `start` in height order (read in batches)."""
         height = start

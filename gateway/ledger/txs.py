@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.ledger import canonical, keys
+from gateway.ledger import auction, canonical, keys
 from gateway.ledger.errors import TxRejected
 
 ROLES = ("prosumer", "consumer", "producer", "storage", "pod", "aggregator", "gateway", "market")
 MAX_AMOUNT = 2**63 - 1
 MAX_DISPUTE_BLOCKS = 10_000
+MAX_STATE_HTLCS = 4000  # HTLC outputs in one commitment state (gateway.ln's in-flight limit)
 
 
 def _amount(v: Any) -> bool:
@@ -65,6 +67,17 @@ SCHEMAS: dict[str, dict[str, Callable[[Any], bool]]] = {
     },
     "channel_penalty": {"channel": _ID, "party": _party, "secret": _hex(32)},
     "channel_settle": {"channel": _ID, "party": _party},
+    "channel_htlc_claim": {
+        "channel": _ID,
+        "party": _party,
+        "htlc": lambda v: type(v) is int and 0 <= v < MAX_STATE_HTLCS,
+        "preimage": _hex(32),
+    },
+    "channel_htlc_refund": {
+        "channel": _ID,
+        "party": _party,
+        "htlc": lambda v: type(v) is int and 0 <= v < MAX_STATE_HTLCS,
+    },
     "anchor": {
         "submitter": keys.is_pubkey,
         "merkle_root": _ID,
@@ -81,6 +94,7 @@ SCHEMAS: dict[str, dict[str, Callable[[Any], bool]]] = {
         "trade_count": lambda v: _u32(v),
         "clearing_price_msat_per_kwh": _amount0,
     },
+    **auction.SCHEMAS,
 }
 KINDS = tuple(SCHEMAS)
 STATE_FIELDS = (
@@ -92,17 +106,22 @@ STATE_FIELDS = (
     "balance_b_msat",
     "holder",
     "revocation_hash",
+    "htlcs",
 )
+HTLC_FIELDS = ("offerer", "id", "amount_msat", "payment_hash", "cltv_expiry")
 
 
 @dataclass(frozen=True)
 class Tx:
-    """A signed transaction: `body` plus signatures by pubkey. `id` is sha256 of the canonical body."""
+    """A signed transaction: `body` plus signatures by pubkey. `id` is sha256 of the canonical body.
+
+    The id is computed once (a Tx is immutable: build a new one rather than editing `body`).
+    """
 
     body: dict[str, Any]
     sigs: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return canonical.digest(self.body).hex()
 
@@ -177,8 +196,11 @@ def commitment_state(
     balance_b_msat: int,
     holder: str,
     revocation_hash: str,
+    htlcs: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
-    """A commitment state (docs/ledger-api.md §3); the counterparty signs `state_digest` of it."""
+    """A commitment state (docs/ledger-api.md §3); the counterparty signs `state_digest` of it.
+
+    `htlcs` are its HTLC outputs (`state_htlc`), sorted by (offerer, id)."""
     return {
         "kind": "commitment_state",
         "chain": chain,
@@ -188,6 +210,22 @@ def commitment_state(
         "balance_b_msat": balance_b_msat,
         "holder": holder,
         "revocation_hash": revocation_hash,
+        "htlcs": list(htlcs),
+    }
+
+
+def state_htlc(
+    offerer: str, htlc_id: int, amount_msat: int, payment_hash: str, cltv_expiry: int
+) -> dict[str, Any]:
+    """One HTLC output of a commitment state: `offerer` ("a" or "b") pays `amount_msat` to the
+    other party against the preimage of `payment_hash` up to block `cltv_expiry`, or takes it
+    back after that block."""
+    return {
+        "offerer": offerer,
+        "id": htlc_id,
+        "amount_msat": amount_msat,
+        "payment_hash": payment_hash,
+        "cltv_expiry": cltv_expiry,
     }
 
 

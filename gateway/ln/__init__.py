@@ -1,11 +1,9 @@
-"""Lightning-style codecs and transport for the Seamless Grid gateways.
+"""Lightning-style payment channels for the Seamless Grid gateways, in layers (each imports only
+the layers below it; the import-linter contract in pyproject.toml holds them):
 
-Modules (one job each):
-  errors   -- the package's exception tree (LnError and its children)
-  bolt3    -- per-commitment secrets (generation, compact storage) and key derivation
-  bech32   -- bech32 strings and 5-bit/8-bit regrouping
-  bolt11   -- BOLT #11 invoices (encode, decode, signature check)
-  receipt  -- energy receipts: the seed-000 memo carried by an invoice
-  wire     -- BOLT #1 typed messages, described as data (a message table)
-  bolt8    -- BOLT #8 Noise_XK handshake, encrypted framing, asyncio transport
+  cli      -- `sgrid channel`, `sgrid pay`, `sgrid invoice`
+  node     -- the channel node process: peers, switch, router, store, ledger adapters, control API
+  channel  -- the pure channel state machine: commitments, HTLCs, states, messages, ledger bodies
+  codec    -- BOLT codecs: bech32, bolt3, bolt8, bolt11 (+ energy receipts), wire
+  errors   -- the package's exception tree (LnError, under gateway.errors.GatewayError)
 """

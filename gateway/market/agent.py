@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from gateway.ln import receipt as ln_receipt
+from gateway.ln.codec import receipt as ln_receipt
 from gateway.market.book import Clearing, Order
 from gateway.market.errors import MarketError
 from gateway.market.forecast import Forecast, NodeState, Window

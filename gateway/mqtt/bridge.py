@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,9 @@ class MqttBridge:
             if cfg.mqtt.password_file:
                 password = Path(cfg.mqtt.password_file).read_text().strip()
             c.username_pw_set(cfg.mqtt.username, password)
+        if cfg.mqtt.tls_ca_file:
+            # the broker's certificate must chain to this CA and name mqtt.host
+            c.tls_set(ca_certs=cfg.mqtt.tls_ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
@@ -102,7 +106,8 @@ class MqttBridge:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
             return
-        log.info("connected to mqtt://%s:%d", self.cfg.mqtt.host, self.cfg.mqtt.port)
+        scheme = "mqtts" if self.cfg.mqtt.tls_ca_file else "mqtt"
+        log.info("connected to %s://%s:%d", scheme, self.cfg.mqtt.host, self.cfg.mqtt.port)
         self.connected = True
         client.subscribe(topics.subscriptions(self.cfg.site))
         client.publish(self.status_topic, b"online", qos=1, retain=True)

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
 
 import sdnotify
 
@@ -26,6 +27,9 @@ from gateway.mqtt import discovery, messages
 from gateway.mqtt.bridge import MqttBridge
 from gateway.pins import GatewayPins
 from gateway.service.rejection_log import RejectionLog
+
+if TYPE_CHECKING:
+    from gateway.grid.runtime import GridRuntime
 from sgcore import topics
 
 log = logging.getLogger("gateway")
@@ -49,6 +53,11 @@ class GatewayService:
         self._rejection_log = RejectionLog(log)
         self.bridge: MqttBridge | None = None
         self.metrics_port: int | None = None
+        self.grid: GridRuntime | None = None
+        if cfg.grid.node.enabled:
+            from gateway.grid.runtime import GridRuntime
+
+            self.grid = GridRuntime(cfg, self.store, self.site_key, self._publish)
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -63,6 +72,8 @@ class GatewayService:
             self.cfg, loop, self._on_message, self._on_connect, self._on_disconnect
         )
         self.bridge.start()
+        if self.grid is not None:
+            self.grid.start()
         tasks = [asyncio.create_task(self._ingest_loop(), name="ingest")]
         tasks += self._modbus_tasks()
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
@@ -88,6 +99,8 @@ class GatewayService:
             if t.get_name() != "ingest":
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # ingest drains its queue and returns
+        if self.grid is not None:
+            await self.grid.stop()
         await asyncio.to_thread(self.bridge.stop)
         self.store.close()
         self.metrics.close()
@@ -134,6 +147,8 @@ class GatewayService:
             self._queue.put_nowait(Incoming(meter_hex, payload, received_at))
         elif leaf == "status":
             self._on_status(meter_hex, payload)
+        elif leaf == "event" and self.grid is not None:
+            self.grid.on_event(meter_hex, payload)
 
     def _on_status(self, meter_hex: str, payload: bytes) -> None:
         mid = bytes.fromhex(meter_hex)
@@ -151,6 +166,8 @@ class GatewayService:
             if head is not None:
                 self._send_ack(mid, *head)
             self._send_cmd(mid, "time", int(clock.now()))
+            if self.grid is not None:
+                self.grid.meter_online(mid)
 
     # --- ingest -------------------------------------------------------------------------------
 
@@ -216,6 +233,10 @@ class GatewayService:
                     self._publish_discovery(mid)
                 topic = topics.meter_topic(self.cfg.site, mid.hex(), "state")
                 self.bridge.publish(topic, discovery.meter_state(reading), retain=True)  # type: ignore[arg-type]
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        if self.bridge is not None:
+            self.bridge.publish(topic, payload)
 
     def _send_ack(self, mid: bytes, upto: int, h: bytes) -> None:
         if self.bridge is None:

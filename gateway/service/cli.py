@@ -21,11 +21,16 @@ _config_option = click.option(
 )
 
 
-def _load(config_path: Path):
+def _load(config_path: Path, preflight: bool = False, create_node_key: bool = False):
     from gateway.config import load_config
+    from gateway.errors import ConfigError
+    from gateway.service import preflight as pf
 
     try:
-        return load_config(config_path)
+        cfg = load_config(config_path)
+        if preflight and (found := pf.problems(cfg, create_node_key)):
+            raise ConfigError(found)
+        return cfg
     except GatewayError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -42,7 +47,7 @@ def run(config_path: Path) -> None:
     """Run the gateway service (what the systemd unit starts)."""
     from gateway.service.app import run_gateway
 
-    cfg = _load(config_path)
+    cfg = _load(config_path, preflight=True, create_node_key=True)
     try:
         run_gateway(cfg)
     except GatewayError as exc:
@@ -53,11 +58,19 @@ def run(config_path: Path) -> None:
 @gateway.command("check-config")
 @_config_option
 def check_config(config_path: Path) -> None:
-    """Validate the configuration and exit (0 when valid, 2 with every problem listed)."""
-    cfg = _load(config_path)
+    """Validate the configuration and exit (0 when valid, 2 with every problem listed).
+
+    Refuses every value `run` would refuse, naming its key."""
+    cfg = _load(config_path, preflight=True)
+    node = cfg.grid.node
+    grid = (
+        f", grid node {node.name!r} on {node.listen}:{node.port}, ledger {cfg.grid.ledger.url}"
+        if node.enabled
+        else ""
+    )
     click.echo(
         f"{config_path}: ok (site {cfg.site}, store {cfg.database}, "
-        f"{len(cfg.buses)} Modbus buses, {len(cfg.devices)} Modbus devices)"
+        f"{len(cfg.buses)} Modbus buses, {len(cfg.devices)} Modbus devices{grid})"
     )
 
 
@@ -110,3 +123,31 @@ def site_key(config_path: Path) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(key.pubkey.hex())
+
+
+@gateway.command("node-id")
+@_config_option
+def node_id(config_path: Path) -> None:
+    """Print this grid node's public key (created on first use): the operator enrols it on the
+    ledger (`sgrid ledger enroll`) and peers list it in [[topology.node]]."""
+    from gateway.ln.node import keys
+
+    cfg = _load(config_path)
+    try:
+        click.echo(keys.load_or_create(cfg.grid.node.data_dir).node_id.hex())
+    except (OSError, GatewayError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@gateway.command("proof")
+@_config_option
+@click.option("--meter", required=True, help="Meter id (32 hex) or its label.")
+@click.option("--seq", type=click.IntRange(0, 0xFFFFFFFF), required=True, help="Reading seq.")
+def proof(config_path: Path, meter: str, seq: int) -> None:
+    """Print the inclusion proof of one stored reading in an anchored batch (JSON).
+
+    Check it offline with `sgrid ledger verify-proof PROOF --validator <key>`."""
+    from gateway.service.proof_cli import print_proof
+
+    print_proof(_load(config_path), meter, seq)

@@ -128,17 +128,23 @@ def main(argv: list[str] | None = None) -> None:
         for phase, what in (("requests", "decoded requests"), ("invoices", "BOLT-11 receipts")):
             print(
                 f"single-hop, {what}: {s[phase + '_per_s']:.0f} payments/s over one channel "
-                f"(goal >= 1000/s; {s['payments']:.0f} payments in "
+                f"({s['payments']:.0f} payments in "
                 f"{s[phase + '_commitments']:.0f} commitments), "
                 f"{s[phase + '_fsyncs']:.3f} fsyncs/payment (both nodes)"
             )
+        ratio = s["invoices_per_s"] / s["requests_per_s"]
+        print(
+            f"  BOLT-11 rate = {100 * ratio:.0f}% of the decoded-request rate, same run"
+            f" (goal >= 80% and >= 5,000/s)"
+        )
         t = two_hop_latency(Path(d) / "two", args.latency)
         print(
             f"2-hop latency in the payer node (route, 3 nodes, preimage back): "
-            f"p50 {t['node_p50_ms']:.1f} ms, p99 {t['node_p99_ms']:.1f} ms (goal p50 <= 10 ms)\n"
+            f"p50 {t['node_p50_ms']:.1f} ms, p99 {t['node_p99_ms']:.1f} ms\n"
             f"2-hop latency at the CLI client (+ HTTP, + BOLT-11 decode): p50 {t['p50_ms']:.1f} ms,"
             f" p99 {t['p99_ms']:.1f} ms over {t['count']} sequential payments; "
             f"{t['fsyncs_per_payment']:.1f} fsyncs/payment (3 nodes)"
+            f" (goal p50 <= 4 ms, p99 <= 10 ms)"
         )
 
 

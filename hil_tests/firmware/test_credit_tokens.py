@@ -35,17 +35,20 @@ def _meter_checks(tokens: list[bytes], issuer_pub: bytes, flash: Path, now: int 
 import sys, gc, binascii
 sys.path.insert(0, '/lib')
 from credit import CreditStore
+from token_desk import TokenDesk
 store = CreditStore({METER!r}, binascii.unhexlify({issuer_pub.hex()!r}), path='/flash/credit.json')
+store.track(0, False)
+desk = TokenDesk(store)
 out = []
 for hexed in {[t.hex() for t in tokens]!r}:
-    reason = store.begin(binascii.unhexlify(hexed), {now})
-    while reason is None:
-        done = store.step(0)
+    answers = desk.offer(binascii.unhexlify(hexed), {now})
+    while not answers:
+        done = desk.step({now})
         if done:
-            reason = done[0]
+            answers = [done]
         gc.collect()
-    out.append(reason)
-print(','.join(out), store.credit_wh(0), store.last_token_id)
+    out.append(answers[0][0])
+print(','.join(out), store.credit_wh(), store.last_token_id)
 """
     res = run_snippet(code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=flash)
     assert res.exit_code == 0, res.stderr
@@ -155,12 +158,18 @@ from credit import CreditStore
 def store():
     return CreditStore({METER!r}, binascii.unhexlify({issuer._key.pubkey.hex()!r}), path='/flash/credit.json')
 s = store()
-s.track_window({NOW + 10}, 0)        # the window begins: import register 0
-mid = s.credit_wh(40)                # 40 Wh drawn inside the window
-s = store()                          # a power cut inside the window
-s.track_window({NOW + 700}, 60)      # after the end: 60 Wh drawn in the window in all
-after = s.credit_wh(60)
-print(mid, after, s.credit_wh(90))   # and 30 Wh more after the window come off the credit
+s.track(0, False)
+s.track_window({NOW + 10})           # the window begins: import register 0
+s.track(40, True)
+mid = s.credit_wh()                  # 40 Wh drawn inside the window
+d = s.debited_wh                     # committed ahead: 40 + the reserve
+s = store()                          # a power cut inside the window: the reserve counts as used
+s.track(40, True)                    # (the register came back from its checkpoint at 40)
+s.track(40 + 60 - d, True)           # after the end: 60 Wh counted in the window in all
+s.track_window({NOW + 700})
+after = s.credit_wh()
+s.track(40 + 90 - d, True)
+print(mid, after, s.credit_wh())     # and 30 Wh more after the window come off the credit
 """
     res = run_snippet(
         code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=tmp_path

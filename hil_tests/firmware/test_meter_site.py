@@ -1,7 +1,7 @@
 """HIL, the whole chain: emulated meters (real firmware) <-> real mosquitto <-> real gateway.
 
 Readings flow in and are acked (journal freed); credit tokens issued by the gateway close the relay
-within a second; consumption draws the credit down and the relay opens when it is gone; forged,
+(how fast: hil_tests/bench/bench_site.py); consumption draws the credit down and the relay opens when it is gone; forged,
 replayed, expired and misdirected tokens change nothing; a critical load is never cut off.
 """
 
@@ -47,16 +47,14 @@ def _wait(pred, timeout, what):
     return time.monotonic()
 
 
-def test_token_closes_relay_within_a_second_and_credit_runs_down(site):
+def test_token_closes_relay_and_credit_runs_down(site):
     home = site.meters["home"]
     assert _gpio(home) == 0
     issuer = site.issuer()
     now = int(site.clock.now())
     token = issuer.energy(home.meter_id, 50, now + 3600, b"payment-1")
-    t0 = time.monotonic()
     site.send_token(home, token)
-    t_closed = _wait(lambda: _gpio(home) == 1, 10, "relay closes after a valid token")
-    assert t_closed - t0 < 1.0, f"relay closed {t_closed - t0:.2f} s after the token"
+    _wait(lambda: _gpio(home) == 1, 10, "relay closes after a valid token")
     home.board.expect(r"token 1 accepted: credit 50 Wh")
     home.board.pulses(30)  # 30 Wh consumed: 20 left, still closed
     time.sleep(1.0)

@@ -16,8 +16,16 @@ from sgcore import topics
 
 class MqttMeter:
     def __init__(
-        self, host: str, port: int, site: str, site_pubkey: bytes, meter: SoftMeter | None = None
+        self,
+        host: str,
+        port: int,
+        site: str,
+        site_pubkey: bytes,
+        meter: SoftMeter | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
     ):
+        """`password`: log in with the meter's broker account (user = meter id); `ca_file`: TLS."""
         self.meter = meter or SoftMeter()
         self.site = site
         self.site_pubkey = site_pubkey
@@ -36,6 +44,10 @@ class MqttMeter:
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_socket_open = _no_delay
+        if password is not None:
+            self.client.username_pw_set(self.meter.hex, password)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=ca_file)
         self.client.connect(host, port)
         self.client.loop_start()
 

@@ -70,3 +70,18 @@ def test_not_toml_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(p)
     assert tomllib  # the stdlib parser is what the gateway uses
+
+
+def test_mqtt_tls_ca_file_is_checked_and_relative_to_the_config_file(tmp_path):
+    raw = {"gateway": {"site": "s"}, "mqtt": {"tls_ca_file": "ca.pem", "password_file": "pw"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, base_dir=tmp_path)
+    assert any(p.startswith("mqtt.tls_ca_file: cannot read") for p in err.value.problems)
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, base_dir=tmp_path)
+    assert any("holds no PEM certificate" in p for p in err.value.problems)
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n...\n")
+    cfg = parse_config(raw, base_dir=tmp_path)
+    assert cfg.mqtt.tls_ca_file == str(tmp_path / "ca.pem")
+    assert cfg.mqtt.password_file == str(tmp_path / "pw")

@@ -180,3 +180,127 @@ def test_pushing_transactions_cannot_hurry_a_dispute_window_by(ledger, channel):
     blocks = ledger.client.info()["height"] - receipt["height"]
     assert blocks == 6  # one per withdrawal, none faster than the spacing...
     assert elapsed_ms >= 6 * 30 * 0.9, elapsed_ms  # ...so six blocks took six spacings
+
+
+PREIMAGE = bytes([0x33] * 32)
+PAYMENT_HASH = hashlib.sha256(PREIMAGE).hexdigest()
+
+
+def _htlc_state(ledger, channel, number, holder, secret, htlcs):
+    in_flight = sum(h["amount_msat"] for h in htlcs)
+    return txs.commitment_state(
+        ledger.chain,
+        channel,
+        number,
+        300_000,
+        700_000 - in_flight,
+        holder.pubkey,
+        hashlib.sha256(secret).hexdigest(),
+        htlcs,
+    )
+
+
+def _claim(ledger, channel, index, party, key, preimage=PREIMAGE):
+    body = dict(channel=channel, party=party, htlc=index, preimage=preimage.hex())
+    return txs.make("channel_htlc_claim", ledger.chain, **body).signed_by(key)
+
+
+def _refund(ledger, channel, index, party, key):
+    body = dict(channel=channel, party=party, htlc=index)
+    return txs.make("channel_htlc_refund", ledger.chain, **body).signed_by(key)
+
+
+def test_force_closed_htlc_goes_to_the_receiver_who_shows_the_preimage(ledger, channel):
+    # issue 16 item 5: Bob (b) offered Alice 100,000 msat; Alice knows the preimage (she
+    # released it downstream). Bob force-closes: the HTLC is an output, not a refund to Bob.
+    height = ledger.client.info()["height"]
+    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + 50)]
+    state = _htlc_state(ledger, channel, 4, BOB, SECRET_1, htlcs)
+    receipt = ledger.submit(_force_close(ledger, channel, state, ALICE).signed_by(BOB))
+    view = ledger.client.channel(channel)
+    assert view["htlcs"][0]["outcome"] == "pending"
+    _rejects(ledger, _claim(ledger, channel, 0, "a", ALICE, SECRET_2), "bad_preimage")
+    _rejects(ledger, _claim(ledger, channel, 0, "b", BOB), "wrong_party")
+    _rejects(ledger, _claim(ledger, channel, 1, "a", ALICE), "unknown_htlc")
+    _rejects(ledger, _refund(ledger, channel, 0, "b", BOB), "dispute_window_open")
+    ledger.submit(_claim(ledger, channel, 0, "a", ALICE))  # recorded, paid at settle
+    assert ledger.client.balance(ALICE.pubkey) == 400_000
+    _rejects(ledger, _claim(ledger, channel, 0, "a", ALICE, PREIMAGE + b""), "htlc_resolved")
+    _wait_height(ledger, receipt["height"] + 3)
+    ledger.submit(
+        txs.make("channel_settle", ledger.chain, channel=channel, party="a").signed_by(ALICE)
+    )
+    assert ledger.client.balance(ALICE.pubkey) == 400_000 + 300_000 + 100_000
+    assert ledger.client.balance(BOB.pubkey) == 600_000 + 600_000
+    view = ledger.client.channel(channel)
+    assert view["status"] == "closed" and view["htlcs"][0]["preimage"] == PREIMAGE.hex()
+
+
+def test_an_unclaimed_htlc_output_is_refunded_after_its_expiry(ledger, channel):
+    height = ledger.client.info()["height"]
+    expiry = height + 8  # after the dispute window (3 blocks) ends
+    htlcs = [
+        txs.state_htlc("a", 0, 50_000, PAYMENT_HASH, height + 1),
+        txs.state_htlc("b", 7, 100_000, PAYMENT_HASH, expiry),
+    ]
+    state = _htlc_state(ledger, channel, 4, BOB, SECRET_1, htlcs)
+    state["balance_a_msat"] -= 50_000
+    state["balance_b_msat"] += 50_000
+    receipt = ledger.submit(_force_close(ledger, channel, state, ALICE).signed_by(BOB))
+    _wait_height(ledger, receipt["height"] + 3)
+    ledger.submit(
+        txs.make("channel_settle", ledger.chain, channel=channel, party="b").signed_by(BOB)
+    )
+    view = ledger.client.channel(channel)
+    # the expired HTLC went back to Alice at settle; Bob's is pending until its expiry
+    assert view["status"] == "settled"
+    assert [h["outcome"] for h in view["htlcs"]] == ["refunded", "pending"]
+    assert ledger.client.balance(ALICE.pubkey) == 400_000 + 250_000 + 50_000
+    _rejects(ledger, _refund(ledger, channel, 1, "b", BOB), "htlc_not_expired")
+    _rejects(ledger, _refund(ledger, channel, 1, "a", ALICE), "wrong_party")
+    _wait_height(ledger, expiry)
+    _rejects(ledger, _claim(ledger, channel, 1, "a", ALICE), "htlc_expired")
+    ledger.submit(_refund(ledger, channel, 1, "b", BOB))
+    assert ledger.client.balance(BOB.pubkey) == 600_000 + 600_000 + 100_000
+    assert ledger.client.channel(channel)["status"] == "closed"
+
+
+def test_a_pending_htlc_output_claimed_after_settle_is_paid_at_once(ledger, channel):
+    height = ledger.client.info()["height"]
+    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + 40)]
+    state = _htlc_state(ledger, channel, 4, BOB, SECRET_1, htlcs)
+    receipt = ledger.submit(_force_close(ledger, channel, state, ALICE).signed_by(BOB))
+    _wait_height(ledger, receipt["height"] + 3)
+    ledger.submit(
+        txs.make("channel_settle", ledger.chain, channel=channel, party="b").signed_by(BOB)
+    )
+    assert ledger.client.channel(channel)["status"] == "settled"
+    ledger.submit(_claim(ledger, channel, 0, "a", ALICE))
+    assert ledger.client.balance(ALICE.pubkey) == 400_000 + 300_000 + 100_000
+    assert ledger.client.channel(channel)["status"] == "closed"
+
+
+def test_the_penalty_takes_the_htlc_outputs_too(ledger, channel):
+    height = ledger.client.info()["height"]
+    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + 40)]
+    revoked = _htlc_state(ledger, channel, 1, ALICE, SECRET_1, htlcs)
+    ledger.submit(_force_close(ledger, channel, revoked, BOB).signed_by(ALICE))
+    ledger.submit(_claim(ledger, channel, 0, "a", ALICE))  # the cheater claims the HTLC...
+    penalty = txs.make(
+        "channel_penalty", ledger.chain, channel=channel, party="b", secret=SECRET_1.hex()
+    )
+    ledger.submit(penalty.signed_by(BOB))  # ...and still loses everything, HTLC included
+    assert ledger.client.balance(BOB.pubkey) == 600_000 + 1_000_000
+    assert ledger.client.balance(ALICE.pubkey) == 400_000
+    _rejects(ledger, _refund(ledger, channel, 0, "b", BOB), "channel_not_closing")
+
+
+def test_htlc_outputs_must_add_up_and_be_well_formed(ledger, channel):
+    good = txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, 99)
+    lopsided = _htlc_state(ledger, channel, 2, BOB, SECRET_1, [good])
+    lopsided["balance_a_msat"] += 1
+    _rejects(ledger, _force_close(ledger, channel, lopsided, ALICE).signed_by(BOB), "bad_state")
+    twice = _htlc_state(ledger, channel, 2, BOB, SECRET_1, [good, good])
+    _rejects(ledger, _force_close(ledger, channel, twice, ALICE).signed_by(BOB), "bad_state")
+    zero = _htlc_state(ledger, channel, 2, BOB, SECRET_1, [dict(good, amount_msat=0)])
+    _rejects(ledger, _force_close(ledger, channel, zero, ALICE).signed_by(BOB), "bad_state")

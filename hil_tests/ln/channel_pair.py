@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from gateway.ln import bolt3
-from gateway.ln.channel import Channel, ChannelState, secret_index
-from gateway.ln.commitment import sign
-from gateway.ln.keys import NodeKeys
-from gateway.ln.ledger_port import MemoryLedger, digest, funding_body
+from gateway.ln.channel.channel import Channel, ChannelState, secret_index
+from gateway.ln.channel.commitment import sign
+from gateway.ln.channel.ledger_bodies import digest, funding_body
+from gateway.ln.codec import bolt3
+from gateway.ln.node.keys import NodeKeys
+from gateway.ln.node.ledger_port import MemoryLedger
 
 
 def node_keys(name: str) -> NodeKeys:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from gateway.ln.channel import Channel
-from gateway.ln.htlc import FeePolicy
-from gateway.ln.keys import NodeKeys
-from gateway.ln.ledger_port import MemoryLedger
-from gateway.ln.switch import Switch
+from gateway.ln.channel.channel import Channel
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.node.keys import NodeKeys
+from gateway.ln.node.ledger_port import MemoryLedger
+from gateway.ln.node.switch import Switch
 from hil_tests.ln.channel_pair import open_pair
 
 

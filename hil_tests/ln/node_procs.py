@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.ln.control import call
-from gateway.ln.keys import load_or_create
-from gateway.ln.ledger_file import FileLedger
+from gateway.ln.node.control import call
+from gateway.ln.node.keys import load_or_create
+from gateway.ln.node.ledger_file import FileLedger
 
 REPO = Path(__file__).resolve().parents[2]
 DEPOSIT = 10**12
@@ -31,11 +31,14 @@ class NodeProc:
     port: int = 0
     url: str = ""
 
-    def start(self, env: dict[str, str] | None = None) -> NodeProc:
+    def start(self, crash: str = "", env: dict[str, str] | None = None) -> NodeProc:
+        """Start the node process; ``crash="<point>:<n>"`` runs it with SIGKILL fault injection
+        (see crashing_node.py)."""
+        entry = ["hil_tests.ln.crashing_node", crash] if crash else ["gateway.ln.node"]
         cmd = [
             sys.executable,
             "-m",
-            "gateway.ln.node",
+            *entry,
             "--data-dir",
             str(self.data_dir),
             "--ledger-file",

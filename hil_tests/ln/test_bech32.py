@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ln import bech32
+from gateway.ln.codec import bech32
 from gateway.ln.errors import Bech32Error
 
 # BIP-173 "Test vectors": valid bech32 strings (https://github.com/bitcoin/bips/blob/master/bip-0173.mediawiki)
@@ -90,3 +90,26 @@ def test_arbitrary_text_either_decodes_or_raises_bech32_error(text: str) -> None
     except Bech32Error:
         return
     assert bech32.encode(hrp, data) == text.lower()
+
+
+@given(st.binary(max_size=700))
+@settings(max_examples=200, deadline=None)
+def test_the_fast_regroupings_agree_with_the_bit_loop(data):
+    words = bech32.convertbits(data, 8, 5, pad=True)
+    assert bech32.bytes_to_words(data) == words
+    assert bech32.words_to_padded_bytes(words) == bytes(bech32.convertbits(words, 5, 8, True))
+    assert bech32.words_to_bytes(words) == data
+    assert bech32.words_to_bytes(bytes(words)) == data
+
+
+@given(st.lists(st.integers(0, 31), max_size=900), st.integers(0, 2**30 - 1))
+@settings(max_examples=200, deadline=None)
+def test_the_two_words_per_step_checksum_agrees_with_one_word_per_step(words, start):
+    assert bech32._polymod_words(bytes(words), start) == bech32._polymod(words, start)
+
+
+def test_words_above_31_are_refused_by_the_fast_paths():
+    with pytest.raises(Bech32Error):
+        bech32.words_to_bytes([1, 32, 3])
+    with pytest.raises(Bech32Error):
+        bech32.words_to_int([-1])

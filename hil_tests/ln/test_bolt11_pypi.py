@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _decode_with_pypi_bolt11(invoices: list[str]) -> list[dict]:
-    import bolt11  # the PyPI package, not gateway.ln.bolt11
+    import bolt11  # the PyPI package, not gateway.ln.codec.bolt11
 
     out = []
     for text in invoices:
@@ -40,7 +40,7 @@ def _run_pypi_decoder(invoices: list[str]) -> list[dict]:
 
 
 def test_our_receipts_decode_with_pypi_bolt11() -> None:
-    from gateway.ln import receipt
+    from gateway.ln.codec import receipt
 
     key = bytes.fromhex("42" * 32)
     now = 1_767_220_000
@@ -61,7 +61,7 @@ def test_our_receipts_decode_with_pypi_bolt11() -> None:
             min_final_cltv_expiry=40,
         ),
     ]
-    from gateway.ln import bolt11 as ours
+    from gateway.ln.codec import bolt11 as ours
 
     decoded = _run_pypi_decoder([r.invoice for r in issued])
     for r, theirs in zip(issued, decoded, strict=True):

@@ -9,7 +9,7 @@ from coincurve import PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.ln import bolt11, receipt
+from gateway.ln.codec import bolt11, receipt
 from gateway.ln.errors import InvoiceError, InvoiceSignatureError, LnError, ReceiptError
 
 NODE_KEY = bytes.fromhex("11" * 32)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from coincurve import PrivateKey
 
-from gateway.ln import bolt11
+from gateway.ln.codec import bolt11
 from gateway.ln.errors import InvoiceError
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "bolt11.json").read_text())

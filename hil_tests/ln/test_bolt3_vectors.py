@@ -10,7 +10,7 @@ from coincurve import PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ln import bolt3
+from gateway.ln.codec import bolt3
 from gateway.ln.errors import SecretError
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "bolt3.json").read_text())

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.ln import bolt8, wire
+from gateway.ln.codec import bolt8, bolt8_transport, wire
 from gateway.ln.errors import HandshakeError, TransportError
 
 SERVER_KEY = bytes.fromhex("21" * 32)
@@ -16,7 +16,7 @@ CLIENT_PUB = bolt8._pub(CLIENT_KEY)
 
 
 async def _echo_server(seen: list[bytes]) -> asyncio.Server:
-    async def on_connection(conn: bolt8.Connection) -> None:
+    async def on_connection(conn: bolt8_transport.Connection) -> None:
         seen.append(conn.remote_pub)
         while True:
             raw = await conn.receive()
@@ -25,7 +25,7 @@ async def _echo_server(seen: list[bytes]) -> asyncio.Server:
                 conn.send(wire.TABLE.encode("pong", ignored=bytes(msg["num_pong_bytes"])))
                 await conn.drain()
 
-    return await bolt8.serve("127.0.0.1", 0, SERVER_KEY, on_connection)
+    return await bolt8_transport.serve("127.0.0.1", 0, SERVER_KEY, on_connection)
 
 
 def _port(server: asyncio.Server) -> int:
@@ -37,7 +37,7 @@ def test_ping_pong_across_key_rotations() -> None:
         seen: list[bytes] = []
         server = await _echo_server(seen)
         async with server:
-            conn = await bolt8.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
+            conn = await bolt8_transport.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
             assert conn.remote_pub == SERVER_PUB
             for i in range(1205):  # > 1000 messages each way: two rotations per direction
                 conn.send(wire.TABLE.encode("ping", num_pong_bytes=i % 300, ignored=b"x" * (i % 7)))
@@ -53,13 +53,13 @@ def test_pipelined_sends_arrive_in_order() -> None:
     async def main() -> None:
         got: asyncio.Queue[bytes] = asyncio.Queue()
 
-        async def sink(conn: bolt8.Connection) -> None:
+        async def sink(conn: bolt8_transport.Connection) -> None:
             while True:
                 await got.put(await conn.receive())
 
-        server = await bolt8.serve("127.0.0.1", 0, SERVER_KEY, sink)
+        server = await bolt8_transport.serve("127.0.0.1", 0, SERVER_KEY, sink)
         async with server:
-            conn = await bolt8.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
+            conn = await bolt8_transport.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
             payloads = [bytes([i % 256]) * (i * 37 % 65535) for i in range(60)]
             for p in payloads:
                 conn.send(p)
@@ -78,7 +78,9 @@ def test_wrong_responder_key_fails_the_handshake() -> None:
         async with server:
             wrong = bolt8._pub(bytes.fromhex("33" * 32))
             with pytest.raises(HandshakeError) as err:
-                await bolt8.connect("127.0.0.1", _port(server), CLIENT_KEY, wrong, timeout=5)
+                await bolt8_transport.connect(
+                    "127.0.0.1", _port(server), CLIENT_KEY, wrong, timeout=5
+                )
             assert err.value.code == "ACT2_READ_FAILED"  # the responder hung up on a bad act one
         assert seen == []
 
@@ -94,7 +96,7 @@ def test_garbage_client_is_dropped_and_server_keeps_serving() -> None:
             writer.write(b"\x00" * 50)
             assert await asyncio.wait_for(reader.read(100), 5) == b""  # closed, nothing sent
             writer.close()
-            conn = await bolt8.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
+            conn = await bolt8_transport.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
             conn.send(wire.TABLE.encode("ping", num_pong_bytes=1, ignored=b""))
             assert wire.TABLE.decode(await conn.receive()).name == "pong"
             await conn.close()
@@ -105,12 +107,12 @@ def test_garbage_client_is_dropped_and_server_keeps_serving() -> None:
 
 def test_peer_closing_raises_transport_error() -> None:
     async def main() -> None:
-        async def hang_up(conn: bolt8.Connection) -> None:
+        async def hang_up(conn: bolt8_transport.Connection) -> None:
             return None
 
-        server = await bolt8.serve("127.0.0.1", 0, SERVER_KEY, hang_up)
+        server = await bolt8_transport.serve("127.0.0.1", 0, SERVER_KEY, hang_up)
         async with server:
-            conn = await bolt8.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
+            conn = await bolt8_transport.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
             with pytest.raises(TransportError):
                 await asyncio.wait_for(conn.receive(), 5)
             await conn.close()
@@ -125,6 +127,6 @@ def test_connect_to_closed_port_raises_transport_error() -> None:
         server.close()
         await server.wait_closed()
         with pytest.raises(TransportError):
-            await bolt8.connect("127.0.0.1", port, CLIENT_KEY, SERVER_PUB, timeout=5)
+            await bolt8_transport.connect("127.0.0.1", port, CLIENT_KEY, SERVER_PUB, timeout=5)
 
     asyncio.run(main())

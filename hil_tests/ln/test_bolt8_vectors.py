@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ln import bolt8
+from gateway.ln.codec import bolt8
 from gateway.ln.errors import HandshakeError, TransportError
 
 V = json.loads((Path(__file__).parent / "vectors" / "bolt8.json").read_text())

@@ -4,15 +4,15 @@ import hashlib
 
 import pytest
 
-from gateway.ln.channel import ChannelState, IncomingHtlc, OutgoingSettled, PreimageLearned
-from gateway.ln.channel_errors import (
+from gateway.ln.channel.channel import ChannelState, IncomingHtlc, OutgoingSettled, PreimageLearned
+from gateway.ln.channel.commitment import verify
+from gateway.ln.channel.messages import UpdateBatch
+from gateway.ln.errors import (
     BadPreimage,
     IllegalTransition,
     InsufficientBalance,
     ProtocolViolation,
 )
-from gateway.ln.channel_msgs import UpdateBatch
-from gateway.ln.commitment import verify
 from hil_tests.ln.channel_pair import make_pair, run_round, settle
 
 
@@ -122,7 +122,7 @@ def test_peer_cannot_steal_by_settling_its_own_htlc():
     a.queue_add(1000, b"\x09" * 32, 500)
     run_round(a, b)
     # a forges a "fulfill" of its own HTLC to get the money back into... a's own batch
-    from gateway.ln.htlc import FulfillHtlc, encode_updates
+    from gateway.ln.channel.htlc import FulfillHtlc, encode_updates
 
     bogus = encode_updates([FulfillHtlc(0, 0, b"\x00" * 32)])
     with pytest.raises(ProtocolViolation):

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from gateway.ln.channel_errors import KeyFileError
-from gateway.ln.keys import SEED_FILE, NodeKeys, load_or_create, restore
+from gateway.ln.errors import KeyFileError
+from gateway.ln.node.keys import SEED_FILE, NodeKeys, load_or_create, restore
 
 
 def test_seed_file_is_created_0600_and_reloaded(tmp_path):

@@ -6,16 +6,16 @@ import hashlib
 
 import pytest
 
-from gateway.ln.channel_errors import LedgerPortError
-from gateway.ln.commitment import sign
-from gateway.ln.ledger_port import (
-    MemoryLedger,
+from gateway.ln.channel.commitment import sign
+from gateway.ln.channel.ledger_bodies import (
     close_body,
     digest,
     force_close_body,
     penalty_body,
     settle_body,
 )
+from gateway.ln.errors import LedgerPortError
+from gateway.ln.node.ledger_port import MemoryLedger
 from hil_tests.ln.channel_pair import make_pair, node_keys, run_round, settle
 
 A, B = node_keys("alice"), node_keys("bob")

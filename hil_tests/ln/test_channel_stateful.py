@@ -8,8 +8,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gateway.ln.channel import IncomingHtlc
-from gateway.ln.channel_errors import InsufficientBalance, UnknownHtlc
+from gateway.ln.channel.channel import IncomingHtlc
+from gateway.ln.errors import InsufficientBalance, UnknownHtlc
 from hil_tests.ln.channel_pair import make_pair
 
 CAP = (1_000_000, 400_000)

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from gateway.ln.channel_errors import NoRoute
-from gateway.ln.htlc import FeePolicy
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.errors import NoRoute
 from hil_tests.ln.mesh import Mesh
 
 M = 1_000_000  # msat

@@ -10,3 +10,4 @@ def test_bench_channels_runs_and_prints(capsys):
     out = capsys.readouterr().out
     assert "payments/s" in out and "2-hop latency in the payer node" in out
     assert "p50" in out and "fsyncs/payment" in out
+    assert "% of the decoded-request rate" in out

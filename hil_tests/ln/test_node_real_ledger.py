@@ -10,7 +10,7 @@ import pytest
 from gateway.ledger import config as ledger_config
 from gateway.ledger import service, txs
 from gateway.ledger.client import LedgerClient
-from gateway.ln.keys import load_or_create
+from gateway.ln.node.keys import load_or_create
 from hil_tests.ledger.conftest import OPERATOR, write_config
 from hil_tests.ln.node_procs import NodeProc, wait_until
 

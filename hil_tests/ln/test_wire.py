@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ln import wire
+from gateway.ln.codec import wire
 from gateway.ln.errors import UnknownMessageError, WireError
 
 

@@ -3,7 +3,7 @@
     uv run python -m hil_tests.ln.torture --steps 12       (the CI test runs a short variant)
 
 For each crash point (before the store commit, after it but before sending, after sending) and
-each step k, the victim (payer or payee, in turn) is started with SGRID_LN_CRASH=<point>:<k>, a
+each step k, the victim (payer or payee, in turn) is started with SIGKILL fault injection at <point>:<k> (crashing_node.py), a
 payment is attempted, the victim dies mid-update, restarts clean, and then: both sides agree on
 the latest commitment, no HTLC is left in flight, balances + in-flight == capacity, and the payee
 gained exactly the sum of the payments the payer saw succeed.
@@ -68,7 +68,7 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
             for k in range(1, steps + 1):
                 for victim in (a, b):
                     victim.stop()
-                    victim.start({"SGRID_LN_CRASH": f"{point}:{k}"})
+                    victim.start(crash=f"{point}:{k}")
                     # the crash may already hit while reconnecting (reestablish is a step too)
                     wait_until(
                         lambda v=victim: v.proc.poll() is not None or _settled(a, b), 20, "ready"

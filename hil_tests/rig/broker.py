@@ -36,10 +36,15 @@ def mosquitto_available() -> bool:
 class Broker:
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, extra_conf: str = "", conf: str | None = None
+    ) -> None:
+        """`conf`: the whole config instead of the default anonymous loopback listener (it must
+        listen on `port`)."""
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.extra_conf = extra_conf
+        self.conf = conf
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
 
@@ -50,7 +55,9 @@ class Broker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} {self.host}\n"
+            self.conf
+            if self.conf is not None
+            else f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
             "persistence false\n"
             "max_inflight_messages 0\n"

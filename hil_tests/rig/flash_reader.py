@@ -20,7 +20,10 @@ def journal_records(flash_dir: Path) -> dict[int, bytes]:
     """Every intact record in the journal's segment files, by sequence number."""
     out: dict[int, bytes] = {}
     for seg in sorted((flash_dir / "journal").glob("s*.seg")):
-        data = seg.read_bytes()
+        try:
+            data = seg.read_bytes()
+        except FileNotFoundError:  # the running meter freed this segment after the listing
+            continue
         for off in range(0, len(data) - ENTRY_LEN + 1, ENTRY_LEN):
             entry = data[off : off + ENTRY_LEN]
             if entry[:2] != b"SJ" or struct.unpack(">H", entry[2:4])[0] != RECORD_LEN:

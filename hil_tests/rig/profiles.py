@@ -20,6 +20,7 @@ differ on purpose, so intraday receipts and imbalances occur.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -67,13 +68,19 @@ def _integrate(per_minute: list[float], start: float, end: float) -> float:
     return wh
 
 
-def household(site: Site, annual_kwh: float, seed: int) -> Profile:
+@functools.lru_cache(maxsize=4)
+def _h0_day_w(date: str) -> tuple[float, ...]:
+    """The BDEW H0 profile of `date` for 1,000 kWh a year: 96 quarter-hour average powers (W)."""
     from demandlib import bdew
 
-    day = datetime.fromisoformat(site.date)
-    kw = bdew.ElecSlp(day.year).get_scaled_power_profiles({"h0": annual_kwh})["h0"]
-    day_kw = kw[kw.index.normalize() == day.strftime("%Y-%m-%d")].to_list()  # 96 quarter hours
-    forecast = [day_kw[m // 15] * 1000 for m in range(MINUTES)]
+    day = datetime.fromisoformat(date)
+    kw = bdew.ElecSlp(day.year).get_scaled_power_profiles({"h0": 1000})["h0"]
+    return tuple(w * 1000 for w in kw[kw.index.normalize() == day.strftime("%Y-%m-%d")])
+
+
+def household(site: Site, annual_kwh: float, seed: int) -> Profile:
+    day_w = _h0_day_w(site.date)
+    forecast = [day_w[m // 15] * annual_kwh / 1000 for m in range(MINUTES)]
     rnd = random.Random(seed)
     actual = [w * rnd.lognormvariate(-(0.35**2) / 2, 0.35) for w in forecast]
     start = rnd.randrange(8 * 60, 20 * 60)

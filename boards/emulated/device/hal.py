@@ -17,6 +17,8 @@ FLASH_ROOT = "/flash"
 def _call(name, arg=None):
     reply = json.loads(host.call(name, json.dumps(arg)))
     if not reply["ok"]:
+        if reply["error"].startswith("ConsoleInterrupt"):
+            raise KeyboardInterrupt  # Ctrl-C on the console (boards/emulated/host/console.py)
         raise OSError(reply["error"])
     return reply["value"]
 

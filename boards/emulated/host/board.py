@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boards.emulated.host.console import ConsoleRepl
 from boards.emulated.host.control import ControlServer
 from boards.emulated.host.pty_uart import PtyUart
 from boards.emulated.host.tcp import TcpTable
@@ -33,6 +34,13 @@ log = logging.getLogger("board")
 REPO = Path(__file__).resolve().parents[3]
 BOARD_JSON = REPO / "boards" / "emulated" / "board.json"
 RESET_EXIT = 3
+SOFT_RESET_EXIT = 4  # the console asked for a soft reset (Ctrl-D): a fresh VM, peripherals kept
+
+
+class ConsoleInterrupt(Exception):
+    """Ctrl-C on the console: the guest's HAL turns it into a KeyboardInterrupt."""
+
+
 UART_NAMES = ("meter", "rs485")
 OUTPUTS = ("relay", "led", "rs485_de")
 INPUTS = ("button",)
@@ -49,6 +57,7 @@ class BoardConfig:
     ntp: bool = True  # the emulated network offers time (like NTP on a real site)
     rom_dir: Path | None = None  # a built image (tools.build); None = build it now
     max_boots: int | None = None  # stop after this many boots (tests); None = forever
+    console_path: str | None = None  # attach the console to this tty; None = the board's own pty
 
 
 _CODE_RAM_PROBE = """
@@ -68,7 +77,7 @@ print(gc.mem_alloc() - a0)
 """
 
 
-def code_ram_bytes(rom_dir: Path) -> int:
+def code_ram_bytes(rom_dir: Path, cache: Path | None = None) -> int:
     """Heap that the image's modules take once imported (bytecode, functions, constants).
 
     A real ESP32 runs this firmware frozen into flash (boards/esp32_devkitc/manifest.py), where
@@ -79,7 +88,7 @@ def code_ram_bytes(rom_dir: Path) -> int:
     digest = hashlib.sha256()
     for p in sorted(rom_dir.rglob("*.mpy")):
         digest.update(p.name.encode() + p.read_bytes())
-    cache = rom_dir / ".code_ram.json"
+    cache = cache or rom_dir / ".code_ram.json"
     try:
         cached = json.loads(cache.read_text())
         if cached["digest"] == digest.hexdigest():
@@ -91,6 +100,7 @@ def code_ram_bytes(rom_dir: Path) -> int:
     if out.exit_code != 0:
         raise RuntimeError(f"cannot import the firmware image: {out.stderr.strip()[-400:]}")
     size = int(out.stdout.split()[-1])
+    cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"digest": digest.hexdigest(), "bytes": size}))
     os.replace(tmp, cache)
@@ -110,6 +120,9 @@ class EmulatedBoard:
         self.pulses: dict[str, int] = {"s0": 0}
         self.reports: dict[str, Any] = {}
         self.boots = 0
+        self.soft_resets = 0
+        self.image = "rom"  # which image booted last: the factory one in /rom or one on the flash
+        self.console = ConsoleRepl(config.console_path, self.wake, mirror=_console)
         self.uarts = {
             name: PtyUart(name, config.uart_paths.get(name), self.wake) for name in UART_NAMES
         }
@@ -127,29 +140,60 @@ class EmulatedBoard:
         """Boot the firmware; reboot it on reset(); return the final exit code."""
         for name, uart in self.uarts.items():
             print(f"[board] uart {name}: {uart.path}", file=sys.stderr, flush=True)
+        print(f"[board] console: {self.console.path}", file=sys.stderr, flush=True)
+        hard = True
         while True:
-            self.boots += 1
-            self.pulses["s0"] = 0  # the hardware counter restarts with the chip
-            self._rtc_offset = None  # no RTC battery on a DevKitC
+            if hard:
+                self.boots += 1
+                self.pulses["s0"] = 0  # the hardware counter restarts with the chip
+                self._rtc_offset = None  # no RTC battery on a DevKitC
             code = self._boot_once()
             self.tcp.close_all()
-            if code != RESET_EXIT:
+            if code not in (RESET_EXIT, SOFT_RESET_EXIT, 0) and self.console.delivered:
+                # Ctrl-C stopped the firmware: the REPL gets the console (in a fresh VM: see
+                # board_boot.run_firmware), the peripherals keep their state
+                self.console.enter_repl()
+                hard = False
+                continue
+            if code not in (RESET_EXIT, SOFT_RESET_EXIT):
                 return code
-            if self.config.max_boots is not None and self.boots >= self.config.max_boots:
+            hard = code == RESET_EXIT
+            if hard and self.config.max_boots is not None and self.boots >= self.config.max_boots:
                 return code
-            print("[board] reset: rebooting", file=sys.stderr, flush=True)
+            if hard:
+                print("[board] reset: rebooting", file=sys.stderr, flush=True)
+            else:
+                self.soft_resets += 1
+                self.console.write(b"MPY: soft reboot\r\n")
+            self.console.after_reset(hard)
+
+    def _image_code_ram(self) -> int:
+        """Heap for the image that boots: one copied onto the flash (mpremote, `sgrid flash`)
+        or the factory image in /rom."""
+        flashed = self.config.flash_dir
+        self.image = "rom"
+        if (flashed / "main.py").is_file() and (flashed / "lib").is_dir():
+            self.image = "flash"
+            digest = hashlib.sha256(str(flashed.resolve()).encode()).hexdigest()[:16]
+            try:
+                return code_ram_bytes(flashed, REPO / "build" / "code-ram" / f"{digest}.json")
+            except RuntimeError as exc:  # a broken image: the boot shows the error
+                log.warning("flashed image: %s", exc)
+        return self.code_ram
 
     def _boot_once(self) -> int:
         cfg = self.config
         self.vm = MicroPythonVM(
             mounts=[
+                # the flash is the filesystem root, as on an ESP32, and also /flash (the HAL's)
+                Mount(cfg.flash_dir, "/", writable=True),
                 Mount(self.rom_dir, "/rom"),
                 Mount(cfg.flash_dir, "/flash", writable=True),
             ],
             host_functions=self._host_functions(),
-            heap_bytes=cfg.heap_bytes + self.code_ram,
-            stdout=_console,
-            stderr=_console,
+            heap_bytes=cfg.heap_bytes + self._image_code_ram(),
+            stdout=self.console.vm_output,
+            stderr=self.console.vm_output,
         )
         outcome = self.vm.run_file("/rom/boot.py")
         return outcome.exit_code
@@ -177,10 +221,27 @@ class EmulatedBoard:
         for uart in self.uarts.values():
             uart.close()
         self.tcp.close_all()
+        self.console.close()
 
     # --- host functions (called from the firmware through the HAL) -----------------------------
 
     def _host_functions(self) -> dict[str, Any]:
+        functions = self._peripherals()
+        functions.update(
+            console_boot=lambda _: self.console.boot_mode(),
+            repl_next=lambda _: self.console.next_work(),
+        )
+        return {name: self._interruptible(fn) for name, fn in functions.items()}
+
+    def _interruptible(self, fn: Any) -> Any:
+        def call(arg: Any) -> Any:
+            if self.console.take_interrupt():
+                raise ConsoleInterrupt("Ctrl-C on the console")
+            return fn(arg)
+
+        return call
+
+    def _peripherals(self) -> dict[str, Any]:
         return {
             "board_info": lambda _: {
                 "board_id": self.config.board_id,
@@ -269,6 +330,10 @@ class EmulatedBoard:
                     "gpio": dict(self.gpio),
                     "pulses": dict(self.pulses),
                     "uarts": {n: u.path for n, u in self.uarts.items()},
+                    "console": self.console.path,
+                    "console_mode": self.console.mode,
+                    "image": self.image,
+                    "soft_resets": self.soft_resets,
                     "reports": dict(self.reports),
                     "heap_bytes": self.config.heap_bytes,
                     "code_ram": self.code_ram,

@@ -63,6 +63,13 @@ def board() -> None:
     "Without it the board makes its own pty and prints its path.",
 )
 @click.option(
+    "--console",
+    "console_path",
+    type=click.Path(),
+    help="Attach the console (MicroPython REPL protocol: mpremote works on it) to an existing "
+    "tty. Without it the board makes its own pty and prints its path.",
+)
+@click.option(
     "--control", "control_path", type=click.Path(), help="Unix socket for the rig (pulses, state)."
 )
 @click.option(
@@ -88,6 +95,7 @@ def emulate(
     board_id: str,
     heap_kb: int,
     uarts: tuple[str, ...],
+    console_path: str | None,
     control_path: str | None,
     speed: float,
     real_t0: float | None,
@@ -97,7 +105,10 @@ def emulate(
 ) -> None:
     """Run one emulated board in this process until it stops (Ctrl-C, or SIGKILL for a power cut).
 
-    The console of the firmware is this process's stdout; board messages go to stderr.
+    The console of the firmware is this process's stdout and the console pty (printed on
+    stderr as `[board] console: /dev/pts/N`), which speaks MicroPython's REPL protocol:
+    `mpremote connect /dev/pts/N fs ls /` stops the firmware (Ctrl-C) as on a real board;
+    `mpremote connect /dev/pts/N reset` boots it again. Board messages go to stderr.
     """
     clock = VirtualClock(
         speed=speed, real_t0=real_t0 if real_t0 is not None else time.time(), virtual_t0=virtual_t0
@@ -109,6 +120,7 @@ def emulate(
         clock=clock,
         uart_paths=_parse_uart(uarts),
         control_path=control_path,
+        console_path=console_path,
         ntp=not no_ntp,
         rom_dir=rom_dir,
     )

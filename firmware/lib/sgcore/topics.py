@@ -29,6 +29,7 @@ def subscriptions(site, prefix=PREFIX):
     return [
         (meter_topic(site, "+", "reading", prefix), 1),
         (meter_topic(site, "+", "status", prefix), 1),
+        (meter_topic(site, "+", "event", prefix), 0),  # token answers (credit delivery)
     ]
 
 

@@ -1,0 +1,152 @@
+"""The credit book: every receipt this node pays for its meter, from payment to the meter's answer.
+
+One row per payment hash, in SQLite (WAL, synchronous=FULL), next to the token issuer's table:
+
+    paying  -> paid -> issued -> accepted | rejected
+           \\-> failed
+
+`paying` is written before the payment is sent, so after a crash the gateway knows what every
+settled payment bought; `issued` holds the token bytes, so a restart re-sends the same token and
+never makes a second one (docs/credit-tokens.md, "From payment to relay").
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.ln.codec.receipt import EnergyMemo
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS credit (
+    payment_hash BLOB PRIMARY KEY,     -- the token's payment reference
+    meter_id     BLOB NOT NULL,
+    wh           INTEGER NOT NULL,     -- energy credit bought
+    window_start INTEGER NOT NULL,     -- the receipt's delivery window (for settlement)
+    window_end   INTEGER NOT NULL,
+    amount_msat  INTEGER NOT NULL,
+    issuer_node  TEXT NOT NULL,        -- the memo's issuer grid node
+    status       TEXT NOT NULL,
+    token_id     INTEGER,
+    token        BLOB,
+    reason       TEXT NOT NULL DEFAULT '',
+    sends        INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS credit_status ON credit (status, meter_id, token_id);
+"""
+
+OPEN = ("paying", "paid", "issued")
+
+
+def credit_wh(memo: EnergyMemo) -> int:
+    """Whole Wh a memo sells, rounded down: the meter never releases more than was paid."""
+    return int(math.floor(memo.energy_kwh * 1000 + 1e-6))
+
+
+@dataclass(frozen=True)
+class CreditRow:
+    payment_hash: bytes
+    meter_id: bytes
+    wh: int
+    window_start: int
+    window_end: int
+    amount_msat: int
+    issuer_node: str
+    status: str
+    token_id: int | None
+    token: bytes | None
+    reason: str
+    sends: int
+    created_at: float
+
+
+_COLUMNS = (
+    "payment_hash, meter_id, wh, window_start, window_end, amount_msat, issuer_node, status, "
+    "token_id, token, reason, sends, created_at"
+)
+
+
+class CreditBook:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _row(self, r: tuple) -> CreditRow:
+        token = bytes(r[9]) if r[9] is not None else None
+        return CreditRow(
+            bytes(r[0]), bytes(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], token, r[10],
+            r[11], r[12],
+        )  # fmt: skip
+
+    def record(self, payment_hash: bytes, meter_id: bytes, memo: EnergyMemo, amount: int) -> bool:
+        """Note a payment about to be sent (durable on return). False if it is already known."""
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO credit (payment_hash, meter_id, wh, window_start, window_end, "
+            "amount_msat, issuer_node, status, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,'paying',?,?)",
+            (
+                payment_hash,
+                meter_id,
+                credit_wh(memo),
+                memo.start,
+                memo.end,
+                amount,
+                memo.node,
+                now,
+                now,
+            ),
+        )
+        return cur.rowcount == 1
+
+    def get(self, payment_hash: bytes) -> CreditRow | None:
+        r = self._db.execute(
+            f"SELECT {_COLUMNS} FROM credit WHERE payment_hash=?", (payment_hash,)
+        ).fetchone()
+        return self._row(r) if r else None
+
+    def in_status(self, *statuses: str) -> list[CreditRow]:
+        marks = ",".join("?" * len(statuses))
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM credit WHERE status IN ({marks}) "
+            "ORDER BY meter_id, token_id, created_at",
+            statuses,
+        )
+        return [self._row(r) for r in rows]
+
+    def set_status(self, payment_hash: bytes, status: str, reason: str = "") -> None:
+        self._db.execute(
+            "UPDATE credit SET status=?, reason=?, updated_at=? WHERE payment_hash=?",
+            (status, reason, time.time(), payment_hash),
+        )
+
+    def set_issued(self, payment_hash: bytes, token_id: int, token: bytes) -> None:
+        self._db.execute(
+            "UPDATE credit SET status='issued', token_id=?, token=?, updated_at=? "
+            "WHERE payment_hash=? AND status IN ('paying', 'paid')",
+            (token_id, token, time.time(), payment_hash),
+        )
+
+    def count_send(self, payment_hash: bytes) -> None:
+        self._db.execute("UPDATE credit SET sends=sends+1 WHERE payment_hash=?", (payment_hash,))
+
+    def for_token(self, meter_id: bytes, token_id: int) -> CreditRow | None:
+        r = self._db.execute(
+            f"SELECT {_COLUMNS} FROM credit WHERE meter_id=? AND token_id=?", (meter_id, token_id)
+        ).fetchone()
+        return self._row(r) if r else None
+
+    def all(self) -> list[CreditRow]:
+        return [self._row(r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM credit")]

@@ -1,0 +1,80 @@
+"""The channel node of a grid node: the ln Node plus what couples it to the meter.
+
+Before a receipt is paid, the energy it buys is written to the credit book for this node's meter
+(`on_purchase`); when the payment's outcome is known `on_outcome` is called, so the credit token
+goes out at once. Offered receipts arriving from peers go to `on_offer` (gateway/grid/offers.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.ln.codec import bolt11, receipt, receipt_offer
+from gateway.ln.codec.wire import Message
+from gateway.ln.errors import LnError, WireError
+from gateway.ln.node.node import Node
+from gateway.ln.node.peer import Peer
+
+log = logging.getLogger(__name__)
+
+OnPurchase = Callable[[bolt11.Invoice, receipt.EnergyMemo], None]
+OnOutcome = Callable[[bytes], None]
+OnOffer = Callable[[bytes, receipt_offer.ReceiptOffer], None]
+
+
+class GridNode(Node):
+    on_purchase: OnPurchase | None = None
+    on_outcome: OnOutcome | None = None
+    on_offer: OnOffer | None = None
+    bad_offers = 0
+
+    def payment_outcome(self, payment_hash: bytes) -> tuple[str, str] | None:
+        pay = self.switch.payments.get(payment_hash)
+        return None if pay is None else (pay.status, pay.reason)
+
+    async def pay_invoice(
+        self, text: str, timeout: float = 30, memo_json: str | None = None
+    ) -> dict[str, Any]:
+        inv = bolt11.decode(text, description=memo_json)
+        if self.on_purchase is not None and not inv.is_expired(int(time.time())):
+            try:
+                _, memo = receipt.read_receipt(text, memo_json)
+            except LnError:
+                memo = None  # not an energy receipt: paid, but it buys no credit
+            if memo is not None and inv.amount_msat is not None:
+                self.on_purchase(inv, memo)  # durable before the payment can start
+        try:
+            return await super().pay_invoice(text, timeout)
+        finally:
+            if self.on_outcome is not None:
+                try:
+                    self.on_outcome(inv.payment_hash)
+                except Exception:  # the payment's answer stands; the credit loop retries
+                    log.exception("after payment %s", inv.payment_hash.hex()[:16])
+
+    async def on_sg_receipt_offer(self, peer: Peer, msg: Message) -> None:
+        try:
+            offer = receipt_offer.from_message(msg)
+        except WireError as exc:
+            self.bad_offers += 1
+            if self.bad_offers <= 20 or self.bad_offers % 1000 == 0:
+                log.warning("peer %s: bad receipt offer (%d so far): %s", peer.short,
+                            self.bad_offers, exc)  # fmt: skip
+            return
+        if self.on_offer is not None:
+            self.on_offer(peer.node_id, offer)
+
+    def send_offer(self, offer: receipt_offer.ReceiptOffer, to: list[bytes]) -> int:
+        """Queue the offer to each connected peer of `to`; returns how many got it."""
+        data = receipt_offer.encode(offer)
+        sent = 0
+        for node_id in to:
+            peer = self.peers.get(node_id)
+            if peer is not None:
+                peer.queue(data)
+                peer.flush()
+                sent += 1
+        return sent

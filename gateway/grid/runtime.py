@@ -1,0 +1,357 @@
+"""The grid node inside `sgrid gateway run`: channel node, credit delivery, anchoring, channels.
+
+Started by the gateway service when `node.enabled = true`. The meter bridge runs whatever happens
+here: until the ledger answers, the node waits (retrying every few seconds) and readings are still
+ingested and acknowledged. Loops:
+
+* credit: every second (and at once after each payment) reconcile the credit book with the
+  node's payments and publish the tokens that are due (gateway/grid/credit_desk.py);
+* anchor: every `anchor.interval_s` anchor the readings stored since the last batch;
+* channels: connect to and open the channels the topology asks for (gateway/grid/topology.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway import clock
+from gateway.config import GatewayConfig
+from gateway.credit.issuer import TokenIssuer
+from gateway.crypto import SiteKey
+from gateway.errors import GatewayError
+from gateway.grid import anchoring, topology
+from gateway.grid.credit_book import CreditBook
+from gateway.grid.credit_desk import CreditDesk
+from gateway.grid.node import GridNode
+from gateway.grid.offers import OfferDesk
+from gateway.ingest.store import ReadingStore
+from gateway.ledger.client import LedgerClient, NotFound
+from gateway.ledger.errors import LedgerError, TxRejected
+from gateway.ledger.keys import SigningKey
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.codec import bolt11, receipt
+from gateway.ln.codec.receipt_offer import ReceiptOffer
+from gateway.ln.errors import LedgerPortError, LnError
+from gateway.ln.node.api import routes
+from gateway.ln.node.control import serve_control
+from gateway.ln.node.core import LIVE
+from sgcore import topics
+
+log = logging.getLogger("gateway.grid")
+
+Publish = Callable[[str, bytes], None]
+LEDGER_RETRY_S = 5.0
+
+
+class NoCreditMeter(LnError):
+    """This node is asked to buy energy but its meter (node.meter) is not enrolled here."""
+
+
+class GridRuntime:
+    def __init__(
+        self, cfg: GatewayConfig, store: ReadingStore, site_key: SiteKey, publish: Publish
+    ) -> None:
+        self.cfg = cfg
+        self.grid = cfg.grid
+        self.store = store
+        self.publish = publish
+        tokens_db = cfg.state_dir / "tokens.sqlite3"
+        self.issuer = TokenIssuer(site_key, tokens_db)
+        self.book = CreditBook(tokens_db)
+        self.desk = CreditDesk(  # token expiry in the meters' time (virtual on a bench)
+            self.book,
+            self.issuer,
+            self.grid.credit.token_expiry_s,
+            self.grid.credit.resend_s,
+            wall=clock.now,
+        )
+        self.anchors = anchoring.AnchorBook(cfg.state_dir / "anchors.sqlite3")
+        urls = [u.strip() for u in self.grid.ledger.url.split(",") if u.strip()]
+        self.ledger = LedgerClient(urls, timeout=self.grid.ledger.timeout_s, retries=1)
+        self.node: GridNode | None = None
+        self._control: asyncio.Server | None = None
+        self.control_port = 0
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._wake_credit = asyncio.Event()
+        self._enrolled: set[bytes] = set()
+        self.offers: OfferDesk | None = None
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._bring_up(), name="grid-node"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._control is not None:
+            self._control.close()
+        if self.node is not None:
+            await self.node.stop()
+        self.book.close()
+        self.issuer.close()
+        self.anchors.close()
+
+    async def _bring_up(self) -> None:
+        node = await self._make_node()
+        node.on_purchase = self._on_purchase
+        node.on_outcome = self._on_outcome
+        node.on_offer = self._on_offer
+        topo, m = self.grid.topology, self.grid.market
+        forward = topo.node(m.forward_to) if m.forward_to else None
+        self.offers = OfferDesk(
+            node.node_id,
+            self.grid.node.name,
+            m,
+            bytes.fromhex(forward.node_id) if forward else None,
+            is_pod=m.role == "pod",
+        )
+        n = self.grid.node
+        await node.start(n.port, n.tick_s)
+        api = routes(node) | {"POST /offer": self._api_offer, "GET /offers": self._api_offers}
+        self._control = await serve_control(n.control_listen, n.control_port, api)
+        self.control_port = self._control.sockets[0].getsockname()[1]
+        self.node = node
+        made = self.desk.reconcile(node.payment_outcome, startup=True)
+        log.info("channel node %s on %s:%d (control %s:%d); %d tokens to issue after restart",
+                 node.node_id.hex(), n.listen, node.port, n.control_listen, self.control_port,
+                 made)  # fmt: skip
+        self._tasks.append(asyncio.create_task(self._credit_loop(), name="grid-credit"))
+        if self.grid.anchor.enabled:
+            self._tasks.append(asyncio.create_task(self._anchor_loop(), name="grid-anchor"))
+        if self.grid.topology.nodes:
+            self._tasks.append(asyncio.create_task(self._channel_loop(), name="grid-channels"))
+        self.ready.set()
+
+    async def _make_node(self) -> GridNode:
+        from gateway.ln.node.ledger_http import HttpLedger
+
+        n = self.grid.node
+        while True:
+            try:
+                ledger = await asyncio.to_thread(
+                    HttpLedger, self.grid.ledger.url, self.grid.ledger.timeout_s
+                )
+                policy = FeePolicy(n.base_fee_msat, n.fee_ppm, n.cltv_delta)
+                return GridNode(n.data_dir, ledger, policy, host=n.listen,
+                                accept_max_msat=n.accept_max_msat)  # fmt: skip
+            except LedgerPortError as exc:
+                log.warning("ledger %s: %s (retrying in %gs)", self.grid.ledger.url, exc,
+                            LEDGER_RETRY_S)  # fmt: skip
+                await asyncio.sleep(LEDGER_RETRY_S)
+
+    # --- payment -> credit -----------------------------------------------------------------------
+
+    def credit_meter(self) -> bytes | None:
+        """The meter credited with the energy this node buys (None: this node buys for none)."""
+        name = self.grid.node.meter
+        if not name:
+            return None
+        if len(name) == 32 and all(c in "0123456789abcdef" for c in name):
+            mid = bytes.fromhex(name)
+            return mid if self.store.meter(mid) is not None else None
+        return next((m.meter_id for m in self.store.meters() if m.label == name), None)
+
+    def _on_purchase(self, inv: bolt11.Invoice, memo: receipt.EnergyMemo) -> None:
+        if not self.grid.node.meter:
+            return
+        meter = self.credit_meter()
+        if meter is None:
+            raise NoCreditMeter(
+                f"node.meter {self.grid.node.meter!r} is not enrolled at this gateway: "
+                "refusing to pay for energy no meter would release"
+            )
+        assert inv.amount_msat is not None
+        self.desk.purchase(inv.payment_hash, meter, memo, inv.amount_msat)
+
+    def _on_outcome(self, payment_hash: bytes) -> None:
+        assert self.node is not None
+        outcome = self.node.payment_outcome(payment_hash)
+        if outcome is not None and outcome[0] == "succeeded":
+            self.node.commit()  # the settled payment is on disk before its token exists
+        if outcome is not None:
+            self.desk.settle(payment_hash, *outcome)
+        elif (row := self.book.get(payment_hash)) is not None and row.status == "paying":
+            self.book.set_status(payment_hash, "failed", "not sent")
+        self._wake_credit.set()
+
+    def _send_due(self, now_for: bytes | None = None) -> None:
+        for meter_id, token in self.desk.due(now_for):
+            self.publish(topics.meter_topic(self.cfg.site, meter_id.hex(), "token"), token)
+
+    async def _credit_loop(self) -> None:
+        assert self.node is not None
+        while True:
+            try:
+                if self.book.in_status("paying"):
+                    self.node.commit()
+                self.desk.reconcile(self.node.payment_outcome)
+                self._send_due()
+            except Exception:  # the loop must survive one bad row; it is retried next round
+                log.exception("credit delivery round failed")
+            self._wake_credit.clear()
+            try:
+                await asyncio.wait_for(self._wake_credit.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+    def on_event(self, meter_hex: str, payload: bytes) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(event, dict) and self.desk.on_event(bytes.fromhex(meter_hex), event):
+            self._send_due()  # the next token for this meter, if any, goes now
+
+    def meter_online(self, meter_id: bytes) -> None:
+        self._send_due(now_for=meter_id)
+
+    # --- receipts between nodes -----------------------------------------------------------------
+
+    def _on_offer(self, sender: bytes, offer: ReceiptOffer) -> None:
+        assert self.node is not None and self.offers is not None
+        d = self.offers.receive(offer, sender, list(self.node.peers), time.time())
+        if d.action == "pay":
+            log.info("offered receipt %s: paying it", offer.payment_hash.hex()[:16])
+            task = asyncio.create_task(self._pay_offer(offer), name="pay-offer")
+            self._tasks.append(task)
+            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        elif d.action == "forward" and d.offer is not None:
+            n = self.node.send_offer(d.offer, d.to)
+            log.info("offered receipt %s: forwarded to %d peers", offer.payment_hash.hex()[:16], n)
+        else:
+            log.debug("offered receipt %s dropped: %s", offer.payment_hash.hex()[:16], d.reason)
+
+    async def _pay_offer(self, offer: ReceiptOffer) -> None:
+        assert self.node is not None and self.offers is not None
+        try:
+            result = await self.node.pay_invoice(offer.invoice, 30, memo_json=offer.memo)
+            ok = result.get("status") == "succeeded"
+        except LnError as exc:
+            log.warning("paying offered receipt %s: %s", offer.payment_hash.hex()[:16], exc)
+            ok = False
+        if not ok:
+            self.offers.unpaid(offer)
+
+    async def _api_offer(self, body: dict[str, Any]) -> Any:
+        """POST /offer {invoice, memo?}: offer one of our receipts to our channel neighbours."""
+        assert self.node is not None and self.offers is not None
+        text, memo = str(body["invoice"]), body.get("memo")
+        inv = bolt11.decode(text, description=memo)
+        if inv.payee != self.node.node_id:
+            raise LnError("only this node's own receipts can be offered from here")
+        if inv.is_expired(int(time.time())):
+            raise LnError("the receipt has expired")
+        offer = ReceiptOffer(inv.payment_hash, self.grid.market.offer_hops, (self.node.node_id,),
+                             text, memo)  # fmt: skip
+        self.offers.seen[inv.payment_hash] = inv.expires_at  # it may come back: not ours to buy
+        peers = list(self.node.peers)
+        return {
+            "payment_hash": inv.payment_hash.hex(),
+            "offered_to": self.node.send_offer(offer, peers),
+        }
+
+    async def _api_offers(self, _: dict[str, Any]) -> Any:
+        assert self.offers is not None
+        return {"counts": dict(self.offers.counts), "seen": len(self.offers.seen)}
+
+    # --- anchoring -------------------------------------------------------------------------------
+
+    def _ledger_knows(self, meter_id: bytes) -> bool:
+        if meter_id in self._enrolled:
+            return True
+        try:
+            self.ledger.meter(meter_id.hex())
+        except NotFound:
+            return False
+        self._enrolled.add(meter_id)
+        return True
+
+    def _submit_pending(self) -> int:
+        committed = 0
+        for batch in self.anchors.pending():
+            try:
+                receipt_ = self.ledger.submit(batch.tx)  # idempotent by tx id
+            except TxRejected as exc:
+                log.warning("anchor batch %d refused: %s (retrying)", batch.batch_id, exc)
+                continue
+            self.anchors.committed(batch.batch_id, int(receipt_.get("height", 0)))
+            committed += 1
+            log.info(
+                "anchor batch %d committed in block %s", batch.batch_id, receipt_.get("height")
+            )
+        return committed
+
+    def anchor_once(self) -> int:
+        """Submit pending batches, then make and submit a new one; returns batches committed."""
+        assert self.node is not None
+        committed = self._submit_pending()
+        if self.anchors.pending():
+            return committed  # the ledger is refusing or away: no new batch until it is back
+        ranges = anchoring.next_batch(
+            self.store, self.anchors, self._ledger_knows, self.grid.anchor.max_batch
+        )
+        if not ranges:
+            return committed
+        key = SigningKey(self.node.keys.node_priv)
+        chain = str(self.ledger.info()["chain"])
+        nonce = f"{self.cfg.site}-{secrets.token_hex(8)}"
+        tx, count = anchoring.make_anchor(self.store, ranges, key, chain, nonce)
+        self.anchors.add(tx, count, ranges, time.time())  # durable before it is submitted
+        log.info("anchoring %d readings (root %s)", count, tx.body["merkle_root"][:16])
+        return committed + self._submit_pending()
+
+    async def _anchor_loop(self) -> None:
+        a = self.grid.anchor
+        while True:
+            try:
+                await asyncio.to_thread(self.anchor_once)
+                wait = a.interval_s if not self.anchors.pending() else a.retry_s
+            except (LedgerError, GatewayError) as exc:
+                log.warning("anchoring: %s (retrying in %gs)", exc, a.retry_s)
+                wait = a.retry_s
+            except Exception:
+                log.exception("anchoring failed")
+                wait = a.retry_s
+            await asyncio.sleep(wait)
+
+    # --- channels along the topology -------------------------------------------------------------
+
+    async def _channel_loop(self) -> None:
+        while True:
+            try:
+                await self.ensure_channels()
+            except Exception:  # noqa: BLE001 - a peer down or the ledger busy: next round
+                log.exception("channel round failed")
+            await asyncio.sleep(5.0)
+
+    async def ensure_channels(self) -> None:
+        node = self.node
+        assert node is not None
+        for link in topology.neighbours(self.grid.topology, self.grid.node.name):
+            if not link.we_open:
+                continue
+            peer_id = bytes.fromhex(link.peer.node_id)
+            if peer_id not in node.peers:
+                try:
+                    await node.connect(link.peer.host, link.peer.port, peer_id)
+                except (TimeoutError, OSError, LnError) as exc:
+                    log.info("%s %s unreachable: %s", link.kind, link.peer.name, exc)
+                    continue
+            have = [c for c in node.channels_with(peer_id) if c.state in LIVE]
+            if have or not self.grid.node.channel_msat or peer_id not in node.peers:
+                continue
+            try:
+                amount = self.grid.node.channel_msat  # both ends fund it: payments both ways
+                cid = await node.lifecycle.open_channel(peer_id, amount, amount)
+                log.info("opened %s channel %s to %s", link.kind, cid.hex()[:16], link.peer.name)
+            except (TimeoutError, LnError) as exc:
+                log.warning("opening a channel to %s: %s", link.peer.name, exc)

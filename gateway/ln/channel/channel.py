@@ -1,0 +1,332 @@
+"""One payment channel as a pure state machine (no I/O), in the manner of Electrum's lnchannel.
+
+The channel is driven by method calls that return the message to send; a persistence hook is
+called *before* any method returns a signature or secret, so the caller must make the hook's
+effect durable before it sends (the node commits its SQLite transaction). See messages.py for
+the three-message update round, and docs/channels.md for the whole protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from gateway.ln.channel.closing import ChannelClosing
+from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
+from gateway.ln.channel.htlc import (
+    AddHtlc,
+    FailHtlc,
+    FulfillHtlc,
+    apply_updates,
+    decode_updates,
+    encode_updates,
+    payment_hash,
+)
+from gateway.ln.channel.messages import AckBatch, Reestablish, Revoke, UpdateBatch
+from gateway.ln.channel.state import (
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
+    TRANSITIONS,
+    ChannelState,
+    Event,
+    IncomingHtlc,
+    OutgoingSettled,
+    PreimageLearned,
+    Proposal,
+    secret_index,
+)
+from gateway.ln.codec import bolt3
+from gateway.ln.errors import (
+    BadPreimage,
+    InsufficientBalance,
+    ProtocolViolation,
+    UnknownHtlc,
+)
+
+__all__ = [
+    "Channel",
+    "ChannelState",
+    "Event",
+    "IncomingHtlc",
+    "OutgoingSettled",
+    "PreimageLearned",
+    "Proposal",
+    "TRANSITIONS",
+    "secret_index",
+]
+
+log = logging.getLogger("gateway.ln.channel")
+
+
+@dataclass
+class Channel(ChannelClosing):
+    """A channel: opening, queueing HTLC updates, the update round, and reconnection."""
+
+    # --- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        *,
+        channel_id: bytes,
+        me: int,
+        funding_priv: bytes,
+        shachain_seed: bytes,
+        node_ids: tuple[bytes, bytes],
+        chain: str,
+        node_priv: bytes,
+        funding_pubs: tuple[bytes, bytes],
+        amounts: tuple[int, int],
+        remote_hashes: tuple[bytes, bytes],
+    ) -> Channel:
+        """A new channel in PREOPENING. ``remote_hashes``: the peer's revocation hashes for numbers 0 and 1."""
+        if min(amounts) < 0 or sum(amounts) <= 0:
+            raise InsufficientBalance("funding amounts must be >= 0 with a positive total")
+        mine = hashlib.sha256(bolt3.generate_from_seed(shachain_seed, secret_index(0))).digest()
+        hashes = (mine, remote_hashes[0]) if me == 0 else (remote_hashes[0], mine)
+        c0 = Commitment(channel_id, 0, amounts, (0, 0), hashes, ())
+        return cls(
+            channel_id=channel_id,
+            me=me,
+            funding_priv=funding_priv,
+            shachain_seed=shachain_seed,
+            funding_pubs=funding_pubs,
+            node_ids=node_ids,
+            chain=chain,
+            node_priv=node_priv,
+            latest=c0,
+            capacity_msat=sum(amounts),
+            remote_next_hash=remote_hashes[1],
+        )
+
+    def initial_sig(self) -> tuple[bytes, bytes]:
+        """Our signatures of commitment 0 and of the peer's ledger state 0 (before funding)."""
+        self._require(ChannelState.PREOPENING, ChannelState.FUNDING)
+        return sign(self.funding_priv, self.latest.digest()), self._sign_remote_state(self.latest)
+
+    def receive_initial_sig(self, sig: bytes, ledger_sig: bytes) -> None:
+        self._require(ChannelState.PREOPENING)
+        if not verify(self.funding_pubs[self.remote], self.latest.digest(), sig):
+            raise ProtocolViolation("bad signature on commitment 0")
+        self._check_own_state(self.latest, ledger_sig)
+        mine = self.initial_sig()[0]
+        self.sigs = (mine, sig) if self.me == 0 else (sig, mine)
+        self.remote_ledger_sig = ledger_sig
+        self.set_state(ChannelState.FUNDING)
+
+    # --- queueing updates (proposed in the next round) ----------------------------------------
+    def queue_add(
+        self, amount_msat: int, hash_: bytes, cltv_expiry: int, onion: bytes = b""
+    ) -> AddHtlc:
+        self._require(ChannelState.OPEN)
+        if amount_msat <= 0:
+            raise InsufficientBalance("amount must be positive")
+        if amount_msat > self.spendable_msat():
+            raise InsufficientBalance(
+                f"channel {self.short_id}: {amount_msat} msat > spendable {self.spendable_msat()}"
+            )
+        if not 0 <= cltv_expiry <= 0xFFFFFFFF or len(onion) > 0xFFFF or len(hash_) != 32:
+            # fields the wire encodes as u32 / u16 / 32 bytes: refuse here, or every later
+            # commitment of the channel would fail to encode
+            raise ProtocolViolation("HTLC expiry, routing data or payment hash out of range")
+        add = AddHtlc(self.me, self.next_local_htlc_id, amount_msat, hash_, cltv_expiry, onion)
+        self.next_local_htlc_id += 1
+        self.pending.append(add)
+        self._cache["reserved"] = self._cache["reserved"] + amount_msat
+        self._queued()
+        return add
+
+    def _incoming(self, htlc_id: int) -> Htlc:
+        h = self.htlc((self.remote, htlc_id))
+        if h is None:
+            raise UnknownHtlc(f"channel {self.short_id}: no incoming HTLC {htlc_id}")
+        self.settling()
+        if h.key in self._cache["settling"]:
+            raise UnknownHtlc(f"HTLC {htlc_id} is already being settled")
+        return h
+
+    def queue_fulfill(self, htlc_id: int, preimage: bytes) -> None:
+        h = self._incoming(htlc_id)
+        if payment_hash(preimage) != h.payment_hash:
+            raise BadPreimage(f"preimage does not match incoming HTLC {htlc_id}")
+        self.pending.append(FulfillHtlc(self.remote, htlc_id, preimage))
+        self._cache["settling"].add(h.key)
+        self._queued()
+
+    def queue_fail(self, htlc_id: int, reason: str) -> None:
+        h = self._incoming(htlc_id)
+        self.pending.append(FailHtlc(self.remote, htlc_id, reason))
+        self._cache["settling"].add(h.key)
+        self._queued()
+
+    # --- the update round -----------------------------------------------------------------
+    def propose(self) -> UpdateBatch | None:
+        """Sign the next commitment with our queued updates, or None if a round is under way."""
+        if (
+            self.proposal is not None
+            or not self.pending
+            or self.awaiting_revoke
+            or self.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN)
+        ):
+            return None
+        size, count = 4, 0
+        for u in self.pending[:MAX_BATCH]:
+            size += len(u.encode())
+            if size > MAX_BATCH_BYTES:
+                break
+            count += 1
+        batch = tuple(self.pending[: max(count, 1)])
+        n = self.latest.number + 1
+        new = apply_updates(self.latest, batch, self.me, self._rev_hashes(n))
+        self.proposal = Proposal(
+            new, batch, sign(self.funding_priv, new.digest()), self._sign_remote_state(new)
+        )
+        del self.pending[: len(batch)]
+        self._persist()
+        return self.proposal_msg()
+
+    def proposal_msg(self) -> UpdateBatch:
+        assert self.proposal is not None
+        p = self.proposal
+        return UpdateBatch(
+            self.channel_id, p.commitment.number, encode_updates(p.updates), p.sig, p.ledger_sig
+        )
+
+    def _rev_hashes(self, number: int) -> tuple[bytes, bytes]:
+        if not self.remote_next_hash:
+            raise ProtocolViolation(f"channel {self.short_id}: peer's next revocation hash unknown")
+        mine, theirs = self.local_rev_hash(number), self.remote_next_hash
+        return (mine, theirs) if self.me == 0 else (theirs, mine)
+
+    def receive_update(self, msg: UpdateBatch) -> AckBatch | None:
+        self._require(ChannelState.OPEN, ChannelState.SHUTDOWN)
+        self._cache.clear()
+        if msg.number == self.latest.number and self.latest_proposer == self.remote:
+            if msg.sig != self.sigs[self.remote]:
+                raise ProtocolViolation("retransmitted batch differs from the one we signed")
+            return self.ack_msg()  # our ack was lost: send it again
+        if msg.number != self.latest.number + 1:
+            raise ProtocolViolation(f"batch for {msg.number}, we are at {self.latest.number}")
+        if self.awaiting_revoke:
+            raise ProtocolViolation("new batch before the peer revoked its previous commitment")
+        if self.proposal is not None:
+            if self.me == 0:
+                log.debug("channel %s: both proposed %d, ours wins", self.short_id, msg.number)
+                return None
+            self.pending[:0] = list(self.proposal.updates)  # ours loses: propose it again later
+            self.proposal = None
+        updates = decode_updates(msg.updates)
+        if self.state == ChannelState.SHUTDOWN and any(isinstance(u, AddHtlc) for u in updates):
+            raise ProtocolViolation("HTLC added after shutdown")
+        new = apply_updates(self.latest, updates, self.remote, self._rev_hashes(msg.number))
+        if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
+            raise ProtocolViolation(f"bad signature on commitment {msg.number}")
+        self._check_own_state(new, msg.ledger_sig)
+        mine = sign(self.funding_priv, new.digest())
+        old = {h.key: h for h in self.latest.htlcs}
+        self.remote_prev_hash = self.latest.rev_hashes[self.remote]
+        self.latest = new
+        self.sigs = (mine, msg.sig) if self.me == 0 else (msg.sig, mine)
+        self.latest_proposer = self.remote
+        self.remote_ledger_sig = msg.ledger_sig
+        self.awaiting_revoke = True
+        self.unrevoked_updates = updates
+        self.unrevoked_removed = tuple(
+            old[(u.offerer, u.htlc_id)] for u in updates if not isinstance(u, AddHtlc)
+        )
+        for u in updates:
+            if isinstance(u, FulfillHtlc):
+                h = old[(u.offerer, u.htlc_id)]
+                self.events.append(PreimageLearned(self.channel_id, h, u.preimage))
+        self.remote_next_hash = b""
+        self._persist()
+        return self.ack_msg()
+
+    def ack_msg(self) -> AckBatch:
+        n = self.latest.number
+        return AckBatch(
+            self.channel_id,
+            n,
+            self.sigs[self.me],
+            self._sign_remote_state(self.latest),
+            self.local_secret(n - 1),
+            self.local_rev_hash(n + 1),
+        )
+
+    def receive_ack(self, msg: AckBatch) -> Revoke:
+        if self.proposal is None or msg.number != self.proposal.commitment.number:
+            if msg.number == self.latest.number and self.latest_proposer == self.me:
+                return self.revoke_msg()  # duplicate ack: our revoke may have been lost
+            raise ProtocolViolation(f"ack for {msg.number} without a matching proposal")
+        new = self.proposal.commitment
+        if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
+            raise ProtocolViolation(f"bad signature on commitment {msg.number}")
+        self._check_own_state(new, msg.ledger_sig)
+        self._take_remote_secret(
+            self.latest.number, msg.secret, self.latest.rev_hashes[self.remote]
+        )
+        self.remote_prev_hash = self.latest.rev_hashes[self.remote]
+        self.remote_next_hash = msg.next_hash
+        self.latest = new
+        self.sigs = (self.proposal.sig, msg.sig) if self.me == 0 else (msg.sig, self.proposal.sig)
+        self.latest_proposer = self.me
+        self.remote_ledger_sig = msg.ledger_sig
+        self.proposal = None
+        self._persist()
+        return self.revoke_msg()
+
+    def revoke_msg(self) -> Revoke:
+        n = self.latest.number
+        return Revoke(self.channel_id, n - 1, self.local_secret(n - 1), self.local_rev_hash(n + 1))
+
+    def receive_revoke(self, msg: Revoke) -> None:
+        if not self.awaiting_revoke:
+            if msg.number <= self.remote_revoked_through:
+                return  # duplicate
+            raise ProtocolViolation(f"unexpected revoke of {msg.number}")
+        if msg.number != self.latest.number - 1:
+            raise ProtocolViolation(f"revoke of {msg.number}, expected {self.latest.number - 1}")
+        self._take_remote_secret(msg.number, msg.secret, self.remote_prev_hash)
+        self.remote_next_hash = msg.next_hash
+        self.awaiting_revoke = False
+        removed = {h.key: h for h in self.unrevoked_removed}
+        for u in self.unrevoked_updates:
+            if isinstance(u, AddHtlc):
+                self.events.append(IncomingHtlc(self.channel_id, u))
+            elif isinstance(u, FulfillHtlc):
+                h = removed[(u.offerer, u.htlc_id)]
+                self.events.append(OutgoingSettled(self.channel_id, h, u.preimage))
+            else:
+                h = removed[(u.offerer, u.htlc_id)]
+                self.events.append(OutgoingSettled(self.channel_id, h, None, u.reason))
+        self.unrevoked_updates, self.unrevoked_removed = (), ()
+        self._persist()
+
+    def _take_remote_secret(self, number: int, secret: bytes, rev_hash: bytes) -> None:
+        if hashlib.sha256(secret).digest() != rev_hash:
+            raise ProtocolViolation(f"secret does not match the peer's revocation hash {number}")
+        self.remote_secrets.insert(secret_index(number), secret)
+
+    def drain_events(self) -> list[Event]:
+        out, self.events = self.events, []
+        return out
+
+    # --- reconnection -----------------------------------------------------------------------
+    def reestablish_msg(self) -> Reestablish:
+        return Reestablish(self.channel_id, self.latest.number, self.remote_revoked_through)
+
+    def on_reestablish(self, msg: Reestablish) -> list[UpdateBatch | AckBatch | Revoke]:
+        """What to send again so that both sides reach the same latest commitment."""
+        out: list[UpdateBatch | AckBatch | Revoke] = []
+        n = self.latest.number
+        if msg.latest == n - 1 and self.latest_proposer == self.remote:
+            out.append(self.ack_msg())  # the peer never got our ack
+        elif msg.latest == n + 1 and self.proposal is not None:
+            pass  # the peer signed our proposal; it sends its ack again
+        elif msg.latest != n:
+            raise ProtocolViolation(f"peer is at commitment {msg.latest}, we are at {n}")
+        if msg.latest >= n and msg.revoked_through < n - 1 and self.latest_proposer == self.me:
+            out.append(self.revoke_msg())  # the peer never got our revoke
+        if msg.latest == n and self.proposal is not None:
+            out.append(self.proposal_msg())  # after the revoke: order matters
+        return out

@@ -1,0 +1,94 @@
+"""Closing a channel: shutdown, the cooperative split, force close, and the penalty secret.
+
+Builds on `core.ChannelCore`; `channel.Channel` builds on this (pure, no I/O).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.ln.channel.commitment import sign, verify
+from gateway.ln.channel.core import ChannelCore
+from gateway.ln.channel.htlc import AddHtlc
+from gateway.ln.channel.ledger_bodies import close_body, digest
+from gateway.ln.channel.messages import ClosingSigned
+from gateway.ln.channel.state import ChannelState, Event, OutgoingSettled, secret_index
+from gateway.ln.errors import IllegalTransition, ProtocolViolation
+
+log = logging.getLogger("gateway.ln.channel")
+
+
+class ChannelClosing(ChannelCore):
+    """Shutdown, the cooperative close, force close, and the penalty secret."""
+
+    # --- closing ---------------------------------------------------------------------------
+    def drop_pending_adds(self, reason: str) -> list[Event]:
+        """Forget HTLCs we queued but never proposed; returned as failed events to unwind."""
+        dropped = [u for u in self.pending if isinstance(u, AddHtlc)]
+        if not dropped:
+            return []
+        self.pending = [u for u in self.pending if not isinstance(u, AddHtlc)]
+        # ids must stay consecutive: the next add reuses the first dropped id
+        self.next_local_htlc_id = dropped[0].htlc_id
+        self._persist()
+        return [OutgoingSettled(self.channel_id, u.htlc(), None, reason) for u in dropped]
+
+    def shutdown(self) -> list[Event]:
+        """Stop adding HTLCs. Queued adds never proposed are failed back (returned as events)."""
+        if self.state == ChannelState.SHUTDOWN:
+            return []
+        dropped = self.drop_pending_adds("shutdown")
+        self.set_state(ChannelState.SHUTDOWN)
+        return dropped
+
+    def ready_to_close(self) -> bool:
+        return (
+            self.state in (ChannelState.SHUTDOWN, ChannelState.CLOSING)
+            and not self.latest.htlcs
+            and self.proposal is None
+            and not self.pending
+            and not self.awaiting_revoke
+        )
+
+    def _closing_digest(self, balances: tuple[int, int]) -> bytes:
+        return digest(close_body(self.chain, self.channel_id, balances))
+
+    def closing_signed(self) -> ClosingSigned:
+        """Our node-key signature of the ledger's channel_close body with the final split."""
+        if not self.ready_to_close():
+            raise IllegalTransition(f"channel {self.short_id} has HTLCs or updates in flight")
+        bal = self.latest.balances
+        return ClosingSigned(self.channel_id, bal, sign(self.node_priv, self._closing_digest(bal)))
+
+    def receive_closing_signed(self, msg: ClosingSigned) -> None:
+        if not self.ready_to_close():
+            raise ProtocolViolation("closing_signed while HTLCs or updates are in flight")
+        if msg.balances != self.latest.balances:
+            raise ProtocolViolation(f"closing split {msg.balances} != {self.latest.balances}")
+        if not verify(self.node_ids[self.remote], self._closing_digest(msg.balances), msg.sig):
+            raise ProtocolViolation("bad closing signature")
+        mine = self.closing_signed().sig
+        self.closing_sigs = (mine, msg.sig) if self.me == 0 else (msg.sig, mine)
+        if self.state != ChannelState.CLOSING:
+            self.set_state(ChannelState.CLOSING)
+        else:
+            self._persist()
+
+    def force_close(self) -> tuple[dict, bytes]:
+        """Give up on the peer: our newest ledger state and the peer's signature of it."""
+        if self.state != ChannelState.FORCE_CLOSING:
+            self.set_state(ChannelState.FORCE_CLOSING)
+        return self.ledger_state(self.latest, self.me), self.remote_ledger_sig
+
+    def on_remote_published(self, number: int) -> bytes | None:
+        """The peer published commitment ``number``: the secret that proves it revoked, if so."""
+        if self.state != ChannelState.FORCE_CLOSING:
+            self.set_state(ChannelState.FORCE_CLOSING)
+        if number <= self.remote_revoked_through:
+            log.warning("channel %s: peer published revoked commitment %d", self.short_id, number)
+            return self.remote_secrets.derive(secret_index(number))
+        return None
+
+    def mark_closed(self) -> None:
+        if self.state != ChannelState.CLOSED:
+            self.set_state(ChannelState.CLOSED)

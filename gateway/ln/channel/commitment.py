@@ -1,0 +1,126 @@
+"""The signed state of a channel (a commitment) and its canonical byte encoding. Pure, no I/O.
+
+Both parties sign the *same* commitment: party 0 is the channel opener, party 1 the acceptor.
+A commitment carries each party's revocation hash for its number, sha256(per-commitment secret)
+(the secret is BOLT #3 shachain-generated, as the ledger expects, docs/ledger-api.md §3); once a
+party has moved past the commitment it reveals the secret, which *revokes* it: if the party later
+publishes it anyway, the other shows the secret to the ledger and takes the whole channel.
+
+Canonical encoding (big-endian), signed as sha256(b"sgrid/commitment/v1" || encoding):
+
+    channel_id 32 | number u64 | balance0 u64 | balance1 u64 | next_htlc_id0 u64 | next_htlc_id1 u64
+    | revocation_hash0 32 | revocation_hash1 32 | n_htlcs u32 | n * (offerer u8 | id u64 | amount u64 | hash 32 | expiry u32)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from coincurve import PrivateKey, PublicKey
+from coincurve.ecdsa import cdata_to_der, deserialize_compact
+
+from gateway.ln.errors import ProtocolViolation
+
+COMMITMENT_TAG = b"sgrid/commitment/v1"
+CLOSING_TAG = b"sgrid/closing/v1"
+_HEAD = struct.Struct(">32sQQQQQ32s32sI")
+_HTLC = struct.Struct(">BQQ32sI")
+
+
+@dataclass(frozen=True, order=True)
+class Htlc:
+    """An in-flight conditional payment: ``offerer`` pays ``amount_msat`` against the preimage."""
+
+    offerer: int  # party index (0 opener, 1 acceptor) whose balance funds the HTLC
+    htlc_id: int  # per-offerer sequence number, never reused
+    amount_msat: int
+    payment_hash: bytes
+    cltv_expiry: int  # ledger height after which the offerer may take the amount back
+
+    def encode(self) -> bytes:
+        return _HTLC.pack(
+            self.offerer, self.htlc_id, self.amount_msat, self.payment_hash, self.cltv_expiry
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Htlc:
+        if len(data) != _HTLC.size:
+            raise ProtocolViolation("HTLC encoding has the wrong length")
+        return cls(*_HTLC.unpack(data))
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.offerer, self.htlc_id)
+
+
+@dataclass(frozen=True)
+class Commitment:
+    channel_id: bytes
+    number: int
+    balances: tuple[int, int]  # msat spendable by party 0 and party 1
+    next_htlc_ids: tuple[int, int]
+    rev_hashes: tuple[bytes, bytes]  # sha256(per-commitment secret) of party 0 and 1 for `number`
+    htlcs: tuple[Htlc, ...] = ()  # sorted by (offerer, htlc_id)
+
+    @property
+    def in_flight_msat(self) -> int:
+        return sum(h.amount_msat for h in self.htlcs)
+
+    @property
+    def total_msat(self) -> int:
+        return self.balances[0] + self.balances[1] + self.in_flight_msat
+
+    def encode(self) -> bytes:
+        head = _HEAD.pack(
+            self.channel_id,
+            self.number,
+            self.balances[0],
+            self.balances[1],
+            self.next_htlc_ids[0],
+            self.next_htlc_ids[1],
+            self.rev_hashes[0],
+            self.rev_hashes[1],
+            len(self.htlcs),
+        )
+        return head + b"".join(h.encode() for h in self.htlcs)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Commitment:
+        if len(data) < _HEAD.size:
+            raise ProtocolViolation("commitment encoding too short")
+        cid, num, b0, b1, n0, n1, p0, p1, count = _HEAD.unpack_from(data)
+        if len(data) != _HEAD.size + count * _HTLC.size:
+            raise ProtocolViolation("commitment encoding has the wrong length")
+        htlcs = tuple(
+            Htlc(*_HTLC.unpack_from(data, _HEAD.size + i * _HTLC.size)) for i in range(count)
+        )
+        if list(htlcs) != sorted(htlcs):
+            raise ProtocolViolation("commitment HTLCs are not in canonical order")
+        return cls(cid, num, (b0, b1), (n0, n1), (p0, p1), htlcs)
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(COMMITMENT_TAG + self.encode()).digest()
+
+
+def closing_digest(channel_id: bytes, balances: tuple[int, int]) -> bytes:
+    """What both parties sign to close cooperatively: the final split of the channel."""
+    payload = channel_id + struct.pack(">QQ", balances[0], balances[1])
+    return hashlib.sha256(CLOSING_TAG + payload).digest()
+
+
+def sign(priv: bytes, digest: bytes) -> bytes:
+    """64-byte compact ECDSA r||s over the digest itself: low-S and RFC 6979 deterministic, so a
+    retransmitted signature is byte-identical (the ledger's format, docs/ledger-api.md §1)."""
+    return PrivateKey(priv).sign_recoverable(digest, hasher=None)[:64]
+
+
+def verify(pub: bytes, digest: bytes, sig: bytes) -> bool:
+    if len(sig) != 64:
+        return False
+    try:
+        der = cdata_to_der(deserialize_compact(sig))
+        return PublicKey(pub).verify(der, digest, hasher=None)
+    except (ValueError, TypeError):
+        return False

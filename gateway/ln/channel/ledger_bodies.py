@@ -1,0 +1,115 @@
+"""The ledger transactions a channel signs, built as plain dicts (docs/ledger-api.md).
+
+Bodies are hashed and signed in the ledger's canonical JSON (`gateway.ledger.canonical`, the one
+module that defines it). Pure: no I/O. The ledger knows no HTLCs: a published state refunds every
+in-flight HTLC to its offerer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.ledger.canonical import digest
+from gateway.ln.channel.commitment import Commitment
+
+__all__ = [
+    "DISPUTE_BLOCKS",
+    "close_body",
+    "digest",
+    "force_close_body",
+    "funding_body",
+    "ledger_balances",
+    "ledger_state",
+    "penalty_body",
+    "settle_body",
+]
+
+DISPUTE_BLOCKS = 6
+
+
+def funding_body(
+    chain: str,
+    a: bytes,
+    b: bytes,
+    amounts: tuple[int, int],
+    nonce: str,
+    dispute_blocks: int = DISPUTE_BLOCKS,
+) -> dict[str, Any]:
+    """The ``channel_fund`` body; its digest is the channel id."""
+    return {
+        "kind": "channel_fund",
+        "chain": chain,
+        "nonce": nonce,
+        "a": a.hex(),
+        "b": b.hex(),
+        "amount_a_msat": amounts[0],
+        "amount_b_msat": amounts[1],
+        "dispute_blocks": dispute_blocks,
+    }
+
+
+def close_body(chain: str, channel_id: bytes, balances: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "kind": "channel_close",
+        "chain": chain,
+        "nonce": "close",
+        "channel": channel_id.hex(),
+        "balance_a_msat": balances[0],
+        "balance_b_msat": balances[1],
+    }
+
+
+def ledger_balances(c: Commitment) -> tuple[int, int]:
+    """Balances as the ledger settles them: in-flight HTLCs go back to their offerer."""
+    bal = list(c.balances)
+    for h in c.htlcs:
+        bal[h.offerer] += h.amount_msat
+    return bal[0], bal[1]
+
+
+def ledger_state(chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, bytes]) -> dict:
+    """The commitment state ``holder`` may publish (docs/ledger-api.md §3)."""
+    bal = ledger_balances(c)
+    return {
+        "kind": "commitment_state",
+        "chain": chain,
+        "channel": c.channel_id.hex(),
+        "number": c.number,
+        "balance_a_msat": bal[0],
+        "balance_b_msat": bal[1],
+        "holder": node_ids[holder].hex(),
+        "revocation_hash": c.rev_hashes[holder].hex(),
+        "htlcs": [],
+    }
+
+
+def force_close_body(chain: str, state: dict[str, Any], state_sig: bytes) -> dict[str, Any]:
+    return {
+        "kind": "channel_force_close",
+        "chain": chain,
+        "nonce": f"force-{state['number']}",
+        "channel": state["channel"],
+        "state": state,
+        "state_sig": state_sig.hex(),
+    }
+
+
+def penalty_body(chain: str, channel_id: bytes, party: str, secret: bytes) -> dict[str, Any]:
+    return {
+        "kind": "channel_penalty",
+        "chain": chain,
+        "nonce": "penalty",
+        "channel": channel_id.hex(),
+        "party": party,
+        "secret": secret.hex(),
+    }
+
+
+def settle_body(chain: str, channel_id: bytes, party: str) -> dict[str, Any]:
+    return {
+        "kind": "channel_settle",
+        "chain": chain,
+        "nonce": "settle",
+        "channel": channel_id.hex(),
+        "party": party,
+    }

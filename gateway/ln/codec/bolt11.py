@@ -1,0 +1,392 @@
+"""BOLT #11 invoices: encode, decode, sign and verify (pure, no I/O).
+
+Spec: https://github.com/lightning/bolts/blob/master/11-payment-encoding.md
+
+Our network uses the regtest-style prefix `lnbcrt` (see docs/invoices.md); the spec's
+currencies `bc`, `tb`, `tbs` decode too so the spec's examples round-trip.
+
+`decode()` keeps every tagged field verbatim, in wire order, in `Invoice.fields`;
+`encode_fields()` re-signs exactly those fields, so decode -> encode_fields reproduces the
+original string (signatures are RFC 6979 deterministic). `encode()` builds the fields from
+the semantic attributes, for the invoices we issue.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from coincurve import PrivateKey, PublicKey
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.utils import ffi, lib
+
+from gateway.ln.codec import bech32
+from gateway.ln.errors import Bech32Error, InvoiceError, InvoiceSignatureError
+
+CURRENCIES = ("bcrt", "bc", "tbs", "tb")
+REGTEST = "bcrt"
+DEFAULT_EXPIRY_S = 3600  # when the `x` field is absent
+DEFAULT_MIN_FINAL_CLTV = 18  # when the `c` field is absent
+MAX_FIELD_WORDS = 1023  # 10-bit data_length
+MAX_DESCRIPTION_BYTES = MAX_FIELD_WORDS * 5 // 8  # 639: longer memos go by `h`
+TIMESTAMP_WORDS = 7  # 35 bits
+SIGNATURE_WORDS = 104  # 520 bits: 64-byte signature + recovery id
+MSAT_PER_BTC = 100_000_000_000
+# BOLT #9 features meaningful in invoices (context 9): var_onion_optin, payment_secret,
+# basic_mpp, route_blinding, payment_metadata. Unknown *even* bits make an invoice unpayable.
+KNOWN_FEATURE_BITS = frozenset({8, 9, 14, 15, 16, 17, 24, 25, 48, 49})
+FEATURE_PAYMENT_SECRET_REQUIRED = 14
+FEATURE_VAR_ONION_REQUIRED = 8
+
+_MULTIPLIERS = {"m": 10**8, "u": 10**5, "n": 10**2, "p": None}  # msat per unit (p: 1/10 msat)
+_AMOUNT_RE = re.compile(r"^([0-9]+)([munp]?)$")
+_FIXED_LENGTH = {"p": 52, "s": 52, "h": 52, "n": 53}  # readers skip these at other lengths
+
+
+@dataclass(frozen=True)
+class TaggedField:
+    """One tagged field as on the wire: its bech32 character and 5-bit data words."""
+
+    tag: str
+    words: tuple[int, ...]
+
+    def to_words(self) -> list[int]:
+        if len(self.words) > MAX_FIELD_WORDS:
+            raise InvoiceError(f"field {self.tag!r} is {len(self.words)} words, max 1023")
+        n = len(self.words)
+        return [bech32.CHARSET.index(self.tag), n >> 5, n & 31, *self.words]
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """A BOLT #11 invoice. Absent optional fields are None (see `expiry_s` for defaults)."""
+
+    currency: str
+    timestamp: int
+    payment_hash: bytes
+    amount_msat: int | None = None
+    payment_secret: bytes | None = None
+    description: str | None = None
+    description_hash: bytes | None = None
+    expiry: int | None = None
+    min_final_cltv_expiry: int | None = None
+    features: int | None = None
+    payee: bytes | None = None  # 33-byte node key: from `n`, or recovered from the signature
+    extra_fields: tuple[TaggedField, ...] = ()  # uninterpreted (f, r, m, unknown), kept as is
+    fields: tuple[TaggedField, ...] = ()  # after decode: every tagged field, in wire order
+    signature: bytes = b""  # 65 bytes: r || s || recovery id
+    has_payee_field: bool = field(default=False, compare=False)
+
+    @property
+    def hrp(self) -> str:
+        amount = "" if self.amount_msat is None else amount_to_hrp(self.amount_msat)
+        return "ln" + self.currency + amount
+
+    @property
+    def expiry_s(self) -> int:
+        return DEFAULT_EXPIRY_S if self.expiry is None else self.expiry
+
+    @property
+    def expires_at(self) -> int:
+        return self.timestamp + self.expiry_s
+
+    @property
+    def min_final_cltv(self) -> int:
+        return (
+            DEFAULT_MIN_FINAL_CLTV
+            if self.min_final_cltv_expiry is None
+            else self.min_final_cltv_expiry
+        )
+
+    def is_expired(self, now: int) -> bool:
+        return now >= self.expires_at
+
+
+# --- amounts ---------------------------------------------------------------------------------
+
+
+def amount_to_hrp(amount_msat: int) -> str:
+    """Shortest hrp amount for `amount_msat` (e.g. 250_000_000 -> '2500u')."""
+    if not isinstance(amount_msat, int) or amount_msat <= 0:
+        raise InvoiceError("amount must be a positive whole number of msat")
+    for unit in ("", "m", "u", "n"):
+        per_unit = MSAT_PER_BTC if unit == "" else _MULTIPLIERS[unit]
+        assert per_unit is not None
+        if amount_msat % per_unit == 0:
+            return f"{amount_msat // per_unit}{unit}"
+    return f"{amount_msat * 10}p"
+
+
+def hrp_to_amount(text: str) -> int:
+    match = _AMOUNT_RE.match(text)
+    if not match:
+        raise InvoiceError(f"invalid amount {text!r} in human-readable part")
+    number, unit = int(match.group(1)), match.group(2)
+    if unit == "p":
+        if number % 10:
+            raise InvoiceError("amount has sub-millisatoshi precision")
+        msat = number // 10
+    else:
+        per_unit = MSAT_PER_BTC if unit == "" else _MULTIPLIERS[unit]
+        assert per_unit is not None
+        msat = number * per_unit
+    if msat <= 0:
+        raise InvoiceError("amount must be positive")
+    return msat
+
+
+def _split_hrp(hrp: str) -> tuple[str, int | None]:
+    if not hrp.startswith("ln"):
+        raise InvoiceError(f"human-readable part {hrp!r} does not start with 'ln'")
+    rest = hrp[2:]
+    digits = re.search(r"[0-9]", rest)
+    currency, amount = (rest[: digits.start()], rest[digits.start() :]) if digits else (rest, "")
+    if currency not in CURRENCIES:
+        raise InvoiceError(f"unknown currency prefix {currency!r}")
+    return currency, hrp_to_amount(amount) if amount else None
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def _bytes_field(tag: str, data: bytes) -> TaggedField:
+    return TaggedField(tag, tuple(bech32.bytes_to_words(data)))
+
+
+def _int_field(tag: str, value: int) -> TaggedField:
+    if value < 0:
+        raise InvoiceError(f"field {tag!r} must not be negative")
+    return TaggedField(tag, tuple(bech32.int_to_words(value)))
+
+
+def semantic_fields(inv: Invoice) -> dict[str, TaggedField]:
+    """The tagged fields for the invoice's semantic attributes, keyed by tag."""
+    out: dict[str, TaggedField] = {}
+    if len(inv.payment_hash) != 32:
+        raise InvoiceError("payment_hash must be 32 bytes")
+    out["p"] = _bytes_field("p", inv.payment_hash)
+    if inv.payment_secret is not None:
+        if len(inv.payment_secret) != 32:
+            raise InvoiceError("payment_secret must be 32 bytes")
+        out["s"] = _bytes_field("s", inv.payment_secret)
+    if (inv.description is None) == (inv.description_hash is None):
+        raise InvoiceError("an invoice carries exactly one of description and description_hash")
+    if inv.description is not None:
+        raw = inv.description.encode("utf-8")
+        if len(raw) > MAX_DESCRIPTION_BYTES:
+            raise InvoiceError(f"description is {len(raw)} bytes, max 639: use description_hash")
+        out["d"] = _bytes_field("d", raw)
+    if inv.description_hash is not None:
+        if len(inv.description_hash) != 32:
+            raise InvoiceError("description_hash must be 32 bytes")
+        out["h"] = _bytes_field("h", inv.description_hash)
+    if inv.expiry is not None:
+        out["x"] = _int_field("x", inv.expiry)
+    if inv.min_final_cltv_expiry is not None:
+        out["c"] = _int_field("c", inv.min_final_cltv_expiry)
+    if inv.payee is not None and inv.has_payee_field:
+        out["n"] = _bytes_field("n", inv.payee)
+    if inv.features:
+        out["9"] = _int_field("9", inv.features)
+    return out
+
+
+def encode(
+    inv: Invoice, private_key: bytes, order: str = "psdhncx9", include_payee: bool = True
+) -> str:
+    """Sign and encode `inv` with the payee's 32-byte private key.
+
+    `order` lists the tags in the order they are written; `extra_fields` follow. With
+    `include_payee` the `n` field carries the payee key (readers then verify, not recover).
+    """
+    if not 0 <= inv.timestamp < 1 << 35:
+        raise InvoiceError("timestamp must fit in 35 bits")
+    if inv.currency not in CURRENCIES:
+        raise InvoiceError(f"unknown currency {inv.currency!r}")
+    payee = PrivateKey(private_key).public_key.format(compressed=True)
+    if inv.payee is not None and inv.payee != payee:
+        raise InvoiceError("invoice payee does not match the signing key")
+    by_tag = semantic_fields(replace(inv, payee=payee, has_payee_field=include_payee))
+    fields = [by_tag.pop(tag) for tag in order if tag in by_tag]
+    fields += list(by_tag.values()) + list(inv.extra_fields)
+    return encode_fields(inv.hrp, inv.timestamp, fields, private_key)
+
+
+def signing_message(hrp: str, data_words: Sequence[int]) -> bytes:
+    """hrp bytes || data part (timestamp + fields) regrouped into bytes, zero-padded."""
+    return hrp.encode("utf-8") + bech32.words_to_padded_bytes(data_words)
+
+
+def encode_fields(
+    hrp: str, timestamp: int, fields: Sequence[TaggedField], private_key: bytes
+) -> str:
+    """Low level: sign exactly these tagged fields in this order."""
+    words = _timestamp_words(timestamp)
+    for f in fields:
+        words += f.to_words()
+    try:
+        sig = PrivateKey(private_key).sign_recoverable(signing_message(hrp, words))
+    except ValueError as exc:
+        raise InvoiceError(f"cannot sign with this key: {exc}") from exc
+    return bech32.encode(hrp, words + bech32.bytes_to_words(sig))
+
+
+def _timestamp_words(timestamp: int) -> list[int]:
+    if not 0 <= timestamp < 1 << 35:
+        raise InvoiceError("timestamp must fit in 35 bits")
+    words = bech32.int_to_words(timestamp)
+    return [0] * (TIMESTAMP_WORDS - len(words)) + words
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def _parse_fields(words: Sequence[int]) -> list[TaggedField]:
+    fields = []
+    pos = 0
+    while pos < len(words):
+        if pos + 3 > len(words):
+            raise InvoiceError("truncated tagged field header")
+        tag = bech32.CHARSET[words[pos]]
+        length = words[pos + 1] * 32 + words[pos + 2]
+        if pos + 3 + length > len(words):
+            raise InvoiceError(f"tagged field {tag!r} runs past the end of the data")
+        fields.append(TaggedField(tag, tuple(words[pos + 3 : pos + 3 + length])))
+        pos += 3 + length
+    return fields
+
+
+def _check_features(features: int) -> None:
+    bit = 0
+    value = features
+    while value:
+        if value & 1 and bit % 2 == 0 and bit not in KNOWN_FEATURE_BITS:
+            raise InvoiceError(f"invoice requires unknown feature bit {bit}")
+        value >>= 1
+        bit += 1
+
+
+def decode(text: str, description: str | None = None) -> Invoice:
+    """Decode and verify an invoice string. Raises InvoiceError (or a subclass) on any defect.
+
+    If the invoice commits to a description by hash (`h`) and `description` is given, the
+    hash is checked against it.
+    """
+    try:
+        hrp, words = bech32.decode_words(text.strip())
+    except Bech32Error as exc:
+        raise InvoiceError(f"not a bech32 invoice: {exc}") from exc
+    currency, amount = _split_hrp(hrp)
+    if len(words) < TIMESTAMP_WORDS + SIGNATURE_WORDS:
+        raise InvoiceError("invoice too short to hold a timestamp and a signature")
+    data, sig_words = words[:-SIGNATURE_WORDS], words[-SIGNATURE_WORDS:]
+    signature = bech32.words_to_bytes(sig_words)  # 104 words = 520 bits: no padding
+    timestamp = bech32.words_to_int(data[:TIMESTAMP_WORDS])
+    fields = _parse_fields(data[TIMESTAMP_WORDS:])
+
+    values: dict[str, object] = {}
+    extra: list[TaggedField] = []
+    for f in fields:
+        tag, w = f.tag, f.words
+        if tag in _FIXED_LENGTH and len(w) != _FIXED_LENGTH[tag]:
+            continue  # the spec: readers skip p/h/s/n of another length
+        if tag in ("p", "s", "h", "n", "d", "x", "c", "9"):
+            if tag in values:
+                continue  # the first one is the preferred one
+            if tag == "d":
+                try:
+                    values[tag] = bech32.words_to_bytes(w).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InvoiceError("description is not valid UTF-8") from exc
+            elif tag in ("x", "c", "9"):
+                values[tag] = bech32.words_to_int(w)
+            else:
+                values[tag] = bech32.words_to_bytes(w)
+        else:
+            extra.append(f)
+
+    if "p" not in values:
+        raise InvoiceError("invoice has no payment hash")
+    if ("d" in values) == ("h" in values):
+        raise InvoiceError("invoice must carry exactly one of description (d) and its hash (h)")
+    if "9" in values:
+        _check_features(int(values["9"]))  # type: ignore[call-overload]
+
+    message = signing_message(hrp, data)
+    payee = _check_signature(signature, message, values.get("n"))  # type: ignore[arg-type]
+
+    if description is not None and "h" in values:
+        if hashlib.sha256(description.encode("utf-8")).digest() != values["h"]:
+            raise InvoiceError("description does not match the invoice's description hash")
+
+    return Invoice(
+        currency=currency,
+        timestamp=timestamp,
+        payment_hash=values["p"],  # type: ignore[arg-type]
+        amount_msat=amount,
+        payment_secret=values.get("s"),  # type: ignore[arg-type]
+        description=values.get("d"),  # type: ignore[arg-type]
+        description_hash=values.get("h"),  # type: ignore[arg-type]
+        expiry=values.get("x"),  # type: ignore[arg-type]
+        min_final_cltv_expiry=values.get("c"),  # type: ignore[arg-type]
+        features=values.get("9"),  # type: ignore[arg-type]
+        payee=payee,
+        extra_fields=tuple(extra),
+        fields=tuple(fields),
+        signature=signature,
+        has_payee_field="n" in values,
+    )
+
+
+_CTX = GLOBAL_CONTEXT.ctx
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def _check_signature(signature: bytes, message: bytes, payee_field: bytes | None) -> bytes:
+    if len(signature) != 65 or signature[64] > 3:
+        raise InvoiceSignatureError("signature must be 64 bytes plus a recovery id 0..3")
+    if int.from_bytes(signature[32:64], "big") > _HALF_N:
+        # BOLT-11: the signature is low-S; a high-S twin would be a second valid invoice string
+        raise InvoiceSignatureError("signature is not low-S")
+    if payee_field is not None:
+        # BOLT-11: with an `n` field the reader checks the signature against it (one verify;
+        # no recovery needed: a signature that verifies under n recovers to n with its id)
+        try:
+            pub = _payee_key(payee_field)
+        except ValueError as exc:
+            raise InvoiceSignatureError(f"invalid payee key in n field: {exc}") from exc
+        sig = ffi.new("secp256k1_ecdsa_signature *")
+        digest = hashlib.sha256(message).digest()
+        if not (
+            lib.secp256k1_ecdsa_signature_parse_compact(_CTX, sig, signature[:64])
+            and lib.secp256k1_ecdsa_verify(_CTX, sig, digest, pub) == 1
+        ):
+            raise InvoiceSignatureError("signature does not match the payee (n) field")
+        return payee_field
+    try:
+        recovered = PublicKey.from_signature_and_message(signature, message)
+    except ValueError as exc:
+        raise InvoiceSignatureError(f"signature is not recoverable: {exc}") from exc
+    return recovered.format(compressed=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _payee_key(payee: bytes) -> Any:
+    """libsecp256k1's parsed payee key: a payer pays the same few payees again and again."""
+    return PublicKey(payee).public_key
+
+
+def _der(signature: bytes) -> bytes:
+    """Compact r||s to DER, for coincurve's verify."""
+
+    def _int(b: bytes) -> bytes:
+        b = b.lstrip(b"\x00") or b"\x00"
+        return b"\x00" + b if b[0] & 0x80 else b
+
+    r, s = _int(signature[:32]), _int(signature[32:64])
+    body = b"\x02" + bytes([len(r)]) + r + b"\x02" + bytes([len(s)]) + s
+    return b"\x30" + bytes([len(body)]) + body

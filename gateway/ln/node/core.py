@@ -1,0 +1,116 @@
+"""What every part of the channel node shares: its keys, store, switch, peers and ledger, and the
+one step every handler ends with (`after`: let the switch react, commit the store, then send).
+
+`node.Node` extends this with the network side; `lifecycle`, `gossip` and `watch` are components
+that are handed this core (composition: none of them imports the node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from gateway.ln.channel.channel import Channel, ChannelState
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.errors import ProtocolViolation
+from gateway.ln.node.keys import load_or_create
+from gateway.ln.node.ledger_port import LedgerPort
+from gateway.ln.node.peer import Peer
+from gateway.ln.node.store import Store
+from gateway.ln.node.switch import Switch
+
+log = logging.getLogger("gateway.ln.node")
+LIVE = (ChannelState.OPEN, ChannelState.SHUTDOWN)
+
+
+class NodeCore:
+    def __init__(
+        self,
+        data_dir: Path,
+        ledger: LedgerPort,
+        policy: FeePolicy,
+        host: str = "127.0.0.1",
+        accept_max_msat: int = 0,
+    ) -> None:
+        # how much of our own ledger balance we lock into a channel that a peer opens to us:
+        # the opener proposes it, we decide (default: nothing, only the opener's funds)
+        self.accept_max_msat = accept_max_msat
+        self.keys = load_or_create(data_dir)
+        self.node_id = self.keys.node_id
+        self.ledger = ledger
+        self.host = host
+        self.store = Store(data_dir / "channels.sqlite", self.keys)
+        self.switch = Switch(self.node_id, policy)
+        self.store.load(self.switch)
+        self.switch.graph.set_policy(self.node_id, policy)
+        self.peers: dict[bytes, Peer] = {}
+        self.addresses: dict[bytes, tuple[str, int]] = {
+            bytes.fromhex(k): (v[0], v[1]) for k, v in self.store.get_meta("peers", {}).items()
+        }
+        self.opening: dict[bytes, dict[str, Any]] = {}
+        self.waiters: dict[bytes, list[asyncio.Future[Any]]] = {}
+        self.height = ledger.height()
+
+    def commit(self) -> None:
+        self.store.commit(self.switch)
+
+    def channels_with(self, nid: bytes) -> list[Channel]:
+        return [c for c in self.switch.channels.values() if c.node_ids[c.remote] == nid]
+
+    def channel(self, cid: bytes, peer: Peer) -> Channel:
+        ch = self.switch.channels.get(cid)
+        if ch is None or ch.node_ids[ch.remote] != peer.node_id:
+            raise ProtocolViolation(f"no channel {cid.hex()[:12]} with this peer")
+        return ch
+
+    def after(self) -> None:
+        """Let the switch react to settled updates, start new rounds, commit, then send."""
+        for _ in range(1000):
+            events = [e for ch in self.switch.channels.values() for e in ch.drain_events()]
+            if events:
+                self.switch.handle(events, self.height)
+            moved = bool(events)
+            for ch in self.switch.channels.values():
+                peer = self.peers.get(ch.node_ids[ch.remote])
+                if peer is None:
+                    continue
+                msg = ch.propose()
+                if msg is not None:
+                    peer.queue(msg)
+                    moved = True
+                if ch.state == ChannelState.SHUTDOWN and ch.me == 0 and ch.ready_to_close():
+                    if not ch.extra.get("closing_sent"):
+                        ch.extra["closing_sent"] = True
+                        self.store.mark(ch)
+                        peer.queue(ch.closing_signed())
+            if not moved:
+                break
+        for peer in list(self.peers.values()):
+            peer.flush()  # commits first when it has something to send
+        self._wake_payments()
+
+    def _wake_payments(self) -> None:
+        done, self.switch.resolved = self.switch.resolved, []
+        done = [h for h in done if h in self.waiters]
+        if done:
+            self.commit()  # the outcome is durable before anyone is told
+        for h in done:
+            pay = self.switch.payments[h]
+            for fut in self.waiters.pop(h):
+                if not fut.done():
+                    fut.set_result(pay)
+
+    def wake(self, key: bytes, value: Any) -> None:
+        for fut in self.waiters.pop(key, []):
+            if not fut.done():
+                fut.set_result(value)
+
+    async def wait_for(self, key: bytes, timeout: float) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pay = self.switch.payments.get(key)
+        if pay is not None and pay.status != "pending":
+            return pay
+        self.waiters.setdefault(key, []).append(fut)
+        return await asyncio.wait_for(fut, timeout)

@@ -1,0 +1,254 @@
+"""The channel lifecycle part of the node: opening and closing channels with a peer.
+
+A component of `gateway.ln.node.node.Node`, handed the node's core (store, switch, peers, ledger)
+and the gossip component; the node dispatches the peer messages named ``on_<message>`` here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+
+from gateway.ln.channel import messages as m
+from gateway.ln.channel.channel import Channel, ChannelState, secret_index
+from gateway.ln.channel.commitment import sign, verify
+from gateway.ln.channel.ledger_bodies import (
+    DISPUTE_BLOCKS,
+    close_body,
+    digest,
+    force_close_body,
+    funding_body,
+)
+from gateway.ln.codec import bolt3
+from gateway.ln.codec.wire import Message
+from gateway.ln.errors import LedgerPortError, ProtocolViolation
+from gateway.ln.node.core import NodeCore
+from gateway.ln.node.gossip import Gossip
+from gateway.ln.node.peer import Peer
+
+log = logging.getLogger("gateway.ln.node")
+
+
+class ChannelLifecycle:
+    def __init__(self, core: NodeCore, gossip: Gossip) -> None:
+        self.core = core
+        self.gossip = gossip
+
+    # --- opening -------------------------------------------------------------------------------
+    def _new_channel(
+        self,
+        cid: bytes,
+        me: int,
+        peer_id: bytes,
+        amounts: tuple[int, int],
+        funding_pubs: tuple[bytes, bytes],
+        remote_hashes: tuple[bytes, bytes],
+    ) -> Channel:
+        ids = (self.core.node_id, peer_id) if me == 0 else (peer_id, self.core.node_id)
+        ch = Channel.create(
+            channel_id=cid,
+            me=me,
+            funding_priv=self.core.keys.funding_priv(cid),
+            shachain_seed=self.core.keys.shachain_seed(cid),
+            node_ids=ids,
+            chain=self.core.ledger.chain,
+            node_priv=self.core.keys.node_priv,
+            funding_pubs=funding_pubs,
+            amounts=amounts,
+            remote_hashes=remote_hashes,
+        )
+        ch.on_persist = self.core.store.mark
+        return ch
+
+    def _local_hashes(self, cid: bytes) -> tuple[bytes, bytes]:
+        seed = self.core.keys.shachain_seed(cid)
+        return tuple(  # type: ignore[return-value]
+            hashlib.sha256(bolt3.generate_from_seed(seed, secret_index(n))).digest() for n in (0, 1)
+        )
+
+    async def open_channel(
+        self, peer_id: bytes, amount: int, push: int = 0, timeout: float = 20
+    ) -> bytes:
+        peer = self.core.peers.get(peer_id)
+        if peer is None:
+            raise LedgerPortError("peer_offline", "connect to the peer first")
+        nonce = secrets.token_hex(8)
+        body = funding_body(
+            self.core.ledger.chain,
+            self.core.node_id,
+            peer_id,
+            (amount, push),
+            nonce,
+            DISPUTE_BLOCKS,
+        )
+        cid = digest(body)
+        self.core.opening[cid] = body
+        peer.queue(
+            m.OpenChannel(
+                cid,
+                nonce,
+                DISPUTE_BLOCKS,
+                (amount, push),
+                self.core.keys.funding_pub(cid),
+                self._local_hashes(cid),
+            )
+        )
+        peer.flush()
+        await self.core.wait_for(cid, timeout)
+        return cid
+
+    async def on_OpenChannel(self, peer: Peer, msg: m.OpenChannel) -> None:
+        # our policy, not the opener's: how much of our balance we lock, how long disputes last
+        if msg.amounts[1] > self.core.accept_max_msat:
+            raise ProtocolViolation(
+                f"the opener asks us to commit {msg.amounts[1]} msat; we accept at most "
+                f"{self.core.accept_max_msat}"
+            )
+        if msg.dispute_blocks < DISPUTE_BLOCKS:
+            raise ProtocolViolation(
+                f"dispute window {msg.dispute_blocks} < {DISPUTE_BLOCKS} blocks"
+            )
+        body = funding_body(
+            self.core.ledger.chain,
+            peer.node_id,
+            self.core.node_id,
+            msg.amounts,
+            msg.nonce,
+            msg.dispute_blocks,
+        )
+        if digest(body) != msg.channel_id or msg.channel_id in self.core.switch.channels:
+            raise ProtocolViolation("channel id is not the digest of the funding body")
+        ch = self._new_channel(
+            msg.channel_id,
+            1,
+            peer.node_id,
+            msg.amounts,
+            (msg.funding_pub, self.core.keys.funding_pub(msg.channel_id)),
+            msg.rev_hashes,
+        )
+        ch.extra["funding"] = body
+        self.core.switch.channels[ch.channel_id] = ch
+        self.core.store.mark(ch)
+        sig, lsig = ch.initial_sig()
+        peer.queue(
+            m.AcceptChannel(
+                ch.channel_id,
+                self.core.keys.funding_pub(ch.channel_id),
+                self._local_hashes(ch.channel_id),
+                sig,
+                lsig,
+            )
+        )
+
+    async def on_AcceptChannel(self, peer: Peer, msg: m.AcceptChannel) -> None:
+        body = self.core.opening.pop(msg.channel_id, None)
+        if body is None:
+            raise ProtocolViolation("accept for a channel we did not open")
+        amounts = (body["amount_a_msat"], body["amount_b_msat"])
+        ch = self._new_channel(
+            msg.channel_id,
+            0,
+            peer.node_id,
+            amounts,
+            (self.core.keys.funding_pub(msg.channel_id), msg.funding_pub),
+            msg.rev_hashes,
+        )
+        ch.extra["funding"] = body
+        ch.receive_initial_sig(msg.sig, msg.ledger_sig)
+        self.core.switch.channels[ch.channel_id] = ch
+        sig, lsig = ch.initial_sig()
+        peer.queue_named(
+            "sg_funding_signed",
+            channel_id=ch.channel_id,
+            sig=sig,
+            ledger_sig=lsig,
+            funding_sig=sign(self.core.keys.node_priv, digest(body)),
+        )
+
+    async def on_sg_funding_signed(self, peer: Peer, msg: Message) -> None:
+        ch = self.core.channel(msg["channel_id"], peer)
+        ch.receive_initial_sig(msg["sig"], msg["ledger_sig"])
+        body = ch.extra["funding"]
+        mine = sign(self.core.keys.node_priv, digest(body))
+        if not verify(peer.node_id, digest(body), msg["funding_sig"]):
+            raise ProtocolViolation("bad funding signature")
+        ch.extra["funding_sigs"] = {
+            peer.node_id.hex(): msg["funding_sig"].hex(),
+            self.core.node_id.hex(): mine.hex(),
+        }
+        self.core.commit()  # both commitment-0 signatures are safe before money moves
+        try:
+            self.core.ledger.submit(body, ch.extra["funding_sigs"])
+        except LedgerPortError as exc:
+            log.warning("funding %s refused: %s", ch.short_id, exc)
+            ch.set_state(ChannelState.CLOSED)
+            return
+        self.opened(ch)
+        peer.queue_named("sg_channel_ready", channel_id=ch.channel_id)
+
+    async def on_sg_channel_ready(self, peer: Peer, msg: Message) -> None:
+        ch = self.core.channel(msg["channel_id"], peer)
+        view = self.core.ledger.channel(ch.channel_id)
+        if ch.state == ChannelState.FUNDING and view is not None and view.status == "open":
+            self.opened(ch)
+
+    def opened(self, ch: Channel) -> None:
+        ch.set_state(ChannelState.OPEN)
+        self.gossip.announce_local(ch)
+        for p in self.core.peers.values():
+            self.gossip.send_graph(p)
+        self.core.wake(ch.channel_id, ch)
+
+    # --- closing -------------------------------------------------------------------------------
+    async def close_channel(self, cid: bytes, force: bool, timeout: float = 20) -> None:
+        ch = self.core.switch.channels[cid]
+        if force:
+            self.force_close(ch)
+            self.core.after()
+            return
+        self.core.switch.handle(ch.shutdown(), self.core.height)
+        peer = self.core.peers.get(ch.node_ids[ch.remote])
+        if peer is None:
+            raise LedgerPortError("peer_offline", "cooperative close needs the peer; use --force")
+        peer.queue(m.Shutdown(cid))
+        self.core.after()
+        await self.core.wait_for(b"closed" + cid, timeout)
+
+    def force_close(self, ch: Channel) -> None:
+        state, sig = ch.force_close()
+        self.core.commit()
+        body = force_close_body(self.core.ledger.chain, state, sig)
+        d = digest(body)
+        self.core.ledger.submit(
+            body, {self.core.node_id.hex(): sign(self.core.keys.node_priv, d).hex()}
+        )
+        ch.extra["published"] = state["number"]
+        self.core.store.mark(ch)
+        self.core.switch.on_force_closed(ch.channel_id)
+        log.warning("channel %s force-closed at commitment %d", ch.short_id, state["number"])
+
+    async def on_Shutdown(self, peer: Peer, msg: m.Shutdown) -> None:
+        ch = self.core.channel(msg.channel_id, peer)
+        if ch.state == ChannelState.OPEN:
+            self.core.switch.handle(ch.shutdown(), self.core.height)
+            peer.queue(m.Shutdown(ch.channel_id))
+
+    async def on_ClosingSigned(self, peer: Peer, msg: m.ClosingSigned) -> None:
+        ch = self.core.channel(msg.channel_id, peer)
+        if ch.state == ChannelState.CLOSED:
+            return
+        ch.receive_closing_signed(msg)
+        if ch.me == 1:
+            peer.queue(ch.closing_signed())
+        self.core.commit()
+        sigs = {ch.node_ids[i].hex(): ch.closing_sigs[i].hex() for i in (0, 1)}
+        self.core.ledger.submit(
+            close_body(self.core.ledger.chain, ch.channel_id, ch.latest.balances), sigs
+        )
+        self.closed(ch)
+
+    def closed(self, ch: Channel) -> None:
+        ch.mark_closed()
+        self.core.switch.graph.remove_channel(ch.channel_id)
+        self.core.wake(b"closed" + ch.channel_id, ch)

@@ -1,0 +1,221 @@
+"""The gateway's payment-channel node: asyncio process with BOLT-8 peers.
+
+Run it with `sgrid channel node` or ``python -m gateway.ln.node`` (see `main.py`, which also
+starts the control API). Every handler follows one pattern: change channels -> let the switch
+react -> commit the store (one fsync) -> send. See docs/channels.md.
+
+The node is its core (`core.NodeCore`: store, switch, peers, ledger) plus the network side here,
+composed with three components it dispatches peer messages to: `lifecycle` (open, close),
+`gossip` (channel and policy announcements) and `watch` (time and the ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.ln.channel import messages as m
+from gateway.ln.channel.channel import ChannelState
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.codec import bolt8_transport, bolt11, receipt
+from gateway.ln.codec.wire import Message
+from gateway.ln.errors import LedgerPortError, ProtocolViolation
+from gateway.ln.node.core import LIVE, NodeCore
+from gateway.ln.node.gossip import Gossip
+from gateway.ln.node.ledger_port import LedgerPort
+from gateway.ln.node.lifecycle import ChannelLifecycle
+from gateway.ln.node.peer import Peer
+from gateway.ln.node.watch import Watcher
+
+log = logging.getLogger(__name__)
+
+
+class Node(NodeCore):
+    def __init__(
+        self,
+        data_dir: Path,
+        ledger: LedgerPort,
+        policy: FeePolicy,
+        host: str = "127.0.0.1",
+        accept_max_msat: int = 0,
+    ) -> None:
+        super().__init__(data_dir, ledger, policy, host, accept_max_msat)
+        self.gossip = Gossip(self)
+        self.lifecycle = ChannelLifecycle(self, self.gossip)
+        self.watch = Watcher(self, self.lifecycle)
+        self.port = 0
+        self._handlers: tuple[Any, ...] = (self, self.lifecycle, self.gossip)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._servers: list[asyncio.Server] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self, port: int, tick_s: float = 0.2) -> None:
+        """Listen for peers on ``port`` (0: any free port) and start the ticker."""
+        server = await bolt8_transport.serve(
+            self.host, port, self.keys.node_priv, self._on_connection
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._servers = [server]
+        for ch in self.switch.channels.values():
+            if ch.state in LIVE:
+                self.gossip.announce_local(ch)
+        self._tasks.append(asyncio.create_task(self._ticker(tick_s)))
+
+    async def stop(self) -> None:
+        """Stop listening, close every peer connection, commit and close the store."""
+        for server in self._servers:
+            server.close()
+        for task in self._tasks:
+            task.cancel()
+        for peer in list(self.peers.values()):
+            await peer.conn.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.commit()
+        self.store.close()
+        log.info("node %s stopped", self.node_id.hex()[:12])
+
+    async def _ticker(self, tick_s: float) -> None:
+        while True:
+            await asyncio.sleep(tick_s)
+            try:
+                self.watch.tick()
+            except LedgerPortError as exc:
+                log.warning("ledger: %s", exc)
+            except Exception:  # the ticker is the node's heartbeat: it must never stop
+                log.exception("tick failed")
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        for nid, (host, port) in list(self.addresses.items()):
+            wanted = any(c.state in LIVE for c in self.channels_with(nid))
+            if wanted and nid not in self.peers:
+                try:
+                    await self.connect(host, port, nid)
+                except Exception as exc:  # noqa: BLE001 - any failure: retry next tick
+                    log.debug("reconnect %s failed: %s", nid.hex()[:12], exc)
+
+    # --- connections ---------------------------------------------------------------------------
+    async def connect(self, host: str, port: int, node_id: bytes) -> None:
+        if node_id in self.peers:
+            return
+        conn = await bolt8_transport.connect(host, port, self.keys.node_priv, node_id)
+        self.addresses[node_id] = (host, port)
+        self.store.set_meta("peers", {k.hex(): list(v) for k, v in self.addresses.items()})
+        self._tasks.append(asyncio.create_task(self._on_connection(conn)))
+        for _ in range(100):
+            if node_id in self.peers:
+                return
+            await asyncio.sleep(0.01)
+
+    async def _on_connection(self, conn: Any) -> None:
+        nid = conn.remote_pub
+        old = self.peers.get(nid)
+        if old is not None:
+            await old.conn.close()
+        peer = Peer(nid, conn, self.commit)
+        self.peers[nid] = peer
+        self.switch.online.add(nid)
+        log.info("peer %s up", peer.short)
+        peer.queue_named("init", globalfeatures=b"", features=b"")
+        for ch in self.channels_with(nid):
+            if ch.state in LIVE:
+                peer.queue(ch.reestablish_msg())
+            if ch.state == ChannelState.SHUTDOWN:
+                peer.queue(m.Shutdown(ch.channel_id))
+        self.gossip.send_graph(peer)
+        peer.flush()
+        try:
+            await peer.run(self._dispatch)
+        finally:
+            if self.peers.get(nid) is peer:
+                del self.peers[nid]
+                self.switch.online.discard(nid)
+                for ch in self.channels_with(nid):
+                    self.switch.fail_unsent(ch.channel_id, "peer offline")
+                self.after()
+            log.info("peer %s down", peer.short)
+
+    async def _dispatch(self, peer: Peer, msg: Any) -> None:
+        name = msg.name if isinstance(msg, Message) else type(msg).__name__
+        for part in self._handlers:
+            handler = getattr(part, f"on_{name}", None)
+            if handler is not None:
+                break
+        else:
+            log.debug("peer %s: ignoring %s", peer.short, name)
+            return
+        await handler(peer, msg)
+        self.after()
+
+    # --- update protocol ----------------------------------------------------------------------
+    async def on_UpdateBatch(self, peer: Peer, msg: m.UpdateBatch) -> None:
+        ack = self.channel(msg.channel_id, peer).receive_update(msg)
+        if ack is not None:
+            peer.queue(ack)
+
+    async def on_AckBatch(self, peer: Peer, msg: m.AckBatch) -> None:
+        peer.queue(self.channel(msg.channel_id, peer).receive_ack(msg))
+
+    async def on_Revoke(self, peer: Peer, msg: m.Revoke) -> None:
+        self.channel(msg.channel_id, peer).receive_revoke(msg)
+
+    async def on_Reestablish(self, peer: Peer, msg: m.Reestablish) -> None:
+        ch = self.channel(msg.channel_id, peer)
+        if ch.state in LIVE:
+            for out in ch.on_reestablish(msg):
+                peer.queue(out)
+
+    # --- invoices and payments ---------------------------------------------------------------------
+    def create_invoice(
+        self,
+        amount_msat: int,
+        memo: receipt.EnergyMemo,
+        now: int | None = None,
+        commit: bool = True,
+    ) -> receipt.Receipt:
+        now = int(time.time()) if now is None else now
+        if memo.end <= now:
+            raise receipt.ReceiptError("delivery window has already ended: nothing to sell")
+        preimage = secrets.token_bytes(32)
+        inv = self.switch.add_invoice(preimage, amount_msat)
+        rec = receipt.create_receipt(
+            memo,
+            amount_msat,
+            inv.payment_hash,
+            self.keys.node_priv,
+            now,
+            expiry_s=max(memo.start - now, 60),
+        )
+        if commit:
+            self.commit()
+        return rec
+
+    async def pay_invoice(self, text: str, timeout: float = 30) -> dict[str, Any]:
+        inv = bolt11.decode(text)
+        if inv.payee is None or inv.amount_msat is None:
+            raise ProtocolViolation("invoice lacks payee or amount")
+        if inv.is_expired(int(time.time())):
+            raise ProtocolViolation("invoice expired")
+        return await self.pay(
+            inv.payee, inv.payment_hash, inv.amount_msat, timeout, inv.min_final_cltv
+        )
+
+    async def pay(
+        self, payee: bytes, hash_: bytes, amount: int, timeout: float, final_cltv: int = 18
+    ) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self.switch.pay(payee, hash_, amount, self.height, final_cltv)
+        self.after()
+        pay = await self.wait_for(hash_, timeout)
+        return {
+            "latency_ms": round((time.perf_counter() - t0) * 1000, 3),
+            "payment_hash": pay.payment_hash.hex(),
+            "status": pay.status,
+            "preimage": pay.preimage.hex(),
+            "fee_msat": pay.fee_msat,
+            "reason": pay.reason,
+        }

@@ -1,0 +1,243 @@
+"""The HTLC switch of one node: pays, forwards, accepts and unwinds HTLCs across its channels.
+
+Pure (no I/O): it reacts to channel events by queueing updates on channels; the node then runs
+the update rounds and persists. Records that must survive a crash (invoices, forwarding links,
+payments) are kept here and written by the store in the same transaction as the channels.
+
+Atomicity: an incoming HTLC is fulfilled upstream only with the preimage learnt downstream, and
+failed upstream when the downstream HTLC fails, cannot be added (no capacity, peer offline, bad
+fee or expiry) or is about to expire; so either every hop settles or none does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from gateway.ln.channel.channel import (
+    Channel,
+    ChannelState,
+    Event,
+    IncomingHtlc,
+    OutgoingSettled,
+    PreimageLearned,
+)
+from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.errors import ChannelError, NoRoute, PaymentFailed
+from gateway.ln.node.router import (
+    ChannelGraph,
+    ForwardInstruction,
+    decode_onion,
+    encode_onion,
+    next_payloads,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_FINAL_CLTV = 18  # blocks the payee wants left when it receives the HTLC
+FAIL_MARGIN = 2  # fail an incoming HTLC this many blocks before it expires
+
+
+def link_key(channel_id: bytes, htlc_id: int) -> bytes:
+    return channel_id + htlc_id.to_bytes(8, "big")
+
+
+@dataclass
+class Invoice:
+    payment_hash: bytes
+    preimage: bytes
+    amount_msat: int
+    min_final_cltv: int = MIN_FINAL_CLTV
+    paid: bool = False
+
+
+@dataclass
+class Payment:
+    payment_hash: bytes
+    amount_msat: int
+    fee_msat: int
+    status: str = "pending"  # pending | succeeded | failed
+    preimage: bytes = b""
+    reason: str = ""
+
+
+@dataclass
+class Switch:
+    node_id: bytes
+    policy: FeePolicy = field(default_factory=FeePolicy)
+    channels: dict[bytes, Channel] = field(default_factory=dict)
+    graph: ChannelGraph = field(default_factory=ChannelGraph)
+    invoices: dict[bytes, Invoice] = field(default_factory=dict)
+    payments: dict[bytes, Payment] = field(default_factory=dict)
+    # (out channel, out htlc id) -> (in channel, in htlc id)
+    links: dict[tuple[bytes, int], tuple[bytes, int]] = field(default_factory=dict)
+    refuse_forwarding: bool = False  # a node that will not forward (tests, maintenance)
+    online: set[bytes] = field(default_factory=set)  # peers with a live connection
+    dirty: set[tuple[str, bytes]] = field(default_factory=set)  # (table, key) to rewrite
+    resolved: list[bytes] = field(default_factory=list)  # payment hashes that just settled
+
+    # --- invoices and payments --------------------------------------------------------------
+    def add_invoice(self, preimage: bytes, amount_msat: int) -> Invoice:
+        inv = Invoice(hashlib.sha256(preimage).digest(), preimage, amount_msat)
+        self.invoices[inv.payment_hash] = inv
+        self.dirty.add(("invoices", inv.payment_hash))
+        return inv
+
+    def pay(
+        self,
+        dst: bytes,
+        payment_hash: bytes,
+        amount_msat: int,
+        height: int,
+        final_cltv: int = MIN_FINAL_CLTV,
+    ) -> Payment:
+        """Start paying ``amount_msat`` to ``dst`` over the cheapest route; the payee receives
+        an expiry ``final_cltv`` blocks ahead (the invoice's min_final_cltv_expiry)."""
+        if payment_hash in self.payments and self.payments[payment_hash].status != "failed":
+            raise PaymentFailed("this payment hash is already paid or in flight")
+        self._refresh_own_edges()
+        hops = self.graph.find_route(self.node_id, dst, amount_msat, height + final_cltv)
+        first = hops[0]
+        ch = self.channels.get(first.channel_id)
+        if ch is None or ch.state != ChannelState.OPEN:
+            raise NoRoute("first hop channel is not open")
+        payload = encode_onion(hops)[0]
+        ch.queue_add(first.amount_msat, payment_hash, first.cltv_expiry, payload)
+        pay = Payment(payment_hash, amount_msat, first.amount_msat - amount_msat)
+        self.payments[payment_hash] = pay
+        self.dirty.add(("payments", payment_hash))
+        log.info("pay %s: %d msat over %d hops", payment_hash.hex()[:12], amount_msat, len(hops))
+        return pay
+
+    def _refresh_own_edges(self) -> None:
+        for ch in self.channels.values():
+            if ch.state == ChannelState.OPEN:
+                remote = ch.node_ids[ch.remote]
+                spend = ch.spendable_msat() if remote in self.online else 0
+                self.graph.add_channel(
+                    ch.channel_id, self.node_id, remote, spend, ch.remote_balance
+                )
+            else:
+                self.graph.remove_channel(ch.channel_id)
+
+    # --- events from channels ---------------------------------------------------------------
+    def handle(self, events: list[Event], height: int) -> None:
+        for ev in events:
+            if isinstance(ev, IncomingHtlc):
+                self._incoming(ev, height)
+            elif isinstance(ev, OutgoingSettled):
+                self._settled(ev)
+            elif isinstance(ev, PreimageLearned):
+                self._settled(OutgoingSettled(ev.channel_id, ev.htlc, ev.preimage))
+
+    def _fail_in(self, ch: Channel, htlc_id: int, reason: str) -> None:
+        log.info("fail incoming %s/%d: %s", ch.short_id, htlc_id, reason)
+        ch.queue_fail(htlc_id, reason)
+
+    def _incoming(self, ev: IncomingHtlc, height: int) -> None:
+        ch = self.channels[ev.channel_id]
+        add = ev.add
+        try:
+            instr = decode_onion(add.onion)
+        except ChannelError as exc:
+            self._fail_in(ch, add.htlc_id, str(exc))
+            return
+        if instr.final:
+            inv = self.invoices.get(add.payment_hash)
+            if inv is None:
+                return self._fail_in(ch, add.htlc_id, "unknown payment hash")
+            if add.amount_msat < inv.amount_msat or add.amount_msat < instr.amount_msat:
+                return self._fail_in(ch, add.htlc_id, "amount below the invoice")
+            if add.cltv_expiry < height + inv.min_final_cltv - FAIL_MARGIN:
+                return self._fail_in(ch, add.htlc_id, "final expiry too soon")
+            ch.queue_fulfill(add.htlc_id, inv.preimage)
+            inv.paid = True
+            self.dirty.add(("invoices", inv.payment_hash))
+            return
+        self._forward(ch, add.htlc_id, add.amount_msat, add.cltv_expiry, instr, height)
+
+    def _forward(
+        self,
+        ch_in: Channel,
+        htlc_id: int,
+        amount_in: int,
+        expiry_in: int,
+        instr: ForwardInstruction,
+        height: int,
+    ) -> None:
+        out = self.channels.get(instr.channel_id)
+        if self.refuse_forwarding:
+            return self._fail_in(ch_in, htlc_id, "forwarding refused")
+        if out is None or out.state != ChannelState.OPEN:
+            return self._fail_in(ch_in, htlc_id, "unknown next channel")
+        if out.node_ids[out.remote] not in self.online:
+            return self._fail_in(ch_in, htlc_id, "next hop offline")
+        if amount_in - instr.amount_msat < self.policy.fee(instr.amount_msat):
+            return self._fail_in(ch_in, htlc_id, "fee insufficient")
+        if expiry_in - instr.cltv_expiry < self.policy.cltv_delta or instr.cltv_expiry <= height:
+            return self._fail_in(ch_in, htlc_id, "expiry too soon")
+        incoming = ch_in.htlc((ch_in.remote, htlc_id))
+        assert incoming is not None
+        try:
+            add = out.queue_add(
+                instr.amount_msat, incoming.payment_hash, instr.cltv_expiry, next_payloads(instr)
+            )
+        except ChannelError as exc:
+            return self._fail_in(ch_in, htlc_id, f"cannot forward: {exc}")
+        self.links[(out.channel_id, add.htlc_id)] = (ch_in.channel_id, htlc_id)
+        self.dirty.add(("links", link_key(out.channel_id, add.htlc_id)))
+
+    def _settled(self, ev: OutgoingSettled) -> None:
+        """Our HTLC settled (or its preimage is known): settle upstream / finish the payment.
+        Runs at most once per HTLC: the link and the pending status are consumed."""
+        link = self.links.pop((ev.channel_id, ev.htlc.htlc_id), None)
+        if link is not None:
+            self.dirty.add(("links", link_key(ev.channel_id, ev.htlc.htlc_id)))
+            ch_in = self.channels[link[0]]
+            if ev.preimage is not None:
+                ch_in.queue_fulfill(link[1], ev.preimage)
+            else:
+                self._fail_in(ch_in, link[1], ev.reason)
+            return
+        pay = self.payments.get(ev.htlc.payment_hash)
+        if pay is None or pay.status != "pending":
+            return
+        if ev.preimage is not None:
+            pay.status, pay.preimage = "succeeded", ev.preimage
+        else:
+            pay.status, pay.reason = "failed", ev.reason
+        self.dirty.add(("payments", pay.payment_hash))
+        self.resolved.append(pay.payment_hash)
+        log.info("payment %s %s %s", pay.payment_hash.hex()[:12], pay.status, pay.reason)
+
+    # --- time ---------------------------------------------------------------------------------
+    def check_timeouts(self, height: int) -> list[bytes]:
+        """Fail incoming HTLCs about to expire; the channels whose outgoing HTLCs expired must
+        be force-closed (the ledger then refunds them to us). Returns those channel ids."""
+        to_close = []
+        waiting = set(self.links.values())
+        for ch in self.channels.values():
+            if ch.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN):
+                continue
+            settling = ch.settling()
+            for h in ch.latest.htlcs:
+                if h.offerer == ch.remote and h.key not in settling:
+                    linked = (ch.channel_id, h.htlc_id) in waiting
+                    if height >= h.cltv_expiry - FAIL_MARGIN and not linked:
+                        self._fail_in(ch, h.htlc_id, "expired")
+                elif h.offerer == ch.me and height >= h.cltv_expiry:
+                    to_close.append(ch.channel_id)
+                    break
+        return to_close
+
+    def fail_unsent(self, channel_id: bytes, reason: str) -> None:
+        """The peer went offline: HTLCs we queued but never proposed are failed back now."""
+        ch = self.channels[channel_id]
+        self.handle(ch.drop_pending_adds(reason), 0)
+
+    def on_force_closed(self, channel_id: bytes) -> None:
+        """The ledger refunds our in-flight HTLCs of a force-closed channel: unwind upstream."""
+        ch = self.channels[channel_id]
+        ours = [h for h in ch.latest.htlcs if h.offerer == ch.me]
+        self.handle([OutgoingSettled(channel_id, h, None, "channel force-closed") for h in ours], 0)

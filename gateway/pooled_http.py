@@ -1,0 +1,278 @@
+"""A threaded HTTP/1.1 server whose threads and connections are bounded.
+
+The stdlib `ThreadingHTTPServer` starts one thread per connection and keeps it while the peer
+stays connected, with a listen backlog of 5: 600 idle sockets cost 600 threads, and a burst of 16
+clients meets SYN retransmits (~1 s stalls). Here one selector thread owns every connection and
+reads requests without blocking; only a *complete* request (head and `Content-Length` body) is
+handed to one of a fixed pool of worker threads, which runs the ordinary `BaseHTTPRequestHandler`
+on it. So an idle or stalled connection costs a file descriptor, never a thread:
+
+- `workers` threads answer requests (plus the selector thread): the thread count is fixed;
+- at most `max_connections` connections are open: a new one evicts the longest-idle one;
+- a connection idle for `idle_timeout_s`, or holding an incomplete request for
+  `request_timeout_s`, is closed; a response that cannot be written within `write_timeout_s`
+  closes its connection;
+- the listen backlog is `backlog` (default 512, capped by the kernel's somaxconn).
+Chunked request bodies are not accepted (411): every client here sends Content-Length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import queue
+import selectors
+import socket
+import socketserver
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+
+log = logging.getLogger(__name__)
+MAX_HEAD = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    workers: int = 16
+    max_connections: int = 512
+    idle_timeout_s: float = 30.0
+    request_timeout_s: float = 10.0
+    write_timeout_s: float = 10.0
+    backlog: int = 512
+    max_body: int = 4 * 1024 * 1024
+
+
+@dataclass(eq=False)
+class _Conn:
+    sock: socket.socket
+    address: tuple[str, int]
+    buffer: bytearray = field(default_factory=bytearray)
+    last_active: float = field(default_factory=time.monotonic)
+    busy: bool = False
+
+
+def _request_size(buffer: bytearray, limits: Limits) -> int | str:
+    """Bytes of the first complete request in `buffer`, 0 if incomplete, or an error reply."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return "431 Request Header Fields Too Large" if len(buffer) > MAX_HEAD else 0
+    head = bytes(buffer[:end]).lower()
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip()
+        if name == b"transfer-encoding":
+            return "411 Length Required"
+        if name == b"content-length":
+            try:
+                length = int(value.strip())
+            except ValueError:
+                return "400 Bad Request"
+            if length < 0:
+                return "400 Bad Request"
+    if length > limits.max_body:
+        return "413 Content Too Large"
+    total = end + 4 + length
+    return total if len(buffer) >= total else 0
+
+
+class PooledHTTPServer:
+    """`serve_forever()` / `shutdown()` / `server_close()` / `server_address`, like socketserver."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        limits: Limits | None = None,
+        name: str = "http",
+    ) -> None:
+        self.handler = handler
+        self.limits = limits or Limits()
+        self.name = name
+        self.socket = socket.create_server(address, backlog=self.limits.backlog)
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self._selector = selectors.DefaultSelector()
+        self._conns: dict[socket.socket, _Conn] = {}
+        self._work: queue.SimpleQueue[_Conn | None] = queue.SimpleQueue()
+        self._returned: queue.SimpleQueue[tuple[_Conn, bool]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self.evicted = 0  # connections closed to make room, or for idling (for /metrics, tests)
+        self._next_sweep = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        self._workers = [
+            threading.Thread(target=self._worker, name=f"{self.name}-worker-{i}", daemon=True)
+            for i in range(self.limits.workers)
+        ]
+        for thread in self._workers:
+            thread.start()
+        self._selector.register(self.socket, selectors.EVENT_READ)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        try:
+            while not self._stop.is_set():
+                for key, _ in self._selector.select(timeout=0.5):
+                    if key.fileobj is self.socket:
+                        self._accept()
+                    elif key.fileobj is self._wake_r:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(4096)
+                    else:
+                        self._read(self._conns[key.fileobj])  # type: ignore[index]
+                self._take_back()
+                self._sweep()
+        finally:
+            for _ in self._workers:
+                self._work.put(None)
+            for conn in list(self._conns.values()):
+                self._close(conn)
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._wake()
+        self._stopped.wait(10)
+
+    def server_close(self) -> None:
+        for sock in (self.socket, self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._selector.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    # -- the selector thread ------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                sock, address = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: leave the rest in the backlog for now
+                log.warning("%s: accept failed: %s", self.name, exc)
+                return
+            if len(self._conns) >= self.limits.max_connections and not self._evict_idlest():
+                sock.close()  # every connection is busy with a request: refuse this one
+                continue
+            sock.settimeout(self.limits.write_timeout_s)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(sock, address)
+            self._conns[sock] = conn
+            self._selector.register(sock, selectors.EVENT_READ)
+
+    def _evict_idlest(self) -> bool:
+        idle = [c for c in self._conns.values() if not c.busy]
+        if not idle:
+            return False
+        self._close(min(idle, key=lambda c: c.last_active))
+        self.evicted += 1
+        return True
+
+    def _read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        conn.buffer += data
+        conn.last_active = time.monotonic()
+        self._dispatch(conn)
+
+    def _dispatch(self, conn: _Conn) -> None:
+        size = _request_size(conn.buffer, self.limits)
+        if isinstance(size, str):
+            self._refuse(conn, size)
+        elif size:
+            conn.busy = True
+            self._selector.unregister(conn.sock)
+            self._work.put(conn)
+
+    def _refuse(self, conn: _Conn, status: str) -> None:
+        with contextlib.suppress(OSError):
+            conn.sock.sendall(
+                f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+        self._close(conn)
+
+    def _take_back(self) -> None:
+        while True:
+            try:
+                conn, keep = self._returned.get_nowait()
+            except queue.Empty:
+                return
+            conn.busy = False
+            conn.last_active = time.monotonic()
+            if not keep or self._stop.is_set():
+                self._close(conn)
+                continue
+            self._selector.register(conn.sock, selectors.EVENT_READ)
+            self._dispatch(conn)  # a pipelined request may already be buffered
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 0.25
+        for conn in list(self._conns.values()):
+            if conn.busy:
+                continue
+            limit = self.limits.request_timeout_s if conn.buffer else self.limits.idle_timeout_s
+            if now - conn.last_active > limit:
+                self._close(conn)
+                self.evicted += 1
+
+    def _close(self, conn: _Conn) -> None:
+        if self._conns.pop(conn.sock, None) is None:
+            return
+        if not conn.busy:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(conn.sock)
+        with contextlib.suppress(OSError):
+            conn.sock.close()
+
+    # -- the workers --------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while (conn := self._work.get()) is not None:
+            keep = False
+            try:
+                keep = self._answer(conn)
+            except Exception:  # a handler bug must not kill the worker
+                log.exception("%s: request from %s failed", self.name, conn.address[0])
+            self._returned.put((conn, keep))
+            self._wake()
+
+    def _answer(self, conn: _Conn) -> bool:
+        size = _request_size(conn.buffer, self.limits)
+        assert isinstance(size, int) and size > 0
+        request = bytes(conn.buffer[:size])
+        del conn.buffer[:size]
+        handler = self.handler.__new__(self.handler)
+        handler.server = self  # type: ignore[assignment]
+        handler.request = handler.connection = conn.sock
+        handler.client_address = conn.address
+        handler.rfile = io.BytesIO(request)  # type: ignore[assignment]
+        handler.wfile = socketserver._SocketWriter(conn.sock)  # type: ignore[attr-defined]
+        handler.close_connection = True
+        handler.handle_one_request()
+        handler.wfile.flush()
+        return not handler.close_connection and not self._stop.is_set()
+
+    def thread_count(self) -> int:
+        return 1 + sum(t.is_alive() for t in self._workers)
