@@ -10,8 +10,13 @@ automatic GC off and collects after every step; collections are reported separat
 Heap: `mem_peak` is micropython.mem_peak(), which in this build counts every allocation and
 never subtracts what the GC frees (so it is cumulative, not a high-water mark). `heap_peak` is
 the real high-water mark: the most heap in use at any step boundary (before the collection),
-including the modules and the bench's own data; `heap_own` is that minus the heap in use just
-before the job started (the job's state plus one step's garbage).
+including the modules and the bench's own data (its results, the records kept for the
+verifications); `heap_own` is that minus the heap in use just before the job started (the job's
+state plus one step's garbage). The signing figure that counts, `sign_heap`, is sgcore's: its
+loaded modules plus the signer's own.
+
+The verifications with the issuer's key use its key table (sgcore.secp256k1_keytable), written
+into the guest's ROM by tools/provision.py's code, as a provisioned meter has it.
 """
 
 from __future__ import annotations
@@ -242,6 +247,7 @@ def report(results: dict) -> dict[str, float]:
         "table_check_max_step": results["table_check"]["max_step"],
         "sign_heap_peak": max(r["sign"]["heap_peak"] for r in recs),
         "sign_heap_own": max(r["sign"]["heap_own"] for r in recs),
+        "sign_heap": results["modules_heap"] + max(r["sign"]["heap_own"] for r in recs),
         "verify_heap_peak": max(r["verify"]["heap_peak"] for r in recs),
         "verify_table_heap_peak": max(r["verify_key_table"]["heap_peak"] for r in recs),
         "modules_heap": results["modules_heap"],
@@ -272,8 +278,10 @@ def report(results: dict) -> dict[str, float]:
         f"  max fuel of one step()   {_m(figures['max_step_fuel'])} (the main loop's worst added latency)"
     )
     print(
-        f"  heap peak, signing       {figures['sign_heap_peak'] / 1024:5.1f} KB"
-        f" (modules {figures['modules_heap'] / 1024:.1f} KB; the signer itself {figures['sign_heap_own'] / 1024:.1f} KB)"
+        f"  heap peak, signing       {figures['sign_heap'] / 1024:5.1f} KB = modules"
+        f" {figures['modules_heap'] / 1024:.1f} KB + the signer {figures['sign_heap_own'] / 1024:.1f} KB"
+        f" (goal <= 32 KB: {figures['sign_heap'] / 32768:.2f} of it; with the bench's own data"
+        f" {figures['sign_heap_peak'] / 1024:.1f} KB)"
     )
     print(
         f"  heap peak, verifying     {figures['verify_heap_peak'] / 1024:5.1f} KB"

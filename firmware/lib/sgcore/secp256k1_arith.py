@@ -273,6 +273,27 @@ def add(p, q):
     return A, R, q
 
 
+def affine_steps(jac, per_step):
+    """Generator: the Jacobian points `jac` (none infinity) as canonical affine (x, y), with one
+    inversion for all (Montgomery's trick); its return value. Yields every `per_step` points."""
+    prefix = [jac[0][2]]
+    for p in jac[1:]:
+        prefix.append(fmul(prefix[-1], p[2]))
+    yield False
+    inv = yield from inverse_steps(prefix[-1], P, _INVERSE_CHUNK)
+    out = [None] * len(jac)
+    i = len(jac) - 1
+    while i >= 0:
+        zi = fmul(inv, prefix[i - 1]) if i else inv
+        inv = fmul(inv, jac[i][2])
+        zz = fmul(zi, zi)
+        out[i] = (fmul(jac[i][0], zz) % P, fmul(fmul(jac[i][1], zz), zi) % P)
+        if i % per_step == 0:
+            yield False
+        i -= 1
+    return out
+
+
 def to_affine(p):
     """(x, y) canonical, or None for infinity."""
     if p[2] % P == 0:

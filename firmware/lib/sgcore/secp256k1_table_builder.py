@@ -109,7 +109,7 @@ def _window_steps(f, x, y, digits, h):
             jac.append(acc)
             if len(jac) % _STEP_ADDS == 0:
                 yield False
-        points = yield from _affine_steps(jac)
+        points = yield from _ec.affine_steps(jac, _STEP_POINTS)
         buf = bytearray()
         for p in points:
             buf += p[0].to_bytes(32, "big") + p[1].to_bytes(32, "big")
@@ -122,23 +122,3 @@ def _window_steps(f, x, y, digits, h):
         if d <= digits:
             acc = _ec.add_affine(acc, x, y)  # the next chunk's first point
     return last
-
-
-def _affine_steps(jac):
-    """Generator: the Jacobian points `jac` as affine (x, y), with one inversion (Montgomery's
-    trick); its return value."""
-    prefix = [jac[0][2]]
-    for p in jac[1:]:
-        prefix.append(_ec.fmul(prefix[-1], p[2]))
-    inv = yield from _ec.inverse_steps(prefix[-1], _ec.P, 48)
-    out = [None] * len(jac)
-    i = len(jac) - 1
-    while i >= 0:
-        zi = _ec.fmul(inv, prefix[i - 1]) if i else inv
-        inv = _ec.fmul(inv, jac[i][2])
-        zz = _ec.fmul(zi, zi)
-        out[i] = (_ec.fmul(jac[i][0], zz) % _ec.P, _ec.fmul(_ec.fmul(jac[i][1], zz), zi) % _ec.P)
-        if i % _STEP_POINTS == 0:
-            yield False
-        i -= 1
-    return out
