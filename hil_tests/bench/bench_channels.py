@@ -54,7 +54,8 @@ def single_hop(root: Path, payments: int) -> dict[str, float]:
         for phase in ("requests", "invoices"):
             inv = _invoices(b, payments)
             if phase == "requests":
-                body = {"requests": [[b.node_id, h, AMOUNT] for h in inv["payment_hashes"]]}
+                pairs = zip(inv["payment_hashes"], inv["payment_secrets"], strict=True)
+                body = {"requests": [[b.node_id, h, AMOUNT, s] for h, s in pairs]}
             else:
                 body = {"invoices": inv["invoices"]}
             c0, n0 = _commits(a, b), a.channel_with(b)["commitment"]

@@ -152,8 +152,4 @@ class Grid:
 
     def money(self) -> int:
         """All msat on the ledger: balances plus channels not yet paid out."""
-        led = self.ledger._load()
-        locked = sum(
-            c.capacity_msat for c in led.channels.values() if c.status in ("open", "closing")
-        )
-        return sum(led.accounts.values()) + locked
+        return self.ledger._load().money()

@@ -11,6 +11,8 @@ from gateway.ln.channel.ledger_bodies import (
     close_body,
     digest,
     force_close_body,
+    htlc_claim_body,
+    htlc_refund_body,
     penalty_body,
     settle_body,
 )
@@ -41,11 +43,7 @@ def _submit(led, body, *keys):
 
 
 def _money(led):
-    return (
-        led.balance(A.node_id)
-        + led.balance(B.node_id)
-        + sum(c.capacity_msat for c in led.channels.values() if c.status in ("open", "closing"))
-    )
+    return led.money()
 
 
 def test_funding_moves_both_contributions_into_the_channel():
@@ -70,14 +68,15 @@ def test_cooperative_close_pays_the_last_split():
     assert led.balance(B.node_id) == TOTAL + 30_000_000
 
 
-def test_force_close_settles_after_the_dispute_window_with_htlcs_refunded():
+def test_force_close_settles_after_the_window_and_an_unclaimed_htlc_is_refunded():
     led = _ledger()
     a, b = make_pair((100_000_000, 50_000_000), led)
     _pay(a, b, 10_000_000, b"y")
-    b.queue_add(2_000_000, b"\x07" * 32, 500)  # in flight when a force-closes
+    b.queue_add(2_000_000, b"\x07" * 32, 30)  # in flight when a force-closes
 
     run_round(b, a)
     state, sig = a.force_close()
+    assert [h["amount_msat"] for h in state["htlcs"]] == [2_000_000]
     _submit(led, force_close_body(led.chain, state, sig), A)
     with pytest.raises(LedgerPortError) as exc:
         _submit(led, settle_body(led.chain, a.channel_id, "a"), A)
@@ -85,7 +84,32 @@ def test_force_close_settles_after_the_dispute_window_with_htlcs_refunded():
     led.mine(10)
     _submit(led, settle_body(led.chain, a.channel_id, "a"), A)
     assert led.balance(A.node_id) == TOTAL - 10_000_000
-    assert led.balance(B.node_id) == TOTAL + 10_000_000  # its 2M HTLC came back to it
+    assert led.balance(B.node_id) == TOTAL + 8_000_000  # its 2M HTLC is an output until expiry
+    assert led.channel(a.channel_id).status == "settled"
+    led.mine(30)
+    _submit(led, htlc_refund_body(led.chain, a.channel_id, "b", 0), B)
+    assert led.balance(B.node_id) == TOTAL + 10_000_000
+    assert led.channel(a.channel_id).status == "closed"
+    assert _money(led) == 2 * TOTAL
+
+
+def test_the_receiver_who_knows_the_preimage_takes_a_force_closed_htlc():
+    # issue 16 item 5: b offered a 2M HTLC, a learnt the preimage (released it downstream);
+    # b publishes its state before a's fulfil is signed: the ledger must not refund it to b
+    led = _ledger()
+    a, b = make_pair((100_000_000, 50_000_000), led)
+    preimage = b"\x42" * 32
+    b.queue_add(2_000_000, hashlib.sha256(preimage).digest(), 30)
+    run_round(b, a)
+    state, sig = b.force_close()
+    _submit(led, force_close_body(led.chain, state, sig), B)
+    _submit(led, htlc_claim_body(led.chain, a.channel_id, "a", 0, preimage), A)
+    led.mine(10)
+    _submit(led, settle_body(led.chain, a.channel_id, "b"), B)
+    assert led.balance(A.node_id) == TOTAL + 2_000_000
+    assert led.balance(B.node_id) == TOTAL - 2_000_000
+    view = led.channel(a.channel_id)
+    assert view.status == "closed" and view.htlcs[0]["preimage"] == preimage.hex()
     assert _money(led) == 2 * TOTAL
 
 

@@ -4,6 +4,7 @@ import hashlib
 
 import pytest
 
+from gateway.ln.channel.channel import OutgoingSettled
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.errors import NoRoute
 from hil_tests.ln.mesh import Mesh
@@ -159,7 +160,31 @@ def test_outgoing_htlc_past_expiry_asks_for_force_close():
     assert b.check_timeouts(expiry - 1) == []
     assert b.check_timeouts(expiry) == [bc.channel_id]
     mesh.offline.add("carol")
-    bc.force_close()
-    b.on_force_closed(bc.channel_id)  # the ledger refunds bob: unwind alice's HTLC
+    state, _ = bc.force_close()
+    outputs = {("ab".index(h["offerer"]), h["id"]) for h in state["htlcs"]}
+    b.on_published(bc.channel_id, outputs)  # bob's HTLC is an output on the ledger: it waits
+    mesh.pump()
+    assert a.payments[inv.payment_hash].status == "pending"
+    # what bob's watch reports once the output's expiry has passed unclaimed: unwind upstream
+    b.handle([OutgoingSettled(bc.channel_id, bc.latest.htlcs[0], None, "expired")], expiry)
     mesh.pump()
     assert a.payments[inv.payment_hash].status == "failed"
+
+
+def test_the_payee_refuses_an_htlc_for_an_expired_invoice_or_without_its_secret():
+    # issue 16 item 6: only the payer checked expiry and secret; a payer that skips the checks
+    # (or forwards an old request) must not get an expired or secretless invoice paid
+    mesh, a, b, c = _line()
+    secret = b"\x5e" * 32
+    c.clock = lambda: 2_000_000_000.0
+    expired = c.add_invoice(b"\x01" * 32, M, secret, expires_at=1_999_999_999)
+    a.pay(c.node_id, expired.payment_hash, M, mesh.ledger.height(), payment_secret=secret)
+    no_secret = c.add_invoice(b"\x02" * 32, M, secret, expires_at=2_000_000_100)
+    a.pay(c.node_id, no_secret.payment_hash, M, mesh.ledger.height())
+    good = c.add_invoice(b"\x03" * 32, M, secret, expires_at=2_000_000_100)
+    a.pay(c.node_id, good.payment_hash, M, mesh.ledger.height(), payment_secret=secret)
+    mesh.pump()
+    assert a.payments[expired.payment_hash].reason == "invoice expired"
+    assert a.payments[no_secret.payment_hash].reason == "payment secret missing or wrong"
+    assert a.payments[good.payment_hash].status == "succeeded"
+    assert not expired.paid and not no_secret.paid and good.paid

@@ -1,8 +1,9 @@
 """The ledger transactions a channel signs, built as plain dicts (docs/ledger-api.md).
 
 Bodies are hashed and signed in the ledger's canonical JSON (`gateway.ledger.canonical`, the one
-module that defines it). Pure: no I/O. The ledger knows no HTLCs: a published state refunds every
-in-flight HTLC to its offerer.
+module that defines it). Pure: no I/O. A published state carries its in-flight HTLCs as HTLC outputs: the
+receiver takes one with the preimage up to its expiry, the offerer takes it back after that
+(docs/ledger-api.md §3).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ __all__ = [
     "digest",
     "force_close_body",
     "funding_body",
-    "ledger_balances",
+    "htlc_claim_body",
+    "htlc_refund_body",
     "ledger_state",
     "penalty_body",
     "settle_body",
@@ -59,27 +61,28 @@ def close_body(chain: str, channel_id: bytes, balances: tuple[int, int]) -> dict
     }
 
 
-def ledger_balances(c: Commitment) -> tuple[int, int]:
-    """Balances as the ledger settles them: in-flight HTLCs go back to their offerer."""
-    bal = list(c.balances)
-    for h in c.htlcs:
-        bal[h.offerer] += h.amount_msat
-    return bal[0], bal[1]
-
-
 def ledger_state(chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, bytes]) -> dict:
-    """The commitment state ``holder`` may publish (docs/ledger-api.md §3)."""
-    bal = ledger_balances(c)
+    """The commitment state ``holder`` may publish (docs/ledger-api.md §3): both balances and
+    one HTLC output per in-flight HTLC, in the commitment's (offerer, id) order."""
     return {
         "kind": "commitment_state",
         "chain": chain,
         "channel": c.channel_id.hex(),
         "number": c.number,
-        "balance_a_msat": bal[0],
-        "balance_b_msat": bal[1],
+        "balance_a_msat": c.balances[0],
+        "balance_b_msat": c.balances[1],
         "holder": node_ids[holder].hex(),
         "revocation_hash": c.rev_hashes[holder].hex(),
-        "htlcs": [],
+        "htlcs": [
+            {
+                "offerer": "ab"[h.offerer],
+                "id": h.htlc_id,
+                "amount_msat": h.amount_msat,
+                "payment_hash": h.payment_hash.hex(),
+                "cltv_expiry": h.cltv_expiry,
+            }
+            for h in c.htlcs
+        ],
     }
 
 
@@ -112,4 +115,31 @@ def settle_body(chain: str, channel_id: bytes, party: str) -> dict[str, Any]:
         "nonce": "settle",
         "channel": channel_id.hex(),
         "party": party,
+    }
+
+
+def htlc_claim_body(
+    chain: str, channel_id: bytes, party: str, index: int, preimage: bytes
+) -> dict[str, Any]:
+    """Take HTLC output ``index`` of the published state with its preimage (its receiver)."""
+    return {
+        "kind": "channel_htlc_claim",
+        "chain": chain,
+        "nonce": f"claim-{index}",
+        "channel": channel_id.hex(),
+        "party": party,
+        "htlc": index,
+        "preimage": preimage.hex(),
+    }
+
+
+def htlc_refund_body(chain: str, channel_id: bytes, party: str, index: int) -> dict[str, Any]:
+    """Take HTLC output ``index`` back after its expiry (its offerer)."""
+    return {
+        "kind": "channel_htlc_refund",
+        "chain": chain,
+        "nonce": f"refund-{index}",
+        "channel": channel_id.hex(),
+        "party": party,
+        "htlc": index,
     }

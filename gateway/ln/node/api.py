@@ -78,15 +78,25 @@ def routes(node: Node) -> dict[str, Any]:
         return {
             "invoices": [r.invoice for r in recs],
             "payment_hashes": [r.payment_hash.hex() for r in recs],
+            "payment_secrets": [
+                node.switch.invoices[r.payment_hash].payment_secret.hex() for r in recs
+            ],
             "memo": recs[0].memo_json,
         }
 
     async def pay(body: dict[str, Any]) -> Any:
         timeout = float(body.get("timeout", 30))
-        if "requests" in body:  # already decoded: [payee hex, payment hash hex, amount msat]
+        if "requests" in body:
+            # already decoded: [payee hex, payment hash hex, amount msat, payment secret hex]
             jobs = [
-                node.pay(bytes.fromhex(p), bytes.fromhex(h), int(a), timeout)
-                for p, h, a in body["requests"]
+                node.pay(
+                    bytes.fromhex(r[0]),
+                    bytes.fromhex(r[1]),
+                    int(r[2]),
+                    timeout,
+                    payment_secret=bytes.fromhex(r[3]) if len(r) > 3 else b"",
+                )
+                for r in body["requests"]
             ]
             return await asyncio.gather(*jobs)
         texts = body["invoices"] if "invoices" in body else [body["invoice"]]

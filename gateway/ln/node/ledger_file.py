@@ -1,4 +1,4 @@
-"""`MemoryLedger`'s rules over a SQLite file that several node processes share (tests, demos).
+"""`MemoryLedger` (the real ledger's rules) over a SQLite file that several node processes share (tests, demos).
 
 Every call runs in one IMMEDIATE transaction: load the state, apply, save. The real ledger node
 (`sgrid ledger run`, adapted by ledger_http.py) replaces it in production.
@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from gateway.ledger.state import Channel, Participant
 from gateway.ln.errors import LedgerPortError
 from gateway.ln.node.ledger_port import ChannelView, MemoryLedger
 
@@ -26,23 +27,27 @@ class FileLedger:
 
     def _load(self) -> MemoryLedger:
         row = self.db.execute("SELECT doc FROM ledger WHERE id = 1").fetchone()
+        led = MemoryLedger(chain=self.chain)
         if row is None:
-            return MemoryLedger(chain=self.chain)
+            return led
         d = json.loads(row[0])
-        return MemoryLedger(
-            chain=d["chain"],
-            accounts=d["accounts"],
-            channels={k: ChannelView(**v) for k, v in d["channels"].items()},
-            seen={bytes.fromhex(x) for x in d["seen"]},
-            tip=d["tip"],
-        )
+        st = led.state
+        st.participants.update({k: Participant(**v) for k, v in d["participants"].items()})
+        st.balances.update(d["balances"])
+        st.channels = {k: Channel(**v) for k, v in d["channels"].items()}
+        st.tx_ids = set(d["tx_ids"])
+        st.deposited, st.withdrawn, led.tip = d["deposited"], d["withdrawn"], d["tip"]
+        return led
 
     def _save(self, led: MemoryLedger) -> None:
+        st = led.state
         doc = {
-            "chain": led.chain,
-            "accounts": led.accounts,
-            "channels": {k: asdict(v) for k, v in led.channels.items()},
-            "seen": sorted(x.hex() for x in led.seen),
+            "participants": {k: asdict(v) for k, v in st.participants.items()},
+            "balances": st.balances,
+            "channels": {k: asdict(v) for k, v in st.channels.items()},
+            "tx_ids": sorted(st.tx_ids),
+            "deposited": st.deposited,
+            "withdrawn": st.withdrawn,
             "tip": led.tip,
         }
         self.db.execute("INSERT OR REPLACE INTO ledger VALUES (1, ?)", (json.dumps(doc),))

@@ -53,6 +53,7 @@ class HttpLedger:
             dispute_blocks=int(d["dispute_blocks"]),
             close_height=d.get("close_height"),
             state=d.get("state"),
+            htlcs=list(d.get("htlcs") or []),
         )
 
     def balance(self, account: bytes) -> int:

@@ -1,21 +1,22 @@
 """What the channel node needs from the ledger (docs/ledger-api.md), and an in-memory ledger.
 
 The port speaks the ledger's own vocabulary: transaction bodies in canonical JSON signed over their
-digest (built by `gateway.ln.channel.ledger_bodies`). `MemoryLedger` applies the channel rules of
-the real ledger (funding, cooperative close, force close with a dispute window in blocks, penalty,
-settle) for tests and the file ledger; `gateway.ln.node.ledger_http.HttpLedger` adapts the real
+digest (built by `gateway.ln.channel.ledger_bodies`). `MemoryLedger` applies the real ledger's
+rules (`gateway.ledger.rules`: funding, cooperative close, force close with HTLC outputs and a
+dispute window in blocks, penalty, settle, HTLC claims and refunds) for tests and the file ledger; `gateway.ln.node.ledger_http.HttpLedger` adapts the real
 node's client.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.ledger.canonical import digest
+from gateway.ledger import keys, rules
 from gateway.ledger.errors import TxRejected
-from gateway.ln.channel.commitment import verify
+from gateway.ledger.state import Channel as LedgerChannel
+from gateway.ledger.state import LedgerState, Participant
+from gateway.ledger.txs import Tx
 from gateway.ln.errors import LedgerPortError
 
 
@@ -27,10 +28,11 @@ class ChannelView:
     a: str
     b: str
     capacity_msat: int
-    status: str  # open | closing | closed | penalized
+    status: str  # open | closing | settled | closed | penalized
     dispute_blocks: int
     close_height: int | None = None
     state: dict[str, Any] | None = None
+    htlcs: list[dict[str, Any]] = field(default_factory=list)  # outputs of the published state
 
 
 class LedgerPort(Protocol):
@@ -46,15 +48,45 @@ class LedgerPort(Protocol):
     def balance(self, account: bytes) -> int: ...
 
 
+CHANNEL_KINDS = (
+    "channel_fund",
+    "channel_close",
+    "channel_force_close",
+    "channel_penalty",
+    "channel_settle",
+    "channel_htlc_claim",
+    "channel_htlc_refund",
+)
+_OPERATOR = "02" + "00" * 31 + "01"  # a placeholder: MemoryLedger takes no operator transactions
+
+
+def view_of(channel: LedgerChannel) -> ChannelView:
+    d = channel.to_json()
+    return ChannelView(
+        channel=d["channel"],
+        a=d["a"],
+        b=d["b"],
+        capacity_msat=d["capacity_msat"],
+        status=d["status"],
+        dispute_blocks=d["dispute_blocks"],
+        close_height=d["close_height"],
+        state=d["state"],
+        htlcs=d["htlcs"],
+    )
+
+
 @dataclass
 class MemoryLedger:
-    """The channel rules of docs/ledger-api.md in memory: one block per transaction or mine()."""
+    """The real ledger's channel rules (`gateway.ledger.rules`) in memory, for tests and the file
+    ledger: one block per transaction or mine(); whoever signs is enrolled; deposits need no
+    operator."""
 
     chain: str = "memory"
-    accounts: dict[str, int] = field(default_factory=dict)
-    channels: dict[str, ChannelView] = field(default_factory=dict)
-    seen: set[bytes] = field(default_factory=set)
+    state: LedgerState = field(init=False)
     tip: int = 0
+
+    def __post_init__(self) -> None:
+        self.state = LedgerState.genesis(self.chain, _OPERATOR, _OPERATOR)
 
     def height(self) -> int:
         return self.tip
@@ -62,104 +94,38 @@ class MemoryLedger:
     def mine(self, blocks: int = 1) -> None:
         self.tip += blocks
 
+    def _enroll(self, account: str) -> None:
+        if account not in self.state.participants:
+            self.state.participants[account] = Participant("node", "gateway")
+            self.state.balances[account] = 0
+
     def deposit(self, account: bytes, amount: int) -> None:
-        self.accounts[account.hex()] = self.accounts.get(account.hex(), 0) + amount
+        self._enroll(account.hex())
+        self.state.balances[account.hex()] += amount
+        self.state.deposited += amount
 
     def balance(self, account: bytes) -> int:
-        return self.accounts.get(account.hex(), 0)
+        return self.state.balances.get(account.hex(), 0)
+
+    def money(self) -> int:
+        """All msat on this ledger: balances plus what channels still hold."""
+        return sum(self.state.balances.values()) + self.state.locked()
 
     def channel(self, channel_id: bytes) -> ChannelView | None:
-        return self.channels.get(channel_id.hex())
+        ch = self.state.channels.get(channel_id.hex())
+        return None if ch is None else view_of(ch)
 
     def submit(self, body: dict[str, Any], sigs: dict[str, str]) -> None:
+        tx = Tx(body, sigs)
         try:
-            d = digest(body)
+            if tx.id in self.state.tx_ids:
+                return  # idempotent, as the real ledger
+            if body.get("kind") not in CHANNEL_KINDS:
+                raise TxRejected("malformed", f"{body.get('kind')!r} is not a channel kind")
+            for pub in sigs:
+                if keys.is_pubkey(pub):
+                    self._enroll(pub)
+            rules.apply(self.state, tx, self.tip + 1)
         except TxRejected as exc:
-            raise LedgerPortError("malformed", str(exc)) from exc
-        if d in self.seen:
-            return
-        if body.get("chain") != self.chain:
-            raise LedgerPortError("wrong_chain")
-        handler = getattr(self, "_" + str(body.get("kind")), None)
-        if handler is None:
-            raise LedgerPortError("malformed")
-        handler(body, sigs, d)
-        self.seen.add(d)
+            raise LedgerPortError(exc.reason, exc.detail) from exc
         self.tip += 1
-
-    def _signed(self, d: bytes, sigs: dict[str, str], *signers: str) -> None:
-        if set(sigs) != set(signers):
-            raise LedgerPortError("missing_signature")
-        for pub in signers:
-            if not verify(bytes.fromhex(pub), d, bytes.fromhex(sigs[pub])):
-                raise LedgerPortError("bad_signature")
-
-    def _open(self, cid: str, status: str) -> ChannelView:
-        ch = self.channels.get(cid)
-        if ch is None:
-            raise LedgerPortError("unknown_channel")
-        if ch.status != status:
-            raise LedgerPortError(f"channel_not_{status}")
-        return ch
-
-    def _channel_fund(self, body: dict, sigs: dict[str, str], d: bytes) -> None:
-        a, b = body["a"], body["b"]
-        self._signed(d, sigs, a, b)
-        amt_a, amt_b = body["amount_a_msat"], body["amount_b_msat"]
-        if self.accounts.get(a, 0) < amt_a or self.accounts.get(b, 0) < amt_b:
-            raise LedgerPortError("insufficient_funds")
-        self.accounts[a] -= amt_a
-        self.accounts[b] -= amt_b
-        self.channels[d.hex()] = ChannelView(
-            d.hex(), a, b, amt_a + amt_b, "open", body["dispute_blocks"]
-        )
-
-    def _pay_out(self, ch: ChannelView, bal_a: int, bal_b: int, status: str) -> None:
-        if bal_a + bal_b != ch.capacity_msat or min(bal_a, bal_b) < 0:
-            raise LedgerPortError("bad_state")
-        self.accounts[ch.a] = self.accounts.get(ch.a, 0) + bal_a
-        self.accounts[ch.b] = self.accounts.get(ch.b, 0) + bal_b
-        ch.status = status
-
-    def _channel_close(self, body: dict, sigs: dict[str, str], d: bytes) -> None:
-        ch = self._open(body["channel"], "open")
-        self._signed(d, sigs, ch.a, ch.b)
-        self._pay_out(ch, body["balance_a_msat"], body["balance_b_msat"], "closed")
-
-    def _channel_force_close(self, body: dict, sigs: dict[str, str], d: bytes) -> None:
-        ch = self._open(body["channel"], "open")
-        state = body["state"]
-        holder = state.get("holder")
-        if holder not in (ch.a, ch.b) or state.get("channel") != ch.channel:
-            raise LedgerPortError("bad_state")
-        if state["balance_a_msat"] + state["balance_b_msat"] != ch.capacity_msat:
-            raise LedgerPortError("bad_state")
-        self._signed(d, sigs, holder)
-        other = ch.b if holder == ch.a else ch.a
-        if not verify(bytes.fromhex(other), digest(state), bytes.fromhex(body["state_sig"])):
-            raise LedgerPortError("bad_state")
-        ch.status, ch.state, ch.close_height = "closing", state, self.tip + 1
-
-    def _channel_penalty(self, body: dict, sigs: dict[str, str], d: bytes) -> None:
-        ch = self._open(body["channel"], "closing")
-        assert ch.state is not None and ch.close_height is not None
-        claimant = ch.a if body["party"] == "a" else ch.b
-        if claimant == ch.state["holder"]:
-            raise LedgerPortError("not_channel_party")
-        self._signed(d, sigs, claimant)
-        if self.tip + 1 > ch.close_height + ch.dispute_blocks:
-            raise LedgerPortError("dispute_window_closed")
-        secret = bytes.fromhex(body["secret"])
-        if hashlib.sha256(secret).hexdigest() != ch.state["revocation_hash"]:
-            raise LedgerPortError("bad_secret")
-        cap = ch.capacity_msat
-        self._pay_out(ch, cap if claimant == ch.a else 0, cap if claimant == ch.b else 0, "")
-        ch.status = "penalized"
-
-    def _channel_settle(self, body: dict, sigs: dict[str, str], d: bytes) -> None:
-        ch = self._open(body["channel"], "closing")
-        assert ch.state is not None and ch.close_height is not None
-        self._signed(d, sigs, ch.a if body["party"] == "a" else ch.b)
-        if self.tip + 1 <= ch.close_height + ch.dispute_blocks:
-            raise LedgerPortError("dispute_window_open")
-        self._pay_out(ch, ch.state["balance_a_msat"], ch.state["balance_b_msat"], "closed")

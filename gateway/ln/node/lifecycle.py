@@ -216,16 +216,28 @@ class ChannelLifecycle:
         await self.core.wait_for(b"closed" + cid, timeout)
 
     def force_close(self, ch: Channel) -> None:
+        """Publish our latest state. The signed body is stored first; a submission that fails
+        is retried every tick until it commits (watch.py). Our HTLCs are unwound, or left to
+        their HTLC outputs, once the ledger shows the published state."""
         state, sig = ch.force_close()
-        self.core.commit()
         body = force_close_body(self.core.ledger.chain, state, sig)
-        d = digest(body)
-        self.core.ledger.submit(
-            body, {self.core.node_id.hex(): sign(self.core.keys.node_priv, d).hex()}
-        )
+        sigs = {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
+        ch.extra["force_close"] = [body, sigs]
         ch.extra["published"] = state["number"]
         self.core.store.mark(ch)
-        self.core.switch.on_force_closed(ch.channel_id)
+        self.core.commit()
+        try:
+            self.core.ledger.submit(body, sigs)
+        except LedgerPortError as exc:
+            if exc.reason == "channel_not_open":  # the peer published (or it closed) first
+                del ch.extra["force_close"]
+                self.core.store.mark(ch)
+                log.warning("channel %s: force close refused: %s", ch.short_id, exc)
+            else:
+                log.warning(
+                    "channel %s: force close not committed (%s); retrying", ch.short_id, exc
+                )
+            return
         log.warning("channel %s force-closed at commitment %d", ch.short_id, state["number"])
 
     async def on_Shutdown(self, peer: Peer, msg: m.Shutdown) -> None:
@@ -243,9 +255,13 @@ class ChannelLifecycle:
             peer.queue(ch.closing_signed())
         self.core.commit()
         sigs = {ch.node_ids[i].hex(): ch.closing_sigs[i].hex() for i in (0, 1)}
-        self.core.ledger.submit(
-            close_body(self.core.ledger.chain, ch.channel_id, ch.latest.balances), sigs
-        )
+        try:
+            self.core.ledger.submit(
+                close_body(self.core.ledger.chain, ch.channel_id, ch.latest.balances), sigs
+            )
+        except LedgerPortError as exc:  # both signatures are stored: retried every tick
+            log.warning("channel %s: close not committed (%s); retrying", ch.short_id, exc)
+            return
         self.closed(ch)
 
     def closed(self, ch: Channel) -> None:

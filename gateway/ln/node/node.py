@@ -180,15 +180,17 @@ class Node(NodeCore):
         now = int(time.time()) if now is None else now
         if memo.end <= now:
             raise receipt.ReceiptError("delivery window has already ended: nothing to sell")
-        preimage = secrets.token_bytes(32)
-        inv = self.switch.add_invoice(preimage, amount_msat)
+        preimage, secret = secrets.token_bytes(32), secrets.token_bytes(32)
+        expiry_s = max(memo.start - now, 60)
+        inv = self.switch.add_invoice(preimage, amount_msat, secret, now + expiry_s)
         rec = receipt.create_receipt(
             memo,
             amount_msat,
             inv.payment_hash,
             self.keys.node_priv,
             now,
-            expiry_s=max(memo.start - now, 60),
+            expiry_s=expiry_s,
+            payment_secret=secret,
         )
         if commit:
             self.commit()
@@ -201,14 +203,25 @@ class Node(NodeCore):
         if inv.is_expired(int(time.time())):
             raise ProtocolViolation("invoice expired")
         return await self.pay(
-            inv.payee, inv.payment_hash, inv.amount_msat, timeout, inv.min_final_cltv
+            inv.payee,
+            inv.payment_hash,
+            inv.amount_msat,
+            timeout,
+            inv.min_final_cltv,
+            inv.payment_secret or b"",
         )
 
     async def pay(
-        self, payee: bytes, hash_: bytes, amount: int, timeout: float, final_cltv: int = 18
+        self,
+        payee: bytes,
+        hash_: bytes,
+        amount: int,
+        timeout: float,
+        final_cltv: int = 18,
+        payment_secret: bytes = b"",
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
-        self.switch.pay(payee, hash_, amount, self.height, final_cltv)
+        self.switch.pay(payee, hash_, amount, self.height, final_cltv, payment_secret)
         self.after()
         pay = await self.wait_for(hash_, timeout)
         return {

@@ -127,7 +127,7 @@ def encode_onion(hops: list[Hop], payment_secret: bytes = b"") -> list[bytes]:
             ]
         else:
             p = {"a": hops[i].amount_msat, "e": hops[i].cltv_expiry}
-        if payment_secret and i + 1 == len(hops):
+        if payment_secret:  # for the payee; forwarders carry it on (not onion-encrypted)
             p["s"] = payment_secret.hex()
         out.append(json.dumps(p, separators=(",", ":")).encode())
     return out
@@ -141,19 +141,27 @@ class ForwardInstruction:
     channel_id: bytes = b""
     node: bytes = b""
     rest: tuple[Hop, ...] = ()
+    payment_secret: bytes = b""  # final hop only: the invoice's payment secret
 
 
 def decode_onion(payload: bytes) -> ForwardInstruction:
     try:
         p = json.loads(payload)
+        secret = bytes.fromhex(p["s"]) if "s" in p else b""
         if "c" not in p:
-            return ForwardInstruction(True, int(p["a"]), int(p["e"]))
+            return ForwardInstruction(True, int(p["a"]), int(p["e"]), payment_secret=secret)
         rest = tuple(
             Hop(bytes.fromhex(h["c"]), bytes.fromhex(h["n"]), int(h["a"]), int(h["e"]))
             for h in p["r"]
         )
         return ForwardInstruction(
-            False, int(p["a"]), int(p["e"]), bytes.fromhex(p["c"]), bytes.fromhex(p["n"]), rest
+            False,
+            int(p["a"]),
+            int(p["e"]),
+            bytes.fromhex(p["c"]),
+            bytes.fromhex(p["n"]),
+            rest,
+            secret,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolViolation(f"malformed routing payload: {exc}") from exc
@@ -162,4 +170,4 @@ def decode_onion(payload: bytes) -> ForwardInstruction:
 def next_payloads(instr: ForwardInstruction) -> bytes:
     """The payload to attach to the HTLC we forward (the rest of the route)."""
     hops = [Hop(instr.channel_id, instr.node, instr.amount_msat, instr.cltv_expiry), *instr.rest]
-    return encode_onion(hops)[0]
+    return encode_onion(hops, instr.payment_secret)[0]

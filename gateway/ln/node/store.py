@@ -148,6 +148,8 @@ class Store:
                 d["amount"],
                 d["cltv"],
                 d["paid"],
+                bytes.fromhex(d.get("secret", "")),
+                d.get("expires", 0),
             )
             switch.invoices[inv.payment_hash] = inv
         for (doc,) in self.db.execute("SELECT doc FROM payments"):
@@ -208,6 +210,8 @@ class Store:
                     "amount": inv.amount_msat,
                     "cltv": inv.min_final_cltv,
                     "paid": inv.paid,
+                    "secret": inv.payment_secret.hex(),
+                    "expires": inv.expires_at,
                 }
             )
         if table == "payments":

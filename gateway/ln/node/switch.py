@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.ln.channel.channel import (
@@ -23,6 +25,7 @@ from gateway.ln.channel.channel import (
     OutgoingSettled,
     PreimageLearned,
 )
+from gateway.ln.channel.commitment import Htlc
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.errors import ChannelError, NoRoute, PaymentFailed
 from gateway.ln.node.router import (
@@ -50,6 +53,8 @@ class Invoice:
     amount_msat: int
     min_final_cltv: int = MIN_FINAL_CLTV
     paid: bool = False
+    payment_secret: bytes = b""  # the payer must send it in the final payload (BOLT-11 `s`)
+    expires_at: int = 0  # unix seconds after which the invoice is not paid (0: never)
 
 
 @dataclass
@@ -76,10 +81,23 @@ class Switch:
     online: set[bytes] = field(default_factory=set)  # peers with a live connection
     dirty: set[tuple[str, bytes]] = field(default_factory=set)  # (table, key) to rewrite
     resolved: list[bytes] = field(default_factory=list)  # payment hashes that just settled
+    clock: Callable[[], float] = time.time  # unix seconds, for invoice expiry
 
     # --- invoices and payments --------------------------------------------------------------
-    def add_invoice(self, preimage: bytes, amount_msat: int) -> Invoice:
-        inv = Invoice(hashlib.sha256(preimage).digest(), preimage, amount_msat)
+    def add_invoice(
+        self,
+        preimage: bytes,
+        amount_msat: int,
+        payment_secret: bytes = b"",
+        expires_at: int = 0,
+    ) -> Invoice:
+        inv = Invoice(
+            hashlib.sha256(preimage).digest(),
+            preimage,
+            amount_msat,
+            payment_secret=payment_secret,
+            expires_at=expires_at,
+        )
         self.invoices[inv.payment_hash] = inv
         self.dirty.add(("invoices", inv.payment_hash))
         return inv
@@ -91,9 +109,11 @@ class Switch:
         amount_msat: int,
         height: int,
         final_cltv: int = MIN_FINAL_CLTV,
+        payment_secret: bytes = b"",
     ) -> Payment:
         """Start paying ``amount_msat`` to ``dst`` over the cheapest route; the payee receives
-        an expiry ``final_cltv`` blocks ahead (the invoice's min_final_cltv_expiry)."""
+        an expiry ``final_cltv`` blocks ahead (the invoice's min_final_cltv_expiry) and the
+        invoice's payment secret."""
         if payment_hash in self.payments and self.payments[payment_hash].status != "failed":
             raise PaymentFailed("this payment hash is already paid or in flight")
         self._refresh_own_edges()
@@ -102,7 +122,7 @@ class Switch:
         ch = self.channels.get(first.channel_id)
         if ch is None or ch.state != ChannelState.OPEN:
             raise NoRoute("first hop channel is not open")
-        payload = encode_onion(hops)[0]
+        payload = encode_onion(hops, payment_secret)[0]
         ch.queue_add(first.amount_msat, payment_hash, first.cltv_expiry, payload)
         pay = Payment(payment_hash, amount_msat, first.amount_msat - amount_msat)
         self.payments[payment_hash] = pay
@@ -151,6 +171,10 @@ class Switch:
                 return self._fail_in(ch, add.htlc_id, "amount below the invoice")
             if add.cltv_expiry < height + inv.min_final_cltv - FAIL_MARGIN:
                 return self._fail_in(ch, add.htlc_id, "final expiry too soon")
+            if inv.payment_secret and instr.payment_secret != inv.payment_secret:
+                return self._fail_in(ch, add.htlc_id, "payment secret missing or wrong")
+            if inv.expires_at and not inv.paid and self.clock() > inv.expires_at:
+                return self._fail_in(ch, add.htlc_id, "invoice expired")
             ch.queue_fulfill(add.htlc_id, inv.preimage)
             inv.paid = True
             self.dirty.add(("invoices", inv.payment_hash))
@@ -196,8 +220,16 @@ class Switch:
             self.dirty.add(("links", link_key(ev.channel_id, ev.htlc.htlc_id)))
             ch_in = self.channels[link[0]]
             if ev.preimage is not None:
-                ch_in.queue_fulfill(link[1], ev.preimage)
-            else:
+                # kept with the channel: if it is force-closed before the fulfil is signed, the
+                # node claims the HTLC output on the ledger with it
+                ch_in.extra.setdefault("preimages", {})[ev.htlc.payment_hash.hex()] = (
+                    ev.preimage.hex()
+                )
+                if ch_in.state in (ChannelState.OPEN, ChannelState.SHUTDOWN):
+                    ch_in.queue_fulfill(link[1], ev.preimage)
+                else:
+                    ch_in._queued()  # persist the preimage; the ledger claim settles it
+            elif ch_in.state in (ChannelState.OPEN, ChannelState.SHUTDOWN):
                 self._fail_in(ch_in, link[1], ev.reason)
             return
         pay = self.payments.get(ev.htlc.payment_hash)
@@ -236,8 +268,31 @@ class Switch:
         ch = self.channels[channel_id]
         self.handle(ch.drop_pending_adds(reason), 0)
 
-    def on_force_closed(self, channel_id: bytes) -> None:
-        """The ledger refunds our in-flight HTLCs of a force-closed channel: unwind upstream."""
+    def on_published(self, channel_id: bytes, outputs: set[tuple[int, int]] | None) -> None:
+        """A state of the channel is on the ledger with HTLC outputs ``outputs`` ((offerer, id);
+        None: the channel was penalized, nothing is paid per HTLC). Our HTLCs without an output
+        failed and are unwound upstream now; those with one wait for their claim or expiry."""
         ch = self.channels[channel_id]
-        ours = [h for h in ch.latest.htlcs if h.offerer == ch.me]
-        self.handle([OutgoingSettled(channel_id, h, None, "channel force-closed") for h in ours], 0)
+        self.handle(ch.drop_pending_adds("channel force-closed"), 0)
+        ours: dict[tuple[int, int], Htlc] = {
+            h.key: h for h in ch.latest.htlcs if h.offerer == ch.me
+        }
+        if ch.proposal is not None:
+            ours.update({h.key: h for h in ch.proposal.commitment.htlcs if h.offerer == ch.me})
+        gone = [h for k, h in sorted(ours.items()) if outputs is None or k not in outputs]
+        self.handle([OutgoingSettled(channel_id, h, None, "channel force-closed") for h in gone], 0)
+
+    def invoice_paid(self, payment_hash: bytes) -> None:
+        inv = self.invoices.get(payment_hash)
+        if inv is not None and not inv.paid:
+            inv.paid = True
+            self.dirty.add(("invoices", payment_hash))
+
+    def preimage_for(self, ch: Channel, htlc: Htlc) -> bytes | None:
+        """The preimage of an incoming HTLC, if we hold it: our invoice (paid in full), or one
+        learnt downstream while forwarding it."""
+        inv = self.invoices.get(htlc.payment_hash)
+        if inv is not None and htlc.amount_msat >= inv.amount_msat:
+            return inv.preimage
+        known = ch.extra.get("preimages", {}).get(htlc.payment_hash.hex())
+        return bytes.fromhex(known) if known else None

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from gateway.market.book import Book, Clearing
 from gateway.market.errors import MarketError
 from gateway.market.mechanisms.base import Mechanism
@@ -30,5 +32,16 @@ def get(name: str) -> Mechanism:
 
 
 def clear(book: Book, mechanism: str = "seed003", cap_msat_per_kwh: int | None = None) -> Clearing:
-    """Clear one slot's book with the named mechanism."""
-    return get(mechanism).clear(book, cap_msat_per_kwh)
+    """Clear one slot's book with the named mechanism.
+
+    The cyclic garbage collector is paused meanwhile: a clearing allocates only tuples and lists
+    that hold no cycles, and 10^5 trades would otherwise trigger full collections over every
+    live object (2x slower at 100k orders)."""
+    mech = get(mechanism)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return mech.clear(book, cap_msat_per_kwh)
+    finally:
+        if was_enabled:
+            gc.enable()

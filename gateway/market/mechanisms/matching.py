@@ -9,7 +9,7 @@ Ids compare as Python str (code point order), never by dict or set iteration.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from gateway.market.book import Order, Trade
 from gateway.market.units import amount_msat
@@ -29,20 +29,6 @@ def offer_time_key(o: Order) -> tuple[int, int, str]:
     return (o.time, -o.reliability_permille, o.id)
 
 
-def make_trade(b: Order, o: Order, wh: int, buyer_price: int, seller_price: int) -> Trade:
-    return Trade(
-        bid=b.id,
-        offer=o.id,
-        buyer=b.node,
-        seller=o.node,
-        wh=wh,
-        price_msat_per_kwh=buyer_price,
-        amount_msat=amount_msat(wh, buyer_price),
-        seller_price_msat_per_kwh=seller_price,
-        seller_amount_msat=amount_msat(wh, seller_price),
-    )
-
-
 class Matched:
     """What `greedy` returns: the trades and the Wh left on each bid and offer (by position)."""
 
@@ -57,17 +43,19 @@ class Matched:
 def greedy(
     bids: Sequence[Order],
     offers: Sequence[Order],
-    prices: Callable[[Order, Order], tuple[int, int]],
     check_reserve: bool,
     offers_in_merit_order: bool,
+    fixed: tuple[int, int] | None = None,
+    cap: int | None = None,
 ) -> Matched:
     """Fill each bid in the given order from the offers in the given order, never a self-trade.
 
-    With `check_reserve`, an offer trades only with a bid priced at or above it. `bids` must then
-    be in non-increasing price, so an offer too dear for one bid is dead for all later ones; when
-    the offers are in merit order the scan stops at the first too-dear offer. Skipped dead and
-    filled offers are jumped over with a path-compressed "next alive" array: O((n+m) log) overall.
-    `prices(bid, offer)` gives (buyer price, seller price) of a pair.
+    Prices: `fixed` (buyer price, seller price) for every pair, else each pair at the bid's
+    price, capped at `cap`. With `check_reserve`, an offer trades only with a bid priced at or
+    above it; `bids` must then be in non-increasing price, so an offer too dear for one bid is dead
+    for all later ones, and when the offers are in merit order the scan stops at the first
+    too-dear offer. Dead and filled offers are jumped over with a path-compressed "next alive"
+    array, so the whole match is O((n + m) log m) apart from skipped same-node offers.
     """
     m = len(offers)
     offers_left = [o.wh for o in offers]
@@ -82,9 +70,15 @@ def greedy(
         return root
 
     trades: list[Trade] = []
+    add = trades.append
     bids_left: list[int] = []
     for b in bids:
         need = b.wh
+        if fixed is not None:
+            buyer_price, seller_price = fixed
+        else:
+            buyer_price = b.price_msat_per_kwh if cap is None else min(b.price_msat_per_kwh, cap)
+            seller_price = buyer_price
         j = find(0)
         while need and j < m:
             o = offers[j]
@@ -97,12 +91,24 @@ def greedy(
             if o.node == b.node:
                 j = find(j + 1)
                 continue
-            q = need if need < offers_left[j] else offers_left[j]
-            buyer_price, seller_price = prices(b, o)
-            trades.append(make_trade(b, o, q, buyer_price, seller_price))
+            have = offers_left[j]
+            q = need if need < have else have
+            add(
+                Trade(
+                    b.id,
+                    o.id,
+                    b.node,
+                    o.node,
+                    q,
+                    buyer_price,
+                    amount_msat(q, buyer_price),
+                    seller_price,
+                    amount_msat(q, seller_price),
+                )
+            )
             need -= q
-            offers_left[j] -= q
-            if not offers_left[j]:
+            offers_left[j] = have - q
+            if q == have:
                 parent[j] = j + 1
                 j = find(j + 1)
         bids_left.append(need)

@@ -6,8 +6,8 @@ Buyers pay exactly what they bid; sellers get at least their reserve. No surplus
 
 from __future__ import annotations
 
-from gateway.market.book import Book, Clearing, Order
-from gateway.market.mechanisms.base import capped, under_cap
+from gateway.market.book import Book, Clearing
+from gateway.market.mechanisms.base import under_cap
 from gateway.market.mechanisms.matching import bid_key, greedy, offer_key, unmatched
 
 NAME = "pay-as-bid"
@@ -21,12 +21,7 @@ class PayAsBid:
         offers, dear = under_cap(book.offers, cap)
         offers.sort(key=offer_key)
         bids = sorted(book.bids, key=bid_key)
-
-        def prices(b: Order, o: Order) -> tuple[int, int]:
-            p = capped(b.price_msat_per_kwh, cap)
-            return p, p
-
-        got = greedy(bids, offers, prices, check_reserve=True, offers_in_merit_order=True)
+        got = greedy(bids, offers, check_reserve=True, offers_in_merit_order=True, cap=cap)
         return Clearing(
             NAME,
             tuple(got.trades),

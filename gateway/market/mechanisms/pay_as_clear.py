@@ -23,9 +23,7 @@ def uniform(
     """Match every bid >= price with every offer <= price, all at `price`."""
     nb = next((i for i, b in enumerate(bids) if b.price_msat_per_kwh < price), len(bids))
     no = next((j for j, o in enumerate(offers) if o.price_msat_per_kwh > price), len(offers))
-    got = greedy(
-        bids[:nb], offers[:no], lambda b, o: (price, price), False, offers_in_merit_order=True
-    )
+    got = greedy(bids[:nb], offers[:no], False, offers_in_merit_order=True, fixed=(price, price))
     return Clearing(
         name,
         tuple(got.trades),

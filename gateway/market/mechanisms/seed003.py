@@ -8,8 +8,8 @@ offer without a reserve price has reserve 0. Equal offer times fall back to reli
 
 from __future__ import annotations
 
-from gateway.market.book import Book, Clearing, Order
-from gateway.market.mechanisms.base import capped, under_cap
+from gateway.market.book import Book, Clearing
+from gateway.market.mechanisms.base import under_cap
 from gateway.market.mechanisms.matching import bid_key, greedy, offer_time_key, unmatched
 
 NAME = "seed003"
@@ -23,12 +23,7 @@ class Seed003:
         offers, dear = under_cap(book.offers, cap)
         offers.sort(key=offer_time_key)
         bids = sorted(book.bids, key=bid_key)
-
-        def prices(b: Order, o: Order) -> tuple[int, int]:
-            p = capped(b.price_msat_per_kwh, cap)
-            return p, p
-
-        got = greedy(bids, offers, prices, check_reserve=True, offers_in_merit_order=False)
+        got = greedy(bids, offers, check_reserve=True, offers_in_merit_order=False, cap=cap)
         return Clearing(
             NAME,
             tuple(got.trades),

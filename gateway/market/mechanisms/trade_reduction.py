@@ -44,11 +44,7 @@ class TradeReduction:
                 return uniform(NAME, bids, offers, dear, capped(p0, cap))
         buyer_price = capped(b_k, cap)
         got = greedy(
-            bids[:ik],
-            offers[:jk],
-            lambda b, o: (buyer_price, s_k),
-            False,
-            offers_in_merit_order=True,
+            bids[:ik], offers[:jk], False, offers_in_merit_order=True, fixed=(buyer_price, s_k)
         )
         return Clearing(
             NAME,

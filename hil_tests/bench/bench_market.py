@@ -1,0 +1,147 @@
+"""Market benchmark: clearing time per mechanism for 1k / 10k / 100k orders in one slot, and the
+feeder check on a 50-node (51-bus) pandapower LV feeder: power flows per second with and without
+recycling, and the whole feasibility loop (clear, power flow, curtail, re-clear) of one slot.
+
+    uv run python -m hil_tests.bench.bench_market [--sizes 1000,10000,100000] [--repeat 3]
+                                                  [--flows 50]
+
+The ceiling for clearing is sorting the two sides of the same book by their tie keys (the least
+any sort-based mechanism must do), measured in the same run; each mechanism is also printed as a
+multiple of it. Goals (issue 11): 100k orders <= 1 s on one core; the feasibility loop of a
+15-minute slot of a 50-node feeder <= 1 s. One core: the process runs single-threaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import warnings
+from typing import Any
+
+from gateway.market import mechanisms
+from gateway.market.book import Book, Order, loads_book
+from gateway.market.mechanisms.matching import bid_key, offer_key
+
+
+def make_book(n: int, seed: int = 1) -> Book:
+    """n orders (half offers, half bids) from 1000 nodes, prices crossing around 150 sat/kWh."""
+    rng = random.Random(seed)
+    nodes = [f"node-{i:04d}" for i in range(1000)]
+    offers, bids = [], []
+    for i in range(n):
+        node = nodes[rng.randrange(1000)]
+        wh = rng.randint(100, 5000)
+        t = rng.randint(0, 3600)
+        rel = rng.choice((0, 500, 900, 1000))
+        if i % 2:
+            bids.append(Order(f"b{i}", node, wh, rng.randint(100_000, 220_000), t, rel))
+        else:
+            offers.append(Order(f"o{i}", node, wh, rng.randint(80_000, 200_000), t, rel))
+    return Book(1767225600, 1767226500, tuple(offers), tuple(bids))
+
+
+def _best(fn: Any, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def clearing(sizes: list[int], repeat: int) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    for n in sizes:
+        book = make_book(n)
+        text = json.dumps(book.to_json())
+        ceiling = _best(
+            lambda b=book: (sorted(b.offers, key=offer_key), sorted(b.bids, key=bid_key)), repeat
+        )
+        parse = _best(lambda t=text: loads_book(t), repeat)
+        print(
+            f"{n:>7} orders: sort ceiling {ceiling * 1000:8.1f} ms   parse JSON {parse * 1000:8.1f} ms"
+        )
+        for name in mechanisms.NAMES:
+            elapsed = _best(lambda b=book, m=name: mechanisms.clear(b, m), repeat)
+            r = mechanisms.clear(book, name)
+            results[f"{n}/{name}"] = {
+                "orders": n,
+                "seconds": elapsed,
+                "ceiling_ratio": elapsed / ceiling,
+                "trades": len(r.trades),
+            }
+            print(
+                f"{'':>15}{name:16} {elapsed * 1000:8.1f} ms  {n / elapsed:>10,.0f} orders/s"
+                f"  {elapsed / ceiling:5.1f}x ceiling  {len(r.trades):>6} trades"
+            )
+    return results
+
+
+def feeder(flows: int) -> dict[str, float]:
+    from hil_tests.market import day as d
+
+    t0 = time.perf_counter()
+    from gateway.market.feeder import Feeder, clear_feasible
+    from gateway.market.session import MarketDay
+
+    agents = d.participants()
+    slots = d.day_windows()
+    topo = d.topology(agents, max_loading_percent=12)
+    f = Feeder(topo)
+    setup = time.perf_counter() - t0
+    print(
+        f"feeder: {len(topo.buses)} buses, {len(topo.lines)} lines, {len(agents)} nodes + POD "
+        f"(pandapower import + build {setup:.1f} s)"
+    )
+    net_wh = {a.node: (300 if i % 3 else -900) for i, a in enumerate(agents)}
+    f.run(net_wh, 900)
+    t0 = time.perf_counter()
+    for i in range(flows):
+        f.run({k: v + i for k, v in net_wh.items()}, 900)
+    recycled = flows / (time.perf_counter() - t0)
+    pp = f.pp
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(max(3, flows // 5)):
+            pp.runpp(f.net, numba=False)
+    plain = max(3, flows // 5) / (time.perf_counter() - t0)
+    print(f"  power flows/s: {recycled:6.1f} recycled, {plain:6.1f} without recycling (numba off)")
+    day = MarketDay(agents, d.forecasts(agents, slots), d.GRID, topology=topo,
+                    cap_msat_per_kwh=d.CAP, feeder=f)  # fmt: skip
+    worst = 0.0
+    loops = []
+    for w in slots:
+        book = day.book(w, w.start - 600)
+        t0 = time.perf_counter()
+        r = clear_feasible(f, book, clear=day._clear_levels)
+        loops.append((time.perf_counter() - t0, r.power_flows, len(r.curtailed)))
+        worst = max(worst, loops[-1][0])
+    slowest = max(loops)
+    mean = sum(x[0] for x in loops) / len(loops)
+    print(
+        f"  feasibility loop per 15-min slot (96 slots): mean {mean * 1000:.0f} ms, worst "
+        f"{slowest[0] * 1000:.0f} ms ({slowest[1]} power flows, {slowest[2]} curtailments)"
+    )
+    return {"flows_per_s_recycled": recycled, "flows_per_s_plain": plain,
+            "loop_mean_s": mean, "loop_worst_s": worst}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--flows", type=int, default=50, help="power flows timed (0: skip feeder)")
+    args = ap.parse_args(argv)
+    out: dict[str, Any] = {
+        "clearing": clearing([int(s) for s in args.sizes.split(",")], args.repeat)
+    }
+    if args.flows:
+        out["feeder"] = feeder(args.flows)
+    return out
+
+
+if __name__ == "__main__":
+    main()
