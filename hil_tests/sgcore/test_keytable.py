@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boards.emulated.host.wasm import run_snippet
-from hil_tests.conftest import REPO
+from hil_tests import REPO_ROOT
 from sgcore import secp256k1 as ec
 from sgcore import secp256k1_arith as ar
 from sgcore import secp256k1_keytable as keytable
@@ -21,7 +21,7 @@ from sgcore.secp256k1_table_builder import KeyTableBuilder
 from tools.provision import write_key_table
 
 N = ar.N
-LIB = REPO / "firmware" / "lib"
+LIB = REPO_ROOT / "firmware" / "lib"
 PRELUDE = "import gc, sys\nsys.path.insert(0, '/lib')\nfrom binascii import hexlify, unhexlify\n"
 secrets = st.integers(1, N - 1).map(lambda d: d.to_bytes(32, "big"))
 
