@@ -139,6 +139,12 @@ class CreditBook:
             (token_id, token, time.time(), payment_hash),
         )
 
+    def updated_at(self, payment_hash: bytes) -> float:
+        row = self._db.execute(
+            "SELECT updated_at FROM credit WHERE payment_hash=?", (payment_hash,)
+        ).fetchone()
+        return float(row[0]) if row else 0.0
+
     def count_send(self, payment_hash: bytes) -> None:
         self._db.execute("UPDATE credit SET sends=sends+1 WHERE payment_hash=?", (payment_hash,))
 
