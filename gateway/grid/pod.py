@@ -89,12 +89,13 @@ def period_of(t: int, period_s: int) -> tuple[int, int]:
     return start, start + period_s
 
 
-def latest_reading(store: ReadingStore, meter_id: bytes) -> tuple[rc.Reading, float] | None:
+def latest_reading(store: ReadingStore, meter_id: bytes) -> rc.Reading | None:
     head = store.heads().get(meter_id)
     if head is None:
         return None
-    rows = store.readings(meter_id, head)
-    return (rows[-1].reading, rows[-1].received_at) if rows else None
+    rows = [r.reading for r in store.readings(meter_id, max(0, head - 16))]
+    readings = [r for r in rows if r.kind == rc.KIND_READING]  # not relay events
+    return readings[-1] if readings else None
 
 
 def debt_request(
@@ -107,17 +108,16 @@ def debt_request(
     now: float,
 ) -> er.EnergyRequest | None:
     """The imbalance request the node should make now, or None (no debt, one open, too early)."""
-    latest = latest_reading(store, meter_id)
-    if latest is None:
+    reading = latest_reading(store, meter_id)
+    if reading is None:
         return None
-    reading, received_at = latest
     if reading.credit_wh >= 0:
         return None
     if any(r.issuer_node == pod_name for r in book.in_status("paying", "paid", "issued")):
         return None  # one imbalance purchase at a time: its token changes the balance
     settled = [r for r in book.in_status("accepted") if r.issuer_node == pod_name]
-    if settled and received_at <= max(book.updated_at(r.payment_hash) for r in settled):
-        return None  # this reading was taken before the last imbalance credit reached the meter
+    if settled and reading.end <= max(book.updated_at(r.payment_hash) for r in settled):
+        return None  # the reading ended before the last POD credit reached the meter (meter time)
     start, end = period_of(reading.end, period_s)
     if end > now:
         return None
