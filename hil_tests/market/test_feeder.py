@@ -6,7 +6,7 @@ from gateway.market import mechanisms
 from gateway.market.book import Book, Order
 from gateway.market.errors import TopologyError
 from gateway.market.feeder import Feeder, clear_feasible
-from gateway.market.topology import load_topology, parse_topology, radial
+from gateway.market.topology import from_grid_config, load_topology, parse_topology, radial
 
 NODES = [f"n{i:02d}" for i in range(50)]
 
@@ -74,3 +74,20 @@ def test_topology_file_round_trips_and_names_bad_keys(tmp_path):
     bad["lines"][0]["from"], bad["lines"][0]["to"] = "b3", "b5"  # a loop; b1, b3, b5 cut off
     with pytest.raises(TopologyError, match="lines"):
         parse_topology(bad)
+
+
+def test_the_feeder_of_a_gateway_topology_section():
+    from gateway.config_grid import TopologyConfig, TopologyNode
+
+    cfg = TopologyConfig(
+        nodes=(
+            TopologyNode("pod", "t0", "02" + "11" * 32, "127.0.0.1"),
+            TopologyNode("pv-1", "p1", "02" + "22" * 32, "127.0.0.1"),
+            TopologyNode("home-1", "p2", "02" + "33" * 32, "127.0.0.1"),
+        ),
+        lines=(("t0", "p1"), ("p1", "p2")),
+    )
+    topo = from_grid_config(cfg, root="t0", length_m=50)
+    assert topo.bus_of("home-1") == "p2" and topo.tree()["p2"] == ("p1", "l2")
+    with pytest.raises(TopologyError, match="lines"):
+        from_grid_config(TopologyConfig(nodes=cfg.nodes, lines=(("t0", "p1"),)), root="t0")

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from gateway.market import mechanisms
 from gateway.market.book import Book, Order, loads_book, parse_book
+from gateway.market.mechanisms.matching import offer_key
 from gateway.market.units import amount_msat, split
 from hil_tests.market.strategies_hyp import books
 
@@ -132,3 +133,17 @@ def test_a_book_with_a_float_is_refused_naming_the_field():
     }
     with pytest.raises(Exception, match=r"bids\[0\]\.wh"):
         parse_book(raw)
+
+
+@pytest.mark.parametrize("name", ["seed003", "pay-as-bid", "pay-as-clear"])
+def test_equal_price_offers_go_to_the_more_reliable_seller_first(name):
+    # (trade reduction removes the marginal pair of a one-bid book; its order is offer_key too)
+    offers = (
+        Order("o-late", "x", 500, 100_000, 5, reliability_permille=900),
+        Order("o-early", "y", 500, 100_000, 1, reliability_permille=300),
+    )
+    book = Book(0, 900, offers, (Order("b", "z", 500, 200_000, 0),))
+    assert [t.offer for t in mechanisms.clear(book, name).trades] == (
+        ["o-early"] if name == "seed003" else ["o-late"]  # seed 003 orders offers by time
+    )
+    assert sorted(offers, key=offer_key)[0].id == "o-late"
