@@ -39,8 +39,9 @@ BUS = {"pv": "lv1", "home": "lv1", "pod": "lv0"}
 MARKET = {
     "pv": "",
     "home": 'strategy = "consumer"\nmax_price_msat_per_kwh = 1000000\nneed_wh_per_hour = 1000\n'
-    'forward_to = "pod"\n',
-    "pod": 'strategy = "pod"\ntariff_msat_per_kwh = 2000000\nfeed_in_msat_per_kwh = 500000\n',
+    'forward_to = "pod"\nsettle_period_s = 60\n',
+    "pod": 'strategy = "pod"\ntariff_msat_per_kwh = 2000000\nfeed_in_msat_per_kwh = 500000\n'
+    "imbalance_price_msat_per_kwh = 2500000\n",
 }
 
 
@@ -243,7 +244,7 @@ class GridRig:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
             return con.execute(
-                "SELECT payment_hash, status, token_id, wh, reason FROM credit"
+                "SELECT payment_hash, status, token_id, wh, reason, issuer_node FROM credit"
             ).fetchall()
         finally:
             con.close()
@@ -259,6 +260,21 @@ class GridRig:
             ).fetchall()
         finally:
             con.close()
+
+    def latest_reading(self) -> tuple[int, int]:
+        """(seq, credit_wh) of the newest reading the consumer's gateway stored."""
+        import sqlite3
+
+        db = self.nodes["home"].dir / "state" / "readings.sqlite3"
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            row = con.execute(
+                "SELECT seq, credit_wh FROM readings WHERE meter_id=? ORDER BY seq DESC LIMIT 1",
+                (self.meter_id,),
+            ).fetchone()
+        finally:
+            con.close()
+        return (int(row[0]), int(row[1])) if row else (-1, 0)
 
     def receipt(self, wh: int, price_msat: int, start_in_s: int = 900) -> str:
         """A producer receipt made through its node (`sgrid invoice create`)."""

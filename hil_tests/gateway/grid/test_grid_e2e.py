@@ -11,6 +11,7 @@ import json
 import re
 import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -143,3 +144,37 @@ def test_a_receipt_the_consumer_does_not_need_reaches_the_pod_which_buys_it(rig)
     assert _credit_status(rig, ph) is None  # home bought nothing
     time_out = rig.nodes["pv"].api("/offers")
     assert time_out["seen"] >= 2
+
+
+def test_energy_drawn_beyond_the_paid_credit_is_settled_with_the_pod(rig):
+    assert rig.meter is not None
+    rig.meter.pulses(400)  # a load the relay does not cut (a bypass, a critical load): debt
+    seq, debt = wait_until(
+        lambda: (r := rig.latest_reading())[1] < 0 and r, 60, "a reading showing the debt"
+    )
+
+    def imbalance_rows() -> list[tuple]:
+        return [r for r in rig.credit_rows() if r[5] == "pod" and r[1] == "accepted"]
+
+    rows = wait_until(imbalance_rows, 90, "the imbalance receipt to be paid and credited")
+    assert len(rows) == 1 and rows[0][3] == -debt
+    wait_until(lambda: rig.latest_reading()[1] >= 0, 60, "a reading showing the debt repaid")
+    time.sleep(2 * 2.5)  # two more settlement checks: nothing more is bought for this debt
+    assert len([r for r in rig.credit_rows() if r[5] == "pod"]) == 1
+
+
+def test_a_node_buys_last_resort_energy_from_the_pod(rig):
+    start = int(time.time()) + 600
+    out = json.loads(sgrid("channel", "buy", "--wh", "100", "--start", str(start), "--node-url",
+                           rig.nodes["home"].url))  # fmt: skip
+    assert out["status"] == "succeeded"
+    row = [r for r in rig.credit_rows() if bytes(r[0]).hex() == out["payment_hash"]]
+    assert row and row[0][5] == "pod" and row[0][3] == 100
+    wait_until(
+        lambda: (
+            [r for r in rig.credit_rows() if bytes(r[0]).hex() == out["payment_hash"]][0][1]
+            == "accepted"
+        ),
+        30,
+        "the last-resort energy credited to the meter",
+    )
