@@ -116,7 +116,7 @@ def feeder(flows: int) -> dict[str, float]:
     for w in slots:
         book = day.book(w, w.start - 600)
         t0 = time.perf_counter()
-        r = clear_feasible(f, book, clear=day._clear_levels)
+        r = clear_feasible(f, book, clear=day.clear_levels)
         loops.append((time.perf_counter() - t0, r.power_flows, len(r.curtailed)))
         worst = max(worst, loops[-1][0])
     slowest = max(loops)
