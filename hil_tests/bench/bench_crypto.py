@@ -26,11 +26,11 @@ from pathlib import Path
 import coincurve
 
 from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount
-from hil_tests.conftest import REPO
+from hil_tests import REPO_ROOT
 from sgcore import reading
 from tools.build import compile_one
 
-LIB = REPO / "firmware" / "lib"
+LIB = REPO_ROOT / "firmware" / "lib"
 
 GUEST = r"""
 # Automatic GC off, collections only at top level: a collection inside a large (heap-allocated)

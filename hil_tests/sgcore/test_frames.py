@@ -13,9 +13,9 @@ import re
 import pytest
 
 from boards.emulated.host.wasm import MicroPythonVM
-from hil_tests.conftest import REPO
+from hil_tests import REPO_ROOT
 
-SGCORE = REPO / "firmware" / "lib" / "sgcore"
+SGCORE = REPO_ROOT / "firmware" / "lib" / "sgcore"
 MODULES = [
     "hmac_sha256",
     "rfc6979",
