@@ -21,6 +21,7 @@ MODULES = [
     "rfc6979",
     "secp256k1",
     "secp256k1_arith",
+    "secp256k1_keytable",
     "secp256k1_table",
     "secp256k1_table_builder",
     "secp256k1_wnaf",
