@@ -110,8 +110,17 @@ def ledger_channels(sg: SimGrid, ids: list[str]) -> dict[str, dict[str, Any]]:
 
 def local_msat(sg: SimGrid) -> dict[str, int]:
     """What each node holds on its side of its open channels now."""
-    out = {name: 0 for name in sg.nodes}
-    for ch in channels(sg):
-        for name, end in ch.get("ends", {}).items():
-            out[name] += int(end["local_msat"])
-    return out
+    return sg.local_msat()
+
+
+def anchored_upto(n: SimNode) -> int:
+    """The newest seq of the node's meter inside a committed anchor batch (-1: none)."""
+    if not n.meter_pubkey:
+        return -1
+    from sgcore.reading import meter_id_from_pubkey
+
+    rows = _rows(n.state_dir / "anchors.sqlite3",
+                 "SELECT max(r.seq_last) AS upto FROM ranges r JOIN batches b USING (batch_id) "
+                 "WHERE b.status = 'committed' AND r.meter_id = ?",
+                 (meter_id_from_pubkey(n.meter_pubkey),))  # fmt: skip
+    return int(rows[0]["upto"]) if rows and rows[0]["upto"] is not None else -1

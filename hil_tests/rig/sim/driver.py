@@ -83,6 +83,8 @@ class Driver:
         self.loss_wh = 0.0
         self.loss_period: dict[int, float] = defaultdict(float)
         self._loss_w = 0.0
+        self.peak_w = 0.0  # the most power moving on the feeder at once (all nodes, |W|)
+        self.boundary_slop: dict[int, float] = {}  # boundary -> length of the step across it
         self.pod_truth = Truth()  # what really flowed through the grid connection
         self._feeder: Any = None
         self._last = sg.clock.now()
@@ -96,47 +98,82 @@ class Driver:
             self._feeder = Feeder(self.sg.grid.topology)
         return self._feeder
 
+    def adopt_feeder(self, feeder: Any) -> None:
+        self._feeder = feeder
+
+    def begin(self) -> None:
+        """The day starts now: nothing before counts (the meters saw no load until now). The
+        feeder model is built first: pandapower takes seconds to import."""
+        self.feeder()
+        self._last = self._window_start = self.sg.clock.now()
+
+    def settle(self) -> None:
+        """The span is over: account the last step, then every load and source goes quiet, so
+        the last readings close on exactly what was counted."""
+        self.step()
+        for name in self.power_w:
+            self.power_w[name] = 0.0
+        for n in self.sg.nodes.values():
+            if n.chip is not None:
+                n.chip.integrate()
+        self.sg.pod_meter.advance(0.0, 0.0)
+
     def step(self) -> float:
-        """Advance the physics to the clock's now; returns the virtual seconds covered."""
+        """Advance the physics to the clock's now; returns the virtual seconds covered.
+
+        A zero-order hold: the powers set at the previous step flowed during [last, now]. That
+        energy is booked (truth, S0 pulses, the POD's meter, the BL0942 chips' own count, which
+        is brought up to now before its power changes); then the powers for the next step are
+        set from the profiles and strategies."""
         now = self.sg.clock.now()
-        dt, self._last = max(0.0, now - self._last), now
+        dt, last, self._last = max(0.0, now - self._last), self._last, now
         if dt == 0:
             return 0.0
-        hour = (now % 86400) / 3600
-        sources = sum(-min(0.0, self._actual(n, now)) for n in self._nodes("pv"))
-        loads = sum(max(0.0, self._actual(n, now)) for n in self._nodes("home", "critical", "ev"))
+        boundary = now // PERIOD_S * PERIOD_S
+        if last < boundary:  # this step straddles a period boundary: its energy could be on
+            self.boundary_slop[int(boundary)] = now - last  # either side of it for a meter
         net = 0.0
         for n in self.sg.nodes.values():
-            kind = n.spec.kind
-            if kind == "pod":
+            if n.spec.kind == "pod":
                 continue
-            if kind == "battery":
-                watts = self.batteries[n.name].power_w(sources - loads, hour, dt)
-            else:
-                watts = self._actual(n, now)
+            watts = self.power_w[n.name]
             t = self.truth[n.name]
             if n.spec.meter_source == "s0":
-                closed = self._relay(n)
-                if not closed:
-                    if kind == "critical":
+                if not self._relay(n):
+                    if n.spec.kind == "critical":
                         t.relay_open_s += dt
                     t.unserved_wh += max(watts, 0.0) * dt / 3600
                     watts = 0.0
                 due = n.energy.advance(watts, dt)
                 if due and n.board is not None and n.board.alive():
                     n.board.pulses(due)
-            self.power_w[n.name] = watts
+            elif n.chip is not None:
+                n.chip.integrate()  # the chip's count up to now, at the power it saw
             t.add(watts, dt, now)
             self._window_wh[n.name] += watts * dt / 3600
             net += watts
-        if now - self._window_start >= LOSS_STEP_S:
-            self._losses(now)
+        self.peak_w = max(self.peak_w, sum(abs(w) for w in self.power_w.values()))
         loss_w = self._loss_w  # the last power flow's losses, until the next one
         self.loss_wh += loss_w * dt / 3600
         self.loss_period[int(now // PERIOD_S * PERIOD_S)] += loss_w * dt / 3600
         self.pod_truth.add(net + loss_w, dt, now)
         self.sg.pod_meter.advance(net + loss_w, dt)
+        if now - self._window_start >= LOSS_STEP_S:
+            self._losses(now)
+        self._set_powers(now, dt)
         return dt
+
+    def _set_powers(self, now: float, dt: float) -> None:
+        hour = (now % 86400) / 3600
+        sources = sum(-min(0.0, self._actual(n, now)) for n in self._nodes("pv"))
+        loads = sum(max(0.0, self._actual(n, now)) for n in self._nodes("home", "critical", "ev"))
+        for n in self.sg.nodes.values():
+            if n.spec.kind == "battery":
+                self.power_w[n.name] = self.batteries[n.name].power_w(sources - loads, hour, dt)
+            elif n.spec.kind != "pod":
+                self.power_w[n.name] = self._actual(n, now)
+            if n.chip is not None:
+                n.chip.integrate()  # the chip samples its new load now
 
     def _losses(self, now: float) -> None:
         span = now - self._window_start
@@ -170,14 +207,26 @@ class Driver:
         return self.relay.get(n.name, 0)
 
 
-def run_until(driver: Driver, t_end: float, tick: Any = None, step_s: float = 0.2) -> None:
-    """Drive the physics until virtual time `t_end`; `tick(now)` after each step (view, faults)."""
-    while (now := driver.sg.clock.now()) < t_end:
-        t0 = time.monotonic()
+def run_until(driver: Driver, t_end: float, tick: Any = None, step_s: float = 0.1) -> None:
+    """Drive the physics until virtual time `t_end`; `tick(now)` after each step (view, faults).
+
+    Steps are `step_s` of real time, except around each 15-minute boundary: one step just before
+    it and one just after, so the energy booked to a period is what the meters count in their
+    interval (S0 pulses arrive when sent; the chips integrate continuously)."""
+    clock = driver.sg.clock
+    margin = max(1.0, 0.01 * clock.speed)  # virtual seconds either side of a boundary
+    while (now := clock.now()) < t_end:
         driver.step()
         if tick is not None:
             tick(now)
-        time.sleep(max(0.0, step_s - (time.monotonic() - t0)))
+        now = clock.now()
+        boundary = (now // PERIOD_S + 1) * PERIOD_S
+        wake = now + step_s * clock.speed
+        if now < boundary - margin < wake:
+            wake = boundary - margin
+        elif boundary - margin <= now < boundary + margin:
+            wake = boundary + margin
+        time.sleep(max(0.0, (min(wake, t_end) - now) / clock.speed))
 
 
 def hours(seconds: float) -> str:

@@ -35,6 +35,7 @@ from hil_tests.rig.flash_reader import pubkey_from_console
 from hil_tests.rig.loads import EnergyIntegrator
 from hil_tests.rig.microgrid import Microgrid, NodeSpec
 from hil_tests.rig.pod_meter import EmulatedSdm630
+from hil_tests.rig.tcp_proxy import RelayBank
 from hil_tests.rig.wire import PtyWire
 from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
@@ -107,7 +108,7 @@ class SimGrid:
     speed: float
     ledger: str = "embedded"  # or "etcd"
     interval_s: int = 900
-    market: dict[str, str] = field(default_factory=dict)  # node kind -> extra [market] lines
+    node_market: dict[str, str] = field(default_factory=dict)  # node -> its [market] lines
     nodes: dict[str, SimNode] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -122,6 +123,10 @@ class SimGrid:
         self.ledger_urls: list[str] = []
         self.etcd: Any = None
         self._accounts_lock = threading.Lock()
+        self.proxies = RelayBank()  # the wires between neighbours (cut for a partition)
+        self.start_local_msat: dict[str, int] = {}
+        self.channel_history: dict[tuple[str, str], list[list[float]]] = {}
+        self.validator = ""
         for spec in self.grid.nodes:
             self.nodes[spec.name] = SimNode(spec, self.workdir / spec.name)
         self.power_w: dict[str, float] = {name: 0.0 for name in self.nodes}  # what chips see
@@ -139,6 +144,9 @@ class SimGrid:
         self._start_broker()
         step("ledger")
         self._start_ledger()
+        from gateway.ledger.client import LedgerClient
+
+        self.validator = str(LedgerClient(self.ledger_urls).info()["validator"])
         self.pod_meter.start()
         step("node keys")
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -157,9 +165,9 @@ class SimGrid:
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(self._enroll, self.nodes.values()))
         self.broker.start()
-        topology = self._topology()
+        self._make_relays()
         for n in self.nodes.values():
-            n.config.write_text(self._toml(n, topology))
+            n.config.write_text(self._toml(n, self._topology(n)))
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda n: sgrid("gateway", "check-config", "--config", str(n.config)),
                           self.nodes.values()))  # fmt: skip
@@ -170,10 +178,39 @@ class SimGrid:
         for n in self.nodes.values():
             self.start_gateway(n)
         for n in self.nodes.values():
-            self._wait(lambda n=n: self._answers(n), 60, f"{n.name}'s channel node")
+            self.wait_answers(n)
         step("channels along the feeder")
         self.wait_channels()
+        self.start_local_msat = self.local_msat()
         return self
+
+    def local_msat(self) -> dict[str, int]:
+        out = {name: 0 for name in self.nodes}
+        for n in self.nodes.values():
+            try:
+                out[n.name] = sum(int(c["local_msat"]) for c in n.api("/channels")
+                                  if c["state"] == "OPEN")  # fmt: skip
+            except Exception:  # noqa: BLE001 - a node that is down
+                pass
+        return out
+
+    def sample_channels(self, now: float) -> None:
+        """One point per channel end for the report's balance plot."""
+        by_id = {n.node_id: n.name for n in self.nodes.values()}
+        for n in self.nodes.values():
+            try:
+                listed = n.api("/channels")
+            except Exception:  # noqa: BLE001 - down: no point
+                continue
+            for c in listed:
+                peer = by_id.get(c["peer"])
+                if peer is not None and n.name < peer:
+                    self.channel_history.setdefault((n.name, peer), []).append(
+                        [now, float(c["local_msat"])]
+                    )
+
+    def wait_answers(self, n: SimNode, timeout: float = 60.0) -> None:
+        self._wait(lambda: self._answers(n), timeout, f"{n.name}'s channel node")
 
     def _start_broker(self) -> None:
         write_ca_and_server(self.broker_dir)
@@ -314,7 +351,7 @@ class SimGrid:
                 f"baudrate = {self.pod_meter.baudrate}\ntimeout_s = 0.5\n"
                 '[[modbus.device]]\nname = "pod"\nbus = "grid"\nmodel = "sdm630"\npoll_s = 2.0\n'
             )
-        market = self.market.get(n.spec.kind, "")
+        market = self.node_market.get(n.name, "")
         return (
             f'[gateway]\nsite = "{n.name}"\nstate_dir = "state"\n'
             f'[mqtt]\nhost = "localhost"\nport = {self.broker.port}\n'
@@ -334,13 +371,21 @@ class SimGrid:
             + topology
         )
 
-    def _topology(self) -> str:
+    def _make_relays(self) -> None:
+        for pair in self.expected_channels():
+            a, b = sorted(pair)
+            self.proxies.add(a, b, self.nodes[b].port)
+            self.proxies.add(b, a, self.nodes[a].port)
+
+    def _topology(self, me: SimNode) -> str:
+        """The operator's [topology], as `me` sees it: its neighbours behind the bench's relays."""
         topo = self.grid.topology
         out = ""
         for n in self.nodes.values():
+            port = n.port if n is me else (self.proxies.port(me.name, n.name) or n.port)
             out += (
                 f'[[topology.node]]\nname = "{n.name}"\nbus = "{topo.bus_of(n.name)}"\n'
-                f'node_id = "{n.node_id}"\nhost = "127.0.0.1"\nport = {n.port}\n'
+                f'node_id = "{n.node_id}"\nhost = "127.0.0.1"\nport = {port}\n'
             )
         for line in topo.lines:
             out += f'[[topology.line]]\na = "{line.from_bus}"\nb = "{line.to_bus}"\n'
@@ -415,6 +460,7 @@ class SimGrid:
         if self.etcd is not None:
             self.etcd.stop()
         self.pod_meter.stop()
+        self.proxies.close()
         self.broker.stop()
 
 

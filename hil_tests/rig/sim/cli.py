@@ -1,0 +1,167 @@
+"""`sgrid sim`: a simulated day of the Seamless Grid on the HIL bench.
+
+Every node of a low-voltage feeder is an emulated ESP32 meter running the real firmware with its
+own grid-node gateway (channel node, market agent, credit issuer, anchoring); the POD's meter is
+an emulated SDM630 on Modbus RTU; one ledger node (or three on etcd) and one mosquitto with the
+production ACL config. Loads come from real models (BDEW H0, pvlib), faults from the scenario.
+At the end: a summary, `report.html` (self-contained), PNGs and `report.json`; the exit status
+is 1 when an invariant fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hil_tests.rig import report
+from hil_tests.rig.sim.run import SimOptions, run
+from hil_tests.rig.sim.scenarios import SCENARIOS
+
+
+def _list_scenarios(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    for s in SCENARIOS.values():
+        click.echo(f"{s.name:16} {s.description}")
+    ctx.exit(0)
+
+
+@click.command()
+@click.option(
+    "--homes",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 200),
+    help="Prepaid households (besides the PV plants, battery, EV and critical load).",
+)
+@click.option(
+    "--hours",
+    default=24.0,
+    show_default=True,
+    type=click.FloatRange(0.25, 48),
+    help="Virtual hours to simulate.",
+)
+@click.option(
+    "--minutes",
+    default=None,
+    type=click.FloatRange(min=1),
+    help="Virtual minutes to simulate (instead of --hours).",
+)
+@click.option(
+    "--speed",
+    default=480.0,
+    show_default=True,
+    type=click.FloatRange(1, 2000),
+    help="Virtual seconds per real second.",
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    default=900,
+    show_default=True,
+    type=click.IntRange(60, 3600),
+    help="Metering interval (s); the market slot is 900.",
+)
+@click.option(
+    "--start-hour",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 24),
+    help="Virtual time of day (UTC) at which the span starts.",
+)
+@click.option(
+    "--date",
+    default="2026-06-21",
+    show_default=True,
+    help="The simulated day (PV and load profiles).",
+)
+@click.option(
+    "--scenario",
+    default="normal",
+    show_default=True,
+    type=click.Choice(sorted(SCENARIOS)),
+    help="Faults to inject (--list-scenarios).",
+)
+@click.option(
+    "--list-scenarios",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_list_scenarios,
+    help="List the scenarios and exit.",
+)
+@click.option(
+    "--ledger",
+    default="embedded",
+    show_default=True,
+    type=click.Choice(["embedded", "etcd"]),
+    help="One ledger node, or three replicas on a real 3-member etcd cluster.",
+)
+@click.option("--pv", default=2, show_default=True, type=click.IntRange(0, 50), help="PV plants.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of every random draw.")
+@click.option(
+    "--workdir",
+    default=Path("run/sim"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Flash directories, databases and logs of the run (wiped at start).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Where report.html, report.json and the PNGs go. Default: <workdir>/report.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Also copy the power plot here (PNG).",
+)
+def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_s: int,
+        start_hour: float, date: str, scenario: str, ledger: str, pv: int, seed: int,
+        workdir: Path, report_dir: Path | None, plot_path: Path | None) -> None:  # fmt: skip
+    """Run the simulated microgrid for a day: market, channels, credit, delivery, settlement,
+    faults, invariants; then write the report."""
+    console = Console()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    opts = SimOptions(homes=homes, hours=minutes / 60 if minutes else hours, speed=speed,
+                      interval_s=interval_s, start_hour=start_hour, date=date, scenario=scenario,
+                      ledger=ledger, seed=seed, workdir=workdir, pv=pv)  # fmt: skip
+    result = run(opts, console)
+    out = report_dir or workdir / "report"
+    page = report.write(out, result)
+    if plot_path is not None:
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "power.png", plot_path)
+    console.print(summary(result))
+    console.print(f"report: {page}  (report.json, PNGs beside it)")
+    failed = report.failed_invariants(result)
+    if failed:
+        console.print(f"[bold red]invariants failed: {', '.join(failed)}[/bold red]")
+        sys.exit(1)
+    console.print("[bold green]every invariant holds[/bold green]")
+
+
+def summary(result: dict) -> Table:
+    t = Table(title=f"scenario {result['scenario']}: {result.get('wall_s', '?')} s wall",
+              box=None, pad_edge=False)  # fmt: skip
+    for col in ("node", "kind", "in kWh", "out kWh", "paid sat", "earned sat", "unserved"):
+        t.add_column(col, justify="left" if col in ("node", "kind") else "right", no_wrap=True)
+    for name, n in sorted(result.get("nodes", {}).items()):
+        t.add_row(name, n["kind"], f"{n['import_wh'] / 1000:.1f}", f"{n['export_wh'] / 1000:.1f}",
+                  f"{n['paid_msat'] // 1000:,}", f"{n['earned_msat'] // 1000:,}",
+                  f"{n['unserved_wh'] / 1000:.1f}")  # fmt: skip
+    inv = result.get("invariants", {})
+    t.caption = "invariants: " + ", ".join(
+        f"{k} {'ok' if v.get('holds') else 'FAILED'}" for k, v in sorted(inv.items())
+    )
+    return t

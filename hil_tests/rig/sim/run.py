@@ -1,0 +1,351 @@
+"""One simulated day (or `hours` of one): bring the grid up, run the physics with a scenario's
+faults, let the last readings, tokens and anchors land, then collect what the system recorded,
+check the invariants and build the report's data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hil_tests.rig import microgrid, profiles
+from hil_tests.rig.sim import collect, invariants
+from hil_tests.rig.sim.driver import PERIOD_S, Driver, run_until
+from hil_tests.rig.sim.grid import DEPOSIT_MSAT, SGRID, SimGrid
+from hil_tests.rig.sim.scenarios import Faults
+from hil_tests.rig.sim.view import View
+
+TARIFF = 300_000  # msat per kWh: the POD's last-resort price (0.30 per kWh, 1 sat = 1 cent)
+FEED_IN = 80_000  # msat per kWh: what the POD pays for a receipt nobody else bought
+PV_PRICE = 150_000  # msat per kWh: the PV plants' price, below the tariff (seed 004)
+EMERGENCY_WH = 0
+
+
+@dataclass
+class SimOptions:
+    homes: int = 4
+    hours: float = 24.0
+    speed: float = 480.0
+    interval_s: int = 900
+    start_hour: float = 0.0
+    date: str = "2026-06-21"
+    scenario: str = "normal"
+    ledger: str = "embedded"
+    seed: int = 1
+    workdir: Path = Path("run/sim")
+    pv: int = 2
+    batteries: int = 1
+    ev: int = 1
+    critical: int = 1
+    cloudiness: float = 0.4
+
+
+def market_config(kind: str, need_wh_per_hour: int, unpaid: bool) -> str:
+    if kind in ("home", "ev", "critical"):
+        if unpaid:
+            return 'strategy = "manual"\n'
+        return (f'strategy = "consumer"\nmax_price_msat_per_kwh = {TARIFF}\n'
+                f'need_wh_per_hour = {need_wh_per_hour}\nforward_to = "pod"\n')  # fmt: skip
+    if kind in ("pv", "battery"):
+        return f'strategy = "producer"\ntariff_msat_per_kwh = {PV_PRICE}\nforward_to = "pod"\n'
+    if kind == "pod":
+        return (f'strategy = "pod"\ntariff_msat_per_kwh = {TARIFF}\n'
+                f"feed_in_msat_per_kwh = {FEED_IN}\nimbalance_price_msat_per_kwh = {TARIFF}\n")  # fmt: skip
+    return ""
+
+
+def run(opts: SimOptions, console: Console) -> dict[str, Any]:
+    site = profiles.Site(date=opts.date)
+    console.print(f"building the microgrid ({opts.homes} homes, {opts.pv} PV, {opts.batteries} "
+                  f"battery, {opts.ev} EV, {opts.critical} critical load, the POD) ...")  # fmt: skip
+    grid = microgrid.build(homes=opts.homes, pv=opts.pv, batteries=opts.batteries, ev=opts.ev,
+                           critical=opts.critical, site=site, seed=opts.seed,
+                           cloudiness=opts.cloudiness)  # fmt: skip
+    t_begin = profiles.day_start(site) + opts.start_hour * 3600
+    sg = SimGrid(grid, opts.workdir, speed=opts.speed, ledger=opts.ledger,
+                 interval_s=opts.interval_s)  # fmt: skip
+    unpaid = "home-1" if opts.scenario == "unpaid-draw" else ""
+    for n in grid.nodes:
+        need = 0
+        if n.profile is not None:
+            need = max(1, round(n.profile.forecast_wh(t_begin, t_begin + 86400) / 24))
+        sg.node_market[n.name] = market_config(n.kind, need, n.name == unpaid)
+    # virtual time runs while the grid comes up: start the timeline so that the day begins about
+    # when the bring-up is done (the driver waits for t_begin if the bring-up was quicker)
+    est_bringup_s = 25 + 2.5 * len(grid.nodes)
+    sg.clock.virtual_t0 = t_begin - est_bringup_s * opts.speed
+    result: dict[str, Any] = {"scenario": opts.scenario, "options": _jsonable(opts)}
+    feeder = _Background(lambda: _feeder(grid))  # pandapower takes seconds to import
+    wall0 = time.monotonic()
+    try:
+        with console.status("bringing the grid up") as status:
+            sg.start(progress=lambda what: status.update(f"bringing the grid up: {what}"))
+        result["bringup_s"] = round(time.monotonic() - wall0, 1)
+        console.print(f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
+                      f"{len(sg.open_channels())} channels, ledger at {sg.ledger_url}")  # fmt: skip
+        driver = Driver(sg)
+        feeder.join()
+        driver.adopt_feeder(feeder.value)
+        # the day starts at t_begin, or at the next period boundary when the bring-up took longer
+        t_begin = max(t_begin, (sg.clock.now() // PERIOD_S + 1) * PERIOD_S)
+        while sg.clock.now() < t_begin:
+            time.sleep(0.02)
+        driver.begin()
+        t_start = sg.clock.now()
+        t_end = t_start + opts.hours * 3600
+        with View(console, driver, t_start, t_end) as view:
+            faults = Faults(sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed)
+            sampler = _Every(900, sg.sample_channels)
+            run_until(driver, t_end,
+                      tick=lambda now: (faults.tick(now), view.tick(now), sampler(now)))  # fmt: skip
+        for e in view.events:
+            console.print(f"  {e}", highlight=False)
+        result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
+        with console.status("letting the last readings, tokens and anchors land"):
+            driver.settle()
+            journaled = _journaled(sg)
+            _wait_landed(sg, journaled, timeout=120.0)
+        result.update(_results(sg, driver, faults, t_start, t_end, journaled))
+    finally:
+        with console.status("stopping the grid"):
+            sg.stop()
+    result["wall_s"] = round(time.monotonic() - wall0, 1)
+    return result
+
+
+def _feeder(grid: microgrid.Microgrid) -> Any:
+    from gateway.market.feeder import Feeder
+
+    return Feeder(grid.topology)
+
+
+class _Background(threading.Thread):
+    def __init__(self, fn: Any) -> None:
+        super().__init__(daemon=True)
+        self.fn, self.value, self.error = fn, None, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except Exception as exc:  # noqa: BLE001 - reported when joined
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
+class _Every:
+    """Calls `fn(now)` at most once per `seconds` of virtual time."""
+
+    def __init__(self, seconds: float, fn: Any) -> None:
+        self.seconds, self.fn, self.last = seconds, fn, -1e18
+
+    def __call__(self, now: float) -> None:
+        if now - self.last >= self.seconds:
+            self.last = now
+            self.fn(now)
+
+
+def _jsonable(opts: SimOptions) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}
+
+
+def _last_period_end(t_end: float) -> int:
+    return int(t_end // PERIOD_S * PERIOD_S)
+
+
+def _journaled(sg: SimGrid) -> dict[str, list[int]]:
+    """The sequence numbers each meter has in its journal now (read from its flash)."""
+    from hil_tests.rig.flash_reader import journal_records
+
+    out = {}
+    for n in sg.nodes.values():
+        if n.board is not None:
+            out[n.name] = sorted(journal_records(n.board.flash_dir))
+    return out
+
+
+def _wait_landed(sg: SimGrid, journaled: dict[str, list[int]], timeout: float) -> None:
+    """Until every record the meters had journaled is stored by its gateway and anchored."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_landed(sg.nodes[name], seqs) for name, seqs in journaled.items()):
+            return
+        time.sleep(0.5)
+
+
+def _landed(n: Any, seqs: list[int]) -> bool:
+    if not seqs:
+        return True
+    stored = {int(r["seq"]) for r in collect.all_records(n)}
+    return set(seqs) <= stored and collect.anchored_upto(n) >= max(seqs)
+
+
+def _results(
+    sg: SimGrid,
+    driver: Driver,
+    faults: Faults,
+    t0: float,
+    t1: float,
+    journaled: dict[str, list[int]],
+) -> dict[str, Any]:
+    nodes: dict[str, dict[str, Any]] = {}
+    node_periods: dict[str, dict[int, int]] = {}
+    power: dict[str, list[list[float]]] = {}
+    per_meter: dict[str, dict[str, Any]] = {}
+    paid_wh: dict[str, int] = {}
+    metered_prepaid: dict[str, int] = {}
+    local_now = collect.local_msat(sg)
+    for name, n in sg.nodes.items():
+        rows = collect.readings(n)
+        truth = driver.truth[name] if n.spec.kind != "pod" else driver.pod_truth
+        inside = [r for r in rows if r["end"] > t0]  # nothing flowed before t0
+        imp = sum(r["interval_import_wh"] for r in inside)
+        exp = sum(r["interval_export_wh"] for r in inside)
+        credit = collect.credit(n)
+        accepted = [c for c in credit if c["status"] == "accepted"]
+        paid_msat = sum(int(c["amount_msat"]) for c in accepted)
+        delta = local_now.get(name, 0) - sg.start_local_msat.get(name, 0)
+        nodes[name] = {
+            "kind": n.spec.kind,
+            "import_wh": imp if n.meter_pubkey else round(truth.import_wh),
+            "export_wh": exp if n.meter_pubkey else round(truth.export_wh),
+            "truth_import_wh": round(truth.import_wh),
+            "truth_export_wh": round(truth.export_wh),
+            "unserved_wh": round(truth.unserved_wh),
+            "paid_msat": paid_msat,
+            "earned_msat": max(0, delta),
+            "channel_delta_msat": delta,
+            "credit_bought_wh": sum(int(c["wh"]) for c in accepted),
+            "readings": len(rows),
+        }
+        if n.meter_pubkey:
+            node_periods[name] = {
+                int(r["start"]): int(r["interval_import_wh"]) - int(r["interval_export_wh"])
+                for r in rows
+                if r["end"] - r["start"] == PERIOD_S
+            }
+            power[name] = [[float(r["start"]), float(r["avg_power_w"])] for r in rows]
+            recs = collect.all_records(n)
+            seqs = [int(r["seq"]) for r in recs]
+            per_meter[name] = {
+                "seqs": seqs,
+                "journaled_upto": max(journaled.get(name, [-1]), default=-1),
+                "stored": len(recs),
+                "anchored_upto": collect.anchored_upto(n),
+                "journaled_not_stored": len(set(journaled.get(name, [])) - set(seqs)),
+            }
+        if n.spec.prepaid:
+            paid_wh[name] = nodes[name]["credit_bought_wh"]
+            metered_prepaid[name] = nodes[name]["import_wh"]
+    proofs_checked, proofs_ok = _check_proofs(sg)
+    chans = collect.channels(sg)
+    balances = collect.balances(sg)
+    locked = _locked_on_ledger(sg, chans)
+    verify_ok, verify_out = _ledger_verify(sg)
+    pod_periods = {int(p): wh for p, wh in driver.pod_truth.period_wh.items()}
+    common = {p for p in pod_periods if t0 <= p and p + PERIOD_S <= t1}
+    inv = {
+        "energy_balance": invariants.energy_balance(
+            {k: {p: v[p] for p in v if p in common} for k, v in node_periods.items()},
+            pod_periods, dict(driver.loss_period), driver.peak_w, driver.boundary_slop),
+        "prepaid_within_credit": invariants.prepaid_within_credit(
+            metered_prepaid, paid_wh, EMERGENCY_WH, 0),
+        "readings_stored_once": invariants.readings_once(per_meter),
+        "readings_anchored": invariants.anchored(per_meter, proofs_checked, proofs_ok),
+        "channel_capacity_conserved": invariants.channels_conserved(chans),
+        "ledger_supply_constant": invariants.supply_constant(
+            DEPOSIT_MSAT * len(sg.nodes), balances, locked),
+        "ledger_verifies": invariants.ledger_verifies(verify_ok, verify_out),
+        "critical_load_never_cut": invariants.critical_never_cut(
+            {n: t.relay_open_s for n, t in driver.truth.items()
+             if sg.nodes[n].spec.kind == "critical"}),
+    }  # fmt: skip
+    statements = _statements(sg)
+    if statements:
+        inv["settlement_sums_to_zero"] = invariants.settlement_zero(statements)
+    for name, check in faults.checks.items():
+        inv[name] = check
+    slots = _slots(sg, t0, t1)
+    return {
+        "span": {"start": t0, "end": t1},
+        "nodes": nodes,
+        "power": power,
+        "slots": slots,
+        "channels": {f"{a}>{b}": pts for (a, b), pts in sg.channel_history.items()},
+        "imbalances": {},
+        "settlement": statements,
+        "invariants": inv,
+        "losses_wh": round(driver.loss_wh, 1),
+    }
+
+
+def _check_proofs(sg: SimGrid, per_meter: int = 3) -> tuple[int, int]:
+    """`sgrid gateway proof` for a few readings of each meter (first, middle, last anchored), each
+    checked offline with `sgrid ledger verify-proof`."""
+    checked = ok = 0
+    for n in sg.nodes.values():
+        upto = collect.anchored_upto(n)
+        if upto < 0:
+            continue
+        for seq in sorted({0, upto // 2, upto})[:per_meter]:
+            proof = n.dir / f"proof-{seq}.json"
+            got = subprocess.run([*SGRID, "gateway", "proof", "--config", str(n.config),
+                                  "--meter", n.name, "--seq", str(seq)],
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+            checked += 1
+            if got.returncode != 0:
+                continue
+            proof.write_text(got.stdout)
+            ver = subprocess.run([*SGRID, "ledger", "verify-proof", str(proof), "--validator",
+                                  sg.validator], capture_output=True, text=True, timeout=60)  # fmt: skip
+            ok += ver.returncode == 0
+    return checked, ok
+
+
+def _locked_on_ledger(sg: SimGrid, chans: list[dict[str, Any]]) -> int:
+    ids = [c["channel_id"] for c in chans]
+    total = 0
+    for ch in collect.ledger_channels(sg, ids).values():
+        if ch.get("status") in ("open", "closing"):
+            total += int(ch.get("capacity_msat", 0))
+    return total
+
+
+def _ledger_verify(sg: SimGrid) -> tuple[bool, str]:
+    cfg = sg.workdir / "ledger-0" / "ledger.toml"
+    got = subprocess.run([*SGRID, "ledger", "verify", "--config", str(cfg)], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    return got.returncode == 0, got.stdout + got.stderr
+
+
+def _statements(sg: SimGrid) -> list[dict[str, Any]]:
+    return []
+
+
+def _slots(sg: SimGrid, t0: float, t1: float) -> list[dict[str, Any]]:
+    """Price and volume per 15-minute slot, from the receipts the consumers paid."""
+    per: dict[int, list[int]] = {}
+    for n in sg.nodes.values():
+        for c in collect.credit(n):
+            if c["status"] != "accepted":
+                continue
+            s = int(c["window_start"]) // PERIOD_S * PERIOD_S
+            acc = per.setdefault(s, [0, 0])
+            acc[0] += int(c["wh"])
+            acc[1] += int(c["amount_msat"])
+    out = []
+    for s in range(int(t0 // PERIOD_S * PERIOD_S), int(t1), PERIOD_S):
+        wh, msat = per.get(s, [0, 0])
+        out.append({"start": s, "volume_wh": wh,
+                    "price_msat_per_kwh": msat * 1000 // wh if wh else None})  # fmt: skip
+    return out
