@@ -317,6 +317,9 @@ class EmulatedBoard:
 
     def _report(self, args: list[Any]) -> None:
         self.reports[str(args[0])] = args[1]
+        # when it happened, in fuel of this boot and in (virtual) board time: for the bench
+        self.reports[f"{args[0]}@fuel"] = self.vm.fuel_used() if self.vm else 0
+        self.reports[f"{args[0]}@ms"] = self.config.clock.ticks_ms()
 
     # --- the rig's control socket --------------------------------------------------------------
 
@@ -349,6 +352,11 @@ class EmulatedBoard:
                 self.pulses[req.get("pin", "s0")] += n
             self.wake.set()
             return self.pulses[req.get("pin", "s0")]
+        if op == "rtc_shift":  # somebody sets the board's clock wrong (the bench's clock fault)
+            with self._lock:
+                if self._rtc_offset is not None:
+                    self._rtc_offset += float(req["seconds"])
+            return self._rtc_now()
         if op == "network_time":  # the site's NTP server comes (or goes)
             self.config.ntp = bool(req["value"])
             return self.config.ntp
