@@ -33,6 +33,9 @@ from sgcore import reading as rd
 CREDIT_PER_CUT_WH = 25  # paid credit: runs out about a quarter into the run
 _CLOSED = re.compile(r"interval \d+\.\.(\d+) closed")
 _QUIET_S = 0.4  # the meter takes every pulse within a step (250 ms idle) of its arrival
+# Energy a load draws between the meter's read that takes the credit below zero and the relay
+# opening: the burst in flight (the rig sends 1-6 Wh every 20 ms while it sees the relay closed)
+OVERSHOOT_WH = 12
 
 
 @dataclass
@@ -45,7 +48,7 @@ class TortureResult:
     boots_reaching_ready: int = 0
     recoveries_logged: int = 0
     pulses_released: int = 0  # Wh the rig let through a closed relay
-    released_beyond_credit: int = 0
+    released_beyond_credit: int = 0  # beyond the paid credit plus OVERSHOOT_WH (must be 0)
     credit_given_back: int = 0  # Wh of credit a cut ever gave back (must be 0)
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -215,7 +218,9 @@ def torture(
     res.problems += deltas_problems(readings)
     res.records, res.readings = len(recs), len(readings)
     res.pulses_released = run.sent
-    res.released_beyond_credit = max(0, run.sent - paid)
+    res.released_beyond_credit = max(0, run.sent - paid - OVERSHOOT_WH)
+    if res.released_beyond_credit:
+        res.problems.append(f"{run.sent} Wh released for {paid} Wh paid")
     res.seconds = time.monotonic() - t0
     return res
 
