@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from gateway import pooled_http
 from gateway.ledger import keys, merkle
 from gateway.ledger.chain import Chain, Receipt
-from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
+from gateway.ledger.errors import LedgerUnavailable, NotFound, TxRejected
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -37,10 +37,6 @@ class Node(Protocol):
     def start(self) -> Any: ...
 
     def stop(self) -> None: ...
-
-
-class NotFound(LedgerError):
-    pass
 
 
 def tx_proof(chain: Chain, tx_id: str) -> dict[str, Any]:
