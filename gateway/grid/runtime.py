@@ -121,6 +121,9 @@ class GridRuntime:
             self._tasks.append(asyncio.create_task(self._anchor_loop(), name="grid-anchor"))
         if self.grid.topology.nodes:
             self._tasks.append(asyncio.create_task(self._channel_loop(), name="grid-channels"))
+        if self.exchange.producer is not None:
+            produce = asyncio.create_task(self.exchange.producer_loop(), name="grid-producer")
+            self._tasks.append(produce)
         if self.grid.node.meter and self.grid.market.forward_to:
             settle = asyncio.create_task(self.exchange.settle_loop(), name="grid-settle")
             self._tasks.append(settle)
