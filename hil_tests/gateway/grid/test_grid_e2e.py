@@ -22,7 +22,7 @@ PRICE_MSAT = 20_000  # 20 Wh at 1,000,000 msat/kWh
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    r = GridRig(tmp_path_factory.mktemp("grid"), speed=5.0)
+    r = GridRig(tmp_path_factory.mktemp("grid"), speed=10.0)
     r.start()
     yield r
     r.stop()
