@@ -40,6 +40,7 @@ from gateway.ln.codec.receipt_offer import ReceiptOffer
 from gateway.ln.errors import LedgerPortError, LnError
 from gateway.ln.node.api import routes
 from gateway.ln.node.control import serve_control
+from gateway.ln.node.control_guard import load_or_create_token
 from gateway.ln.node.core import LIVE
 from sgcore import topics
 
@@ -117,7 +118,8 @@ class GridRuntime:
         n = self.grid.node
         await node.start(n.port, n.tick_s)
         api = routes(node) | {"POST /offer": self._api_offer, "GET /offers": self._api_offers}
-        self._control = await serve_control(n.control_listen, n.control_port, api)
+        token = load_or_create_token(n.data_dir)
+        self._control = await serve_control(n.control_listen, n.control_port, api, token)
         self.control_port = self._control.sockets[0].getsockname()[1]
         self.node = node
         made = self.desk.reconcile(node.payment_outcome, startup=True)
