@@ -39,10 +39,12 @@ class MeterRegisters:
             return app.key.pubkey if app.key else b""
         return self._fw.get(name, 0)
 
-    def on_write(self, name, value):
+    def on_write(self, name, value, commit=True):
         if name == "unit_id":
             # persisted first, so the meter keeps its bus address after a power cut; the slave
             # switches to it after its reply
+            if not commit:
+                return 0
             try:
                 config.save_key("modbus_unit", value)
             except OSError:

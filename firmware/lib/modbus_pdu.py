@@ -138,15 +138,15 @@ def _read(bank, req, n, tx, entries, areas):
     return 3 + 2 * qty
 
 
-def _write_one(bank, address, value):
-    # 0 when written, else an exception code
+def _write_one(bank, address, value, commit=True):
+    # 0 when written (commit) or writable (not commit), else an exception code
     i = _writable(address)
     if i < 0:
         return EX_ILLEGAL_ADDRESS
     entry = WRITABLE[i]
     if value < entry[2] or value > entry[3]:
         return EX_ILLEGAL_VALUE
-    return bank.write(entry[1], value)
+    return bank.write(entry[1], value, commit)
 
 
 def _write_multiple(bank, req, n, tx):
@@ -166,11 +166,12 @@ def _write_multiple(bank, req, n, tx):
         value = req[7 + 2 * r] << 8 | req[8 + 2 * r]
         if value < WRITABLE[i][2] or value > WRITABLE[i][3]:
             return _exception(tx, EX_ILLEGAL_VALUE)
-    # The application may still refuse one by policy: the writes before it stay applied.
-    for r in range(qty):
-        code = _write_one(bank, start + r, req[7 + 2 * r] << 8 | req[8 + 2 * r])
-        if code:
-            return _exception(tx, code)
+    # All or nothing: the application's policy sees every value before any is applied.
+    for commit in (False, True):
+        for r in range(qty):
+            code = _write_one(bank, start + r, req[7 + 2 * r] << 8 | req[8 + 2 * r], commit)
+            if code:
+                return _exception(tx, code)
     for i in range(2, 6):
         tx[i] = req[i]
     return 6

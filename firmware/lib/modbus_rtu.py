@@ -20,7 +20,8 @@
 # together, so the receiver is off while we talk and our own echo never comes back.
 #
 # provider.get(name) -> int | bytes | None supplies the register values (a dict works);
-# on_write(name, value) -> 0 to accept, else an exception code (None: every register read-only).
+# on_write(name, value, commit) -> 0 to accept, else an exception code (None: every register
+# read-only). commit False only asks (an FC16 write asks for every register before applying any).
 # Buffers are preallocated; per frame only the memoryview handed to uart.write (and one per
 # read that continues a frame) is allocated, plus execute()'s transient frame (bench_modbus).
 
@@ -82,13 +83,13 @@ class ModbusSlave:
             return getattr(self, name)
         return self._provider.get(name)
 
-    def write(self, name, value):
+    def write(self, name, value, commit=True):
         if self._on_write is None:
             return EX_ILLEGAL_ADDRESS  # no writable registers in this configuration
         if name == "unit_id" and self._rx[0] == _BROADCAST:
             return EX_ILLEGAL_ADDRESS  # one id for every meter on the bus: never
-        code = self._on_write(name, value)
-        if not code and name == "unit_id":
+        code = self._on_write(name, value, commit)
+        if commit and not code and name == "unit_id":
             self._new_unit = value  # takes effect after the reply (sent from the old id)
         return code
 

@@ -66,3 +66,18 @@ def test_a_new_unit_id_survives_a_power_cut(meter_on_bus):
     board.start()
     board.expect("meter ready")
     assert client.read_input_registers(0x20, count=1, device_id=7).registers == [0]
+
+
+def test_a_refused_fc16_write_changes_nothing(meter_on_bus):
+    # unit_id (0x100) and relay (0x101) in one FC16 write; closing the relay without credit is
+    # refused by policy, so the unit id must not change either (docs/meter-modbus.md)
+    board, client = meter_on_bus
+    refused = client.write_registers(0x100, [5, 1], device_id=1)
+    assert refused.isError() and refused.exception_code == 3
+    assert client.read_input_registers(0x20, count=1, device_id=1).registers == [0]
+    board.power_cut()
+    board.start()
+    board.expect("meter ready")
+    assert client.read_input_registers(0x20, count=1, device_id=1).registers == [0]
+    cfg = board.flash_dir / "config.json"
+    assert not cfg.exists() or '"modbus_unit"' not in cfg.read_text()

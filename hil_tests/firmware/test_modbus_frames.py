@@ -274,7 +274,15 @@ def test_a_write_is_applied_entirely_or_not_at_all(write):
         body = struct.pack(">BBHHB", UNIT, 16, start, len(values), 2 * len(values))
         body += b"".join(struct.pack(">H", v) for v in values)
     applied: list[tuple[str, int]] = []
-    slave, uart, _pin, clock = _slave(_frame(body), 64, lambda n, v: applied.append((n, v)) or 0)
+
+    def on_write(name: str, value: int, commit: bool = True) -> int:
+        if name == "relay" and value == 1:
+            return 3  # the policy refuses closing the relay (no credit)
+        if commit:
+            applied.append((name, value))
+        return 0
+
+    slave, uart, _pin, clock = _slave(_frame(body), 64, on_write)
     _drain(slave, uart, clock)
     (reply,) = _replies(bytes(uart.sent))
     addresses = range(start, start + len(values))
@@ -283,6 +291,9 @@ def test_a_write_is_applied_entirely_or_not_at_all(write):
         assert reply == bytes([UNIT, fc | 0x80, 2]) and not applied
     elif not all(legal[a][0] <= v <= legal[a][1] for a, v in zip(addresses, values, strict=True)):
         assert reply == bytes([UNIT, fc | 0x80, 3]) and not applied
+    elif (0x101, 1) in zip(addresses, values, strict=True):  # refused by policy: nothing applied
+        assert reply == bytes([UNIT, fc | 0x80, 3]) and not applied
+        assert slave.unit_id == UNIT
     else:
         assert reply == body[:6]
         names = {0x100: "unit_id", 0x101: "relay"}
@@ -321,7 +332,7 @@ PARITY_FRAMES = [
 
 def test_micropython_gives_the_same_replies_as_cpython(tmp_path):
     stream = b"".join(_frame(f) for f in PARITY_FRAMES)
-    accept = lambda name, value: 0  # noqa: E731
+    accept = lambda name, value, commit=True: 0  # noqa: E731
     slave, uart, _pin, clock = _slave(stream, 5, accept)
     _drain(slave, uart, clock)
     values = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in VALUES.items()}
@@ -331,7 +342,7 @@ def test_micropython_gives_the_same_replies_as_cpython(tmp_path):
         + f"values = json.loads({json.dumps(values)!r})\n"
         + "for k in ('meter_id', 'public_key'):\n    values[k] = binascii.unhexlify(values[k])\n"
         + f"uart = MemUart({stream!r}, 5)\nclock = Clock()\n"
-        + "def accept(name, value):\n    return 0\n"
+        + "def accept(name, value, commit=True):\n    return 0\n"
         + "def make():\n"
         + f"    return modbus_rtu.ModbusSlave(uart, Pin(), clock, values, unit_id={UNIT},"
         + " on_write=accept)\n"

@@ -52,9 +52,11 @@ values = json.loads(%r)
 for key in ("meter_id", "public_key"):
     values[key] = binascii.unhexlify(values[key])
 values.update(version_values("1.2.3"))
-def on_write(name, value):
+def on_write(name, value, commit=True):
     if name == "relay" and value == 1 and values["credit_wh"] <= 0:
         return 3
+    if not commit:
+        return 0
     values[name] = value
     print("W " + json.dumps([name, value]))
     return 0

@@ -83,3 +83,15 @@ def test_check_config_refuses_a_topology_that_names_another_key(tmp_path):
     p.write_text(p.read_text().replace("02" + "11" * 32, real))
     res = sgrid_gateway("check-config", "--config", str(p), check=False)
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("name", ["producer", "consumer", "pod"])
+def test_the_documented_grid_configs_are_valid_and_in_the_docs(name):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    path = root / "gateway" / "examples" / "grid" / f"{name}.toml"
+    cfg = load_config(path)
+    assert cfg.grid.node.enabled and cfg.grid.node.listen == "0.0.0.0"
+    assert {n.name for n in cfg.grid.topology.nodes} == {"pv-1", "home-1", "pod"}
+    assert path.read_text() in (root / "docs" / "gateway.md").read_text()
