@@ -25,7 +25,7 @@ def _commits(*nodes) -> int:  # noqa: ANN002 - NodeProc
 
 
 def _invoices(node, count: int) -> dict:  # noqa: ANN001 - NodeProc
-    out: dict[str, list[str]] = {"invoices": [], "payment_hashes": []}
+    out: dict[str, list[str]] = {"invoices": [], "payment_hashes": [], "payment_secrets": []}
     now = int(time.time())
     while len(out["invoices"]) < count:
         n = min(500, count - len(out["invoices"]))
@@ -39,6 +39,7 @@ def _invoices(node, count: int) -> dict:  # noqa: ANN001 - NodeProc
         got = node.api("/invoice", body)
         out["invoices"] += got["invoices"]
         out["payment_hashes"] += got["payment_hashes"]
+        out["payment_secrets"] += got["payment_secrets"]
     return out
 
 

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ln.errors import LnError
-from gateway.ln.node.control_guard import RejectionLog, RequestRefused, check_request, read_token
+from gateway.ln.node.control_guard import (
+    RejectionLog,
+    RequestRefused,
+    check_fields,
+    check_request,
+    read_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +106,17 @@ async def serve_control(
             finally:
                 waiting.release(writer)
             body = check_request(headers, raw, token, own_hosts)
-            handler = routes.get(f"{method} {path}")
+            route = f"{method} {path}"
+            handler = routes.get(route)
             if handler is None:
-                status, out = 404, {"error": f"no route {method} {path}"}
+                status, out = 404, {"error": f"no route {route[:80]}"}
             else:
+                check_fields(route, body)
                 out = await handler(body)
         except RequestRefused as exc:
             status, out = exc.status, {"error": exc.reason}
             refused.log(exc.status, exc.reason, str(writer.get_extra_info("peername")))
-        except (LnError, ValueError, KeyError, TypeError) as exc:
+        except (LnError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             status, out = 400, {"error": f"{type(exc).__name__}: {exc}"}
         except (
             asyncio.IncompleteReadError,

@@ -143,3 +143,75 @@ class RejectionLog:
         log.warning("control API refused a request from %s: %d %s%s", peer, status, reason, more)
         self._windows[key] = (start, logged + 1, 0)
         return True
+
+
+_U63 = (0, 2**63 - 1)
+# the body each route takes: field -> (type, lo, hi) for numbers, (type,) otherwise; list
+# fields name their items' type. Routes not listed take any object (their handler checks it).
+FIELDS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "POST /connect": {"host": ("str",), "port": ("int", 1, 65535), "node_id": ("hex",)},
+    "POST /open": {"node_id": ("hex",), "amount_msat": ("int", *_U63), "push_msat": ("int", *_U63)},
+    "POST /close": {"channel_id": ("hex",), "force": ("bool",)},
+    "POST /invoice": {
+        "amount_msat": ("int", 1, 2**63 - 1),
+        "start": ("int", 0, 2**32 - 1),
+        "end": ("int", 0, 2**32 - 1),
+        "kwh": ("num",),
+        "kw": ("list", "num"),
+        "step_s": ("int", 1, 2**32 - 1),
+        "node": ("str",),
+        "count": ("int", 1, 1000),
+    },
+    "POST /pay": {
+        "invoice": ("str",),
+        "invoices": ("list", "str"),
+        "requests": ("list", "request"),
+        "timeout": ("num",),
+    },
+    "POST /payment": {"payment_hash": ("hex",)},
+    "POST /offer": {"invoice": ("str",), "memo": ("str",)},
+    "POST /tick": {},
+}
+
+
+def _is(kind: str, v: Any) -> bool:
+    if kind == "str":
+        return isinstance(v, str)
+    if kind == "hex":
+        return isinstance(v, str) and len(v) % 2 == 0 and all(c in "0123456789abcdef" for c in v)
+    if kind == "int":
+        return type(v) is int
+    if kind == "num":
+        return type(v) in (int, float) and v == v and abs(v) < 1e15  # no NaN, no infinities
+    if kind == "bool":
+        return type(v) is bool
+    if kind == "request":  # [payee hex, payment hash hex, amount msat, payment secret hex?]
+        return (
+            isinstance(v, list)
+            and len(v) in (3, 4)
+            and _is("hex", v[0])
+            and _is("hex", v[1])
+            and type(v[2]) is int
+            and 1 <= v[2] < 2**63
+            and (len(v) == 3 or _is("hex", v[3]))
+        )
+    return False
+
+
+def check_fields(route: str, body: dict[str, Any]) -> None:
+    """Refuse (400) a body with a field the route does not take or a value of the wrong type."""
+    spec = FIELDS.get(route)
+    if spec is None:
+        return
+    for name, value in body.items():
+        if name not in spec:
+            raise RequestRefused(400, f"{route}: unknown field {name[:40]!r}")
+        kind, *rest = spec[name]
+        if kind == "list":
+            if not isinstance(value, list) or len(value) > 10_000:
+                raise RequestRefused(400, f"{name}: must be a list of at most 10000 items")
+            if not all(_is(rest[0], item) for item in value):
+                raise RequestRefused(400, f"{name}: every item must be a {rest[0]}")
+        elif not _is(kind, value) or (rest and not rest[0] <= value <= rest[1]):
+            bounds = f" in {rest[0]}..{rest[1]}" if rest else ""
+            raise RequestRefused(400, f"{name}: must be a {kind}{bounds}")
