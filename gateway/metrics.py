@@ -20,6 +20,15 @@ class GatewayMetrics:
         self.rejected = Counter(
             "sgrid_readings_rejected", "Readings refused, by reason", ["reason"], registry=r
         )
+        self.status_rejected = Counter(
+            "sgrid_status_rejected", "Meter status messages refused, by reason", ["reason"],
+            registry=r,
+        )  # fmt: skip
+        self.status_suppressed = Counter(
+            "sgrid_status_answers_suppressed",
+            "Online statuses not answered: the meter was answered within ingest.status_answer_s",
+            registry=r,
+        )
         self.acks = Counter("sgrid_acks_sent", "Acknowledgements published", registry=r)
         self.resends = Counter("sgrid_resend_requests", "Resend commands published", registry=r)
         self.store_errors = Counter("sgrid_store_errors", "Batches the store refused", registry=r)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from hil_tests import REPO_ROOT
 
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
-    return REPO
+    return REPO_ROOT

@@ -2,14 +2,13 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from hil_tests import REPO_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
 
 
@@ -36,7 +35,7 @@ def test_import_layers_hold():
             "-c",
             "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())",
         ],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=300,

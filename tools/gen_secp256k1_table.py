@@ -21,7 +21,7 @@ G = (
     0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798,
     0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8,
 )
-W = 6
+W = 8
 NWIN = (256 + W) // W  # signed digits of a 256-bit scalar carry into one extra bit
 MAGIC = b"SGGT"
 OUT = Path(__file__).resolve().parent.parent / "firmware" / "lib" / "sgcore" / "secp256k1_g.bin"

@@ -11,10 +11,15 @@ The meter makes its own key at first boot: the private key never leaves it. Over
 provisioning reads the public key back (booting the meter once if it has no key yet) and prints
 it with the command that enrolls it at the gateway. `--release-pubkey` is the key that signs
 firmware updates (`sgrid ota keygen`); a meter without one refuses every update.
+
+Next to config.json it writes issuer.tbl, the fixed-base table of the issuer's key
+(sgcore.secp256k1_keytable, 88 KB), computed here with the firmware's own builder: with it the
+meter verifies a token or an ack at about a third of the cost (docs/crypto.md).
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 import sys
@@ -28,6 +33,8 @@ from tools.mpremote_run import check_port, run_mpremote
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "firmware" / "lib"))
 import config as meter_config  # noqa: E402  (the firmware's module: one set of rules)
+
+from sgcore.secp256k1_keytable import DEFAULT_PATH as KEY_TABLE  # noqa: E402
 
 # keystore.py's key.bin: b"SGK2" | private key (32) | public key (33) | crc32. Only the public
 # part is printed; the private key stays on the board.
@@ -89,12 +96,31 @@ def config_text(cfg: dict) -> str:
     return json.dumps(cfg, indent=1, sort_keys=True) + "\n"
 
 
+def write_key_table(path: Path, issuer_pubkey: bytes) -> Path:
+    """The issuer key's table for the meter's flash (sgcore.secp256k1_keytable), made with the
+    builder the firmware itself runs; written through a temp file."""
+    from sgcore.secp256k1_table_builder import KeyTableBuilder
+
+    tmp = path.with_name(path.name + ".tmp")
+    builder = KeyTableBuilder(str(tmp), issuer_pubkey)
+    while not builder.step():
+        pass
+    os.replace(tmp, path)
+    return path
+
+
+def _issuer(cfg: dict) -> bytes:
+    return binascii.unhexlify(str(cfg.get("issuer_pubkey") or ""))
+
+
 def write_flash_dir(flash: Path, cfg: dict) -> Path:
     flash.mkdir(parents=True, exist_ok=True)
     target = flash / "config.json"
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(config_text(cfg))
     os.replace(tmp, target)
+    if _issuer(cfg):
+        write_key_table(flash / KEY_TABLE, _issuer(cfg))
     return target
 
 
@@ -115,6 +141,11 @@ def provision_port(port: str, cfg: dict, echo=print, key_wait_s: float = KEY_WAI
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "config.json"
         local.write_text(config_text(cfg))
+        if _issuer(cfg):
+            table = write_key_table(Path(tmp) / KEY_TABLE, _issuer(cfg))
+            run_mpremote(
+                port, "fs", "cp", str(table), ":" + KEY_TABLE, what="writing the key table"
+            )
         out = run_mpremote(
             port, "fs", "cp", str(local), ":config.json", "+", "exec", READ_PUBKEY,
             what="writing config.json",

@@ -20,6 +20,7 @@ SCHEMA = {
     "topic_prefix": ("sg", "str", 1, 16),
     "issuer_pubkey": ("", "pubkey", 0, 0),
     "release_pubkey": ("", "pubkey", 0, 0),  # signs firmware updates ("" = refuse every one)
+    "ota_trial_s": (600, "int", 30, 86400),  # a new image must reach the broker within this
     "interval_s": (900, "int", 60, 3600),
     "checkpoint_s": (60, "int", 10, 3600),
     "journal_capacity": (800, "int", 16, 4096),

@@ -9,6 +9,7 @@ import config
 import hal
 import keystore
 import meter_flash
+import ota_agent
 from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
 from journal import Journal
@@ -79,10 +80,15 @@ class MeterApp:
                                   unit_id=cfg["modbus_unit"], on_write=provider.on_write)  # fmt: skip
         self.pollers = [self.modbus.poll]  # bus and network services, each polled every step
         self.net = None
+        self.ota = None  # firmware updates over MQTT (ota_agent), with the uplink
         if self.key and self.credit.issuer:  # the configured key, or the one it rotated to
             self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, self.credit.issuer,
                                 self.offer_token, self._command)  # fmt: skip
             self.pollers.append(self.net.poll)
+            self.ota = ota_agent.OtaAgent(
+                board, cfg, self.net, hal.Board.board_id, FIRMWARE_VERSION
+            )
+            self.pollers.append(self.ota.poll)
         elif self.key:
             print("config: issuer_pubkey not set: MQTT uplink off, tokens refused")
         else:
@@ -246,6 +252,7 @@ class MeterApp:
             self.ckpt.maybe_save(self.regs, b.ticks_ms())
         self.panel.button()
         busy = self._crypto(now) or (self.net is not None and self.net.busy())
+        busy = busy or (self.ota is not None and self.ota.busy())
         for poll in self.pollers:
             poll()
         self.panel.report_heap()

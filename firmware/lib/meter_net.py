@@ -35,6 +35,7 @@ class MeterNet:
         self.token_topic = uplink.topic(site, meter_id, "token")
         self.event_topic = uplink.topic(site, meter_id, "event")
         self._on_token = on_token
+        self.extra = None  # another service's handler(topic, payload) -> True if it took it (OTA)
         self._tokens_in = []  # tokens received in this poll (at most the packets a poll reads)
         self._uplink_handler = self.client.on_message
         self.client.on_message = self._on_message
@@ -43,6 +44,8 @@ class MeterNet:
     def _on_message(self, topic, payload, retained):
         if topic == self.token_topic:
             self._tokens_in.append(bytes(payload))  # handled in poll(), outside the reader
+        elif self.extra is not None and self.extra(topic, payload):
+            pass
         else:
             self._uplink_handler(topic, payload, retained)
 

@@ -52,6 +52,19 @@ class MQTTClient:
         if self.link.state == UP:
             self._guard(self._send_subscribe)
 
+    def fetch(self, topic):
+        """Subscribe to `topic` for this connection only, at QoS 0: the broker sends its
+        retained message (a firmware chunk). Not renewed after a reconnect; False if offline."""
+        if self.link.state != UP:
+            return False
+        return self._guard(self._send_fetch, topic)
+
+    def unsubscribe(self, topic):
+        """Drop a fetch() subscription (best effort: a lost UNSUBSCRIBE ends with the session)."""
+        if self.link.state != UP:
+            return False
+        return self._guard(self._send_unsubscribe, topic)
+
     def publish(self, topic, payload, qos=1, retain=False):
         """Send now. QoS 1 holds a window slot until the broker's PUBACK (it is resent after a
         reconnect). False, and nothing sent, when not connected or the window is full."""
@@ -110,7 +123,7 @@ class MQTTClient:
                     raise mp.MqttError("the broker refused a subscription")
                 if body[i] > 2:
                     raise mp.MqttProtocolError(f"SUBACK return code 0x{body[i]:02x}")
-        # UNSUBACK: we never unsubscribe; check_header() let nothing else through
+        # UNSUBACK: nothing waits for it; check_header() let nothing else through
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -150,10 +163,17 @@ class MQTTClient:
         s, e = mp.publish_into(self.link.tx, topic, payload, 0, retain, 0, 0)
         self.link.send(s, e, now)
 
-    def _send_subscribe(self, now):
+    def _send_subscribe(self, now, subs=None):
         self._sub_pid = self._win.new_pid(0)
         self._sub_deadline = self.link.board.ticks_add(now, self.link.timeout_ms)
-        s, e = mp.subscribe_into(self.link.tx, self._sub_pid, self._subs)
+        s, e = mp.subscribe_into(self.link.tx, self._sub_pid, subs or self._subs)
+        self.link.send(s, e, now)
+
+    def _send_fetch(self, topic, now):
+        self._send_subscribe(now, [(topic, 0)])
+
+    def _send_unsubscribe(self, topic, now):
+        s, e = mp.unsubscribe_into(self.link.tx, self._win.new_pid(0), topic)
         self.link.send(s, e, now)
 
     def _guard(self, send, *args):

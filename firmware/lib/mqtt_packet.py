@@ -16,6 +16,7 @@ PUBLISH = const(0x30)
 PUBACK = const(0x40)
 SUBSCRIBE = const(0x82)  # the type with its mandatory flags (0b0010)
 SUBACK = const(0x90)
+UNSUBSCRIBE = const(0xA2)  # with its mandatory flags (0b0010)
 UNSUBACK = const(0xB0)
 PINGREQ = const(0xC0)
 PINGRESP = const(0xD0)
@@ -162,6 +163,15 @@ def subscribe_into(buf, pid, topics):
         buf[pos] = qos
         pos += 1
     return _finish(buf, SUBSCRIBE, pos - 5, 5)
+
+
+def unsubscribe_into(buf, pid, topic):
+    """UNSUBSCRIBE from one topic filter; returns (start, end) inside buf."""
+    if not topic or 12 + len(topic) > len(buf):
+        raise MqttError(f"bad or oversized topic filter {topic!r}")
+    struct.pack_into(">H", buf, 5, pid)
+    pos = _put_str(buf, 7, topic)
+    return _finish(buf, UNSUBSCRIBE, pos - 5, 5)
 
 
 def ack_into(buf, ptype, pid):

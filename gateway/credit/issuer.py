@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from gateway.crypto import SiteKey
+from gateway.errors import GatewayError
 from sgcore import token as tk
 
 _SCHEMA = """
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 """
 
 
-class IssuerError(ValueError):
+class IssuerError(GatewayError):
     pass
 
 

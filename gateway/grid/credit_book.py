@@ -126,10 +126,13 @@ class CreditBook:
         )
         return [self._row(r) for r in rows]
 
-    def set_status(self, payment_hash: bytes, status: str, reason: str = "") -> None:
+    def set_status(
+        self, payment_hash: bytes, status: str, reason: str = "", at: float | None = None
+    ) -> None:
+        """`at`: when, on the meters' clock (the meter's answer is compared with its readings)."""
         self._db.execute(
             "UPDATE credit SET status=?, reason=?, updated_at=? WHERE payment_hash=?",
-            (status, reason, time.time(), payment_hash),
+            (status, reason, time.time() if at is None else at, payment_hash),
         )
 
     def set_issued(self, payment_hash: bytes, token_id: int, token: bytes) -> None:
@@ -138,6 +141,12 @@ class CreditBook:
             "WHERE payment_hash=? AND status IN ('paying', 'paid')",
             (token_id, token, time.time(), payment_hash),
         )
+
+    def updated_at(self, payment_hash: bytes) -> float:
+        row = self._db.execute(
+            "SELECT updated_at FROM credit WHERE payment_hash=?", (payment_hash,)
+        ).fetchone()
+        return float(row[0]) if row else 0.0
 
     def count_send(self, payment_hash: bytes) -> None:
         self._db.execute("UPDATE credit SET sends=sends+1 WHERE payment_hash=?", (payment_hash,))

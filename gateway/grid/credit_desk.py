@@ -133,7 +133,7 @@ class CreditDesk:
         if row is None or row.status != "issued":
             return False
         if result in ACCEPTED:
-            self.book.set_status(row.payment_hash, "accepted", str(result))
+            self.book.set_status(row.payment_hash, "accepted", str(result), at=self._wall())
             log.info("meter %s accepted token %d (%d Wh)", meter_id.hex(), token_id, row.wh)
         elif result in REJECTED:
             self.book.set_status(row.payment_hash, "rejected", str(result))

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.ln.codec import bolt11, receipt, receipt_offer
+from gateway.ln.codec import bolt11, energy_request, receipt, receipt_offer
 from gateway.ln.codec.wire import Message
 from gateway.ln.errors import LnError, WireError
 from gateway.ln.node.node import Node
@@ -23,12 +23,16 @@ log = logging.getLogger(__name__)
 OnPurchase = Callable[[bolt11.Invoice, receipt.EnergyMemo], None]
 OnOutcome = Callable[[bytes], None]
 OnOffer = Callable[[bytes, receipt_offer.ReceiptOffer], None]
+OnRequest = Callable[[bytes, energy_request.EnergyRequest], None]
+OnQuote = Callable[[bytes, energy_request.EnergyQuote], None]
 
 
 class GridNode(Node):
     on_purchase: OnPurchase | None = None
     on_outcome: OnOutcome | None = None
     on_offer: OnOffer | None = None
+    on_energy_request: OnRequest | None = None
+    on_energy_quote: OnQuote | None = None
     bad_offers = 0
 
     def payment_outcome(self, payment_hash: bytes) -> tuple[str, str] | None:
@@ -55,17 +59,42 @@ class GridNode(Node):
                 except Exception:  # the payment's answer stands; the credit loop retries
                     log.exception("after payment %s", inv.payment_hash.hex()[:16])
 
+    def _bad(self, peer: Peer, what: str, exc: Exception) -> None:
+        self.bad_offers += 1
+        if self.bad_offers <= 20 or self.bad_offers % 1000 == 0:  # rate-limited log
+            log.warning("peer %s: bad %s (%d so far): %s", peer.short, what, self.bad_offers, exc)
+
     async def on_sg_receipt_offer(self, peer: Peer, msg: Message) -> None:
         try:
             offer = receipt_offer.from_message(msg)
         except WireError as exc:
-            self.bad_offers += 1
-            if self.bad_offers <= 20 or self.bad_offers % 1000 == 0:
-                log.warning("peer %s: bad receipt offer (%d so far): %s", peer.short,
-                            self.bad_offers, exc)  # fmt: skip
-            return
+            return self._bad(peer, "receipt offer", exc)
         if self.on_offer is not None:
             self.on_offer(peer.node_id, offer)
+
+    async def on_sg_energy_request(self, peer: Peer, msg: Message) -> None:
+        try:
+            req = energy_request.request_from(msg)
+        except WireError as exc:
+            return self._bad(peer, "energy request", exc)
+        if self.on_energy_request is not None:
+            self.on_energy_request(peer.node_id, req)
+
+    async def on_sg_energy_quote(self, peer: Peer, msg: Message) -> None:
+        try:
+            quote = energy_request.quote_from(msg)
+        except WireError as exc:
+            return self._bad(peer, "energy quote", exc)
+        if self.on_energy_quote is not None:
+            self.on_energy_quote(peer.node_id, quote)
+
+    def send_raw(self, node_id: bytes, data: bytes) -> bool:
+        peer = self.peers.get(node_id)
+        if peer is None:
+            return False
+        peer.queue(data)
+        peer.flush()
+        return True
 
     def send_offer(self, offer: receipt_offer.ReceiptOffer, to: list[bytes]) -> int:
         """Queue the offer to each connected peer of `to`; returns how many got it."""

@@ -28,15 +28,14 @@ from gateway.errors import GatewayError
 from gateway.grid import anchoring, topology
 from gateway.grid.credit_book import CreditBook
 from gateway.grid.credit_desk import CreditDesk
+from gateway.grid.exchange import Exchange
 from gateway.grid.node import GridNode
-from gateway.grid.offers import OfferDesk
 from gateway.ingest.store import ReadingStore
 from gateway.ledger.client import LedgerClient, NotFound
 from gateway.ledger.errors import LedgerError, TxRejected
 from gateway.ledger.keys import SigningKey
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.codec import bolt11, receipt
-from gateway.ln.codec.receipt_offer import ReceiptOffer
 from gateway.ln.errors import LedgerPortError, LnError
 from gateway.ln.node.api import routes
 from gateway.ln.node.control import serve_control
@@ -82,7 +81,7 @@ class GridRuntime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake_credit = asyncio.Event()
         self._enrolled: set[bytes] = set()
-        self.offers: OfferDesk | None = None
+        self.exchange: Exchange | None = None
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -93,6 +92,8 @@ class GridRuntime:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.exchange is not None:
+            await self.exchange.stop()
         if self._control is not None:
             self._control.close()
         if self.node is not None:
@@ -105,19 +106,10 @@ class GridRuntime:
         node = await self._make_node()
         node.on_purchase = self._on_purchase
         node.on_outcome = self._on_outcome
-        node.on_offer = self._on_offer
-        topo, m = self.grid.topology, self.grid.market
-        forward = topo.node(m.forward_to) if m.forward_to else None
-        self.offers = OfferDesk(
-            node.node_id,
-            self.grid.node.name,
-            m,
-            bytes.fromhex(forward.node_id) if forward else None,
-            is_pod=m.role == "pod",
-        )
         n = self.grid.node
         await node.start(n.port, n.tick_s)
-        api = routes(node) | {"POST /offer": self._api_offer, "GET /offers": self._api_offers}
+        self.exchange = Exchange(self.cfg, node, self.store, self.book, self.credit_meter)
+        api = routes(node) | self.exchange.routes()
         token = load_or_create_token(n.data_dir)
         self._control = await serve_control(n.control_listen, n.control_port, api, token)
         self.control_port = self._control.sockets[0].getsockname()[1]
@@ -131,6 +123,9 @@ class GridRuntime:
             self._tasks.append(asyncio.create_task(self._anchor_loop(), name="grid-anchor"))
         if self.grid.topology.nodes:
             self._tasks.append(asyncio.create_task(self._channel_loop(), name="grid-channels"))
+        if self.grid.node.meter and self.grid.market.forward_to:
+            settle = asyncio.create_task(self.exchange.settle_loop(), name="grid-settle")
+            self._tasks.append(settle)
         self.ready.set()
 
     async def _make_node(self) -> GridNode:
@@ -215,55 +210,6 @@ class GridRuntime:
 
     def meter_online(self, meter_id: bytes) -> None:
         self._send_due(now_for=meter_id)
-
-    # --- receipts between nodes -----------------------------------------------------------------
-
-    def _on_offer(self, sender: bytes, offer: ReceiptOffer) -> None:
-        assert self.node is not None and self.offers is not None
-        d = self.offers.receive(offer, sender, list(self.node.peers), time.time())
-        if d.action == "pay":
-            log.info("offered receipt %s: paying it", offer.payment_hash.hex()[:16])
-            task = asyncio.create_task(self._pay_offer(offer), name="pay-offer")
-            self._tasks.append(task)
-            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
-        elif d.action == "forward" and d.offer is not None:
-            n = self.node.send_offer(d.offer, d.to)
-            log.info("offered receipt %s: forwarded to %d peers", offer.payment_hash.hex()[:16], n)
-        else:
-            log.debug("offered receipt %s dropped: %s", offer.payment_hash.hex()[:16], d.reason)
-
-    async def _pay_offer(self, offer: ReceiptOffer) -> None:
-        assert self.node is not None and self.offers is not None
-        try:
-            result = await self.node.pay_invoice(offer.invoice, 30, memo_json=offer.memo)
-            ok = result.get("status") == "succeeded"
-        except LnError as exc:
-            log.warning("paying offered receipt %s: %s", offer.payment_hash.hex()[:16], exc)
-            ok = False
-        if not ok:
-            self.offers.unpaid(offer)
-
-    async def _api_offer(self, body: dict[str, Any]) -> Any:
-        """POST /offer {invoice, memo?}: offer one of our receipts to our channel neighbours."""
-        assert self.node is not None and self.offers is not None
-        text, memo = str(body["invoice"]), body.get("memo")
-        inv = bolt11.decode(text, description=memo)
-        if inv.payee != self.node.node_id:
-            raise LnError("only this node's own receipts can be offered from here")
-        if inv.is_expired(int(time.time())):
-            raise LnError("the receipt has expired")
-        offer = ReceiptOffer(inv.payment_hash, self.grid.market.offer_hops, (self.node.node_id,),
-                             text, memo)  # fmt: skip
-        self.offers.seen[inv.payment_hash] = inv.expires_at  # it may come back: not ours to buy
-        peers = list(self.node.peers)
-        return {
-            "payment_hash": inv.payment_hash.hex(),
-            "offered_to": self.node.send_offer(offer, peers),
-        }
-
-    async def _api_offers(self, _: dict[str, Any]) -> Any:
-        assert self.offers is not None
-        return {"counts": dict(self.offers.counts), "seen": len(self.offers.seen)}
 
     # --- anchoring -------------------------------------------------------------------------------
 

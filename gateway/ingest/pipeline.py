@@ -9,6 +9,8 @@ Order of checks for one record (each failure is a Rejection with a reason, never
     seq below the head:    replay (identical to what is stored: dropped, re-acknowledged)
                            conflict (a different record, validly signed, for a stored seq)
     bad_signature          -> forged or corrupted
+    future                 -> ends more than max_future_s after the gateway's clock (a meter
+                              clock set wrongly ahead): not stored, not acked
     gap                    -> seq ahead of the head: dropped, resend requested from the head
     chain_break            -> right seq, prev_hash is not the stored head's hash
 
@@ -41,6 +43,7 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     GAP = "gap"
     CHAIN_BREAK = "chain_break"
+    FUTURE = "future"
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,14 @@ class Ingestor:
         store: ReadingStore,
         resend_cooldown_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        max_future_s: int = 300,
     ) -> None:
         self.store = store
         self.resend_cooldown_s = resend_cooldown_s
         self._clock = clock
+        self._wall = wall
+        self.max_future_s = max_future_s
         self._meters: dict[bytes, _MeterState] = {}
         for row in store.meters():
             self._meters[row.meter_id] = _MeterState(row)
@@ -172,6 +179,10 @@ class Ingestor:
             return self._below_head(item, out, st, reading, body, sig, pending, touched)
         if not st.verifier.verify_digest(sig, rc.digest(body)):
             self._reject(out, Reason.BAD_SIGNATURE, item, seq, "signature does not verify")
+            return None
+        ahead = reading.end - self._wall()
+        if ahead > self.max_future_s:
+            self._reject(out, Reason.FUTURE, item, seq, f"ends {ahead:.0f} s after our clock")
             return None
         if seq > st.next_seq:
             self._reject(out, Reason.GAP, item, seq, f"expected seq {st.next_seq}")

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from gateway import pooled_http
 from gateway.ledger import keys, merkle
 from gateway.ledger.chain import Chain, Receipt
-from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
+from gateway.ledger.errors import LedgerUnavailable, NotFound, TxRejected
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -38,10 +38,6 @@ class Node(Protocol):
     def start(self) -> Any: ...
 
     def stop(self) -> None: ...
-
-
-class NotFound(LedgerError):
-    pass
 
 
 def tx_proof(chain: Chain, tx_id: str) -> dict[str, Any]:
@@ -180,7 +176,9 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 return NO_BODY
             if not isinstance(value, dict):
                 kind = type(value).__name__
-                self._error(HTTPStatus.BAD_REQUEST, "malformed", f"body must be an object, not {kind}")
+                self._error(
+                    HTTPStatus.BAD_REQUEST, "malformed", f"body must be an object, not {kind}"
+                )
                 return NO_BODY
             return value
 

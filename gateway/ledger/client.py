@@ -21,12 +21,8 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
+from gateway.ledger.errors import LedgerUnavailable, NotFound, TxRejected
 from gateway.ledger.txs import Tx
-
-
-class NotFound(LedgerError):
-    """The ledger has no such object (HTTP 404)."""
 
 
 class LedgerClient:

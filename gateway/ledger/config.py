@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.ledger import keys
 from gateway.ledger.chain import GenesisParams
-from gateway.ledger.errors import ConfigError
+from gateway.ledger.errors import LedgerConfigError
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class LedgerConfig:
         try:
             return keys.SigningKey.load(self.validator_key_file)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"validator key {self.validator_key_file}: {exc}") from exc
+            raise LedgerConfigError(f"validator key {self.validator_key_file}: {exc}") from exc
 
     def validator_pubkey(self) -> str:
         """From `validator` in the config if given (verify needs no private key), else the key file."""
@@ -54,7 +54,7 @@ class LedgerConfig:
 def _positive(section: dict[str, Any], key: str, default: float) -> Any:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"ledger.{key} must be a positive number, not {value!r}")
+        raise LedgerConfigError(f"ledger.{key} must be a positive number, not {value!r}")
     return type(default)(value)
 
 
@@ -62,7 +62,7 @@ def load(path: Path) -> LedgerConfig:
     try:
         raw = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise LedgerConfigError(f"{path}: {exc}") from exc
     base = Path(path).resolve().parent
     section = raw.get("ledger", {})
     repl = raw.get("replication", {})
@@ -70,7 +70,9 @@ def load(path: Path) -> LedgerConfig:
         host, _, port = str(section.get("listen", "127.0.0.1:8720")).rpartition(":")
         operator = str(section["operator"])
         if not keys.is_pubkey(operator):
-            raise ConfigError("ledger.operator must be a compressed secp256k1 public key (hex)")
+            raise LedgerConfigError(
+                "ledger.operator must be a compressed secp256k1 public key (hex)"
+            )
         return LedgerConfig(
             name=str(section["name"]),
             operator=operator,
@@ -91,6 +93,6 @@ def load(path: Path) -> LedgerConfig:
             extra={k: v for k, v in section.items() if k == "validator"},
         )
     except KeyError as exc:
-        raise ConfigError(f"{path}: missing ledger.{exc.args[0]}") from exc
+        raise LedgerConfigError(f"{path}: missing ledger.{exc.args[0]}") from exc
     except ValueError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise LedgerConfigError(f"{path}: {exc}") from exc

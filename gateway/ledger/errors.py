@@ -1,9 +1,11 @@
-"""One exception tree for the ledger package."""
+"""The ledger package's errors, under `gateway.errors.GatewayError`."""
 
 from __future__ import annotations
 
+from gateway.errors import GatewayError
 
-class LedgerError(Exception):
+
+class LedgerError(GatewayError):
     """Base of every error raised by gateway.ledger."""
 
 
@@ -34,7 +36,7 @@ class StorageError(LedgerError):
     """The SQLite store is unusable (wrong chain, corrupt schema, ...)."""
 
 
-class ConfigError(LedgerError):
+class LedgerConfigError(LedgerError):
     """The ledger configuration file is missing something or inconsistent."""
 
 
@@ -44,3 +46,8 @@ class LedgerUnavailable(LedgerError):
 
 class ReplicationError(LedgerError):
     """The etcd-backed ordered log misbehaved."""
+
+
+class NotFound(LedgerError):
+    """The ledger has no such object: transaction, block, account, channel, meter or route
+    (HTTP 404 on the API)."""

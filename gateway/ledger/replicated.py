@@ -18,7 +18,7 @@ import logging
 import threading
 from typing import Any
 
-from gateway.ledger import txs
+from gateway.ledger import rules, txs
 from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.config import LedgerConfig
 from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
@@ -28,6 +28,7 @@ from gateway.ledger.txs import Tx
 
 log = logging.getLogger(__name__)
 META_REVISION = "etcd_cut_revision"
+MAX_REMEMBERED = 100_000  # submitted txs whose signatures were checked, awaiting their cut
 
 
 class ReplicatedNode:
@@ -40,9 +41,12 @@ class ReplicatedNode:
         self.cut_interval_ms = config.cut_interval_ms
         self.base = f"{config.etcd_prefix.rstrip('/')}/{chain.chain_id}/".encode()
         self.lock = threading.RLock()
-        self._changed = threading.Condition(self.lock)
+        self._changed = threading.Condition(self.lock)  # the cut thread: work for a cut
+        self._applied = threading.Condition(self.lock)  # submitters: a cut was applied
         self._stop = threading.Event()
         self._pending: list[Tx] = []
+        self._verified: dict[str, dict[str, str]] = {}  # tx id -> sigs checked at submit
+        self._verified_lock = threading.Lock()
         self._awaited: dict[str, int] = {}  # tx id -> submit calls waiting for it
         self._decided: dict[str, Receipt | TxRejected] = {}  # outcomes of awaited txs
         self._cut_revision = int(chain.store.meta(META_REVISION) or 0)
@@ -61,6 +65,7 @@ class ReplicatedNode:
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
+            self._applied.notify_all()
         self._threads[1].join(timeout=5)
 
     # -- submitting -------------------------------------------------------------------------
@@ -95,10 +100,12 @@ class ReplicatedNode:
             try:
                 tx = value if isinstance(value, Tx) else txs.from_json(value)
                 txs.check_shape(tx, self.chain.chain_id)
+                receipt = self.chain.known(tx.id)
+                if receipt is None and tx.id not in waiting:
+                    rules.check_signature_values(tx)  # here, in parallel (no GIL in the C part)
             except TxRejected as exc:
                 results[i] = exc
                 continue
-            receipt = self.chain.known(tx.id)
             if receipt is not None:
                 results[i] = receipt
             elif tx.id in waiting:
@@ -110,6 +117,7 @@ class ReplicatedNode:
                 key = self.base + b"tx/" + tx.id.encode() + suffix
                 payload = json.dumps(tx.to_json(), sort_keys=True, separators=(",", ":")).encode()
                 waiting[tx.id] = ([i], attempt, key, payload)
+                self._remember_verified(tx)
         if waiting and self._failure is not None:
             raise LedgerUnavailable(f"replica stopped: {self._failure}")
         outcomes: dict[str, Receipt | TxRejected | None] = dict.fromkeys(waiting)
@@ -121,8 +129,7 @@ class ReplicatedNode:
                 created = self.etcd.create_many([(w[2], w[3]) for w in waiting.values()])
             except LedgerError as exc:
                 raise LedgerUnavailable(str(exc)) from exc
-            with self._changed:
-                self._changed.notify_all()
+            with self._applied:
                 deadline = now_ms() + timeout * 1000
                 look_on_disk = True  # first (and after each quiet wait) also ask the store
                 while True:
@@ -133,7 +140,7 @@ class ReplicatedNode:
                             )
                     if all(o is not None for o in outcomes.values()) or now_ms() >= deadline:
                         break
-                    look_on_disk = not self._changed.wait(
+                    look_on_disk = not self._applied.wait(
                         min(0.5, max(0.0, (deadline - now_ms()) / 1000))
                     )
         finally:
@@ -159,6 +166,17 @@ class ReplicatedNode:
                 results[i] = outcome
         return [r for r in results if r is not None]
 
+    def _remember_verified(self, tx: Tx) -> None:
+        """The applier need not verify again a log entry with exactly these signatures."""
+        with self._verified_lock:
+            if len(self._verified) >= MAX_REMEMBERED:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[tx.id] = dict(tx.sigs)
+
+    def _sigs_verified(self, tx: Tx) -> bool:
+        with self._verified_lock:
+            return self._verified.pop(tx.id, None) == tx.sigs
+
     # -- applying the log -------------------------------------------------------------------
 
     def _watch(self) -> None:
@@ -170,6 +188,7 @@ class ReplicatedNode:
             self._failure = exc
             with self._changed:
                 self._changed.notify_all()
+                self._applied.notify_all()
 
     def _on_entry(self, kv: KeyValue) -> None:
         name = kv.key[len(self.base) :].decode()
@@ -180,7 +199,10 @@ class ReplicatedNode:
                 except (ValueError, TxRejected):
                     tx = Tx({"kind": "unreadable", "log_key": name}, {})
                 self._pending.append(tx)
-            elif name.startswith("cut/"):
+                if len(self._pending) == 1:
+                    self._changed.notify_all()  # the cut thread waits for a first pending tx
+                return
+            if name.startswith("cut/"):
                 cut = json.loads(kv.value)
                 height = int(cut["height"])
                 if height <= self.chain.tip.height:
@@ -192,6 +214,7 @@ class ReplicatedNode:
                     int(cut["time_ms"]),
                     meta={META_REVISION: str(kv.create_revision)},
                     record_rejections=True,
+                    sigs_checked=self._sigs_verified,
                 )
                 assert block is not None
                 for tx_id, result in results.items():
@@ -206,6 +229,7 @@ class ReplicatedNode:
                 )
                 self._pending = []
             self._changed.notify_all()
+            self._applied.notify_all()
 
     def _cut(self) -> None:
         """Propose the next block boundary when transactions wait or a dispute window runs."""

@@ -255,3 +255,32 @@ def radial(
             },
         }
     )
+
+
+def from_grid_config(
+    grid_topology: Any,
+    root: str,
+    length_m: int = 30,
+    std_type: str = DEFAULT_LINE_TYPE,
+    name: str = "feeder",
+) -> Topology:
+    """The feeder of a gateway's `[topology]` section (gateway.config_grid.TopologyConfig: nodes
+    with a `bus`, `lines` as bus pairs), rooted at bus `root`, every line `length_m` of
+    `std_type`. Raises TopologyError when those lines do not form a tree."""
+    buses = sorted(
+        {n.bus for n in grid_topology.nodes}
+        | {b for ln in grid_topology.lines for b in ln}
+        | {root}
+    )
+    return parse_topology(
+        {
+            "name": name,
+            "root": root,
+            "buses": buses,
+            "lines": [
+                {"id": f"l{i + 1}", "from": a, "to": b, "length_m": length_m, "std_type": std_type}
+                for i, (a, b) in enumerate(grid_topology.lines)
+            ],
+            "nodes": [{"node": n.name, "bus": n.bus} for n in grid_topology.nodes],
+        }
+    )

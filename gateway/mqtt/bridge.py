@@ -1,7 +1,9 @@
 """The gateway's MQTT connection (paho-mqtt 2.x), handed to asyncio.
 
-paho runs its network loop in its own thread; each incoming message is passed to the asyncio loop
-with `call_soon_threadsafe`, and publishing from the loop is thread-safe in paho. The session is
+paho runs its network loop in its own thread; incoming messages are queued and handed to the
+asyncio loop in runs (one `call_soon_threadsafe` per run, not per message), and publishing from the
+loop is thread-safe in paho. paho reads a packet's header one byte per recv() system call; the
+socket it reads is wrapped in `BufferedSocket`, which reads 64 KB at a time. The session is
 persistent (clean_session=False, fixed client id) so the broker queues QoS 1 readings while the
 gateway restarts. The gateway's own status topic carries a retained "online" and an "offline" LWT.
 """
@@ -9,12 +11,15 @@ gateway restarts. The gateway's own status topic carries a retained "online" and
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -27,12 +32,48 @@ log = logging.getLogger(__name__)
 OnMessage = Callable[[str, bytes, float], None]
 
 
+class BufferedSocket:
+    """The broker socket as paho reads it: one recv() of up to 64 KB serves many small reads.
+
+    `pending()` reports the buffered bytes, which paho's loop already checks (for SSL sockets)
+    before it waits in select(), so no buffered packet waits for more network data.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+
+    def recv(self, size: int) -> bytes:
+        if not self._buf:
+            data = self._sock.recv(max(size, 65536))
+            if len(data) <= size:
+                return data
+            self._buf += memoryview(data)[size:]
+            return data[:size]
+        out = bytes(self._buf[:size])
+        del self._buf[:size]
+        return out
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)
+        return len(self._buf) + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
 def _no_delay(client, userdata, sock) -> None:
     """Acks are small and latency matters: no Nagle delay (40 ms stalls against delayed ACKs)."""
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, AttributeError):
         pass  # not a TCP socket (e.g. a websocket wrapper)
+
+
+def _socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    _no_delay(client, userdata, sock)
+    if isinstance(sock, socket.socket):  # paho keeps the socket it reads in `_sock`
+        client._sock = BufferedSocket(sock)  # type: ignore[assignment]  # noqa: SLF001
 
 
 class MqttBridge:
@@ -51,6 +92,9 @@ class MqttBridge:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._accepting = True
+        self._inbox: collections.deque[tuple[str, bytes, float]] = collections.deque()
+        self._inbox_scheduled = False  # a _deliver() is queued on the asyncio loop
+        self._inbox_lock = threading.Lock()
         self.connected = False
         self.status_topic = topics.gateway_status_topic(cfg.site)
         c = mqtt.Client(
@@ -74,7 +118,7 @@ class MqttBridge:
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
-        c.on_socket_open = _no_delay
+        c.on_socket_open = _socket_open
         self.client = c
 
     def start(self) -> None:
@@ -125,7 +169,22 @@ class MqttBridge:
         if not self._accepting:
             return
         self.frames.add(True, msg.topic.encode() + b" " + msg.payload[:200])
+        with self._inbox_lock:
+            self._inbox.append((msg.topic, msg.payload, time.time()))
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
         try:
-            self.loop.call_soon_threadsafe(self._on_message, msg.topic, msg.payload, time.time())
+            self.loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the loop is closed: we are shutting down
             pass
+
+    # --- asyncio loop ----------------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        """Hand every queued message to `on_message`, in arrival order."""
+        with self._inbox_lock:
+            batch, self._inbox = self._inbox, collections.deque()
+            self._inbox_scheduled = False
+        for topic, payload, received_at in batch:
+            self._on_message(topic, payload, received_at)

@@ -8,6 +8,7 @@ the gateway's own verification (used by tests and the soft meters).
 from __future__ import annotations
 
 from gateway.crypto import MeterVerifier, SiteKey
+from gateway.errors import GatewayError
 from sgcore import messages as wire
 from sgcore.messages import ACK_TAG, CMD_TAG, ack_digest, cmd_digest
 
@@ -16,7 +17,7 @@ __all__ = ["ACK_TAG", "CMD_TAG", "OPS", "MessageError", "ack_digest", "cmd_diges
 OPS = {op: code for op, (code, _arg) in wire.OPS.items()}
 
 
-class MessageError(ValueError):
+class MessageError(GatewayError):
     """A payload is not a well-formed, correctly signed ack or command."""
 
 

@@ -23,7 +23,7 @@ from gateway.crypto import SiteKey
 from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
 from gateway.ingest.store import ReadingStore
 from gateway.metrics import GatewayMetrics
-from gateway.mqtt import discovery, messages
+from gateway.mqtt import discovery, messages, status
 from gateway.mqtt.bridge import MqttBridge
 from gateway.pins import GatewayPins
 from gateway.service.rejection_log import RejectionLog
@@ -43,7 +43,12 @@ class GatewayService:
         self.metrics = GatewayMetrics()
         self.store = ReadingStore(cfg.database)
         self.site_key = SiteKey.load_or_create(cfg.site_key_file)
-        self.ingestor = Ingestor(self.store, cfg.ingest.resend_cooldown_s)
+        self.ingestor = Ingestor(
+            self.store, cfg.ingest.resend_cooldown_s, wall=clock.now,
+            max_future_s=cfg.ingest.max_future_s,
+        )  # fmt: skip
+        self._answers = status.AnswerLimiter(cfg.ingest.status_answer_s)
+        self._modbus_seen: dict[str, str] = {}  # device -> model, for discovery after a reconnect
         self.notifier = sdnotify.SystemdNotifier()
         self.pins = GatewayPins(cfg.gpio)
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
@@ -125,10 +130,12 @@ class GatewayService:
     def _on_connect(self) -> None:
         self.metrics.mqtt_connected.set(1)
         self.pins.set_connected(True)
-        if self.cfg.homeassistant.enabled:
+        if self.cfg.homeassistant.enabled:  # the broker may have lost its retained messages
             self._discovered.clear()
             for mid in self.ingestor.known_meters():
                 self._publish_discovery(mid)
+            for device, model in self._modbus_seen.items():
+                self._publish_modbus_discovery(device, model)
 
     def _on_disconnect(self) -> None:
         self.metrics.mqtt_connected.set(0)
@@ -154,20 +161,26 @@ class GatewayService:
         mid = bytes.fromhex(meter_hex)
         if mid not in self.ingestor.known_meters() and self.store.meter(mid) is None:
             return  # status of a meter we do not know: ignored, nothing to say to it
-        online = payload == b"online"
-        if payload.startswith(b"{"):
-            try:
-                online = json.loads(payload).get("state") == "online"
-            except (ValueError, AttributeError):
-                return
+        try:
+            online = status.parse_status(payload)
+        except status.StatusRejected as exc:
+            self.metrics.status_rejected.labels(exc.reason).inc()
+            self._rejection_log.log(f"status_{exc.reason}", meter_hex, None, exc.detail)
+            return
         self.metrics.meter_online.labels(meter_hex).set(1 if online else 0)
-        if online:  # tell the (re)started meter where we are, and the time
-            head = self.ingestor.head(mid)
-            if head is not None:
-                self._send_ack(mid, *head)
-            self._send_cmd(mid, "time", int(clock.now()))
-            if self.grid is not None:
-                self.grid.meter_online(mid)
+        if not online:
+            return
+        if not self._answers.allow(mid):  # a flood of (forged) online messages: answered once
+            self.metrics.status_suppressed.inc()
+            return
+        if self.cfg.homeassistant.enabled and mid not in self._discovered:
+            self._publish_discovery(mid)  # e.g. enrolled while we run
+        head = self.ingestor.head(mid)  # tell the (re)started meter where we are, and the time
+        if head is not None:
+            self._send_ack(mid, *head)
+        self._send_cmd(mid, "time", int(clock.now()))
+        if self.grid is not None:
+            self.grid.meter_online(mid)
 
     # --- ingest -------------------------------------------------------------------------------
 
@@ -271,16 +284,23 @@ class GatewayService:
             self.metrics.modbus_value.labels(device, name).set(v)
         if self.bridge is None:
             return
-        if first and self.cfg.homeassistant.enabled:
-            from gateway.modbus.registers import MODELS
-
-            quantities = [(r.name, r.unit) for r in MODELS[model].registers]
-            for topic, payload in discovery.modbus_discovery(
-                self.cfg.homeassistant.discovery_prefix, self.cfg.site, device, model, quantities
-            ):
-                self.bridge.publish(topic, payload, retain=True)
+        if device not in self._modbus_seen:
+            self._modbus_seen[device] = model
+            if self.cfg.homeassistant.enabled:
+                self._publish_modbus_discovery(device, model)
         state = json.dumps({k: round(v, 4) for k, v in values.items()}).encode()
         self.bridge.publish(topics.modbus_state_topic(self.cfg.site, device), state, retain=True)
+
+    def _publish_modbus_discovery(self, device: str, model: str) -> None:
+        if self.bridge is None:
+            return
+        from gateway.modbus.registers import MODELS
+
+        quantities = [(r.name, r.unit) for r in MODELS[model].registers]
+        for topic, payload in discovery.modbus_discovery(
+            self.cfg.homeassistant.discovery_prefix, self.cfg.site, device, model, quantities
+        ):
+            self.bridge.publish(topic, payload, retain=True)
 
     async def _watchdog(self, interval: float) -> None:
         """Ping systemd only while the ingest loop is alive (it beats at least every 0.5 s)."""

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hil_tests.ln.node_procs import Grid
+from hil_tests.gateway.ln.node_procs import Grid
 
 AMOUNT = 1000
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from boards.emulated.host.bl0942_chip import encode_frame
 from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount
+from hil_tests import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-LIB = REPO / "firmware" / "lib"
-TLIB = REPO / "hil_tests" / "firmware" / "mpy"
+LIB = REPO_ROOT / "firmware" / "lib"
+TLIB = REPO_ROOT / "hil_tests" / "firmware" / "mpy"
 
 HARNESS = """
 import sys

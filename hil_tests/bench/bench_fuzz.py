@@ -411,7 +411,7 @@ def peer_target() -> Target:
 
 
 def control_target(tmp: Path) -> Target:
-    from hil_tests.ln.node_procs import Grid
+    from hil_tests.gateway.ln.node_procs import Grid
 
     grid = Grid(tmp)  # a real node process on a shared ledger file
     proc = grid.add("fuzzed", "--tick", "3600")
@@ -470,7 +470,7 @@ def ledger_target(tmp: Path) -> Target:
     from gateway.ledger import config as ledger_config
     from gateway.ledger import service, txs
     from gateway.ledger.client import LedgerClient
-    from hil_tests.ledger.conftest import ALICE, BOB, OPERATOR, write_config
+    from hil_tests.gateway.ledger.conftest import ALICE, BOB, OPERATOR, write_config
 
     running = service.start(ledger_config.load(write_config(tmp / "ledger")))
     client = LedgerClient(running.url)

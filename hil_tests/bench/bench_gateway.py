@@ -13,11 +13,16 @@
 from __future__ import annotations
 
 import argparse
+import collections
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
 
 from gateway.crypto import MeterVerifier, SiteKey
 from gateway.ingest.pipeline import Incoming, Ingestor
@@ -28,6 +33,8 @@ from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
 from hil_tests.rig.broker import Broker, mosquitto_available
 from sgcore import reading as rc
+
+WINDOW = 200  # readings a flooding meter has in flight to the broker
 
 
 def _records(n: int, meters: int) -> tuple[list[SoftMeter], list[Incoming]]:
@@ -76,17 +83,26 @@ def bench_ingest(
     return stored / dt, acks
 
 
-def bench_broker(tmp: Path, latency_n: int, flood_n: int) -> dict[str, float]:
+def bench_broker(tmp: Path, latency_n: int, flood_n: int, meters: int) -> dict[str, float]:
+    """Latency of one reading at a time, then a flood from `meters` meters at once.
+
+    The flood's readings are signed before the clock starts (each meter signs its own, on its
+    own chip); each meter keeps at most WINDOW readings not yet acknowledged by the broker (a
+    meter's journal resends the rest later; paho's publish queue is O(n) per PUBACK beyond that).
+    """
     with Broker(tmp / "mosquitto") as broker:
         cfg, _ = write_config(tmp, broker, "bench", "[homeassistant]\nenabled = false\n")
-        soft = SoftMeter()
-        sgrid_gateway("enroll-meter", "--config", str(cfg), "--pubkey", soft.pubkey.hex())
+        softs = [SoftMeter() for _ in range(max(1, meters))]
+        for soft in softs:
+            sgrid_gateway("enroll-meter", "--config", str(cfg), "--pubkey", soft.pubkey.hex())
         site_pub = bytes.fromhex(sgrid_gateway("site-key", "--config", str(cfg)).stdout.strip())
         gw = GatewayProcess(cfg, broker, "bench")
-        meter = MqttMeter(broker.host, broker.port, "bench", site_pub, soft)
+        fleet = [MqttMeter(broker.host, broker.port, "bench", site_pub, soft) for soft in softs]
+        meter, soft = fleet[0], softs[0]
         try:
             gw.wait_online()
-            meter.wait_subscribed()
+            for m in fleet:
+                m.wait_subscribed()
             lat = []
             for _ in range(latency_n):
                 t0 = time.perf_counter()
@@ -94,21 +110,35 @@ def bench_broker(tmp: Path, latency_n: int, flood_n: int) -> dict[str, float]:
                 if not meter.wait_acked(soft.seq - 1, timeout=10):
                     raise RuntimeError("no ack:\n" + gw.log())
                 lat.append(time.perf_counter() - t0)
+            per_meter = max(1, flood_n // len(fleet))
+            flood = [[s.next_record() for _ in range(per_meter)] for s in softs]
+            if os.environ.get("BENCH_GATEWAY_PROFILE"):
+                subprocess.Popen([os.environ["BENCH_GATEWAY_PROFILE"], str(gw.proc.pid)])
+                time.sleep(1)
             t0 = time.perf_counter()
-            meter.publish_next(flood_n)
-            if not meter.wait_acked(soft.seq - 1, timeout=120):
-                raise RuntimeError("flood not acked:\n" + gw.log())
+            sent: list[collections.deque[mqtt.MQTTMessageInfo]] = [
+                collections.deque() for _ in fleet
+            ]
+            for i in range(per_meter):
+                for m, records, window in zip(fleet, flood, sent, strict=True):
+                    while len(window) >= WINDOW:
+                        window.popleft().wait_for_publish(10)
+                    window.append(m.publish(records[i]))
+            for m, s in zip(fleet, softs, strict=True):
+                if not m.wait_acked(s.seq - 1, timeout=120):
+                    raise RuntimeError("flood not acked:\n" + gw.log())
             flood_dt = time.perf_counter() - t0
             gw.terminate()
         finally:
-            meter.close()
+            for m in fleet:
+                m.close()
             gw.close()
     lat.sort()
     return {
         "p50_ms": statistics.median(lat) * 1e3,
         "p95_ms": lat[int(0.95 * (len(lat) - 1))] * 1e3,
         "max_ms": lat[-1] * 1e3,
-        "flood_per_s": flood_n / flood_dt,
+        "flood_per_s": per_meter * len(fleet) / flood_dt,
     }
 
 
@@ -123,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-n", type=int, default=200, help="one-by-one readings through the broker"
     )
     ap.add_argument(
-        "--flood-n", type=int, default=5_000, help="readings flooded through the broker"
+        "--flood-n", type=int, default=20_000, help="readings flooded through the broker"
     )
+    ap.add_argument("--flood-meters", type=int, default=10, help="meters flooding at once")
     args = ap.parse_args(argv)
 
     print(
@@ -137,20 +168,26 @@ def main(argv: list[str] | None = None) -> int:
         rate, acks = bench_ingest(items, softs, args.batch, Path(tmp))
     print(f"  verified + stored + acked (SQLite WAL FULL, 1 core): {rate:10,.0f} readings/s")
     print(
-        f"    = {rate / verify_rate:.0%} of the verify ceiling; {acks} signed acks; goal >= 5,000/s"
+        f"    = {rate / verify_rate:.0%} of the verify ceiling; {acks} signed acks;"
+        f" goal >= 80% of the ceiling"
     )
     if args.latency_n or args.flood_n:
         if not mosquitto_available():
             print("  broker figures skipped: mosquitto not installed")
             return 0
         with tempfile.TemporaryDirectory() as tmp:
-            b = bench_broker(Path(tmp), max(args.latency_n, 1), max(args.flood_n, 1))
+            b = bench_broker(
+                Path(tmp), max(args.latency_n, 1), max(args.flood_n, 1), args.flood_meters
+            )
         print(
             f"  meter -> mosquitto -> gateway -> signed ack latency ({args.latency_n} readings): "
             f"p50 {b['p50_ms']:.2f} ms, p95 {b['p95_ms']:.2f} ms, max {b['max_ms']:.2f} ms"
         )
         print(
-            f"  end to end through the broker (flood of {args.flood_n}): {b['flood_per_s']:,.0f} readings/s"
+            f"  end to end through the broker (flood of {args.flood_n} from {args.flood_meters}"
+            f" meters): {b['flood_per_s']:,.0f} readings/s = {b['flood_per_s'] / verify_rate:.0%}"
+            f" of the verify ceiling, {b['flood_per_s'] / rate:.0%} of the in-process rate;"
+            f" goal >= 10,000/s"
         )
     return 0
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from gateway.ledger import merkle
-from hil_tests.grid.grid_rig import GridRig, sgrid, wait_until
+from hil_tests.gateway.grid.grid_rig import GridRig, sgrid, wait_until
 
 WH = 5
 
@@ -135,11 +135,12 @@ def _anchor_figures(rig: GridRig) -> dict[str, float]:
 def _try_proof(config: Path) -> str | None:
     import subprocess
 
-    from hil_tests.grid.grid_rig import REPO, SGRID
+    from hil_tests import REPO_ROOT
+    from hil_tests.gateway.grid.grid_rig import SGRID
 
     out = subprocess.run(
         [*SGRID, "gateway", "proof", "--config", str(config), "--meter", "home", "--seq", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return out.stdout if out.returncode == 0 else None
 

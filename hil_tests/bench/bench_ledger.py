@@ -27,8 +27,8 @@ from typing import Any
 from gateway.ledger import keys, txs
 from gateway.ledger.client import LedgerClient
 from gateway.ledger.keys import SigningKey
-from hil_tests.ledger.conftest import OPERATOR, free_port, start_process, write_config
-from hil_tests.ledger.etcd_cluster import ETCD, start_cluster
+from hil_tests.gateway.ledger.conftest import OPERATOR, free_port, start_process, write_config
+from hil_tests.gateway.ledger.etcd_cluster import ETCD, start_cluster
 
 
 def _pct(samples: list[float], p: float) -> float:

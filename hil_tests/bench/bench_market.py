@@ -80,7 +80,7 @@ def clearing(sizes: list[int], repeat: int) -> dict[str, dict[str, float]]:
 
 
 def feeder(flows: int) -> dict[str, float]:
-    from hil_tests.market import day as d
+    from hil_tests.gateway.market import day as d
 
     t0 = time.perf_counter()
     from gateway.market.feeder import Feeder, clear_feasible

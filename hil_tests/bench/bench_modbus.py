@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from boards.emulated.host.wasm import run_snippet
+from hil_tests import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE_LIB = REPO / "firmware" / "lib"
+FIRMWARE_LIB = REPO_ROOT / "firmware" / "lib"
 
 # A rig for the slave that runs in MicroPython and in CPython: a clock the caller moves, a DE pin,
 # and a UART that hands out pre-loaded bytes one frame (or `chunk` bytes) per readinto.

@@ -18,15 +18,15 @@ import hashlib
 import json
 import statistics
 import sys
-from pathlib import Path
 
 import coincurve
 
 from boards.emulated.host.wasm import MicroPythonVM, Mount
 from gateway.crypto import sign_digest
+from hil_tests import REPO_ROOT
 from sgcore import messages
 
-FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
+FIRMWARE_LIB = REPO_ROOT / "firmware" / "lib"
 
 GUEST = """
 import sys, gc, json, micropython, host

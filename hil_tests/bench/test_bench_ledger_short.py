@@ -1,5 +1,5 @@
 from hil_tests.bench import bench_ledger
-from hil_tests.ledger.etcd_cluster import ETCD
+from hil_tests.gateway.ledger.etcd_cluster import ETCD
 
 
 def test_ledger_bench_runs_and_reports_figures(capsys):

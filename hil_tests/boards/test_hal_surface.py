@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 
 from boards.hal_surface import ATTRIBUTES, METHODS
+from hil_tests import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-BOARD_HALS = sorted(REPO.glob("boards/*/device/hal.py"))
+BOARD_HALS = sorted(REPO_ROOT.glob("boards/*/device/hal.py"))
 
 
 def _board_class(path: Path) -> ast.ClassDef:

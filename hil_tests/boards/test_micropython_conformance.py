@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from boards.device_modules import EMULATED_EXTRA, ESP32_MODULES
+from hil_tests import REPO_ROOT
 from tools.build import compile_one
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE_LIB = REPO / "firmware" / "lib"
+FIRMWARE_LIB = REPO_ROOT / "firmware" / "lib"
 DEVICE_FILES = sorted(
-    [p for p in (REPO / "firmware").rglob("*.py") if p.name != "manifest.py"]
-    + list(REPO.glob("boards/*/device/*.py"))
+    [p for p in (REPO_ROOT / "firmware").rglob("*.py") if p.name != "manifest.py"]
+    + list(REPO_ROOT.glob("boards/*/device/*.py"))
 )
 OWN_MODULES = (
     {p.stem for p in FIRMWARE_LIB.glob("*.py")}
@@ -23,7 +23,7 @@ OWN_MODULES = (
 
 
 def _ids(p: Path) -> str:
-    return str(p.relative_to(REPO))
+    return str(p.relative_to(REPO_ROOT))
 
 
 def test_device_files_are_found():

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from boards.emulated.host.wasm import RunOutcome, run_snippet
+from hil_tests import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE_LIB = REPO / "firmware" / "lib"
+FIRMWARE_LIB = REPO_ROOT / "firmware" / "lib"
 TEST_LIB = Path(__file__).resolve().parent / "mpy"
 PRELUDE = "import sys\nsys.path.insert(0, '/lib')\nsys.path.insert(0, '/tlib')\n"
 

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 from boards.emulated.host.wasm import MicroPythonVM, Mount, _engine_and_module
-
-REPO = Path(__file__).resolve().parents[2]
+from hil_tests import REPO_ROOT
 
 GUEST = """
 import sys
@@ -64,8 +63,8 @@ def main() -> None:
 
     vm = MicroPythonVM(
         mounts=[
-            Mount(REPO / "firmware" / "lib", "/lib"),
-            Mount(REPO / "hil_tests" / "firmware" / "mpy", "/tlib"),
+            Mount(REPO_ROOT / "firmware" / "lib", "/lib"),
+            Mount(REPO_ROOT / "hil_tests" / "firmware" / "mpy", "/tlib"),
             Mount(Path(flash), "/flash", writable=True),
         ],
         stdout=emit,

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from boards.emulated.host.wasm import run_snippet
 from gateway.credit.issuer import IssuerError, TokenIssuer
 from gateway.crypto import SiteKey
+from hil_tests import REPO_ROOT
 from sgcore import token as tk
 
-REPO = Path(__file__).resolve().parents[2]
 METER = bytes(range(16))
 NOW = 1_800_000_000
 
@@ -50,7 +50,9 @@ for hexed in {[t.hex() for t in tokens]!r}:
     out.append(answers[0][0])
 print(','.join(out), store.credit_wh(), store.last_token_id)
 """
-    res = run_snippet(code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=flash)
+    res = run_snippet(
+        code, rom_dirs={"/lib": REPO_ROOT / "build" / "emulated" / "lib"}, flash_dir=flash
+    )
     assert res.exit_code == 0, res.stderr
     reasons, credit, last = res.stdout.splitlines()[-1].split()
     return reasons.split(",") + [credit, last]
@@ -172,7 +174,7 @@ s.track(40 + 90 - d, True)
 print(mid, after, s.credit_wh())     # and 30 Wh more after the window come off the credit
 """
     res = run_snippet(
-        code, rom_dirs={"/lib": REPO / "build" / "emulated" / "lib"}, flash_dir=tmp_path
+        code, rom_dirs={"/lib": REPO_ROOT / "build" / "emulated" / "lib"}, flash_dir=tmp_path
     )
     assert res.exit_code == 0, res.stderr
     assert res.stdout.split() == ["60", "100", "70"]

@@ -2,13 +2,13 @@
 and once inside real MicroPython."""
 
 import sys
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "firmware" / "lib"))
+from hil_tests import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "firmware" / "lib"))
 import relay_policy as rp  # noqa: E402
 
 BASE = {
@@ -124,5 +124,5 @@ def test_runs_in_real_micropython():
         f"p = rp.RelayPolicy({BASE!r})\n"
         "print(p.decide(1000, 50, 0), p.decide(9000, 0, 10))\n"
     )
-    out = run_snippet(code, rom_dirs={"/lib": REPO / "firmware" / "lib"})
+    out = run_snippet(code, rom_dirs={"/lib": REPO_ROOT / "firmware" / "lib"})
     assert out.stdout.strip() == "(True, 2, True) (False, 3, True)", out.stderr

@@ -18,10 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hil_tests import REPO_ROOT
 from hil_tests.firmware.records import make
 from sgcore.reading import ZERO_HASH
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 class TortureFailure(AssertionError):
@@ -96,7 +95,7 @@ def _spawn(flash: Path, seed: int, capacity: int, seg: int) -> subprocess.Popen[
     return subprocess.Popen(
         [sys.executable, "-m", "hil_tests.firmware.journal_torture_worker"]
         + [str(flash), str(seed), str(capacity), str(seg)],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -87,8 +87,8 @@ class MqttMeter:
         except messages.MessageError:
             self.bad_messages += 1
 
-    def publish(self, record: bytes) -> None:
-        self.client.publish(self.topic("reading"), record, qos=1)
+    def publish(self, record: bytes) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(self.topic("reading"), record, qos=1)
 
     def publish_next(self, n: int = 1) -> None:
         for _ in range(n):

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.crypto import SiteKey
 from gateway.mqtt import accounts
+from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
@@ -22,8 +23,7 @@ from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.certs import write_ca_and_server
 from sgcore import topics
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy" / "mosquitto"
+DEPLOY = REPO_ROOT / "deploy" / "mosquitto"
 SITE = "acl-site"
 
 
@@ -33,7 +33,7 @@ def sgrid(*args: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=REPO,
+        cwd=REPO_ROOT,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -5,9 +5,10 @@ import pytest
 
 from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
+from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import sgrid_gateway
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "gateway" / "examples" / "gateway.toml"
+EXAMPLE = REPO_ROOT / "gateway" / "examples" / "gateway.toml"
 
 
 def test_documented_example_config_is_valid():

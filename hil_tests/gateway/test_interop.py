@@ -2,17 +2,17 @@
 verifying the gateway's signed acks and commands as the firmware will."""
 
 import json
-from pathlib import Path
 
 from boards.emulated.host.wasm import run_snippet
 from gateway.crypto import SiteKey
 from gateway.ingest.pipeline import Incoming, Ingestor
 from gateway.ingest.store import ReadingStore
 from gateway.mqtt import messages
+from hil_tests import REPO_ROOT
 from sgcore import reading as rc
 from sgcore import secp256k1, signing, topics
 
-FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
+FIRMWARE_LIB = REPO_ROOT / "firmware" / "lib"
 PRIV = bytes.fromhex("11" * 32)
 
 

@@ -1,10 +1,11 @@
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "seamless-grid-gateway.service"
+from hil_tests import REPO_ROOT
+
+UNIT = REPO_ROOT / "deploy" / "systemd" / "seamless-grid-gateway.service"
 
 
 def _directives() -> dict[str, list[str]]:

@@ -28,6 +28,7 @@ from hil_tests.rig.flash_reader import pubkey_from_console
 from sgcore import topics
 from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
+from tools.provision import KEY_TABLE, write_key_table
 
 GATEWAY_CLI = [sys.executable, "-m", "gateway.service"]
 
@@ -78,6 +79,7 @@ class Site:
                 **overrides,
             }
             (flash / "config.json").write_text(json.dumps(cfg))
+            write_key_table(flash / KEY_TABLE, self.site_pubkey)  # as tools/provision.py does
             board = BoardProcess(
                 flash_dir=flash,
                 board_id=name,

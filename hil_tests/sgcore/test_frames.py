@@ -13,14 +13,15 @@ import re
 import pytest
 
 from boards.emulated.host.wasm import MicroPythonVM
-from hil_tests.conftest import REPO
+from hil_tests import REPO_ROOT
 
-SGCORE = REPO / "firmware" / "lib" / "sgcore"
+SGCORE = REPO_ROOT / "firmware" / "lib" / "sgcore"
 MODULES = [
     "hmac_sha256",
     "rfc6979",
     "secp256k1",
     "secp256k1_arith",
+    "secp256k1_keytable",
     "secp256k1_table",
     "secp256k1_table_builder",
     "secp256k1_wnaf",

@@ -16,8 +16,10 @@ field = st.integers(0, P - 1)
 scalars = st.integers(1, N - 1)
 
 
-def _point(k: int) -> tuple[int, int]:
-    x, y = coincurve.PrivateKey(k.to_bytes(32, "big")).public_key.point()
+def _point(k: int) -> tuple[int, int] | None:
+    if k % N == 0:
+        return None  # infinity
+    x, y = coincurve.PrivateKey((k % N).to_bytes(32, "big")).public_key.point()
     return x, y
 
 
@@ -66,10 +68,58 @@ def test_additions_handle_equal_and_opposite_points():
     assert ar.to_affine(ar.double(ar.INFINITY)) is None
 
 
+def _loose(v: int, rng: random.Random, bits: int) -> int:
+    """v plus a multiple of P, negative or positive, with |result| < 2^bits."""
+    c = rng.randrange(-(2 ** (bits - 256)) + 1, 2 ** (bits - 256) - 1)
+    out = v % P + c * P
+    return out if abs(out) < 2**bits else v % P
+
+
+def _jacobian(k: int, rng: random.Random) -> tuple[int, int, int]:
+    x, y = _point(k)  # type: ignore[misc]
+    z = rng.randrange(1, P)
+    jac = (x * z * z % P, y * z * z * z % P, z)
+    # the bounds the module docstring promises: |X| < 2^261, |Y| < 2^258, |Z| < 2^259
+    return _loose(jac[0], rng, 261), _loose(jac[1], rng, 258), _loose(jac[2], rng, 259)
+
+
+def _bounded(p: tuple[int, int, int]) -> bool:
+    return abs(p[0]) < 2**261 and abs(p[1]) < 2**258 and abs(p[2]) < 2**259
+
+
+@settings(max_examples=40, deadline=None)
+@given(scalars, scalars, st.integers(0, 2**32))
+def test_mixed_addition_of_loosely_reduced_points_stays_exact_and_bounded(a, b, seed):
+    rng = random.Random(seed)
+    acc, total = _jacobian(a, rng), a
+    for _ in range(8):  # a chain, as the table sums run it: the bounds hold step after step
+        q = _point(b)
+        acc = ar.add_affine(acc, *q)  # type: ignore[misc]
+        total += b
+        assert ar.to_affine(acc) == _point(total) and _bounded(acc)
+        b = b * 7 % N or 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(scalars, st.integers(0, 2**32))
+def test_loosely_reduced_equal_and_opposite_points_are_recognised(a, seed):
+    rng = random.Random(seed)
+    q = _point(a)
+    assert q is not None
+    same = _jacobian(a, rng)
+    assert ar.to_affine(ar.add_affine(same, *q)) == _point(2 * a)
+    assert _bounded(ar.add_affine(same, *q)) and _bounded(ar.double(same))
+    assert ar.to_affine(ar.double(same)) == _point(2 * a)
+    assert ar.add_affine(_jacobian(a, rng), q[0], P - q[1])[2] == 0
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**256 - 1))
 def test_scalar_recodings_add_up(k):
-    digits = table.signed_digits(k)
+    digits = table.signed_digits(k)  # G's table: W = 8
+    assert len(digits) == table.NWIN and sum(d << (8 * i) for i, d in enumerate(digits)) == k
+    assert all(-127 <= d <= 128 for d in digits)
+    digits = table.signed_digits(k, 6, 43)  # a key's table: W = 6
     assert sum(d << (6 * i) for i, d in enumerate(digits)) == k
     assert all(-31 <= d <= 32 for d in digits)
     naf = wnaf.wnaf(k)
@@ -120,13 +170,13 @@ def test_table_entries_are_libsecp256k1_multiples_of_g():
     data = gen_secp256k1_table.OUT.read_bytes()
     rng = random.Random(6979)
     for _ in range(40):
-        window, digit = rng.randrange(43), rng.randrange(1, 33)
-        off = 8 + 64 * (window * 32 + digit - 1)
+        window, digit = rng.randrange(table.NWIN), rng.randrange(1, 129)
+        off = 8 + 64 * (window * 128 + digit - 1)
         entry = (
             int.from_bytes(data[off : off + 32], "big"),
             int.from_bytes(data[off + 32 : off + 64], "big"),
         )
-        assert entry == _point(digit * 2 ** (6 * window) % N)
+        assert entry == _point(digit * 2 ** (8 * window) % N)
 
 
 def test_a_missing_or_foreign_table_is_a_clear_error(tmp_path):
@@ -137,7 +187,7 @@ def test_a_missing_or_foreign_table_is_a_clear_error(tmp_path):
             table.mul_g(5)
         (tmp_path / "other.bin").write_bytes(b"SGGT\x04\x41\x00\x00" + b"\x00" * 64)
         table.use_table(str(tmp_path / "other.bin"))
-        with pytest.raises(table.TableError, match="W=6"):
+        with pytest.raises(table.TableError, match="W=8"):
             table.mul_g(5)
     finally:
         table.use_table(original)

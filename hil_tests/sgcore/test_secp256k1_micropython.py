@@ -15,11 +15,11 @@ from ecdsa import SECP256k1, VerifyingKey
 from ecdsa.util import sigdecode_string
 
 from boards.emulated.host.wasm import run_snippet
-from hil_tests.conftest import REPO
+from hil_tests import REPO_ROOT
 from sgcore import reading, signing
 from tools.build import compile_one
 
-LIB = REPO / "firmware" / "lib"
+LIB = REPO_ROOT / "firmware" / "lib"
 PRELUDE = "import gc, sys\nsys.path.insert(0, '/lib')\nfrom binascii import hexlify, unhexlify\n"
 
 

@@ -317,6 +317,9 @@ class EmulatedBoard:
 
     def _report(self, args: list[Any]) -> None:
         self.reports[str(args[0])] = args[1]
+        # when it happened, in fuel of this boot and in (virtual) board time: for the bench
+        self.reports[f"{args[0]}@fuel"] = self.vm.fuel_used() if self.vm else 0
+        self.reports[f"{args[0]}@ms"] = self.config.clock.ticks_ms()
 
     # --- the rig's control socket --------------------------------------------------------------
 

@@ -13,14 +13,16 @@
 
 Malformed input (wrong lengths, a private key of 0 or >= n, a public key off the curve)
 raises Secp256k1Error, a ValueError. A well-formed but wrong signature verifies False.
-k*G uses a fixed table on flash (sgcore.secp256k1_table), u2*Q GLV + width-5 wNAF (docs/crypto.md).
+k*G uses a fixed table on flash (sgcore.secp256k1_table); u2*Q the key's own table when there is
+one (sgcore.secp256k1_keytable: the issuer's key on a meter), else GLV + width-5 wNAF
+(docs/crypto.md).
 """
 
 import hashlib
 
 from sgcore import secp256k1_arith as _ec
+from sgcore import secp256k1_keytable as _keytable
 from sgcore import secp256k1_table as _table
-from sgcore import secp256k1_wnaf as _wnaf
 from sgcore.compat import const
 from sgcore.rfc6979 import Rfc6979Nonces
 
@@ -29,13 +31,13 @@ TableError = _table.TableError
 N = _ec.N
 _HALF_N = N >> 1
 
-# Work per step(); sized so that one step costs about 1-1.5 M wasm fuel (docs/crypto.md).
-# Work per step(); sized so that one step costs at most ~1.6 M wasm fuel and allocates < 20 KB
+# Work per step(); sized so that one step costs at most ~1.5 M wasm fuel and allocates < 10 KB
 # (measured by hil_tests/bench/bench_crypto.py).
-_ADDS_PER_STEP = const(2)  # fixed-base table additions (~0.36 M fuel, ~7 KB each)
-_WNAF_WORK_PER_STEP = const(4)  # 2 wNAF doublings, or 1 doubling + 1 addition
-_INVERSE_CHUNK = const(32)  # Euclid division steps (~11 k fuel, ~0.3 KB each)
-_SQRT_CHUNK = const(24)  # squarings (~35 k fuel each)
+_ADDS_PER_STEP = const(1)  # fixed-base table additions (~0.4 M fuel, ~5 KB each)
+_VERIFY_ADDS_PER_STEP = const(2)
+_WNAF_WORK_PER_STEP = const(3)  # a wNAF doubling is 2, an addition 3 (a step ends past 3)
+_INVERSE_CHUNK = const(12)  # quotients (~11 k fuel, ~0.3 KB each): one run of Lehmer's a step
+_SQRT_CHUNK = const(20)  # squarings (~45 k fuel each)
 
 
 def _bytes_of(value, length, what):
@@ -204,21 +206,37 @@ class Verifier:
         return next(self._steps)
 
     def _run(self, pub, msg32, sig64):
-        if not isinstance(pub, PublicKey):
-            pub = yield from _parse_steps(pub)
-            self.public_key = pub
         r = int.from_bytes(sig64[:32], "big")
         s = int.from_bytes(sig64[32:], "big")
+        table = _keytable.table_for(pub)
+        if table is not None and not table.checked:
+            ok = yield from table.check_steps()  # once per boot
+            if not ok:
+                _keytable.refuse(table)
+                table = None
+        if table is not None:
+            if not isinstance(pub, PublicKey):
+                self.public_key = PublicKey(table.x, table.y)
+        elif not isinstance(pub, PublicKey):
+            pub = yield from _parse_steps(pub)
+            self.public_key = pub
         self.valid = False
         if 0 < r < N and 0 < s <= _HALF_N:
             w = yield from _ec.inverse_steps(s, N, _INVERSE_CHUNK)
             z = int.from_bytes(msg32, "big")
             u1 = z * w % N
             u2 = r * w % N
-            a = yield from _table.mul_g_steps(u1, _ADDS_PER_STEP)
-            b = yield from _wnaf.mul_steps(u2, pub.x, pub.y, _WNAF_WORK_PER_STEP)
+            a = yield from _table.mul_g_steps(u1, _VERIFY_ADDS_PER_STEP)
             yield False
-            self.valid = _x_matches(_ec.add(a, b), r)
+            if table is not None:  # u2*Q from the key's table, into the same accumulator
+                a = yield from table.add_steps(a, u2, _VERIFY_ADDS_PER_STEP)
+            else:  # a key without a table (loaded only then: a meter has the issuer's)
+                from sgcore import secp256k1_wnaf as _wnaf
+
+                b = yield from _wnaf.mul_steps(u2, pub.x, pub.y, _WNAF_WORK_PER_STEP)
+                yield False
+                a = _ec.add(a, b)
+            self.valid = _x_matches(a, r)
         while True:
             yield True
 

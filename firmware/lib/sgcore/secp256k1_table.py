@@ -1,27 +1,27 @@
-"""Fixed-base multiplication k*G from a precomputed table of affine points, read from flash.
+"""Fixed-base multiplication k*B from a precomputed table of affine points, read from flash.
 
-The table (secp256k1_g.bin, made by tools/gen_secp256k1_table.py, layout in docs/crypto.md)
-holds d * 2^(6i) * G for the 43 windows i and digits d = 1..32. k is recoded into signed
-6-bit digits (-31..32), so k*G is a sum of at most 43 table points (negation is free):
-no doublings at all. Each entry is read with seek + readinto, so the 88 KB table costs no heap.
+A table holds d * 2^(W i) * B for the windows i = 0..NWIN-1 and the digits d = 1..2^(W-1).
+k is recoded into signed W-bit digits (-(2^(W-1) - 1)..2^(W-1)), so k*B is a sum of at most
+NWIN table points (negation is free): no doublings at all. Each entry is read with seek +
+readinto, so a table costs no heap. Two kinds of table (layouts in docs/crypto.md):
 
-The file sits next to this module; a firmware image that keeps it elsewhere calls
-`use_table(path)` once at boot. An image without it can build it on the device once with
-sgcore.secp256k1_table_builder (step-wise, ~0.9 G fuel) and keep it on /flash.
+- G's table, secp256k1_g.bin (W = 8, 33 windows, 270 KB; tools/gen_secp256k1_table.py), next to
+  this module or set with `use_table(path)`; an image without it can build it on the device once
+  with sgcore.secp256k1_table_builder. Signing costs one addition per window.
+- a public key's table (sgcore.secp256k1_keytable): the issuer's key is fixed, so a meter keeps
+  one for it and a verification u1*G + u2*Q is two table sums into one accumulator.
 """
 
 from sgcore import secp256k1_arith as _ec
 from sgcore.compat import const
 
-_W = const(6)
-NWIN = const(43)
-_HALF = const(32)  # 2^(W-1): digits are -31..32
-_FULL = const(64)
-_MASK = const(63)
-HEADER = b"SGGT\x06\x2b\x00\x00"
+_W = const(8)
+NWIN = const(33)
+_HALF = const(128)  # 2^(W-1)
 _ENTRY = const(64)
-TABLE_SIZE = const(88072)  # 8 + 43 * 32 * 64
-TABLE_SHA256 = "95ce1ef0bfe5c9983355da24789d7db85366fd9cdc110c29ebd3be78325e24ea"
+HEADER = b"SGGT\x08\x21\x00\x00"
+TABLE_SIZE = const(270344)  # 8 + 33 * 128 * 64
+TABLE_SHA256 = "49e585c31c3b8152793ad58517cd3d19c6658e8a7049a2674c87650b9d7ea493"
 
 try:
     _path = __file__.rsplit("/", 1)[0] + "/secp256k1_g.bin"
@@ -31,11 +31,11 @@ _table = None
 
 
 class TableError(_ec.Secp256k1Error):
-    """The fixed-base table is missing or is not the file this code expects."""
+    """A table is missing, damaged, or is not the file this code expects."""
 
 
 def use_table(path):
-    """Read the table from `path` from now on (closes a table already open)."""
+    """Read G's table from `path` from now on (closes a table already open)."""
     global _path, _table
     if _table is not None:
         _table.close()
@@ -52,68 +52,78 @@ def _open():
             raise TableError(f"secp256k1 fixed-base table not found at {_path}") from None
         if f.read(8) != HEADER:
             f.close()
-            raise TableError(f"{_path} is not a W=6 secp256k1 table")
+            raise TableError(f"{_path} is not a W=8 secp256k1 table")
         _table = f
     return _table
 
 
-def table_digest():
-    """sha256 of the whole table file, hex: compare with TABLE_SHA256 in a boot self-test."""
+def file_digest(f, start, buf):
+    """sha256 of file `f` from offset `start` to its end (no garbage per chunk)."""
     import hashlib
+
+    f.seek(start)
+    h = hashlib.sha256()
+    n = f.readinto(buf)
+    while n:
+        h.update(buf if n == len(buf) else buf[:n])
+        n = f.readinto(buf)
+    return h.digest()
+
+
+def table_digest():
+    """sha256 of G's whole table file, hex: compare with TABLE_SHA256 in a boot self-test."""
     from binascii import hexlify
 
-    f = _open()
-    f.seek(0)
-    h = hashlib.sha256()
-    chunk = bytearray(512)
-    n = f.readinto(chunk)
-    while n:
-        h.update(chunk if n == 512 else chunk[:n])  # no garbage per chunk
-        n = f.readinto(chunk)
-    return hexlify(h.digest()).decode()
+    return hexlify(file_digest(_open(), 0, bytearray(512))).decode()
 
 
-def signed_digits(k):
-    """k (0 <= k < 2^256) as 43 signed 6-bit digits, least significant first."""
+def signed_digits(k, w=_W, nwin=NWIN):
+    """k (0 <= k < 2^256) as `nwin` signed w-bit digits, least significant first."""
+    full = 1 << w
     out = []
-    for _ in range(NWIN):
-        d = k & _MASK
-        k >>= _W
-        if d > _HALF:
-            d -= _FULL
+    while len(out) < nwin:
+        d = k & (full - 1)
+        k >>= w
+        if d > full >> 1:
+            d -= full
             k += 1
         out.append(d)
     return out
 
 
-def _entry(f, buf, window, digit):
-    f.seek(8 + (window * _HALF + digit - 1) * _ENTRY)
+def read_entry(f, buf, offset):
+    """The affine point (x, y) stored at `offset` of table file `f`."""
+    f.seek(offset)
     if f.readinto(buf) != _ENTRY:
         raise TableError("secp256k1 table is truncated")
     return int.from_bytes(buf[:32], "big"), int.from_bytes(buf[32:], "big")
 
 
-def mul_g_steps(k, windows_per_step):
-    """Generator: k*G as a Jacobian point (its return value), yielding False every
-    `windows_per_step` table additions."""
-    f = _open()
+def add_digits_steps(acc, f, first, half, digits, adds_per_step):
+    """Generator: acc + sum of the table points named by `digits` (its return value), where
+    entry (window i, digit d) of table file `f` is at first + 64 (half i + d - 1); yields False
+    every `adds_per_step` additions."""
     buf = bytearray(_ENTRY)
-    acc = _ec.INFINITY
-    window = 0
+    offset = first - _ENTRY
     done = 0
-    for d in signed_digits(k):
-        if d > 0:
-            x, y = _entry(f, buf, window, d)
-            acc = _ec.add_affine(acc, x, y)
+    for d in digits:
+        if d:
+            x, y = read_entry(f, buf, offset + (d if d > 0 else -d) * _ENTRY)
+            acc = _ec.add_affine(acc, x, y if d > 0 else _ec.P - y)
             done += 1
-        elif d < 0:
-            x, y = _entry(f, buf, window, -d)
-            acc = _ec.add_affine(acc, x, _ec.P - y)
-            done += 1
-        window += 1
-        if done == windows_per_step:
-            done = 0
-            yield False
+            if done == adds_per_step:
+                done = 0
+                yield False
+        offset += half * _ENTRY
+    return acc
+
+
+def mul_g_steps(k, adds_per_step):
+    """Generator: k*G as a Jacobian point (its return value), yielding False every
+    `adds_per_step` table additions."""
+    f = _open()
+    digits = signed_digits(k)
+    acc = yield from add_digits_steps(_ec.INFINITY, f, 8, _HALF, digits, adds_per_step)
     return acc
 
 

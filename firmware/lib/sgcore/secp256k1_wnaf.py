@@ -74,26 +74,12 @@ def wnaf(k):
 def _odd_multiples_steps(x, y):
     """Generator: [(x, y) of Q, 3Q, ..., 15Q] affine (its return value)."""
     twice = _ec.double((x, y, 1))
+    yield False
     jac = [(x, y, 1)]
     for _ in range(_ODD_MULTIPLES - 1):
         jac.append(_ec.add(jac[-1], twice))
         yield False
-    # Montgomery's trick: one inversion for all Z's.
-    prefix = [jac[0][2]]
-    for p in jac[1:]:
-        prefix.append(_ec.fmul(prefix[-1], p[2]))
-    yield False
-    inv = yield from _ec.inverse_steps(prefix[-1], _ec.P, 48)
-    out = [None] * _ODD_MULTIPLES
-    i = _ODD_MULTIPLES - 1
-    while i >= 0:
-        zi = _ec.fmul(inv, prefix[i - 1]) if i else inv
-        inv = _ec.fmul(inv, jac[i][2])
-        zz = _ec.fmul(zi, zi)
-        out[i] = (_ec.fmul(jac[i][0], zz) % _ec.P, _ec.fmul(_ec.fmul(jac[i][1], zz), zi) % _ec.P)
-        if i & 1:
-            yield False
-        i -= 1
+    out = yield from _ec.affine_steps(jac, 2)  # one inversion for all Z's
     return out
 
 

@@ -118,6 +118,24 @@ def offer(node_url: str, invoice: str, memo_file: Any) -> None:
     _echo(_call(node_url, "/offer", body))
 
 
+@channel.command("buy")
+@NODE_URL
+@click.option("--wh", type=click.IntRange(1, 10_000_000), required=True, help="Energy in Wh.")
+@click.option("--start", type=int, help="Delivery window start, unix s (default: next hour).")
+@click.option("--end", type=int, help="Delivery window end, unix s (default: start + 1 h).")
+def buy(node_url: str, wh: int, start: int | None, end: int | None) -> None:
+    """Buy energy from the POD as the last resort: it issues a receipt, this node pays it.
+
+    Needs a grid node whose market.forward_to names the POD; the credit goes to node.meter."""
+    import time
+
+    start = start or (int(time.time()) // 3600 + 1) * 3600
+    result = _call(node_url, "/buy", {"wh": wh, "start": start, "end": end or start + 3600})
+    _echo(result)
+    if result.get("status") != "succeeded":
+        raise SystemExit(1)
+
+
 @click.command("pay")
 @NODE_URL
 @click.argument("invoice")

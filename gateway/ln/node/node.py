@@ -176,12 +176,16 @@ class Node(NodeCore):
         memo: receipt.EnergyMemo,
         now: int | None = None,
         commit: bool = True,
+        settlement_expiry_s: int | None = None,
     ) -> receipt.Receipt:
+        """A receipt for energy in `memo`'s window; it expires when the window starts (at least
+        60 s). An imbalance receipt settles a window that is over: `settlement_expiry_s` then
+        gives its expiry instead."""
         now = int(time.time()) if now is None else now
-        if memo.end <= now:
+        if settlement_expiry_s is None and memo.end <= now:
             raise receipt.ReceiptError("delivery window has already ended: nothing to sell")
         preimage, secret = secrets.token_bytes(32), secrets.token_bytes(32)
-        expiry_s = max(memo.start - now, 60)
+        expiry_s = settlement_expiry_s or max(memo.start - now, 60)
         inv = self.switch.add_invoice(preimage, amount_msat, secret, now + expiry_s)
         rec = receipt.create_receipt(
             memo,

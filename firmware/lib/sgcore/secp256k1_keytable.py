@@ -1,0 +1,137 @@
+"""A public key's own fixed-base table on flash: the issuer's key is fixed, so a meter keeps
+the multiples of it that a verification needs, as sgcore.secp256k1_table does for G.
+
+Layout (docs/crypto.md): a 104-byte header b"SGQT", W = 6, NWIN = 43, two zero bytes, the key's
+affine x and y (32 bytes each), the sha256 of the entries; then for window i = 0..42 and digit
+d = 1..32 the affine point d * 2^(6 i) * Q as x || y, entry (i, d) at 104 + 64 (32 i + d - 1).
+88,168 bytes. tools/provision.py writes it with the meter's config (it runs
+sgcore.secp256k1_table_builder.KeyTableBuilder on the host); a meter can build it itself.
+
+A table is used only for the key in its header, and only after a check once per boot
+(`check_steps`, ~17 M fuel, part of the first verification): its entries must hash to the
+header's digest and its first entry must be the key itself. A table that fails is refused for
+good (until `use_key_table` is called again) and the verifier falls back to the slower
+variable-base path, so a damaged table can cost speed, never make a bad signature pass.
+"""
+
+from sgcore import secp256k1_arith as _ec
+from sgcore import secp256k1_table as _table
+from sgcore.compat import const
+
+MAGIC = b"SGQT"
+KEY_W = const(6)
+KEY_NWIN = const(43)
+_HALF = const(32)
+HEADER_LEN = const(104)
+TABLE_SIZE = const(88168)  # 104 + 43 * 32 * 64
+DEFAULT_PATH = "issuer.tbl"  # the flash root, next to config.json
+_HASH_CHUNKS = const(12)  # 512-byte chunks hashed per step of the check (~1 M fuel)
+
+_state = [DEFAULT_PATH, None]  # path, KeyTable / False (absent or refused) / None (not opened)
+
+
+class KeyTable:
+    """An open key table file (use `table_for`): `x`, `y` of its key, `checked` once verified."""
+
+    __slots__ = ("x", "y", "checked", "f")
+
+    def __init__(self, f, x, y):
+        self.f = f
+        self.x = x
+        self.y = y
+        self.checked = False
+
+    def digits(self, k):
+        return _table.signed_digits(k, KEY_W, KEY_NWIN)
+
+    def add_steps(self, acc, k, adds_per_step):
+        """Generator: acc + k*Q (its return value); see secp256k1_table.add_digits_steps."""
+        acc = yield from _table.add_digits_steps(
+            acc, self.f, HEADER_LEN, _HALF, self.digits(k), adds_per_step
+        )
+        return acc
+
+    def check_steps(self):
+        """Generator: True (its return value) if the entries hash to the header's digest and
+        entry (0, 1) is the key; False refuses the table."""
+        import hashlib
+
+        f = self.f
+        buf = bytearray(512)
+        f.seek(HEADER_LEN - 32)
+        if f.readinto(buf) < 96:
+            return False
+        want = bytes(buf[:32])
+        if bytes(buf[32:96]) != self.x.to_bytes(32, "big") + self.y.to_bytes(32, "big"):
+            return False  # entry (0, 1) must be 1 * Q
+        yield False
+        f.seek(HEADER_LEN)
+        h = hashlib.sha256()
+        size = HEADER_LEN
+        n = f.readinto(buf)
+        chunks = 0
+        while n:
+            h.update(buf if n == 512 else buf[:n])
+            size += n
+            chunks += 1
+            if chunks == _HASH_CHUNKS:
+                chunks = 0
+                yield False
+            n = f.readinto(buf)
+        self.checked = size == TABLE_SIZE and h.digest() == want
+        return self.checked
+
+
+def use_key_table(path=DEFAULT_PATH):
+    """Look for the key table at `path` from now on (a new or rebuilt table: checked again)."""
+    old = _state[1]
+    if old:
+        old.f.close()
+    _state[0] = path
+    _state[1] = None
+
+
+def refuse(table):
+    """A table that failed its check: never used again (until use_key_table)."""
+    if _state[1] is table:
+        table.f.close()
+        _state[1] = False
+
+
+def _file(path):
+    try:
+        return open(path, "rb")
+    except OSError:
+        return None
+
+
+def _open():
+    f = _file(_state[0])
+    if f is None:
+        return False
+    head = f.read(HEADER_LEN)
+    t = None
+    if len(head) == HEADER_LEN and head[:8] == MAGIC + bytes((KEY_W, KEY_NWIN, 0, 0)):
+        t = KeyTable(f, int.from_bytes(head[8:40], "big"), int.from_bytes(head[40:72], "big"))
+    if t is None or not _ec.is_on_curve(t.x, t.y):
+        f.close()
+        return False
+    return t
+
+
+def table_for(pub):
+    """The key table for `pub` (a PublicKey, or its 33/65-byte encoding), or None."""
+    t = _state[1]
+    if t is None:
+        t = _state[1] = _open()
+    if not t:
+        return None
+    if isinstance(pub, (bytes, bytearray, memoryview)):
+        if len(pub) == 33:
+            same = pub[0] == 2 + (t.y & 1) and int.from_bytes(pub[1:], "big") == t.x
+        else:
+            same = len(pub) == 65 and pub[0] == 4 and int.from_bytes(pub[1:33], "big") == t.x
+            same = same and int.from_bytes(pub[33:], "big") == t.y
+    else:
+        same = pub.x == t.x and pub.y == t.y
+    return t if same else None

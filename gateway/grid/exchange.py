@@ -1,0 +1,191 @@
+"""Receipts between grid nodes, over the peer connections (docs/channels.md):
+
+* `sg_receipt_offer`: offers in (gateway/grid/offers.py decides: pay, forward, drop) and ours out
+  (control API `POST /offer`, `sgrid channel offer`);
+* `sg_energy_request` / `sg_energy_quote` with the POD (gateway/grid/pod.py): the POD answers with
+  a receipt; a node buys last-resort energy (`POST /buy`, `sgrid channel buy`) and settles its
+  imbalance every few seconds once a settlement period is over.
+
+Every receipt paid here goes through the node's `pay_invoice`, so its credit reaches the meter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway import clock
+from gateway.config import GatewayConfig
+from gateway.grid import pod
+from gateway.grid.credit_book import CreditBook
+from gateway.grid.node import GridNode
+from gateway.grid.offers import OfferDesk
+from gateway.ingest.store import ReadingStore
+from gateway.ln.codec import bolt11
+from gateway.ln.codec import energy_request as er
+from gateway.ln.codec.receipt import EnergyMemo, Receipt
+from gateway.ln.codec.receipt_offer import ReceiptOffer
+from gateway.ln.errors import LnError
+
+log = logging.getLogger("gateway.grid")
+QUOTE_TIMEOUT_S = 10.0
+SETTLE_CHECK_S = 2.0
+
+
+class Exchange:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        node: GridNode,
+        store: ReadingStore,
+        book: CreditBook,
+        credit_meter: Callable[[], bytes | None],
+    ) -> None:
+        self.grid = cfg.grid
+        self.node = node
+        self.store = store
+        self.book = book
+        self.credit_meter = credit_meter
+        m, topo = self.grid.market, self.grid.topology
+        pod_entry = topo.node(m.forward_to) if m.forward_to else None
+        self.pod_name = m.forward_to
+        self.pod_id = bytes.fromhex(pod_entry.node_id) if pod_entry else None
+        self.is_pod = m.role == "pod"
+        self.offers = OfferDesk(node.node_id, self.grid.node.name, m, self.pod_id, self.is_pod)
+        self.pod_desk = (
+            pod.PodDesk(self.grid.node.name, m, self._make_receipt) if self.is_pod else None
+        )
+        self._quotes: dict[bytes, asyncio.Future[er.EnergyQuote]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        node.on_offer = self.on_offer
+        node.on_energy_request = self.on_energy_request
+        node.on_energy_quote = self.on_energy_quote
+
+    def routes(self) -> dict[str, Any]:
+        return {"POST /offer": self.api_offer, "GET /offers": self.api_offers,
+                "POST /buy": self.api_buy}  # fmt: skip
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- offers ----------------------------------------------------------------------------------
+
+    def on_offer(self, sender: bytes, offer: ReceiptOffer) -> None:
+        d = self.offers.receive(offer, sender, list(self.node.peers), time.time())
+        short = offer.payment_hash.hex()[:16]
+        if d.action == "pay":
+            log.info("offered receipt %s: paying it", short)
+            self._spawn(self._pay_offer(offer), "pay-offer")
+        elif d.action == "forward" and d.offer is not None:
+            log.info("offered receipt %s: forwarded to %d peers", short,
+                     self.node.send_offer(d.offer, d.to))  # fmt: skip
+        else:
+            log.debug("offered receipt %s dropped: %s", short, d.reason)
+
+    async def _pay_offer(self, offer: ReceiptOffer) -> None:
+        try:
+            result = await self.node.pay_invoice(offer.invoice, 30, memo_json=offer.memo)
+            ok = result.get("status") == "succeeded"
+        except LnError as exc:
+            log.warning("paying offered receipt %s: %s", offer.payment_hash.hex()[:16], exc)
+            ok = False
+        if not ok:
+            self.offers.unpaid(offer)
+
+    async def api_offer(self, body: dict[str, Any]) -> Any:
+        """POST /offer {invoice, memo?}: offer one of our receipts to our channel neighbours."""
+        text, memo = str(body["invoice"]), body.get("memo")
+        inv = bolt11.decode(text, description=memo)
+        if inv.payee != self.node.node_id:
+            raise LnError("only this node's own receipts can be offered from here")
+        if inv.is_expired(int(time.time())):
+            raise LnError("the receipt has expired")
+        hops = self.grid.market.offer_hops
+        offer = ReceiptOffer(inv.payment_hash, hops, (self.node.node_id,), text, memo)
+        self.offers.seen[inv.payment_hash] = inv.expires_at  # it may come back: not ours to buy
+        sent = self.node.send_offer(offer, list(self.node.peers))
+        return {"payment_hash": inv.payment_hash.hex(), "offered_to": sent}
+
+    async def api_offers(self, _: dict[str, Any]) -> Any:
+        return {"counts": dict(self.offers.counts), "seen": len(self.offers.seen)}
+
+    # --- the POD: requests and quotes --------------------------------------------------------------
+
+    def _make_receipt(self, amount: int, memo: EnergyMemo, expiry: int | None) -> Receipt:
+        return self.node.create_invoice(amount, memo, settlement_expiry_s=expiry)
+
+    def on_energy_request(self, sender: bytes, req: er.EnergyRequest) -> None:
+        if self.pod_desk is None:
+            quote = er.EnergyQuote(req.request_id, "", "not a POD")
+        else:
+            quote = self.pod_desk.quote(req, clock.now())
+            if quote.invoice:
+                log.info("POD: %s receipt of %d Wh for %s", "imbalance" if req.kind == 2 else
+                         "last-resort", req.wh, sender.hex()[:12])  # fmt: skip
+        self.node.send_raw(sender, er.encode_quote(quote))
+
+    def on_energy_quote(self, sender: bytes, quote: er.EnergyQuote) -> None:
+        fut = self._quotes.get(quote.request_id)
+        if fut is not None and not fut.done() and sender == self.pod_id:
+            fut.set_result(quote)
+
+    async def ask_pod(self, req: er.EnergyRequest) -> str:
+        """Send a request to the POD and return its receipt (raises LnError on a refusal)."""
+        if self.pod_id is None or self.pod_id not in self.node.peers:
+            raise LnError("no POD connected (market.forward_to names the POD)")
+        fut = asyncio.get_running_loop().create_future()
+        self._quotes[req.request_id] = fut
+        try:
+            self.node.send_raw(self.pod_id, er.encode_request(req))
+            quote = await asyncio.wait_for(fut, QUOTE_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise LnError("the POD did not answer") from exc
+        finally:
+            self._quotes.pop(req.request_id, None)
+        problem = pod.check_quote(quote, req, self.pod_id, int(time.time()))
+        if problem:
+            raise LnError(f"POD: {problem}")
+        return quote.invoice
+
+    async def api_buy(self, body: dict[str, Any]) -> Any:
+        """POST /buy {wh, start, end}: last-resort energy from the POD, paid at once."""
+        req = er.EnergyRequest(secrets.token_bytes(32), er.KIND_PURCHASE, int(body["start"]),
+                               int(body["end"]), int(body["wh"]))  # fmt: skip
+        invoice = await self.ask_pod(req)
+        return await self.node.pay_invoice(invoice, float(body.get("timeout", 30)))
+
+    async def settle_loop(self) -> None:
+        """Settle this node's imbalance with the POD after each period (see gateway/grid/pod.py)."""
+        while True:
+            await asyncio.sleep(SETTLE_CHECK_S)
+            try:
+                await self.settle_once()
+            except LnError as exc:
+                log.warning("imbalance settlement: %s (retrying)", exc)
+            except Exception:
+                log.exception("imbalance settlement failed")
+
+    async def settle_once(self) -> bool:
+        meter = self.credit_meter()
+        if meter is None or self.is_pod or self.pod_id is None:
+            return False
+        req = pod.debt_request(self.store, self.book, meter, self.node.node_id, self.pod_name,
+                               self.grid.market.settle_period_s, clock.now())  # fmt: skip
+        if req is None:
+            return False
+        invoice = await self.ask_pod(req)
+        result = await self.node.pay_invoice(invoice, 30)
+        log.info("imbalance of %d Wh in [%d, %d) settled with the POD: %s", req.wh, req.start,
+                 req.end, result.get("status"))  # fmt: skip
+        return result.get("status") == "succeeded"

@@ -1,0 +1,181 @@
+"""Issue 12, done: three grid nodes from their TOML configs, a paid receipt closes the relay.
+
+Real mosquitto, the real ledger process, three real `sgrid gateway run` processes with their
+channel nodes on loopback, the real firmware on an emulated board for the consumer's meter and an
+emulated SDM630 on a pty for the POD's. Only `sgrid` commands drive it; no test code makes a token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from hil_tests.gateway.grid.grid_rig import SGRID, GridRig, sgrid, wait_until
+
+PRICE_MSAT = 20_000  # 20 Wh at 1,000,000 msat/kWh
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    r = GridRig(tmp_path_factory.mktemp("grid"), speed=5.0)
+    r.start()
+    yield r
+    r.stop()
+
+
+def _accepted_on_console(rig: GridRig, token_id: int) -> int:
+    assert rig.meter is not None
+    return sum(bool(re.search(rf"token {token_id} accepted", line)) for line in rig.meter.console)
+
+
+def test_the_topology_opened_dual_funded_channels_on_the_ledger(rig):
+    for a, b in (("pv", "home"), ("home", "pod"), ("pv", "pod")):
+        ch = rig.channel_between(a, b)
+        assert ch["state"] == "OPEN"
+        assert ch["local_msat"] == ch["remote_msat"] == ch["capacity_msat"] // 2
+    out = sgrid("ledger", "balance", rig.nodes["home"].node_id, "--ledger", rig.ledger_url)
+    assert out.startswith("600000000 msat")  # 1e9 deposited, 2 x 2e8 locked in its channels
+
+
+def test_paying_a_producer_receipt_closes_the_consumers_relay(rig):
+    assert rig.relay() == 0
+    invoice = rig.receipt(wh=20, price_msat=PRICE_MSAT)
+    result = rig.pay(invoice)
+    assert result["status"] == "succeeded"
+    wait_until(lambda: rig.relay() == 1, 30, "the consumer's relay to close")
+    payment = bytes.fromhex(result["payment_hash"])
+    rows = [r for r in rig.credit_rows() if bytes(r[0]) == payment]
+    assert rows and rows[0][1] == "accepted" and rows[0][3] == 20
+    tokens = rig.tokens_for(payment)  # the payment hash is the token's payment reference
+    assert len(tokens) == 1 and tokens[0][1] == 20
+    assert _accepted_on_console(rig, tokens[0][0]) == 1
+    pv = rig.channel_between("pv", "home")
+    assert pv["local_msat"] == rig.channel_between("home", "pv")["remote_msat"]
+    assert pv["local_msat"] == pv["capacity_msat"] // 2 + PRICE_MSAT
+
+
+def test_sigkill_between_payment_and_delivery_still_gives_exactly_one_token(rig):
+    assert rig.meter is not None
+    home = rig.nodes["home"]
+    rig.meter.stop()  # the meter is away: the token cannot be delivered yet
+    result = rig.pay(rig.receipt(wh=30, price_msat=30_000))
+    assert result["status"] == "succeeded"
+    payment = bytes.fromhex(result["payment_hash"])
+    wait_until(
+        lambda: any(bytes(r[0]) == payment and r[1] == "issued" for r in rig.credit_rows()),
+        20,
+        "the token to be issued and waiting for its meter",
+    )
+    assert home.gateway is not None
+    home.gateway.kill()  # SIGKILL: no shutdown of any kind
+    home.gateway.close()
+    rig.start_gateway(home)
+    rig.meter.start(wait_banner=False)
+    wait_until(
+        lambda: any(bytes(r[0]) == payment and r[1] == "accepted" for r in rig.credit_rows()),
+        60,
+        "the token to be accepted after the restart",
+    )
+    tokens = rig.tokens_for(payment)
+    assert len(tokens) == 1 and tokens[0][1] == 30
+    wait_until(lambda: _accepted_on_console(rig, tokens[0][0]) >= 1, 10, "the console line")
+    assert _accepted_on_console(rig, tokens[0][0]) == 1
+    db = home.dir / "state" / "tokens.sqlite3"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        (n,) = con.execute("SELECT count(*) FROM tokens").fetchone()
+    assert n == 2  # one per payment, over both tests
+
+
+def test_a_readings_proof_from_the_gateway_verifies_offline(rig, tmp_path):
+    home = rig.nodes["home"]
+
+    def proof() -> str | None:
+        out = subprocess.run(
+            [*SGRID, "gateway", "proof", "--config", str(home.config), "--meter", "home",
+             "--seq", "0"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return out.stdout if out.returncode == 0 else None
+
+    text = wait_until(proof, 90, "reading 0 of the home meter to be anchored")
+    path = tmp_path / "proof.json"
+    path.write_text(text)
+    out = sgrid("ledger", "verify-proof", str(path), "--validator", rig.validator)
+    assert out.startswith(f"OK: meter {rig.meter_id.hex()} seq 0 anchored by")
+    forged = json.loads(text)
+    forged["record"] = forged["record"][:-2] + ("00" if forged["record"][-2:] != "00" else "01")
+    path.write_text(json.dumps(forged))
+    bad = subprocess.run([*SGRID, "ledger", "verify-proof", str(path), "--validator",
+                          rig.validator], capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and "INVALID" in bad.stdout
+
+
+def _credit_status(rig: GridRig, payment_hash: str) -> str | None:
+    rows = [r for r in rig.credit_rows() if bytes(r[0]).hex() == payment_hash]
+    return rows[0][1] if rows else None
+
+
+def test_an_offered_receipt_is_paid_by_the_consumers_strategy(rig):
+    invoice = rig.receipt(wh=200, price_msat=200_000)  # 1,000,000 msat/kWh: home's limit
+    out = rig.offer(invoice)
+    assert out["offered_to"] == 2  # its neighbours: home and the POD
+    ph = out["payment_hash"]
+    wait_until(lambda: _credit_status(rig, ph) == "accepted", 30, "home to buy the offered receipt")
+    pod = rig.nodes["pod"]
+    assert pod.api("/offers")["counts"].get("kept", 0) >= 1  # 1,000,000 > the POD's feed-in
+
+
+def test_a_receipt_the_consumer_does_not_need_reaches_the_pod_which_buys_it(rig):
+    invoice = rig.receipt(wh=300, price_msat=120_000)  # cheap, but home needs only 50 Wh more
+    ph = rig.offer(invoice)["payment_hash"]
+    pod = rig.nodes["pod"]
+    wait_until(
+        lambda: pod.api("/payment", {"payment_hash": ph})["status"] == "succeeded",
+        30,
+        "the POD to buy the discarded receipt",
+    )
+    home = rig.nodes["home"].api("/offers")["counts"]
+    assert home.get("forward", 0) >= 1 or home.get("duplicate", 0) >= 1
+    assert _credit_status(rig, ph) is None  # home bought nothing
+    time_out = rig.nodes["pv"].api("/offers")
+    assert time_out["seen"] >= 2
+
+
+def test_energy_drawn_beyond_the_paid_credit_is_settled_with_the_pod(rig):
+    assert rig.meter is not None
+    rig.meter.pulses(400)  # a load the relay does not cut (a bypass, a critical load): debt
+    seq, debt = wait_until(
+        lambda: (r := rig.latest_reading())[1] < 0 and r, 60, "a reading showing the debt"
+    )
+
+    def imbalance_rows() -> list[tuple]:
+        return [r for r in rig.credit_rows() if r[5] == "pod" and r[1] == "accepted"]
+
+    rows = wait_until(imbalance_rows, 90, "the imbalance receipt to be paid and credited")
+    assert len(rows) == 1 and rows[0][3] == -debt
+    wait_until(lambda: rig.latest_reading()[1] >= 0, 60, "a reading showing the debt repaid")
+    time.sleep(2 * 2.5)  # two more settlement checks: nothing more is bought for this debt
+    assert len([r for r in rig.credit_rows() if r[5] == "pod"]) == 1
+
+
+def test_a_node_buys_last_resort_energy_from_the_pod(rig):
+    start = int(time.time()) + 600
+    out = json.loads(sgrid("channel", "buy", "--wh", "100", "--start", str(start), "--node-url",
+                           rig.nodes["home"].url, "--token-file",
+                           rig.nodes["home"].token_file))  # fmt: skip
+    assert out["status"] == "succeeded"
+    row = [r for r in rig.credit_rows() if bytes(r[0]).hex() == out["payment_hash"]]
+    assert row and row[0][5] == "pod" and row[0][3] == 100
+    wait_until(
+        lambda: (
+            [r for r in rig.credit_rows() if bytes(r[0]).hex() == out["payment_hash"]][0][1]
+            == "accepted"
+        ),
+        30,
+        "the last-resort energy credited to the meter",
+    )

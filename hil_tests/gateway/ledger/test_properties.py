@@ -1,0 +1,274 @@
+"""Property tests of the pure layers: Merkle proofs, canonical ids, and money conservation."""
+
+import copy
+import hashlib
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from gateway.ledger import blocks, merkle, rules, txs
+from gateway.ledger.errors import TxRejected
+from gateway.ledger.state import LedgerState
+from hil_tests.gateway.ledger.conftest import ALICE, BOB, OPERATOR, VALIDATOR
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=70), st.data())
+def test_every_leaf_proves_into_the_root_and_nothing_else_does(leaves, data):
+    index = data.draw(st.integers(0, len(leaves) - 1))
+    path = merkle.audit_path(leaves, index)
+    root = merkle.root(leaves)
+    assert merkle.root_from_path(leaves[index], index, len(leaves), path) == root
+    assert merkle.root_from_path(leaves[index] + b"x", index, len(leaves), path) != root
+    if path:
+        bent = [bytes(32)] + path[1:]
+        assert merkle.root_from_path(leaves[index], index, len(leaves), bent) != root
+
+
+@given(st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**63 - 1), max_size=6))
+def test_tx_id_ignores_key_order_but_not_values(fields):
+    body = {"kind": "deposit", **fields}
+    reordered = dict(reversed(list(body.items())))
+    assert txs.Tx(body).id == txs.Tx(reordered).id
+    changed = dict(body, kind="withdraw")
+    assert txs.Tx(changed).id != txs.Tx(body).id
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "deposit",
+                "withdraw",
+                "fund",
+                "close",
+                "force",
+                "penalty",
+                "settle",
+                "claim",
+                "refund",
+            ]
+        ),
+        st.sampled_from([ALICE, BOB]),
+        st.integers(0, 3_000),
+    ),
+    max_size=24,
+)
+PREIMAGE = bytes([7] * 32)
+PAYMENT_HASH = hashlib.sha256(PREIMAGE).hexdigest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(OPS)
+def test_money_is_conserved_and_refusals_change_nothing(ops):
+    """Supply stays constant through funding, closes, HTLC outputs, claims, refunds, penalties."""
+    chain = blocks.genesis("p", OPERATOR.pubkey, VALIDATOR, 0).hash
+    state = LedgerState.genesis(chain, OPERATOR.pubkey, VALIDATOR.pubkey)
+    for key in (ALICE, BOB):
+        tx = txs.make(
+            "enroll_participant", chain, participant=key.pubkey, name="p", role="prosumer"
+        )
+        rules.apply(state, tx.signed_by(OPERATOR), 1)
+    for key in (ALICE, BOB):
+        tx = txs.make("deposit", chain, account=key.pubkey, amount_msat=10_000, reference="")
+        rules.apply(state, tx.signed_by(OPERATOR), 1)
+    fund = txs.make(
+        "channel_fund",
+        chain,
+        a=ALICE.pubkey,
+        b=BOB.pubkey,
+        amount_a_msat=3_000,
+        amount_b_msat=1_000,
+        dispute_blocks=2,
+    ).signed_by(ALICE, BOB)
+    rules.apply(state, fund, 1)
+    channels: list[str] = [fund.id]
+    secret = bytes(32)
+    supply = 20_000
+    height = 1
+    for op, key, amount in ops:
+        height += 1 + amount % 3
+        other = BOB if key is ALICE else ALICE
+        channel = channels[0] if amount % 3 else channels[-1]
+        if op == "deposit":
+            tx = txs.make(
+                "deposit", chain, account=key.pubkey, amount_msat=amount + 1, reference=""
+            ).signed_by(OPERATOR)
+        elif op == "withdraw":
+            tx = txs.make("withdraw", chain, account=key.pubkey, amount_msat=amount + 1).signed_by(
+                key
+            )
+        elif op == "fund":
+            tx = txs.make(
+                "channel_fund",
+                chain,
+                a=key.pubkey,
+                b=other.pubkey,
+                amount_a_msat=amount,
+                amount_b_msat=amount // 2,
+                dispute_blocks=2,
+            ).signed_by(key, other)
+        elif op == "close":
+            cap = state.channels[channel].capacity if channel in state.channels else amount
+            tx = txs.make(
+                "channel_close",
+                chain,
+                channel=channel,
+                balance_a_msat=cap // 3,
+                balance_b_msat=cap - cap // 3,
+            ).signed_by(ALICE, BOB)
+        elif op == "force":
+            c = state.channels.get(channel)
+            cap = c.capacity if c else amount
+            holder = key if c is None or key.pubkey in (c.a, c.b) else other
+            htlcs = [
+                txs.state_htlc(o, i, cap // 4, PAYMENT_HASH, height + amount % 16)
+                for i, o in enumerate("ab"[: 1 + amount % 2])
+                if cap // 4 > 0
+            ]
+            rest = cap - sum(h["amount_msat"] for h in htlcs)
+            s = txs.commitment_state(
+                chain,
+                channel,
+                amount,
+                rest,
+                0,
+                holder.pubkey,
+                hashlib.sha256(secret).hexdigest(),
+                htlcs,
+            )
+            counter = BOB if holder is ALICE else ALICE
+            tx = txs.make(
+                "channel_force_close",
+                chain,
+                channel=channel,
+                state=s,
+                state_sig=txs.sign_state(s, counter),
+            ).signed_by(holder)
+        elif op in ("claim", "refund"):
+            c = state.channels.get(channel)
+            index = amount % 2
+            party = "a" if key is ALICE else "b"
+            if c is not None and index < len(c.htlcs) and amount % 4:
+                offerer = c.htlcs[index]["offerer"]  # mostly the party that may do it
+                party = offerer if op == "refund" else "ab"[offerer == "a"]
+            signer = ALICE if party == "a" else BOB
+            fields = {"preimage": PREIMAGE.hex()} if op == "claim" else {}
+            tx = txs.make(
+                f"channel_htlc_{op}", chain, channel=channel, party=party, htlc=index, **fields
+            ).signed_by(signer)
+        else:
+            fields = {"secret": secret.hex()} if op == "penalty" else {}
+            tx = txs.make(
+                f"channel_{op}",
+                chain,
+                channel=channel,
+                party="a" if key is ALICE else "b",
+                **fields,
+            ).signed_by(key)
+        before = copy.deepcopy(state)
+        try:
+            rules.apply(state, tx, height)
+            event(f"{op} applied")
+        except TxRejected:
+            assert state == before
+        if op == "fund" and tx.id in state.channels:
+            channels.append(tx.id)
+        assert state.conservation_error() is None
+        if op == "deposit":
+            supply += amount + 1
+        elif op == "withdraw" and tx.id in state.tx_ids:
+            supply -= amount + 1
+        assert sum(state.balances.values()) + state.locked() == supply
+
+
+HTLCS = st.lists(
+    st.tuples(st.sampled_from("ab"), st.integers(1, 500), st.integers(0, 12), st.booleans()),
+    max_size=5,
+)
+STEPS = st.lists(
+    st.tuples(st.sampled_from(["claim", "refund", "settle"]), st.integers(0, 5), st.booleans()),
+    max_size=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(HTLCS, STEPS)
+def test_each_htlc_output_is_paid_once_to_one_side_and_supply_is_constant(htlcs, steps):
+    """A force-closed state with HTLC outputs, then claims / refunds / settle at rising heights."""
+    chain = blocks.genesis("p", OPERATOR.pubkey, VALIDATOR, 0).hash
+    state = LedgerState.genesis(chain, OPERATOR.pubkey, VALIDATOR.pubkey)
+    for key in (ALICE, BOB):
+        for tx in (
+            txs.make(
+                "enroll_participant", chain, participant=key.pubkey, name="p", role="prosumer"
+            ),
+            txs.make("deposit", chain, account=key.pubkey, amount_msat=5_000, reference=""),
+        ):
+            rules.apply(state, tx.signed_by(OPERATOR), 1)
+    fund = txs.make(
+        "channel_fund",
+        chain,
+        a=ALICE.pubkey,
+        b=BOB.pubkey,
+        amount_a_msat=3_000,
+        amount_b_msat=3_000,
+        dispute_blocks=3,
+    ).signed_by(ALICE, BOB)
+    rules.apply(state, fund, 2)
+    outs = [
+        txs.state_htlc(o, i, amt, PAYMENT_HASH if known else "ee" * 32, 3 + expiry)
+        for i, (o, amt, expiry, known) in enumerate(sorted(htlcs))
+    ]
+    in_a = sum(h["amount_msat"] for h in outs if h["offerer"] == "a")
+    in_b = sum(h["amount_msat"] for h in outs if h["offerer"] == "b")
+    s = txs.commitment_state(
+        chain, fund.id, 9, 3_000 - in_a, 3_000 - in_b, ALICE.pubkey, "00" * 32, outs
+    )
+    force = txs.make(
+        "channel_force_close", chain, channel=fund.id, state=s, state_sig=txs.sign_state(s, BOB)
+    )
+    rules.apply(state, force.signed_by(ALICE), 3)
+    height = 3
+    for op, index, bump in steps:
+        height += 1 + index % 3
+        party = "ab"[index % 2]
+        if bump and index < len(outs):  # mostly the party that may do it
+            offerer = outs[index]["offerer"]
+            party = offerer if op == "refund" else "ab"[offerer == "a"]
+        fields = (
+            {"party": party}
+            if op == "settle"
+            else {
+                "party": party,
+                "htlc": index,
+                **({"preimage": PREIMAGE.hex()} if op == "claim" else {}),
+            }
+        )
+        kind = "channel_settle" if op == "settle" else f"channel_htlc_{op}"
+        tx = txs.make(kind, chain, channel=fund.id, **fields).signed_by(
+            ALICE if party == "a" else BOB
+        )
+        before = copy.deepcopy(state)
+        try:
+            rules.apply(state, tx, height)
+            event(f"{op} applied")
+        except TxRejected:
+            assert state == before
+        assert sum(state.balances.values()) + state.locked() == 10_000
+        assert state.conservation_error() is None
+    channel = state.channels[fund.id]
+    paid = {"a": state.balances[ALICE.pubkey] - 2_000, "b": state.balances[BOB.pubkey] - 2_000}
+    if channel.status in ("settled", "closed"):
+        expect = {"a": s["balance_a_msat"], "b": s["balance_b_msat"]}
+        for h in channel.htlcs:
+            receiver = "ab"[h["offerer"] == "a"]
+            if h["outcome"] == "fulfilled":
+                assert h["payment_hash"] == PAYMENT_HASH
+                expect[receiver] += h["amount_msat"]
+            elif h["outcome"] == "refunded":
+                assert height > h["cltv_expiry"]
+                expect[h["offerer"]] += h["amount_msat"]
+        assert paid == expect
+        assert (channel.status == "closed") == all(h["outcome"] != "pending" for h in channel.htlcs)
+    else:
+        assert paid == {"a": 0, "b": 0}  # nothing leaves a channel while its window runs

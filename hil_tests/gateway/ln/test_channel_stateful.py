@@ -1,0 +1,119 @@
+"""Random sequences of add / fulfill / fail / propose / ack / revoke / lost messages on two channels."""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from gateway.ln.channel.channel import IncomingHtlc
+from gateway.ln.errors import InsufficientBalance, UnknownHtlc
+from hil_tests.gateway.ln.channel_pair import make_pair
+
+CAP = (1_000_000, 400_000)
+
+
+class TwoChannels(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.chans = make_pair(CAP)
+        self.inbox: list[list] = [[], []]  # messages in flight towards party i
+        self.incoming: list[list] = [[], []]  # committed HTLCs each party may settle
+        self.preimages: dict[bytes, bytes] = {}
+        self.counter = 0
+        self.paid = [0, 0]  # msat each party received through fulfilled HTLCs
+
+    def _deliver(self, i: int, msg) -> None:
+        ch = self.chans[i]
+        name = type(msg).__name__
+        reply = {
+            "UpdateBatch": ch.receive_update,
+            "AckBatch": ch.receive_ack,
+            "Revoke": ch.receive_revoke,
+        }[name](msg)
+        if reply is not None:
+            self.inbox[1 - i].append(reply)
+        for ev in ch.drain_events():
+            if isinstance(ev, IncomingHtlc):
+                self.incoming[i].append(ev.add)
+
+    @rule(i=st.integers(0, 1), amount=st.integers(1, 300_000))
+    def add(self, i, amount):
+        self.counter += 1
+        pre = self.counter.to_bytes(32, "big")
+        h = hashlib.sha256(pre).digest()
+        self.preimages[h] = pre
+        try:
+            self.chans[i].queue_add(amount, h, 1000)
+        except InsufficientBalance:
+            assert amount > self.chans[i].spendable_msat()
+
+    @rule(i=st.integers(0, 1), data=st.data(), fulfill=st.booleans())
+    def settle(self, i, data, fulfill):
+        if not self.incoming[i]:
+            return
+        add = self.incoming[i].pop(data.draw(st.integers(0, len(self.incoming[i]) - 1)))
+        try:
+            if fulfill:
+                self.chans[i].queue_fulfill(add.htlc_id, self.preimages[add.payment_hash])
+            else:
+                self.chans[i].queue_fail(add.htlc_id, "random")
+        except UnknownHtlc:
+            raise AssertionError("committed incoming HTLC vanished") from None
+
+    @rule(i=st.integers(0, 1))
+    def propose(self, i):
+        msg = self.chans[i].propose()
+        if msg is not None:
+            self.inbox[1 - i].append(msg)
+
+    @precondition(lambda self: self.inbox[0] or self.inbox[1])
+    @rule(i=st.integers(0, 1))
+    def deliver(self, i):
+        if self.inbox[i]:
+            self._deliver(i, self.inbox[i].pop(0))
+
+    @precondition(lambda self: self.inbox[0] or self.inbox[1])
+    @rule(i=st.integers(0, 1))
+    def lose_and_reestablish(self, i):
+        """A connection drop loses everything in flight; both sides reestablish."""
+        self.inbox = [[], []]
+        a, b = self.chans
+        for src, dst in ((0, 1), (1, 0)):
+            msg = self.chans[src].reestablish_msg()
+            self.inbox[src].extend(self.chans[dst].on_reestablish(msg))
+        del a, b
+
+    def teardown(self):
+        """Liveness: with no more losses, both sides always converge on one commitment."""
+        for _ in range(200):
+            for i in (0, 1):
+                self.propose(i)
+            if not (self.inbox[0] or self.inbox[1]):
+                if not (self.chans[0].pending or self.chans[1].pending):
+                    break
+            while self.inbox[0] or self.inbox[1]:
+                self.deliver(0)
+                self.deliver(1)
+        a, b = self.chans
+        assert a.latest == b.latest and not a.pending and not b.pending
+        assert a.proposal is None and b.proposal is None
+
+    @invariant()
+    def capacity_is_conserved(self):
+        for ch in self.chans:
+            ch.check_invariant()
+            assert ch.latest.total_msat == sum(CAP)
+
+    @invariant()
+    def both_hold_adjacent_commitments(self):
+        a, b = self.chans
+        assert abs(a.latest.number - b.latest.number) <= 1
+        if a.latest.number == b.latest.number:
+            assert a.latest == b.latest
+
+
+TwoChannels.TestCase.settings = settings(max_examples=80, stateful_step_count=40, deadline=None)
+test_two_channels = TwoChannels.TestCase

@@ -1,0 +1,102 @@
+"""Gateway node processes on loopback: open, pay, close cooperatively and unilaterally, penalty."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pytest
+
+from gateway.ln.errors import LnError
+from hil_tests.gateway.ln.node_procs import DEPOSIT, Grid, wait_until
+
+M = 1_000_000
+
+
+@pytest.fixture
+def grid(tmp_path):
+    g = Grid(tmp_path)
+    yield g
+    g.close()
+
+
+def _open(a, b, amount=50 * M, push=0):
+    a.connect(b)
+    return a.api("/open", {"node_id": b.node_id, "amount_msat": amount, "push_msat": push})
+
+
+def _ledger_balance(grid, node):
+    return grid.ledger.balance(bytes.fromhex(node.node_id))
+
+
+def test_two_gateways_pay_and_close_cooperatively(grid):
+    a, b = grid.add("alice"), grid.add("bob", "--accept-max-msat", str(10 * M))
+    ch = _open(a, b, 50 * M, 10 * M)
+    assert ch["state"] == "OPEN" and ch["local_msat"] == 50 * M and ch["remote_msat"] == 10 * M
+    r = a.api("/pay", {"invoice": b.invoice(3 * M)[0]})
+    assert r["status"] == "succeeded" and len(r["preimage"]) == 64
+    r = b.api("/pay", {"invoice": a.invoice(1 * M)[0]})
+    assert r["status"] == "succeeded"
+    assert a.channel_with(b)["local_msat"] == 48 * M
+    assert b.channel_with(a)["local_msat"] == 12 * M
+    closed = a.api("/close", {"channel_id": ch["channel_id"]})
+    assert closed["state"] == "CLOSED"
+    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", what="bob sees the close")
+    assert _ledger_balance(grid, a) == DEPOSIT - 2 * M
+    assert _ledger_balance(grid, b) == DEPOSIT + 2 * M
+    assert grid.money() == 2 * DEPOSIT
+
+
+def test_unilateral_close_pays_out_after_the_dispute_window(grid):
+    a, b = grid.add("alice"), grid.add("bob")
+    ch = _open(a, b)
+    a.api("/pay", {"invoice": b.invoice(5 * M)[0]})
+    b.kill()  # bob disappears: alice closes alone
+    a.api("/close", {"channel_id": ch["channel_id"], "force": True})
+    assert a.channel_with(b)["state"] == "FORCE_CLOSING"
+    grid.ledger.mine(10)
+    wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", what="settle")
+    assert _ledger_balance(grid, a) == DEPOSIT - 5 * M
+    assert _ledger_balance(grid, b) == DEPOSIT + 5 * M
+    assert grid.money() == 2 * DEPOSIT
+
+
+def test_cheater_publishing_a_revoked_state_loses_the_channel(grid):
+    a, b = grid.add("alice"), grid.add("bob")
+    ch = _open(a, b)
+    backup = a.data_dir / "backup.sqlite"
+    with sqlite3.connect(a.data_dir / "channels.sqlite") as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)  # alice keeps commitment 0, where she still has everything
+    for _ in range(3):
+        assert a.api("/pay", {"invoice": b.invoice(10 * M)[0]})["status"] == "succeeded"
+    a.kill()
+    for suffix in ("", "-wal", "-shm"):
+        (a.data_dir / f"channels.sqlite{suffix}").unlink(missing_ok=True)
+    shutil.copy(backup, a.data_dir / "channels.sqlite")
+    a.start()
+    assert a.channel_with(b)["local_msat"] == 50 * M  # the old state
+    a.api("/close", {"channel_id": ch["channel_id"], "force": True})
+    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", what="bob's penalty")
+    assert grid.ledger.channel(bytes.fromhex(ch["channel_id"])).status == "penalized"
+    assert _ledger_balance(grid, b) == DEPOSIT + 50 * M  # bob took the whole channel
+    assert _ledger_balance(grid, a) == DEPOSIT - 50 * M
+    assert grid.money() == 2 * DEPOSIT
+
+
+def test_unknown_invoice_and_bad_requests_are_refused_cleanly(grid):
+    a, b = grid.add("alice"), grid.add("bob")
+    _open(a, b)
+    with pytest.raises(LnError):
+        a.api("/pay", {"invoice": "lnbcrt1notaninvoice"})
+    with pytest.raises(LnError):
+        a.api("/pay", {"invoice": a.invoice(1000)[0]})  # paying ourselves: no route
+    assert a.channel_with(b)["local_msat"] == 50 * M
+
+
+def test_a_node_does_not_commit_more_of_its_balance_than_it_accepts(grid):
+    a, b = grid.add("alice"), grid.add("bob", "--accept-max-msat", str(5 * M))
+    before = _ledger_balance(grid, b)
+    with pytest.raises(LnError):
+        _open(a, b, 1, DEPOSIT)  # "open with 1 msat and lock all of Bob's money"
+    assert _ledger_balance(grid, b) == before
+    assert not [c for c in a.api("/channels") if c["state"] == "OPEN"]

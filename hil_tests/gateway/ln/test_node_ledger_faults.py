@@ -1,0 +1,158 @@
+"""Channel node processes on the real ledger when things go wrong (issue 16 items 5 and 6):
+an upstream force close with an HTLC in flight, a ledger that is down when a close is submitted,
+a payment without the invoice's payment secret."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from gateway.ln.errors import LnError
+from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
+from hil_tests.gateway.ln.real_ledger import DEPOSIT, RealLedger
+
+M = 1_000_000
+
+
+def _freeze(node: NodeProc, on: bool) -> None:
+    assert node.proc is not None
+    os.kill(node.proc.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
+
+def _kill_all(*nodes: NodeProc) -> None:
+    for n in nodes:
+        if n.proc is not None and n.proc.poll() is None:
+            _freeze(n, False)
+        n.kill()
+
+
+def test_forwarder_claims_the_htlc_output_when_upstream_force_closes(tmp_path):
+    # alice -> bob -> carol. Bob learns the preimage from carol and pays her, but alice is gone
+    # before bob's fulfil reaches her; alice comes back and force-closes with the HTLC still in
+    # her state. Today's ledger refunds it to alice and bob loses the amount (issue 16 item 5).
+    led = RealLedger(tmp_path / "ledger", idle_block_ms=300)  # the HTLC's expiry is ~7 s away
+    a = led.node(tmp_path, "alice")
+    b = led.node(tmp_path, "bob")
+    c = led.node(tmp_path, "carol")
+    try:
+        a.connect(b)
+        b.connect(c)
+        ab = a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
+        b.api("/open", {"node_id": c.node_id, "amount_msat": 50 * M})
+        wait_until(
+            lambda: a.api("/pay", {"invoice": c.invoice(M)[0]})["status"] == "succeeded",
+            20,
+            "alice's first payment to carol (routes known)",
+        )
+        invoice = c.invoice(10 * M)[0]
+        _freeze(c, True)  # carol sits on bob's HTLC for now
+        threading.Thread(
+            target=lambda: _ignore(lambda: a.api("/pay", {"invoice": invoice}, timeout=60)),
+            daemon=True,
+        ).start()
+        wait_until(
+            lambda: (
+                a.channel_with(b)["htlcs"] == 1
+                and b.channel_with(a)["htlcs"] == 1
+                and b.channel_with(c)["unsettled_updates"] > 0
+            ),
+            20,
+            "alice's HTLC committed with bob and forwarded to carol",
+        )
+        a.kill()
+        _freeze(c, False)
+        carol_before = b.channel_with(c)["remote_msat"]
+        wait_until(
+            lambda: (
+                b.channel_with(c)["htlcs"] == 0
+                and b.channel_with(c)["remote_msat"] == carol_before + 10 * M
+            ),
+            20,
+            "carol fulfilled: bob paid her",
+        )
+        b.kill()  # so that alice cannot learn the fulfil when she comes back
+        a.start()
+        a.api("/close", {"channel_id": ab, "force": True})
+        wait_until(lambda: led.client.channel(ab)["status"] != "open", 20, "alice's force close")
+        (out,) = led.client.channel(ab)["htlcs"]  # the HTLC is an output, not a refund
+        assert out["offerer"] == "a" and out["amount_msat"] > 10 * M
+        b.start()  # bob comes back and claims it with the preimage carol gave him
+        wait_until(lambda: led.client.channel(ab)["status"] == "closed", 30, "settled and claimed")
+        view = led.client.channel(ab)
+        (out,) = view["htlcs"]
+        assert out["outcome"] == "fulfilled"
+        # bob funded bob-carol with 50 M (carol now holds 11 M of it) and gets his alice-bob
+        # balance plus the HTLC he paid carol for
+        received = view["state"]["balance_b_msat"] + out["amount_msat"]
+        assert led.client.balance(b.node_id) == DEPOSIT - 50 * M + received
+        hash_ = out["payment_hash"]
+        wait_until(
+            lambda: a.api("/payment", {"payment_hash": hash_})["status"] == "succeeded",
+            20,
+            "alice learns from the ledger that her payment succeeded",
+        )
+    finally:
+        _kill_all(a, b, c)
+        led.stop()
+
+
+def _ignore(fn) -> None:
+    try:
+        fn()
+    except LnError:
+        pass
+
+
+def test_force_close_submitted_while_the_ledger_is_down_commits_once_it_is_back(tmp_path):
+    led = RealLedger(tmp_path / "ledger")
+    a = led.node(tmp_path, "alice")
+    b = led.node(tmp_path, "bob")
+    try:
+        a.connect(b)
+        ch = a.api("/open", {"node_id": b.node_id, "amount_msat": 40 * M})["channel_id"]
+        assert a.api("/pay", {"invoice": b.invoice(15 * M)[0]})["status"] == "succeeded"
+        led.stop()
+        info = a.api("/close", {"channel_id": ch, "force": True})
+        assert info["state"] == "FORCE_CLOSING"
+        led.start()  # the node resubmits its stored force close until it commits
+        wait_until(lambda: led.client.channel(ch)["status"] == "closed", 30, "close and settle")
+        assert led.client.balance(a.node_id) == DEPOSIT - 15 * M
+        assert led.client.balance(b.node_id) == DEPOSIT + 15 * M
+        wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", 20, "alice sees it closed")
+    finally:
+        _kill_all(a, b)
+        led.stop()
+
+
+def test_the_payee_refuses_a_payment_without_its_invoice_secret(tmp_path):
+    led = RealLedger(tmp_path / "ledger")
+    a = led.node(tmp_path, "alice")
+    b = led.node(tmp_path, "bob")
+    try:
+        a.connect(b)
+        a.api("/open", {"node_id": b.node_id, "amount_msat": 40 * M})
+        now = time.time()
+        inv = b.api(
+            "/invoice",
+            {
+                "amount_msat": M,
+                "start": int(now) + 3600,
+                "end": int(now) + 7200,
+                "kwh": 1.0,
+                "count": 2,
+            },
+        )
+        (h1, h2), (s1, s2) = inv["payment_hashes"], inv["payment_secrets"]
+        no_secret = a.api("/pay", {"requests": [[b.node_id, h1, M]]})[0]
+        assert no_secret["status"] == "failed"
+        assert "payment secret" in no_secret["reason"]
+        wrong = a.api("/pay", {"requests": [[b.node_id, h2, M, s1]]})[0]
+        assert wrong["status"] == "failed" and "payment secret" in wrong["reason"]
+        right = a.api("/pay", {"requests": [[b.node_id, h2, M, s2]]})[0]
+        assert right["status"] == "succeeded"
+        assert b.channel_with(a)["local_msat"] == M
+    finally:
+        _kill_all(a, b)
+        led.stop()

@@ -1,0 +1,98 @@
+"""Two gateway processes against the real ledger node (gateway/ledger): fund, pay, cheat, close."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pytest
+
+from gateway.ledger import config as ledger_config
+from gateway.ledger import service, txs
+from gateway.ledger.client import LedgerClient
+from gateway.ln.node.keys import load_or_create
+from hil_tests.gateway.ledger.conftest import OPERATOR, write_config
+from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
+
+M = 1_000_000
+DEPOSIT = 500 * M
+
+
+@pytest.fixture
+def real_ledger(tmp_path):
+    running = service.start(ledger_config.load(write_config(tmp_path / "ledger")))
+    client = LedgerClient(running.url)
+    try:
+        yield running.url, client, client.info()["chain"]
+    finally:
+        running.stop()
+
+
+def _node(tmp_path, name, url, client, chain) -> NodeProc:
+    d = tmp_path / name
+    pub = load_or_create(d).node_id.hex()
+    client.submit(
+        txs.make("enroll_participant", chain, participant=pub, name=name, role="gateway").signed_by(
+            OPERATOR
+        )
+    )
+    client.submit(
+        txs.make("deposit", chain, account=pub, amount_msat=DEPOSIT, reference="t").signed_by(
+            OPERATOR
+        )
+    )
+    args = ["--ledger-url", url, "--accept-max-msat", str(20 * 1_000_000)]
+    return NodeProc(name, d, tmp_path / "unused", args).start()
+
+
+def test_channel_lifecycle_and_penalty_on_the_real_ledger(tmp_path, real_ledger):
+    url, client, chain = real_ledger
+    a = _node(tmp_path, "alice", url, client, chain)
+    b = _node(tmp_path, "bob", url, client, chain)
+    try:
+        a.connect(b)
+        ch = a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M, "push_msat": 20 * M})
+        assert client.channel(ch["channel_id"])["capacity_msat"] == 70 * M
+        assert client.balance(a.node_id) == DEPOSIT - 50 * M
+        backup = a.data_dir / "old.sqlite"
+        with sqlite3.connect(a.data_dir / "channels.sqlite") as s, sqlite3.connect(backup) as t:
+            s.backup(t)
+        assert a.api("/pay", {"invoice": b.invoice(30 * M)[0]})["status"] == "succeeded"
+        a.kill()  # alice restores the old database and publishes the revoked state
+        for suffix in ("", "-wal", "-shm"):
+            (a.data_dir / f"channels.sqlite{suffix}").unlink(missing_ok=True)
+        shutil.copy(backup, a.data_dir / "channels.sqlite")
+        a.start()
+        a.api("/close", {"channel_id": ch["channel_id"], "force": True})
+        wait_until(
+            lambda: client.channel(ch["channel_id"])["status"] == "penalized",
+            30,
+            "bob's penalty on the ledger",
+        )
+        assert client.balance(b.node_id) == DEPOSIT - 20 * M + 70 * M
+        assert client.balance(a.node_id) == DEPOSIT - 50 * M
+    finally:
+        a.kill()
+        b.kill()
+
+
+def test_cooperative_and_unilateral_close_on_the_real_ledger(tmp_path, real_ledger):
+    url, client, chain = real_ledger
+    a = _node(tmp_path, "alice", url, client, chain)
+    b = _node(tmp_path, "bob", url, client, chain)
+    try:
+        a.connect(b)
+        one = a.api("/open", {"node_id": b.node_id, "amount_msat": 40 * M})
+        two = a.api("/open", {"node_id": b.node_id, "amount_msat": 40 * M})
+        a.api("/pay", {"invoice": b.invoice(10 * M)[0]})
+        a.api("/pay", {"invoice": b.invoice(5 * M)[0]})
+        paid = {c["channel_id"]: c["remote_msat"] for c in a.channels()}
+        assert sum(paid.values()) == 15 * M
+        assert a.api("/close", {"channel_id": one["channel_id"]})["state"] == "CLOSED"
+        a.api("/close", {"channel_id": two["channel_id"], "force": True})
+        wait_until(lambda: client.channel(two["channel_id"])["status"] == "closed", 30, "settle")
+        assert client.balance(a.node_id) == DEPOSIT - 15 * M
+        assert client.balance(b.node_id) == DEPOSIT + 15 * M
+    finally:
+        a.kill()
+        b.kill()

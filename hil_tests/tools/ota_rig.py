@@ -1,0 +1,73 @@
+"""An emulated meter provisioned for updates, a real mosquitto, and release images to offer it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import coincurve
+
+from boards.emulated.host.vclock import VirtualClock
+from gateway.crypto import SiteKey
+from hil_tests.rig.board_process import BoardProcess
+from hil_tests.rig.broker import Broker
+from tools.build import build, compile_one
+from tools.ota import Bundle, make_bundle
+
+SITE = "ota-site"
+ISSUER = coincurve.PrivateKey(b"\x07" * 32).public_key.format().hex()
+
+
+def release_image(tmp: Path, version: str, broken: bool = False) -> Path:
+    """The emulated image as a release of `version` (its fwinfo says so); `broken`: one whose
+    meter_app cannot be imported."""
+    image = tmp / f"image-{version}"
+    if not image.exists():
+        shutil.copytree(build("emulated"), image)
+        src = tmp / f"fwinfo-{version}.py"
+        src.write_text(f'FIRMWARE_VERSION = "{version}"\nFIRMWARE_NAME = "seamless-grid-meter"\n')
+        compile_one(src, image / "lib" / "fwinfo.mpy", None)
+        if broken:
+            bad = tmp / "meter_app_broken.py"
+            bad.write_text('raise ImportError("a release that cannot start")\n')
+            compile_one(bad, image / "lib" / "meter_app.mpy", None)
+    return image
+
+
+@dataclass
+class OtaRig:
+    tmp: Path
+    broker: Broker
+    board: BoardProcess
+    key: SiteKey
+
+    def bundle(self, version: str, board: str = "emulated", key: SiteKey | None = None,
+               broken: bool = False) -> Bundle:  # fmt: skip
+        image = release_image(self.tmp, version, broken)
+        return make_bundle(image, board, version, key or self.key)
+
+    def ota_state(self) -> dict:
+        path = self.board.flash_dir / "ota" / "state.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+def start_rig(tmp: Path, speed: float = 10.0) -> OtaRig:
+    key = SiteKey.load_or_create(tmp / "release.key")
+    broker = Broker(tmp / "broker").start()
+    flash = tmp / "flash"
+    flash.mkdir(parents=True)
+    cfg = {
+        "site": SITE,
+        "broker_port": broker.port,
+        "issuer_pubkey": ISSUER,
+        "release_pubkey": key.pubkey.hex(),
+        "interval_s": 60,
+        "checkpoint_s": 10,
+    }
+    (flash / "config.json").write_text(json.dumps(cfg))
+    board = BoardProcess(flash, board_id="ota-1", clock=VirtualClock(speed=speed))
+    board.start()
+    board.expect("meter ready")
+    return OtaRig(tmp, broker, board, key)
