@@ -47,6 +47,15 @@ class ReceiptSpec:
     wh: int
     price_msat_per_kwh: int
     buyer: str | None = None
+    profile_wh: tuple[int, ...] | None = None  # Wh per equal step of the window (sum == wh)
+
+    def __post_init__(self) -> None:
+        if self.profile_wh is not None:
+            length = self.window.end - self.window.start
+            if not self.profile_wh or length % len(self.profile_wh):
+                raise MarketError("a profile needs steps that divide the window evenly")
+            if sum(self.profile_wh) != self.wh or min(self.profile_wh) < 0:
+                raise MarketError("a profile's steps must be >= 0 Wh and sum to its wh")
 
     @property
     def amount_msat(self) -> int:
@@ -54,8 +63,16 @@ class ReceiptSpec:
 
 
 def wh_of(memo: ln_receipt.EnergyMemo) -> int:
-    """The memo's energy in whole Wh (the memo carries kWh; kWh * 1000 rounds back exactly)."""
-    return round(memo.energy_kwh * 1000)
+    """The memo's energy in whole Wh. The memo carries kWh (or kW per step); Wh -> kWh -> Wh
+    rounds back exactly: `round(kwh * 1000)`, per step `round(kw * step_s / 3.6)`."""
+    return sum(profile_of(memo)) if memo.kw is not None else round(memo.energy_kwh * 1000)
+
+
+def profile_of(memo: ln_receipt.EnergyMemo) -> tuple[int, ...]:
+    """Wh per step of a profile memo (empty for an energy memo)."""
+    if memo.kw is None or memo.step_s is None:
+        return ()
+    return tuple(round(kw * memo.step_s / 3.6) for kw in memo.kw)
 
 
 class MarketAgent:
@@ -83,6 +100,24 @@ class MarketAgent:
             for wh, price in self.strategy.offers(forecast.net_wh(w), position):
                 out.append(ReceiptSpec(w, wh, price))
         return out
+
+    def profile(
+        self, window: Window, now: int, forecast: Forecast, state: NodeState
+    ) -> ReceiptSpec | None:
+        """One receipt with a power profile for a long window (e.g. an hour) from the forecast's
+        shorter windows inside it: the surplus per step the strategy offers (None if nothing)."""
+        steps = [w for w, _ in forecast.points if window.start <= w.start and w.end <= window.end]
+        if not steps or now >= self.gate_closure(window):
+            return None
+        per_step, price = [], 0
+        for w in steps:
+            offers = self.strategy.offers(forecast.net_wh(w), state.position(w))
+            per_step.append(sum(wh for wh, _ in offers))
+            price = max([price, *(p for _, p in offers)])
+        total = sum(per_step)
+        if not total or (window.end - window.start) != len(steps) * (steps[0].end - steps[0].start):
+            return None
+        return ReceiptSpec(window, total, price, profile_wh=tuple(per_step))
 
     def orders(
         self, window: Window, now: int, forecast: Forecast, state: NodeState
@@ -120,9 +155,15 @@ class MarketAgent:
         expiry = self.gate_closure(spec.window) - now
         if expiry <= 0:
             raise MarketError(f"gate closure of window {spec.window.start} has passed")
-        memo = ln_receipt.EnergyMemo(
-            node=self.node, start=spec.window.start, end=spec.window.end, kwh=spec.wh / 1000
-        )
+        w = spec.window
+        if spec.profile_wh is None:
+            memo = ln_receipt.EnergyMemo(
+                node=self.node, start=w.start, end=w.end, kwh=spec.wh / 1000
+            )
+        else:
+            step = (w.end - w.start) // len(spec.profile_wh)
+            kw = tuple(wh * 3.6 / step for wh in spec.profile_wh)
+            memo = ln_receipt.EnergyMemo(self.node, w.start, w.end, kw=kw, step_s=step)
         return ln_receipt.create_receipt(
             memo,
             spec.amount_msat,
@@ -140,7 +181,13 @@ class MarketAgent:
         if inv.amount_msat is None:
             raise MarketError("a receipt without an amount cannot be paid atomically")
         return OfferedReceipt(
-            memo.node, memo.start, memo.end, wh_of(memo), inv.amount_msat, inv.payment_hash.hex()
+            memo.node,
+            memo.start,
+            memo.end,
+            wh_of(memo),
+            inv.amount_msat,
+            inv.payment_hash.hex(),
+            profile_of(memo),
         )
 
     def decide(

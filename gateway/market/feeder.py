@@ -91,23 +91,33 @@ class FeederClearing:
 class Feeder:
     """A pandapower network built from a Topology, reused (recycled) for every power flow."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(
+        self, topology: Topology, net: Any = None, bus_index: Mapping[str, int] | None = None
+    ) -> None:
+        """Build the pandapower network of `topology`, or use `net` (a loaded pandapower network
+        whose lines are `topology.lines` in the same order; `bus_index` maps bus ids to its
+        indices; its own loads stay as the untraded base flow): see gateway.market.feeder_file."""
         import pandapower as pp
 
         self.pp = pp
         self.topology = topology
-        net = pp.create_empty_network(name=topology.name)
-        self._bus = {b: pp.create_bus(net, vn_kv=topology.vn_kv, name=b) for b in topology.buses}
-        pp.create_ext_grid(net, self._bus[topology.root], vm_pu=1.0)
-        for ln in topology.lines:
-            pp.create_line(
-                net,
-                self._bus[ln.from_bus],
-                self._bus[ln.to_bus],
-                length_km=ln.length_m / 1000,
-                std_type=ln.std_type,
-                name=ln.id,
-            )
+        if net is not None and bus_index is not None:
+            self._bus = dict(bus_index)
+        else:
+            net = pp.create_empty_network(name=topology.name)
+            self._bus = {
+                b: pp.create_bus(net, vn_kv=topology.vn_kv, name=b) for b in topology.buses
+            }
+            pp.create_ext_grid(net, self._bus[topology.root], vm_pu=1.0)
+            for ln in topology.lines:
+                pp.create_line(
+                    net,
+                    self._bus[ln.from_bus],
+                    self._bus[ln.to_bus],
+                    length_km=ln.length_m / 1000,
+                    std_type=ln.std_type,
+                    name=ln.id,
+                )
         self.nodes = tuple(n for n, _ in topology.node_bus)
         self._load = {
             n: pp.create_load(net, self._bus[b], p_mw=0.0, name=n) for n, b in topology.node_bus

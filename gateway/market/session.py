@@ -70,7 +70,8 @@ class MarketDay:
             bids += [_scored(x, score) for x in b]
         return Book(window.start, window.end, tuple(offers), tuple(bids))
 
-    def _clear_levels(self, book: Book) -> Clearing:
+    def clear_levels(self, book: Book) -> Clearing:
+        """The three-level clearing of one book (no feeder check)."""
         topo = self.topology
         return clear_slot(
             book,
@@ -85,10 +86,10 @@ class MarketDay:
         book = self.book(window, now)
         checked = None
         if self.feeder is not None:
-            checked = clear_feasible(self.feeder, book, clear=self._clear_levels)
+            checked = clear_feasible(self.feeder, book, clear=self.clear_levels)
             trades, losses = checked.clearing.trades, checked.trade_loss_wh
         else:
-            trades = self._clear_levels(book).trades
+            trades = self.clear_levels(book).trades
             losses = (0,) * len(trades)
         for t in trades:  # book the positions: paid receipts oblige both sides
             if t.seller in self.states:

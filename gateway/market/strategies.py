@@ -25,6 +25,7 @@ class OfferedReceipt:
     wh: int
     amount_msat: int
     payment_hash: str  # hex
+    profile_wh: tuple[int, ...] = ()  # Wh per step when the receipt carries a power profile
 
     @property
     def price_msat_per_kwh(self) -> int:

@@ -95,3 +95,16 @@ def test_the_documented_grid_configs_are_valid_and_in_the_docs(name):
     assert cfg.grid.node.enabled and cfg.grid.node.listen == "0.0.0.0"
     assert {n.name for n in cfg.grid.topology.nodes} == {"pv-1", "home-1", "pod"}
     assert path.read_text() in (root / "docs" / "gateway.md").read_text()
+
+
+def test_check_config_refuses_an_unreadable_password_file_and_state_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    p = tmp_path / "g.toml"
+    p.write_text(
+        f'[gateway]\nsite = "s1"\nstate_dir = "{blocker}/state"\n'
+        f'[mqtt]\nusername = "gw"\npassword_file = "{tmp_path}/missing"\n'
+    )
+    res = sgrid_gateway("check-config", "--config", str(p), check=False)
+    assert res.returncode == 2
+    assert "mqtt.password_file:" in res.stderr and "gateway.state_dir:" in res.stderr

@@ -352,6 +352,11 @@ class EmulatedBoard:
                 self.pulses[req.get("pin", "s0")] += n
             self.wake.set()
             return self.pulses[req.get("pin", "s0")]
+        if op == "rtc_shift":  # somebody sets the board's clock wrong (the bench's clock fault)
+            with self._lock:
+                if self._rtc_offset is not None:
+                    self._rtc_offset += float(req["seconds"])
+            return self._rtc_now()
         if op == "network_time":  # the site's NTP server comes (or goes)
             self.config.ntp = bool(req["value"])
             return self.config.ntp

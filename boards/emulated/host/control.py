@@ -1,7 +1,8 @@
 """The rig's side door into an emulated board: a unix socket speaking JSON lines.
 
 Requests: {"op": "state"}, {"op": "pulses", "pin": "s0", "n": 5},
-{"op": "set_input", "pin": "button", "value": 0|1}, {"op": "network_time", "value": true|false}.
+{"op": "set_input", "pin": "button", "value": 0|1}, {"op": "network_time", "value": true|false},
+{"op": "rtc_shift", "seconds": 3600} (a wrongly set clock).
 Each gets one JSON line back.
 """
 

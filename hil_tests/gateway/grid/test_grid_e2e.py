@@ -179,3 +179,17 @@ def test_a_node_buys_last_resort_energy_from_the_pod(rig):
         30,
         "the last-resort energy credited to the meter",
     )
+
+
+def test_a_token_paid_during_a_broker_outage_is_delivered_when_it_is_back(rig):
+    rig.broker.stop()
+    try:
+        result = rig.pay(rig.receipt(wh=15, price_msat=15_000))  # payments do not need MQTT
+        assert result["status"] == "succeeded"
+        ph = result["payment_hash"]
+        time.sleep(2.5)  # resend_s = 1: a few attempts into the void
+        assert _credit_status(rig, ph) == "issued"
+    finally:
+        rig.broker.start()
+    wait_until(lambda: _credit_status(rig, ph) == "accepted", 60, "delivery after the outage")
+    assert len(rig.tokens_for(bytes.fromhex(ph))) == 1

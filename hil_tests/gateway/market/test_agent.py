@@ -139,3 +139,18 @@ def test_auction_orders_and_receipts_for_matched_trades():
     specs = pv.receipts_for(clearing, w)
     assert [(s.wh, s.buyer, s.amount_msat) for s in specs] == [(800, "home-1", 120_000)]
     assert home.receipts_for(clearing, w) == []
+
+
+def test_an_hourly_receipt_with_a_power_profile_from_the_15_minute_forecast():
+    pv = MarketAgent("pv-1", ProducerStrategy(100_000, lot_wh=10_000))
+    forecast = Forecast.of(
+        "pv-1", [(w, wh) for w, wh in zip(SLOTS, (250, 500, 0, 125), strict=True)]
+    )
+    hour = HOURS[0]
+    spec = pv.profile(hour, NOW, forecast, NodeState("pv-1"))
+    assert spec is not None and spec.profile_wh == (250, 500, 0, 125) and spec.wh == 875
+    offered = MarketAgent.read(pv.issue(spec, PV_KEY, _hash(9), NOW).invoice)
+    assert offered.profile_wh == (250, 500, 0, 125) and offered.wh == 875
+    assert offered.amount_msat == 87_500 and (offered.start, offered.end) == (hour.start, hour.end)
+    with pytest.raises(MarketError):
+        type(spec)(hour, 10, 1, profile_wh=(5, 4))

@@ -91,3 +91,26 @@ def test_the_feeder_of_a_gateway_topology_section():
     assert topo.bus_of("home-1") == "p2" and topo.tree()["p2"] == ("p1", "l2")
     with pytest.raises(TopologyError, match="lines"):
         from_grid_config(TopologyConfig(nodes=cfg.nodes, lines=(("t0", "p1"),)), root="t0")
+
+
+def test_a_pandapower_network_file_is_a_feeder(tmp_path):
+    import pandapower as pp
+    import pandapower.networks as pn
+
+    from gateway.market.feeder_file import load_pandapower
+
+    net = pn.create_kerber_dorfnetz()  # a real German village LV grid: 116 buses, 57 houses
+    pp.to_json(net, str(tmp_path / "dorf.json"))
+    houses = [net.bus.at[int(b), "name"] for b in net.load.bus][:50]
+    nodes = {f"n{i:02d}": bus for i, bus in enumerate(houses)}
+    f = load_pandapower(tmp_path / "dorf.json", nodes)
+    assert len(f.topology.buses) >= 40 and f.topology.root == "main_busbar"
+    offers = tuple(
+        Order(f"o{i}", n, 3000, 100_000 + i, 0) for i, n in enumerate(nodes) if i % 3 == 0
+    )
+    bids = tuple(Order(f"b{i}", n, 1500, 200_000 - i, 0) for i, n in enumerate(nodes) if i % 3)
+    r = clear_feasible(f, Book(0, 900, offers, bids))
+    assert r.feasible and sum(r.trade_loss_wh) > 0
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(TopologyError):
+        load_pandapower(tmp_path / "bad.json", nodes)

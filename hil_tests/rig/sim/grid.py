@@ -1,0 +1,424 @@
+"""Bring the simulated microgrid up the way an operator and installers bring a real one in.
+
+One ledger node (`sgrid ledger run`; with `ledger="etcd"` three replicas on a real 3-member etcd
+cluster), one mosquitto started with the production config (deploy/mosquitto/: TLS only, an
+account per meter and per gateway, the ACL), and per grid node: an `sgrid gateway run` process
+(its channel node in-process) and, except for the POD, an emulated ESP32 meter running the real
+firmware. The POD's meter is an emulated SDM630 on Modbus RTU. Operator steps go through the
+`sgrid` commands a person would type (`ledger enroll/deposit/enroll-meter`, `broker add-*`,
+`gateway enroll-meter/check-config`), run in parallel so a 50-node grid comes up in reasonable time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from boards.emulated.host.bl0942_chip import BL0942Chip
+from boards.emulated.host.vclock import VirtualClock
+from gateway import clock
+from gateway.ledger.keys import SigningKey
+from gateway.ln.node.control import call
+from hil_tests.gateway.gateway_proc import GatewayProcess
+from hil_tests.rig.board_process import BoardProcess
+from hil_tests.rig.broker import Broker, free_port
+from hil_tests.rig.certs import write_ca_and_server
+from hil_tests.rig.flash_reader import pubkey_from_console
+from hil_tests.rig.loads import EnergyIntegrator
+from hil_tests.rig.microgrid import Microgrid, NodeSpec
+from hil_tests.rig.pod_meter import EmulatedSdm630
+from hil_tests.rig.wire import PtyWire
+from sgcore.reading import meter_id_from_pubkey
+from tools.build import build
+
+REPO = Path(__file__).resolve().parents[3]
+SGRID = [sys.executable, "-c", "from gateway.cli import main; main()"]
+DEPLOY = REPO / "deploy" / "mosquitto"
+DEPOSIT_MSAT = 2_000_000_000  # per node: 2,000 sat (about 10 kWh at the tariff)
+CHANNEL_MSAT = 400_000_000  # each end of every topology channel
+ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "producer",
+         "battery": "prosumer", "pod": "pod"}  # fmt: skip
+
+
+class SimError(RuntimeError):
+    pass
+
+
+def sgrid(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run([*SGRID, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    if done.returncode != 0:
+        raise SimError(f"sgrid {' '.join(args[:2])}: {done.stderr.strip()[-600:]}")
+    return done.stdout
+
+
+@dataclass
+class SimNode:
+    spec: NodeSpec
+    dir: Path
+    port: int = field(default_factory=free_port)
+    control_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    node_id: str = ""
+    gateway: GatewayProcess | None = None
+    board: BoardProcess | None = None
+    meter_pubkey: bytes = b""
+    broker_password: str = ""
+    chip: BL0942Chip | None = None
+    wire: PtyWire | None = None
+    energy: EnergyIntegrator = field(default_factory=EnergyIntegrator)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "gateway.toml"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / "state"
+
+    @property
+    def meter_hex(self) -> str:
+        return meter_id_from_pubkey(self.meter_pubkey).hex() if self.meter_pubkey else ""
+
+    def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return call(self.url, path, body, timeout=30)
+
+
+@dataclass
+class SimGrid:
+    grid: Microgrid
+    workdir: Path
+    speed: float
+    ledger: str = "embedded"  # or "etcd"
+    interval_s: int = 900
+    market: dict[str, str] = field(default_factory=dict)  # node kind -> extra [market] lines
+    nodes: dict[str, SimNode] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.clock = VirtualClock(speed=self.speed)
+        self.broker_dir = self.workdir / "broker"
+        self.broker = Broker(self.broker_dir, port=free_port())
+        self.pod_meter = EmulatedSdm630()
+        self.operator = SigningKey(os.urandom(32))
+        self.operator_key = self.workdir / "operator.key"
+        self.ledger_procs: list[subprocess.Popen[str]] = []
+        self.ledger_urls: list[str] = []
+        self.etcd: Any = None
+        self._accounts_lock = threading.Lock()
+        for spec in self.grid.nodes:
+            self.nodes[spec.name] = SimNode(spec, self.workdir / spec.name)
+        self.power_w: dict[str, float] = {name: 0.0 for name in self.nodes}  # what chips see
+
+    @property
+    def ledger_url(self) -> str:
+        return ",".join(self.ledger_urls)
+
+    # --- bring-up --------------------------------------------------------------------------------
+
+    def start(self, progress: Any = None) -> SimGrid:
+        step = progress or (lambda what: None)
+        self.operator_key.write_text(self.operator.secret_hex())
+        step("broker (production config: TLS, accounts, ACL)")
+        self._start_broker()
+        step("ledger")
+        self._start_ledger()
+        self.pod_meter.start()
+        step("node keys")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(self._prepare, self.nodes.values()))
+        step("meters: first boot (keys)")
+        rom = build("emulated")
+        metered = [n for n in self.nodes.values() if n.spec.kind != "pod"]
+        for n in metered:
+            self._boot_meter(n, rom, first=True)
+        for n in metered:
+            assert n.board is not None
+            n.board.expect("meter ready", timeout=120)
+            n.meter_pubkey = pubkey_from_console(n.board.console)
+            n.board.stop()
+        step("enrolment (ledger, gateway, broker)")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(self._enroll, self.nodes.values()))
+        self.broker.start()
+        topology = self._topology()
+        for n in self.nodes.values():
+            n.config.write_text(self._toml(n, topology))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda n: sgrid("gateway", "check-config", "--config", str(n.config)),
+                          self.nodes.values()))  # fmt: skip
+        step("meters: boot with their broker accounts")
+        for n in metered:
+            self._boot_meter(n, rom, first=False)
+        step("gateways")
+        for n in self.nodes.values():
+            self.start_gateway(n)
+        for n in self.nodes.values():
+            self._wait(lambda n=n: self._answers(n), 60, f"{n.name}'s channel node")
+        step("channels along the feeder")
+        self.wait_channels()
+        return self
+
+    def _start_broker(self) -> None:
+        write_ca_and_server(self.broker_dir)
+        text = (DEPLOY / "seamless-grid.conf").read_text()
+        text = text.replace("/etc/mosquitto/sgrid/", f"{self.broker_dir}/")
+        text = text.replace("listener 8883\n", f"listener {self.broker.port} 127.0.0.1\n")
+        # started as root, mosquitto would drop to user "mosquitto", who cannot read the workdir
+        self.broker.conf = text + (
+            f"user root\npersistence false\nmax_queued_messages 100000\n"
+            f"log_dest file {self.broker.log_path}\nlog_type error\nlog_type warning\n"
+        )
+
+    def _start_ledger(self) -> None:
+        validator = SigningKey(os.urandom(32))
+        replicas = 1
+        etcd_lines = ""
+        if self.ledger == "etcd":
+            from hil_tests.gateway.ledger.etcd_cluster import start_cluster
+
+            self.etcd = start_cluster(self.workdir / "etcd")
+            replicas = 3
+            etcd_lines = "etcd = [{}]\n".format(", ".join(f'"{e}"' for e in self.etcd.endpoints))
+        for i in range(replicas):
+            d = self.workdir / f"ledger-{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "validator.key").write_text(validator.secret_hex())
+            cfg = d / "ledger.toml"
+            cfg.write_text(
+                f'[ledger]\nname = "sim-grid"\noperator = "{self.operator.pubkey}"\n'
+                f'validator_key_file = "validator.key"\ngenesis_time_ms = {int(time.time() * 1000)}\n'
+                f'db = "ledger.sqlite"\nlisten = "127.0.0.1:0"\nidle_block_ms = 200\n'
+                f"commit_timeout_s = 30\n{etcd_lines}"
+            )
+            proc = subprocess.Popen([*SGRID, "ledger", "run", "--config", str(cfg)], cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=open(d / "ledger.log", "w"),
+                                    text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+            self.ledger_procs.append(proc)
+            assert proc.stdout is not None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if "listening" in line:
+                    self.ledger_urls.append(line.split("listening", 1)[1].strip())
+                    break
+                if proc.poll() is not None:
+                    raise SimError(f"the ledger did not start: see {d / 'ledger.log'}")
+            else:
+                raise SimError("the ledger did not start within 60 s")
+
+    def _prepare(self, n: SimNode) -> None:
+        n.dir.mkdir(parents=True, exist_ok=True)
+        n.config.write_text(self._toml(n, ""))
+        n.node_id = sgrid("gateway", "node-id", "--config", str(n.config)).strip()
+
+    def _boot_meter(self, n: SimNode, rom: Path, first: bool) -> None:
+        flash = n.dir / "meter" / "flash"
+        flash.mkdir(parents=True, exist_ok=True)
+        cfg: dict[str, Any] = {
+            "site": n.name,
+            "broker_host": "localhost",
+            "broker_port": self.broker.port,
+            "interval_s": self.interval_s,
+            "checkpoint_s": 60,
+            "min_switch_s": 0,
+            "meter_source": n.spec.meter_source,
+            "critical_load": n.spec.kind in ("critical", "pv", "battery"),
+        }
+        if not first:
+            site_key = sgrid("gateway", "site-key", "--config", str(n.config)).strip()
+            cfg.update(
+                issuer_pubkey=site_key,
+                broker_user=n.meter_hex,
+                broker_password=n.broker_password,
+                broker_tls_ca=_ca_on_flash(flash, self.broker_dir / "ca.pem"),
+            )
+        (flash / "config.json").write_text(json.dumps(cfg))
+        uarts = {}
+        if n.spec.meter_source == "bl0942":
+            if n.wire is None:  # the metering chip, on the meter's UART
+                n.wire = PtyWire(f"{n.name}-bl0942")
+                n.chip = BL0942Chip(n.wire.a, self._chip_load(n.name), clock=self.clock.now)
+            uarts = {"meter": n.wire.b}
+        n.board = BoardProcess(flash_dir=flash, board_id=n.name, run_dir=n.dir / "meter",
+                               clock=self.clock, rom_dir=rom, uarts=uarts)  # fmt: skip
+        n.board.start(wait_banner=False)
+
+    def _chip_load(self, name: str) -> Any:
+        return lambda: (self.power_w[name], 230.0)
+
+    def _enroll(self, n: SimNode) -> None:
+        """What the operator and the installer do for one node (docs/gateway.md, "Bringing a node
+        in"): the same library calls as `sgrid ledger enroll/deposit/enroll-meter`, `sgrid broker
+        add-gateway/add-meter` and `sgrid gateway enroll-meter`, in-process so that 50 nodes come up
+        in seconds rather than minutes of interpreter start-ups."""
+        from gateway.config import load_config
+        from gateway.ingest.store import ReadingStore
+        from gateway.ledger import txs
+        from gateway.ledger.client import LedgerClient
+        from gateway.mqtt import accounts
+
+        client = LedgerClient(self.ledger_urls, retries=3)
+        chain = str(client.info()["chain"])
+
+        def submit(kind: str, **fields: Any) -> None:
+            client.submit(txs.make(kind, chain, **fields).signed_by(self.operator))
+
+        submit("enroll_participant", participant=n.node_id, name=n.name, role=ROLES[n.spec.kind])
+        submit("deposit", account=n.node_id, amount_msat=DEPOSIT_MSAT, reference=n.name)
+        cfg = load_config(n.config)
+        secret = n.dir / "gw.secret"
+        password = accounts.new_password()
+        secret.write_text(password + "\n")
+        secret.chmod(0o600)
+        with self._accounts_lock:  # one passwd and one acl file for the whole broker
+            accounts.add_password(self.broker_dir / "passwd", f"gw-{n.name}", password)
+            accounts.write_acl(
+                self.broker_dir / "acl", accounts.gateway_acl(n.name, f"gw-{n.name}")
+            )
+        if not n.meter_pubkey:
+            return
+        submit("enroll_meter", meter=n.meter_pubkey.hex(), owner=n.node_id)
+        store = ReadingStore(cfg.database)
+        try:
+            store.enroll(n.meter_pubkey, n.name, 0)
+        finally:
+            store.close()
+        n.broker_password = accounts.new_password()
+        with self._accounts_lock:
+            accounts.add_password(self.broker_dir / "passwd", n.meter_hex, n.broker_password)
+            accounts.write_acl(self.broker_dir / "acl", accounts.meter_acl(n.name, n.meter_hex))
+
+    def _toml(self, n: SimNode, topology: str) -> str:
+        meter = f'meter = "{n.name}"\n' if n.spec.kind != "pod" else ""
+        modbus = ""
+        if n.spec.kind == "pod":
+            modbus = (
+                f'[[modbus.bus]]\nname = "grid"\nkind = "rtu"\nport = "{self.pod_meter.port}"\n'
+                f"baudrate = {self.pod_meter.baudrate}\ntimeout_s = 0.5\n"
+                '[[modbus.device]]\nname = "pod"\nbus = "grid"\nmodel = "sdm630"\npoll_s = 2.0\n'
+            )
+        market = self.market.get(n.spec.kind, "")
+        return (
+            f'[gateway]\nsite = "{n.name}"\nstate_dir = "state"\n'
+            f'[mqtt]\nhost = "localhost"\nport = {self.broker.port}\n'
+            f'username = "gw-{n.name}"\npassword_file = "gw.secret"\n'
+            f'tls_ca_file = "{self.broker_dir / "ca.pem"}"\n'
+            f"[ingest]\nresend_cooldown_s = 0.5\n"
+            f'[metrics]\nlisten = "127.0.0.1"\nport = {n.metrics_port}\n'
+            f"[homeassistant]\nenabled = false\n"
+            f'[node]\nenabled = true\nname = "{n.name}"\nlisten = "127.0.0.1"\nport = {n.port}\n'
+            f"control_port = {n.control_port}\nchannel_msat = {CHANNEL_MSAT}\n"
+            f"accept_max_msat = {CHANNEL_MSAT}\ntick_s = 0.1\n{meter}"
+            f'[ledger]\nurl = "{self.ledger_url}"\n'
+            f"[credit]\nresend_s = 1.0\n"
+            f"[anchor]\ninterval_s = 10\nretry_s = 2.0\n"
+            f'[market]\nrole = "{ROLES[n.spec.kind]}"\n{market if topology else ""}'
+            + modbus
+            + topology
+        )
+
+    def _topology(self) -> str:
+        topo = self.grid.topology
+        out = ""
+        for n in self.nodes.values():
+            out += (
+                f'[[topology.node]]\nname = "{n.name}"\nbus = "{topo.bus_of(n.name)}"\n'
+                f'node_id = "{n.node_id}"\nhost = "127.0.0.1"\nport = {n.port}\n'
+            )
+        for line in topo.lines:
+            out += f'[[topology.line]]\na = "{line.from_bus}"\nb = "{line.to_bus}"\n'
+        return out
+
+    def start_gateway(self, n: SimNode) -> None:
+        c = self.clock
+        env = clock.env_for(c.speed, c.real_t0, c.virtual_t0 or c.real_t0)
+        n.gateway = GatewayProcess(n.config, self.broker, n.name, extra_env=env)
+
+    def _answers(self, n: SimNode) -> bool:
+        try:
+            n.api("/info")
+            return True
+        except Exception:  # noqa: BLE001 - not listening yet
+            return False
+
+    def expected_channels(self) -> set[frozenset[str]]:
+        """Pairs of nodes that get a channel: same feeder point, or points joined by a line."""
+        topo = self.grid.topology
+        joined = {frozenset((ln.from_bus, ln.to_bus)) for ln in topo.lines}
+        names = list(self.nodes)
+        out = set()
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                ba, bb = topo.bus_of(a), topo.bus_of(b)
+                if ba == bb or frozenset((ba, bb)) in joined:
+                    out.add(frozenset((a, b)))
+        return out
+
+    def open_channels(self) -> dict[frozenset[str], dict[str, Any]]:
+        by_id = {n.node_id: n.name for n in self.nodes.values()}
+        out = {}
+        for n in self.nodes.values():
+            for ch in n.api("/channels"):
+                if ch["state"] == "OPEN" and ch["peer"] in by_id:
+                    out[frozenset((n.name, by_id[ch["peer"]]))] = ch
+        return out
+
+    def wait_channels(self, timeout: float = 180.0) -> None:
+        want = self.expected_channels()
+        self._wait(lambda: want <= set(self.open_channels()), timeout, "the feeder's channels")
+
+    @staticmethod
+    def _wait(pred: Any, timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = pred()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise SimError(f"timed out waiting for {what}")
+
+    # --- tear-down -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for n in self.nodes.values():
+            if n.board is not None:
+                n.board.stop()
+            if n.gateway is not None:
+                n.gateway.close()
+            if n.chip is not None:
+                n.chip.stop()
+            if n.wire is not None:
+                n.wire.close()
+        for proc in self.ledger_procs:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.etcd is not None:
+            self.etcd.stop()
+        self.pod_meter.stop()
+        self.broker.stop()
+
+
+def _ca_on_flash(flash: Path, ca: Path) -> str:
+    """The broker's CA goes onto the meter's flash, as provisioning puts it there."""
+    (flash / "ca.pem").write_bytes(ca.read_bytes())
+    return "ca.pem"

@@ -1,0 +1,208 @@
+"""The sim's scenarios: a normal day, and days with one kind of fault injected (issue 13 §4).
+
+A scenario is a list of faults, each at a fraction of the simulated span; `Faults.tick(now)`
+fires them from the sim loop. Faults act only on the bench (processes, the broker, the wires):
+never on production state the system could not meet in the field. What each one must leave
+intact is checked by the invariants like any other day; some add their own check.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hil_tests.rig.sim.grid import SimGrid
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("normal", "a day with no fault"),
+        Scenario("broker-restart", "mosquitto is stopped at 40 % of the day and restarted"),
+        Scenario("gateway-kill", "a household's gateway is SIGKILLed mid-day and restarted"),
+        Scenario("power-cuts", "random meters lose power (SIGKILL) and come back"),
+        Scenario("partition", "a node loses its peers for an hour (its meter keeps going)"),
+        Scenario("clock-drift", "a meter's clock is set an hour ahead; the gateway corrects it"),
+        Scenario("malicious-meter", "a meter account publishes forged and replayed readings"),
+        Scenario("unpaid-draw", "a household with no credit tries to draw energy all day"),
+        Scenario("cheater", "a node restores an old channel state and force-closes with it"),
+        Scenario("pod-outage", "the POD's gateway is down for an hour"),
+    )
+}
+
+
+@dataclass
+class Fault:
+    at: float  # fraction of the span
+    what: str
+    action: Callable[[], None]
+    done: bool = False
+
+
+@dataclass
+class Faults:
+    sg: SimGrid
+    scenario: str
+    t_begin: float
+    t_end: float
+    log: Callable[[str], None]
+    seed: int = 1
+    faults: list[Fault] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)  # scenario-specific results
+
+    def __post_init__(self) -> None:
+        build = getattr(self, "_" + self.scenario.replace("-", "_"), None)
+        if build is not None:
+            build()
+
+    def tick(self, now: float) -> None:
+        frac = (now - self.t_begin) / max(1.0, self.t_end - self.t_begin)
+        for f in self.faults:
+            if not f.done and frac >= f.at:
+                f.done = True
+                self.log(f.what)
+                f.action()
+
+    def _add(self, at: float, what: str, action: Callable[[], None]) -> None:
+        self.faults.append(Fault(at, what, action))
+
+    def _victim(self, kind: str = "home") -> Any:
+        return next(n for n in self.sg.nodes.values() if n.spec.kind == kind)
+
+    # --- the scenarios ---------------------------------------------------------------------------
+
+    def _broker_restart(self) -> None:
+        def restart() -> None:
+            self.sg.broker.stop()
+            time.sleep(2.0)
+            self.sg.broker.start()
+
+        self._add(0.4, "fault: mosquitto stopped (restarts in 2 s)", restart)
+
+    def _gateway_kill(self) -> None:
+        n = self._victim()
+
+        def kill() -> None:
+            assert n.gateway is not None
+            n.gateway.kill()
+            n.gateway.close()
+            time.sleep(1.0)
+            self.sg.start_gateway(n)
+
+        self._add(0.45, f"fault: {n.name}'s gateway SIGKILLed (restarted)", kill)
+
+    def _power_cuts(self) -> None:
+        rnd = random.Random(self.seed)
+        metered = [n for n in self.sg.nodes.values() if n.board is not None]
+        for i in range(6):
+            n = rnd.choice(metered)
+
+            def cut(n: Any = n) -> None:
+                assert n.board is not None
+                n.board.power_cut()
+                time.sleep(0.3)
+                n.board.start(wait_banner=False)
+
+            self._add(0.15 + 0.12 * i, f"fault: power cut at {n.name}'s meter", cut)
+
+    def _partition(self) -> None:
+        n = self._victim("pv")
+        span_h = (self.t_end - self.t_begin) / 3600
+        hour = min(0.5, 1 / max(1.0, span_h))
+
+        def cut() -> None:
+            self.sg.proxies.isolate(n.name, True)
+
+        def heal() -> None:
+            self.sg.proxies.isolate(n.name, False)
+
+        self._add(0.3, f"fault: {n.name} loses its peers (for an hour)", cut)
+        self._add(0.3 + hour, f"fault healed: {n.name} reaches its peers again", heal)
+
+    def _clock_drift(self) -> None:
+        n = self._victim()
+
+        def drift() -> None:
+            assert n.board is not None
+            n.board.control(op="rtc_shift", seconds=3600)
+
+        self._add(0.3, f"fault: {n.name}'s meter clock jumps an hour ahead", drift)
+
+    def _malicious_meter(self) -> None:
+        n = self._victim()
+
+        def attack() -> None:
+            from hil_tests.rig.sim.attacks import forge_and_replay
+
+            self.checks["malicious_meter"] = forge_and_replay(self.sg, n)
+
+        self._add(0.5, f"fault: {n.name}'s account publishes forged and replayed readings", attack)
+
+    def _unpaid_draw(self) -> None:
+        pass  # the household is configured without a market strategy: it never buys
+
+    def _cheater(self) -> None:
+        n = self._victim()
+        backup = n.dir / "channels.old.sqlite"
+
+        def save() -> None:
+            db = _channel_db(n)
+            with sqlite3.connect(db) as src, sqlite3.connect(backup) as dst:
+                src.backup(dst)
+
+        def cheat() -> None:
+            assert n.gateway is not None
+            before = {c["channel_id"]: c for c in n.api("/channels")}
+            n.gateway.kill()
+            n.gateway.close()
+            db = _channel_db(n)
+            for suffix in ("", "-wal", "-shm"):
+                db.with_name(db.name + suffix).unlink(missing_ok=True)
+            shutil.copy(backup, db)
+            self.sg.start_gateway(n)
+            self.sg.wait_answers(n)
+            old = {c["channel_id"]: c for c in n.api("/channels")}
+            moved = [cid for cid, c in old.items()
+                     if cid in before and c["local_msat"] > before[cid]["local_msat"]]  # fmt: skip
+            target = moved[0] if moved else next(iter(old))
+            n.api("/close", {"channel_id": target, "force": True})
+            self.checks["cheater"] = {"node": n.name, "channel_id": target,
+                                      "stale_local_msat": old[target]["local_msat"],
+                                      "true_local_msat": before.get(target, {}).get("local_msat")}  # fmt: skip
+
+        self._add(0.1, f"{n.name} backs up its channel database", save)
+        self._add(0.55, f"fault: {n.name} restores the old channel state and force-closes", cheat)
+
+    def _pod_outage(self) -> None:
+        pod = self.sg.nodes["pod"]
+        span_h = (self.t_end - self.t_begin) / 3600
+        hour = min(0.5, 1 / max(1.0, span_h))
+
+        def down() -> None:
+            assert pod.gateway is not None
+            pod.gateway.terminate()
+            pod.gateway.close()
+
+        def up() -> None:
+            self.sg.start_gateway(pod)
+
+        self._add(0.35, "fault: the POD's gateway goes down (for an hour)", down)
+        self._add(0.35 + hour, "fault healed: the POD's gateway is back", up)
+
+
+def _channel_db(n: Any) -> Any:
+    found = sorted(n.state_dir.rglob("channels.sqlite"))
+    if not found:
+        raise RuntimeError(f"{n.name}: no channel database under {n.state_dir}")
+    return found[0]
