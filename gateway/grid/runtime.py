@@ -39,6 +39,7 @@ from gateway.ln.codec import bolt11, receipt
 from gateway.ln.errors import LedgerPortError, LnError
 from gateway.ln.node.api import routes
 from gateway.ln.node.control import serve_control
+from gateway.ln.node.control_guard import load_or_create_token
 from gateway.ln.node.core import LIVE
 from sgcore import topics
 
@@ -109,7 +110,8 @@ class GridRuntime:
         await node.start(n.port, n.tick_s)
         self.exchange = Exchange(self.cfg, node, self.store, self.book, self.credit_meter)
         api = routes(node) | self.exchange.routes()
-        self._control = await serve_control(n.control_listen, n.control_port, api)
+        token = load_or_create_token(n.data_dir)
+        self._control = await serve_control(n.control_listen, n.control_port, api, token)
         self.control_port = self._control.sockets[0].getsockname()[1]
         self.node = node
         made = self.desk.reconcile(node.payment_outcome, startup=True)

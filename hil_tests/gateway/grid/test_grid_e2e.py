@@ -166,7 +166,8 @@ def test_energy_drawn_beyond_the_paid_credit_is_settled_with_the_pod(rig):
 def test_a_node_buys_last_resort_energy_from_the_pod(rig):
     start = int(time.time()) + 600
     out = json.loads(sgrid("channel", "buy", "--wh", "100", "--start", str(start), "--node-url",
-                           rig.nodes["home"].url))  # fmt: skip
+                           rig.nodes["home"].url, "--token-file",
+                           rig.nodes["home"].token_file))  # fmt: skip
     assert out["status"] == "succeeded"
     row = [r for r in rig.credit_rows() if bytes(r[0]).hex() == out["payment_hash"]]
     assert row and row[0][5] == "pod" and row[0][3] == 100

@@ -147,3 +147,30 @@ def test_equal_price_offers_go_to_the_more_reliable_seller_first(name):
         ["o-early"] if name == "seed003" else ["o-late"]  # seed 003 orders offers by time
     )
     assert sorted(offers, key=offer_key)[0].id == "o-late"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+ORDER_KEYS = st.sampled_from(
+    ["id", "node", "wh", "price_msat_per_kwh", "time", "reliability_permille"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    junk=JSON,
+    order=st.dictionaries(ORDER_KEYS, JSON | st.integers(-5, 5) | st.text(min_size=1, max_size=3)),
+)
+def test_any_json_is_a_book_or_a_book_error_naming_a_field(junk, order):
+    from gateway.market.errors import BookError
+
+    for value in (junk, {"slot": {"start": 0, "end": 9}, "offers": [order], "bids": [junk]}):
+        try:
+            parse_book(value)
+        except BookError as exc:
+            assert exc.field and str(exc).startswith(exc.field)
