@@ -153,3 +153,17 @@ def test_run_with_an_incomplete_config_fails_clearly(tmp_path):
     config.write_text('[ledger]\nname = "x"\ngenesis_time_ms = 0\n')
     result = CliRunner().invoke(ledger_cli, ["run", "--config", str(config)])
     assert result.exit_code == 1 and "missing ledger.operator" in result.output
+
+
+@pytest.mark.parametrize("data", [b"null", b"[1]", b'"tx"', b"7", b"[" * 200_000, b"\xff"])
+def test_a_body_that_is_not_one_json_object_gets_400_with_the_reason(ledger, data):
+    # `null` went unanswered (the handler took it for "already refused"): the client hung
+    status, body = _post(ledger.running.url, data)
+    assert status == 400 and body["error"]["reason"] == "malformed", body
+    assert body["error"]["detail"]
+    for path in ("/v1/tx", "/v1/txs"):
+        request = urllib.request.Request(ledger.running.url + path, data=data, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=10)
+        assert err.value.code == 400
+    assert ledger.client.info()["height"] == 0

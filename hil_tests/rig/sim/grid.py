@@ -96,8 +96,13 @@ class SimNode:
     def meter_hex(self) -> str:
         return meter_id_from_pubkey(self.meter_pubkey).hex() if self.meter_pubkey else ""
 
+    @property
+    def token_file(self) -> str:
+        """The node's control API credential ([node] data_dir default: state/node)."""
+        return str(self.state_dir / "node" / "control_token")
+
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return call(self.url, path, body, timeout=30)
+        return call(self.url, path, body, timeout=30, token_file=self.token_file)
 
 
 @dataclass
