@@ -8,13 +8,7 @@
 # so that the window holds it: the ids it passes can no longer be redeemed (docs/credit-tokens.md).
 # Both numbers are written to flash with the credit state before a token takes effect.
 
-try:
-    from micropython import const
-except ImportError:  # CPython (tests)
-
-    def const(value):
-        return value
-
+from sgcore.compat import const
 
 WINDOW = const(64)
 

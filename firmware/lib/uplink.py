@@ -13,6 +13,8 @@
 import hashlib
 import struct
 
+from issuer_table import IssuerTable
+
 from sgcore import messages, secp256k1
 from sgcore.compat import const
 from sgcore.topics import meter_topic_bytes as topic  # noqa: F401 (meter_net's topics too)
@@ -48,6 +50,8 @@ class Uplink:
         self._ack_in = None  # the latest ack and command received, waiting for poll()
         self._cmd_in = None
         self._job = None  # (op, arg, verifier) under way
+        self._table = IssuerTable(log)  # the site key's table, rebuilt here if it went stale
+        self._table.follow(self._pub)
         client.on_message = self._on_message
         client.subscribe(self.ack_topic, 1)
         client.subscribe(self.cmd_topic, 1)
@@ -55,6 +59,7 @@ class Uplink:
     def set_site_key(self, site_pubkey):
         """The site key was rotated (a key-change token): verify acks and commands with the new one."""
         self._pub = bytes(site_pubkey)
+        self._table.follow(self._pub)
 
     def busy(self):
         """True while a signature check is under way (the main loop may skip its sleep)."""
@@ -73,6 +78,8 @@ class Uplink:
             elif self._cmd_in is not None:
                 payload, self._cmd_in = self._cmd_in, None
                 self._start_cmd(payload)
+            elif self._table.building():
+                self._table.step()  # a slice of the key table (less garbage than a check)
         except Exception as e:  # e.g. a damaged journal segment: logged, the uplink goes on
             self._job = None
             self._log(f"uplink: handling a message failed: {e!r}")

@@ -39,6 +39,7 @@ from gateway.ln.codec import bolt11, receipt
 from gateway.ln.errors import LedgerPortError, LnError
 from gateway.ln.node.api import routes
 from gateway.ln.node.control import serve_control
+from gateway.ln.node.control_guard import load_or_create_token
 from gateway.ln.node.core import LIVE
 from sgcore import topics
 
@@ -109,7 +110,8 @@ class GridRuntime:
         await node.start(n.port, n.tick_s)
         self.exchange = Exchange(self.cfg, node, self.store, self.book, self.credit_meter)
         api = routes(node) | self.exchange.routes()
-        self._control = await serve_control(n.control_listen, n.control_port, api)
+        token = load_or_create_token(n.data_dir)
+        self._control = await serve_control(n.control_listen, n.control_port, api, token)
         self.control_port = self._control.sockets[0].getsockname()[1]
         self.node = node
         made = self.desk.reconcile(node.payment_outcome, startup=True)
@@ -121,6 +123,9 @@ class GridRuntime:
             self._tasks.append(asyncio.create_task(self._anchor_loop(), name="grid-anchor"))
         if self.grid.topology.nodes:
             self._tasks.append(asyncio.create_task(self._channel_loop(), name="grid-channels"))
+        if self.exchange.producer is not None:
+            produce = asyncio.create_task(self.exchange.producer_loop(), name="grid-producer")
+            self._tasks.append(produce)
         if self.grid.node.meter and self.grid.market.forward_to:
             settle = asyncio.create_task(self.exchange.settle_loop(), name="grid-settle")
             self._tasks.append(settle)

@@ -3,7 +3,9 @@ from hil_tests.bench import bench_market
 
 
 def test_market_bench_runs_and_reports_figures(capsys):
-    results = bench_market.main(["--sizes", "200,1000", "--repeat", "1", "--flows", "3"])
+    results = bench_market.main(
+        ["--sizes", "200,1000", "--repeat", "1", "--flows", "3", "--slots", "6"]
+    )
     out = capsys.readouterr().out
     assert "ceiling" in out and "power flows/s" in out and "feasibility loop" in out
     assert set(results["clearing"]) == {f"{n}/{m}" for n in (200, 1000) for m in mechanisms.NAMES}

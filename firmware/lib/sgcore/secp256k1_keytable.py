@@ -27,7 +27,11 @@ TABLE_SIZE = const(88168)  # 104 + 43 * 32 * 64
 DEFAULT_PATH = "issuer.tbl"  # the flash root, next to config.json
 _HASH_CHUNKS = const(12)  # 512-byte chunks hashed per step of the check (~1 M fuel)
 
-_state = [DEFAULT_PATH, None]  # path, KeyTable / False (absent or refused) / None (not opened)
+_UNOPENED = const(0)
+_ABSENT = const(1)
+_REFUSED = const(2)  # damaged, cut short, or failed its check
+_OPEN = const(3)
+_state = [DEFAULT_PATH, None, _UNOPENED]  # path, the KeyTable when open, the status
 
 
 class KeyTable:
@@ -84,18 +88,19 @@ class KeyTable:
 
 def use_key_table(path=DEFAULT_PATH):
     """Look for the key table at `path` from now on (a new or rebuilt table: checked again)."""
-    old = _state[1]
-    if old:
-        old.f.close()
+    if _state[1] is not None:
+        _state[1].f.close()
     _state[0] = path
     _state[1] = None
+    _state[2] = _UNOPENED
 
 
 def refuse(table):
     """A table that failed its check: never used again (until use_key_table)."""
     if _state[1] is table:
         table.f.close()
-        _state[1] = False
+        _state[1] = None
+        _state[2] = _REFUSED
 
 
 def _file(path):
@@ -108,23 +113,26 @@ def _file(path):
 def _open():
     f = _file(_state[0])
     if f is None:
-        return False
+        _state[2] = _ABSENT
+        return
     head = f.read(HEADER_LEN)
     t = None
     if len(head) == HEADER_LEN and head[:8] == MAGIC + bytes((KEY_W, KEY_NWIN, 0, 0)):
         t = KeyTable(f, int.from_bytes(head[8:40], "big"), int.from_bytes(head[40:72], "big"))
     if t is None or not _ec.is_on_curve(t.x, t.y):
         f.close()
-        return False
-    return t
+        _state[2] = _REFUSED  # e.g. a build cut short by a power loss (its header is zeros)
+        return
+    _state[1] = t
+    _state[2] = _OPEN
 
 
 def table_for(pub):
     """The key table for `pub` (a PublicKey, or its 33/65-byte encoding), or None."""
+    if _state[2] == _UNOPENED:
+        _open()
     t = _state[1]
     if t is None:
-        t = _state[1] = _open()
-    if not t:
         return None
     if isinstance(pub, (bytes, bytearray, memoryview)):
         if len(pub) == 33:
@@ -135,3 +143,11 @@ def table_for(pub):
     else:
         same = pub.x == t.x and pub.y == t.y
     return t if same else None
+
+
+def stale_for(pub):
+    """True when the table file is there but cannot serve `pub`: made for another key (the
+    issuer's key was rotated), damaged or refused. A missing file is not stale."""
+    if table_for(pub) is not None:
+        return False
+    return _state[2] != _ABSENT
