@@ -159,7 +159,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "feed_in_msat_per_kwh": (_msat, False),
         "surplus_wh_per_hour": (int_in(0, 10**9), False),
         "horizon_s": (int_in(60, 7 * 86_400), False),
-        "plan_every_s": (num_in(1, 86_400), False),
+        "plan_every_s": (num_in(0.1, 86_400), False),
         "forward_to": (string(re.compile(r"^$|" + NAME_RE.pattern)), False),
         "offer_hops": (int_in(0, 8), False),
         "imbalance_price_msat_per_kwh": (_msat, False),

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway import clock
 from gateway.ln.codec.receipt import EnergyMemo
 
 _SCHEMA = """
@@ -92,7 +92,7 @@ class CreditBook:
 
     def record(self, payment_hash: bytes, meter_id: bytes, memo: EnergyMemo, amount: int) -> bool:
         """Note a payment about to be sent (durable on return). False if it is already known."""
-        now = time.time()
+        now = clock.now()
         cur = self._db.execute(
             "INSERT OR IGNORE INTO credit (payment_hash, meter_id, wh, window_start, window_end, "
             "amount_msat, issuer_node, status, created_at, updated_at) "
@@ -132,14 +132,14 @@ class CreditBook:
         """`at`: when, on the meters' clock (the meter's answer is compared with its readings)."""
         self._db.execute(
             "UPDATE credit SET status=?, reason=?, updated_at=? WHERE payment_hash=?",
-            (status, reason, time.time() if at is None else at, payment_hash),
+            (status, reason, clock.now() if at is None else at, payment_hash),
         )
 
     def set_issued(self, payment_hash: bytes, token_id: int, token: bytes) -> None:
         self._db.execute(
             "UPDATE credit SET status='issued', token_id=?, token=?, updated_at=? "
             "WHERE payment_hash=? AND status IN ('paying', 'paid')",
-            (token_id, token, time.time(), payment_hash),
+            (token_id, token, clock.now(), payment_hash),
         )
 
     def updated_at(self, payment_hash: bytes) -> float:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
 from gateway import clock
 from gateway.config import GatewayConfig
-from gateway.grid import pod
+from gateway.grid import pod, topup
 from gateway.grid.credit_book import CreditBook
 from gateway.grid.node import GridNode
 from gateway.grid.offers import OfferDesk
@@ -88,7 +87,7 @@ class Exchange:
     # --- offers ----------------------------------------------------------------------------------
 
     def on_offer(self, sender: bytes, offer: ReceiptOffer) -> None:
-        d = self.offers.receive(offer, sender, list(self.node.peers), time.time())
+        d = self.offers.receive(offer, sender, list(self.node.peers), clock.now())
         short = offer.payment_hash.hex()[:16]
         if d.action == "pay":
             log.info("offered receipt %s: paying it", short)
@@ -114,7 +113,7 @@ class Exchange:
         inv = bolt11.decode(text, description=memo)
         if inv.payee != self.node.node_id:
             raise LnError("only this node's own receipts can be offered from here")
-        if inv.is_expired(int(time.time())):
+        if inv.is_expired(int(clock.now())):
             raise LnError("the receipt has expired")
         hops = self.grid.market.offer_hops
         offer = ReceiptOffer(inv.payment_hash, hops, (self.node.node_id,), text, memo)
@@ -135,7 +134,7 @@ class Exchange:
         assert self.producer is not None
         while True:
             try:
-                self.producer.plan_once(int(time.time()))
+                self.producer.plan_once(int(clock.now()))
             except (LnError, ValueError) as exc:
                 log.warning("producer: %s", exc)
             except Exception:
@@ -178,7 +177,7 @@ class Exchange:
             raise LnError("the POD did not answer") from exc
         finally:
             self._quotes.pop(req.request_id, None)
-        problem = pod.check_quote(quote, req, self.pod_id, int(time.time()))
+        problem = pod.check_quote(quote, req, self.pod_id, int(clock.now()))
         if problem:
             raise LnError(f"POD: {problem}")
         return quote.invoice
@@ -189,6 +188,31 @@ class Exchange:
                                int(body["end"]), int(body["wh"]))  # fmt: skip
         invoice = await self.ask_pod(req)
         return await self.node.pay_invoice(invoice, float(body.get("timeout", 30)))
+
+    async def topup_loop(self) -> None:
+        """A prepaid consumer buys from the POD what offers did not cover (gateway/grid/topup.py)."""
+        while True:
+            await asyncio.sleep(self.grid.market.plan_every_s)
+            try:
+                await self.topup_once()
+            except LnError as exc:
+                log.warning("last-resort purchase: %s (retrying)", exc)
+            except Exception:
+                log.exception("last-resort purchase failed")
+
+    async def topup_once(self) -> bool:
+        meter = self.credit_meter()
+        if meter is None or self.is_pod or self.pod_id is None:
+            return False
+        req = topup.topup_request(self.book, self.grid.market, meter, self.node.node_id,
+                                  clock.now())  # fmt: skip
+        if req is None:
+            return False
+        invoice = await self.ask_pod(req)
+        result = await self.node.pay_invoice(invoice, 30)
+        log.info("bought %d Wh for [%d, %d) from the POD (last resort): %s", req.wh, req.start,
+                 req.end, result.get("status"))  # fmt: skip
+        return result.get("status") == "succeeded"
 
     async def settle_loop(self) -> None:
         """Settle this node's imbalance with the POD after each period (see gateway/grid/pod.py)."""

@@ -8,10 +8,10 @@ goes out at once. Offered receipts arriving from peers go to `on_offer` (gateway
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
+from gateway import clock
 from gateway.ln.codec import bolt11, energy_request, receipt, receipt_offer
 from gateway.ln.codec.wire import Message
 from gateway.ln.errors import LnError, WireError
@@ -43,7 +43,7 @@ class GridNode(Node):
         self, text: str, timeout: float = 30, memo_json: str | None = None
     ) -> dict[str, Any]:
         inv = bolt11.decode(text, description=memo_json)
-        if self.on_purchase is not None and not inv.is_expired(int(time.time())):
+        if self.on_purchase is not None and not inv.is_expired(int(clock.now())):
             try:
                 _, memo = receipt.read_receipt(text, memo_json)
             except LnError:

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from gateway import clock
 from gateway.ln.channel.channel import Channel, ChannelState
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.errors import ProtocolViolation
@@ -42,7 +43,7 @@ class NodeCore:
         self.ledger = ledger
         self.host = host
         self.store = Store(data_dir / "channels.sqlite", self.keys)
-        self.switch = Switch(self.node_id, policy)
+        self.switch = Switch(self.node_id, policy, clock=clock.now)
         self.store.load(self.switch)
         self.switch.graph.set_policy(self.node_id, policy)
         self.peers: dict[bytes, Peer] = {}

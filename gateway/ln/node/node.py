@@ -17,6 +17,7 @@ import secrets
 import time
 from typing import Any
 
+from gateway import clock
 from gateway.ln.channel import messages as m
 from gateway.ln.channel.channel import ChannelState
 from gateway.ln.codec import bolt8_transport, bolt11, receipt
@@ -172,7 +173,7 @@ class Node(NodeCore):
         """A receipt for energy in `memo`'s window; it expires when the window starts (at least
         60 s). An imbalance receipt settles a window that is over: `settlement_expiry_s` then
         gives its expiry instead."""
-        now = int(time.time()) if now is None else now
+        now = int(clock.now()) if now is None else now
         if settlement_expiry_s is None and memo.end <= now:
             raise receipt.ReceiptError("delivery window has already ended: nothing to sell")
         preimage, secret = secrets.token_bytes(32), secrets.token_bytes(32)
@@ -195,7 +196,7 @@ class Node(NodeCore):
         inv = bolt11.decode(text)
         if inv.payee is None or inv.amount_msat is None:
             raise ProtocolViolation("invoice lacks payee or amount")
-        if inv.is_expired(int(time.time())):
+        if inv.is_expired(int(clock.now())):
             raise ProtocolViolation("invoice expired")
         return await self.pay(
             inv.payee,

@@ -46,15 +46,26 @@ class SimOptions:
     cloudiness: float = 0.4
 
 
-def market_config(kind: str, need_wh_per_hour: int, unpaid: bool) -> str:
-    if kind in ("home", "ev", "critical"):
-        if unpaid:
+def market_config(n: microgrid.NodeSpec, t_begin: float, unpaid: bool, speed: float) -> str:
+    """The [market] lines of a node: its strategy and its (flat) forecast from its profile."""
+    every = max(0.1, min(5.0, 120 / speed))  # a market round every ~2 virtual minutes
+    day = (t_begin, t_begin + 86400)
+    if n.kind in ("home", "ev", "critical"):
+        if unpaid or n.profile is None:
             return 'strategy = "manual"\n'
+        need = max(1, round(n.profile.forecast_wh(*day) / 24))
         return (f'strategy = "consumer"\nmax_price_msat_per_kwh = {TARIFF}\n'
-                f'need_wh_per_hour = {need_wh_per_hour}\nforward_to = "pod"\n')  # fmt: skip
-    if kind in ("pv", "battery"):
-        return f'strategy = "producer"\ntariff_msat_per_kwh = {PV_PRICE}\nforward_to = "pod"\n'
-    if kind == "pod":
+                f'need_wh_per_hour = {need}\nforward_to = "pod"\nplan_every_s = {every}\n')  # fmt: skip
+    if n.kind in ("pv", "battery"):
+        if n.profile is not None:
+            daylight = max(1.0, profiles.daylight_hours(n.profile))
+            surplus = max(1, round(-n.profile.forecast_wh(*day) / daylight))
+        else:
+            surplus = n.capacity_wh // 6  # a battery sells its evening discharge
+        return (f'strategy = "producer"\ntariff_msat_per_kwh = {PV_PRICE}\n'
+                f'surplus_wh_per_hour = {surplus}\nforward_to = "pod"\nplan_every_s = {every}\n'
+                f"horizon_s = 3600\n")  # fmt: skip
+    if n.kind == "pod":
         return (f'strategy = "pod"\ntariff_msat_per_kwh = {TARIFF}\n'
                 f"feed_in_msat_per_kwh = {FEED_IN}\nimbalance_price_msat_per_kwh = {TARIFF}\n")  # fmt: skip
     return ""
@@ -72,10 +83,7 @@ def run(opts: SimOptions, console: Console) -> dict[str, Any]:
                  interval_s=opts.interval_s)  # fmt: skip
     unpaid = "home-1" if opts.scenario == "unpaid-draw" else ""
     for n in grid.nodes:
-        need = 0
-        if n.profile is not None:
-            need = max(1, round(n.profile.forecast_wh(t_begin, t_begin + 86400) / 24))
-        sg.node_market[n.name] = market_config(n.kind, need, n.name == unpaid)
+        sg.node_market[n.name] = market_config(n, t_begin, n.name == unpaid, opts.speed)
     # virtual time runs while the grid comes up: start the timeline so that the day begins about
     # when the bring-up is done (the driver waits for t_begin if the bring-up was quicker)
     est_bringup_s = 25 + 2.5 * len(grid.nodes)
