@@ -85,6 +85,8 @@ class MeterApp:
             self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, self.credit.issuer,
                                 self.offer_token, self._command)  # fmt: skip
             self.pollers.append(self.net.poll)
+            self.net.client.set_online(self.clock.status())
+            self.clock.on_nonce = self.net.client.set_online
             self.ota = ota_agent.OtaAgent(
                 board, cfg, self.net, hal.Board.board_id, FIRMWARE_VERSION
             )
@@ -117,6 +119,8 @@ class MeterApp:
         # signed gateway commands other than resend (the uplink handles that one)
         if op == "time":
             self.clock.command(arg, self.regs.start)
+        elif op == "clock":
+            self.clock.clock_command(arg[0], arg[1])
 
     def event(self, kind, **fields):
         if self.net:

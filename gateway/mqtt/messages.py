@@ -26,9 +26,10 @@ def encode_ack(key: SiteKey, meter_id: bytes, upto: int, record_hash: bytes) -> 
     return wire.encode_ack(upto, record_hash, sig)
 
 
-def encode_cmd(key: SiteKey, meter_id: bytes, op: str, arg: int) -> bytes:
-    sig = key.sign_digest(cmd_digest(meter_id, op, arg))
-    return wire.encode_cmd(op, arg, sig)
+def encode_cmd(key: SiteKey, meter_id: bytes, op: str, arg: int, nonce: bytes = b"") -> bytes:
+    """`nonce`: for "clock", the one in the meter's current online status."""
+    sig = key.sign_digest(cmd_digest(meter_id, op, arg, nonce))
+    return wire.encode_cmd(op, arg, sig, nonce)
 
 
 def decode_ack(payload: bytes, site_pubkey: bytes, meter_id: bytes) -> tuple[int, bytes]:
@@ -44,9 +45,9 @@ def decode_ack(payload: bytes, site_pubkey: bytes, meter_id: bytes) -> tuple[int
 
 def decode_cmd(payload: bytes, site_pubkey: bytes, meter_id: bytes) -> tuple[str, int]:
     try:
-        op, arg, sig = wire.decode_cmd(payload)
+        op, arg, sig, nonce = wire.decode_cmd(payload)
     except wire.MessageFormatError as exc:
         raise MessageError(str(exc)) from exc
-    if not MeterVerifier(site_pubkey).verify_digest(sig, cmd_digest(meter_id, op, arg)):
+    if not MeterVerifier(site_pubkey).verify_digest(sig, cmd_digest(meter_id, op, arg, nonce)):
         raise MessageError("bad command signature")
     return op, arg
