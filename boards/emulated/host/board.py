@@ -159,7 +159,7 @@ class EmulatedBoard:
         self._lock = threading.Lock()
         self.vm: MicroPythonVM | None = None
         self._wdt_ms = 0  # the watchdog's timeout once the firmware started it (0: off)
-        self._wdt_deadline = 0
+        self._wdt_deadline = 0.0
         self.watchdog_resets = 0
         self.control = (
             ControlServer(config.control_path, self._on_control) if config.control_path else None
