@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("openapi.json")
 MAX_BODY = 1024 * 1024  # a force close with 4,000 HTLC outputs is ~0.6 MB
 MAX_BATCH = 1000  # transactions in one POST /v1/txs
+NO_BODY = object()  # _body() answered 400 already (a JSON body may well be null)
 
 
 class Node(Protocol):
@@ -155,7 +156,7 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 self._error(HTTPStatus.NOT_FOUND, "not_found", str(exc))
 
         def _body(self) -> Any:
-            """The JSON body, or None after answering 400."""
+            """The JSON object of the body, or NO_BODY after answering 400 with the reason."""
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -164,12 +165,22 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 self._error(
                     HTTPStatus.BAD_REQUEST, "malformed", f"body must be 1..{MAX_BODY} bytes"
                 )
-                return None
+                return NO_BODY
             try:
-                return json.loads(self.rfile.read(length))
-            except (ValueError, RecursionError) as exc:
+                value = json.loads(self.rfile.read(length))
+            except RecursionError:
+                self._error(HTTPStatus.BAD_REQUEST, "malformed", "not JSON: nested too deeply")
+                return NO_BODY
+            except ValueError as exc:
                 self._error(HTTPStatus.BAD_REQUEST, "malformed", f"not JSON: {exc}")
-                return None
+                return NO_BODY
+            if not isinstance(value, dict):
+                kind = type(value).__name__
+                self._error(
+                    HTTPStatus.BAD_REQUEST, "malformed", f"body must be an object, not {kind}"
+                )
+                return NO_BODY
+            return value
 
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -177,7 +188,7 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 self._error(HTTPStatus.NOT_FOUND, "not_found", f"no route {self.path}")
                 return
             value = self._body()
-            if value is None:
+            if value is NO_BODY:
                 return
             if path == "/v1/txs":
                 self._post_batch(value)

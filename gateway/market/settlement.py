@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gateway.market.errors import SettlementError
-from gateway.market.units import amount_msat
+from gateway.market.strategies import OfferedReceipt
+from gateway.market.units import amount_msat, split
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +190,39 @@ def settle_period(
 def _contracted(row: list[int]) -> int:
     """Contracted net Wh of a node: sold + losses it carries - bought."""
     return row[1] + row[2] - row[5]
+
+
+def contracts_in_period(
+    paid: Iterable[tuple[str, OfferedReceipt]], start: int, end: int
+) -> list[Contract]:
+    """The part of each paid receipt (buyer, receipt) that falls in the period [start, end).
+
+    A receipt longer than the period (an hourly receipt settled per 15 minutes) is cut on the grid
+    of periods of this length aligned at `start`: a profile gives each period the Wh of the steps
+    starting in it, a plain kWh receipt is split by seconds of overlap (`units.split`), and the
+    amount is split in proportion to those Wh. Asked for every period of the grid, the parts add
+    up to each receipt exactly."""
+    length = end - start
+    out = []
+    for buyer, r in paid:
+        if r.end <= start or r.start >= end:
+            continue
+        if r.start >= start and r.end <= end:
+            out.append(Contract(r.issuer, buyer, r.wh, r.amount_msat, r.amount_msat))
+            continue
+        k0 = (r.start - start) // length
+        k1 = -((start - r.end) // length)  # ceil
+        bounds = [(start + k * length, start + (k + 1) * length) for k in range(k0, k1)]
+        if r.profile_wh:
+            step = (r.end - r.start) // len(r.profile_wh)
+            wh_parts = [
+                sum(wh for i, wh in enumerate(r.profile_wh) if a <= r.start + i * step < b)
+                for a, b in bounds
+            ]
+        else:
+            wh_parts = split(r.wh, [max(0, min(b, r.end) - max(a, r.start)) for a, b in bounds])
+        mine = -k0
+        msat = split(r.amount_msat, wh_parts)[mine]
+        if wh_parts[mine]:
+            out.append(Contract(r.issuer, buyer, wh_parts[mine], msat, msat))
+    return out

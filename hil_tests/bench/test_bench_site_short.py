@@ -4,7 +4,7 @@ from hil_tests.bench import bench_site
 from hil_tests.rig.broker import mosquitto_available
 
 
-@pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto (tools/run installs it)")
+@pytest.mark.needs("mosquitto", mosquitto_available())
 def test_site_bench_runs_and_reports(capsys):
     r = bench_site.main(["--tokens", "1"])
     assert "token published -> relay closed" in capsys.readouterr().out

@@ -15,9 +15,7 @@ from hil_tests.rig.broker import mosquitto_available
 from hil_tests.rig.flash_reader import journal_records
 from hil_tests.rig.site import Site
 
-pytestmark = pytest.mark.skipif(
-    not mosquitto_available(), reason="needs mosquitto (tools/run installs it)"
-)
+pytestmark = pytest.mark.needs("mosquitto", mosquitto_available())
 
 FAST = {"interval_s": 60, "min_switch_s": 0, "checkpoint_s": 10}
 

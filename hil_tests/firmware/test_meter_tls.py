@@ -19,7 +19,7 @@ from hil_tests.rig.broker import Broker, free_port, mosquitto_available
 from hil_tests.rig.flash_reader import pubkey_from_console
 from sgcore.reading import meter_id_from_pubkey
 
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto")
+pytestmark = pytest.mark.needs("mosquitto", mosquitto_available())
 ISSUER = "02" + "11" * 32  # any valid key: this test only looks at the connection
 
 

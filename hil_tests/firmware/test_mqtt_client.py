@@ -15,7 +15,7 @@ import pytest
 from hil_tests.firmware.mqtt_rig import BoardScript, ResetProxy, results, run_board_process
 from hil_tests.rig.broker import Broker, mosquitto_available
 
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs Debian mosquitto")
+pytestmark = pytest.mark.needs("mosquitto", mosquitto_available())
 
 # Publishes `n` numbered QoS 1 messages on t/data (one every `gap_ms`), echoes what comes in on
 # t/cmd to t/echo (QoS 0), and stops once everything is acknowledged and `stop` exists.

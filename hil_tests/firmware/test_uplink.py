@@ -17,7 +17,7 @@ from hil_tests.firmware.mqtt_rig import BoardScript, GatewayPeer, results, seq_o
 from hil_tests.gateway.soft_meter import SoftMeter
 from hil_tests.rig.broker import Broker, mosquitto_available
 
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs Debian mosquitto")
+pytestmark = pytest.mark.needs("mosquitto", mosquitto_available())
 
 SITE = "lab"
 

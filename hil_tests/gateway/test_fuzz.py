@@ -53,12 +53,24 @@ def test_fuzzed_reading_payloads_never_crash_nor_change_state(ingest_env, payloa
     assert store.count() == 1 and ing.head(METER.meter_id) == (0, rc.record_hash(GOOD[0]))
 
 
-@given(data=st.binary(max_size=300))
+@given(data=_mutations())
 def test_reading_decoder_raises_only_its_format_error(data):
+    """Garbage is refused with ReadingFormatError, or it is a well-formed record: what was
+    decoded re-encodes to the very bytes given (a decoder accepting everything fails here)."""
     try:
-        rc.decode(data)
+        reading, body, sig = rc.decode(data)
     except rc.ReadingFormatError:
-        pass
+        assert data != GOOD[1]  # the valid record itself is never refused
+        return
+    assert len(data) == rc.RECORD_LEN and rc.encode_body(reading) == body == data[: rc.BODY_LEN]
+    assert sig == data[rc.BODY_LEN :]
+
+
+def test_reading_decoder_refuses_a_truncated_or_padded_record():
+    for bad in (GOOD[1][:-1], GOOD[1] + b"\x00", b"", b"\x00" * rc.RECORD_LEN):
+        with pytest.raises(rc.ReadingFormatError):
+            rc.decode(bad)
+    assert rc.decode(GOOD[1])[1] == GOOD[1][: rc.BODY_LEN]
 
 
 BLOCKS = [b for m in MODELS.values() for b in plan_blocks(m)]

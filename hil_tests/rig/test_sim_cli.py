@@ -8,7 +8,7 @@ import pytest
 from hil_tests.rig.broker import mosquitto_available
 
 
-@pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto (tools/run installs it)")
+@pytest.mark.needs("mosquitto", mosquitto_available())
 def test_sgrid_sim_runs_a_short_day_and_draws_the_readings(tmp_path):
     out = subprocess.run(
         [

@@ -21,7 +21,7 @@ from hil_tests.rig.broker import Broker, mosquitto_available
 from hil_tests.rig.flash_reader import pubkey_from_console
 from sgcore import reading as rd
 
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto")
+pytestmark = pytest.mark.needs("mosquitto", mosquitto_available())
 
 ISSUER = coincurve.PrivateKey(b"\x07" * 32).public_key.format().hex()
 

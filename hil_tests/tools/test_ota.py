@@ -17,7 +17,7 @@ from hil_tests.tools.ota_rig import SITE, start_rig
 from sgcore import ota_bundle as ob
 from tools.ota import publish
 
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto")
+pytestmark = pytest.mark.needs("mosquitto", mosquitto_available())
 
 
 @pytest.fixture

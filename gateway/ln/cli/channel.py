@@ -1,7 +1,8 @@
 """`sgrid channel ...` and `sgrid pay`: drive a running channel node through its control API.
 
 The node runs as ``sgrid channel node --data-dir D --ledger-file L`` (or --ledger-url); the other
-commands talk to it at --node-url (env SGRID_NODE_URL, default http://127.0.0.1:9736).
+commands talk to it at --node-url (env SGRID_NODE_URL, default http://127.0.0.1:9736) with the
+node's control token from --token-file (env SGRID_NODE_TOKEN_FILE).
 """
 
 from __future__ import annotations
@@ -11,16 +12,9 @@ from typing import Any
 
 import click
 
+from gateway.ln.cli.node_options import NODE_URL
 from gateway.ln.errors import LnError
 from gateway.ln.node.control import call
-
-NODE_URL = click.option(
-    "--node-url",
-    envvar="SGRID_NODE_URL",
-    default="http://127.0.0.1:9736",
-    show_default=True,
-    help="Control API of the running channel node (env SGRID_NODE_URL).",
-)
 
 
 def _call(url: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -9,6 +9,7 @@ from typing import TextIO
 
 import click
 
+from gateway.ln.cli.node_options import NODE_URL
 from gateway.ln.codec import bolt11, receipt
 from gateway.ln.errors import LnError
 
@@ -36,13 +37,7 @@ def invoice() -> None:
 
 
 @invoice.command("create")
-@click.option(
-    "--node-url",
-    envvar="SGRID_NODE_URL",
-    default="http://127.0.0.1:9736",
-    show_default=True,
-    help="Control API of the running channel node (env SGRID_NODE_URL).",
-)
+@NODE_URL
 @click.option("--amount-msat", type=click.IntRange(min=1), required=True, help="Price in msat.")
 @click.option("--node", "grid_node", help="Issuer grid node id (memo; default: the node's).")
 @click.option("--start", type=int, help="Delivery window start, unix s (default: next hour).")

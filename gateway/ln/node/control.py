@@ -1,5 +1,7 @@
 """The node's local control API: JSON over HTTP/1.1 on 127.0.0.1 (used by the sgrid CLI).
 
+Only callers holding the node's control token get in, with a JSON object body and no foreign
+Origin (control_guard.py; refused requests get 4xx with the reason and change nothing).
 One request per connection. Connections are bounded: a request must arrive whole within
 `request_timeout_s` (an idle or stalled connection is closed then), at most `max_connections`
 may be waiting for their request (a new one closes the longest-waiting one), and the listen
@@ -11,12 +13,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.ln.errors import LnError
+from gateway.ln.node.control_guard import (
+    RejectionLog,
+    RequestRefused,
+    check_fields,
+    check_request,
+    read_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,44 +58,65 @@ class _Waiting:
         self.writers.pop(writer, None)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, dict[str, str], bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = lines[0].split(" ", 2)
-    length = 0
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        raise RequestRefused(400, "malformed request line")
+    method, path, _ = parts
+    headers: dict[str, str] = {}
     for line in lines[1:]:
-        if line.lower().startswith("content-length:"):
-            length = int(line.split(":", 1)[1])
-    if length > MAX_BODY:
-        raise ValueError("body too large")
-    return method, path, await reader.readexactly(length) if length else b""
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    try:
+        length = int(headers.get("content-length", "0"))
+    except ValueError:
+        raise RequestRefused(400, "bad Content-Length") from None
+    if not 0 <= length <= MAX_BODY:
+        raise RequestRefused(413 if length > 0 else 400, f"body must be 0..{MAX_BODY} bytes")
+    return method, path, headers, await reader.readexactly(length) if length else b""
 
 
 async def serve_control(
     host: str,
     port: int,
     routes: dict[str, Handler],
+    token: str,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
     max_connections: int = MAX_CONNECTIONS,
 ) -> asyncio.Server:
-    """``routes`` maps "METHOD /path" to an async handler taking the JSON body."""
+    """``routes`` maps "METHOD /path" to an async handler taking the JSON body; ``token`` is
+    the credential every request must carry (control_guard.load_or_create_token)."""
     waiting = _Waiting(max_connections)
+    refused = RejectionLog()
+    own_hosts: tuple[str, ...] = ()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, out = 200, {}
         waiting.admit(writer)
         try:
             try:
-                method, path, raw = await asyncio.wait_for(_read_request(reader), request_timeout_s)
+                method, path, headers, raw = await asyncio.wait_for(
+                    _read_request(reader), request_timeout_s
+                )
             finally:
                 waiting.release(writer)
-            body = json.loads(raw) if raw else {}
-            handler = routes.get(f"{method} {path}")
+            body = check_request(headers, raw, token, own_hosts)
+            route = f"{method} {path}"
+            handler = routes.get(route)
             if handler is None:
-                status, out = 404, {"error": f"no route {method} {path}"}
+                status, out = 404, {"error": f"no route {route[:80]}"}
             else:
+                check_fields(route, body)
                 out = await handler(body)
-        except (LnError, ValueError, KeyError, TypeError) as exc:
+        except RequestRefused as exc:
+            status, out = exc.status, {"error": exc.reason}
+            refused.log(exc.status, exc.reason, str(writer.get_extra_info("peername")))
+        except (LnError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             status, out = 400, {"error": f"{type(exc).__name__}: {exc}"}
         except (
             asyncio.IncompleteReadError,
@@ -109,17 +141,37 @@ async def serve_control(
             writer.close()
 
     server = await asyncio.start_server(handle, host, port, backlog=BACKLOG)
+    bound = server.sockets[0].getsockname()[1]
+    names = ("127.0.0.1", "localhost", "[::1]", host)
+    own_hosts = tuple(sorted({f"{n}:{bound}" for n in names}))
     server.waiting = waiting  # type: ignore[attr-defined]  # for tests and metrics
+    server.refused = refused  # type: ignore[attr-defined]
     return server
 
 
-def call(url: str, path: str, body: dict[str, Any] | None = None, timeout: float = 60) -> Any:
-    """Blocking client: POST when a body is given, else GET. Raises LnError on error answers."""
+def call(
+    url: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = 60,
+    token: str | None = None,
+    token_file: str | None = None,
+) -> Any:
+    """Blocking client: POST when a body is given, else GET. Raises LnError on error answers.
+
+    The control token is ``token``, else read from ``token_file``, else from the file named by
+    the environment variable SGRID_NODE_TOKEN_FILE (docs/channels.md)."""
+    if token is None:
+        source = token_file or os.environ.get("SGRID_NODE_TOKEN_FILE")
+        if not source:
+            raise LnError("no control token: give --token-file or set SGRID_NODE_TOKEN_FILE")
+        token = read_token(Path(source))
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         url.rstrip("/") + path, data=data, method="POST" if data else "GET"
     )
     req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())

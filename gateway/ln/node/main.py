@@ -17,6 +17,7 @@ from pathlib import Path
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.node.api import routes
 from gateway.ln.node.control import serve_control
+from gateway.ln.node.control_guard import load_or_create_token
 from gateway.ln.node.ledger_port import LedgerPort
 from gateway.ln.node.node import Node
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         )
         node.switch.refuse_forwarding = args.refuse_forwarding
         await node.start(args.port, args.tick)
-        ctl = await serve_control("127.0.0.1", args.control_port, routes(node))
+        token = load_or_create_token(args.data_dir)
+        ctl = await serve_control("127.0.0.1", args.control_port, routes(node), token)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -82,8 +82,13 @@ class GridNodeProc:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}"
 
+    @property
+    def token_file(self) -> str:
+        """The node's control API credential ([node] data_dir default: state/node)."""
+        return str(self.dir / "state" / "node" / "control_token")
+
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return call(self.url, path, body, timeout=30)
+        return call(self.url, path, body, timeout=30, token_file=self.token_file)
 
 
 @dataclass
@@ -279,18 +284,38 @@ class GridRig:
     def receipt(self, wh: int, price_msat: int, start_in_s: int = 900) -> str:
         """A producer receipt made through its node (`sgrid invoice create`)."""
         start = int(time.time()) + start_in_s
-        out = sgrid("invoice", "create", "--node-url", self.nodes["pv"].url, "--amount-msat",
+        out = sgrid("invoice", "create", "--node-url", self.nodes["pv"].url,
+                    "--token-file", self.nodes["pv"].token_file, "--amount-msat",
                     str(price_msat), "--node", "pv", "--start", str(start), "--end",
                     str(start + 900), "--kwh", str(wh / 1000))  # fmt: skip
         return json.loads(out)["invoices"][0]
 
     def offer(self, invoice: str) -> dict[str, Any]:
         """The producer offers its receipt to its neighbours (`sgrid channel offer`)."""
-        return json.loads(sgrid("channel", "offer", invoice, "--node-url", self.nodes["pv"].url))
+        return json.loads(
+            sgrid(
+                "channel",
+                "offer",
+                invoice,
+                "--node-url",
+                self.nodes["pv"].url,
+                "--token-file",
+                self.nodes["pv"].token_file,
+            )
+        )
 
     def pay(self, invoice: str) -> dict[str, Any]:
         """The consumer pays with `sgrid pay`, as its owner (or its market agent) would."""
-        return json.loads(sgrid("pay", invoice, "--node-url", self.nodes["home"].url))
+        return json.loads(
+            sgrid(
+                "pay",
+                invoice,
+                "--node-url",
+                self.nodes["home"].url,
+                "--token-file",
+                self.nodes["home"].token_file,
+            )
+        )
 
     def stop(self) -> None:
         for n in self.nodes.values():

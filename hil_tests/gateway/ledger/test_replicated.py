@@ -20,7 +20,7 @@ from hil_tests.gateway.ledger.conftest import (
 )
 from hil_tests.gateway.ledger.etcd_cluster import ETCD, start_cluster
 
-pytestmark = pytest.mark.skipif(ETCD is None, reason="needs the Debian package etcd-server")
+pytestmark = pytest.mark.needs("etcd (the Debian package etcd-server)", ETCD is not None)
 DEPOSIT = 1_000_000
 
 

@@ -93,8 +93,13 @@ class NodeProc:
                 self.kill()
         self.proc = None
 
+    @property
+    def token_file(self) -> str:
+        """The node's control API credential (created by the node, mode 0600)."""
+        return str(self.data_dir / "control_token")
+
     def api(self, path: str, body: dict[str, Any] | None = None, timeout: float = 60) -> Any:
-        return call(self.url, path, body, timeout)
+        return call(self.url, path, body, timeout, token_file=self.token_file)
 
     def channels(self) -> list[dict[str, Any]]:
         return self.api("/channels")

@@ -37,7 +37,8 @@ def node(tmp_path_factory):
 
 def test_create_through_the_node_then_decode_an_energy_receipt(node) -> None:
     start = int(time.time()) + 3600
-    created = sgrid("invoice", "create", "--node-url", node.url, "--amount-msat", "150000",
+    created = sgrid("invoice", "create", "--node-url", node.url, "--token-file", node.token_file,
+                    "--amount-msat", "150000",
                     "--node", "pv-07", "--start", str(start), "--end", str(start + 3600),
                     "--kwh", "1.5")  # fmt: skip
     assert created.returncode == 0, created.stderr
@@ -60,7 +61,8 @@ def test_create_through_the_node_then_decode_an_energy_receipt(node) -> None:
 def test_long_profile_goes_by_hash_and_decodes_with_memo_file(node, tmp_path: Path) -> None:
     start = int(time.time()) + 600
     profile = ",".join(["1234.5678"] * 96)
-    created = sgrid("invoice", "create", "--node-url", node.url, "--amount-msat", "42",
+    created = sgrid("invoice", "create", "--node-url", node.url, "--token-file", node.token_file,
+                    "--amount-msat", "42",
                     "--node", "pod", "--start", str(start), "--end", str(start + 96 * 900),
                     "--kw", profile, "--step-s", "900")  # fmt: skip
     assert created.returncode == 0, created.stderr
@@ -89,14 +91,14 @@ def test_create_refuses_bad_input_with_a_clear_message(node, args: list[str], me
     for i in range(0, len(args), 2):
         base[args[i]] = args[i + 1]
     flat = [x for kv in base.items() for x in kv]
-    res = sgrid("invoice", "create", "--node-url", node.url, *flat)
+    res = sgrid("invoice", "create", "--node-url", node.url, "--token-file", node.token_file, *flat)
     assert res.returncode != 0 and message in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
 
 
-def test_create_without_a_running_node_says_so() -> None:
+def test_create_without_a_running_node_says_so(node) -> None:
     res = sgrid("invoice", "create", "--node-url", "http://127.0.0.1:9", "--amount-msat", "1",
-                "--kwh", "1")  # fmt: skip
+                "--token-file", node.token_file, "--kwh", "1")  # fmt: skip
     assert res.returncode != 0 and "cannot reach the node" in res.stderr
 
 

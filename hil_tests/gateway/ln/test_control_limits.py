@@ -13,6 +13,8 @@ import subprocess
 from gateway.ln.node import control
 from hil_tests.gateway.ln.node_procs import Grid
 
+TOKEN = "ab" * 32
+
 
 def _closed_by_peer(sock: socket.socket, timeout: float = 20) -> bool:
     sock.settimeout(timeout)
@@ -51,7 +53,7 @@ def test_a_connection_that_never_completes_its_request_is_closed_after_the_timeo
             return {"ok": True}
 
         server = await control.serve_control(
-            "127.0.0.1", 0, {"GET /info": info}, request_timeout_s=0.3, max_connections=4
+            "127.0.0.1", 0, {"GET /info": info}, TOKEN, request_timeout_s=0.3, max_connections=4
         )
         port = server.sockets[0].getsockname()[1]
         idle = await asyncio.open_connection("127.0.0.1", port)
@@ -62,7 +64,10 @@ def test_a_connection_that_never_completes_its_request_is_closed_after_the_timeo
         stalled_closed = await asyncio.wait_for(stalled[0].read(), 20) == b""
         crowd = [await asyncio.open_connection("127.0.0.1", port) for _ in range(10)]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /info HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        writer.write(
+            f"GET /info HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
         answer = await asyncio.wait_for(reader.read(), 20)
         evicted = server.waiting.evicted  # type: ignore[attr-defined]
         for _, w in crowd:

@@ -18,7 +18,7 @@ SGRID = str(Path(sys.executable).parent / "sgrid")
 def sgrid(node, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [SGRID, *args] if args[0] == "pay" else [SGRID, "channel", *args]
     return subprocess.run(
-        [*cmd, "--node-url", node.url],
+        [*cmd, "--node-url", node.url, "--token-file", node.token_file],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -131,3 +131,30 @@ def test_reliability_scores_follow_forecast_error_and_roll():
     assert r.score("x") == 750
     r.record("y", -100, 400)
     assert r.score("y") == 0 and [n for n, _ in r.scores()] == ["x", "y"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    wh=st.integers(1, 10_000),
+    msat=st.integers(0, 10**7),
+    profile=st.none() | st.lists(st.integers(0, 3000), min_size=4, max_size=4),
+)
+def test_an_hourly_receipt_settles_over_its_four_periods_exactly(wh, msat, profile):
+    from gateway.market.settlement import contracts_in_period
+    from gateway.market.strategies import OfferedReceipt
+
+    if profile is not None:
+        wh = sum(profile) or 1
+        profile = profile if sum(profile) else [1, 0, 0, 0]
+    r = OfferedReceipt("pv", 3600, 7200, wh, msat, "00" * 32, tuple(profile or ()))
+    parts = [contracts_in_period([("home", r)], w.start, w.end) for w in windows(3600, 4)]
+    flat = [c for p in parts for c in p]
+    assert (
+        sum(c.wh for c in flat) == wh
+        and sum(c.amount_msat for c in flat) == msat
+        or (msat and not all(flat))
+    )
+    if profile:
+        assert [sum(c.wh for c in p) for p in parts] == profile
+    assert all(c.seller == "pv" and c.buyer == "home" for c in flat)
+    assert contracts_in_period([("home", r)], 0, 3600) == []
