@@ -62,7 +62,7 @@ def test_systemd_analyze_verifies_the_installed_unit_in_that_root(root):
     assert "Unknown key" not in out.stderr and "not executable" not in out.stderr
 
 
-@pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto")
+@pytest.mark.needs("mosquitto", mosquitto_available())
 def test_the_installed_gateway_runs_against_a_real_broker(root, tmp_path):
     broker = Broker(tmp_path / "broker").start()
     sgrid = root / "opt/seamless-grid/venv/bin/sgrid"
