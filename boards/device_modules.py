@@ -28,6 +28,7 @@ ESP32_MODULES: frozenset[str] = frozenset(
         "machine",
         "math",
         "micropython",
+        "neopixel",  # frozen by ports/esp32/boards/manifest.py (require("neopixel"))
         "network",
         "ntptime",
         "os",

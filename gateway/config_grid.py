@@ -80,6 +80,9 @@ class MarketConfig:
     need_wh_per_hour: int = 0  # consumer: the energy it expects to import (flat forecast)
     tariff_msat_per_kwh: int = 0  # pod: price of last-resort energy; producer: its price
     feed_in_msat_per_kwh: int = 0  # pod: the most it pays for a receipt forwarded to it
+    surplus_wh_per_hour: int = 0  # producer: what it expects to export (flat forecast)
+    horizon_s: int = 86_400  # producer: issue receipts for windows starting within this
+    plan_every_s: float = 60.0  # producer: how often it issues and offers receipts
     forward_to: str = ""  # topology name of the node that gets what we do not buy (the POD)
     offer_hops: int = 3  # how far a receipt offer of ours may travel
     imbalance_price_msat_per_kwh: int = 0  # pod: price of imbalance receipts
@@ -154,6 +157,9 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "need_wh_per_hour": (int_in(0, 10**9), False),
         "tariff_msat_per_kwh": (_msat, False),
         "feed_in_msat_per_kwh": (_msat, False),
+        "surplus_wh_per_hour": (int_in(0, 10**9), False),
+        "horizon_s": (int_in(60, 7 * 86_400), False),
+        "plan_every_s": (num_in(1, 86_400), False),
         "forward_to": (string(re.compile(r"^$|" + NAME_RE.pattern)), False),
         "offer_hops": (int_in(0, 8), False),
         "imbalance_price_msat_per_kwh": (_msat, False),
@@ -258,6 +264,8 @@ def parse_grid(raw: dict[str, Any], site: str, state_dir: Path, problems: list[s
         problems.append(f"market.forward_to: no [[topology.node]] {forward!r}")
     if market.get("strategy") == "consumer" and not market.get("max_price_msat_per_kwh"):
         problems.append("market.max_price_msat_per_kwh: required (> 0) for strategy consumer")
+    if market.get("strategy") == "producer" and not market.get("tariff_msat_per_kwh"):
+        problems.append("market.tariff_msat_per_kwh: required (> 0) for strategy producer")
     if market.get("strategy") == "pod" and not market.get("tariff_msat_per_kwh"):
         problems.append("market.tariff_msat_per_kwh: required (> 0) for strategy pod")
     if market.get("role") == "pod" and market.get("strategy", "manual") not in ("pod", "manual"):

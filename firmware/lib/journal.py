@@ -3,8 +3,7 @@
 # A record is appended (and flushed) before it is published; it is removed only after the
 # gateway acknowledged it. Files under `path`:
 #   s<first_seq>.seg  segments of fixed-size entries: b"SJ" | u16 len | record | crc32 (LE)
-#   head              ack state: magic | i32 acked seq | sha256 of that record | u32 crc32
-#   head.tmp          the next ack state while it is written (renamed over head)
+#   head, head.tmp    the ack state (journal_head.py)
 # Boot recovery checks every entry (magic, length, CRC, expected seq), rewrites a damaged
 # segment up to its last good entry, drops everything after it and logs what it cut.
 
@@ -13,6 +12,7 @@ import hashlib
 import os
 import struct
 
+from journal_head import load_head, write_head
 from journal_recovery import ENTRY_LEN, entry_ok, recover
 
 from sgcore.compat import const
@@ -24,9 +24,7 @@ _ENTRY = ENTRY_LEN
 _CRC_AT = const(171)
 _SEQ_AT = const(23)  # seq (u32) inside the entry: 4 header bytes + offset 19 of the record
 _PREV_AT = const(27)  # prev_hash inside the entry: 4 + 23
-_STATE_LEN = const(44)
 _MAGIC = b"SJ"  # as in journal_recovery
-_STATE_MAGIC = b"SJH1"
 
 
 class JournalError(Exception):
@@ -195,46 +193,11 @@ class Journal:
             self.flash_writes += 1
 
     def _write_state(self, acked, digest):
-        data = bytearray(_STATE_LEN)
-        data[0:4] = _STATE_MAGIC
-        struct.pack_into(">i", data, 4, acked)
-        data[8:40] = digest
-        struct.pack_into(">I", data, 40, binascii.crc32(memoryview(data)[0:40]))
-        head = self.path + "/head"
-        with open(head + ".tmp", "wb") as f:
-            f.write(data)
-            f.flush()
-        try:
-            os.rename(head + ".tmp", head)
-        except OSError:  # a filesystem that will not rename over a file: head.tmp wins at boot
-            os.remove(head)
-            os.rename(head + ".tmp", head)
+        write_head(self.path, acked, digest)
         self.flash_writes += 1
 
-    def _read_state(self, name):
-        try:
-            with open(name, "rb") as f:
-                data = f.read(_STATE_LEN + 1)
-        except OSError:
-            return None
-        if (
-            len(data) != _STATE_LEN
-            or data[0:4] != _STATE_MAGIC
-            or struct.unpack_from(">I", data, 40)[0] != binascii.crc32(data[0:40])
-        ):
-            self._log(f"journal: ignoring damaged ack state {name}")
-            return None
-        return struct.unpack_from(">i", data, 4)[0], bytes(data[8:40])
-
     def _load_state(self):
-        head = self.path + "/head"
-        cur = self._read_state(head)
-        new = self._read_state(head + ".tmp")
-        if new is not None and (cur is None or new[0] > cur[0]):
-            os.rename(head + ".tmp", head)  # the interrupted ack had finished writing
-            cur = new
-        elif _exists(head + ".tmp"):
-            os.remove(head + ".tmp")
+        cur = load_head(self.path, self._log)
         if cur is not None:
             self._acked, self._acked_hash = cur
 
@@ -254,11 +217,3 @@ class Journal:
         elif self._segs and self._segs[0] > self._acked + 1:
             self._log(f"journal: seqs {self._acked + 1}..{self._segs[0] - 1} missing")
         self._drop_acked_segments()
-
-
-def _exists(name):
-    try:
-        os.stat(name)
-        return True
-    except OSError:
-        return False

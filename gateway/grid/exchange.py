@@ -24,6 +24,7 @@ from gateway.grid import pod
 from gateway.grid.credit_book import CreditBook
 from gateway.grid.node import GridNode
 from gateway.grid.offers import OfferDesk
+from gateway.grid.producer import Producer
 from gateway.ingest.store import ReadingStore
 from gateway.ln.codec import bolt11
 from gateway.ln.codec import energy_request as er
@@ -58,6 +59,11 @@ class Exchange:
         self.offers = OfferDesk(node.node_id, self.grid.node.name, m, self.pod_id, self.is_pod)
         self.pod_desk = (
             pod.PodDesk(self.grid.node.name, m, self._make_receipt) if self.is_pod else None
+        )
+        self.producer = (
+            Producer(self.grid.node.name, m, node, self._offer_receipt)
+            if m.strategy == "producer"
+            else None
         )
         self._quotes: dict[bytes, asyncio.Future[er.EnergyQuote]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -103,9 +109,8 @@ class Exchange:
         if not ok:
             self.offers.unpaid(offer)
 
-    async def api_offer(self, body: dict[str, Any]) -> Any:
-        """POST /offer {invoice, memo?}: offer one of our receipts to our channel neighbours."""
-        text, memo = str(body["invoice"]), body.get("memo")
+    def offer_own(self, text: str, memo: str | None) -> dict[str, Any]:
+        """Offer one of our receipts to every connected neighbour."""
         inv = bolt11.decode(text, description=memo)
         if inv.payee != self.node.node_id:
             raise LnError("only this node's own receipts can be offered from here")
@@ -116,6 +121,26 @@ class Exchange:
         self.offers.seen[inv.payment_hash] = inv.expires_at  # it may come back: not ours to buy
         sent = self.node.send_offer(offer, list(self.node.peers))
         return {"payment_hash": inv.payment_hash.hex(), "offered_to": sent}
+
+    async def api_offer(self, body: dict[str, Any]) -> Any:
+        """POST /offer {invoice, memo?}: offer one of our receipts to our channel neighbours."""
+        return self.offer_own(str(body["invoice"]), body.get("memo"))
+
+    def _offer_receipt(self, rec: Receipt) -> int:
+        by_hash = bolt11.decode(rec.invoice).description is None
+        return int(self.offer_own(rec.invoice, rec.memo_json if by_hash else None)["offered_to"])
+
+    async def producer_loop(self) -> None:
+        """Issue receipts from the forecast and offer them (strategy = producer)."""
+        assert self.producer is not None
+        while True:
+            try:
+                self.producer.plan_once(int(time.time()))
+            except (LnError, ValueError) as exc:
+                log.warning("producer: %s", exc)
+            except Exception:
+                log.exception("producer round failed")
+            await asyncio.sleep(self.grid.market.plan_every_s)
 
     async def api_offers(self, _: dict[str, Any]) -> Any:
         return {"counts": dict(self.offers.counts), "seen": len(self.offers.seen)}

@@ -42,8 +42,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE_LIB = REPO / "firmware" / "lib"
+from hil_tests import REPO_ROOT
+
+FIRMWARE_LIB = REPO_ROOT / "firmware" / "lib"
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0xFE, 0x40, 0x20)
 
 

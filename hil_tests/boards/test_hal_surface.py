@@ -42,7 +42,7 @@ def _surface(cls: ast.ClassDef) -> tuple[set[str], set[str]]:
 
 def test_every_real_and_emulated_board_is_checked():
     names = {p.parent.parent.name for p in BOARD_HALS}
-    assert {"emulated", "esp32_devkitc"} <= names
+    assert {"emulated", "esp32_devkitc", "esp32c3_plug"} <= names
 
 
 @pytest.mark.parametrize("hal", BOARD_HALS, ids=lambda p: p.parent.parent.name)
@@ -65,4 +65,10 @@ def test_board_folder_describes_itself_as_data(board):
     info = json.loads((board / "board.json").read_text())
     assert {"id", "name", "mcu", "features", "calibration"} <= info.keys()
     assert info["id"] == board.name
-    assert (board / "pins.csv").read_text().startswith("name,")
+    lines = (board / "pins.csv").read_text().splitlines()
+    data = [line for line in lines if not line.startswith("#")]  # "#" lines: the map's source
+    assert data[0].startswith("name,")
+    if info["mcu"] not in ("esp32 (emulated)",) and board.name != "esp32_devkitc":
+        assert any("source" in line.lower() for line in lines if line.startswith("#")), (
+            "cite where the pin map comes from in pins.csv's header"
+        )

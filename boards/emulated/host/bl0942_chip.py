@@ -9,6 +9,7 @@ kWh) and wraps at 24 bits like the chip's register. Frames with a bad checksum c
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -69,6 +70,9 @@ class BL0942Chip:
         self._bad_checksums = 0
         self.requests = 0
         self.frames_sent = 0
+        # (clock time, CF counts) of every answer, the chip's truth for tests: what it had
+        # integrated when the meter read it (the last 100,000 answers)
+        self.answers: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self._serial = serial.Serial(port, 4800, timeout=0.05)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="bl0942-chip", daemon=True)
@@ -132,6 +136,8 @@ class BL0942Chip:
             if self._bad_checksums:
                 self._bad_checksums -= 1
                 raw = raw[:-1] + bytes([raw[-1] ^ 0x5A])
+            else:
+                self.answers.append((self._last_t, self._counts))
             return raw
 
     def _serve(self) -> None:

@@ -33,6 +33,7 @@ log = logging.getLogger("board")
 
 REPO = Path(__file__).resolve().parents[3]
 BOARD_JSON = REPO / "boards" / "emulated" / "board.json"
+PROFILE_LINES = {"s0": "s0", "rs485": "rs485"}  # features a profile may lack -> rig line
 RESET_EXIT = 3
 SOFT_RESET_EXIT = 4  # the console asked for a soft reset (Ctrl-D): a fresh VM, peripherals kept
 
@@ -58,6 +59,7 @@ class BoardConfig:
     rom_dir: Path | None = None  # a built image (tools.build); None = build it now
     max_boots: int | None = None  # stop after this many boots (tests); None = forever
     console_path: str | None = None  # attach the console to this tty; None = the board's own pty
+    profile: str = "emulated"  # the real board whose pin map and calibration this one plays
 
 
 _CODE_RAM_PROBE = """
@@ -107,11 +109,29 @@ def code_ram_bytes(rom_dir: Path, cache: Path | None = None) -> int:
     return size
 
 
+def load_profile(name: str) -> dict[str, Any]:
+    """The board.json of the real board the emulated one plays (`--board-profile`): its
+    calibration, its pins (reported in `state`) and its features (a line it lacks, such as
+    the S0 input of a smart plug, cannot be driven)."""
+    path = REPO / "boards" / name / "board.json"
+    if not path.is_file():
+        known = sorted(p.parent.name for p in (REPO / "boards").glob("*/board.json"))
+        raise ValueError(f"unknown board profile {name!r} (known: {', '.join(known)})")
+    info = json.loads(path.read_text())
+    return {
+        "calibration": info["calibration"],
+        "features": info["features"],
+        "pins": info.get("pins", {}),
+        "mcu": info["mcu"],
+    }
+
+
 class EmulatedBoard:
     def __init__(self, config: BoardConfig) -> None:
         self.config = config
         config.flash_dir.mkdir(parents=True, exist_ok=True)
-        self.calibration = json.loads(BOARD_JSON.read_text())["calibration"]
+        self.profile = load_profile(config.profile)
+        self.calibration = self.profile["calibration"]
         # The firmware image in ROM: .mpy files built by tools.build, as flashed on a real board.
         self.rom_dir = config.rom_dir or build("emulated")
         self.code_ram = code_ram_bytes(self.rom_dir)
@@ -336,6 +356,9 @@ class EmulatedBoard:
                     "console": self.console.path,
                     "console_mode": self.console.mode,
                     "image": self.image,
+                    "profile": self.config.profile,
+                    "pins": self.profile.get("pins", {}),
+                    "features": self.profile["features"],
                     "soft_resets": self.soft_resets,
                     "reports": dict(self.reports),
                     "heap_bytes": self.config.heap_bytes,
@@ -345,6 +368,8 @@ class EmulatedBoard:
                     "fuel": self.vm.fuel_used() if self.vm else 0,
                 }
         if op == "pulses":
+            if "s0" not in self.profile["features"]:
+                raise ValueError(f"board profile {self.config.profile} has no S0 input")
             n = int(req["n"])
             if n < 0:
                 raise ValueError("pulse count must be >= 0")

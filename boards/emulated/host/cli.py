@@ -63,6 +63,14 @@ def board() -> None:
     "Without it the board makes its own pty and prints its path.",
 )
 @click.option(
+    "--board-profile",
+    "profile",
+    default="emulated",
+    show_default=True,
+    help="Play this real board (a folder of boards/, e.g. esp32c3_plug): its pin map, features "
+    "and calibration. Lines it lacks (a plug's S0 input) cannot be driven.",
+)
+@click.option(
     "--console",
     "console_path",
     type=click.Path(),
@@ -95,6 +103,7 @@ def emulate(
     board_id: str,
     heap_kb: int,
     uarts: tuple[str, ...],
+    profile: str,
     console_path: str | None,
     control_path: str | None,
     speed: float,
@@ -121,11 +130,15 @@ def emulate(
         uart_paths=_parse_uart(uarts),
         control_path=control_path,
         console_path=console_path,
+        profile=profile,
         ntp=not no_ntp,
         rom_dir=rom_dir,
     )
     logging.getLogger("board").setLevel(logging.INFO)
-    emulated = EmulatedBoard(config)
+    try:
+        emulated = EmulatedBoard(config)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--board-profile") from None
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     try:
         code = emulated.run()

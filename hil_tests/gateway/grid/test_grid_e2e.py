@@ -22,7 +22,7 @@ PRICE_MSAT = 20_000  # 20 Wh at 1,000,000 msat/kWh
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    r = GridRig(tmp_path_factory.mktemp("grid"), speed=5.0)
+    r = GridRig(tmp_path_factory.mktemp("grid"), speed=10.0)
     r.start()
     yield r
     r.stop()
@@ -193,3 +193,23 @@ def test_a_token_paid_during_a_broker_outage_is_delivered_when_it_is_back(rig):
         rig.broker.start()
     wait_until(lambda: _credit_status(rig, ph) == "accepted", 60, "delivery after the outage")
     assert len(rig.tokens_for(bytes.fromhex(ph))) == 1
+
+
+def test_a_producer_issues_receipts_from_its_forecast_and_the_consumer_buys_them(rig):
+    pv = rig.nodes["pv"]
+    assert pv.gateway is not None
+    text = pv.config.read_text()
+    pv.config.write_text(text.replace('[market]\nrole = "producer"\n', '[market]\nrole = "producer"\n'
+        'strategy = "producer"\ntariff_msat_per_kwh = 1000000\nsurplus_wh_per_hour = 400\n'
+        "horizon_s = 1800\nplan_every_s = 1.0\n"))  # fmt: skip
+    sgrid("gateway", "check-config", "--config", str(pv.config))
+    assert pv.gateway.terminate() == 0  # SIGTERM: the grid node and the bridge stop cleanly
+    assert "STOPPING=1" in pv.gateway.notifications
+    pv.gateway.close()
+    rig.start_gateway(pv)
+
+    def bought() -> list[tuple]:
+        return [r for r in rig.credit_rows() if r[5] == "pv" and r[3] == 100 and r[1] == "accepted"]
+
+    wait_until(bought, 60, "home to buy a receipt the producer planned itself")
+    assert rig.nodes["home"].api("/offers")["counts"].get("pay", 0) >= 2
