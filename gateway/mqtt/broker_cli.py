@@ -17,7 +17,7 @@ _config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default="/etc/seamless-grid/gateway.toml",
+    default="/etc/sgrid/gateway.toml",
     show_default=True,
     help="Gateway TOML configuration (for the site name and the gateway's MQTT account).",
 )

@@ -9,7 +9,7 @@ import click
 
 from gateway.errors import GatewayError
 
-DEFAULT_CONFIG = "/etc/seamless-grid/gateway.toml"
+DEFAULT_CONFIG = "/etc/sgrid/gateway.toml"
 
 _config_option = click.option(
     "--config",

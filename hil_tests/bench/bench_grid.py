@@ -60,8 +60,9 @@ def run(payments: int, workdir: Path) -> dict[str, float]:
                     raise TimeoutError(f"relay never closed after payment {i}")
                 time.sleep(0.002)
             latencies.append(time.monotonic() - settled)
-            rig.meter.pulses(WH + 1)  # draw the credit: the relay opens again
+            rig.meter.pulses(WH)  # draw the credit to 0: the relay opens again
             wait_until(lambda: rig.relay() == 0, 30, "the relay to open")
+        floor = _token_floor(rig, max(2, min(5, payments)))
         anchor = _anchor_figures(rig)
     finally:
         rig.stop()
@@ -70,11 +71,45 @@ def run(payments: int, workdir: Path) -> dict[str, float]:
         "close_p50_s": statistics.median(latencies),
         "close_p99_s": _quantile(latencies, 0.99),
         "close_max_s": max(latencies),
+        "floor_p50_s": statistics.median(floor),
+        "ratio_to_floor": statistics.median(latencies) / statistics.median(floor),
         **anchor,
         "proof_bytes_1": _proof_size(1),
         "proof_bytes_1000": _proof_size(1000),
         "proof_bytes_4096": _proof_size(4096),
     }
+
+
+def _token_floor(rig: GridRig, rounds: int) -> list[float]:
+    """The ceiling of this path measured in the same run: a token published straight to the
+    meter (no payment, no gateway) until the relay closes, i.e. the meter's own share."""
+    import paho.mqtt.client as mqtt
+
+    from gateway.credit.issuer import TokenIssuer
+    from gateway.crypto import SiteKey
+
+    assert rig.meter is not None
+    state = rig.nodes["home"].dir / "state"
+    issuer = TokenIssuer(SiteKey.load(state / "site.key"), state / "tokens.sqlite3")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(rig.broker.host, rig.broker.port)
+    client.loop_start()
+    out = []
+    try:
+        for i in range(rounds):
+            token = issuer.energy(rig.meter_id, WH, int(time.time()) + 3600,
+                                  f"bench-floor-{i}-{time.time_ns()}".encode())  # fmt: skip
+            t0 = time.monotonic()
+            client.publish(f"sg/home/{rig.meter_id.hex()}/token", token, qos=1)
+            wait_until(lambda: rig.relay() == 1, 30, "the relay to close (floor)")
+            out.append(time.monotonic() - t0)
+            rig.meter.pulses(WH)
+            wait_until(lambda: rig.relay() == 0, 30, "the relay to open")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        issuer.close()
+    return out
 
 
 def _anchor_figures(rig: GridRig) -> dict[str, float]:
@@ -157,6 +192,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(
         f"payment settled -> relay closed: p50 {r['close_p50_s'] * 1000:.0f} ms, "
         f"p99 {r['close_p99_s'] * 1000:.0f} ms, max {r['close_max_s'] * 1000:.0f} ms"
+    )
+    print(
+        f"same run, token published straight to the meter -> relay closed (the meter's share): "
+        f"p50 {r['floor_p50_s'] * 1000:.0f} ms; payment path / that floor: {r['ratio_to_floor']:.2f}"
     )
     print(
         f"anchor submit -> commit: {r['anchor_commit_s'] * 1000:.0f} ms "

@@ -9,3 +9,4 @@ def test_bench_grid_short(tmp_path):
     assert 0 < r["close_p50_s"] <= r["close_max_s"]
     assert r["anchor_batches"] >= 1 and r["anchored_readings"] >= 1
     assert r["proof_bytes_1"] < r["proof_bytes_1000"] < r["proof_bytes_4096"]
+    assert r["floor_p50_s"] > 0 and r["ratio_to_floor"] > 0

@@ -51,6 +51,7 @@ class GatewayProcess:
         site: str,
         watchdog_usec: int = 0,
         extra_env: dict[str, str] | None = None,
+        command: list[str] | None = None,  # `sgrid gateway` of another install (deploy tests)
     ) -> None:
         self.config, self.broker, self.site = config, broker, site
         # unix socket paths are limited to 107 bytes: keep this one out of deep test directories
@@ -70,7 +71,7 @@ class GatewayProcess:
         self.log_path = config.parent / "gateway.log"
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [*SGRID_GATEWAY, "run", "--config", str(config)],
+            [*(command or SGRID_GATEWAY), "run", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

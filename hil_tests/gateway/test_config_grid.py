@@ -86,10 +86,8 @@ def test_check_config_refuses_a_topology_that_names_another_key(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["producer", "consumer", "pod"])
-def test_the_documented_grid_configs_are_valid_and_in_the_docs(name):
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
+def test_the_documented_grid_configs_are_valid_and_in_the_docs(name, repo_root):
+    root = repo_root
     path = root / "gateway" / "examples" / "grid" / f"{name}.toml"
     cfg = load_config(path)
     assert cfg.grid.node.enabled and cfg.grid.node.listen == "0.0.0.0"

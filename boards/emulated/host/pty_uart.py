@@ -25,7 +25,7 @@ class PtyUart:
             self._fd, slave = os.openpty()
             tty.setraw(slave)
             self.path = os.ttyname(slave)
-            self._keep_slave = slave  # keep the pair alive while nobody is attached
+            self._keep_slave: int | None = slave  # keep the pair alive while nobody is attached
         else:
             self._fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
             tty.setraw(self._fd)

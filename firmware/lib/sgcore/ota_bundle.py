@@ -149,3 +149,8 @@ def chunk_topic(site, board, code, index, prefix="sg"):
 
 def offer_topic(site, board, prefix="sg"):
     return "%s/%s/ota/%s/offer" % (prefix, site, board)
+
+
+def ota_filter(site, prefix="sg"):
+    """Every OTA topic of a site: meters read it, the gateway's account writes it (broker ACL)."""
+    return "%s/%s/ota/#" % (prefix, site)

@@ -245,8 +245,9 @@ def _timestamp_words(timestamp: int) -> list[int]:
 # --- decoding --------------------------------------------------------------------------------
 
 
-def _parse_fields(words: Sequence[int]) -> list[TaggedField]:
-    fields = []
+def _field_spans(words: Sequence[int]) -> list[tuple[str, int, int]]:
+    """(tag, start, end) of each tagged field's data words in `words`, in wire order."""
+    spans = []
     pos = 0
     while pos < len(words):
         if pos + 3 > len(words):
@@ -255,9 +256,13 @@ def _parse_fields(words: Sequence[int]) -> list[TaggedField]:
         length = words[pos + 1] * 32 + words[pos + 2]
         if pos + 3 + length > len(words):
             raise InvoiceError(f"tagged field {tag!r} runs past the end of the data")
-        fields.append(TaggedField(tag, tuple(words[pos + 3 : pos + 3 + length])))
+        spans.append((tag, pos + 3, pos + 3 + length))
         pos += 3 + length
-    return fields
+    return spans
+
+
+def _parse_fields(words: Sequence[int]) -> list[TaggedField]:
+    return [TaggedField(tag, tuple(words[a:b])) for tag, a, b in _field_spans(words)]
 
 
 def _check_features(features: int) -> None:
@@ -286,12 +291,14 @@ def decode(text: str, description: str | None = None) -> Invoice:
     data, sig_words = words[:-SIGNATURE_WORDS], words[-SIGNATURE_WORDS:]
     signature = bech32.words_to_bytes(sig_words)  # 104 words = 520 bits: no padding
     timestamp = bech32.words_to_int(data[:TIMESTAMP_WORDS])
-    fields = _parse_fields(data[TIMESTAMP_WORDS:])
+    body = data[TIMESTAMP_WORDS:]  # bytes: the field values below are read from its slices
+    spans = _field_spans(body)
+    fields = [TaggedField(tag, tuple(body[a:b])) for tag, a, b in spans]
 
     values: dict[str, object] = {}
     extra: list[TaggedField] = []
-    for f in fields:
-        tag, w = f.tag, f.words
+    for f, (tag, a, b) in zip(fields, spans, strict=True):
+        w = body[a:b]
         if tag in _FIXED_LENGTH and len(w) != _FIXED_LENGTH[tag]:
             continue  # the spec: readers skip p/h/s/n of another length
         if tag in ("p", "s", "h", "n", "d", "x", "c", "9"):

@@ -15,18 +15,15 @@ import asyncio
 import logging
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 from gateway.ln.channel import messages as m
 from gateway.ln.channel.channel import ChannelState
-from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.codec import bolt8_transport, bolt11, receipt
 from gateway.ln.codec.wire import Message
 from gateway.ln.errors import LedgerPortError, ProtocolViolation
 from gateway.ln.node.core import LIVE, NodeCore
 from gateway.ln.node.gossip import Gossip
-from gateway.ln.node.ledger_port import LedgerPort
 from gateway.ln.node.lifecycle import ChannelLifecycle
 from gateway.ln.node.peer import Peer
 from gateway.ln.node.watch import Watcher
@@ -35,15 +32,9 @@ log = logging.getLogger(__name__)
 
 
 class Node(NodeCore):
-    def __init__(
-        self,
-        data_dir: Path,
-        ledger: LedgerPort,
-        policy: FeePolicy,
-        host: str = "127.0.0.1",
-        accept_max_msat: int = 0,
-    ) -> None:
-        super().__init__(data_dir, ledger, policy, host, accept_max_msat)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The arguments of `NodeCore` (data dir, ledger, fee policy, host, accept_max_msat)."""
+        super().__init__(*args, **kwargs)
         self.gossip = Gossip(self)
         self.lifecycle = ChannelLifecycle(self, self.gossip)
         self.watch = Watcher(self, self.lifecycle)

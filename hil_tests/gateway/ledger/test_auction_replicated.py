@@ -9,7 +9,7 @@ from gateway.ledger.client import LedgerClient
 from hil_tests.gateway.ledger.conftest import OPERATOR, free_port, start_process, write_config
 from hil_tests.gateway.ledger.etcd_cluster import ETCD, start_cluster
 
-pytestmark = pytest.mark.skipif(ETCD is None, reason="needs the Debian package etcd-server")
+pytestmark = pytest.mark.needs("etcd (the Debian package etcd-server)", ETCD is not None)
 TRADERS = [keys.SigningKey(bytes([40 + i] * 32)) for i in range(8)]
 START = 1774098000
 

@@ -127,3 +127,22 @@ def test_a_batch_of_transactions_is_answered_one_result_each_in_order(ledger):
     assert results[2]["tx_id"] == good.id and results[2]["height"] == results[0]["height"]
     assert results[3].reason == "malformed"
     assert ledger.client.balance(ALICE.pubkey) == 60
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(ledger):
+    host, port = ledger.running.server.server_address[:2]
+    tx = txs.make("withdraw", ledger.chain, account=ALICE.pubkey, amount_msat=1).signed_by(ALICE)
+    body = json.dumps(tx.to_json()).encode()
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/tx HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        assert sock.recv(25).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        answer = b""
+        while b"unknown_signer" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk
+            answer += chunk
+        assert b"HTTP/1.1 422" in answer

@@ -131,6 +131,11 @@ def test_coalition_and_topology_and_feeder_commands(tmp_path):
     assert out.exit_code == 0, out.output
     r = json.loads(out.stdout)
     assert r["feeder"]["feasible"] and all("loss_wh" in t for t in r["trades"])
+    out = _run("topology", "a", "b", "--std-type", "NAYY 9x9", "-o", str(tmp_path / "odd.json"))
+    out = _run("feeder", str(tmp_path / "odd.json"), str(tmp_path / "book.json"))
+    assert (
+        out.exit_code == 2 and "lines[0].std_type" in out.stderr and "Traceback" not in out.output
+    )
     (tmp_path / "feeder.json").write_text("{}")
     out = _run("feeder", str(tmp_path / "feeder.json"), str(tmp_path / "book.json"))
     assert out.exit_code == 2 and "name" in out.stderr

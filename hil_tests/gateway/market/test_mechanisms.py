@@ -174,3 +174,42 @@ def test_any_json_is_a_book_or_a_book_error_naming_a_field(junk, order):
             parse_book(value)
         except BookError as exc:
             assert exc.field and str(exc).startswith(exc.field)
+
+
+def _naive(book, offer_order, cap):
+    """The seed-003 / pay-as-bid rule written the plain O(n*m) way, as the paper describes it."""
+    from gateway.market.mechanisms.matching import bid_key
+
+    offers = sorted(
+        (o for o in book.offers if cap is None or o.price_msat_per_kwh <= cap), key=offer_order
+    )
+    left = [o.wh for o in offers]
+    out = []
+    for b in sorted(book.bids, key=bid_key):
+        need = b.wh
+        for j, o in enumerate(offers):
+            if (
+                need
+                and left[j]
+                and o.node != b.node
+                and o.price_msat_per_kwh <= b.price_msat_per_kwh
+            ):
+                q = min(need, left[j])
+                p = b.price_msat_per_kwh if cap is None else min(cap, b.price_msat_per_kwh)
+                out.append((b.id, o.id, q, p))
+                need -= q
+                left[j] -= q
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(book=books(), cap=CAPS)
+def test_seed003_and_pay_as_bid_match_the_plain_rule(book, cap):
+    from gateway.market.mechanisms.matching import offer_key, offer_time_key
+
+    for name, key in (("seed003", offer_time_key), ("pay-as-bid", offer_key)):
+        got = [
+            (t.bid, t.offer, t.wh, t.price_msat_per_kwh)
+            for t in mechanisms.clear(book, name, cap).trades
+        ]
+        assert got == _naive(book, key, cap), name

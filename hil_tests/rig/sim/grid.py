@@ -27,6 +27,7 @@ from boards.emulated.host.vclock import VirtualClock
 from gateway import clock
 from gateway.ledger.keys import SigningKey
 from gateway.ln.node.control import call
+from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port
@@ -39,9 +40,8 @@ from hil_tests.rig.wire import PtyWire
 from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
 
-REPO = Path(__file__).resolve().parents[3]
 SGRID = [sys.executable, "-c", "from gateway.cli import main; main()"]
-DEPLOY = REPO / "deploy" / "mosquitto"
+DEPLOY = REPO_ROOT / "deploy" / "mosquitto"
 DEPOSIT_MSAT = 2_000_000_000  # per node: 2,000 sat (about 10 kWh at the tariff)
 CHANNEL_MSAT = 400_000_000  # each end of every topology channel
 ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "producer",
@@ -53,7 +53,7 @@ class SimError(RuntimeError):
 
 
 def sgrid(*args: str, timeout: float = 120) -> str:
-    done = subprocess.run([*SGRID, *args], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([*SGRID, *args], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
     if done.returncode != 0:
         raise SimError(f"sgrid {' '.join(args[:2])}: {done.stderr.strip()[-600:]}")
@@ -212,7 +212,7 @@ class SimGrid:
                 f'db = "ledger.sqlite"\nlisten = "127.0.0.1:0"\nidle_block_ms = 200\n'
                 f"commit_timeout_s = 30\n{etcd_lines}"
             )
-            proc = subprocess.Popen([*SGRID, "ledger", "run", "--config", str(cfg)], cwd=REPO,
+            proc = subprocess.Popen([*SGRID, "ledger", "run", "--config", str(cfg)], cwd=REPO_ROOT,
                                     stdout=subprocess.PIPE, stderr=open(d / "ledger.log", "w"),
                                     text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
             self.ledger_procs.append(proc)

@@ -31,7 +31,10 @@ def test_unit_is_a_watched_notify_service_with_a_dedicated_user():
     assert d["Service.User"] == ["sgrid"]
     assert set(d["Service.SupplementaryGroups"][0].split()) == {"dialout", "gpio"}
     assert d["Service.StateDirectory"] == ["seamless-grid"]
-    assert "gateway run --config /etc/seamless-grid/gateway.toml" in d["Service.ExecStart"][0]
+    assert d["Service.ExecStart"] == [
+        "/opt/seamless-grid/venv/bin/sgrid gateway run --config /etc/sgrid/gateway.toml"
+    ]
+    assert d["Service.ConfigurationDirectory"] == ["sgrid"]
     assert d["Install.WantedBy"] == ["multi-user.target"]
 
 

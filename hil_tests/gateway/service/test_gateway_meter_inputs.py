@@ -12,9 +12,9 @@ import time
 import paho.mqtt.client as mqtt
 
 from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway, write_config
+from hil_tests.gateway.modbus.test_gateway_modbus_service import ServerThread
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
-from hil_tests.gateway.test_gateway_modbus_service import ServerThread
 from hil_tests.rig.broker import Broker
 from hil_tests.rig.wire import PtyWire
 
