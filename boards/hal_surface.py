@@ -36,4 +36,6 @@ METHODS: tuple[str, ...] = (
     "unique_id",
     "report",  # hand a figure (peak heap, ...) to the bench; no-op on hardware
     "reset",
+    "watchdog_start",  # (timeout_ms): the hardware watchdog resets the board unless fed
+    "watchdog_feed",  # once per main-loop step
 )

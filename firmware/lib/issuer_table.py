@@ -7,7 +7,6 @@
 import os
 
 from sgcore import secp256k1_keytable as _kt
-from sgcore.secp256k1_table_builder import KeyTableBuilder
 
 _TMP = _kt.DEFAULT_PATH + ".tmp"
 
@@ -21,6 +20,8 @@ class IssuerTable:
         """The key acks, commands and tokens are signed with from now on (boot, rotation)."""
         self._builder = None
         if _kt.stale_for(pubkey):
+            from sgcore.secp256k1_table_builder import KeyTableBuilder  # loaded only then
+
             self._log("issuer table: made for another key or damaged: building one on flash")
             self._builder = KeyTableBuilder(_TMP, pubkey)
 

@@ -17,9 +17,10 @@ from meter_clock import MeterClock
 from meter_net import MeterNet
 from meter_panel import MeterPanel
 from meter_registers import MeterRegisters
+from meter_relay import MeterRelay
 from metering import Metering
 from modbus_rtu import ModbusSlave
-from recorder import Recorder, reading_from_interval, relay_event
+from recorder import Recorder, reading_from_interval
 from registers import Checkpoint, Registers
 from relay_policy import RelayPolicy
 from token_desk import TokenDesk
@@ -29,6 +30,7 @@ from sgcore.compat import const
 
 _IDLE_MS = const(250)  # loop period when nothing is in progress (inputs wake it earlier)
 _MAX_FAILED_STEPS = const(5)  # consecutive failed steps before the meter resets itself
+_WATCHDOG_MS = const(30000)  # the hardware watchdog: a step (or boot slice) stuck this long resets
 
 
 class MeterApp:
@@ -41,24 +43,28 @@ class MeterApp:
               % (FIRMWARE_NAME, FIRMWARE_VERSION, board.board_id, self.boots, gc.mem_free()))  # fmt: skip
         self.cfg = config.load()
         self.key = None
+        board.watchdog_start(_WATCHDOG_MS)  # fed by every boot slice and every step
 
     def boot(self):
         """Generator: the heavy part of start-up in slices (a first-boot key takes a while);
         main.py collects garbage between them."""
         board, cfg = self.board, self.cfg
         try:
-            self.key = yield from keystore.load_or_create(board.random_bytes)
+            self.key = yield from meter_flash.fed(
+                board, keystore.load_or_create(board.random_bytes)
+            )
             print("meter id %s public key %s" % (binascii.hexlify(self.key.meter_id).decode(),
                                                   binascii.hexlify(self.key.pubkey).decode()))  # fmt: skip
         except keystore.KeyStoreError as exc:
             print("key error: %s" % exc)
+        board.watchdog_feed()
         yield False
         self.regs = Registers(cfg["interval_s"])
         self.ckpt = Checkpoint("registers.bin", cfg["checkpoint_s"], board.ticks_diff)
         self.ckpt.load(self.regs)
         yield False
         self.journal = Journal("journal", cfg["journal_capacity"])
-        self._floor_registers()
+        meter_flash.floor_registers(self.regs, self.journal)
         yield False
         self.metering = Metering(board, cfg)
         meter_id = self.key.meter_id if self.key else b"\x00" * 16
@@ -74,7 +80,7 @@ class MeterApp:
         self.last_token = None  # (reason, token id) of the latest token answered
         self._failed = 0
         self._chip_errors_base = 0
-        self._unrecorded = None  # (relay, reason, credit) of a change not yet journaled
+        self.relay_ctl = MeterRelay(self)
         provider = MeterRegisters(self)
         self.modbus = ModbusSlave(board.rs485_uart, board.rs485_de, board, provider,
                                   unit_id=cfg["modbus_unit"], on_write=provider.on_write)  # fmt: skip
@@ -85,6 +91,8 @@ class MeterApp:
             self.net = MeterNet(board, cfg, self.journal, self.key.meter_id, self.credit.issuer,
                                 self.offer_token, self._command)  # fmt: skip
             self.pollers.append(self.net.poll)
+            self.net.client.set_online(self.clock.status())
+            self.clock.on_nonce = self.net.client.set_online
             self.ota = ota_agent.OtaAgent(
                 board, cfg, self.net, hal.Board.board_id, FIRMWARE_VERSION
             )
@@ -97,26 +105,14 @@ class MeterApp:
         print("meter ready: source %s, interval %d s, journal %d pending, credit %d Wh"
               % (cfg["meter_source"], cfg["interval_s"], self.journal.pending_count(), self.credit_wh()))  # fmt: skip
 
-    def _floor_registers(self):
-        # a lost checkpoint must not take the totals below a signed reading, and a close whose
-        # reading was journaled is not closed again: the journal's last record, or (every
-        # record acked and dropped) the copy kept in last.rec
-        last = self.journal.last_record() or meter_flash.read_last_record()
-        if last is None:
-            return
-        try:
-            r = rd.decode(last)[0]
-        except ValueError:
-            print("registers: ignoring a damaged last.rec")
-            return
-        self.regs.floor(r.import_wh, r.export_wh, r.end if r.kind == rd.KIND_READING else 0)
-
     # --- pieces of a step --------------------------------------------------------------------
 
     def _command(self, op, arg):
         # signed gateway commands other than resend (the uplink handles that one)
         if op == "time":
             self.clock.command(arg, self.regs.start)
+        elif op == "clock":
+            self.clock.clock_command(arg[0], arg[1])
 
     def event(self, kind, **fields):
         if self.net:
@@ -155,35 +151,6 @@ class MeterApp:
         self.regs.commit_close()
         self.ckpt.save(self.regs)
 
-    def _relay(self, now):
-        b = self.board
-        credit = self.credit_wh()
-        self.panel.warnings(credit)
-        closed, reason, changed = self.policy.decide(
-            b.ticks_ms(), credit, self.metering.power_w, self.credit.window_cap(now), b.ticks_diff
-        )
-        if not changed:
-            return
-        if closed:
-            self.credit.track(self.regs.import_wh, True)  # the reserve is on flash first
-        b.relay.value(1 if closed else 0)  # the relay acts at once; its record is signed after
-        print(
-            "relay %s (reason %d, credit %d Wh)" % ("closed" if closed else "open", reason, credit)
-        )
-        self.event("relay", closed=closed, reason=reason, credit_wh=credit)
-        self._unrecorded = (1 if closed else 0, reason, credit)
-        self._record_relay_event(now)
-
-    def _record_relay_event(self, now):
-        # a relay change made before the clock was set is journaled as soon as it is (stamped
-        # with that first known time): no change goes unrecorded
-        if self._unrecorded is None or not now or not self.recorder:
-            return
-        relay, reason, credit = self._unrecorded
-        self._unrecorded = None
-        self.recorder.submit(relay_event(self.key.meter_id, now, self.regs, relay, reason, credit,
-                                         self.flags()))  # fmt: skip
-
     def _crypto(self, now):
         """One slice of signature work (tokens first); True while work remains.
 
@@ -209,6 +176,7 @@ class MeterApp:
     def safe_step(self):
         """step(), but an error in one subsystem never ends the loop: it is printed, and after a
         few failures in a row the meter resets (state comes back from flash)."""
+        self.board.watchdog_feed()
         try:
             self.step()
             self._failed = 0
@@ -232,8 +200,7 @@ class MeterApp:
         )
         self.credit.track(regs.import_wh, b.relay.value() == 1)
         self.credit.track_window(now)
-        self._relay(now)
-        self._record_relay_event(now)
+        self.relay_ctl.step(now)
         iv = self.regs.tick(now)
         if iv is not None:
             print(

@@ -1,6 +1,11 @@
 # The meter's wall clock: the board's RTC, set from network time or by the gateway's signed time
-# command, and whether readings may be stamped yet (not before the clock was ever set).
+# commands (sgcore/messages.py), and whether readings may be stamped yet (not before the clock was
+# ever set). "time" only sets an unset clock or moves it forward; "clock" may also move it back
+# (a clock wrongly set into the future) and must carry the nonce of the meter's current `online`
+# status; each accepted one is answered with a fresh nonce, so none can be replayed.
 from micropython import const
+
+from sgcore import messages
 
 _NTP_RETRY_MS = const(60000)
 
@@ -11,6 +16,8 @@ class MeterClock:
         self._log = log
         self._ntp_at = None
         self._warned = False
+        self.nonce = board.random_bytes(messages.NONCE_LEN)  # for the next "clock" command
+        self.on_nonce = None  # called with the new online status when the nonce changes
 
     def now(self):
         """Unix seconds, or 0 while the clock is unset (network time is retried every minute)."""
@@ -45,4 +52,18 @@ class MeterClock:
         if unix_seconds < open_start:
             self._log("clock: ignoring a time before the open interval (%d)" % unix_seconds)
         elif abs(unix_seconds - self._b.rtc_time()) > 2:
+            self.set(unix_seconds)
+
+    def status(self):
+        return messages.online_status(self.nonce)
+
+    def clock_command(self, unix_seconds, nonce):
+        """A signed, nonce'd "clock" command: sets the clock either way (also back)."""
+        if nonce != self.nonce:
+            self._log("clock: ignoring a clock command with a stale nonce")
+            return
+        self.nonce = self._b.random_bytes(messages.NONCE_LEN)  # used once
+        if self.on_nonce is not None:
+            self.on_nonce(self.status())
+        if abs(unix_seconds - self._b.rtc_time()) > 2:
             self.set(unix_seconds)

@@ -31,6 +31,7 @@ class MQTTClient:
         self._sub_pid = 0
         self._sub_deadline = 0
         self._small = bytearray(4)  # the PUBACKs we send
+        self.online = b"online"  # the retained status published after every CONNACK
 
     # --- API -----------------------------------------------------------------------------------
 
@@ -92,7 +93,14 @@ class MQTTClient:
             self.retransmits += 1
             self._send_slot(i, 1, now)
         if self.link.will_topic is not None:
-            self._fill(self._win.size, self.link.will_topic, b"online", True)
+            self._fill(self._win.size, self.link.will_topic, self.online, True)
+
+    def set_online(self, payload):
+        """A new `online` status (e.g. a fresh nonce): published now if connected, and after
+        every CONNACK."""
+        self.online = payload
+        if self.link.state == UP and self.link.will_topic is not None:
+            self._fill(self._win.size, self.link.will_topic, payload, True)
 
     def on_down(self):
         self._sub_pid = 0

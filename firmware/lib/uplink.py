@@ -114,11 +114,13 @@ class Uplink:
 
     def _start_cmd(self, payload):
         try:
-            op, arg, sig = messages.decode_cmd(payload)
+            op, arg, sig, nonce = messages.decode_cmd(payload)
         except messages.MessageFormatError as e:
             self._log(f"uplink: {e}, ignored")
             return
-        digest = messages.cmd_digest(self._mid, op, arg)
+        digest = messages.cmd_digest(self._mid, op, arg, nonce)
+        if nonce:
+            arg = (arg, nonce)  # on_command("clock", (t, nonce)): the app checks the nonce
         self._job = (op, arg, self._verifier(self._pub, digest, sig))
 
     def _step_job(self):

@@ -7,11 +7,11 @@ token ids per meter only ever grow. The site key signs; meters know its public k
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
 from gateway.crypto import SiteKey
+from gateway.durable_db import open_durable
 from gateway.errors import GatewayError
 from sgcore import token as tk
 
@@ -38,10 +38,7 @@ class TokenIssuer:
     def __init__(self, key: SiteKey, db_path: Path) -> None:
         self._key = key
         self._key_id = tk.key_id(key.pubkey)
-        self._db = sqlite3.connect(db_path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_durable(db_path, _SCHEMA, IssuerError)
 
     def close(self) -> None:
         self._db.close()

@@ -13,11 +13,11 @@ never makes a second one (docs/credit-tokens.md, "From payment to relay").
 from __future__ import annotations
 
 import math
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import clock
+from gateway.durable_db import open_durable
 from gateway.ln.codec.receipt import EnergyMemo
 
 _SCHEMA = """
@@ -73,12 +73,7 @@ _COLUMNS = (
 
 class CreditBook:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_durable(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

@@ -46,8 +46,10 @@ class GridNode(Node):
         if self.on_purchase is not None and not inv.is_expired(int(clock.now())):
             try:
                 _, memo = receipt.read_receipt(text, memo_json)
-            except LnError:
-                memo = None  # not an energy receipt: paid, but it buys no credit
+            except LnError as exc:
+                memo = None  # not an energy receipt (or an `h` one without its memo): no credit
+                log.warning("paying %s without credit for the meter: %s",
+                            inv.payment_hash.hex()[:16], exc)  # fmt: skip
             if memo is not None and inv.amount_msat is not None:
                 self.on_purchase(inv, memo)  # durable before the payment can start
         try:

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -59,10 +60,54 @@ class GridRuntime:
     ) -> None:
         self.cfg = cfg
         self.grid = cfg.grid
-        self.store = store
         self.publish = publish
+        self._store_path = store.path
+        self._site_key = site_key
+        # SQLite objects are made on the node's own thread, in _open()
+        self.store: ReadingStore
+        self.issuer: TokenIssuer
+        self.book: CreditBook
+        self.desk: CreditDesk
+        self.anchors: anchoring.AnchorBook
+        urls = [u.strip() for u in self.grid.ledger.url.split(",") if u.strip()]
+        self.ledger = LedgerClient(urls, timeout=self.grid.ledger.timeout_s, retries=1)
+        self.node: GridNode | None = None
+        self._control: asyncio.Server | None = None
+        self.control_port = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._wake_credit = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._enrolled: set[bytes] = set()
+        self.exchange: Exchange | None = None
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the grid node on its own thread and event loop: the channel node's ledger calls
+        block (urllib), and must never hold up the meter bridge's ingest loop."""
+        self._loop = asyncio.new_event_loop()
+        self._stop_requested = asyncio.Event()
+        self._thread = threading.Thread(target=self._thread_main, name="grid-node", daemon=True)
+        self._thread.start()
+
+    def _thread_main(self) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main())
+        except Exception:
+            log.exception("the grid node stopped on an error")
+        finally:
+            self._loop.close()
+
+    def _open(self) -> None:
+        cfg = self.cfg
+        # its own connection to the reading store (WAL: readers never block the ingest's writes)
+        self.store = ReadingStore(self._store_path)
         tokens_db = cfg.state_dir / "tokens.sqlite3"
-        self.issuer = TokenIssuer(site_key, tokens_db)
+        self.issuer = TokenIssuer(self._site_key, tokens_db)
         self.book = CreditBook(tokens_db)
         self.desk = CreditDesk(  # token expiry in the meters' time (virtual on a bench)
             self.book,
@@ -72,23 +117,30 @@ class GridRuntime:
             wall=clock.now,
         )
         self.anchors = anchoring.AnchorBook(cfg.state_dir / "anchors.sqlite3")
-        urls = [u.strip() for u in self.grid.ledger.url.split(",") if u.strip()]
-        self.ledger = LedgerClient(urls, timeout=self.grid.ledger.timeout_s, retries=1)
-        self.node: GridNode | None = None
-        self._control: asyncio.Server | None = None
-        self.control_port = 0
-        self.ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def _main(self) -> None:
+        self._open()
         self._wake_credit = asyncio.Event()
-        self._enrolled: set[bytes] = set()
-        self.exchange: Exchange | None = None
-
-    # --- life cycle ------------------------------------------------------------------------------
-
-    def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._bring_up(), name="grid-node"))
+        await self._stop_requested.wait()
+        await self._stop_here()
+
+    def _in_node_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn` on the grid node's loop (called from the gateway's loop)."""
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # the loop closed meanwhile: we are stopping
+                pass
 
     async def stop(self) -> None:
+        """From the gateway's loop: stop the node thread and wait for it."""
+        if self._thread is None:
+            return
+        self._in_node_loop(self._stop_requested.set)
+        await asyncio.to_thread(self._thread.join, 30)
+
+    async def _stop_here(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -101,6 +153,7 @@ class GridRuntime:
         self.book.close()
         self.issuer.close()
         self.anchors.close()
+        self.store.close()
 
     async def _bring_up(self) -> None:
         node = await self._make_node()
@@ -132,7 +185,6 @@ class GridRuntime:
             if self.grid.market.strategy == "consumer" and self.grid.market.need_wh_per_hour:
                 topup = asyncio.create_task(self.exchange.topup_loop(), name="grid-topup")
                 self._tasks.append(topup)
-        self.ready.set()
 
     async def _make_node(self) -> GridNode:
         from gateway.ln.node.ledger_http import HttpLedger
@@ -207,15 +259,20 @@ class GridRuntime:
                 pass
 
     def on_event(self, meter_hex: str, payload: bytes) -> None:
+        """A meter event (from the gateway's loop)."""
+        self._in_node_loop(self._on_event, meter_hex, payload)
+
+    def meter_online(self, meter_id: bytes) -> None:
+        """A meter came online (from the gateway's loop): its due token goes at once."""
+        self._in_node_loop(self._send_due, meter_id)
+
+    def _on_event(self, meter_hex: str, payload: bytes) -> None:
         try:
             event = json.loads(payload)
         except ValueError:
             return
         if isinstance(event, dict) and self.desk.on_event(bytes.fromhex(meter_hex), event):
             self._send_due()  # the next token for this meter, if any, goes now
-
-    def meter_online(self, meter_id: bytes) -> None:
-        self._send_due(now_for=meter_id)
 
     # --- anchoring -------------------------------------------------------------------------------
 

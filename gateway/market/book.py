@@ -26,6 +26,8 @@ MAX_ID_LEN = 64
 MAX_TIME = 2**40
 ORDER_KEYS = ("id", "node", "wh", "price_msat_per_kwh", "time")
 OPTIONAL_ORDER_KEYS = ("reliability_permille",)
+_REQUIRED = frozenset(ORDER_KEYS)
+_ALLOWED = frozenset(ORDER_KEYS + OPTIONAL_ORDER_KEYS)
 
 
 class Order(NamedTuple):
@@ -140,12 +142,12 @@ def _text(value: Any, where: str) -> str:
 def parse_order(value: Any, where: str) -> Order:
     if not isinstance(value, dict):
         raise BookError(where, "must be an object")
-    for key in ORDER_KEYS:
-        if key not in value:
-            raise BookError(f"{where}.{key}", "is missing")
-    extra = sorted(set(value) - set(ORDER_KEYS) - set(OPTIONAL_ORDER_KEYS))
-    if extra:
-        raise BookError(f"{where}.{extra[0]}", "is not a known field")
+    keys = value.keys()
+    if not _REQUIRED <= keys:
+        missing = next(k for k in ORDER_KEYS if k not in value)
+        raise BookError(f"{where}.{missing}", "is missing")
+    if len(keys) > len(ORDER_KEYS) and keys - _ALLOWED:
+        raise BookError(f"{where}.{sorted(map(str, keys - _ALLOWED))[0]}", "is not a known field")
     return Order(
         id=_text(value["id"], f"{where}.id"),
         node=_text(value["node"], f"{where}.node"),

@@ -73,7 +73,9 @@ def meter_discovery(
             "unique_id": f"{node}_{object_id}",
             "state_topic": topics.meter_topic(site, meter_hex, "state"),
             "value_template": "{{ value_json.%s }}" % key,  # noqa: UP031 (Jinja braces)
+            # the meter's status is "offline" (its will) or {"state": "online", "nonce": ...}
             "availability_topic": topics.meter_topic(site, meter_hex, "status"),
+            "availability_template": "{{ value_json.state if value[:1] == '{' else value }}",  # noqa: E501
             "payload_available": "online",
             "payload_not_available": "offline",
             "device": device,

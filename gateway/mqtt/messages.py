@@ -26,27 +26,33 @@ def encode_ack(key: SiteKey, meter_id: bytes, upto: int, record_hash: bytes) -> 
     return wire.encode_ack(upto, record_hash, sig)
 
 
-def encode_cmd(key: SiteKey, meter_id: bytes, op: str, arg: int) -> bytes:
-    sig = key.sign_digest(cmd_digest(meter_id, op, arg))
-    return wire.encode_cmd(op, arg, sig)
+def encode_cmd(key: SiteKey, meter_id: bytes, op: str, arg: int, nonce: bytes = b"") -> bytes:
+    """`nonce`: for "clock", the one in the meter's current online status."""
+    sig = key.sign_digest(cmd_digest(meter_id, op, arg, nonce))
+    return wire.encode_cmd(op, arg, sig, nonce)
+
+
+def _fields(decode, payload: bytes) -> tuple:  # noqa: ANN001
+    try:
+        return decode(payload)
+    except wire.MessageFormatError as exc:
+        raise MessageError(str(exc)) from exc
+
+
+def _check(site_pubkey: bytes, sig: bytes, digest: bytes, what: str) -> None:
+    if not MeterVerifier(site_pubkey).verify_digest(sig, digest):
+        raise MessageError(f"bad {what} signature")
 
 
 def decode_ack(payload: bytes, site_pubkey: bytes, meter_id: bytes) -> tuple[int, bytes]:
     """(upto, record_hash) of a verified ack; what a meter does (used by tests and emulators)."""
-    try:
-        upto, h, sig = wire.decode_ack(payload)
-    except wire.MessageFormatError as exc:
-        raise MessageError(str(exc)) from exc
-    if not MeterVerifier(site_pubkey).verify_digest(sig, ack_digest(meter_id, upto, h)):
-        raise MessageError("bad ack signature")
+    upto, h, sig = _fields(wire.decode_ack, payload)
+    _check(site_pubkey, sig, ack_digest(meter_id, upto, h), "ack")
     return upto, h
 
 
 def decode_cmd(payload: bytes, site_pubkey: bytes, meter_id: bytes) -> tuple[str, int]:
-    try:
-        op, arg, sig = wire.decode_cmd(payload)
-    except wire.MessageFormatError as exc:
-        raise MessageError(str(exc)) from exc
-    if not MeterVerifier(site_pubkey).verify_digest(sig, cmd_digest(meter_id, op, arg)):
-        raise MessageError("bad command signature")
+    """(op, arg) of a verified command (a "clock" command's nonce is checked, not returned)."""
+    op, arg, sig, nonce = _fields(wire.decode_cmd, payload)
+    _check(site_pubkey, sig, cmd_digest(meter_id, op, arg, nonce), "command")
     return op, arg

@@ -162,7 +162,7 @@ class GatewayService:
         if mid not in self.ingestor.known_meters() and self.store.meter(mid) is None:
             return  # status of a meter we do not know: ignored, nothing to say to it
         try:
-            online = status.parse_status(payload)
+            online, nonce = status.parse_status(payload)
         except status.StatusRejected as exc:
             self.metrics.status_rejected.labels(exc.reason).inc()
             self._rejection_log.log(f"status_{exc.reason}", meter_hex, None, exc.detail)
@@ -178,7 +178,10 @@ class GatewayService:
         head = self.ingestor.head(mid)  # tell the (re)started meter where we are, and the time
         if head is not None:
             self._send_ack(mid, *head)
-        self._send_cmd(mid, "time", int(clock.now()))
+        if nonce is not None:  # sets the meter's clock even back (a clock set into the future)
+            self._send_cmd(mid, "clock", int(clock.now()), nonce)
+        else:
+            self._send_cmd(mid, "time", int(clock.now()))
         if self.grid is not None:
             self.grid.meter_online(mid)
 
@@ -258,10 +261,10 @@ class GatewayService:
         self.bridge.publish(topics.meter_topic(self.cfg.site, mid.hex(), "ack"), payload)
         self.metrics.acks.inc()
 
-    def _send_cmd(self, mid: bytes, op: str, arg: int) -> None:
+    def _send_cmd(self, mid: bytes, op: str, arg: int, nonce: bytes = b"") -> None:
         if self.bridge is None:
             return
-        payload = messages.encode_cmd(self.site_key, mid, op, arg)
+        payload = messages.encode_cmd(self.site_key, mid, op, arg, nonce)
         self.bridge.publish(topics.meter_topic(self.cfg.site, mid.hex(), "cmd"), payload)
 
     def _publish_discovery(self, mid: bytes) -> None:

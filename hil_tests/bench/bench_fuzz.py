@@ -193,8 +193,8 @@ def modbus_target() -> Target:
     values = {"import_wh": 123456789, "export_wh": 4567, "power_w": -1500, "voltage_dv": 2301,
               "relay": 1, "credit_wh": 25000, "seq": 4242, "current_ma": 6520}  # fmt: skip
 
-    def refuse_all(name: str, value: int) -> int:
-        return 3  # every write refused: a refused write must change nothing
+    def refuse_all(name: str, value: int, *commit: Any) -> int:
+        return 3  # every write refused (checked, then committed): a refused write changes nothing
 
     uart, clock = rig["MemUart"](b"", 8), rig["Clock"]()
     slave = rtu.ModbusSlave(uart, rig["Pin"](), clock, values, unit_id=1, on_write=refuse_all)

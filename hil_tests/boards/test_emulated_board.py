@@ -79,3 +79,34 @@ def test_erasing_flash_starts_from_scratch(board, tmp_path):
     shutil.rmtree(board.flash_dir)  # erase flash
     board.start(wait_banner=False)
     board.expect(r"boot 1, free heap")
+
+
+WDT_SCRIPT = """
+import hal, time
+b = hal.Board()
+b.watchdog_start(300)
+for _ in range(20):  # fed: runs on
+    b.sleep_ms(50)
+    b.watchdog_feed()
+print("fed loop done")
+%s
+print("never reached")
+"""
+
+
+@pytest.mark.parametrize(
+    "stuck",
+    ["while True:\n    pass", "while True:\n    b.sleep_ms(50)"],
+    ids=["busy loop without host calls", "loop that never feeds"],
+)
+def test_the_emulated_watchdog_resets_a_stuck_loop(tmp_path, stuck):
+    from boards.emulated.host.board import RESET_EXIT, BoardConfig, EmulatedBoard
+
+    board = EmulatedBoard(BoardConfig(flash_dir=tmp_path))
+    try:
+        out = board.run_script(WDT_SCRIPT % stuck)
+        assert out.exit_code == RESET_EXIT
+        assert board.watchdog_resets == 1
+        assert "never reached" not in out.stdout
+    finally:
+        board.close()

@@ -74,7 +74,7 @@ def tls_broker(tmp_path):
 def _online(broker: Broker, topic: str, timeout: float) -> bool:
     seen = threading.Event()
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    c.on_message = lambda cl, u, msg: msg.payload == b"online" and seen.set()
+    c.on_message = lambda cl, u, msg: b'"online"' in msg.payload and seen.set()  # JSON status
     c.connect(broker.host, broker.port)  # the plain listener, for the test's own eyes
     c.subscribe(topic, qos=1)
     c.loop_start()

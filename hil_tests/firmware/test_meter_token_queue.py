@@ -123,3 +123,44 @@ def test_tokens_arriving_out_of_order_are_each_redeemable_once(site):
     # the cut came with the relay closed: the reserve committed ahead (default 20 Wh) is spent
     assert 700 - 20 <= _credit(home) <= 700
     events.close()
+
+
+def test_a_flood_of_forged_tokens_does_not_make_a_genuine_one_lost(site):
+    # forgeries every 0.5 s with every field plausible (the meter and issuer key ids are public)
+    home = site.meters["home"]
+    events = Events(site, home)
+    issuer = site.issuer()
+    now = int(site.clock.now())
+    genuine = issuer.energy(home.meter_id, 150, now + 3600, b"pay-g")
+    stop = threading.Event()
+
+    def flood() -> None:
+        n = 100
+        while not stop.is_set():
+            forged = bytearray(issuer.energy(home.meter_id, 1, now + 3600, b"f%d" % n))
+            forged[-1] ^= 0x55  # a signature that does not verify
+            site.send_token(home, bytes(forged))
+            n += 1
+            stop.wait(0.5)
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    try:
+        time.sleep(2.0)
+        site.send_token(home, genuine)
+        deadline = time.monotonic() + 60
+        while not any(e["id"] == 1 and e["result"] == "accepted" for e in events.finals()):
+            assert time.monotonic() < deadline, events.items[-10:]
+            if any(e["id"] == 1 and e["result"] == "queue_full" for e in events.items):
+                site.send_token(home, genuine)  # not a final answer: the sender tries again
+                events.items = [e for e in events.items if e.get("result") != "queue_full"]
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        t.join(5)
+    assert not any(e["result"] == "busy" for e in events.items)
+    assert all(
+        e["result"] in ("bad_signature", "queue_full") for e in events.finals() if e["id"] != 1
+    )
+    assert _credit(home) == 150
+    events.close()

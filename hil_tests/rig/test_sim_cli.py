@@ -1,46 +1,77 @@
 """The README's main job, `sgrid sim`, runs end to end (short) and reports what it promises."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 from hil_tests.rig.broker import mosquitto_available
+from hil_tests.rig.sim import invariants
+
+needs_broker = pytest.mark.skipif(
+    not mosquitto_available(), reason="needs mosquitto (tools/run installs it)"
+)
 
 
-@pytest.mark.needs("mosquitto", mosquitto_available())
-def test_sgrid_sim_runs_a_short_day_and_draws_the_readings(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "sim",
-            "--homes",
-            "1",
-            "--minutes",
-            "12",
-            "--speed",
-            "120",
-            "--interval",
-            "60",
-            "--workdir",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "home-1: bought 500 Wh" in out.stdout
-    assert (tmp_path / "run" / "readings.png").stat().st_size > 10_000
-    assert (tmp_path / "run" / "gateway" / "state" / "readings.sqlite3").exists()
+def _sgrid(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+
+
+@needs_broker
+def test_sgrid_sim_runs_a_short_day_with_market_channels_and_report(tmp_path):
+    report = tmp_path / "report"
+    out = _sgrid("sim", "--homes", "1", "--pv", "1", "--hours", "1", "--start-hour", "10",
+                 "--speed", "240", "--workdir", str(tmp_path / "run"), "--report", str(report),
+                 timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    data = json.loads((report / "report.json").read_text())
+    assert data["scenario"] == "normal"
+    for name, inv in data["invariants"].items():
+        assert inv["holds"], (name, inv)
+    home = data["nodes"]["home-1"]
+    assert home["paid_msat"] > 0 and home["import_wh"] > 0  # it bought energy and drew it
+    assert home["import_wh"] <= home["credit_bought_wh"]
+    assert data["nodes"]["pv-1"]["export_wh"] > 0
+    assert "every invariant holds" in out.stdout
+    for png in ("power", "prices", "channels", "imbalances"):
+        assert (report / f"{png}.png").stat().st_size > 5_000
+    assert (report / "report.html").stat().st_size > 20_000
+    assert max(len(line) for line in out.stdout.splitlines()) <= 100  # fits a terminal
+
+
+def test_list_scenarios_and_help():
+    out = _sgrid("sim", "--list-scenarios")
+    assert out.returncode == 0, out.stderr
+    for name in ("normal", "broker-restart", "gateway-kill", "power-cuts", "partition",
+                 "clock-drift", "malicious-meter", "unpaid-draw", "cheater", "pod-outage"):  # fmt: skip
+        assert name in out.stdout
+    out = _sgrid("sim", "--help")
+    assert out.returncode == 0 and "--hours" in out.stdout and "--scenario" in out.stdout
 
 
 def test_sgrid_help_lists_every_command():
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, timeout=60
-    )
+    out = _sgrid("--help")
     assert out.returncode == 0, out.stderr
     for cmd in ("board", "sim", "gateway", "ledger", "channel", "invoice", "pay"):
         assert f"  {cmd}" in out.stdout, cmd
+
+
+def test_energy_balance_holds_only_within_metering_resolution():
+    nodes = {"a": {0: 100, 900: 50}, "b": {0: -300, 900: -20}}
+    pod = {0: -200.0 + 3, 900: 30.0 + 3}  # 3 Wh of line losses per period
+    losses = {0: 3.0, 900: 3.0}
+    assert invariants.energy_balance(nodes, pod, losses)["holds"]
+    pod[900] += 40  # 40 Wh through the POD that no meter signed for
+    broken = invariants.energy_balance(nodes, pod, losses)
+    assert not broken["holds"] and broken["worst_period"] == 900
+
+
+def test_settlement_and_supply_invariants_can_fail():
+    assert invariants.settlement_zero([{"period": 1, "amount_msat": 5},
+                                       {"period": 1, "amount_msat": -5}])["holds"]  # fmt: skip
+    assert not invariants.settlement_zero([{"period": 1, "amount_msat": 5}])["holds"]
+    assert invariants.supply_constant(100, {"a": 60}, 40)["holds"]
+    assert not invariants.supply_constant(100, {"a": 61}, 40)["holds"]
+    assert not invariants.prepaid_within_credit({"h": 11}, {"h": 10}, 0, 0)["holds"]

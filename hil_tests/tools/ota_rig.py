@@ -20,9 +20,12 @@ SITE = "ota-site"
 ISSUER = coincurve.PrivateKey(b"\x07" * 32).public_key.format().hex()
 
 
-def release_image(tmp: Path, version: str, broken: bool = False) -> Path:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def release_image(tmp: Path, version: str, broken: bool = False, offline: bool = False) -> Path:
     """The emulated image as a release of `version` (its fwinfo says so); `broken`: one whose
-    meter_app cannot be imported."""
+    meter_app cannot be imported; `offline`: one that never reaches the broker."""
     image = tmp / f"image-{version}"
     if not image.exists():
         shutil.copytree(build("emulated"), image)
@@ -33,6 +36,17 @@ def release_image(tmp: Path, version: str, broken: bool = False) -> Path:
             bad = tmp / "meter_app_broken.py"
             bad.write_text('raise ImportError("a release that cannot start")\n')
             compile_one(bad, image / "lib" / "meter_app.mpy", None)
+        if offline:
+            src = (REPO / "firmware" / "lib" / "mqtt_link.py").read_text()
+            marker = (
+                "            self._sock = self._connect(self.host, self.port, self.timeout_ms)\n"
+            )
+            assert marker in src
+            cut = tmp / "mqtt_link_offline.py"
+            cut.write_text(
+                src.replace(marker, '            raise OSError("no network in this release")\n')
+            )
+            compile_one(cut, image / "lib" / "mqtt_link.mpy", None)
     return image
 
 
@@ -44,8 +58,8 @@ class OtaRig:
     key: SiteKey
 
     def bundle(self, version: str, board: str = "emulated", key: SiteKey | None = None,
-               broken: bool = False) -> Bundle:  # fmt: skip
-        image = release_image(self.tmp, version, broken)
+               broken: bool = False, offline: bool = False) -> Bundle:  # fmt: skip
+        image = release_image(self.tmp, version, broken, offline)
         return make_bundle(image, board, version, key or self.key)
 
     def ota_state(self) -> dict:
@@ -53,7 +67,7 @@ class OtaRig:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
-def start_rig(tmp: Path, speed: float = 10.0) -> OtaRig:
+def start_rig(tmp: Path, speed: float = 10.0, **config: object) -> OtaRig:
     key = SiteKey.load_or_create(tmp / "release.key")
     broker = Broker(tmp / "broker").start()
     flash = tmp / "flash"
@@ -65,6 +79,7 @@ def start_rig(tmp: Path, speed: float = 10.0) -> OtaRig:
         "release_pubkey": key.pubkey.hex(),
         "interval_s": 60,
         "checkpoint_s": 10,
+        **config,
     }
     (flash / "config.json").write_text(json.dumps(cfg))
     board = BoardProcess(flash, board_id="ota-1", clock=VirtualClock(speed=speed))

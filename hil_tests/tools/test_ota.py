@@ -131,3 +131,20 @@ def test_power_cuts_during_an_update_always_leave_a_meter_that_boots(rig):
     while rig.ota_state().get("active") != "a":
         assert time.monotonic() < deadline, f"update never completed: {rig.ota_state()}"
         time.sleep(0.5)
+
+
+def test_a_release_that_never_reaches_the_broker_is_rolled_back_after_its_trial_time(tmp_path):
+    rig = start_rig(tmp_path, ota_trial_s=30)  # 3 s of real time at speed 10
+    try:
+        board = rig.board
+        _publish(rig, rig.bundle("0.4.0", offline=True))
+        board.expect(r"ota: 0\.4\.0 complete in slot a", timeout=240)
+        board.expect(r"seamless-grid-meter 0\.4\.0 on board", timeout=60)
+        board.expect(r"ota: no heartbeat from the new image in 30 s: resetting", timeout=60)
+        board.expect(r"ota: rolled back: image a did not come up in 3 boots", timeout=120)
+        board.expect(r"seamless-grid-meter 0\.1\.0 on board", timeout=60)
+        st = rig.ota_state()
+        assert st["active"] == "factory" and st["trial"] == ""
+    finally:
+        rig.board.stop()
+        rig.broker.stop()

@@ -19,6 +19,8 @@ def _call(name, arg=None):
     if not reply["ok"]:
         if reply["error"].startswith("ConsoleInterrupt"):
             raise KeyboardInterrupt  # Ctrl-C on the console (boards/emulated/host/console.py)
+        if reply["error"].startswith("WatchdogReset"):
+            sys.exit(_RESET_EXIT)  # the emulated watchdog expired: the board resets
         raise OSError(reply["error"])
     return reply["value"]
 
@@ -186,3 +188,11 @@ class Board:
     def reset(self):
         _call("reset")
         sys.exit(_RESET_EXIT)
+
+    def watchdog_start(self, timeout_ms):
+        # emulated by the host: no feed within timeout_ms of virtual time (or a loop that burns
+        # the matching CPU budget without a host call) resets the board, as machine.WDT would
+        _call("wdt_start", timeout_ms)
+
+    def watchdog_feed(self):
+        _call("wdt_feed")

@@ -26,7 +26,7 @@ from boards.emulated.host.control import ControlServer
 from boards.emulated.host.pty_uart import PtyUart
 from boards.emulated.host.tcp import TcpTable
 from boards.emulated.host.vclock import VirtualClock
-from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount, RunOutcome
+from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount, RunOutcome, WasmBoardError
 from tools.build import build
 
 log = logging.getLogger("board")
@@ -36,6 +36,14 @@ BOARD_JSON = REPO / "boards" / "emulated" / "board.json"
 PROFILE_LINES = {"s0": "s0", "rs485": "rs485"}  # features a profile may lack -> rig line
 RESET_EXIT = 3
 SOFT_RESET_EXIT = 4  # the console asked for a soft reset (Ctrl-D): a fresh VM, peripherals kept
+
+
+WDT_FUEL_PER_MS = 100_000  # the emulated watchdog's CPU budget: fuel per ms of its timeout
+
+
+class WatchdogReset(Exception):
+    """The emulated watchdog expired: no feed within its timeout (answered to the guest's next
+    host call, whose HAL then resets the board)."""
 
 
 class ConsoleInterrupt(Exception):
@@ -150,6 +158,9 @@ class EmulatedBoard:
         self._rtc_offset: float | None = None  # rtc = clock.now() + offset once set
         self._lock = threading.Lock()
         self.vm: MicroPythonVM | None = None
+        self._wdt_ms = 0  # the watchdog's timeout once the firmware started it (0: off)
+        self._wdt_deadline = 0.0
+        self.watchdog_resets = 0
         self.control = (
             ControlServer(config.control_path, self._on_control) if config.control_path else None
         )
@@ -203,6 +214,7 @@ class EmulatedBoard:
 
     def _boot_once(self) -> int:
         cfg = self.config
+        self._wdt_ms = 0  # a reset stops the watchdog; the firmware starts it again
         self.vm = MicroPythonVM(
             mounts=[
                 # the flash is the filesystem root, as on an ESP32, and also /flash (the HAL's)
@@ -215,8 +227,31 @@ class EmulatedBoard:
             stdout=self.console.vm_output,
             stderr=self.console.vm_output,
         )
-        outcome = self.vm.run_file("/rom/boot.py")
+        try:
+            outcome = self.vm.run_file("/rom/boot.py")
+        except WasmBoardError as exc:
+            if self._wdt_ms and "fuel" in str(exc):
+                return self._watchdog_reset("stuck without a host call")
+            raise
         return outcome.exit_code
+
+    def _watchdog_reset(self, why: str) -> int:
+        self.watchdog_resets += 1
+        print(f"[board] watchdog: no feed within {self._wdt_ms} ms ({why}): reset",
+              file=sys.stderr, flush=True)  # fmt: skip
+        self._wdt_ms = 0
+        return RESET_EXIT
+
+    def _wdt_start(self, ms: Any) -> None:
+        self._wdt_ms = max(1, int(ms))
+        self._wdt_feed(None)
+
+    def _wdt_feed(self, _: Any) -> None:
+        if self._wdt_ms:
+            # real time, not the rig's virtual time: at 240x a host hiccup is not a stuck loop
+            self._wdt_deadline = time.monotonic() + self._wdt_ms / 1000
+            if self.vm is not None:
+                self.vm.refuel(self._wdt_ms * WDT_FUEL_PER_MS)
 
     def run_script(self, code: str) -> RunOutcome:
         """Run `code` on this board instead of main.py: same image, HAL, flash and peripherals.
@@ -233,7 +268,14 @@ class EmulatedBoard:
             host_functions=self._host_functions(),
             heap_bytes=self.config.heap_bytes + self.code_ram,
         )
-        return self.vm.run_code(prelude + code)
+        self._wdt_ms = 0
+        try:
+            return self.vm.run_code(prelude + code)
+        except WasmBoardError as exc:
+            if self._wdt_ms and "fuel" in str(exc):  # the watchdog ends a loop stuck in the VM
+                code_ = self._watchdog_reset("stuck without a host call")
+                return RunOutcome(code_, "", str(exc), self.vm.fuel_used())
+            raise
 
     def close(self) -> None:
         if self.control is not None:
@@ -257,6 +299,9 @@ class EmulatedBoard:
         def call(arg: Any) -> Any:
             if self.console.take_interrupt():
                 raise ConsoleInterrupt("Ctrl-C on the console")
+            if self._wdt_ms and time.monotonic() > self._wdt_deadline:
+                self._watchdog_reset("stuck in a loop of host calls")
+                raise WatchdogReset("the watchdog expired")
             return fn(arg)
 
         return call
@@ -289,6 +334,8 @@ class EmulatedBoard:
             "report": self._report,
             "fuel": lambda _: self.vm.fuel_used() if self.vm else 0,
             "reset": lambda _: None,
+            "wdt_start": self._wdt_start,
+            "wdt_feed": self._wdt_feed,
         }
 
     def _gpio_write(self, args: list[Any]) -> None:

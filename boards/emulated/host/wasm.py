@@ -124,12 +124,23 @@ class MicroPythonVM:
 
     def __post_init__(self) -> None:
         self._store: wasmtime.Store | None = None
+        self._spent = 0  # fuel consumed before the current budget was set
+        self._budget = self.fuel
 
     def fuel_used(self) -> int:
         """Fuel consumed so far by the running VM (callable from inside a host function)."""
         if self._store is None:
             return 0
-        return self.fuel - self._store.get_fuel()
+        return self._spent + self._budget - self._store.get_fuel()
+
+    def refuel(self, budget: int) -> None:
+        """From a host function: the VM traps once it has burnt `budget` more fuel (the
+        emulated watchdog: a loop stuck without host calls ends there)."""
+        if self._store is None:
+            return
+        self._spent = self.fuel_used()
+        self._budget = budget
+        self._store.set_fuel(budget)
 
     def run_file(self, guest_path: str) -> RunOutcome:
         return self._run(["micropython", "-X", f"heapsize={self.heap_bytes}", guest_path])
@@ -142,6 +153,7 @@ class MicroPythonVM:
         store = wasmtime.Store(engine)
         store.set_fuel(self.fuel)
         self._store = store
+        self._spent, self._budget = 0, self.fuel
         out: list[bytes] = []
         err: list[bytes] = []
 
@@ -185,7 +197,7 @@ class MicroPythonVM:
             exit_code=exit_code,
             stdout=b"".join(out).decode("utf-8", "replace"),
             stderr=b"".join(err).decode("utf-8", "replace"),
-            fuel_used=self.fuel - store.get_fuel(),
+            fuel_used=self.fuel_used(),
         )
 
     def _define_host_bridge(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:

@@ -170,3 +170,12 @@ class Board:
 
     def reset(self):
         machine.reset()
+
+    def watchdog_start(self, timeout_ms):
+        # machine.WDT cannot be stopped once started: a stuck loop resets the chip
+        self._wdt = machine.WDT(timeout=timeout_ms)
+
+    def watchdog_feed(self):
+        wdt = getattr(self, "_wdt", None)
+        if wdt is not None:
+            wdt.feed()

@@ -11,6 +11,12 @@ that a meter rebuilds from the JSON fields with one `struct.pack` (no canonical 
           its journal before freeing records <= N.
     cmd   {"op": "resend", "from": N, "sig": "..."}   signed: b"SGCMD1" + meter_id + b"\x01" + u32be(N)
           {"op": "time", "t": T, "sig": "..."}        signed: b"SGCMD1" + meter_id + b"\x02" + u32be(T)
+          {"op": "clock", "t": T, "n": "<16 hex>", "sig": "..."}
+                            signed: b"SGCMD1" + meter_id + b"\x03" + u32be(T) + nonce(8)
+          "time" may only set a clock that is unset, or move it forward (never before the meter's
+          open interval); "clock" sets it either way, also back (a clock wrongly set into the
+          future), but only with the nonce the meter published in its current `online` status
+          (STATUS_NONCE): a recorded clock command cannot be replayed.
 
 The meter id inside the signed bytes stops an ack for one meter being replayed to another; acks are
 monotonic (a meter ignores upto <= what it already freed), so replaying an old ack does nothing.
@@ -24,7 +30,9 @@ import struct
 
 ACK_TAG = b"SGACK1"
 CMD_TAG = b"SGCMD1"
-OPS = {"resend": (1, "from"), "time": (2, "t")}  # op -> (code in the signed bytes, argument)
+OPS = {"resend": (1, "from"), "time": (2, "t"), "clock": (3, "t")}  # op -> (code, argument)
+NONCE_OPS = ("clock",)  # ops that carry the meter's nonce ("n")
+NONCE_LEN = 8
 SIG_LEN = 64
 
 
@@ -36,9 +44,15 @@ def ack_digest(meter_id, upto, record_hash):
     return hashlib.sha256(ACK_TAG + meter_id + struct.pack(">I", upto) + record_hash).digest()
 
 
-def cmd_digest(meter_id, op, arg):
+def cmd_digest(meter_id, op, arg, nonce=b""):
     code = OPS[op][0]
-    return hashlib.sha256(CMD_TAG + meter_id + bytes((code,)) + struct.pack(">I", arg)).digest()
+    signed = CMD_TAG + meter_id + bytes((code,)) + struct.pack(">I", arg) + nonce
+    return hashlib.sha256(signed).digest()
+
+
+def online_status(nonce):
+    """The meter's retained `online` status, carrying the nonce a clock command must echo."""
+    return ('{"state":"online","nonce":"%s"}' % _hex(nonce)).encode()
 
 
 def _hex(raw):
@@ -50,9 +64,10 @@ def encode_ack(upto, record_hash, sig):
     return ('{"upto":%d,"h":"%s","sig":"%s"}' % (upto, _hex(record_hash), _hex(sig))).encode()
 
 
-def encode_cmd(op, arg, sig):
-    """The command's JSON (bytes) for a signature `sig` over cmd_digest(meter_id, op, arg)."""
-    return ('{"op":"%s","%s":%d,"sig":"%s"}' % (op, OPS[op][1], arg, _hex(sig))).encode()
+def encode_cmd(op, arg, sig, nonce=b""):
+    """The command's JSON (bytes) for a signature `sig` over cmd_digest(meter_id, op, arg, nonce)."""
+    n = ',"n":"%s"' % _hex(nonce) if op in NONCE_OPS else ""
+    return ('{"op":"%s","%s":%d%s,"sig":"%s"}' % (op, OPS[op][1], arg, n, _hex(sig))).encode()
 
 
 def _unhex(value, size):
@@ -91,7 +106,8 @@ def decode_ack(payload):
 
 
 def decode_cmd(payload):
-    """(op, arg, sig) of a command, or MessageFormatError (an unknown op is one too)."""
+    """(op, arg, sig, nonce) of a command (nonce b"" for ops without one), or
+    MessageFormatError (an unknown op is one too)."""
     msg, sig = _load(payload, "command")
     op = msg.get("op")
     if not isinstance(op, str) or op not in OPS:
@@ -100,4 +116,9 @@ def decode_cmd(payload):
     arg = msg.get(name)
     if not _is_u32(arg):
         raise MessageFormatError("command %s without a u32 %s" % (op, name))
-    return op, arg, sig
+    nonce = b""
+    if op in NONCE_OPS:
+        nonce = _unhex(msg.get("n"), NONCE_LEN)
+        if nonce is None:
+            raise MessageFormatError("command %s without a valid nonce" % op)
+    return op, arg, sig, nonce

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from gateway.durable_db import open_durable
 from gateway.ln.channel.channel import Channel, ChannelState, Proposal
 from gateway.ln.channel.commitment import Commitment, Htlc
 from gateway.ln.channel.htlc import decode_updates, encode_updates
@@ -108,11 +109,8 @@ class Store:
         self.keys = keys
         self.commits = 0
         self.dirty_channels: set[bytes] = set()
+        self.db = open_durable(path, SCHEMA, ChannelStoreError)
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key='node_id'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise ChannelStoreError(f"{path}: {exc}") from exc

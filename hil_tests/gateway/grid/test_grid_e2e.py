@@ -203,7 +203,8 @@ def test_a_producer_issues_receipts_from_its_forecast_and_the_consumer_buys_them
         'strategy = "producer"\ntariff_msat_per_kwh = 1000000\nsurplus_wh_per_hour = 400\n'
         "horizon_s = 1800\nplan_every_s = 1.0\n"))  # fmt: skip
     sgrid("gateway", "check-config", "--config", str(pv.config))
-    pv.gateway.terminate()
+    assert pv.gateway.terminate() == 0  # SIGTERM: the grid node and the bridge stop cleanly
+    assert "STOPPING=1" in pv.gateway.notifications
     pv.gateway.close()
     rig.start_gateway(pv)
 

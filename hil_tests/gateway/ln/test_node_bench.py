@@ -11,7 +11,7 @@ NUM = r"(\d+(?:\.\d+)?)"
 
 
 def test_bench_channels_runs_and_prints(capsys):
-    bench_channels.main(["--payments", "40", "--latency", "5"])
+    bench_channels.main(["--payments", "40", "--latency", "5", "--rounds", "2"])
     out = capsys.readouterr().out
     rounds = re.findall(
         r"(\d+) payments/s over one channel \((\d+) payments in (\d+) commitments\), "

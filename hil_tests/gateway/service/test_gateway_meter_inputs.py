@@ -59,7 +59,7 @@ def _started(tmp_path, broker, soft: SoftMeter, extra: str = ""):
     return cfg, port, gw, meter
 
 
-def test_a_flood_of_forged_online_status_gets_at_most_one_answer_per_window(tmp_path, broker):
+def test_a_flood_of_forged_online_status_gets_a_few_answers_not_thousands(tmp_path, broker):
     soft = SoftMeter()
     _cfg, port, gw, meter = _started(tmp_path, broker, soft)
     try:
@@ -70,7 +70,8 @@ def test_a_flood_of_forged_online_status_gets_at_most_one_answer_per_window(tmp_
             meter.client.publish(meter.topic("status"), b"online", qos=0)
         time.sleep(3.0)
         times = [c for c in meter.cmds if c[0] == "time"]
-        assert 1 <= len(times) <= 2, f"{len(times)} time commands for 2000 forged online messages"
+        # a burst of 3 (a meter that reboots twice in a row is answered), then 1 per 10 s
+        assert 1 <= len(times) <= 3, f"{len(times)} time commands for 2000 forged online messages"
         m = gw.metrics(port)
         assert m.get("sgrid_status_answers_suppressed_total", 0) >= 1900
     finally:

@@ -25,6 +25,7 @@ TARIFF = 300_000  # msat per kWh: the POD's last-resort price (0.30 per kWh, 1 s
 FEED_IN = 80_000  # msat per kWh: what the POD pays for a receipt nobody else bought
 PV_PRICE = 150_000  # msat per kWh: the PV plants' price, below the tariff (seed 004)
 EMERGENCY_WH = 0
+LATENCY_S = 0.1  # real seconds an emulated meter may take to see a pulse or a chip's new load
 
 
 @dataclass
@@ -117,6 +118,7 @@ def run(opts: SimOptions, console: Console) -> dict[str, Any]:
         result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
         with console.status("letting the last readings, tokens and anchors land"):
             driver.settle()
+            _wait_closed(sg, t_end, timeout=120.0)
             journaled = _journaled(sg)
             _wait_landed(sg, journaled, timeout=120.0)
         result.update(_results(sg, driver, faults, t_start, t_end, journaled))
@@ -182,6 +184,16 @@ def _journaled(sg: SimGrid) -> dict[str, list[int]]:
     return out
 
 
+def _wait_closed(sg: SimGrid, t_end: float, timeout: float) -> None:
+    """Until every meter has signed and the gateway stored the interval that holds `t_end`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [collect.readings(n) for n in sg.nodes.values() if n.meter_pubkey]
+        if all(r and r[-1]["end"] >= t_end for r in rows):
+            return
+        time.sleep(0.5)
+
+
 def _wait_landed(sg: SimGrid, journaled: dict[str, list[int]], timeout: float) -> None:
     """Until every record the meters had journaled is stored by its gateway and anchored."""
     deadline = time.monotonic() + timeout
@@ -216,7 +228,9 @@ def _results(
     for name, n in sg.nodes.items():
         rows = collect.readings(n)
         truth = driver.truth[name] if n.spec.kind != "pod" else driver.pod_truth
-        inside = [r for r in rows if r["end"] > t0]  # nothing flowed before t0
+        # nothing flowed before t0; a meter whose clock lags the rig's books the first seconds
+        # to the interval before it
+        inside = [r for r in rows if r["end"] > t0 - PERIOD_S]
         imp = sum(r["interval_import_wh"] for r in inside)
         exp = sum(r["interval_export_wh"] for r in inside)
         credit = collect.credit(n)
@@ -262,10 +276,12 @@ def _results(
     verify_ok, verify_out = _ledger_verify(sg)
     pod_periods = {int(p): wh for p, wh in driver.pod_truth.period_wh.items()}
     common = {p for p in pod_periods if t0 <= p and p + PERIOD_S <= t1}
+    lag = _clock_lag(sg)
     inv = {
         "energy_balance": invariants.energy_balance(
             {k: {p: v[p] for p in v if p in common} for k, v in node_periods.items()},
-            pod_periods, dict(driver.loss_period), driver.peak_w, driver.boundary_slop),
+            pod_periods, dict(driver.loss_period), driver.peak_w,
+            {b: s + LATENCY_S * sg.clock.speed + 2 * lag for b, s in driver.boundary_slop.items()}),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0),
         "readings_stored_once": invariants.readings_once(per_meter),
@@ -294,7 +310,25 @@ def _results(
         "settlement": statements,
         "invariants": inv,
         "losses_wh": round(driver.loss_wh, 1),
+        "meter_clock_lag_s": round(lag, 1),
     }
+
+
+def _clock_lag(sg: SimGrid) -> float:
+    """The largest distance (virtual s) between a meter's clock and the rig's: a meter sets its
+    clock from the gateway's signed time command, late by the message's transit (at 240x, a
+    tenth of a real second is 24 virtual seconds), so it closes its intervals that much late."""
+    worst = 0.0
+    for n in sg.nodes.values():
+        if n.board is None or not n.board.alive():
+            continue
+        try:
+            st = n.board.state()
+            if st.get("rtc"):
+                worst = max(worst, abs(float(st["rtc"]) - float(st["virtual_now"])))  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a board being reset
+            continue
+    return worst
 
 
 def _check_proofs(sg: SimGrid, per_meter: int = 3) -> tuple[int, int]:
