@@ -59,13 +59,14 @@ def test_sgrid_help_lists_every_command():
 
 
 def test_energy_balance_holds_only_within_metering_resolution():
-    nodes = {"a": {0: 100, 900: 50}, "b": {0: -300, 900: -20}}
-    pod = {0: -200.0 + 3, 900: 30.0 + 3}  # 3 Wh of line losses per period
+    nodes = {"a": 150, "b": -320}
+    periods = {"a": {0: 100, 900: 50}, "b": {0: -300, 900: -20}}
+    pod = {0: -197.0, 900: 33.0}  # 3 Wh of line losses per period
     losses = {0: 3.0, 900: 3.0}
-    assert invariants.energy_balance(nodes, pod, losses)["holds"]
-    pod[900] += 40  # 40 Wh through the POD that no meter signed for
-    broken = invariants.energy_balance(nodes, pod, losses)
-    assert not broken["holds"] and broken["worst_period"] == 900
+    ok = invariants.energy_balance(nodes, -164.0, 6.0, 0.0, periods, pod, losses)
+    assert ok["holds"] and ok["span_gap_wh"] == 0
+    broken = invariants.energy_balance(nodes, -164.0 + 40, 6.0, 0.0, periods, pod, losses)
+    assert not broken["holds"]  # 40 Wh through the POD that no meter signed for
 
 
 def test_settlement_and_supply_invariants_can_fail():

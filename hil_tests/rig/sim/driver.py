@@ -182,10 +182,11 @@ class Driver:
             if name != "pod":
                 t.power.append((self._window_start, self._window_wh[name] * 3600 / span))
         try:
-            flow = self.feeder().run(net_wh, int(span))
-            loss = sum(wh for _, wh in flow.loss_wh)
+            feeder = self.feeder()
+            feeder.run(net_wh, int(span))
+            loss = float(feeder.net.res_line.pl_mw.sum()) * 1e6 * span / 3600  # Wh, unrounded
         except Exception:  # noqa: BLE001 - a non-converging flow must not stop the day
-            loss = 0
+            loss = 0.0
         self._loss_w = loss * 3600 / span
         self._window_wh.clear()
         self._window_start = now

@@ -228,9 +228,9 @@ def _results(
     for name, n in sg.nodes.items():
         rows = collect.readings(n)
         truth = driver.truth[name] if n.spec.kind != "pod" else driver.pod_truth
-        # nothing flowed before t0; a meter whose clock lags the rig's books the first seconds
-        # to the interval before it
-        inside = [r for r in rows if r["end"] > t0 - PERIOD_S]
+        # nothing flowed before t0 (no load, no pulses): every reading counts, also those a meter
+        # whose clock lags the rig's booked to an interval before t0
+        inside = rows
         imp = sum(r["interval_import_wh"] for r in inside)
         exp = sum(r["interval_export_wh"] for r in inside)
         credit = collect.credit(n)
@@ -275,13 +275,19 @@ def _results(
     locked = _locked_on_ledger(sg, chans)
     verify_ok, verify_out = _ledger_verify(sg)
     pod_periods = {int(p): wh for p, wh in driver.pod_truth.period_wh.items()}
-    common = {p for p in pod_periods if t0 <= p and p + PERIOD_S <= t1}
     lag = _clock_lag(sg)
+    for v in nodes.values():
+        v["metering_error_wh"] = (v["import_wh"] - v["export_wh"]) - (
+            v["truth_import_wh"] - v["truth_export_wh"]
+        )
     inv = {
         "energy_balance": invariants.energy_balance(
-            {k: {p: v[p] for p in v if p in common} for k, v in node_periods.items()},
-            pod_periods, dict(driver.loss_period), driver.peak_w,
-            {b: s + LATENCY_S * sg.clock.speed + 2 * lag for b, s in driver.boundary_slop.items()}),
+            {k: v["import_wh"] - v["export_wh"] for k, v in nodes.items() if v["kind"] != "pod"
+             and sg.nodes[k].meter_pubkey},
+            driver.pod_truth.import_wh - driver.pod_truth.export_wh, driver.loss_wh,
+            sum(v["import_wh"] + v["export_wh"] for k, v in nodes.items()
+                if sg.nodes[k].spec.meter_source == "bl0942" and v["kind"] != "pod"),
+            node_periods, pod_periods, dict(driver.loss_period)),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0),
         "readings_stored_once": invariants.readings_once(per_meter),
