@@ -17,6 +17,7 @@ from coincurve.context import GLOBAL_CONTEXT
 from coincurve.utils import ffi, lib
 
 from gateway.errors import EnrollmentError, SiteKeyError
+from sgcore import token as tk
 
 _CTX = GLOBAL_CONTEXT.ctx
 
@@ -57,6 +58,11 @@ class SiteKey:
     def __init__(self, private_key: coincurve.PrivateKey) -> None:
         self._key = private_key
         self.pubkey: bytes = private_key.public_key.format(compressed=True)
+
+    def delivery_key(self, meter_pubkey: bytes) -> bytes:
+        """The key of a meter's token delivery tags (sgcore.token): ECDH x with its key."""
+        point = coincurve.PublicKey(meter_pubkey).multiply(self._key.secret)
+        return tk.delivery_key(point.format(compressed=False)[1:33])
 
     def sign_digest(self, digest32: bytes) -> bytes:
         return sign_digest(self._key, digest32)

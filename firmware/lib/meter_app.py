@@ -24,6 +24,7 @@ from recorder import Recorder, reading_from_interval
 from registers import Checkpoint, Registers
 from relay_policy import RelayPolicy
 from token_desk import TokenDesk
+from token_tag import TagKey
 
 from sgcore import reading as rd
 from sgcore.compat import const
@@ -71,6 +72,9 @@ class MeterApp:
         issuer = binascii.unhexlify(cfg["issuer_pubkey"]) if cfg["issuer_pubkey"] else None
         self.credit = CreditStore(meter_id, issuer, reserve_wh=cfg["credit_reserve_wh"])
         self.tokens = TokenDesk(self.credit)
+        self.tag_key = (
+            TagKey(self.key.priv, self.credit.issuer) if self.key and self.credit.issuer else None
+        )
         self.policy = RelayPolicy(cfg)
         self.recorder = (
             Recorder(self.key, self.journal, self._close_journaled) if self.key else None
@@ -129,9 +133,10 @@ class MeterApp:
     def credit_wh(self):
         return self.credit.credit_wh()
 
-    def offer_token(self, data, tagged=False):
+    def offer_token(self, data, tag=None):
         """A token arrived: answered at once if a cheap check fails, else queued for its
-        signature check (token_desk.py)."""
+        signature check (token_desk.py), ahead of untagged ones if the gateway tagged it."""
+        tagged = self.tag_key is not None and self.tag_key.tagged(data, tag)
         for reason, token in self.tokens.offer(data, self.board.rtc_time(), tagged):
             self._token_done(reason, token)
 
@@ -165,6 +170,9 @@ class MeterApp:
             if record:
                 meter_flash.keep_last_record(record)
                 print("record %d signed and journaled" % (self.journal.last_seq(),))
+            return True
+        if self.tag_key is not None and self.tag_key.busy():
+            self.tag_key.step()  # the delivery-tag key, once per boot, when nothing else runs
             return True
         return False
 

@@ -2,7 +2,7 @@
 # in, status events out (topics: docs/mqtt-topics.md; the meter's side: docs/meter-mqtt.md).
 #
 #   sg/<site>/<meter>/reading  out  signed records (uplink.Uplink, acked by the gateway)
-#   sg/<site>/<meter>/token    in   credit tokens (sgcore.token), handed to the app
+#   sg/<site>/<meter>/token    in   credit tokens (sgcore.token), maybe with their delivery tag
 #   sg/<site>/<meter>/event    out  JSON events: token results, relay changes, warnings (QoS 0)
 #   sg/<site>/<meter>/status   out  retained online / offline (the will)
 import binascii
@@ -10,6 +10,8 @@ import json
 
 import uplink
 from mqtt import MQTTClient, MqttLink
+
+from sgcore import token as tk
 
 
 class MeterNet:
@@ -63,5 +65,9 @@ class MeterNet:
     def poll(self):
         self.client.poll()
         while self._tokens_in:
-            self._on_token(self._tokens_in.pop(0))
+            data = self._tokens_in.pop(0)
+            if len(data) == tk.TOKEN_LEN + tk.TAG_LEN:  # token || delivery tag
+                self._on_token(data[: tk.TOKEN_LEN], data[tk.TOKEN_LEN :])
+            else:
+                self._on_token(data, None)
         self.uplink.poll()

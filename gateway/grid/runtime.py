@@ -42,6 +42,7 @@ from gateway.ln.node.api import routes
 from gateway.ln.node.control import serve_control
 from gateway.ln.node.control_guard import load_or_create_token
 from gateway.ln.node.core import LIVE
+from sgcore import token as tk
 from sgcore import topics
 
 log = logging.getLogger("gateway.grid")
@@ -78,6 +79,7 @@ class GridRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._wake_credit = asyncio.Event()
+        self._tag_keys: dict[bytes, bytes] = {}  # meter id -> delivery-tag key
         self._stop_requested = asyncio.Event()
         self._enrolled: set[bytes] = set()
         self.exchange: Exchange | None = None
@@ -240,7 +242,19 @@ class GridRuntime:
 
     def _send_due(self, now_for: bytes | None = None) -> None:
         for meter_id, token in self.desk.due(now_for):
-            self.publish(topics.meter_topic(self.cfg.site, meter_id.hex(), "token"), token)
+            payload = token + self._delivery_tag(meter_id, token)
+            self.publish(topics.meter_topic(self.cfg.site, meter_id.hex(), "token"), payload)
+
+    def _delivery_tag(self, meter_id: bytes, token: bytes) -> bytes:
+        """The token's delivery tag (sgcore.token): the meter verifies tagged tokens before a
+        flood of forgeries. b"" when the meter is not enrolled here (it still verifies)."""
+        key = self._tag_keys.get(meter_id)
+        if key is None:
+            row = self.store.meter(meter_id)
+            if row is None:
+                return b""
+            key = self._tag_keys[meter_id] = self._site_key.delivery_key(row.pubkey)
+        return tk.delivery_tag(key, token)
 
     async def _credit_loop(self) -> None:
         assert self.node is not None

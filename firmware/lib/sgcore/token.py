@@ -144,3 +144,23 @@ def digest(body):
 def key_id(pubkey33):
     """An issuer key's id: the first 8 bytes of sha256 of its compressed public key."""
     return hashlib.sha256(pubkey33).digest()[:8]
+
+
+# --- delivery tag: a cheap MAC that lets a meter verify genuine tokens first -------------------
+#
+# On MQTT a token may travel as token || tag (TOKEN_LEN + TAG_LEN bytes), tag =
+# HMAC-SHA256(delivery_key, token)[:16], delivery_key = sha256(b"SGTOKTAG1" || x), x = the
+# x-coordinate of the ECDH point (meter key x site key; the meter computes it once per boot).
+# The tag proves nothing about credit (the signature does): it only lets the meter queue the
+# gateway's tokens ahead of a flood of forgeries, which cost it a whole verification each.
+TAG_LEN = const(16)
+
+
+def delivery_key(shared_x32):
+    return hashlib.sha256(b"SGTOKTAG1" + bytes(shared_x32)).digest()
+
+
+def delivery_tag(key32, token):
+    from sgcore.hmac_sha256 import hmac_sha256
+
+    return hmac_sha256(key32, bytes(token))[:TAG_LEN]
