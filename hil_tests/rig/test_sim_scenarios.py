@@ -17,7 +17,7 @@ needs_broker = pytest.mark.skipif(
 
 # the scenario -> the check it adds to the report's invariants (None: the common ones only)
 SCENARIOS = {
-    "broker-restart": None,
+    "gateway-kill": None,
 }
 
 
