@@ -216,7 +216,8 @@ class Faults:
                 capacity went to the victim's balance (less its share of the channels its node
                 opened again along the feeder since)."""
                 status = str(client.channel(target).get("status"))
-                reopened = {c["channel_id"] for c in victim.api("/channels")} - victim_chans
+                new = {c["channel_id"] for c in victim.api("/channels")} - victim_chans
+                reopened = [cid for cid in new if _on_ledger(client, cid)]
                 gained = int(client.balance(victim.node_id)) - victim_before
                 gained += CHANNEL_MSAT * len(reopened)
                 return {"holds": bool(moved) and status == "penalized" and gained == capacity,
@@ -250,3 +251,11 @@ def _channel_db(n: Any) -> Any:
     if not found:
         raise RuntimeError(f"{n.name}: no channel database under {n.state_dir}")
     return found[0]
+
+
+def _on_ledger(client: LedgerClient, channel_id: str) -> bool:
+    """The channel is funded on the ledger (its funding has left the parties' balances)."""
+    try:
+        return bool(client.channel(channel_id))
+    except Exception:  # noqa: BLE001 - not funded yet
+        return False
