@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.ledger.client import LedgerClient
 from hil_tests.rig.sim.grid import SimGrid
 
 
@@ -59,7 +60,8 @@ class Faults:
     log: Callable[[str], None]
     seed: int = 1
     faults: list[Fault] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)  # scenario-specific results
+    # scenario-specific results: {"holds", figures}, or a callable judged when the day is over
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         build = getattr(self, "_" + self.scenario.replace("-", "_"), None)
@@ -150,7 +152,20 @@ class Faults:
         self._add(0.5, f"fault: {n.name}'s account publishes forged and replayed readings", attack)
 
     def _unpaid_draw(self) -> None:
-        pass  # the household is configured without a market strategy: it never buys
+        # the household is configured without a market strategy (run.py): it never buys, yet its
+        # load asks for power all day; its meter must keep the relay open
+        n = self.sg.nodes["home-1"]
+
+        def judged() -> dict[str, Any]:
+            from hil_tests.rig.sim import collect
+
+            rows = collect.readings(n)
+            drawn = sum(int(r["interval_import_wh"]) for r in rows)
+            bought = sum(int(c["wh"]) for c in collect.credit(n) if c["status"] == "accepted")
+            return {"holds": bool(rows) and bought == 0 and drawn == 0, "node": n.name,
+                    "readings": len(rows), "credit_bought_wh": bought, "drawn_wh": drawn}  # fmt: skip
+
+        self.checks["unpaid_draw"] = judged
 
     def _cheater(self) -> None:
         n = self._victim()
@@ -164,6 +179,8 @@ class Faults:
         def cheat() -> None:
             assert n.gateway is not None
             before = {c["channel_id"]: c for c in n.api("/channels")}
+            client = LedgerClient(self.sg.ledger_urls, retries=3)
+            balances = {m.node_id: int(client.balance(m.node_id)) for m in self.sg.nodes.values()}
             n.gateway.kill()
             n.gateway.close()
             db = _channel_db(n)
@@ -173,13 +190,35 @@ class Faults:
             self.sg.start_gateway(n)
             self.sg.wait_answers(n)
             old = {c["channel_id"]: c for c in n.api("/channels")}
-            moved = [cid for cid, c in old.items()
-                     if cid in before and c["local_msat"] > before[cid]["local_msat"]]  # fmt: skip
-            target = moved[0] if moved else next(iter(old))
-            n.api("/close", {"channel_id": target, "force": True})
-            self.checks["cheater"] = {"node": n.name, "channel_id": target,
-                                      "stale_local_msat": old[target]["local_msat"],
-                                      "true_local_msat": before.get(target, {}).get("local_msat")}  # fmt: skip
+            # a revoked state: the restored commitment is older than the one the node had; the
+            # cheat pays off where the old state gave the cheater more
+            stale = [cid for cid, c in old.items()
+                     if cid in before and c["commitment"] < before[cid]["commitment"]]  # fmt: skip
+            stale.sort(key=lambda cid: before[cid]["local_msat"] - old[cid]["local_msat"])
+            moved = stale
+            target = stale[0] if stale else next(iter(old))
+            by_id = {m.node_id: m for m in self.sg.nodes.values()}
+            victim = by_id[old[target]["peer"]]
+            victim_before = balances[victim.node_id]
+            capacity = int(old[target]["capacity_msat"])
+            try:  # the node may have published it already (an HTLC of the old state timed out)
+                n.api("/close", {"channel_id": target, "force": True})
+            except Exception as exc:  # noqa: BLE001 - judged on the ledger at the end
+                self.log(f"{n.name}: force-close {target[:12]}: {exc}")
+            figures = {"cheater": n.name, "victim": victim.name, "channel_id": target[:16],
+                       "revoked_state": bool(moved), "capacity_msat": capacity,
+                       "stale_local_msat": old[target]["local_msat"],
+                       "true_local_msat": before.get(target, {}).get("local_msat")}  # fmt: skip
+
+            def judged() -> dict[str, Any]:
+                """At the end of the day: the ledger shows the channel penalized and the whole
+                capacity went to the victim's balance."""
+                status = str(client.channel(target).get("status"))
+                gained = int(client.balance(victim.node_id)) - victim_before
+                return {"holds": bool(moved) and status == "penalized" and gained == capacity,
+                        **figures, "ledger_status": status, "victim_gained_msat": gained}  # fmt: skip
+
+            self.checks["cheater"] = judged
 
         self._add(0.1, f"{n.name} backs up its channel database", save)
         self._add(0.55, f"fault: {n.name} restores the old channel state and force-closes", cheat)
