@@ -34,11 +34,11 @@ FIXED = {"pv": 2, "batteries": 1, "ev": 1, "critical": 1}  # plus the POD
 MIB = 1024 * 1024
 
 
-def homes_for(nodes: int) -> int:
+def homes_for(nodes: int, fixed: dict[str, int] = FIXED) -> int:
     """Households that make a grid of `nodes` nodes with the fixed PV/battery/EV/critical/POD."""
-    homes = nodes - sum(FIXED.values()) - 1
+    homes = nodes - sum(fixed.values()) - 1
     if homes < 1:
-        raise ValueError(f"--nodes {nodes}: at least {sum(FIXED.values()) + 2} nodes")
+        raise ValueError(f"--nodes {nodes}: at least {sum(fixed.values()) + 2} nodes")
     return homes
 
 
@@ -102,14 +102,14 @@ def _mib(values: list[int], how: str) -> float:
 
 
 def bench_one(nodes: int, hours: float, speed: float, workdir: Path, console: Console,
-              start_hour: float = 0.0) -> dict[str, Any]:  # fmt: skip
+              start_hour: float = 0.0, fixed: dict[str, int] = FIXED) -> dict[str, Any]:  # fmt: skip
     """One grid size: the figures, or {"error": ...} with the cause when the run failed."""
-    homes = homes_for(nodes)
+    homes = homes_for(nodes, fixed)
     if workdir.exists():
         shutil.rmtree(workdir)
     opts = SimOptions(homes=homes, hours=hours, speed=speed, start_hour=start_hour,
-                      workdir=workdir, pv=FIXED["pv"], batteries=FIXED["batteries"],
-                      ev=FIXED["ev"], critical=FIXED["critical"])  # fmt: skip
+                      workdir=workdir, pv=fixed["pv"], batteries=fixed["batteries"],
+                      ev=fixed["ev"], critical=fixed["critical"])  # fmt: skip
     cores = os.cpu_count() or 1
     out: dict[str, Any] = {"nodes": nodes, "homes": homes, "hours": hours, "speed": speed,
                            "boards": nodes - 1, "cores": cores,
