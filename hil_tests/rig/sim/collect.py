@@ -80,7 +80,8 @@ def channels(sg: SimGrid) -> list[dict[str, Any]]:
             entry = seen.setdefault(cid, {"channel_id": cid, "capacity_msat": ch["capacity_msat"]})
             entry.setdefault("ends", {})[n.name] = {
                 "peer": peer, "state": ch["state"], "local_msat": ch["local_msat"],
-                "remote_msat": ch["remote_msat"],
+                "remote_msat": ch["remote_msat"], "in_flight_msat": ch.get("in_flight_msat", 0),
+                "settling": bool(ch.get("unsettled_updates") or ch.get("htlcs")),
             }  # fmt: skip
     return list(seen.values())
 

@@ -93,19 +93,28 @@ def anchored(per_meter: dict[str, dict[str, Any]], proofs_checked: int, proofs_o
 
 
 def channels_conserved(channels: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each channel: both ends agree, and local + remote = capacity on each end."""
+    """Each channel: local + remote + what is in flight in HTLCs = capacity on each end, and
+    both ends agree on the balances when neither has an update being settled (the market keeps
+    paying while the rig reads the two ends one after the other)."""
     problems = []
     for ch in channels:
         cap = ch["capacity_msat"]
         ends = ch.get("ends", {})
         for name, e in ends.items():
-            if e["state"] == "OPEN" and e["local_msat"] + e["remote_msat"] != cap:
+            total = e["local_msat"] + e["remote_msat"] + e.get("in_flight_msat", 0)
+            if e["state"] == "OPEN" and total != cap:
                 problems.append(
-                    f"{ch['channel_id'][:8]}@{name}: {e['local_msat']}+{e['remote_msat']}!={cap}"
+                    f"{ch['channel_id'][:8]}@{name}: {e['local_msat']}+{e['remote_msat']}"
+                    f"+{e.get('in_flight_msat', 0)}!={cap}"
                 )
         if len(ends) == 2:
             (a, ea), (b, eb) = sorted(ends.items())
-            if ea["state"] == eb["state"] == "OPEN" and ea["local_msat"] != eb["remote_msat"]:
+            quiet = not (ea.get("settling") or eb.get("settling"))
+            if (
+                quiet
+                and ea["state"] == eb["state"] == "OPEN"
+                and ea["local_msat"] != eb["remote_msat"]
+            ):
                 problems.append(f"{ch['channel_id'][:8]}: {a} and {b} disagree")
     return {"holds": not problems and bool(channels), "channels": len(channels),
             "problems": problems[:5]}  # fmt: skip

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.ledger.client import LedgerClient
 from hil_tests.rig.sim.grid import SimGrid
 
 
@@ -59,7 +60,8 @@ class Faults:
     log: Callable[[str], None]
     seed: int = 1
     faults: list[Fault] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)  # scenario-specific results
+    # scenario-specific results: {"holds", figures}, or a callable judged when the day is over
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         build = getattr(self, "_" + self.scenario.replace("-", "_"), None)
@@ -150,7 +152,20 @@ class Faults:
         self._add(0.5, f"fault: {n.name}'s account publishes forged and replayed readings", attack)
 
     def _unpaid_draw(self) -> None:
-        pass  # the household is configured without a market strategy: it never buys
+        # the household is configured without a market strategy (run.py): it never buys, yet its
+        # load asks for power all day; its meter must keep the relay open
+        n = self.sg.nodes["home-1"]
+
+        def judged() -> dict[str, Any]:
+            from hil_tests.rig.sim import collect
+
+            rows = collect.readings(n)
+            drawn = sum(int(r["interval_import_wh"]) for r in rows)
+            bought = sum(int(c["wh"]) for c in collect.credit(n) if c["status"] == "accepted")
+            return {"holds": bool(rows) and bought == 0 and drawn == 0, "node": n.name,
+                    "readings": len(rows), "credit_bought_wh": bought, "drawn_wh": drawn}  # fmt: skip
+
+        self.checks["unpaid_draw"] = judged
 
     def _cheater(self) -> None:
         n = self._victim()
@@ -176,10 +191,26 @@ class Faults:
             moved = [cid for cid, c in old.items()
                      if cid in before and c["local_msat"] > before[cid]["local_msat"]]  # fmt: skip
             target = moved[0] if moved else next(iter(old))
+            by_id = {m.node_id: m for m in self.sg.nodes.values()}
+            victim = by_id[old[target]["peer"]]
+            client = LedgerClient(self.sg.ledger_urls, retries=3)
+            victim_before = int(client.balance(victim.node_id))
+            capacity = int(old[target]["capacity_msat"])
             n.api("/close", {"channel_id": target, "force": True})
-            self.checks["cheater"] = {"node": n.name, "channel_id": target,
-                                      "stale_local_msat": old[target]["local_msat"],
-                                      "true_local_msat": before.get(target, {}).get("local_msat")}  # fmt: skip
+            figures = {"cheater": n.name, "victim": victim.name, "channel_id": target[:16],
+                       "revoked_state": bool(moved), "capacity_msat": capacity,
+                       "stale_local_msat": old[target]["local_msat"],
+                       "true_local_msat": before.get(target, {}).get("local_msat")}  # fmt: skip
+
+            def judged() -> dict[str, Any]:
+                """At the end of the day: the ledger shows the channel penalized and the whole
+                capacity went to the victim's balance."""
+                status = str(client.channel(target).get("status"))
+                gained = int(client.balance(victim.node_id)) - victim_before
+                return {"holds": bool(moved) and status == "penalized" and gained == capacity,
+                        **figures, "ledger_status": status, "victim_gained_msat": gained}  # fmt: skip
+
+            self.checks["cheater"] = judged
 
         self._add(0.1, f"{n.name} backs up its channel database", save)
         self._add(0.55, f"fault: {n.name} restores the old channel state and force-closes", cheat)
