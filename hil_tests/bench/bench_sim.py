@@ -150,6 +150,7 @@ def bench_one(nodes: int, hours: float, speed: float, workdir: Path, console: Co
             invariants=len(inv),
             invariants_failed=failed,
             all_invariants_hold=bool(inv) and not failed,
+            failed_details={k: str(inv[k])[:300] for k in failed},
         )
     return out
 

@@ -184,7 +184,7 @@ class SimGrid:
         for n in self.nodes.values():
             self.start_gateway(n)
         for n in self.nodes.values():
-            self.wait_answers(n, 60 + slack)
+            self.wait_answers(n, 120 + 2 * slack)
         step("channels along the feeder")
         self.wait_channels(180 + 2 * slack)
         self.start_local_msat = self.local_msat()
