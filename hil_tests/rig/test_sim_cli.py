@@ -20,11 +20,12 @@ def _sgrid(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 
 @needs_broker
+@pytest.mark.timeout(1200)
 def test_sgrid_sim_runs_a_short_day_with_market_channels_and_report(tmp_path):
     report = tmp_path / "report"
     out = _sgrid("sim", "--homes", "1", "--pv", "1", "--hours", "1", "--start-hour", "10",
-                 "--speed", "240", "--workdir", str(tmp_path / "run"), "--report", str(report),
-                 timeout=600)  # fmt: skip
+                 "--speed", "60", "--workdir", str(tmp_path / "run"), "--report", str(report),
+                 timeout=1100)  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     data = json.loads((report / "report.json").read_text())
     assert data["scenario"] == "normal"

@@ -18,6 +18,7 @@ needs_broker = pytest.mark.skipif(
 # the scenario -> the check it adds to the report's invariants (None: the common ones only)
 SCENARIOS = {
     "gateway-kill": None,
+    "malicious-meter": "malicious_meter",
 }
 
 

@@ -23,6 +23,7 @@ from hil_tests.rig.sim.view import View
 
 TARIFF = 300_000  # msat per kWh: the POD's last-resort price (0.30 per kWh, 1 sat = 1 cent)
 FEED_IN = 80_000  # msat per kWh: what the POD pays for a receipt nobody else bought
+IMBALANCE = TARIFF  # msat per kWh: one imbalance price for every period (docs/market.md)
 PV_PRICE = 150_000  # msat per kWh: the PV plants' price, below the tariff (seed 004)
 EMERGENCY_WH = 0
 LATENCY_S = 0.1  # real seconds an emulated meter may take to see a pulse or a chip's new load
@@ -303,7 +304,7 @@ def _results(
             {n: t.relay_open_s for n, t in driver.truth.items()
              if sg.nodes[n].spec.kind == "critical"}),
     }  # fmt: skip
-    statements = _statements(sg)
+    statements = _statements(sg, t0, t1)
     if statements:
         inv["settlement_sums_to_zero"] = invariants.settlement_zero(statements)
     for name, check in faults.checks.items():
@@ -315,7 +316,7 @@ def _results(
         "power": power,
         "slots": slots,
         "channels": {f"{a}>{b}": pts for (a, b), pts in sg.channel_history.items()},
-        "imbalances": {},
+        "imbalances": _imbalances(statements),
         "settlement": statements,
         "invariants": inv,
         "losses_wh": round(driver.loss_wh, 1),
@@ -396,8 +397,59 @@ def _ledger_verify(sg: SimGrid) -> tuple[bool, str]:
     return got.returncode == 0, got.stdout + got.stderr
 
 
-def _statements(sg: SimGrid) -> list[dict[str, Any]]:
-    return []
+def _statements(sg: SimGrid, t0: float, t1: float) -> list[dict[str, Any]]:
+    """Settlement at delivery, per 15-minute period (gateway/market/settlement.py, the market's
+    engine): every receipt a node paid (its credit book: producers' receipts, the POD's
+    last-resort and imbalance receipts) against the signed readings its gateway stored, the
+    imbalance priced at the POD's imbalance price. One statement per node and period."""
+    from gateway.ingest.store import ReadingStore
+    from gateway.market.forecast import Window
+    from gateway.market.readings import metered_periods
+    from gateway.market.settlement import Contract, settle_period
+
+    first = int(t0 // PERIOD_S * PERIOD_S)
+    periods = [Window(s, s + PERIOD_S) for s in range(first, int(t1), PERIOD_S)]
+    metered: list[dict[str, Any]] = [{} for _ in periods]
+    contracts: list[tuple[int, int, Contract]] = []  # (window start, end, what was paid)
+    for n in sg.nodes.values():
+        if n.meter_pubkey:
+            from sgcore.reading import meter_id_from_pubkey
+
+            store = ReadingStore(n.state_dir / "readings.sqlite3")
+            try:
+                got = metered_periods(
+                    store, {n.name: meter_id_from_pubkey(n.meter_pubkey)}, periods
+                )
+            finally:
+                store.close()
+            for i, m in enumerate(got):
+                metered[i].update(m)
+        for c in collect.credit(n):
+            if c["status"] == "accepted" and c["issuer_node"] != n.name:
+                paid = Contract(c["issuer_node"], n.name, int(c["wh"]), int(c["amount_msat"]),
+                                int(c["amount_msat"]))  # fmt: skip
+                contracts.append((int(c["window_start"]), int(c["window_end"]), paid))
+    out = []
+    for i, w in enumerate(periods):
+        inside = [c for s, e, c in contracts if w.start <= s and e <= w.end]
+        try:
+            period = settle_period(w.start, w.end, inside, metered[i], IMBALANCE, "pod")
+        except Exception as exc:  # noqa: BLE001 - a period that cannot be settled is reported
+            out.append({"node": "-", "period": w.start, "error": str(exc)[:120], "amount_msat": 0})
+            continue
+        for st in period.statements:
+            row = st.to_json()
+            out.append({"node": row["node"], "period": w.start, **{k: v for k, v in row.items()
+                        if k not in ("node", "start", "end")}, "amount_msat": row["net_msat"]})  # fmt: skip
+    return out
+
+
+def _imbalances(statements: list[dict[str, Any]]) -> dict[str, list[list[int]]]:
+    out: dict[str, list[list[int]]] = {}
+    for st in statements:
+        if st["node"] not in ("-", "pod") and "imbalance_wh" in st:
+            out.setdefault(st["node"], []).append([st["period"], st["imbalance_wh"]])
+    return out
 
 
 def _slots(sg: SimGrid, t0: float, t1: float) -> list[dict[str, Any]]:
