@@ -16,7 +16,10 @@ needs_broker = pytest.mark.skipif(
 )
 
 # the scenario -> the check it adds to the report's invariants (None: the common ones only)
+# Not here yet (issue 13 §4; see the engineer's report): cheater, unpaid-draw, pod-outage, partition,
+# clock-drift, power-cuts -- not yet seen passing in their short form.
 SCENARIOS = {
+    "broker-restart": None,
     "gateway-kill": None,
     "malicious-meter": "malicious_meter",
 }

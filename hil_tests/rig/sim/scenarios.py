@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
-from hil_tests.rig.sim.grid import SimGrid
+from hil_tests.rig.sim.grid import CHANNEL_MSAT, SimGrid
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,7 @@ class Faults:
             by_id = {m.node_id: m for m in self.sg.nodes.values()}
             victim = by_id[old[target]["peer"]]
             victim_before = balances[victim.node_id]
+            victim_chans = {c["channel_id"] for c in victim.api("/channels")}
             capacity = int(old[target]["capacity_msat"])
             try:  # the node may have published it already (an HTLC of the old state timed out)
                 n.api("/close", {"channel_id": target, "force": True})
@@ -212,11 +213,16 @@ class Faults:
 
             def judged() -> dict[str, Any]:
                 """At the end of the day: the ledger shows the channel penalized and the whole
-                capacity went to the victim's balance."""
+                capacity went to the victim's balance (less its share of the channels its node
+                opened again along the feeder since)."""
                 status = str(client.channel(target).get("status"))
+                new = {c["channel_id"] for c in victim.api("/channels")} - victim_chans
+                reopened = [cid for cid in new if _on_ledger(client, cid)]
                 gained = int(client.balance(victim.node_id)) - victim_before
+                gained += CHANNEL_MSAT * len(reopened)
                 return {"holds": bool(moved) and status == "penalized" and gained == capacity,
-                        **figures, "ledger_status": status, "victim_gained_msat": gained}  # fmt: skip
+                        **figures, "ledger_status": status, "victim_gained_msat": gained,
+                        "victim_reopened_channels": len(reopened)}  # fmt: skip
 
             self.checks["cheater"] = judged
 
@@ -245,3 +251,11 @@ def _channel_db(n: Any) -> Any:
     if not found:
         raise RuntimeError(f"{n.name}: no channel database under {n.state_dir}")
     return found[0]
+
+
+def _on_ledger(client: LedgerClient, channel_id: str) -> bool:
+    """The channel is funded on the ledger (its funding has left the parties' balances)."""
+    try:
+        return bool(client.channel(channel_id))
+    except Exception:  # noqa: BLE001 - not funded yet
+        return False
