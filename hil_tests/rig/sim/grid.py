@@ -144,6 +144,7 @@ class SimGrid:
 
     def start(self, progress: Any = None) -> SimGrid:
         step = progress or (lambda what: None)
+        slack = 2.0 * len(self.nodes)  # 50 boards and gateways start on a 2-core machine
         self.operator_key.write_text(self.operator.secret_hex())
         step("broker (production config: TLS, accounts, ACL)")
         self._start_broker()
@@ -163,7 +164,7 @@ class SimGrid:
             self._boot_meter(n, rom, first=True)
         for n in metered:
             assert n.board is not None
-            n.board.expect("meter ready", timeout=120)
+            n.board.expect("meter ready", timeout=120 + slack)
             n.meter_pubkey = pubkey_from_console(n.board.console)
             n.board.stop()
         step("enrolment (ledger, gateway, broker)")
@@ -183,9 +184,9 @@ class SimGrid:
         for n in self.nodes.values():
             self.start_gateway(n)
         for n in self.nodes.values():
-            self.wait_answers(n)
+            self.wait_answers(n, 120 + 2 * slack)
         step("channels along the feeder")
-        self.wait_channels()
+        self.wait_channels(180 + 2 * slack)
         self.start_local_msat = self.local_msat()
         return self
 

@@ -73,7 +73,8 @@ def market_config(n: microgrid.NodeSpec, t_begin: float, unpaid: bool, speed: fl
     return ""
 
 
-def run(opts: SimOptions, console: Console) -> dict[str, Any]:
+def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]:
+    """`on_up(grid)` (benchmarks: sample the processes) is called once the grid is up."""
     site = profiles.Site(date=opts.date)
     console.print(f"building the microgrid ({opts.homes} homes, {opts.pv} PV, {opts.batteries} "
                   f"battery, {opts.ev} EV, {opts.critical} critical load, the POD) ...")  # fmt: skip
@@ -99,6 +100,8 @@ def run(opts: SimOptions, console: Console) -> dict[str, Any]:
         result["bringup_s"] = round(time.monotonic() - wall0, 1)
         console.print(f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
                       f"{len(sg.open_channels())} channels, ledger at {sg.ledger_url}")  # fmt: skip
+        if on_up is not None:
+            on_up(sg)
         driver = Driver(sg)
         feeder.join()
         driver.adopt_feeder(feeder.value)
@@ -119,9 +122,9 @@ def run(opts: SimOptions, console: Console) -> dict[str, Any]:
         result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
         with console.status("letting the last readings, tokens and anchors land"):
             driver.settle()
-            _wait_closed(sg, t_end, timeout=120.0)
+            _wait_closed(sg, t_end, timeout=120.0 + 2 * len(sg.nodes))
             journaled = _journaled(sg)
-            _wait_landed(sg, journaled, timeout=120.0)
+            _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes))
         result.update(_results(sg, driver, faults, t_start, t_end, journaled))
     finally:
         with console.status("stopping the grid"):
