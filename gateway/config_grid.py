@@ -82,6 +82,7 @@ class MarketConfig:
     feed_in_msat_per_kwh: int = 0  # pod: the most it pays for a receipt forwarded to it
     surplus_wh_per_hour: int = 0  # producer: what it expects to export (flat forecast)
     horizon_s: int = 86_400  # producer: issue receipts for windows starting within this
+    last_resort: bool = False  # consumer: buy from the POD what offers did not cover (topup.py)
     plan_every_s: float = 60.0  # producer: how often it issues and offers receipts
     forward_to: str = ""  # topology name of the node that gets what we do not buy (the POD)
     offer_hops: int = 3  # how far a receipt offer of ours may travel
@@ -160,6 +161,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "surplus_wh_per_hour": (int_in(0, 10**9), False),
         "horizon_s": (int_in(60, 7 * 86_400), False),
         "plan_every_s": (num_in(0.1, 86_400), False),
+        "last_resort": (boolean, False),
         "forward_to": (string(re.compile(r"^$|" + NAME_RE.pattern)), False),
         "offer_hops": (int_in(0, 8), False),
         "imbalance_price_msat_per_kwh": (_msat, False),

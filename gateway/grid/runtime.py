@@ -184,7 +184,7 @@ class GridRuntime:
         if self.grid.node.meter and self.grid.market.forward_to:
             settle = asyncio.create_task(self.exchange.settle_loop(), name="grid-settle")
             self._tasks.append(settle)
-            if self.grid.market.strategy == "consumer" and self.grid.market.need_wh_per_hour:
+            if self.grid.market.last_resort and self.grid.market.need_wh_per_hour:
                 topup = asyncio.create_task(self.exchange.topup_loop(), name="grid-topup")
                 self._tasks.append(topup)
 

@@ -57,7 +57,8 @@ def market_config(n: microgrid.NodeSpec, t_begin: float, unpaid: bool, speed: fl
             return 'strategy = "manual"\n'
         need = max(1, round(n.profile.forecast_wh(*day) / 24))
         return (f'strategy = "consumer"\nmax_price_msat_per_kwh = {TARIFF}\n'
-                f'need_wh_per_hour = {need}\nforward_to = "pod"\nplan_every_s = {every}\n')  # fmt: skip
+                f'need_wh_per_hour = {need}\nforward_to = "pod"\nplan_every_s = {every}\n'
+                "last_resort = true\n")  # fmt: skip
     if n.kind in ("pv", "battery"):
         if n.profile is not None:
             daylight = max(1.0, profiles.daylight_hours(n.profile))
