@@ -88,6 +88,9 @@ class MarketConfig:
     offer_hops: int = 3  # how far a receipt offer of ours may travel
     imbalance_price_msat_per_kwh: int = 0  # pod: price of imbalance receipts
     settle_period_s: int = 900  # pod: the settlement period (15-minute slots)
+    # Wh per window from a forecast service (gateway/grid/forecast_source.py), re-read when it
+    # changes; windows it does not list get the flat need/surplus above. Under state_dir if relative
+    forecast_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "offer_hops": (int_in(0, 8), False),
         "imbalance_price_msat_per_kwh": (_msat, False),
         "settle_period_s": (int_in(60, 86400), False),
+        "forecast_file": (string(re.compile(r"^.+$")), False),
     },
 }
 
@@ -245,7 +249,10 @@ def parse_grid(raw: dict[str, Any], site: str, state_dir: Path, problems: list[s
     node["data_dir"] = data_dir if data_dir.is_absolute() else state_dir / data_dir
     if "url" in s["ledger"]:
         _check_urls(s["ledger"]["url"], problems)
-    market = s["market"]
+    market = dict(s["market"])
+    if "forecast_file" in market:
+        ff = Path(market["forecast_file"])
+        market["forecast_file"] = ff if ff.is_absolute() else state_dir / ff
     if node.get("enabled"):
         if not s["ledger"].get("url"):
             problems.append("ledger.url: required when node.enabled = true")

@@ -85,6 +85,7 @@ class Driver:
         self._loss_w = 0.0
         self.peak_w = 0.0  # the most power moving on the feeder at once (all nodes, |W|)
         self.boundary_slop: dict[int, float] = {}  # boundary -> length of the step across it
+        self.boundary_w: dict[int, float] = {}  # boundary -> sum of |W| of the meters across it
         self.pod_truth = Truth()  # what really flowed through the grid connection
         self._feeder: Any = None
         self._last = sg.clock.now()
@@ -132,6 +133,11 @@ class Driver:
         boundary = now // PERIOD_S * PERIOD_S
         if last < boundary:  # this step straddles a period boundary: its energy could be on
             self.boundary_slop[int(boundary)] = now - last  # either side of it for a meter
+            self.boundary_w[int(boundary)] = sum(
+                abs(self.power_w[n.name])
+                for n in self.sg.nodes.values()
+                if n.spec.kind != "pod" and n.meter_pubkey
+            )
         net = 0.0
         for n in self.sg.nodes.values():
             if n.spec.kind == "pod":

@@ -106,6 +106,14 @@ class SimNode:
         return call(self.url, path, body, timeout=30, token_file=self.token_file)
 
 
+def link_timeouts(speed: float) -> dict[str, int]:
+    """Meter config for a board at `speed`: the firmware's MQTT timeouts count its (virtual)
+    ticks, but the broker answers in real time; 10 virtual seconds are 21 ms at 480x, which a
+    loaded machine misses, and every miss is a reconnect."""
+    return {"mqtt_timeout_s": max(10, round(5 * speed)), "ack_timeout_s": max(60, round(20 * speed)),
+            "mqtt_keepalive_s": min(65535, max(60, round(30 * speed)))}  # fmt: skip
+
+
 @dataclass
 class SimGrid:
     grid: Microgrid
@@ -280,6 +288,8 @@ class SimGrid:
             "broker_port": self.broker.port,
             "interval_s": self.interval_s,
             "checkpoint_s": 60,
+            # the board's ticks are virtual: MQTT and ack timeouts of a few real seconds
+            **link_timeouts(self.speed),
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
             "critical_load": n.spec.kind in ("critical", "pv", "battery"),
