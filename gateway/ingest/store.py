@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS readings (
     received_at REAL NOT NULL,
     PRIMARY KEY (meter_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS readings_end ON readings (meter_id, "end");
 """
 
 P = ParamSpec("P")
@@ -230,6 +231,24 @@ class ReadingStore:
             (meter_id, from_seq),
         ).fetchall()
         return [StoredRecord(rc.decode(rec)[0], rec, h, at) for rec, h, at in rows]
+
+    @_locked
+    def bounding(
+        self, meter_id: bytes, start: int, end: int
+    ) -> tuple[StoredRecord, StoredRecord] | None:
+        """The first and the last interval reading whose end lies in [start, end] (None unless
+        they are two different readings): the records that bound a settlement period."""
+        q = (
+            "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND kind=? "
+            'AND "end" BETWEEN ? AND ? ORDER BY seq {} LIMIT 1'
+        )
+        args = (meter_id, rc.KIND_READING, start, end)
+        a = self._db.execute(q.format("ASC"), args).fetchone()
+        b = self._db.execute(q.format("DESC"), args).fetchone()
+        if a is None or b is None or a[0] == b[0]:
+            return None
+        return (StoredRecord(rc.decode(a[0])[0], bytes(a[0]), bytes(a[1]), a[2]),
+                StoredRecord(rc.decode(b[0])[0], bytes(b[0]), bytes(b[1]), b[2]))  # fmt: skip
 
     @_locked
     def count(self, meter_id: bytes | None = None) -> int:
