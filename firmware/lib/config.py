@@ -17,10 +17,9 @@ SCHEMA = {
     "broker_user": ("", "str", 0, 64),
     "broker_password": ("", "str", 0, 64),
     "broker_tls_ca": ("", "str", 0, 64),  # CA file on flash: TLS to the broker ("" = plain TCP)
-    # a slow link (or an emulated board at high speed, whose ticks are virtual): MQTT answers
-    # (CONNACK, SUBACK, PUBACK, PINGRESP) within mqtt_timeout_s, a PINGREQ after mqtt_keepalive_s
-    # idle, the journal republished when no ack came for ack_timeout_s
-    "mqtt_timeout_s": (10, "int", 1, 86400),
+    "mqtt_timeout_s": (10, "int", 1, 86400),  # every wait for the broker (CONNACK, PUBACK, ...)
+    # the journal republished when no ack came for ack_timeout_s; a PINGREQ after
+    # mqtt_keepalive_s idle (an emulated board at high speed counts both in virtual seconds)
     "mqtt_keepalive_s": (60, "int", 10, 65535),
     "ack_timeout_s": (60, "int", 10, 86400),
     "topic_prefix": ("sg", "str", 1, 16),

@@ -107,10 +107,11 @@ class SimNode:
 
 
 def link_timeouts(speed: float) -> dict[str, int]:
-    """Meter config for a board at `speed`: the firmware's MQTT timeouts count its (virtual)
-    ticks, but the broker answers in real time; 10 virtual seconds are 21 ms at 480x, which a
-    loaded machine misses, and every miss is a reconnect."""
-    return {"mqtt_timeout_s": max(10, round(5 * speed)), "ack_timeout_s": max(60, round(20 * speed)),
+    """Meter config for a board at `speed`: its ticks are virtual, the gateway and the broker
+    answer in real time. The journal is republished after 20 real seconds without an ack (60
+    virtual seconds are 125 ms at 480x: a loaded machine republished all day), a PINGREQ after
+    30 real seconds idle."""
+    return {"ack_timeout_s": min(86_400, max(60, round(20 * speed))),
             "mqtt_keepalive_s": min(65535, max(60, round(30 * speed)))}  # fmt: skip
 
 
@@ -288,11 +289,12 @@ class SimGrid:
             "broker_port": self.broker.port,
             "interval_s": self.interval_s,
             "checkpoint_s": 60,
-            # the board's ticks are virtual: MQTT and ack timeouts of a few real seconds
-            **link_timeouts(self.speed),
+            **link_timeouts(self.speed),  # ack timeout and keepalive in real seconds
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
             "critical_load": n.spec.kind in ("critical", "pv", "battery"),
+            # the broker's patience in the meter's (virtual) clock: 10 real seconds
+            "mqtt_timeout_s": min(86_400, max(10, int(10 * self.speed))),
         }
         if not first:
             site_key = sgrid("gateway", "site-key", "--config", str(n.config)).strip()
