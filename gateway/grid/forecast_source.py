@@ -57,7 +57,7 @@ def parse(text: str) -> dict[int, int]:
 class ForecastSource:
     def __init__(self, path: Path | None, flat_wh_per_hour: int, window_s: int) -> None:
         self.path = path
-        self.flat_wh = flat_wh_per_hour * window_s // 3600
+        self.flat_wh_per_hour = flat_wh_per_hour
         self.window_s = window_s
         self._table: dict[int, int] = {}
         self._version: tuple[int, int] | None = None
@@ -84,11 +84,21 @@ class ForecastSource:
             return
         log.info("forecast: %d windows from %s", len(self._table), self.path)
 
-    def wh(self, start: int) -> int:
-        """The Wh expected in the window starting at `start` (aligned to the window length)."""
+    def wh(self, start: int, end: int | None = None) -> int:
+        """The Wh expected in [start, end) (default: the settlement window at `start`): each
+        settlement window it overlaps contributes its forecast in proportion to the overlap."""
         self._refresh()
-        return self._table.get(start // self.window_s * self.window_s, self.flat_wh)
+        w = self.window_s
+        end = start + w if end is None else end
+        if not self._table:
+            return self.flat_wh_per_hour * (end - start) // 3600
+        total = 0.0
+        for s in range(start // w * w, end, w):
+            listed = self._table.get(s)
+            per = listed if listed is not None else self.flat_wh_per_hour * w / 3600
+            total += per * (min(end, s + w) - max(start, s)) / w
+        return int(total + 1e-9)
 
     def any(self) -> bool:
         """Whether there is any forecast at all (a file, or a flat value)."""
-        return self.path is not None or self.flat_wh > 0
+        return self.path is not None or self.flat_wh_per_hour > 0

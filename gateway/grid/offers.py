@@ -73,11 +73,11 @@ class OfferDesk:
         market: MarketConfig,
         forward_to: bytes | None,
         is_pod: bool,
-        need_wh: Callable[[int], int] | None = None,
+        need_wh: Callable[[int, int], int] | None = None,
     ) -> None:
         self.me = me
         self.market = market
-        self.need_wh = need_wh  # window start -> Wh the node expects to buy (its forecast)
+        self.need_wh = need_wh  # (start, end) -> Wh the node expects to buy (its forecast)
         self.forward_to = forward_to
         self.is_pod = is_pod
         strategy = strategy_for(market)
@@ -110,7 +110,7 @@ class OfferDesk:
 
     def _forecast(self, window: Window) -> Forecast:
         if self.need_wh is not None:
-            need = self.need_wh(window.start)
+            need = self.need_wh(window.start, window.end)
         else:
             need = int(self.market.need_wh_per_hour * (window.end - window.start) / 3600)
         return Forecast.of(self.state.node, [(window, -need)])

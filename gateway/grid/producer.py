@@ -33,7 +33,7 @@ class Producer:
         market: MarketConfig,
         node: GridNode,
         offer: Offer,
-        surplus_wh: Callable[[int], int] | None = None,
+        surplus_wh: Callable[[int, int], int] | None = None,
     ) -> None:
         strategy = strategy_for(market)
         assert strategy is not None, "a producer needs strategy = producer"
@@ -42,7 +42,7 @@ class Producer:
         self.market = market
         self.node = node
         self.offer = offer
-        self.surplus_wh = surplus_wh  # window start -> Wh it expects to export (its forecast)
+        self.surplus_wh = surplus_wh  # (start, end) -> Wh it expects to export (its forecast)
         self.state = NodeState(name)
         self.open: dict[bytes, ReceiptSpec] = {}  # payment hash -> what it sells
 
@@ -53,7 +53,7 @@ class Producer:
         return Forecast.of(
             self.agent.node,
             [
-                (x, self.surplus_wh(x.start) if self.surplus_wh else flat)
+                (x, self.surplus_wh(x.start, x.end) if self.surplus_wh else flat)
                 for x in windows(first, self.market.horizon_s // w + 2, w)
             ],
         )

@@ -30,8 +30,10 @@ def test_the_file_is_read_again_when_revised_and_a_broken_one_keeps_the_last(tmp
     path = tmp_path / "forecast.csv"
     src = ForecastSource(path, flat_wh_per_hour=400, window_s=900)
     assert src.wh(1800) == 100  # no file yet: the flat forecast
+    assert src.wh(0, 3600) == 400  # any window length (a receipt for an hour)
     path.write_text("start,wh\n1800,250\n")
-    assert src.wh(1800) == 250 and src.wh(1900) == 250 and src.wh(2700) == 100
+    assert src.wh(1800) == 250 and src.wh(2700) == 100
+    assert src.wh(1800, 3600) == 350 and src.wh(2250, 2700) == 125  # overlaps, prorated
     path.write_text("start,wh\n1800,300\n2700,40\n")  # an intraday revision
     os.utime(path, ns=(1, 10**18))
     assert (src.wh(1800), src.wh(2700)) == (300, 40)
@@ -47,7 +49,7 @@ def test_the_last_resort_buys_up_to_the_revised_need(tmp_path):
     now = 900 * 1000 - 200
     flat = topup_request(book, market, b"m" * 16, b"n" * 33, now)
     assert flat is not None and flat.wh == 100
-    req = topup_request(book, market, b"m" * 16, b"n" * 33, now, lambda start: 321)
+    req = topup_request(book, market, b"m" * 16, b"n" * 33, now, lambda start, end: 321)
     assert req is not None and (req.start, req.wh) == (900 * 1000, 321)
-    assert topup_request(book, market, b"m" * 16, b"n" * 33, now, lambda start: 0) is None
+    assert topup_request(book, market, b"m" * 16, b"n" * 33, now, lambda start, end: 0) is None
     book.close()

@@ -87,6 +87,9 @@ class Driver:
         self.boundary_slop: dict[int, float] = {}  # boundary -> length of the step across it
         self.boundary_w: dict[int, float] = {}  # boundary -> sum of |W| of the meters across it
         self.pod_truth = Truth()  # what really flowed through the grid connection
+        self.steps = 0
+        self.longest_step_s = 0.0  # virtual seconds one step covered, at most
+        self.longest_step_real_s = 0.0  # real seconds one step took to compute, at most
         self._feeder: Any = None
         self._last = sg.clock.now()
         self._window_wh: dict[str, float] = defaultdict(float)
@@ -130,6 +133,9 @@ class Driver:
         dt, last, self._last = max(0.0, now - self._last), self._last, now
         if dt == 0:
             return 0.0
+        wall0 = time.monotonic()
+        self.steps += 1
+        self.longest_step_s = max(self.longest_step_s, dt)
         boundary = now // PERIOD_S * PERIOD_S
         if last < boundary:  # this step straddles a period boundary: its energy could be on
             self.boundary_slop[int(boundary)] = now - last  # either side of it for a meter
@@ -167,6 +173,7 @@ class Driver:
         if now - self._window_start >= LOSS_STEP_S:
             self._losses(now)
         self._set_powers(now, dt)
+        self.longest_step_real_s = max(self.longest_step_real_s, time.monotonic() - wall0)
         return dt
 
     def _set_powers(self, now: float, dt: float) -> None:

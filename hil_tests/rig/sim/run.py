@@ -135,10 +135,12 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         forecaster.write()
         with View(console, driver, t_start, t_end) as view:
             faults = Faults(sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed)
-            sampler = _Every(900, sg.sample_channels)
+            # the samplers ask every node over HTTP and every board over its socket: in a thread
+            # of their own, or a loaded machine makes each driver step last many virtual minutes
+            sampler = _Every(900, _InBackground(sg.sample_channels))
             revise = _Every(REVISE_EVERY_S, forecaster.revise)
             lags: list[float] = []
-            lag_sampler = _Every(PERIOD_S, lambda now: lags.append(_clock_lag(sg)))
+            lag_sampler = _Every(PERIOD_S, _InBackground(lambda now: lags.append(_clock_lag(sg))))
 
             def tick(now: float) -> None:
                 for each in (faults.tick, view.tick, sampler, revise, lag_sampler):
@@ -180,9 +182,13 @@ def _save_consoles(sg: SimGrid) -> None:
 
 def _market(sg: SimGrid, fc: Forecaster, t0: float, t1: float) -> dict[str, Any]:
     """What was traded: receipts paid, and those bought or sold intraday, i.e. beyond what the
-    day-ahead forecast of their window asked for (only a revised forecast trades them)."""
+    day-ahead forecast of their window asked for (only a revised forecast trades them).
+
+    Bought: each consumer's paid receipts of a window in payment order; those paid once the
+    window's day-ahead need was covered are intraday. Sold: each PV plant's paid receipts of a
+    window (its channel node's invoices: a receipt expires when its window starts, and sells
+    amount / PV_PRICE); those beyond the window's day-ahead surplus are intraday."""
     bought: dict[tuple[str, int], list[Any]] = {}  # (buyer, window) -> its paid receipts
-    sold: dict[tuple[str, int], list[Any]] = {}  # (producer, window) -> receipts paid to it
     receipts = imbalance = 0
     for n in sg.nodes.values():
         for c in collect.credit(n):
@@ -193,22 +199,31 @@ def _market(sg: SimGrid, fc: Forecaster, t0: float, t1: float) -> dict[str, Any]
                 imbalance += 1  # a period that was over: the imbalance settled with the POD
                 continue
             bought.setdefault((n.name, int(c["window_start"])), []).append(c)
-            sold.setdefault((c["issuer_node"], int(c["window_start"])), []).append(c)
-
-    def beyond(rows: dict[tuple[str, int], list[Any]]) -> int:
-        count = 0
-        for (name, start), paid in rows.items():
-            plan = fc.day_ahead.get(name, {}).get(start)
-            if plan is None:
-                continue
+    intraday_bought = 0
+    for (name, start), paid in bought.items():
+        plan = fc.day_ahead.get(name, {}).get(start)
+        total = 0
+        for c in sorted(paid, key=lambda c: c["created_at"]):
+            intraday_bought += plan is not None and total >= plan
+            total += int(c["wh"])
+    intraday_sold = sold = 0
+    for n in sg.nodes.values():
+        if n.spec.kind != "pv":
+            continue
+        per: dict[int, list[int]] = {}
+        for inv in collect.invoices(n):
+            if inv.get("paid") and t0 <= inv.get("expires", 0) <= t1 + PERIOD_S:
+                start = int(inv["expires"]) // PERIOD_S * PERIOD_S
+                per.setdefault(start, []).append(int(inv["amount"]) * 1000 // PV_PRICE)
+        for start, lots in per.items():
+            sold += len(lots)
+            plan = fc.day_ahead.get(n.name, {}).get(start, 0)
             total = 0
-            for c in sorted(paid, key=lambda c: c["created_at"]):
-                count += total >= plan
-                total += int(c["wh"])
-        return count
-
-    return {"receipts": receipts, "intraday_bought": beyond(bought),
-            "intraday_sold": beyond(sold), "imbalance_receipts": imbalance,
+            for wh in sorted(lots, reverse=True):
+                intraday_sold += total >= plan
+                total += wh
+    return {"receipts": receipts, "pv_receipts_sold": sold, "intraday_bought": intraday_bought,
+            "intraday_sold": intraday_sold, "imbalance_receipts": imbalance,
             "forecast_revisions": fc.revisions,
             "forecast": {"bias": BIAS, "day_ahead_sigma": DAY_AHEAD_SIGMA,
                          "intraday_sigma": INTRADAY_SIGMA, "revise_every_s": REVISE_EVERY_S,
@@ -237,6 +252,19 @@ class _Background(threading.Thread):
         super().join(timeout)
         if self.error is not None:
             raise self.error
+
+
+class _InBackground:
+    """Calls `fn(now)` on a thread of its own; a call while the last one still runs is skipped."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, now: float) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self.fn, args=(now,), daemon=True)
+            self.thread.start()
 
 
 class _Every:
@@ -418,6 +446,11 @@ def _results(
         "losses_wh": round(driver.loss_wh, 1),
         "meter_clock_lag_s": round(lag, 1),  # the largest seen during the day (every slot)
         "meter_clock_lag_end_s": round(lag_end, 1),
+        "driver": {
+            "steps": driver.steps,
+            "longest_step_s": round(driver.longest_step_s, 1),
+            "longest_step_real_s": round(driver.longest_step_real_s, 2),
+        },  # fmt: skip
     }
 
 
