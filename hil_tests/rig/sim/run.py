@@ -114,7 +114,9 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         t_start = sg.clock.now()
         t_end = t_start + opts.hours * 3600
         with View(console, driver, t_start, t_end) as view:
-            faults = Faults(sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed)
+            faults = Faults(
+                sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed, driver=driver
+            )
             sampler = _Every(900, sg.sample_channels)
             run_until(driver, t_end,
                       tick=lambda now: (faults.tick(now), view.tick(now), sampler(now)))  # fmt: skip
