@@ -45,6 +45,7 @@ SGRID = [sys.executable, "-c", "from gateway.cli import main; main()"]
 DEPLOY = REPO_ROOT / "deploy" / "mosquitto"
 DEPOSIT_MSAT = 2_000_000_000  # per node: 2,000 sat (about 10 kWh at the tariff)
 CHANNEL_MSAT = 400_000_000  # each end of every topology channel
+CHECKPOINT_S = 60  # the meters' checkpoint period (a power cut loses at most its energy)
 ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "producer",
          "battery": "prosumer", "pod": "pod"}  # fmt: skip
 
@@ -279,7 +280,7 @@ class SimGrid:
             "broker_host": "localhost",
             "broker_port": self.broker.port,
             "interval_s": self.interval_s,
-            "checkpoint_s": 60,
+            "checkpoint_s": CHECKPOINT_S,
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
             "critical_load": n.spec.kind in ("critical", "pv", "battery"),

@@ -125,6 +125,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
         with console.status("letting the last readings, tokens and anchors land"):
             driver.settle()
+            faults.join()  # a fault still running at the end (a gateway coming back) lands first
             _wait_closed(sg, t_end, timeout=120.0 + 2 * len(sg.nodes))
             journaled = _journaled(sg)
             _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes))
@@ -294,7 +295,8 @@ def _results(
             driver.pod_truth.import_wh - driver.pod_truth.export_wh, driver.loss_wh,
             sum(v["import_wh"] + v["export_wh"] for k, v in nodes.items()
                 if sg.nodes[k].spec.meter_source == "bl0942" and v["kind"] != "pod"),
-            node_periods, pod_periods, dict(driver.loss_period)),
+            node_periods, pod_periods, dict(driver.loss_period),
+            sum(faults.unmetered().values())),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0),
         "readings_stored_once": invariants.readings_once(per_meter),

@@ -1,23 +1,27 @@
 """The sim's scenarios: a normal day, and days with one kind of fault injected (issue 13 §4).
 
 A scenario is a list of faults, each at a fraction of the simulated span; `Faults.tick(now)`
-fires them from the sim loop. Faults act only on the bench (processes, the broker, the wires):
+fires them from the sim loop, on a worker thread in their order (a gateway's restart takes
+seconds, which at 240x are many virtual minutes: the physics must go on meanwhile, or it would
+book that whole gap at the relay positions from before it), and `Faults.join()` waits for them. Faults act only on the bench (processes, the broker, the wires):
 never on production state the system could not meet in the field. What each one must leave
 intact is checked by the invariants like any other day; some add their own check.
 """
 
 from __future__ import annotations
 
+import queue
 import random
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
-from hil_tests.rig.sim.grid import CHANNEL_MSAT, SimGrid
+from hil_tests.rig.sim.grid import CHANNEL_MSAT, CHECKPOINT_S, SimGrid
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Fault:
     at: float  # fraction of the span
     what: str
     action: Callable[[], None]
+    inline: bool = False  # run in the sim loop itself (short, and it must be between two steps)
     done: bool = False
 
 
@@ -64,8 +69,14 @@ class Faults:
     # scenario-specific results: {"holds", figures}, or a callable judged when the day is over
     checks: dict[str, Any] = field(default_factory=dict)
     watches: list[Callable[[float], None]] = field(default_factory=list)  # called every step
+    # energy the rig knows flowed where no meter could count it, per node (power-cuts)
+    unmetered: Callable[[], dict[str, int]] = dict
 
     def __post_init__(self) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._error: Exception | None = None
+        self._worker = threading.Thread(target=self._work, name="faults", daemon=True)
+        self._worker.start()
         build = getattr(self, "_" + self.scenario.replace("-", "_"), None)
         if build is not None:
             build()
@@ -78,10 +89,29 @@ class Faults:
             if not f.done and frac >= f.at:
                 f.done = True
                 self.log(f.what)
-                f.action()
+                if f.inline:
+                    f.action()
+                else:
+                    self._queue.put(f.action)
 
-    def _add(self, at: float, what: str, action: Callable[[], None]) -> None:
-        self.faults.append(Fault(at, what, action))
+    def join(self, timeout: float = 600.0) -> None:
+        """Wait for the faults still running; raise what one of them raised."""
+        self._queue.put(None)
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            raise RuntimeError(f"a fault action still runs after {timeout:.0f} s")
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while (action := self._queue.get()) is not None:
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - raised again by join()
+                self._error = self._error or exc
+
+    def _add(self, at: float, what: str, action: Callable[[], None], inline: bool = False) -> None:
+        self.faults.append(Fault(at, what, action, inline))
 
     def _victim(self, kind: str = "home") -> Any:
         return next(n for n in self.sg.nodes.values() if n.spec.kind == kind)
@@ -113,10 +143,35 @@ class Faults:
         relay's contactor opens (it is held closed by the meter), so nothing flows while the
         meter cannot count. The critical household's meter is not cut (its load must never be:
         its meter sits on a backed-up supply), nor the producers' (a PV inverter keeps feeding
-        when its meter's electronics die, and that energy would be metered by nobody)."""
+        when its meter's electronics die, and that energy would be metered by nobody).
+
+        A cut costs the meter what it counted since its last checkpoint (docs/journal.md: at
+        most the energy of the last `checkpoint_s`) and the pulses it had not taken in yet: that
+        energy flowed (the POD metered it) but no meter signed for it. The rig knows every pulse
+        it sent, so the loss is measured exactly (`unmetered_wh`, taken out of the energy
+        balance) and judged against that bound."""
         rnd = random.Random(self.seed)
         metered = [n for n in self.sg.nodes.values() if n.board is not None and n.spec.prepaid]
         cuts: list[dict[str, Any]] = []
+        sent: dict[str, list[tuple[float, int]]] = {n.name: [] for n in metered}
+        steps: list[float] = []
+
+        def watch(now: float) -> None:  # the pulses sent to each meter so far, every step
+            steps.append(now)
+            for n in metered:
+                sent[n.name].append((now, int(n.energy.import_wh)))
+                del sent[n.name][:-400]
+            del steps[:-400]
+
+        def bound(n: Any, now: float) -> int:
+            """Pulses sent within the checkpoint period before `now`, plus the last two driver
+            steps (pulses the firmware had not taken in yet)."""
+            step = max((b - a for a, b in zip(steps[-4:], steps[-3:], strict=False)), default=0)
+            since = now - CHECKPOINT_S - 2 * step
+            hist = sent[n.name]
+            then = next((wh for t, wh in reversed(hist) if t <= since), 0)
+            return int(n.energy.import_wh) - then + 1
+
         for i in range(4):
             n = rnd.choice(metered)
             at = 0.15 + 0.18 * i + rnd.uniform(0.0, 0.05)
@@ -124,26 +179,44 @@ class Faults:
             def cut(n: Any = n) -> None:
                 assert n.board is not None
                 boots = _boots(n)
+                now = self.sg.clock.now()
                 n.board.power_cut()
                 if self.driver is not None:
                     self.driver.relay[n.name] = 0  # the contactor drops with the meter's power
+                cuts.append({"node": n.name, "boots_before": boots, "bound_wh": bound(n, now)})
                 time.sleep(0.3)
                 n.board.start(wait_banner=False)
-                cuts.append({"node": n.name, "boots_before": boots})
 
-            self._add(at, f"fault: power cut at {n.name}'s meter", cut)
+            self._add(at, f"fault: power cut at {n.name}'s meter", cut, inline=True)
+
+        def unmetered() -> dict[str, int]:
+            """Per cut meter: the pulses the rig sent minus the import its last reading shows."""
+            from hil_tests.rig.sim import collect
+
+            out = {}
+            for name in sorted({c["node"] for c in cuts}):
+                rows = collect.readings(self.sg.nodes[name])
+                counted = int(rows[-1]["import_wh"]) if rows else 0
+                out[name] = int(self.sg.nodes[name].energy.import_wh) - counted
+            return out
 
         def judged() -> dict[str, Any]:
             """Every cut meter booted again (its console says "meter ready" once per boot) and
-            runs at the end; what its journal and credit kept is judged by the common checks."""
+            runs at the end; what the cuts cost its count stays within the documented bound;
+            its journal and credit are judged by the common checks."""
             back = all(_boots(self.sg.nodes[c["node"]]) > c["boots_before"] for c in cuts)
             alive = all(self.sg.nodes[c["node"]].board.alive() for c in cuts)
+            lost = unmetered()
+            allowed = sum(c["bound_wh"] for c in cuts)
             unserved = {c["node"]: round(self.driver.truth[c["node"]].unserved_wh)
                         for c in cuts} if self.driver is not None else {}  # fmt: skip
-            return {"holds": bool(cuts) and back and alive, "cuts": len(cuts),
-                    "meters": sorted({c["node"] for c in cuts}), "rebooted": back,
-                    "alive_at_end": alive, "unserved_wh": unserved}  # fmt: skip
+            return {"holds": bool(cuts) and back and alive and 0 <= sum(lost.values()) <= allowed,
+                    "cuts": len(cuts), "meters": sorted(lost), "rebooted": back,
+                    "alive_at_end": alive, "unmetered_wh": lost, "bound_wh": allowed,
+                    "unserved_wh": unserved}  # fmt: skip
 
+        self.watches.append(watch)
+        self.unmetered = unmetered
         self.checks["power_cuts"] = judged
 
     def _partition(self) -> None:
