@@ -193,11 +193,19 @@ def _journaled(sg: SimGrid) -> dict[str, list[int]]:
 
 
 def _wait_closed(sg: SimGrid, t_end: float, timeout: float) -> None:
-    """Until every meter has signed and the gateway stored the interval that holds `t_end`."""
+    """Until every meter has signed and the gateway stored the interval that holds `t_end`, and
+    two more intervals closed after the loads went quiet (a meter whose clock runs ahead has
+    closed "the interval holding t_end" before the last energy came; the first interval
+    closed after the span holds it, the second one any pulse the firmware took in late)."""
+    from hil_tests.rig.flash_reader import journal_records
+
+    metered = [n for n in sg.nodes.values() if n.meter_pubkey and n.board is not None]
+    upto = {n.name: max(journal_records(n.board.flash_dir), default=-1) for n in metered}  # type: ignore[union-attr]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = [collect.readings(n) for n in sg.nodes.values() if n.meter_pubkey]
-        if all(r and r[-1]["end"] >= t_end for r in rows):
+        rows = {n.name: collect.readings(n) for n in metered}
+        if all(r and r[-1]["end"] >= t_end and sum(int(x["seq"]) > upto[name] for x in r) >= 2
+               for name, r in rows.items()):  # fmt: skip
             return
         time.sleep(0.5)
 
