@@ -88,6 +88,9 @@ class MarketConfig:
     offer_hops: int = 3  # how far a receipt offer of ours may travel
     imbalance_price_msat_per_kwh: int = 0  # pod: price of imbalance receipts
     settle_period_s: int = 900  # pod: the settlement period (15-minute slots)
+    # pod: what it pays per kWh a node's meter injected beyond what the node sold in a period
+    # (0: it buys no surplus); other nodes: what they ask for it (0: they do not ask)
+    surplus_price_msat_per_kwh: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "offer_hops": (int_in(0, 8), False),
         "imbalance_price_msat_per_kwh": (_msat, False),
         "settle_period_s": (int_in(60, 86400), False),
+        "surplus_price_msat_per_kwh": (int_in(0, 10**9), False),
     },
 }
 
@@ -270,6 +274,12 @@ def parse_grid(raw: dict[str, Any], site: str, state_dir: Path, problems: list[s
         problems.append("market.tariff_msat_per_kwh: required (> 0) for strategy producer")
     if market.get("strategy") == "pod" and not market.get("tariff_msat_per_kwh"):
         problems.append("market.tariff_msat_per_kwh: required (> 0) for strategy pod")
+    if market.get("surplus_price_msat_per_kwh") and market.get("role") != "pod":
+        if not node.get("meter") or not forward:
+            problems.append(
+                "market.surplus_price_msat_per_kwh: selling the surplus to the POD needs "
+                "node.meter (the meter that exports) and market.forward_to (the POD)"
+            )
     if market.get("role") == "pod" and market.get("strategy", "manual") not in ("pod", "manual"):
         problems.append("market.strategy: a pod node runs strategy 'pod' (or 'manual')")
     return GridConfig(

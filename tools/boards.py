@@ -7,6 +7,7 @@ firmware_offset where the MicroPython .bin goes (0x1000 on the ESP32, 0x0 on the
 app_bytes       size of the app partition that holds MicroPython
 fs_bytes        size of the filesystem partition that holds the image and the meter's data
 repl_machine    regex on sys.implementation._machine: the chip the REPL must report
+hal_common      a folder of boards/ whose device/ modules this board's HAL builds on (optional)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class BoardInfo:
     firmware_offset: str | None = None
     app_bytes: int | None = None
     micropython_board: str | None = None
+    hal_common: str | None = None
 
     @property
     def emulated(self) -> bool:
@@ -65,6 +67,7 @@ def board_info(board: str) -> BoardInfo:
             firmware_offset=raw.get("firmware_offset"),
             app_bytes=raw.get("app_bytes"),
             micropython_board=raw.get("micropython_board"),
+            hal_common=raw.get("hal_common"),
         )
     except KeyError as exc:
         raise BoardError(f"{path}: missing key {exc.args[0]!r}") from None

@@ -41,7 +41,7 @@ class Unit:
 
 def device_sources(board: str) -> list[Unit]:
     """Every file that goes onto the device for `board`, with its place in the image."""
-    board_info(board)  # an unknown board is refused here, naming the known ones
+    info = board_info(board)  # an unknown board is refused here, naming the known ones
     units = [Unit(FIRMWARE / "main.py", Path("main.py"))]
     for src in sorted((FIRMWARE / "lib").rglob("*")):
         if not src.is_file() or "__pycache__" in src.parts or src.suffix == ".pyc":
@@ -50,8 +50,10 @@ def device_sources(board: str) -> list[Unit]:
         # modules are compiled; data files (e.g. precomputed tables) are copied as they are
         target = rel.with_suffix(".mpy") if src.suffix == ".py" else rel
         units.append(Unit(src, Path("lib") / target))
-    device = BOARDS / board / "device"
-    for src in sorted(device.glob("*.py")):
+    hal_files = sorted((BOARDS / board / "device").glob("*.py"))
+    if info.hal_common:  # HAL parts shared by a family of boards (boards/<common>/device/)
+        hal_files = sorted((BOARDS / info.hal_common / "device").glob("*.py")) + hal_files
+    for src in hal_files:
         name = src.name
         target = Path(name) if name == "boot.py" else Path("lib") / Path(name).with_suffix(".mpy")
         units.append(Unit(src, target))

@@ -6,5 +6,6 @@ metadata(
     description="Seamless Grid meter on an ESP32-C3 smart plug (BL0942, relay)", version="0.1.0"
 )
 include("$(PORT_DIR)/boards/manifest.py")
+module("esp32_hal.py", base_path="../esp32_common/device")  # shared ESP32 HAL parts
 module("hal.py", base_path="device")
 freeze("../../firmware/lib", opt=3)  # firmware modules and the sgcore package

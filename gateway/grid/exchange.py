@@ -4,7 +4,9 @@
   (control API `POST /offer`, `sgrid channel offer`);
 * `sg_energy_request` / `sg_energy_quote` with the POD (gateway/grid/pod.py): the POD answers with
   a receipt; a node buys last-resort energy (`POST /buy`, `sgrid channel buy`) and settles its
-  imbalance every few seconds once a settlement period is over.
+  imbalance every few seconds once a settlement period is over;
+* `sg_surplus_claim` / `sg_surplus_answer` (gateway/grid/surplus_link.py): the POD buys what a
+  node's meter injected beyond what the node sold (the long side of the imbalance).
 
 Every receipt paid here goes through the node's `pay_invoice`, so its credit reaches the meter.
 """
@@ -24,6 +26,8 @@ from gateway.grid.credit_book import CreditBook
 from gateway.grid.node import GridNode
 from gateway.grid.offers import OfferDesk
 from gateway.grid.producer import Producer
+from gateway.grid.surplus_book import PodPurchases, SurplusBook
+from gateway.grid.surplus_link import LookupMeter, SurplusBuyer, SurplusSeller
 from gateway.ingest.store import ReadingStore
 from gateway.ln.codec import bolt11
 from gateway.ln.codec import energy_request as er
@@ -44,6 +48,9 @@ class Exchange:
         store: ReadingStore,
         book: CreditBook,
         credit_meter: Callable[[], bytes | None],
+        sales: SurplusBook | None = None,
+        purchases: PodPurchases | None = None,
+        lookup_meter: LookupMeter | None = None,
     ) -> None:
         self.grid = cfg.grid
         self.node = node
@@ -69,6 +76,15 @@ class Exchange:
         node.on_offer = self.on_offer
         node.on_energy_request = self.on_energy_request
         node.on_energy_quote = self.on_energy_quote
+        self.seller: SurplusSeller | None = None
+        self.buyer: SurplusBuyer | None = None
+        if self.is_pod and purchases is not None and lookup_meter is not None:
+            self.buyer = SurplusBuyer(m, node, purchases, lookup_meter, self._spawn)
+            node.on_surplus_claim = self.buyer.on_claim
+        elif sales is not None and m.surplus_price_msat_per_kwh and self.pod_id is not None:
+            self.seller = SurplusSeller(self.grid.node.name, m, node, store, sales, credit_meter,
+                                        self.pod_id)  # fmt: skip
+            node.on_surplus_answer = self.seller.on_answer
 
     def routes(self) -> dict[str, Any]:
         return {"POST /offer": self.api_offer, "GET /offers": self.api_offers,
@@ -142,7 +158,27 @@ class Exchange:
             await asyncio.sleep(self.grid.market.plan_every_s)
 
     async def api_offers(self, _: dict[str, Any]) -> Any:
-        return {"counts": dict(self.offers.counts), "seen": len(self.offers.seen)}
+        out: dict[str, Any] = {"counts": dict(self.offers.counts), "seen": len(self.offers.seen)}
+        if self.buyer is not None:
+            out["surplus_claims"] = dict(self.buyer.counts)
+        return out
+
+    async def surplus_loop(self) -> None:
+        """The long side: sell our unsold surplus to the POD, or (the POD) keep its purchases
+        up to date (gateway/grid/surplus_link.py)."""
+        while True:
+            await asyncio.sleep(SETTLE_CHECK_S)
+            try:
+                now = clock.now()
+                if self.seller is not None:
+                    self.seller.plan_once(now)
+                    self.seller.ask_once(now)
+                if self.buyer is not None:
+                    self.buyer.reconcile(now)
+            except (LnError, ValueError) as exc:
+                log.warning("surplus settlement: %s (retrying)", exc)
+            except Exception:
+                log.exception("surplus settlement failed")
 
     # --- the POD: requests and quotes --------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import clock
-from gateway.ln.codec import bolt11, energy_request, receipt, receipt_offer
+from gateway.ln.codec import bolt11, energy_request, receipt, receipt_offer, surplus_claim
 from gateway.ln.codec.wire import Message
 from gateway.ln.errors import LnError, WireError
 from gateway.ln.node.node import Node
@@ -25,6 +25,9 @@ OnOutcome = Callable[[bytes], None]
 OnOffer = Callable[[bytes, receipt_offer.ReceiptOffer], None]
 OnRequest = Callable[[bytes, energy_request.EnergyRequest], None]
 OnQuote = Callable[[bytes, energy_request.EnergyQuote], None]
+OnIssued = Callable[[receipt.Receipt], None]
+OnClaim = Callable[[bytes, surplus_claim.SurplusClaim], None]
+OnAnswer = Callable[[bytes, surplus_claim.SurplusAnswer], None]
 
 
 class GridNode(Node):
@@ -33,17 +36,39 @@ class GridNode(Node):
     on_offer: OnOffer | None = None
     on_energy_request: OnRequest | None = None
     on_energy_quote: OnQuote | None = None
+    on_issued: OnIssued | None = None
+    on_surplus_claim: OnClaim | None = None
+    on_surplus_answer: OnAnswer | None = None
     bad_offers = 0
+
+    def create_invoice(
+        self,
+        amount_msat: int,
+        memo: receipt.EnergyMemo,
+        now: int | None = None,
+        commit: bool = True,
+        settlement_expiry_s: int | None = None,
+    ) -> receipt.Receipt:
+        """A receipt, booked as this node's sale (`on_issued`, durable) before the channel node
+        commits it: no receipt that can be paid is missing from the node's sales."""
+        rec = super().create_invoice(amount_msat, memo, now, False, settlement_expiry_s)
+        if self.on_issued is not None:
+            self.on_issued(rec)
+        if commit:
+            self.commit()
+        return rec
 
     def payment_outcome(self, payment_hash: bytes) -> tuple[str, str] | None:
         pay = self.switch.payments.get(payment_hash)
         return None if pay is None else (pay.status, pay.reason)
 
     async def pay_invoice(
-        self, text: str, timeout: float = 30, memo_json: str | None = None
+        self, text: str, timeout: float = 30, memo_json: str | None = None, credit: bool = True
     ) -> dict[str, Any]:
+        """Pay a receipt; with `credit` its energy is credited to this node's meter (the POD
+        buying a node's surplus pays for energy already delivered: no credit)."""
         inv = bolt11.decode(text, description=memo_json)
-        if self.on_purchase is not None and not inv.is_expired(int(clock.now())):
+        if credit and self.on_purchase is not None and not inv.is_expired(int(clock.now())):
             try:
                 _, memo = receipt.read_receipt(text, memo_json)
             except LnError as exc:
@@ -89,6 +114,22 @@ class GridNode(Node):
             return self._bad(peer, "energy quote", exc)
         if self.on_energy_quote is not None:
             self.on_energy_quote(peer.node_id, quote)
+
+    async def on_sg_surplus_claim(self, peer: Peer, msg: Message) -> None:
+        try:
+            claim = surplus_claim.claim_from(msg)
+        except WireError as exc:
+            return self._bad(peer, "surplus claim", exc)
+        if self.on_surplus_claim is not None:
+            self.on_surplus_claim(peer.node_id, claim)
+
+    async def on_sg_surplus_answer(self, peer: Peer, msg: Message) -> None:
+        try:
+            answer = surplus_claim.answer_from(msg)
+        except WireError as exc:
+            return self._bad(peer, "surplus answer", exc)
+        if self.on_surplus_answer is not None:
+            self.on_surplus_answer(peer.node_id, answer)
 
     def send_raw(self, node_id: bytes, data: bytes) -> bool:
         peer = self.peers.get(node_id)

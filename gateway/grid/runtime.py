@@ -7,7 +7,9 @@ ingested and acknowledged. Loops:
 * credit: every second (and at once after each payment) reconcile the credit book with the
   node's payments and publish the tokens that are due (gateway/grid/credit_desk.py);
 * anchor: every `anchor.interval_s` anchor the readings stored since the last batch;
-* channels: connect to and open the channels the topology asks for (gateway/grid/topology.py).
+* channels: connect to and open the channels the topology asks for (gateway/grid/topology.py);
+* surplus: after each settlement period, sell the meter's unsold export to the POD, or (the POD)
+  keep its surplus purchases up to date (gateway/grid/surplus_link.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from gateway.grid.credit_book import CreditBook
 from gateway.grid.credit_desk import CreditDesk
 from gateway.grid.exchange import Exchange
 from gateway.grid.node import GridNode
+from gateway.grid.pod_surplus import MeterEntry
+from gateway.grid.surplus_book import PodPurchases, SurplusBook
 from gateway.ingest.store import ReadingStore
 from gateway.ledger.client import LedgerClient, NotFound
 from gateway.ledger.errors import LedgerError, TxRejected
@@ -70,6 +74,8 @@ class GridRuntime:
         self.book: CreditBook
         self.desk: CreditDesk
         self.anchors: anchoring.AnchorBook
+        self.sales: SurplusBook
+        self.purchases: PodPurchases | None = None
         urls = [u.strip() for u in self.grid.ledger.url.split(",") if u.strip()]
         self.ledger = LedgerClient(urls, timeout=self.grid.ledger.timeout_s, retries=1)
         self.node: GridNode | None = None
@@ -119,6 +125,9 @@ class GridRuntime:
             wall=clock.now,
         )
         self.anchors = anchoring.AnchorBook(cfg.state_dir / "anchors.sqlite3")
+        self.sales = SurplusBook(cfg.state_dir / "surplus.sqlite3")
+        if self.grid.market.role == "pod":
+            self.purchases = PodPurchases(cfg.state_dir / "pod_surplus.sqlite3")
 
     async def _main(self) -> None:
         self._open()
@@ -155,15 +164,20 @@ class GridRuntime:
         self.book.close()
         self.issuer.close()
         self.anchors.close()
+        self.sales.close()
+        if self.purchases is not None:
+            self.purchases.close()
         self.store.close()
 
     async def _bring_up(self) -> None:
         node = await self._make_node()
         node.on_purchase = self._on_purchase
         node.on_outcome = self._on_outcome
+        node.on_issued = lambda rec: self.sales.record_sale(rec.payment_hash, rec.memo)
         n = self.grid.node
         await node.start(n.port, n.tick_s)
-        self.exchange = Exchange(self.cfg, node, self.store, self.book, self.credit_meter)
+        self.exchange = Exchange(self.cfg, node, self.store, self.book, self.credit_meter,
+                                 self.sales, self.purchases, self._ledger_meter)  # fmt: skip
         api = routes(node) | self.exchange.routes()
         token = load_or_create_token(n.data_dir)
         self._control = await serve_control(n.control_listen, n.control_port, api, token)
@@ -181,6 +195,9 @@ class GridRuntime:
         if self.exchange.producer is not None:
             produce = asyncio.create_task(self.exchange.producer_loop(), name="grid-producer")
             self._tasks.append(produce)
+        if self.exchange.seller is not None or self.exchange.buyer is not None:
+            surplus = asyncio.create_task(self.exchange.surplus_loop(), name="grid-surplus")
+            self._tasks.append(surplus)
         if self.grid.node.meter and self.grid.market.forward_to:
             settle = asyncio.create_task(self.exchange.settle_loop(), name="grid-settle")
             self._tasks.append(settle)
@@ -287,6 +304,14 @@ class GridRuntime:
             return
         if isinstance(event, dict) and self.desk.on_event(bytes.fromhex(meter_hex), event):
             self._send_due()  # the next token for this meter, if any, goes now
+
+    def _ledger_meter(self, meter_id: bytes) -> MeterEntry | None:
+        """The ledger's entry of a meter (blocking: called off the loop), None if not enrolled."""
+        try:
+            m = self.ledger.meter(meter_id.hex())
+        except NotFound:
+            return None
+        return MeterEntry(bytes.fromhex(str(m["pubkey"])), bytes.fromhex(str(m["owner"])))
 
     # --- anchoring -------------------------------------------------------------------------------
 

@@ -69,6 +69,16 @@ class BatchOutcome:
     rejections: list[Rejection] = field(default_factory=list)
 
 
+@dataclass
+class CheckedBatch:
+    """A batch `Ingestor.check` verified: what to store, and its outcome once stored."""
+
+    outcome: BatchOutcome
+    rows: list[tuple[rc.Reading, bytes, bytes, float]]
+    heads: dict[bytes, tuple[int, bytes | None]]  # meter_id -> (next_seq, head_hash) after it
+    before: dict[bytes, tuple[int, bytes | None]]  # meter_id -> the same before it
+
+
 class _MeterState:
     __slots__ = ("verifier", "anchor_seq", "next_seq", "head_hash", "last_resend")
 
@@ -123,6 +133,20 @@ class Ingestor:
         return st
 
     def ingest(self, batch: list[Incoming]) -> BatchOutcome:
+        """Check, store (one transaction, one fsync) and acknowledge one batch."""
+        checked = self.check(batch)
+        try:
+            self.store_checked(checked)
+        except Exception:
+            self.abandon(checked)
+            raise
+        return checked.outcome
+
+    def check(self, batch: list[Incoming]) -> CheckedBatch:
+        """Everything but the store: verify the batch and move the in-memory heads past what it
+        accepts. Its outcome (acks included) holds only once `store_checked` has returned;
+        until then a later batch may be checked on top of it (`IngestPipeline`), and if the
+        store fails, `abandon` every checked batch not stored, newest first."""
         out = BatchOutcome()
         pending: dict[tuple[bytes, int], bytes] = {}
         rows: list[tuple[rc.Reading, bytes, bytes, float]] = []
@@ -133,25 +157,30 @@ class Ingestor:
                 accepted = self._one(item, out, pending, before, touched)
                 if accepted is not None:
                     rows.append(accepted)
-            if rows:
-                heads = {}
-                for mid in before:
-                    st = self._meters[mid]
-                    heads[mid] = (st.next_seq, st.head_hash)
-                self.store.append_batch(rows, heads)  # type: ignore[arg-type]
         except Exception:
-            # nothing of this batch was stored: roll every head it advanced back, so that no
-            # later ack can cover a reading that is not in the store
-            for mid, (n, h) in before.items():
-                self._meters[mid].next_seq, self._meters[mid].head_hash = n, h
+            self._restore(before)
             raise
-        if rows:
-            out.stored = [r for r, _, _, _ in rows]
+        heads = {mid: (self._meters[mid].next_seq, self._meters[mid].head_hash) for mid in before}
+        out.stored = [r for r, _, _, _ in rows]
         for mid in touched:
             head = self.head(mid)
             if head is not None:
                 out.acks[mid] = head
-        return out
+        return CheckedBatch(out, rows, heads, before)
+
+    def store_checked(self, checked: CheckedBatch) -> None:
+        """Store what `check` accepted in one transaction (thread-safe: the store serialises)."""
+        if checked.rows:
+            self.store.append_batch(checked.rows, checked.heads)  # type: ignore[arg-type]
+
+    def abandon(self, checked: CheckedBatch) -> None:
+        """The batch was not stored: roll every head it advanced back, so that no later ack can
+        cover a reading that is not in the store."""
+        self._restore(checked.before)
+
+    def _restore(self, before: dict[bytes, tuple[int, bytes | None]]) -> None:
+        for mid, (n, h) in before.items():
+            self._meters[mid].next_seq, self._meters[mid].head_hash = n, h
 
     def _reject(self, out: BatchOutcome, reason: Reason, item: Incoming, seq, detail: str) -> None:
         out.rejections.append(Rejection(reason, item.meter_hex, seq, detail))

@@ -10,11 +10,14 @@ last stored record, and a batch inserts readings and moves the head in one trans
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from gateway.durable_db import open_durable
 from gateway.errors import EnrollmentError, StoreError
@@ -53,7 +56,26 @@ CREATE TABLE IF NOT EXISTS readings (
     received_at REAL NOT NULL,
     PRIMARY KEY (meter_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS readings_end ON readings (meter_id, "end");
 """
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(
+    method: Callable[Concatenate[ReadingStore, P], R],
+) -> Callable[Concatenate[ReadingStore, P], R]:
+    """Run the method holding the store's lock: the ingest pipeline stores a batch from its
+    commit thread while the asyncio loop may read (one SQLite connection, used by one at a time)."""
+
+    @functools.wraps(method)
+    def run(self: ReadingStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run
+
 
 _INSERT = "INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  # 18 columns
 
@@ -79,12 +101,14 @@ class StoredRecord:
 class ReadingStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         self._db = open_durable(path, _SCHEMA)
         try:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open store: {exc}") from exc
 
+    @_locked
     def close(self) -> None:
         try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -94,6 +118,7 @@ class ReadingStore:
 
     # --- meters --------------------------------------------------------------------------------
 
+    @_locked
     def enroll(self, pubkey: bytes, label: str = "", anchor_seq: int = 0) -> MeterRow:
         """Register a meter key. Idempotent for the same key; anchor_seq 0 pins the chain start."""
         meter_id = rc.meter_id_from_pubkey(pubkey)
@@ -114,6 +139,7 @@ class ReadingStore:
             raise StoreError(f"cannot enroll meter: {exc}") from exc
         return MeterRow(meter_id, pubkey, label, anchor_seq, anchor_seq, head)
 
+    @_locked
     def meter(self, meter_id: bytes) -> MeterRow | None:
         row = self._db.execute(
             "SELECT meter_id, pubkey, label, anchor_seq, next_seq, head_hash FROM meters WHERE meter_id=?",
@@ -121,6 +147,7 @@ class ReadingStore:
         ).fetchone()
         return MeterRow(*row) if row else None
 
+    @_locked
     def meters(self) -> list[MeterRow]:
         rows = self._db.execute(
             "SELECT meter_id, pubkey, label, anchor_seq, next_seq, head_hash FROM meters ORDER BY label"
@@ -129,6 +156,7 @@ class ReadingStore:
 
     # --- readings ------------------------------------------------------------------------------
 
+    @_locked
     def append_batch(
         self,
         records: Iterable[tuple[rc.Reading, bytes, bytes, float]],
@@ -174,12 +202,14 @@ class ReadingStore:
                 db.execute("ROLLBACK")
             raise StoreError(f"batch not stored: {exc}") from exc
 
+    @_locked
     def record_at(self, meter_id: bytes, seq: int) -> bytes | None:
         row = self._db.execute(
             "SELECT record FROM readings WHERE meter_id=? AND seq=?", (meter_id, seq)
         ).fetchone()
         return row[0] if row else None
 
+    @_locked
     def records(self, meter_id: bytes, first: int, last: int) -> list[tuple[int, bytes]]:
         """(seq, raw signed record) of a meter with first <= seq <= last, in seq order."""
         rows = self._db.execute(
@@ -188,11 +218,13 @@ class ReadingStore:
         ).fetchall()
         return [(int(seq), bytes(rec)) for seq, rec in rows]
 
+    @_locked
     def heads(self) -> dict[bytes, int]:
         """meter_id -> seq of its newest stored record (meters with at least one record)."""
         rows = self._db.execute("SELECT meter_id, MAX(seq) FROM readings GROUP BY meter_id")
         return {bytes(m): int(s) for m, s in rows}
 
+    @_locked
     def readings(self, meter_id: bytes, from_seq: int = 0) -> list[StoredRecord]:
         rows = self._db.execute(
             "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND seq>=? ORDER BY seq",
@@ -200,6 +232,25 @@ class ReadingStore:
         ).fetchall()
         return [StoredRecord(rc.decode(rec)[0], rec, h, at) for rec, h, at in rows]
 
+    @_locked
+    def bounding(
+        self, meter_id: bytes, start: int, end: int
+    ) -> tuple[StoredRecord, StoredRecord] | None:
+        """The first and the last interval reading whose end lies in [start, end] (None unless
+        they are two different readings): the records that bound a settlement period."""
+        q = (
+            "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND kind=? "
+            'AND "end" BETWEEN ? AND ? ORDER BY seq {} LIMIT 1'
+        )
+        args = (meter_id, rc.KIND_READING, start, end)
+        a = self._db.execute(q.format("ASC"), args).fetchone()
+        b = self._db.execute(q.format("DESC"), args).fetchone()
+        if a is None or b is None or a[0] == b[0]:
+            return None
+        return (StoredRecord(rc.decode(a[0])[0], bytes(a[0]), bytes(a[1]), a[2]),
+                StoredRecord(rc.decode(b[0])[0], bytes(b[0]), bytes(b[1]), b[2]))  # fmt: skip
+
+    @_locked
     def count(self, meter_id: bytes | None = None) -> int:
         if meter_id is None:
             return self._db.execute("SELECT count(*) FROM readings").fetchone()[0]

@@ -1,6 +1,6 @@
 """`sgrid market settle`: settle one period against the gateway's reading store (docs/market.md §8).
 
-    sgrid market settle --readings /var/lib/sgrid/readings.sqlite3 --trades cleared.json \\
+    sgrid market settle --readings /var/lib/seamless-grid/readings.sqlite3 --trades cleared.json \\
         --start 1767225600 --end 1767226500 --imbalance-price-msat-per-kwh 180000 --pod pod \\
         [--meter home-1=<meter id hex> ...] [--csv statements.csv] [--record --key operator.key]
 

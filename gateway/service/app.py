@@ -21,6 +21,7 @@ from gateway import clock
 from gateway.config import GatewayConfig
 from gateway.crypto import SiteKey
 from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
+from gateway.ingest.pipelined import IngestPipeline, Result, StoreFailed
 from gateway.ingest.store import ReadingStore
 from gateway.metrics import GatewayMetrics
 from gateway.mqtt import discovery, messages, status
@@ -47,6 +48,7 @@ class GatewayService:
             self.store, cfg.ingest.resend_cooldown_s, wall=clock.now,
             max_future_s=cfg.ingest.max_future_s,
         )  # fmt: skip
+        self.pipeline = IngestPipeline(self.ingestor)
         self._answers = status.AnswerLimiter(cfg.ingest.status_answer_s)
         self._modbus_seen: dict[str, str] = {}  # device -> model, for discovery after a reconnect
         self.notifier = sdnotify.SystemdNotifier()
@@ -190,13 +192,24 @@ class GatewayService:
     async def _ingest_loop(self) -> None:
         wait = self.cfg.ingest.batch_wait_ms / 1000
         max_batch = self.cfg.ingest.max_batch
+        pipe = self.pipeline
         while True:
             self._heartbeat = time.monotonic()
             if self._stopping.is_set():
                 batch = self._drain(max_batch)
                 if not batch:
+                    self._publish_results(pipe.close())
                     return
             else:
+                fut = pipe.inflight
+                if fut is not None and self._queue.empty():
+                    # nothing else to check: acknowledge the batch being stored once it is
+                    stored = asyncio.wrap_future(fut)
+                    await asyncio.wait((stored,), timeout=0.5)
+                    if stored.done():
+                        stored.exception()  # retrieved here; finish() reports it
+                        self._publish_results(pipe.finish())
+                    continue
                 try:
                     first = await asyncio.wait_for(self._queue.get(), timeout=0.5)
                 except TimeoutError:
@@ -206,7 +219,10 @@ class GatewayService:
                     await asyncio.sleep(wait)
                     batch += self._drain(max_batch - len(batch))
             self.metrics.queue_depth.set(self._queue.qsize())
-            self._process(batch)
+            t0 = time.perf_counter()
+            results = pipe.submit(batch)  # checks this batch while the previous one commits
+            self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+            self._publish_results(results)
 
     def _drain(self, n: int) -> list[Incoming]:
         out: list[Incoming] = []
@@ -217,16 +233,13 @@ class GatewayService:
                 break
         return out
 
-    def _process(self, batch: list[Incoming]) -> None:
-        t0 = time.perf_counter()
-        try:
-            outcome = self.ingestor.ingest(batch)
-        except Exception as exc:  # nothing acknowledged: meters keep and resend these readings
-            self.metrics.store_errors.inc()
-            log.error("store failed, %d readings not acknowledged: %r", len(batch), exc)
-            return
-        self.metrics.batch_seconds.observe(time.perf_counter() - t0)
-        self._publish_outcome(outcome)
+    def _publish_results(self, results: list[Result]) -> None:
+        for res in results:
+            if isinstance(res, StoreFailed):  # not acknowledged: meters resend these readings
+                self.metrics.store_errors.inc()
+                log.error("store failed, %d readings not acknowledged: %r", res.readings, res.error)
+            else:
+                self._publish_outcome(res)
 
     def _publish_outcome(self, out: BatchOutcome) -> None:
         for rej in out.rejections:

@@ -9,26 +9,46 @@ from hil_tests import REPO_ROOT
 BOARD_HALS = sorted(REPO_ROOT.glob("boards/*/device/hal.py"))
 
 
-def _board_class(path: Path) -> ast.ClassDef:
+def _classes(path: Path) -> dict[str, ast.ClassDef]:
     tree = ast.parse(path.read_text())
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Board":
-            return node
-    raise AssertionError(f"{path}: no class Board")
+    return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
-def _surface(cls: ast.ClassDef) -> tuple[set[str], set[str]]:
+def _board_class(path: Path) -> list[ast.ClassDef]:
+    """The board's Board class and the classes it builds on, from the board's own HAL and the
+    shared HAL modules its board.json names (`hal_common`)."""
+    import json
+
+    known = _classes(path)
+    common = json.loads((path.parent.parent / "board.json").read_text()).get("hal_common")
+    if common:
+        for shared in sorted((REPO_ROOT / "boards" / common / "device").glob("*.py")):
+            known = {**_classes(shared), **known}
+    assert "Board" in known, f"{path}: no class Board"
+    chain, todo = [], ["Board"]
+    while todo:
+        cls = known[todo.pop()]
+        chain.append(cls)
+        todo += [b.id for b in cls.bases if isinstance(b, ast.Name) and b.id in known]
+    return chain
+
+
+def _surface(chain: list[ast.ClassDef]) -> tuple[set[str], set[str]]:
     methods = {
-        n.name for n in cls.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
+        n.name
+        for cls in chain
+        for n in cls.body
+        if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
     }
     attrs = {
         t.id
+        for cls in chain
         for n in cls.body
         if isinstance(n, ast.Assign)
         for t in n.targets
         if isinstance(t, ast.Name)
     }
-    for node in ast.walk(cls):
+    for node in (node for cls in chain for node in ast.walk(cls)):
         if isinstance(node, ast.Assign):
             for t in node.targets:
                 if (

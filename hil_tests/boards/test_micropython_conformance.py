@@ -19,6 +19,7 @@ OWN_MODULES = (
     {p.stem for p in FIRMWARE_LIB.glob("*.py")}
     | {p.name for p in FIRMWARE_LIB.iterdir() if p.is_dir()}
     | {"hal", "main"}
+    | {p.stem for p in REPO_ROOT.glob("boards/*_common/device/*.py")}  # shared HAL parts
 )
 
 

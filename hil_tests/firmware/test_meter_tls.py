@@ -1,21 +1,19 @@
-"""The meter speaks MQTT over TLS when its config names a CA: a real mosquitto TLS listener,
-certificates made here, the server verified against the CA and the host name."""
+"""The meter's connection to the broker: MQTT over TLS when its config names a CA (a real
+mosquitto TLS listener, certificates made here, the server verified against the CA and the host
+name), and the broker timeout its config sets."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port, mosquitto_available
+from hil_tests.rig.certs import make_cert, pem, write_ca_and_server
 from hil_tests.rig.flash_reader import pubkey_from_console
 from sgcore.reading import meter_id_from_pubkey
 
@@ -23,51 +21,17 @@ pytestmark = pytest.mark.needs("mosquitto", mosquitto_available())
 ISSUER = "02" + "11" * 32  # any valid key: this test only looks at the connection
 
 
-def _cert(subject: str, key, issuer_name=None, issuer_key=None, ca=False, san=None):
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name or name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if san:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
-    return b.sign(issuer_key or key, hashes.SHA256())
-
-
-def _pem(obj) -> bytes:
-    if isinstance(obj, x509.Certificate):
-        return obj.public_bytes(serialization.Encoding.PEM)
-    return obj.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 @pytest.fixture
 def tls_broker(tmp_path):
-    ca_key, srv_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    ca = _cert("bench CA", ca_key, ca=True)
-    srv = _cert("localhost", srv_key, ca.subject, ca_key, san="localhost")
     d = tmp_path / "tls"
-    d.mkdir()
-    for name, obj in (("ca.pem", ca), ("server.pem", srv), ("server.key", srv_key)):
-        (d / name).write_bytes(_pem(obj))
+    files = write_ca_and_server(d)
     tls_port = free_port()
     broker = Broker(tmp_path / "broker", extra_conf=(
         f"listener {tls_port} 127.0.0.1\ncafile {d / 'ca.pem'}\ncertfile {d / 'server.pem'}\n"
         f"keyfile {d / 'server.key'}\nallow_anonymous true\nuser root\n"  # read the keys as root
     ))  # fmt: skip
     broker.start()
-    yield broker, tls_port, _pem(ca)
+    yield broker, tls_port, files["ca.pem"].read_bytes()
     broker.stop()
 
 
@@ -110,7 +74,7 @@ def test_meter_connects_over_tls_verifying_the_broker(tmp_path, tls_broker):
 def test_meter_refuses_a_broker_its_ca_did_not_sign(tmp_path, tls_broker):
     broker, tls_port, _ = tls_broker
     other_key = ec.generate_private_key(ec.SECP256R1())
-    meter = _meter(tmp_path, tls_port, _pem(_cert("someone else", other_key, ca=True)))
+    meter = _meter(tmp_path, tls_port, pem(make_cert("someone else", other_key, ca=True)))
     try:
         meter.start()
         meter.expect("meter ready")
@@ -121,3 +85,25 @@ def test_meter_refuses_a_broker_its_ca_did_not_sign(tmp_path, tls_broker):
         assert not _online(broker, f"sg/tls/{mid}/status", 2)
     finally:
         meter.stop()
+
+
+def test_the_broker_timeout_is_the_configured_one(tmp_path):
+    """`mqtt_timeout_s` reaches the link: a server that accepts and never answers CONNACK is
+    given up after exactly that long (in the meter's clock), then retried."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    cfg = {"broker_host": "127.0.0.1", "broker_port": srv.getsockname()[1], "mqtt_timeout_s": 3,
+           "issuer_pubkey": ISSUER}  # fmt: skip
+    (flash / "config.json").write_text(json.dumps(cfg))
+    meter = BoardProcess(flash_dir=flash, board_id="slow-broker")
+    try:
+        meter.start()
+        meter.expect(r"mqtt: no CONNACK within 3000 ms", timeout=30)
+    finally:
+        meter.stop()
+        srv.close()

@@ -106,3 +106,17 @@ def test_check_config_refuses_an_unreadable_password_file_and_state_dir(tmp_path
     res = sgrid_gateway("check-config", "--config", str(p), check=False)
     assert res.returncode == 2
     assert "mqtt.password_file:" in res.stderr and "gateway.state_dir:" in res.stderr
+
+
+def test_selling_the_surplus_needs_a_meter_and_the_pod():
+    base = {"gateway": {"site": "home"}, "node": NODE, "ledger": {"url": "http://10.0.0.1:8720"},
+            "topology": TOPO}  # fmt: skip
+    assert _problems({**base, "market": {"surplus_price_msat_per_kwh": 400_000}}) == {
+        "market.surplus_price_msat_per_kwh"
+    }
+    assert _problems({**base, "market": {"surplus_price_msat_per_kwh": -1}}) == {
+        "market.surplus_price_msat_per_kwh"
+    }
+    ok = {**base, "node": {**NODE, "meter": "pv"},
+          "market": {"surplus_price_msat_per_kwh": 400_000, "forward_to": "pod"}}  # fmt: skip
+    assert parse_config(ok).grid.market.surplus_price_msat_per_kwh == 400_000

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def _cert(subject: str, key, issuer_name=None, issuer_key=None, ca=False, san=None):
+def make_cert(subject: str, key, issuer_name=None, issuer_key=None, ca=False, san=None):
     now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     b = (
@@ -43,8 +43,8 @@ def write_ca_and_server(directory: Path, host: str = "localhost") -> dict[str, P
         ec.generate_private_key(ec.SECP256R1()),
         ec.generate_private_key(ec.SECP256R1()),
     )
-    ca = _cert("test CA", ca_key, ca=True)
-    srv = _cert(host, srv_key, ca.subject, ca_key, san=host)
+    ca = make_cert("test CA", ca_key, ca=True)
+    srv = make_cert(host, srv_key, ca.subject, ca_key, san=host)
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, obj in (("ca.pem", ca), ("server.pem", srv), ("server.key", srv_key)):

@@ -83,6 +83,7 @@ def test_flash_dry_run_builds_the_xtensa_image_and_shows_the_steps(tmp_path):
     image = flash.build("esp32_devkitc")
     assert (image / "main.py").exists() and (image / "lib" / "meter_app.mpy").exists()
     assert (image / "lib" / "hal.mpy").exists() and (image / "board.json").exists()
+    assert (image / "lib" / "esp32_hal.mpy").exists()  # the HAL parts every ESP32 board shares
 
 
 def test_python_m_tools_flash_still_works(tmp_path):

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-TOKEN_FILE_DEFAULT = "/var/lib/sgrid/ln/control_token"
+TOKEN_FILE_DEFAULT = "/var/lib/seamless-grid/node/control_token"
 
 
 def _token_file(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -31,6 +31,10 @@ INLINE_MEMO_MAX = bolt11.MAX_DESCRIPTION_BYTES  # 639 bytes: beyond that, use `h
 DEFAULT_MIN_FINAL_CLTV = 18
 MAX_NODE_ID_LEN = 64
 MAX_PROFILE_POINTS = 96 * 7  # a week of 15-minute slots
+# memo "kind" (absent: energy sold ahead of its window). "surplus": energy a node injected beyond
+# what it sold in a settlement period that is over, bought by the POD (gateway/grid/pod_surplus.py)
+KIND_SURPLUS = "surplus"
+KINDS = (KIND_SURPLUS,)
 
 
 def _number(value: object, what: str) -> float:
@@ -51,8 +55,11 @@ class EnergyMemo:
     kwh: float | None = None
     kw: tuple[float, ...] | None = None  # power profile, one value per step
     step_s: int | None = None  # profile step; len(kw) * step_s == end - start
+    kind: str | None = None  # None, or one of KINDS
 
     def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in KINDS:
+            raise ReceiptError(f"memo kind must be one of {KINDS}")
         if not isinstance(self.node, str) or not 0 < len(self.node) <= MAX_NODE_ID_LEN:
             raise ReceiptError(f"node id must be 1..{MAX_NODE_ID_LEN} characters")
         for name in ("start", "end"):
@@ -98,6 +105,8 @@ class EnergyMemo:
         else:
             body["kw"] = list(self.kw or ())
             body["step_s"] = self.step_s
+        if self.kind is not None:
+            body["kind"] = self.kind
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -108,7 +117,7 @@ class EnergyMemo:
             raise ReceiptError(f"memo is not JSON: {exc}") from exc
         if not isinstance(body, dict) or body.get("v") != MEMO_VERSION:
             raise ReceiptError(f"memo is not a version {MEMO_VERSION} energy memo")
-        allowed = {"v", "node", "start", "end", "kwh", "kw", "step_s"}
+        allowed = {"v", "node", "start", "end", "kwh", "kw", "step_s", "kind"}
         if set(body) - allowed:
             raise ReceiptError(f"memo has unknown keys {sorted(set(body) - allowed)}")
         kw = body.get("kw")
@@ -121,6 +130,7 @@ class EnergyMemo:
             kwh=body.get("kwh"),
             kw=tuple(kw) if kw is not None else None,
             step_s=body.get("step_s"),
+            kind=body.get("kind"),
         )
 
 

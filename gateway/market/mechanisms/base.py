@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from gateway.market.book import Book, Clearing, Order
-from gateway.market.mechanisms.matching import bid_key, offer_key
+from gateway.market.mechanisms.matching import bid_key, greedy, offer_key, unmatched
 
 
 class Mechanism(Protocol):
@@ -36,4 +36,23 @@ def no_trade(name: str, bids: Sequence[Order], offers: Sequence[Order]) -> Clear
     offers = sorted(offers, key=offer_key)
     return Clearing(
         name, (), None, tuple((b.id, b.wh) for b in bids), tuple((o.id, o.wh) for o in offers)
+    )
+
+
+def clear_at_bid(
+    name: str, book: Book, cap: int | None, offer_order: Callable[[Order], Any], merit: bool
+) -> Clearing:
+    """Bids from the highest price down, each filled from the offers in `offer_order` whose
+    reserve it meets; every pair trades at the buyer's bid (capped). `merit`: the offers are in
+    merit order (cheapest first), so a bid stops at the first offer it cannot afford."""
+    offers, dear = under_cap(book.offers, cap)
+    offers.sort(key=offer_order)
+    bids = sorted(book.bids, key=bid_key)
+    got = greedy(bids, offers, check_reserve=True, offers_in_merit_order=merit, cap=cap)
+    return Clearing(
+        name,
+        tuple(got.trades),
+        None,
+        unmatched(bids, got.bids_left),
+        unmatched(offers, got.offers_left) + unmatched(dear, [o.wh for o in dear]),
     )

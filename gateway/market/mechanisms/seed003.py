@@ -9,8 +9,8 @@ offer without a reserve price has reserve 0. Equal offer times fall back to reli
 from __future__ import annotations
 
 from gateway.market.book import Book, Clearing
-from gateway.market.mechanisms.base import under_cap
-from gateway.market.mechanisms.matching import bid_key, greedy, offer_time_key, unmatched
+from gateway.market.mechanisms.base import clear_at_bid
+from gateway.market.mechanisms.matching import offer_time_key
 
 NAME = "seed003"
 
@@ -19,15 +19,4 @@ class Seed003:
     name = NAME
 
     def clear(self, book: Book, cap_msat_per_kwh: int | None = None) -> Clearing:
-        cap = cap_msat_per_kwh
-        offers, dear = under_cap(book.offers, cap)
-        offers.sort(key=offer_time_key)
-        bids = sorted(book.bids, key=bid_key)
-        got = greedy(bids, offers, check_reserve=True, offers_in_merit_order=False, cap=cap)
-        return Clearing(
-            NAME,
-            tuple(got.trades),
-            None,
-            unmatched(bids, got.bids_left),
-            unmatched(offers, got.offers_left) + unmatched(dear, [o.wh for o in dear]),
-        )
+        return clear_at_bid(NAME, book, cap_msat_per_kwh, offer_time_key, merit=False)

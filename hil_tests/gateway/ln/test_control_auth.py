@@ -140,3 +140,19 @@ def test_refusals_are_logged_rate_limited(pair):
         _raw(a, "POST", "/pay", b"[1]", {"Content-Type": "application/json"})
     logged = log.read_text().count("control API refused") - before
     assert 1 <= logged <= 20
+
+
+def test_the_cli_looks_for_the_token_where_the_installed_grid_node_writes_it():
+    """`sgrid pay` on the gateway finds the token with no --token-file: the default is the data
+    dir of the example production config (state_dir + node.data_dir) + control_token."""
+    import tomllib
+
+    from gateway.config import parse_config
+    from gateway.ln.cli.node_options import TOKEN_FILE_DEFAULT
+    from gateway.ln.node.control_guard import TOKEN_FILE
+    from hil_tests import REPO_ROOT
+
+    raw = tomllib.loads((REPO_ROOT / "gateway/examples/grid/consumer.toml").read_text())
+    cfg = parse_config(raw)
+    assert cfg.grid is not None
+    assert TOKEN_FILE_DEFAULT == str(cfg.grid.node.data_dir / TOKEN_FILE)

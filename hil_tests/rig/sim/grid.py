@@ -312,6 +312,8 @@ class SimGrid:
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
             "critical_load": n.spec.kind in ("critical", "pv", "battery"),
+            # the broker's patience in the meter's (virtual) clock: 10 real seconds
+            "mqtt_timeout_s": min(86_400, max(10, int(10 * self.speed))),
         }
         if not first:
             cfg.update(

@@ -1,0 +1,65 @@
+"""IngestPipeline: batch k+1 checked while batch k is stored; outcomes only once stored, in order."""
+
+import sqlite3
+
+import pytest
+
+from gateway.ingest.pipeline import Incoming, Ingestor
+from gateway.ingest.pipelined import IngestPipeline, StoreFailed
+from gateway.ingest.store import ReadingStore
+from hil_tests.gateway.soft_meter import SoftMeter
+from sgcore import reading as rc
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ReadingStore(tmp_path / "r.sqlite3")
+    yield s
+    s.close()
+
+
+def _batch(m, n):
+    return [Incoming(m.hex, m.next_record(), 1.0) for _ in range(n)]
+
+
+def test_outcomes_come_after_their_commit_in_batch_order(store):
+    m = SoftMeter()
+    store.enroll(m.pubkey)
+    pipe = IngestPipeline(Ingestor(store))
+    b1, b2, b3 = _batch(m, 3), _batch(m, 2), _batch(m, 2)
+    assert pipe.submit(b1) == []  # checked, being stored: nothing acknowledged yet
+    first = pipe.submit(b2)
+    assert [[r.seq for r in o.stored] for o in first] == [[0, 1, 2]]
+    assert store.count() >= 3  # what an outcome acknowledges is in the store
+    assert first[0].acks == {m.meter_id: (2, rc.record_hash(b1[2].payload))}  # not seq 4
+    rest = pipe.submit(b3) + pipe.close()
+    assert [[r.seq for r in o.stored] for o in rest] == [[3, 4], [5, 6]]
+    assert [s.record for s in store.readings(m.meter_id)] == [i.payload for i in b1 + b2 + b3]
+
+
+def test_a_failed_store_abandons_it_and_the_batch_checked_on_top_of_it(store, tmp_path):
+    m = SoftMeter()
+    store.enroll(m.pubkey)
+    ing = Ingestor(store)
+    pipe = IngestPipeline(ing)
+    ok = _batch(m, 2)
+    pipe.submit(ok)
+    assert len(pipe.close()) == 1
+    pipe = IngestPipeline(ing)
+    doomed, on_top = _batch(m, 2), _batch(m, 2)
+    # another writer already holds seq 3 (real SQLite refuses the batch: primary key)
+    other = sqlite3.connect(tmp_path / "r.sqlite3")
+    row = other.execute(
+        "SELECT * FROM readings WHERE meter_id=? AND seq=1", (m.meter_id,)
+    ).fetchone()
+    other.execute("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  (row[0], 3, *row[2:]))  # fmt: skip
+    other.commit()
+    other.close()
+    assert pipe.submit(doomed) == []
+    results = pipe.submit(on_top)
+    assert [type(r) for r in results] == [StoreFailed, StoreFailed]
+    assert pipe.close() == []
+    assert ing.head(m.meter_id) == (1, rc.record_hash(ok[1].payload))  # both rolled back
+    assert store.records(m.meter_id, 0, 2) == [(0, ok[0].payload), (1, ok[1].payload)]
+    assert store.count(m.meter_id) == 3  # seq 0, 1 and the other writer's 3
