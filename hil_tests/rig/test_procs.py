@@ -21,6 +21,7 @@ RIG = textwrap.dedent("""
     b = procs.spawn(["sh", "-c", "sleep 120 & sleep 120"])
     time.sleep(0.5)
     print(a.pid, b.pid, flush=True)
+    sys.stdin.readline()
     {end}
 """)
 
@@ -30,10 +31,12 @@ _group_alive = procs.group_alive
 
 def _run_rig(end: str) -> tuple[subprocess.Popen[str], list[int]]:
     rig = subprocess.Popen([sys.executable, "-c", RIG.format(end=end)], cwd=REPO_ROOT,
-                           stdout=subprocess.PIPE, text=True)  # fmt: skip
-    assert rig.stdout is not None
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert rig.stdout is not None and rig.stdin is not None
     groups = [int(x) for x in rig.stdout.readline().split()]
     assert len(groups) == 2 and all(_group_alive(g) for g in groups)
+    rig.stdin.write("go\n")
+    rig.stdin.flush()
     return rig, groups
 
 
@@ -51,7 +54,7 @@ def test_children_die_with_the_rig(how):
     rig, groups = _run_rig("time.sleep(120)")
     try:
         rig.send_signal(how)
-        rig.wait(10)
+        rig.communicate(timeout=10)
         assert _gone(groups), "a child outlived the rig"
     finally:
         for g in groups:
@@ -64,7 +67,7 @@ def test_a_child_stopped_in_order_is_forgotten_and_the_rest_reaped():
     rig, groups = _run_rig("procs.stop(a)\nprint(a.poll() is not None, flush=True)")
     assert rig.stdout is not None
     assert rig.stdout.readline().strip() == "True"
-    rig.wait(10)
+    rig.communicate(timeout=10)
     assert _gone(groups)
 
 
