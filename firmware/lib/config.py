@@ -17,6 +17,7 @@ SCHEMA = {
     "broker_user": ("", "str", 0, 64),
     "broker_password": ("", "str", 0, 64),
     "broker_tls_ca": ("", "str", 0, 64),  # CA file on flash: TLS to the broker ("" = plain TCP)
+    "mqtt_timeout_s": (10, "int", 1, 86400),  # every wait for the broker (CONNACK, PUBACK, ...)
     "topic_prefix": ("sg", "str", 1, 16),
     "issuer_pubkey": ("", "pubkey", 0, 0),
     "release_pubkey": ("", "pubkey", 0, 0),  # signs firmware updates ("" = refuse every one)

@@ -30,7 +30,8 @@ class MeterNet:
         self.link = MqttLink(board, cfg["broker_host"], cfg["broker_port"], b"meter-" + hex_id,
                              user=cfg["broker_user"].encode() or None,
                              password=cfg["broker_password"].encode() or None,
-                             will_topic=uplink.topic(site, meter_id, "status"), connect=connect)  # fmt: skip
+                             will_topic=uplink.topic(site, meter_id, "status"), connect=connect,
+                             timeout_ms=cfg["mqtt_timeout_s"] * 1000)  # fmt: skip
         self.client = MQTTClient(self.link, window=4)
         self.uplink = uplink.Uplink(self.client, journal, board, site, meter_id, site_pubkey,
                                     on_command=on_command)  # fmt: skip

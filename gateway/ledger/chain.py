@@ -90,18 +90,20 @@ class Chain:
         """Validate `candidates` in order into the next block, persist it, return per-tx results.
 
         A candidate already in the chain is answered with its first receipt (idempotency).
-        `sigs_checked`: the caller already ran `rules.check_signature_values` on every candidate
-        (or on those for which it returns True); the signer rules are still checked here.
+        `sigs_checked`: the caller already ran `txs.check_shape` then `rules.check_signature_values`
+        on every candidate (or on those for which it returns True); the signer rules are still
+        checked here.
         """
         height = self.tip.height + 1
         accepted: list[Tx] = []
         results: dict[str, Receipt | TxRejected] = {}
         rejected: list[tuple[str, str, str]] = []
         state = self.state
+        apply = rules.apply
         for tx in candidates:
             try:
                 checked = sigs_checked(tx) if callable(sigs_checked) else sigs_checked
-                rules.apply(state, tx, height, verify_sigs=not checked)
+                apply(state, tx, height, verify_sigs=not checked, shape_checked=checked)
                 accepted.append(tx)
             except TxRejected as exc:
                 tx_id = exc.tx_id or tx.id
@@ -123,13 +125,16 @@ class Chain:
                 raise
             state.height = height
             self.tip = block
+            block_hash = block.hash
             for index, tx in enumerate(accepted):
-                results[tx.id] = Receipt(tx.id, height, index, block.hash)
-        for tx in candidates:
-            if tx.id not in results:
-                results[tx.id] = self.receipt(tx.id, duplicate=True) or TxRejected(
-                    "replay", "", tx.id
-                )
+                tx_id = tx.id
+                results[tx_id] = Receipt(tx_id, height, index, block_hash)
+        if len(results) < len(candidates):
+            for tx in candidates:
+                if tx.id not in results:
+                    results[tx.id] = self.receipt(tx.id, duplicate=True) or TxRejected(
+                        "replay", "", tx.id
+                    )
         return block, results
 
     def known(self, tx_id: str) -> Receipt | None:

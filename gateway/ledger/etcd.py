@@ -8,10 +8,12 @@ one fails. Keys and values are base64 on the wire; int64 fields arrive as string
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
+import threading
 import time
-import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -55,6 +57,7 @@ class EtcdClient:
         self.timeout = timeout
         self.attempts = attempts
         self._next = 0
+        self._local = threading.local()  # per thread: endpoint -> keep-alive connection
 
     def _endpoint(self) -> str:
         return self.endpoints[self._next % len(self.endpoints)]
@@ -62,18 +65,56 @@ class EtcdClient:
     def _rotate(self) -> None:
         self._next += 1
 
+    def _post(self, endpoint: str, path: str, body: bytes) -> tuple[int, bytes]:
+        """One POST on this thread's keep-alive connection to `endpoint` (opened on first use).
+
+        A kept connection the member closed meanwhile fails before the request is read: that
+        one is retried once on a new connection."""
+        conns: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("c", {})
+        for fresh in (False, True):
+            conn = conns.get(endpoint)
+            reused = conn is not None and not fresh
+            if conn is None or fresh:
+                if conn is not None:
+                    conn.close()
+                parts = urllib.parse.urlsplit(endpoint)
+                conn = conns[endpoint] = http.client.HTTPConnection(
+                    parts.netloc, timeout=self.timeout
+                )
+            try:
+                target = urllib.parse.urlsplit(endpoint).path.rstrip("/") + path
+                conn.request("POST", target, body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conns.pop(endpoint, None)
+                conn.close()
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                conns.pop(endpoint, None)
+                conn.close()
+                raise
+            if response.will_close:
+                conns.pop(endpoint, None)
+                conn.close()
+            return response.status, data
+        raise AssertionError("unreachable")
+
     def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST to one member; on failure try the next (with backoff) up to `attempts` times."""
         last = ""
+        body = json.dumps(payload).encode()
         for attempt in range(self.attempts):
-            url = self._endpoint() + path
-            request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST")
+            endpoint = self._endpoint()
+            url = endpoint + path
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return dict(json.loads(response.read()))
-            except urllib.error.HTTPError as exc:
-                last = f"{url}: HTTP {exc.code} {exc.read()[:200]!r}"
-            except (OSError, ValueError) as exc:
+                status, data = self._post(endpoint, path, body)
+                if status == 200:
+                    return dict(json.loads(data))
+                last = f"{url}: HTTP {status} {data[:200]!r}"
+            except (OSError, ValueError, http.client.HTTPException) as exc:
                 last = f"{url}: {exc}"
             log.debug("etcd call failed (%s), trying another member", last)
             self._rotate()

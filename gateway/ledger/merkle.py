@@ -30,10 +30,23 @@ def _root_of_hashes(hashes: list[bytes]) -> bytes:
 
 
 def root(leaves: list[bytes]) -> bytes:
-    """Merkle tree hash of `leaves` (raw data, hashed as leaves here)."""
+    """Merkle tree hash of `leaves` (raw data, hashed as leaves here).
+
+    Computed level by level: adjacent pairs are hashed and an unpaired last node moves up as it
+    is, which gives RFC 6962's tree (its left subtrees are complete) without recursion.
+    """
     if not leaves:
         return EMPTY_ROOT
-    return _root_of_hashes([leaf_hash(d) for d in leaves])
+    sha256 = hashlib.sha256
+    level = [sha256(b"\x00" + d).digest() for d in leaves]
+    while len(level) > 1:
+        paired = [
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def _path(hashes: list[bytes], index: int) -> list[bytes]:

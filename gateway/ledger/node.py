@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.ledger import rules, txs
@@ -21,11 +21,30 @@ from gateway.ledger.txs import Tx
 log = logging.getLogger(__name__)
 
 
-@dataclass
+class _Call:
+    """One submit_many call: its event is set once every tx of it has a result (or on failure).
+
+    Only the producer thread counts down `remaining`, so it needs no lock.
+    """
+
+    __slots__ = ("done", "remaining")
+
+    def __init__(self, count: int) -> None:
+        self.done = threading.Event()
+        self.remaining = count
+
+
+@dataclass(slots=True)
 class _Waiter:
     tx: Tx
-    done: threading.Event = field(default_factory=threading.Event)
+    call: _Call
     result: Receipt | TxRejected | None = None
+
+    def answer(self, result: Receipt | TxRejected | None) -> None:
+        self.result = result
+        self.call.remaining -= 1
+        if self.call.remaining <= 0:
+            self.call.done.set()
 
 
 def now_ms() -> int:
@@ -71,7 +90,7 @@ class EmbeddedNode:
         the state-dependent rules; a tx with a bad signature never reaches the queue.
         """
         results: list[Receipt | TxRejected | None] = [None] * len(values)
-        waiters: list[tuple[int, _Waiter]] = []
+        checked: list[tuple[int, Tx]] = []
         for i, value in enumerate(values):
             try:
                 tx = value if isinstance(value, Tx) else txs.from_json(value)
@@ -79,13 +98,16 @@ class EmbeddedNode:
                 known = self.chain.known(tx.id)
                 if known is None:
                     rules.check_signature_values(tx)
+                    tx.wire_json  # noqa: B018 (encoded here, not in the producer's critical path)
             except TxRejected as exc:
                 results[i] = exc
                 continue
             if known is not None:
                 results[i] = known
             else:
-                waiters.append((i, _Waiter(tx)))
+                checked.append((i, tx))
+        call = _Call(len(checked))
+        waiters = [(i, _Waiter(tx, call)) for i, tx in checked]
         if waiters:
             with self._cond:
                 if self._failure is not None:
@@ -94,16 +116,17 @@ class EmbeddedNode:
                     )
                 self._queue.extend(w for _, w in waiters)
                 self._cond.notify_all()
-        deadline = time.monotonic() + timeout
+        finished = call.done.wait(timeout) if waiters else True
         for i, waiter in waiters:
-            if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+            result = waiter.result
+            if result is not None:
+                results[i] = result
+            elif finished:
+                raise LedgerUnavailable("ledger stopped before committing the transaction")
+            else:
                 results[i] = TxRejected(
                     "timeout", "not committed in time; resubmit (idempotent)", waiter.tx.id
                 )
-            elif waiter.result is None:
-                raise LedgerUnavailable("ledger stopped before committing the transaction")
-            else:
-                results[i] = waiter.result
         return [r for r in results if r is not None]
 
     def _next_batch(self) -> list[_Waiter] | None:
@@ -147,14 +170,13 @@ class EmbeddedNode:
                     self._failure = exc
                     pending, self._queue = batch + self._queue, []
                 for waiter in pending:
-                    waiter.done.set()
+                    waiter.call.done.set()
                 return
             if block is not None:
                 log.debug("block %d: %d txs", block.height, len(block.txs))
             for waiter in batch:
-                waiter.result = results.get(waiter.tx.id)
-                waiter.done.set()
+                waiter.answer(results.get(waiter.tx.id))
         with self._cond:
             pending, self._queue = self._queue, []
         for waiter in pending:
-            waiter.done.set()
+            waiter.call.done.set()

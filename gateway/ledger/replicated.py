@@ -115,7 +115,7 @@ class ReplicatedNode:
                 attempt = refused[3] if refused else 0
                 suffix = f"#{attempt}".encode() if attempt else b""
                 key = self.base + b"tx/" + tx.id.encode() + suffix
-                payload = json.dumps(tx.to_json(), sort_keys=True, separators=(",", ":")).encode()
+                payload = tx.wire_json.encode()
                 waiting[tx.id] = ([i], attempt, key, payload)
                 self._remember_verified(tx)
         if waiting and self._failure is not None:

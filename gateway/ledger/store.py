@@ -45,23 +45,28 @@ def _row_to_block(row: tuple[int, str, str, str, str]) -> Block:
 
 
 class Store:
-    """The chain in one SQLite file. Thread-safe (one connection behind a lock)."""
+    """The chain in one SQLite file. Thread-safe: a writing and a reading connection, each
+    behind its own lock. In WAL mode a read never waits for a block's commit (its fsync): it
+    sees the blocks committed before it started."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()  # the reading connection's
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
 
     def close(self) -> None:
-        with self._lock:
+        with self._write_lock, self._lock:
             self._db.close()
+            self._reader.close()
 
     def meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            row = self._reader.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
     def append(
@@ -71,8 +76,8 @@ class Store:
         meta: dict[str, str] | None = None,
     ) -> None:
         """Store a block, its tx index, refused tx ids (replicated mode) and meta, atomically."""
-        txs_json = _dumps([t.to_json() for t in block.txs])
-        with self._lock:
+        txs_json = "[" + ",".join([t.wire_json for t in block.txs]) + "]"  # == _dumps(to_json)
+        with self._write_lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
@@ -99,17 +104,19 @@ class Store:
 
     def tip_height(self) -> int:
         with self._lock:
-            row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
+            row = self._reader.execute("SELECT MAX(height) FROM blocks").fetchone()
         return -1 if row[0] is None else int(row[0])
 
     def block(self, height: int) -> Block | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM blocks WHERE height=?", (height,)).fetchone()
+            row = self._reader.execute("SELECT * FROM blocks WHERE height=?", (height,)).fetchone()
         return _row_to_block(row) if row else None
 
     def block_hash(self, height: int) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT hash FROM blocks WHERE height=?", (height,)).fetchone()
+            row = self._reader.execute(
+                "SELECT hash FROM blocks WHERE height=?", (height,)
+            ).fetchone()
         return str(row[0]) if row else None
 
     def blocks(self, start: int = 0, batch: int = 500) -> Iterator[Block]:
@@ -117,7 +124,7 @@ class Store:
         height = start
         while True:
             with self._lock:
-                rows = self._db.execute(
+                rows = self._reader.execute(
                     "SELECT * FROM blocks WHERE height>=? ORDER BY height LIMIT ?", (height, batch)
                 ).fetchall()
             if not rows:
@@ -129,13 +136,15 @@ class Store:
     def locate(self, tx_id: str) -> tuple[int, int] | None:
         """(height, index) of a committed transaction."""
         with self._lock:
-            row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id=?", (tx_id,)).fetchone()
+            row = self._reader.execute(
+                "SELECT height, idx FROM txs WHERE tx_id=?", (tx_id,)
+            ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
     def rejection(self, tx_id: str) -> tuple[int, str, str, int] | None:
         """(height, reason, detail, attempts) of the latest refusal of `tx_id` (replicated mode)."""
         with self._lock:
-            row = self._db.execute(
+            row = self._reader.execute(
                 "SELECT height, reason, detail, attempts FROM rejected WHERE tx_id=?", (tx_id,)
             ).fetchone()
         return (int(row[0]), str(row[1]), str(row[2]), int(row[3])) if row else None

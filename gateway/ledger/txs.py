@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,8 +124,22 @@ class Tx:
     sigs: dict[str, str] = field(default_factory=dict)
 
     @functools.cached_property
+    def canonical_body(self) -> bytes:
+        """The canonical bytes of `body` (raises TxRejected("malformed") if it has none)."""
+        return canonical.encode(self.body)
+
+    @functools.cached_property
     def id(self) -> str:
-        return canonical.digest(self.body).hex()
+        return hashlib.sha256(self.canonical_body).hexdigest()
+
+    @functools.cached_property
+    def wire_json(self) -> str:
+        """`to_json()` in canonical JSON (sorted keys, no spaces): how blocks and logs store it.
+
+        Built from the canonical body already encoded for the id, so no second encoding.
+        """
+        sigs = json.dumps(self.sigs, sort_keys=True, separators=(",", ":"))
+        return f'{{"body":{self.canonical_body.decode()},"sigs":{sigs}}}'
 
     @property
     def kind(self) -> str:

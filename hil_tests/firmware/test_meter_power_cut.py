@@ -16,6 +16,7 @@ import pytest
 from boards.emulated.host.vclock import VirtualClock
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.flash_reader import journal_records
+from hil_tests.rig.power_cut import deltas_problems
 from hil_tests.rig.site import Site
 from sgcore import reading as rd
 
@@ -25,20 +26,6 @@ RESERVE = 20  # credit_reserve_wh's default
 def _readings(flash) -> list[rd.Reading]:
     recs = [rd.decode(r)[0] for _, r in sorted(journal_records(flash).items())]
     return [r for r in recs if r.kind == rd.KIND_READING]
-
-
-def deltas_problems(readings: list[rd.Reading]) -> list[str]:
-    """Each reading's interval delta must be the change of the totals since the previous one."""
-    problems = []
-    for prev, r in zip(readings, readings[1:], strict=False):
-        if r.interval_import_wh != r.import_wh - prev.import_wh:
-            problems.append(
-                f"seq {r.seq}: delta {r.interval_import_wh} Wh but the total moved "
-                f"{r.import_wh - prev.import_wh} Wh since seq {prev.seq}"
-            )
-        if r.start != prev.end:
-            problems.append(f"seq {r.seq}: starts at {r.start}, the previous ended at {prev.end}")
-    return problems
 
 
 def test_a_cut_between_closing_an_interval_and_signing_it_loses_no_energy(tmp_path):

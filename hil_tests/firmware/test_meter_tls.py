@@ -1,5 +1,6 @@
-"""The meter speaks MQTT over TLS when its config names a CA: a real mosquitto TLS listener,
-certificates made here, the server verified against the CA and the host name."""
+"""The meter's connection to the broker: MQTT over TLS when its config names a CA (a real
+mosquitto TLS listener, certificates made here, the server verified against the CA and the host
+name), and the broker timeout its config sets."""
 
 from __future__ import annotations
 
@@ -84,3 +85,25 @@ def test_meter_refuses_a_broker_its_ca_did_not_sign(tmp_path, tls_broker):
         assert not _online(broker, f"sg/tls/{mid}/status", 2)
     finally:
         meter.stop()
+
+
+def test_the_broker_timeout_is_the_configured_one(tmp_path):
+    """`mqtt_timeout_s` reaches the link: a server that accepts and never answers CONNACK is
+    given up after exactly that long (in the meter's clock), then retried."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    cfg = {"broker_host": "127.0.0.1", "broker_port": srv.getsockname()[1], "mqtt_timeout_s": 3,
+           "issuer_pubkey": ISSUER}  # fmt: skip
+    (flash / "config.json").write_text(json.dumps(cfg))
+    meter = BoardProcess(flash_dir=flash, board_id="slow-broker")
+    try:
+        meter.start()
+        meter.expect(r"mqtt: no CONNACK within 3000 ms", timeout=30)
+    finally:
+        meter.stop()
+        srv.close()

@@ -2,6 +2,7 @@
 
 import copy
 import hashlib
+import json
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,21 @@ def test_every_leaf_proves_into_the_root_and_nothing_else_does(leaves, data):
         assert merkle.root_from_path(leaves[index], index, len(leaves), bent) != root
 
 
+@given(st.lists(st.binary(max_size=8), max_size=300))
+def test_root_is_the_rfc6962_recursive_tree_hash(leaves):
+    def mth(items):  # RFC 6962 section 2.1, literally
+        if not items:
+            return hashlib.sha256(b"").digest()
+        if len(items) == 1:
+            return hashlib.sha256(b"\x00" + items[0]).digest()
+        k = 1
+        while k * 2 < len(items):
+            k *= 2
+        return hashlib.sha256(b"\x01" + mth(items[:k]) + mth(items[k:])).digest()
+
+    assert merkle.root(leaves) == mth(leaves)
+
+
 @given(st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**63 - 1), max_size=6))
 def test_tx_id_ignores_key_order_but_not_values(fields):
     body = {"kind": "deposit", **fields}
@@ -31,6 +47,28 @@ def test_tx_id_ignores_key_order_but_not_values(fields):
     assert txs.Tx(body).id == txs.Tx(reordered).id
     changed = dict(body, kind="withdraw")
     assert txs.Tx(changed).id != txs.Tx(body).id
+
+
+JSON_VALUES = st.recursive(
+    st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=6),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+)
+def test_wire_json_is_the_canonical_json_of_the_wire_form(fields, sigs):
+    """Blocks store `wire_json` in place of json.dumps(to_json(), sort_keys=True): same bytes."""
+    tx = txs.Tx({"kind": "deposit", **fields}, sigs)
+    expected = json.dumps(tx.to_json(), sort_keys=True, separators=(",", ":"))
+    assert tx.wire_json == expected
+    again = txs.from_json(json.loads(tx.wire_json))
+    assert again.id == tx.id and again.sigs == tx.sigs
 
 
 OPS = st.lists(

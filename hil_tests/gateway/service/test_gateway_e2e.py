@@ -1,34 +1,13 @@
 import json
 import sqlite3
-import threading
-
-import paho.mqtt.client as mqtt
 
 from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway, write_config
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
+from hil_tests.rig.mqtt_peek import retained
 from sgcore import reading as rc
 
 SITE = "e2e"
-
-
-def _retained(broker, topic, timeout=5.0) -> bytes:
-    got: dict[str, bytes] = {}
-    done = threading.Event()
-
-    def on_message(client, userdata, msg):
-        got[msg.topic] = msg.payload
-        done.set()
-
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    c.on_message = on_message
-    c.connect(broker.host, broker.port)
-    c.subscribe(topic)
-    c.loop_start()
-    done.wait(timeout)
-    c.disconnect()
-    c.loop_stop()
-    return got[topic]
 
 
 def test_readings_flow_in_and_bad_ones_are_rejected_and_counted(tmp_path, broker):
@@ -80,10 +59,10 @@ def test_readings_flow_in_and_bad_ones_are_rejected_and_counted(tmp_path, broker
         assert m[f'sgrid_readings_accepted_total{{meter="{soft.hex}"}}'] == 23
 
         ha = json.loads(
-            _retained(broker, f"homeassistant/sensor/sgrid_{soft.hex}/import_energy/config")
+            retained(broker, f"homeassistant/sensor/sgrid_{soft.hex}/import_energy/config") or "{}"
         )
         assert ha["device_class"] == "energy" and ha["state_class"] == "total_increasing"
-        state = json.loads(_retained(broker, f"sg/{SITE}/{soft.hex}/state"))
+        state = json.loads(retained(broker, f"sg/{SITE}/{soft.hex}/state") or "{}")
         assert state["seq"] == 22 and state["import_kwh"] == soft.import_wh / 1000
 
         assert gw.terminate() == 0, gw.log()

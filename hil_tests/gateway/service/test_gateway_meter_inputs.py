@@ -6,16 +6,14 @@ lost its retained messages, a meter enrolled while the gateway runs.
 
 from __future__ import annotations
 
-import threading
 import time
-
-import paho.mqtt.client as mqtt
 
 from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway, write_config
 from hil_tests.gateway.modbus.test_gateway_modbus_service import ServerThread
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
 from hil_tests.rig.broker import Broker
+from hil_tests.rig.mqtt_peek import retained
 from hil_tests.rig.wire import PtyWire
 
 SITE = "inp"
@@ -27,26 +25,6 @@ def _enroll(cfg, soft: SoftMeter) -> None:
 
 def _site_pub(cfg) -> bytes:
     return bytes.fromhex(sgrid_gateway("site-key", "--config", str(cfg)).stdout.strip())
-
-
-def _retained(broker, topic: str, timeout: float = 5.0) -> bytes | None:
-    got: dict[str, bytes] = {}
-    done = threading.Event()
-
-    def on_message(client, userdata, msg):  # retained, or published while we listen
-        if msg.payload:
-            got[msg.topic] = msg.payload
-            done.set()
-
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    c.on_message = on_message
-    c.connect(broker.host, broker.port)
-    c.subscribe(topic)
-    c.loop_start()
-    done.wait(timeout)
-    c.disconnect()
-    c.loop_stop()
-    return got.get(topic)
 
 
 def _started(tmp_path, broker, soft: SoftMeter, extra: str = ""):
@@ -130,7 +108,7 @@ def test_a_meter_enrolled_while_the_gateway_runs_gets_discovery_at_its_first_sta
         meter.wait_subscribed()
         meter.status(b"online")
         topic = f"homeassistant/sensor/sgrid_{soft.hex}/import_energy/config"
-        assert _retained(broker, topic) is not None, gw.log()
+        assert retained(broker, topic) is not None, gw.log()
     finally:
         if meter is not None:
             meter.close()
@@ -155,11 +133,11 @@ def test_discovery_comes_back_after_the_broker_lost_its_retained_messages(tmp_pa
             gw = GatewayProcess(cfg, broker, SITE)
             try:
                 gw.wait_online()
-                assert _retained(broker, pod_topic, 15) is not None, gw.log()
+                assert retained(broker, pod_topic, 15) is not None, gw.log()
                 broker.stop()  # no persistence: every retained message is gone
                 broker.start()
-                assert _retained(broker, pod_topic, 15) is not None, gw.log()
-                assert _retained(broker, meter_topic, 5) is not None, gw.log()
+                assert retained(broker, pod_topic, 15) is not None, gw.log()
+                assert retained(broker, meter_topic, 5) is not None, gw.log()
             finally:
                 gw.close()
     finally:
