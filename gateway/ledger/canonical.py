@@ -14,6 +14,8 @@ from typing import Any
 from gateway.ledger.errors import TxRejected
 
 MAX_DEPTH = 8
+# json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True), built once
+ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63
@@ -71,7 +73,7 @@ def _check_other(value: Any, depth: int) -> None:
 def encode(value: Any) -> bytes:
     """Canonical bytes of `value`; raises TxRejected("malformed") for disallowed types."""
     _check(value, 0)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return ENCODER.encode(value).encode()
 
 
 def digest(value: Any) -> bytes:
