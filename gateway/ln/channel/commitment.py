@@ -14,12 +14,15 @@ Canonical encoding (big-endian), signed as sha256(b"sgrid/commitment/v1" || enco
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from coincurve import PrivateKey, PublicKey
-from coincurve.ecdsa import cdata_to_der, deserialize_compact
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.utils import ffi, lib
 
 from gateway.ln.errors import ProtocolViolation
 
@@ -113,14 +116,34 @@ def closing_digest(channel_id: bytes, balances: tuple[int, int]) -> bytes:
 def sign(priv: bytes, digest: bytes) -> bytes:
     """64-byte compact ECDSA r||s over the digest itself: low-S and RFC 6979 deterministic, so a
     retransmitted signature is byte-identical (the ledger's format, docs/ledger-api.md §1)."""
-    return PrivateKey(priv).sign_recoverable(digest, hasher=None)[:64]
+    return _private_key(priv).sign_recoverable(digest, hasher=None)[:64]
 
 
 def verify(pub: bytes, digest: bytes, sig: bytes) -> bool:
-    if len(sig) != 64:
+    """libsecp256k1's verify of a compact r||s (which refuses high-S) under a 33-byte key."""
+    if len(sig) != 64 or len(digest) != 32:
         return False
     try:
-        der = cdata_to_der(deserialize_compact(sig))
-        return PublicKey(pub).verify(der, digest, hasher=None)
+        key = _public_key(pub)
     except (ValueError, TypeError):
         return False
+    parsed = ffi.new("secp256k1_ecdsa_signature *")
+    if not lib.secp256k1_ecdsa_signature_parse_compact(_CTX, parsed, sig):
+        return False  # r or s >= the group order
+    return lib.secp256k1_ecdsa_verify(_CTX, parsed, digest, key) == 1
+
+
+_CTX = GLOBAL_CONTEXT.ctx
+
+
+@functools.lru_cache(maxsize=256)
+def _private_key(priv: bytes) -> PrivateKey:
+    """A node signs with the same few keys (its node key, its channels' funding keys) round
+    after round: each is parsed (and its public key computed) once."""
+    return PrivateKey(priv)
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(pub: bytes) -> Any:
+    """libsecp256k1's parsed key of a peer's node or funding key, parsed once."""
+    return PublicKey(pub).public_key

@@ -139,6 +139,7 @@ def hrp_to_amount(text: str) -> int:
     return msat
 
 
+@functools.lru_cache(maxsize=256)
 def _split_hrp(hrp: str) -> tuple[str, int | None]:
     if not hrp.startswith("ln"):
         raise InvoiceError(f"human-readable part {hrp!r} does not start with 'ln'")
@@ -280,9 +281,27 @@ def decode(text: str, description: str | None = None) -> Invoice:
 
     If the invoice commits to a description by hash (`h`) and `description` is given, the
     hash is checked against it.
+
+    An invoice is decoded and its signature verified once: a grid node reads an offered receipt
+    when it arrives, again to credit its meter and again to pay it, so the verified `Invoice`
+    (immutable) of the last DECODED_CACHE strings is kept. Strings that fail are not kept.
     """
+    if not isinstance(text, str):
+        raise InvoiceError("an invoice is a string")
+    inv = _decode_verified(text.strip())
+    if description is not None and inv.description_hash is not None:
+        if hashlib.sha256(description.encode("utf-8")).digest() != inv.description_hash:
+            raise InvoiceError("description does not match the invoice's description hash")
+    return inv
+
+
+DECODED_CACHE = 1024
+
+
+@functools.lru_cache(maxsize=DECODED_CACHE)
+def _decode_verified(text: str) -> Invoice:
     try:
-        hrp, words = bech32.decode_words(text.strip())
+        hrp, words = bech32.decode_words(text)
     except Bech32Error as exc:
         raise InvoiceError(f"not a bech32 invoice: {exc}") from exc
     currency, amount = _split_hrp(hrp)
@@ -325,10 +344,6 @@ def decode(text: str, description: str | None = None) -> Invoice:
 
     message = signing_message(hrp, data)
     payee = _check_signature(signature, message, values.get("n"))  # type: ignore[arg-type]
-
-    if description is not None and "h" in values:
-        if hashlib.sha256(description.encode("utf-8")).digest() != values["h"]:
-            raise InvoiceError("description does not match the invoice's description hash")
 
     return Invoice(
         currency=currency,

@@ -10,6 +10,7 @@ Spec: https://github.com/lightning/bolts/blob/master/03-transactions.md
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -49,6 +50,13 @@ def generate_from_seed(seed: bytes, index: int) -> bytes:
     """The per-commitment secret for commitment `index` (BOLT #3 generate_from_seed)."""
     _check_secret(seed)
     _check_index(index)
+    return _from_seed(bytes(seed), index)
+
+
+@functools.lru_cache(maxsize=1024)
+def _from_seed(seed: bytes, index: int) -> bytes:
+    """A channel asks for the same few secrets round after round (its latest commitment's, the
+    next ones' hashes): each costs up to 48 SHA-256, derived once."""
     return _derive(seed, INDEX_BITS, index)
 
 

@@ -232,3 +232,22 @@ def test_a_high_s_twin_of_a_valid_invoice_is_refused() -> None:
     twin = bolt11.bech32.encode(good.hrp, data)
     with pytest.raises(InvoiceSignatureError, match="low-S"):
         bolt11.decode(twin)
+
+
+def test_a_decoded_invoice_is_kept_but_its_description_is_checked_on_every_decode() -> None:
+    memo = '{"kwh": 1}'
+    inv = bolt11.Invoice(
+        "bcrt", NOW, b"\x07" * 32, 1000, b"\x08" * 32,
+        description_hash=hashlib.sha256(memo.encode()).digest(),
+    )  # fmt: skip
+    text = bolt11.encode(inv, NODE_KEY)
+    first = bolt11.decode(text, description=memo)
+    assert bolt11.decode(" " + text + "\n") is first  # verified once, kept
+    with pytest.raises(InvoiceError, match="description"):
+        bolt11.decode(text, description='{"kwh": 2}')
+    tampered = text[:-8] + ("q" if text[-8] != "q" else "p") + text[-7:]
+    for _ in range(2):  # a string that fails is not kept: it fails every time
+        with pytest.raises(InvoiceError):
+            bolt11.decode(tampered)
+    with pytest.raises(InvoiceError):
+        bolt11.decode(7)  # type: ignore[arg-type]

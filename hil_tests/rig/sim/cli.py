@@ -11,6 +11,7 @@ is 1 when an invariant fails.
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -145,6 +146,7 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_
     """Run the simulated microgrid for a day: market, channels, credit, delivery, settlement,
     faults, invariants; then write the report."""
     console = Console()
+    _stop_on_signals()
     if workdir.exists():
         shutil.rmtree(workdir)
     opts = SimOptions(homes=homes, hours=minutes / 60 if minutes else hours, speed=speed,
@@ -164,6 +166,17 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_
         console.print(f"[bold red]invariants failed: {', '.join(failed)}[/bold red]")
         sys.exit(1)
     console.print("[bold green]every invariant holds[/bold green]")
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP stop the sim as Ctrl-C does: the grid is stopped in order (each process
+    group; a SIGKILL of the sim leaves the reaper to it, hil_tests/rig/procs.py)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
 
 
 def summary(result: dict) -> Table:
