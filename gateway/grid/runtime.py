@@ -34,6 +34,7 @@ from gateway.grid.credit_desk import CreditDesk
 from gateway.grid.exchange import Exchange
 from gateway.grid.node import GridNode
 from gateway.grid.pod_surplus import MeterEntry
+from gateway.grid.startup import listening, log_failure
 from gateway.grid.surplus_book import PodPurchases, SurplusBook
 from gateway.ingest.store import ReadingStore
 from gateway.ledger.client import LedgerClient, NotFound
@@ -132,7 +133,9 @@ class GridRuntime:
     async def _main(self) -> None:
         self._open()
         self._wake_credit = asyncio.Event()
-        self._tasks.append(asyncio.create_task(self._bring_up(), name="grid-node"))
+        bring_up = asyncio.create_task(self._bring_up(), name="grid-node")
+        bring_up.add_done_callback(log_failure)
+        self._tasks.append(bring_up)
         await self._stop_requested.wait()
         await self._stop_here()
 
@@ -175,12 +178,17 @@ class GridRuntime:
         node.on_outcome = self._on_outcome
         node.on_issued = lambda rec: self.sales.record_sale(rec.payment_hash, rec.memo)
         n = self.grid.node
-        await node.start(n.port, n.tick_s)
+        await listening(lambda: node.start(n.port, n.tick_s),
+                        f"node.port: the channel node cannot listen on {n.listen}:{n.port}")  # fmt: skip
         self.exchange = Exchange(self.cfg, node, self.store, self.book, self.credit_meter,
                                  self.sales, self.purchases, self._ledger_meter)  # fmt: skip
         api = routes(node) | self.exchange.routes()
         token = load_or_create_token(n.data_dir)
-        self._control = await serve_control(n.control_listen, n.control_port, api, token)
+        self._control = await listening(
+            lambda: serve_control(n.control_listen, n.control_port, api, token),
+            f"node.control_port: the control API cannot listen on "
+            f"{n.control_listen}:{n.control_port}",
+        )
         self.control_port = self._control.sockets[0].getsockname()[1]
         self.node = node
         made = self.desk.reconcile(node.payment_outcome, startup=True)

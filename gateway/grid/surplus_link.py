@@ -56,6 +56,7 @@ class SurplusSeller:
         self.name, self.market, self.node, self.store, self.book = name, market, node, store, book
         self.meter, self.pod_id = meter, pod_id
         self._sent: dict[bytes, float] = {}  # request id -> when last sent (this process)
+        self._pruned_at = 0.0
 
     def _paid(self, payment_hash: bytes) -> bool:
         inv = self.node.switch.invoices.get(payment_hash)
@@ -66,19 +67,24 @@ class SurplusSeller:
         meter = self.meter()
         if meter is None:
             return 0
-        head = self.store.heads().get(meter)
-        if head is None:
+        enrolled = self.store.meter(meter)
+        if enrolled is None or enrolled.next_seq <= enrolled.anchor_seq:
+            return 0  # nothing stored yet
+        stored = self.store.readings(meter, enrolled.next_seq - 1)
+        if not stored:
             return 0
-        latest = self.store.readings(meter, head)[0].reading
+        latest = stored[0].reading
         period = self.market.settle_period_s
         cursor = self.book.cursor(meter)
         if cursor is None:  # first time: from the current period on (sales are booked from now)
-            cursor = int(now) // period * period
-            self.book.advance(meter, cursor)
+            cursor = (int(now) // period * period, 0)
+            self.book.advance(meter, cursor[0])
         made = 0
-        for start, end in surplus.periods_due(cursor, latest.end, now, period, now - MAX_AGE_S):
-            row = self._claim_for(meter, start, end, now)
-            self.book.advance(meter, end, row)  # the claim and the cursor in one transaction
+        since, last_seq = cursor
+        for start, end in surplus.periods_due(since, latest.end, now, period, now - MAX_AGE_S):
+            row, used = self._claim_for(meter, start, end, now, last_seq)
+            last_seq = max(last_seq, used)
+            self.book.advance(meter, end, row, last_seq)  # claim and cursor in one transaction
             if row is not None:
                 made += 1
                 log.info("surplus of %d Wh (exported %d, sold %d) in [%d, %d): asking the POD "
@@ -86,23 +92,27 @@ class SurplusSeller:
                          row.amount_msat)  # fmt: skip
         return made
 
-    def _claim_for(self, meter: bytes, start: int, end: int, now: float) -> ClaimRow | None:
-        bounds = self.store.bounding(meter, start, end)
+    def _claim_for(
+        self, meter: bytes, start: int, end: int, now: float, min_seq: int
+    ) -> tuple[ClaimRow | None, int]:
+        """The claim for a period (None: no surplus) and the seq of the last record it used."""
+        bounds = self.store.bounding(meter, start, end, min_seq)  # from where the last one ended
         if bounds is None:
-            return None
+            return None, 0
         first, last = bounds
         sold = surplus.sold_wh(self.book.sales_overlapping(start, end), self._paid, start, end)
         exported, wh = surplus.surplus_wh(first.reading, last.reading, sold)
         amount = amount_msat(wh, self.market.surplus_price_msat_per_kwh)
         if wh <= 0 or amount <= 0:
-            return None
+            return None, last.reading.seq
         memo = EnergyMemo(self.name, start, end, kwh=wh / 1000, kind=KIND_SURPLUS)
         # committed (and booked as a sale) before the claim that names it is written
         rec = self.node.create_invoice(amount, memo, now=int(now),
                                        settlement_expiry_s=RECEIPT_EXPIRY_S)  # fmt: skip
         rid = sc.request_id_for(meter, start, end)
-        return ClaimRow(rid, meter, start, end, exported, sold, wh, amount, rec.payment_hash,
-                        rec.invoice, first.record, last.record, "asking", "", 0)  # fmt: skip
+        row = ClaimRow(rid, meter, start, end, exported, sold, wh, amount, rec.payment_hash,
+                       rec.invoice, first.record, last.record, "asking", "", 0)  # fmt: skip
+        return row, last.reading.seq
 
     def ask_once(self, now: float) -> int:
         """Send the open claims that are due to the POD; returns how many were sent."""
@@ -116,6 +126,7 @@ class SurplusSeller:
                 continue
             if bolt11.decode(row.invoice).is_expired(int(now)):
                 self.book.set_claim(row.request_id, "expired", "the receipt expired unpaid")
+                self._sent.pop(row.request_id, None)
                 continue
             if now - self._sent.get(row.request_id, -1e18) < RESEND_S:
                 continue
@@ -127,7 +138,8 @@ class SurplusSeller:
                 self.book.count_send(row.request_id)
                 self._sent[row.request_id] = now
                 sent += 1
-        if sent == 0 and not self._sent:
+        if now - self._pruned_at > 3600:
+            self._pruned_at = now
             self.book.prune(int(now - MAX_AGE_S - PRUNE_MARGIN_S))
         return sent
 
@@ -138,6 +150,7 @@ class SurplusSeller:
             rows = [r for r in self.book.claims("asking") if r.request_id == answer.request_id]
             if rows and not self._paid(rows[0].payment_hash):
                 self.book.set_claim(answer.request_id, "refused", answer.reason)
+                self._sent.pop(answer.request_id, None)
                 log.warning("the POD refused the surplus claim for [%d, %d): %s", rows[0].start,
                             rows[0].end, answer.reason)  # fmt: skip
         elif answer.status in (sc.PENDING, sc.RETRY):
@@ -164,6 +177,9 @@ class SurplusBuyer:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def on_claim(self, sender: bytes, claim: sc.SurplusClaim) -> None:
+        if not self.node.channels_with(sender):
+            self._count("no_channel")  # only a channel neighbour can be paid, or make us work
+            return
         if not self.limit.allow(sender, clock.now()):
             self._count("rate_limited")
             if self.counts["rate_limited"] <= 20 or self.counts["rate_limited"] % 1000 == 0:
@@ -218,8 +234,11 @@ class SurplusBuyer:
                                   m.settle_period_s, clock.now())  # fmt: skip
             if v.status:
                 return sc.SurplusAnswer(rid, v.status, v.reason)
+            if self.purchases.overlapping(meter, v.first_seq, v.last_seq) is not None:
+                return sc.SurplusAnswer(rid, sc.REFUSED, "its records overlap a period bought")
             p = Purchase(meter, claim.start, claim.end, rid, sender, v.wh, v.amount_msat,
-                         v.payment_hash, claim.invoice, "paying", "")  # fmt: skip
+                         v.first_seq, v.last_seq, v.payment_hash, claim.invoice, "paying",
+                         "")  # fmt: skip
             if not self.purchases.add(p):  # durable before the payment starts
                 return sc.SurplusAnswer(rid, sc.REFUSED, "that receipt is bought already")
             log.info("POD: buying the surplus of %d Wh in [%d, %d) from %s for %d msat", v.wh,

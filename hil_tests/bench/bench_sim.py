@@ -1,6 +1,6 @@
 """`sgrid sim` at scale: wall time of a simulated day, boards per core, RSS per process.
 
-    uv run python -m hil_tests.bench.bench_sim [--nodes 8,25,50] [--hours H] [--speed S]
+    uv run python -m hil_tests.bench.bench_sim [--nodes 8,25,50] [--hours H] [--speed S[,S,S]]
 
 For each grid size (nodes = households + the fixed PV plants, battery, EV charger, critical
 load and the POD) the whole simulated grid comes up (ledger, mosquitto, per node an
@@ -54,6 +54,16 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler(threading.Thread):
     """Samples VmRSS of the grid's board and gateway processes every `every_s` real seconds."""
 
@@ -64,8 +74,24 @@ class RssSampler(threading.Thread):
         self.gateway: list[int] = []
         self.peak_total = 0
         self.samples = 0
+        self.cpu: dict[tuple[str, int], list[float]] = {}  # (kind, pid) -> [first, last, t0, t1]
         self.done = threading.Event()
         self.start()
+
+    def _cpu(self, kind: str, pids: list[int]) -> None:
+        now = time.monotonic()
+        for pid in pids:
+            c = cpu_seconds(pid)
+            if c is None:
+                continue
+            got = self.cpu.setdefault((kind, pid), [c, c, now, now])
+            got[1], got[3] = c, now
+
+    def cpu_share(self, kind: str) -> float:
+        """Median CPU share (cores) of one process of `kind` over the run."""
+        shares = [(c1 - c0) / (t1 - t0) for (k, _), (c0, c1, t0, t1) in self.cpu.items()
+                  if k == kind and t1 - t0 > 1]  # fmt: skip
+        return round(statistics.median(shares), 3) if shares else 0.0
 
     def sample(self) -> None:
         g = self.grid
@@ -79,6 +105,8 @@ class RssSampler(threading.Thread):
         o = [r for r in map(rss_bytes, others) if r]
         if not b and not w:
             return
+        self._cpu("board", boards)
+        self._cpu("gateway", gateways)
         self.board += b
         self.gateway += w
         self.peak_total = max(self.peak_total, sum(b) + sum(w) + sum(o))
@@ -115,11 +143,18 @@ def bench_one(nodes: int, hours: float, speed: float, workdir: Path, console: Co
                            "boards": nodes - 1, "cores": cores,
                            "boards_per_core": round((nodes - 1) / cores, 1)}  # fmt: skip
     samplers: list[RssSampler] = []
+    phases: dict[str, float] = {}
+
+    def on_up(sg: Any) -> None:
+        phases.update(sg.phases)
+        samplers.append(RssSampler(sg, every_s))
+
     # a sample every ~2 virtual minutes, at most once a second: a few dozen samples per process
     every_s = max(0.5, min(5.0, 120 / speed))
     t0 = time.monotonic()
+    out["load_before"] = round(os.getloadavg()[0], 1)
     try:
-        result = run(opts, console, on_up=lambda sg: samplers.append(RssSampler(sg, every_s)))
+        result = run(opts, console, on_up=on_up)
     except Exception as exc:  # noqa: BLE001 - a size that fails is reported, not hidden
         out["error"] = f"{type(exc).__name__}: {exc}"
         out["traceback"] = traceback.format_exc()[-2000:]
@@ -128,6 +163,8 @@ def bench_one(nodes: int, hours: float, speed: float, workdir: Path, console: Co
     finally:
         for s in samplers:
             s.stop()
+    out["load_after"] = round(os.getloadavg()[0], 1)
+    out["bringup_phases_s"] = phases
     if samplers:
         s = samplers[0]
         out.update(
@@ -137,6 +174,8 @@ def bench_one(nodes: int, hours: float, speed: float, workdir: Path, console: Co
             gateway_rss_median_mib=_mib(s.gateway, "median"),
             gateway_rss_max_mib=_mib(s.gateway, "max"),
             peak_total_rss_mib=_mib([s.peak_total], "max"),
+            board_cpu_share=s.cpu_share("board"),
+            gateway_cpu_share=s.cpu_share("gateway"),
         )
     if result is not None:
         inv = result.get("invariants", {})
@@ -168,6 +207,9 @@ COLUMNS = [
     ("gateway_rss_median_mib", "gw MiB p50"),
     ("gateway_rss_max_mib", "gw MiB max"),
     ("peak_total_rss_mib", "total MiB peak"),
+    ("board_cpu_share", "board cores"),
+    ("gateway_cpu_share", "gw cores"),
+    ("load_after", "load"),
     ("all_invariants_hold", "invariants"),
 ]
 
@@ -186,6 +228,12 @@ def print_figures(rows: list[dict[str, Any]]) -> None:
             cells.append(f"{v!s:>14}")
         print("  ".join(cells))
     for r in rows:
+        if r.get("bringup_phases_s"):
+            steps = ", ".join(
+                f"{k.split(' (')[0]} {v:g} s" for k, v in r["bringup_phases_s"].items()
+            )
+            print(f"{r['nodes']} nodes, bring-up: {steps}")
+    for r in rows:
         if "error" in r:
             print(f"{r['nodes']} nodes FAILED after {r.get('wall_s')} s: {r['error']}")
     for r in rows:
@@ -196,15 +244,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", default="8,25,50", help="grid sizes, comma separated")
     ap.add_argument("--hours", type=float, default=24.0, help="virtual hours per size")
-    ap.add_argument("--speed", type=float, default=480.0, help="virtual s per real s")
+    ap.add_argument("--speed", default="480",
+                    help="virtual s per real s: one for every size, or one per size (480,480,240)")  # fmt: skip
     ap.add_argument("--start-hour", type=float, default=0.0, help="virtual hour of day to start")
     ap.add_argument("--workdir", type=Path, default=Path("run/bench-sim"))
     args = ap.parse_args()
     console = Console()
     rows = []
-    for nodes in [int(x) for x in args.nodes.split(",") if x]:
-        console.rule(f"{nodes} nodes, {args.hours:g} virtual h at {args.speed:g}x")
-        r = bench_one(nodes, args.hours, args.speed, args.workdir / f"n{nodes}", console,
+    sizes = [int(x) for x in args.nodes.split(",") if x]
+    speeds = [float(x) for x in str(args.speed).split(",") if x]
+    if len(speeds) not in (1, len(sizes)):
+        ap.error("--speed: one value, or one per --nodes size")
+    if len(speeds) == 1:
+        speeds *= len(sizes)
+    for nodes, speed in zip(sizes, speeds, strict=True):
+        console.rule(f"{nodes} nodes, {args.hours:g} virtual h at {speed:g}x")
+        r = bench_one(nodes, args.hours, speed, args.workdir / f"n{nodes}", console,
                       start_hour=args.start_hour)  # fmt: skip
         rows.append(r)
         print_figures([r])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from hil_tests.rig import procs
 from hil_tests.rig.broker import Broker, free_port
 from sgcore import topics
 
@@ -70,7 +71,7 @@ class GatewayProcess:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         self.log_path = config.parent / "gateway.log"
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        self.proc = procs.spawn(  # its own process group, never outliving the rig
             [*(command or SGRID_GATEWAY), "run", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -137,15 +138,15 @@ class GatewayProcess:
 
     def terminate(self, timeout: float = 15.0) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        procs.REAPER.forget(self.proc.pid)
+        return code
 
     def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
+        procs.kill(self.proc)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.kill()
+        procs.kill(self.proc)
         self.notify.close()
         self._log.close()
         try:

@@ -2,6 +2,8 @@
 
 It starts `sgrid board emulate`, collects the firmware console line by line, talks to the
 board's control socket (pulses, inputs, state), and can cut the power (SIGKILL) and restore it.
+The console also goes to <run_dir>/<board id>.console.log; the process runs in its own process
+group, watched by the reaper (hil_tests/rig/procs.py): it never outlives the rig.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from boards.emulated.host.control import ControlClient
 from boards.emulated.host.vclock import VirtualClock
+from hil_tests.rig import procs
 
 _SOCKET_DIR: str | None = None
 
@@ -83,10 +85,9 @@ class BoardProcess:
         args += self.extra_args
         if os.path.exists(self.control_path):
             os.unlink(self.control_path)
-        log = open(self.run_dir / f"{self.board_id}.stderr.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=log, start_new_session=True
-        )
+        with open(self.run_dir / f"{self.board_id}.stderr.log", "ab") as log:
+            # its own process group, watched by the reaper: it never outlives the rig
+            self.proc = procs.spawn(args, stdout=subprocess.PIPE, stderr=log)
         self.lines = queue.Queue()  # expect() sees only what this boot prints
         threading.Thread(target=self._pump, args=(self.proc, self.lines), daemon=True).start()
         self._client = None
@@ -94,27 +95,24 @@ class BoardProcess:
             self.expect(r"seamless-grid-meter .* on board", timeout)
 
     def _pump(self, proc: subprocess.Popen[bytes], lines: queue.Queue[str]) -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.console.append(line)
-            lines.put(line)
+        """The console, line by line, also into <run_dir>/<board id>.console.log."""
+        assert proc.stdout is not None and self.run_dir is not None
+        path = self.run_dir / f"{self.board_id}.console.log"
+        with proc.stdout, open(path, "a", encoding="utf-8") as log:  # closed at EOF
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.console.append(line)
+                lines.put(line)
+                log.write(line + "\n")
+                log.flush()
 
     def power_cut(self) -> None:
         """SIGKILL: the firmware gets no chance to flush or close anything."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        procs.kill(self.proc)
         self._drop_client()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        procs.stop(self.proc)
         self._drop_client()
 
     def alive(self) -> bool:

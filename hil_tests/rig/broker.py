@@ -16,17 +16,16 @@ import subprocess
 import time
 from pathlib import Path
 
+from hil_tests.rig import procs
+from hil_tests.rig.ports import free_port
+
+__all__ = ["Broker", "BrokerError", "free_port", "mosquitto_available"]
+
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 class BrokerError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mosquitto_available() -> bool:
@@ -66,7 +65,7 @@ class Broker:
             f"log_dest file {self.log_path}\n"
             "log_type error\nlog_type warning\nlog_type notice\n" + self.extra_conf
         )
-        self.proc = subprocess.Popen(
+        self.proc = procs.spawn(  # its own process group, never outliving the rig
             [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + timeout
@@ -95,13 +94,7 @@ class Broker:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop(self.proc, timeout=5)
         if self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None

@@ -1,6 +1,6 @@
 """A TCP relay on loopback for the bench's network faults: the wire between two grid nodes.
 
-`Relay(target_port)` listens on a free port and copies bytes both ways to the target. `cut()`
+`Relay(target_port)` listens on a port of its own (bound at once) and copies bytes both ways to the target. `cut()`
 drops every connection through it and refuses new ones (a partition) until `heal()`. The nodes
 never know: their peer connections break, they retry, and they reconnect once healed.
 """
@@ -10,18 +10,18 @@ from __future__ import annotations
 import socket
 import threading
 
-from hil_tests.rig.broker import free_port
-
 
 class Relay:
-    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, target_port: int, host: str = "127.0.0.1", connect_s: float = 5.0) -> None:
         self.host = host
+        self.connect_s = connect_s
         self.target_port = target_port
-        self.port = free_port()
         self._cut = False
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
-        self._server = socket.create_server((host, self.port), backlog=64)
+        # port 0: the kernel picks the port as it binds, so no other process can take it first
+        self._server = socket.create_server((host, 0), backlog=64)
+        self.port = self._server.getsockname()[1]
         self._server.settimeout(0.5)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, name=f"relay-{self.port}", daemon=True)
@@ -58,10 +58,13 @@ class Relay:
                 _close(client)
                 continue
             try:
-                upstream = socket.create_connection((self.host, self.target_port), timeout=5)
+                upstream = socket.create_connection((self.host, self.target_port), self.connect_s)
             except OSError:
                 _close(client)
                 continue
+            # the timeout was for connecting: an idle peer link is no reason to drop it
+            upstream.settimeout(None)
+            client.settimeout(None)
             with self._lock:
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):

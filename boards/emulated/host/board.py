@@ -68,6 +68,11 @@ class BoardConfig:
     max_boots: int | None = None  # stop after this many boots (tests); None = forever
     console_path: str | None = None  # attach the console to this tty; None = the board's own pty
     profile: str = "emulated"  # the real board whose pin map and calibration this one plays
+    # a sleep of the firmware lasts at least this many real ms (0: exactly its virtual length).
+    # At 480x the firmware's 250 ms idle step is half a real ms: the emulated CPU would spin
+    # and a 2-core machine runs out of cores at a handful of boards. Inputs, UART and TCP data
+    # still wake a sleep at once.
+    idle_floor_ms: float = 0.0
 
 
 _CODE_RAM_PROBE = """
@@ -365,7 +370,10 @@ class EmulatedBoard:
         return [base64.b64encode(data).decode() if data else "", eof]
 
     def _sleep_ms(self, ms: Any) -> None:
-        deadline = time.monotonic() + max(0.0, float(ms)) / 1000 / self.config.clock.speed
+        length = max(0.0, float(ms)) / 1000 / self.config.clock.speed
+        if length > 0:
+            length = max(length, self.config.idle_floor_ms / 1000)
+        deadline = time.monotonic() + length
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or self.tcp.has_data():

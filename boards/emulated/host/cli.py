@@ -93,6 +93,14 @@ def board() -> None:
     "--no-ntp", is_flag=True, help="The network offers no time: the RTC stays unset until set."
 )
 @click.option(
+    "--idle-floor-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1000),
+    help="A firmware sleep lasts at least this many real ms (inputs and data still wake it): "
+    "at high --speed the idle loop would otherwise spin a core per board.",
+)
+@click.option(
     "--rom",
     "rom_dir",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
@@ -110,6 +118,7 @@ def emulate(
     real_t0: float | None,
     virtual_t0: float | None,
     no_ntp: bool,
+    idle_floor_ms: float,
     rom_dir: Path | None,
 ) -> None:
     """Run one emulated board in this process until it stops (Ctrl-C, or SIGKILL for a power cut).
@@ -133,6 +142,7 @@ def emulate(
         profile=profile,
         ntp=not no_ntp,
         rom_dir=rom_dir,
+        idle_floor_ms=idle_floor_ms,
     )
     logging.getLogger("board").setLevel(logging.INFO)
     try:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hil_tests.gateway.ledger.conftest import free_port
+from hil_tests.rig import procs
+from hil_tests.rig.ports import free_port
 
 ETCD = shutil.which("etcd")
 
@@ -44,7 +44,7 @@ class EtcdCluster:
 
     def start_member(self, member: Member, state: str) -> None:
         assert ETCD is not None
-        member.proc = subprocess.Popen(
+        member.proc = procs.spawn(  # its own process group, never outliving the rig
             [
                 ETCD,
                 "--name",
@@ -81,8 +81,7 @@ class EtcdCluster:
     def kill(self, index: int) -> None:
         proc = self.members[index].proc
         assert proc is not None
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        procs.kill(proc)
 
     def restart(self, index: int) -> None:
         self.start_member(self.members[index], "existing")
@@ -118,9 +117,7 @@ class EtcdCluster:
 
     def stop(self) -> None:
         for member in self.members:
-            if member.proc is not None and member.proc.poll() is None:
-                member.proc.send_signal(signal.SIGKILL)
-                member.proc.wait()
+            procs.kill(member.proc)
 
 
 def start_cluster(root: Path, size: int = 3) -> EtcdCluster:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from gateway.ledger.keys import SigningKey
 from gateway.ln.node.control import call
 from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess
+from hil_tests.rig import procs
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.certs import write_ca_and_server
@@ -45,6 +45,11 @@ SGRID = [sys.executable, "-c", "from gateway.cli import main; main()"]
 DEPLOY = REPO_ROOT / "deploy" / "mosquitto"
 DEPOSIT_MSAT = 2_000_000_000  # per node: 2,000 sat (about 10 kWh at the tariff)
 CHANNEL_MSAT = 400_000_000  # each end of every topology channel
+CHECKPOINT_S = 60  # the meters' checkpoint period (a power cut loses at most its energy)
+# a meter's idle step sleeps at least this long in real time: at 480x its 250 ms idle step would
+# be half a real millisecond and every board would spin a core (inputs and data wake it at once;
+# at 480x 5 ms are 2.4 virtual seconds, under the driver's 4.8 s margin around a period boundary)
+IDLE_FLOOR_MS = 5.0
 ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "producer",
          "battery": "prosumer", "pod": "pod"}  # fmt: skip
 
@@ -53,12 +58,21 @@ class SimError(RuntimeError):
     pass
 
 
-def sgrid(*args: str, timeout: float = 120) -> str:
-    done = subprocess.run([*SGRID, *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
-    if done.returncode != 0:
-        raise SimError(f"sgrid {' '.join(args[:2])}: {done.stderr.strip()[-600:]}")
-    return done.stdout
+_CLI_LOCK = threading.Lock()
+
+
+def in_process(*args: str) -> str:
+    """An `sgrid` command run in this process (the same code a person's command runs, without
+    an interpreter start-up each: those cost a second of CPU apiece on a 2-core machine)."""
+    from click.testing import CliRunner
+
+    from gateway.cli import main as sgrid_main
+
+    with _CLI_LOCK:  # CliRunner swaps sys.stdout: one command at a time
+        got = CliRunner().invoke(sgrid_main, list(args))
+    if got.exit_code != 0:
+        raise SimError(f"sgrid {' '.join(args[:2])}: {got.output.strip()[-600:]}")
+    return got.stdout
 
 
 @dataclass
@@ -69,6 +83,7 @@ class SimNode:
     control_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     node_id: str = ""
+    site_key: str = ""
     gateway: GatewayProcess | None = None
     board: BoardProcess | None = None
     meter_pubkey: bytes = b""
@@ -141,6 +156,7 @@ class SimGrid:
         self.start_local_msat: dict[str, int] = {}
         self.channel_history: dict[tuple[str, str], list[list[float]]] = {}
         self.validator = ""
+        self.phases: dict[str, float] = {}  # bring-up step -> wall seconds
         for spec in self.grid.nodes:
             self.nodes[spec.name] = SimNode(spec, self.workdir / spec.name)
         self.power_w: dict[str, float] = {name: 0.0 for name in self.nodes}  # what chips see
@@ -152,50 +168,61 @@ class SimGrid:
     # --- bring-up --------------------------------------------------------------------------------
 
     def start(self, progress: Any = None) -> SimGrid:
-        step = progress or (lambda what: None)
+        """Bring the grid up. What does not depend on each other runs at once: the meters' first
+        boots while the ledger starts, the meters' second boots while the gateways start; the
+        operator's ledger transactions go in two batches (POST /v1/txs)."""
+        said = progress or (lambda what: None)
+        mark = [time.monotonic(), ""]
+
+        def step(what: str) -> None:
+            now = time.monotonic()
+            if mark[1]:
+                self.phases[str(mark[1])] = round(now - float(mark[0]), 2)
+            mark[:] = [now, what]
+            if what:
+                said(what)
+
         slack = 2.0 * len(self.nodes)  # 50 boards and gateways start on a 2-core machine
         self.operator_key.write_text(self.operator.secret_hex())
-        step("broker (production config: TLS, accounts, ACL)")
-        self._start_broker()
-        step("ledger")
-        self._start_ledger()
-        from gateway.ledger.client import LedgerClient
-
-        self.validator = str(LedgerClient(self.ledger_urls).info()["validator"])
-        self.pod_meter.start()
-        step("node keys")
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(self._prepare, self.nodes.values()))
-        step("meters: first boot (keys)")
+        step("meters: first boot (keys); ledger; broker (TLS, accounts, ACL); node keys")
         rom = build("emulated")
         metered = [n for n in self.nodes.values() if n.spec.kind != "pod"]
         for n in metered:
             self._boot_meter(n, rom, first=True)
+        self._start_broker()
+        self._start_ledger()
+        from gateway.ledger.client import LedgerClient
+
+        client = LedgerClient(self.ledger_urls)
+        self.validator = str(client.info()["validator"])
+        _close(client)
+        self.pod_meter.start()
+        for n in self.nodes.values():
+            self._prepare(n)
         for n in metered:
             assert n.board is not None
             n.board.expect("meter ready", timeout=120 + slack)
             n.meter_pubkey = pubkey_from_console(n.board.console)
+        for n in metered:
+            assert n.board is not None
             n.board.stop()
         step("enrolment (ledger, gateway, broker)")
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(self._enroll, self.nodes.values()))
+        self._enroll_all()
         self.broker.start()
         self._make_relays()
         for n in self.nodes.values():
             n.config.write_text(self._toml(n, self._topology(n)))
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda n: sgrid("gateway", "check-config", "--config", str(n.config)),
-                          self.nodes.values()))  # fmt: skip
-        step("meters: boot with their broker accounts")
+            in_process("gateway", "check-config", "--config", str(n.config))
+        step("meters (second boot, with their broker accounts) and gateways")
         for n in metered:
             self._boot_meter(n, rom, first=False)
-        step("gateways")
         for n in self.nodes.values():
             self.start_gateway(n)
-        for n in self.nodes.values():
-            self.wait_answers(n, 120 + 2 * slack)
+        self._wait(lambda: all(self._answers(n) for n in self.nodes.values()),
+                   120 + 2 * slack, "the channel nodes")  # fmt: skip
         step("channels along the feeder")
         self.wait_channels(180 + 2 * slack)
+        step("")
         self.start_local_msat = self.local_msat()
         return self
 
@@ -259,9 +286,10 @@ class SimGrid:
                 f'db = "ledger.sqlite"\nlisten = "127.0.0.1:0"\nidle_block_ms = 200\n'
                 f"commit_timeout_s = 30\n{etcd_lines}"
             )
-            proc = subprocess.Popen([*SGRID, "ledger", "run", "--config", str(cfg)], cwd=REPO_ROOT,
-                                    stdout=subprocess.PIPE, stderr=open(d / "ledger.log", "w"),
-                                    text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+            with open(d / "ledger.log", "w") as log:
+                proc = procs.spawn([*SGRID, "ledger", "run", "--config", str(cfg)], cwd=REPO_ROOT,
+                                   stdout=subprocess.PIPE, stderr=log, text=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
             self.ledger_procs.append(proc)
             assert proc.stdout is not None
             deadline = time.monotonic() + 60
@@ -278,7 +306,9 @@ class SimGrid:
     def _prepare(self, n: SimNode) -> None:
         n.dir.mkdir(parents=True, exist_ok=True)
         n.config.write_text(self._toml(n, ""))
-        n.node_id = sgrid("gateway", "node-id", "--config", str(n.config)).strip()
+        n.node_id = in_process("gateway", "node-id", "--config", str(n.config)).strip()
+        # the site key the meter verifies acks and tokens with (created on first use)
+        n.site_key = in_process("gateway", "site-key", "--config", str(n.config)).strip()
 
     def _boot_meter(self, n: SimNode, rom: Path, first: bool) -> None:
         flash = n.dir / "meter" / "flash"
@@ -288,7 +318,7 @@ class SimGrid:
             "broker_host": "localhost",
             "broker_port": self.broker.port,
             "interval_s": self.interval_s,
-            "checkpoint_s": 60,
+            "checkpoint_s": CHECKPOINT_S,
             **link_timeouts(self.speed),  # ack timeout and keepalive in real seconds
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
@@ -297,9 +327,8 @@ class SimGrid:
             "mqtt_timeout_s": min(86_400, max(10, int(10 * self.speed))),
         }
         if not first:
-            site_key = sgrid("gateway", "site-key", "--config", str(n.config)).strip()
             cfg.update(
-                issuer_pubkey=site_key,
+                issuer_pubkey=n.site_key,
                 broker_user=n.meter_hex,
                 broker_password=n.broker_password,
                 broker_tls_ca=_ca_on_flash(flash, self.broker_dir / "ca.pem"),
@@ -312,31 +341,49 @@ class SimGrid:
                 n.chip = BL0942Chip(n.wire.a, self._chip_load(n.name), clock=self.clock.now)
             uarts = {"meter": n.wire.b}
         n.board = BoardProcess(flash_dir=flash, board_id=n.name, run_dir=n.dir / "meter",
-                               clock=self.clock, rom_dir=rom, uarts=uarts)  # fmt: skip
+                               clock=self.clock, rom_dir=rom, uarts=uarts,
+                               extra_args=["--idle-floor-ms", str(IDLE_FLOOR_MS)])  # fmt: skip
         n.board.start(wait_banner=False)
 
     def _chip_load(self, name: str) -> Any:
         return lambda: (self.power_w[name], 230.0)
 
-    def _enroll(self, n: SimNode) -> None:
-        """What the operator and the installer do for one node (docs/gateway.md, "Bringing a node
-        in"): the same library calls as `sgrid ledger enroll/deposit/enroll-meter`, `sgrid broker
-        add-gateway/add-meter` and `sgrid gateway enroll-meter`, in-process so that 50 nodes come up
-        in seconds rather than minutes of interpreter start-ups."""
-        from gateway.config import load_config
-        from gateway.ingest.store import ReadingStore
+    def _enroll_all(self) -> None:
+        """What the operator and the installers do for every node (docs/gateway.md, "Bringing a
+        node in"): the same library calls as `sgrid ledger enroll/deposit/enroll-meter`, `sgrid
+        broker add-gateway/add-meter` and `sgrid gateway enroll-meter`, in-process so that 50
+        nodes come up in seconds rather than minutes of interpreter start-ups; the ledger
+        transactions in two batches (participants first: deposits and meters name them)."""
         from gateway.ledger import txs
         from gateway.ledger.client import LedgerClient
-        from gateway.mqtt import accounts
 
         client = LedgerClient(self.ledger_urls, retries=3)
         chain = str(client.info()["chain"])
+        nodes = list(self.nodes.values())
 
-        def submit(kind: str, **fields: Any) -> None:
-            client.submit(txs.make(kind, chain, **fields).signed_by(self.operator))
+        def tx(kind: str, **fields: Any) -> Any:
+            return txs.make(kind, chain, **fields).signed_by(self.operator)
 
-        submit("enroll_participant", participant=n.node_id, name=n.name, role=ROLES[n.spec.kind])
-        submit("deposit", account=n.node_id, amount_msat=DEPOSIT_MSAT, reference=n.name)
+        first = [tx("enroll_participant", participant=n.node_id, name=n.name,
+                    role=ROLES[n.spec.kind]) for n in nodes]  # fmt: skip
+        second = [tx("deposit", account=n.node_id, amount_msat=DEPOSIT_MSAT, reference=n.name)
+                  for n in nodes]  # fmt: skip
+        second += [tx("enroll_meter", meter=n.meter_pubkey.hex(), owner=n.node_id)
+                   for n in nodes if n.meter_pubkey]  # fmt: skip
+        for batch in (first, second):
+            for i in range(0, len(batch), 500):
+                for got in client.submit_many(batch[i : i + 500]):
+                    if isinstance(got, Exception):
+                        raise SimError(f"enrolment on the ledger: {got}")
+        _close(client)
+        for n in nodes:
+            self._enroll_locally(n)
+
+    def _enroll_locally(self, n: SimNode) -> None:
+        from gateway.config import load_config
+        from gateway.ingest.store import ReadingStore
+        from gateway.mqtt import accounts
+
         cfg = load_config(n.config)
         secret = n.dir / "gw.secret"
         password = accounts.new_password()
@@ -349,7 +396,6 @@ class SimGrid:
             )
         if not n.meter_pubkey:
             return
-        submit("enroll_meter", meter=n.meter_pubkey.hex(), owner=n.node_id)
         store = ReadingStore(cfg.database)
         try:
             store.enroll(n.meter_pubkey, n.name, 0)
@@ -470,16 +516,20 @@ class SimGrid:
             if n.wire is not None:
                 n.wire.close()
         for proc in self.ledger_procs:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            procs.stop(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()
         if self.etcd is not None:
             self.etcd.stop()
         self.pod_meter.stop()
         self.proxies.close()
         self.broker.stop()
+
+
+def _close(client: Any) -> None:
+    """Close a LedgerClient's pooled connections (this thread's)."""
+    for url in client.urls:
+        client._drop(url)
 
 
 def _ca_on_flash(flash: Path, ca: Path) -> str:

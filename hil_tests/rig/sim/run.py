@@ -79,10 +79,11 @@ def market_config(
             surplus = n.capacity_wh // 6  # a battery sells its evening discharge
         return (f'strategy = "producer"\ntariff_msat_per_kwh = {PV_PRICE}\n'
                 f'surplus_wh_per_hour = {surplus}\nforward_to = "pod"\nplan_every_s = {every}\n'
-                f"horizon_s = 3600\n{ff}")  # fmt: skip
+                f"horizon_s = 3600\nsurplus_price_msat_per_kwh = {FEED_IN}\n{ff}")  # fmt: skip
     if n.kind == "pod":
         return (f'strategy = "pod"\ntariff_msat_per_kwh = {TARIFF}\n'
-                f"feed_in_msat_per_kwh = {FEED_IN}\nimbalance_price_msat_per_kwh = {TARIFF}\n")  # fmt: skip
+                f"feed_in_msat_per_kwh = {FEED_IN}\nimbalance_price_msat_per_kwh = {TARIFF}\n"
+                f"surplus_price_msat_per_kwh = {FEED_IN}\n")  # fmt: skip
     return ""
 
 
@@ -134,7 +135,9 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         forecaster.cover(t_start, t_end + 7200)
         forecaster.write()
         with View(console, driver, t_start, t_end) as view:
-            faults = Faults(sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed)
+            faults = Faults(
+                sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed, driver=driver
+            )
             # the samplers ask every node over HTTP and every board over its socket: in a thread
             # of their own, or a loaded machine makes each driver step last many virtual minutes
             sampler = _Every(900, _InBackground(sg.sample_channels))
@@ -152,6 +155,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
         with console.status("letting the last readings, tokens and anchors land"):
             driver.settle()
+            faults.join()  # a fault still running at the end (a gateway coming back) lands first
             _wait_closed(sg, t_end, timeout=120.0 + 2 * len(sg.nodes))
             journaled = _journaled(sg)
             _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes))
@@ -299,11 +303,19 @@ def _journaled(sg: SimGrid) -> dict[str, list[int]]:
 
 
 def _wait_closed(sg: SimGrid, t_end: float, timeout: float) -> None:
-    """Until every meter has signed and the gateway stored the interval that holds `t_end`."""
+    """Until every meter has signed and the gateway stored the interval that holds `t_end`, and
+    two more intervals closed after the loads went quiet (a meter whose clock runs ahead has
+    closed "the interval holding t_end" before the last energy came; the first interval
+    closed after the span holds it, the second one any pulse the firmware took in late)."""
+    from hil_tests.rig.flash_reader import journal_records
+
+    metered = [n for n in sg.nodes.values() if n.meter_pubkey and n.board is not None]
+    upto = {n.name: max(journal_records(n.board.flash_dir), default=-1) for n in metered}  # type: ignore[union-attr]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = [collect.readings(n) for n in sg.nodes.values() if n.meter_pubkey]
-        if all(r and r[-1]["end"] >= t_end for r in rows):
+        rows = {n.name: collect.readings(n) for n in metered}
+        if all(r and r[-1]["end"] >= t_end and sum(int(x["seq"]) > upto[name] for x in r) >= 2
+               for name, r in rows.items()):  # fmt: skip
             return
         time.sleep(0.5)
 
@@ -412,10 +424,11 @@ def _results(
             driver.pod_truth.import_wh - driver.pod_truth.export_wh, driver.loss_wh,
             sum(v["import_wh"] + v["export_wh"] for k, v in nodes.items()
                 if sg.nodes[k].spec.meter_source == "bl0942" and v["kind"] != "pod"),
-            node_periods, pod_periods, dict(driver.loss_period)),
+            node_periods, pod_periods, dict(driver.loss_period),
+            sum(faults.unmetered().values())),
         "slot_energy_balance": invariants.slot_energy_balance(
             node_periods, pod_periods, dict(driver.loss_period), chip_periods,
-            driver.boundary_w, driver.boundary_slop, lag),
+            driver.boundary_w, driver.boundary_slop, lag, sum(faults.unmetered().values())),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0),
         "readings_stored_once": invariants.readings_once(per_meter),

@@ -1,0 +1,49 @@
+"""The bench's TCP relay: copies both ways, keeps idle links, cuts and heals."""
+
+import socket
+import time
+
+from hil_tests.rig.tcp_proxy import Relay
+
+
+def _echo_server() -> socket.socket:
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(1024), b"")],
+                             daemon=True).start()  # fmt: skip
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_an_idle_link_outlives_the_connect_timeout_and_a_cut_drops_it():
+    srv = _echo_server()
+    relay = Relay(srv.getsockname()[1], connect_s=0.3)
+    try:
+        c = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
+        c.sendall(b"hello")
+        assert c.recv(16) == b"hello"
+        time.sleep(1.0)  # idle for longer than the relay's connect timeout: still up
+        c.sendall(b"again")
+        assert c.recv(16) == b"again"
+        relay.cut()
+        assert c.recv(16) == b""  # dropped
+        refused = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
+        assert refused.recv(16) == b""  # refused while cut
+        relay.heal()
+        c2 = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
+        c2.sendall(b"healed")
+        assert c2.recv(16) == b"healed"
+        for s in (c, refused, c2):
+            s.close()
+    finally:
+        relay.close()
+        srv.close()
