@@ -9,9 +9,10 @@ check: `judge` accepts a claim only when
   MAX_AGE_S old, under the one request id of that meter and period;
 * its two records are signed by the meter key the ledger enrolled, for a meter the ledger says the
   claiming peer owns, are interval readings, the first ending at or after the period's start and
-  the last at or before its end (so two claims of one meter never count the same energy);
+  the last at or before its end;
 * the energy asked is at most the export between them (`last.export_wh - first.export_wh`): the
-  POD never pays for more than the meter measured;
+  POD never pays for more than the meter measured, and (gateway/grid/surplus_link.py) never twice
+  for records of a seq range overlapping one it bought;
 * the invoice is the claiming node's own receipt, memo kind "surplus", for that period and energy,
   not expired, asking at most `market.surplus_price_msat_per_kwh` per kWh.
 
@@ -22,7 +23,7 @@ export. Pure: the ledger's answer, the clock and the price come in as arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.crypto import MeterVerifier
 from gateway.errors import EnrollmentError
@@ -53,6 +54,8 @@ class Verdict:
     wh: int = 0
     amount_msat: int = 0
     payment_hash: bytes = b""
+    first_seq: int = 0
+    last_seq: int = 0
 
 
 def meter_of(claim: sc.SurplusClaim) -> bytes:
@@ -100,7 +103,8 @@ def judge(
     metered = last.export_wh - first.export_wh
     if claim.wh > metered:
         return _refuse(f"asks {claim.wh} Wh but the meter exported {metered} Wh in the period")
-    return _invoice(claim, sender, price_msat_per_kwh, now)
+    v = _invoice(claim, sender, price_msat_per_kwh, now)
+    return replace(v, first_seq=first.seq, last_seq=last.seq) if v.status == 0 else v
 
 
 def _evidence(claim: sc.SurplusClaim, first: rc.Reading, last: rc.Reading, pubkey: bytes) -> str:

@@ -13,6 +13,9 @@ Node side, `SurplusBook` (state/surplus.sqlite3):
 
 POD side, `PodPurchases` (state/pod_surplus.sqlite3): one row per meter and period it buys,
 written before it pays: paying -> paid | failed (a failed payment is retried on the next ask).
+Each row keeps the seq range of the meter records it paid between; a claim whose range overlaps
+a bought one is refused, so no Wh of a meter's export counter is paid twice, even when a meter
+sends two records for one interval (a clock set back).
 Rows older than the oldest period still claimable are pruned, so both files stay bounded.
 """
 
@@ -49,8 +52,11 @@ CREATE TABLE IF NOT EXISTS claims (
     sends INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL, updated_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cursor (meter_id BLOB PRIMARY KEY, period_end INTEGER NOT NULL)
-    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursor (
+    meter_id BLOB PRIMARY KEY,
+    period_end INTEGER NOT NULL,       -- the end of the last period examined
+    last_seq INTEGER NOT NULL DEFAULT 0 -- the last record a claim used: the next claim starts there
+) WITHOUT ROWID;
 """
 
 _POD_SCHEMA = """
@@ -60,6 +66,7 @@ CREATE TABLE IF NOT EXISTS bought (
     request_id BLOB NOT NULL,
     node_id BLOB NOT NULL,
     wh INTEGER NOT NULL, amount_msat INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, -- the meter records it paid between
     payment_hash BLOB NOT NULL UNIQUE,
     invoice TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -128,15 +135,19 @@ class SurplusBook:
         )
         return [Sale(bytes(h), s, e, w) for h, s, e, w in rows]
 
-    def cursor(self, meter_id: bytes) -> int | None:
+    def cursor(self, meter_id: bytes) -> tuple[int, int] | None:
+        """(end of the last period examined, seq of the last record a claim used)."""
         row = self._db.execute(
-            "SELECT period_end FROM cursor WHERE meter_id=?", (meter_id,)
+            "SELECT period_end, last_seq FROM cursor WHERE meter_id=?", (meter_id,)
         ).fetchone()
-        return int(row[0]) if row else None
+        return (int(row[0]), int(row[1])) if row else None
 
-    def advance(self, meter_id: bytes, period_end: int, claim: ClaimRow | None = None) -> None:
+    def advance(
+        self, meter_id: bytes, period_end: int, claim: ClaimRow | None = None, last_seq: int = 0
+    ) -> None:
         """Move the meter's cursor past a period, adding its claim (if any) in the same
-        transaction: a period is either not examined yet or examined with its claim on disk."""
+        transaction: a period is either not examined yet or examined with its claim on disk.
+        `last_seq`: the claim's last record (the next claim's records start there)."""
         now = clock.now()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -150,9 +161,10 @@ class SurplusBook:
                      c.reason, c.sends, now, now),
                 )  # fmt: skip
             self._db.execute(
-                "INSERT INTO cursor VALUES (?,?) ON CONFLICT(meter_id) DO UPDATE SET "
-                "period_end=excluded.period_end WHERE excluded.period_end > period_end",
-                (meter_id, period_end),
+                "INSERT INTO cursor VALUES (?,?,?) ON CONFLICT(meter_id) DO UPDATE SET "
+                "period_end=excluded.period_end, last_seq=max(last_seq, excluded.last_seq) "
+                "WHERE excluded.period_end > period_end",
+                (meter_id, period_end, last_seq),
             )
             self._db.execute("COMMIT")
         except BaseException:
@@ -194,6 +206,8 @@ class Purchase:
     node_id: bytes
     wh: int
     amount_msat: int
+    first_seq: int
+    last_seq: int
     payment_hash: bytes
     invoice: str
     status: str
@@ -201,8 +215,8 @@ class Purchase:
 
 
 _BOUGHT_COLS = (
-    'meter_id, start, "end", request_id, node_id, wh, amount_msat, payment_hash, invoice, '
-    "status, reason"
+    'meter_id, start, "end", request_id, node_id, wh, amount_msat, first_seq, last_seq, '
+    "payment_hash, invoice, status, reason"
 )
 
 
@@ -214,8 +228,8 @@ class PodPurchases:
         self._db.close()
 
     def _row(self, r: tuple) -> Purchase:
-        return Purchase(bytes(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6],
-                        bytes(r[7]), r[8], r[9], r[10])  # fmt: skip
+        return Purchase(bytes(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6], r[7],
+                        r[8], bytes(r[9]), r[10], r[11], r[12])  # fmt: skip
 
     def add(self, p: Purchase) -> bool:
         """Note a purchase about to be paid (durable on return). False: the period of that meter
@@ -223,15 +237,25 @@ class PodPurchases:
         now = clock.now()
         cur = self._db.execute(
             f"INSERT OR IGNORE INTO bought ({_BOUGHT_COLS}, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (p.meter_id, p.start, p.end, p.request_id, p.node_id, p.wh, p.amount_msat,
-             p.payment_hash, p.invoice, p.status, p.reason, now, now),
+             p.first_seq, p.last_seq, p.payment_hash, p.invoice, p.status, p.reason, now, now),
         )  # fmt: skip
         return cur.rowcount == 1
 
     def get(self, meter_id: bytes, start: int) -> Purchase | None:
         r = self._db.execute(
             f"SELECT {_BOUGHT_COLS} FROM bought WHERE meter_id=? AND start=?", (meter_id, start)
+        ).fetchone()
+        return self._row(r) if r else None
+
+    def overlapping(self, meter_id: bytes, first_seq: int, last_seq: int) -> Purchase | None:
+        """A purchase of this meter paid between records that overlap (first_seq, last_seq):
+        paying both would pay some of the meter's export twice. Sharing an end is fine."""
+        r = self._db.execute(
+            f"SELECT {_BOUGHT_COLS} FROM bought WHERE meter_id=? AND first_seq < ? "
+            "AND ? < last_seq LIMIT 1",
+            (meter_id, last_seq, first_seq),
         ).fetchone()
         return self._row(r) if r else None
 

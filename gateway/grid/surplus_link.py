@@ -73,12 +73,14 @@ class SurplusSeller:
         period = self.market.settle_period_s
         cursor = self.book.cursor(meter)
         if cursor is None:  # first time: from the current period on (sales are booked from now)
-            cursor = int(now) // period * period
-            self.book.advance(meter, cursor)
+            cursor = (int(now) // period * period, 0)
+            self.book.advance(meter, cursor[0])
         made = 0
-        for start, end in surplus.periods_due(cursor, latest.end, now, period, now - MAX_AGE_S):
-            row = self._claim_for(meter, start, end, now)
-            self.book.advance(meter, end, row)  # the claim and the cursor in one transaction
+        since, last_seq = cursor
+        for start, end in surplus.periods_due(since, latest.end, now, period, now - MAX_AGE_S):
+            row, used = self._claim_for(meter, start, end, now, last_seq)
+            last_seq = max(last_seq, used)
+            self.book.advance(meter, end, row, last_seq)  # claim and cursor in one transaction
             if row is not None:
                 made += 1
                 log.info("surplus of %d Wh (exported %d, sold %d) in [%d, %d): asking the POD "
@@ -86,23 +88,27 @@ class SurplusSeller:
                          row.amount_msat)  # fmt: skip
         return made
 
-    def _claim_for(self, meter: bytes, start: int, end: int, now: float) -> ClaimRow | None:
-        bounds = self.store.bounding(meter, start, end)
+    def _claim_for(
+        self, meter: bytes, start: int, end: int, now: float, min_seq: int
+    ) -> tuple[ClaimRow | None, int]:
+        """The claim for a period (None: no surplus) and the seq of the last record it used."""
+        bounds = self.store.bounding(meter, start, end, min_seq)  # from where the last one ended
         if bounds is None:
-            return None
+            return None, 0
         first, last = bounds
         sold = surplus.sold_wh(self.book.sales_overlapping(start, end), self._paid, start, end)
         exported, wh = surplus.surplus_wh(first.reading, last.reading, sold)
         amount = amount_msat(wh, self.market.surplus_price_msat_per_kwh)
         if wh <= 0 or amount <= 0:
-            return None
+            return None, last.reading.seq
         memo = EnergyMemo(self.name, start, end, kwh=wh / 1000, kind=KIND_SURPLUS)
         # committed (and booked as a sale) before the claim that names it is written
         rec = self.node.create_invoice(amount, memo, now=int(now),
                                        settlement_expiry_s=RECEIPT_EXPIRY_S)  # fmt: skip
         rid = sc.request_id_for(meter, start, end)
-        return ClaimRow(rid, meter, start, end, exported, sold, wh, amount, rec.payment_hash,
-                        rec.invoice, first.record, last.record, "asking", "", 0)  # fmt: skip
+        row = ClaimRow(rid, meter, start, end, exported, sold, wh, amount, rec.payment_hash,
+                       rec.invoice, first.record, last.record, "asking", "", 0)  # fmt: skip
+        return row, last.reading.seq
 
     def ask_once(self, now: float) -> int:
         """Send the open claims that are due to the POD; returns how many were sent."""
@@ -218,8 +224,11 @@ class SurplusBuyer:
                                   m.settle_period_s, clock.now())  # fmt: skip
             if v.status:
                 return sc.SurplusAnswer(rid, v.status, v.reason)
+            if self.purchases.overlapping(meter, v.first_seq, v.last_seq) is not None:
+                return sc.SurplusAnswer(rid, sc.REFUSED, "its records overlap a period bought")
             p = Purchase(meter, claim.start, claim.end, rid, sender, v.wh, v.amount_msat,
-                         v.payment_hash, claim.invoice, "paying", "")  # fmt: skip
+                         v.first_seq, v.last_seq, v.payment_hash, claim.invoice, "paying",
+                         "")  # fmt: skip
             if not self.purchases.add(p):  # durable before the payment starts
                 return sc.SurplusAnswer(rid, sc.REFUSED, "that receipt is bought already")
             log.info("POD: buying the surplus of %d Wh in [%d, %d) from %s for %d msat", v.wh,

@@ -234,15 +234,15 @@ class ReadingStore:
 
     @_locked
     def bounding(
-        self, meter_id: bytes, start: int, end: int
+        self, meter_id: bytes, start: int, end: int, min_seq: int = 0
     ) -> tuple[StoredRecord, StoredRecord] | None:
-        """The first and the last interval reading whose end lies in [start, end] (None unless
-        they are two different readings): the records that bound a settlement period."""
+        """The first and the last interval reading (seq >= min_seq) whose end lies in [start, end]
+        (None unless they are two different readings): the records that bound a period."""
         q = (
             "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND kind=? "
-            'AND "end" BETWEEN ? AND ? ORDER BY seq {} LIMIT 1'
+            'AND "end" BETWEEN ? AND ? AND seq >= ? ORDER BY seq {} LIMIT 1'
         )
-        args = (meter_id, rc.KIND_READING, start, end)
+        args = (meter_id, rc.KIND_READING, start, end, min_seq)
         a = self._db.execute(q.format("ASC"), args).fetchone()
         b = self._db.execute(q.format("DESC"), args).fetchone()
         if a is None or b is None or a[0] == b[0]:

@@ -14,15 +14,47 @@ from typing import Any
 from gateway.ledger.errors import TxRejected
 
 MAX_DEPTH = 8
+# json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True), built once
+ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63
 
 
 def _check(value: Any, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise TxRejected("malformed", "nested too deeply")
+    if depth == MAX_DEPTH:
+        return _check_other(value, depth)  # its items would be nested too deeply
+    t = type(value)
+    if t is dict:
+        for key in value:
+            if type(key) is not str and not isinstance(key, str):
+                raise TxRejected("malformed", "object keys must be strings")
+        items = value.values()
+    elif t is list:
+        items = value
+    else:
+        return _check_other(value, depth)
+    # the items of a list or object inline (a commitment state lists thousands of HTLCs): plain
+    # strings and ints are checked here, anything else as a value of its own
+    for item in items:
+        ti = type(item)
+        if ti is str:
+            continue
+        if ti is int:
+            if not _INT_MIN <= item < _INT_MAX:
+                raise TxRejected("malformed", "integer out of 64-bit range")
+            continue
+        _check(item, depth + 1)
+    return None
+
+
+def _check_other(value: Any, depth: int) -> None:
     if isinstance(value, bool) or isinstance(value, str):
         return
     if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
+        if not _INT_MIN <= value < _INT_MAX:
             raise TxRejected("malformed", "integer out of 64-bit range")
         return
     if isinstance(value, list):
@@ -41,7 +73,7 @@ def _check(value: Any, depth: int) -> None:
 def encode(value: Any) -> bytes:
     """Canonical bytes of `value`; raises TxRejected("malformed") for disallowed types."""
     _check(value, 0)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return ENCODER.encode(value).encode()
 
 
 def digest(value: Any) -> bytes:

@@ -22,7 +22,6 @@ from typing import Any
 from gateway.ledger.errors import ReplicationError
 
 log = logging.getLogger(__name__)
-TXN_OPS = 128  # etcd's default --max-txn-ops
 
 
 def _b64(data: bytes) -> str:
@@ -139,43 +138,6 @@ class EtcdClient:
         if not kvs:
             raise ReplicationError(f"create of {key!r} neither succeeded nor found the key")
         return False, _kv(kvs[0]).create_revision
-
-    def create_many(self, items: list[tuple[bytes, bytes]]) -> list[tuple[bool, int]]:
-        """Create-only puts of many keys in one etcd write per TXN_OPS keys (nested txns).
-
-        Each key is put only if absent, independently of the others; one result per item, as
-        `create` gives. All keys created by one write share its revision, in item order.
-        """
-        out: list[tuple[bool, int]] = []
-        for start in range(0, len(items), TXN_OPS):
-            chunk = items[start : start + TXN_OPS]
-            ops = []
-            for key, value in chunk:
-                k = _b64(key)
-                ops.append(
-                    {
-                        "request_txn": {
-                            "compare": [{"target": "CREATE", "key": k, "create_revision": "0"}],
-                            "success": [{"request_put": {"key": k, "value": _b64(value)}}],
-                            "failure": [{"request_range": {"key": k}}],
-                        }
-                    }
-                )
-            answer = self.call("/v3/kv/txn", {"success": ops})
-            revision = int(answer["header"]["revision"])
-            responses = answer.get("responses", [])
-            if len(responses) != len(chunk):
-                raise ReplicationError(f"etcd answered {len(responses)} of {len(chunk)} creates")
-            for (key, _), response in zip(chunk, responses, strict=True):
-                nested = response.get("response_txn", {})
-                if nested.get("succeeded"):
-                    out.append((True, revision))
-                    continue
-                kvs = nested.get("responses", [{}])[0].get("response_range", {}).get("kvs", [])
-                if not kvs:
-                    raise ReplicationError(f"create of {key!r} neither succeeded nor found the key")
-                out.append((False, _kv(kvs[0]).create_revision))
-        return out
 
     def get(self, key: bytes) -> KeyValue | None:
         kvs = self.call("/v3/kv/range", {"key": _b64(key)}).get("kvs", [])

@@ -1,20 +1,24 @@
 """Replicated mode: the ordered log lives in etcd; every replica applies it deterministically.
 
-Log layout under `<prefix>/<chain id>/` (docs/ledger-replication.md):
-    tx/<tx id>        a submitted transaction (create-only: idempotent by tx id);
-                      tx/<tx id>#k is its attempt k+1 after k refusals
-    cut/<height:012>  {"height", "time_ms"}: block `height` holds every tx created after the
-                      previous cut and before this one, in etcd revision order
+Log layout under `<prefix>/<chain id>/` (docs/ledger.md, "Replicated mode"):
+    txs/<random id>   the transactions of one submit call: a JSON list of wire-form txs (split
+                      into several entries only past MAX_ENTRY_BYTES); create-only, so a retried
+                      write is a no-op. (`tx/<tx id>[#k]`, one tx per key, is still applied.)
+    cut/<height:012>  {"height", "time_ms"}: block `height` holds every tx of the entries created
+                      after the previous cut and before this one, in etcd revision order
 Any replica may write the next cut (create-only, so exactly one wins). Each replica validates the
 same transactions in the same order at the same height with the same time, so all replicas seal
-identical blocks (the validator key is shared; RFC 6979 signatures are deterministic). A replica
-stores the revision of the last cut it applied with the block, and resumes the watch there.
+identical blocks (the validator key is shared; RFC 6979 signatures are deterministic); a tx that
+is in the log twice (submitted twice before its block) is applied once, the copy is a replay. A
+replica stores the revision of the last cut it applied with the block, and resumes the watch there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import threading
 from typing import Any
 
@@ -29,6 +33,50 @@ from gateway.ledger.txs import Tx
 log = logging.getLogger(__name__)
 META_REVISION = "etcd_cut_revision"
 MAX_REMEMBERED = 100_000  # submitted txs whose signatures were checked, awaiting their cut
+MAX_ENTRY_BYTES = 512 * 1024  # one log entry's JSON (etcd refuses requests over 1.5 MiB)
+
+
+def log_entries(base: bytes, batch: list[Tx]) -> list[tuple[bytes, bytes, list[Tx]]]:
+    """(key, value, its txs) of the log entries holding `batch`, in order: one unless it is very
+    large. The value is the JSON list of the txs' `wire_json`."""
+    entries: list[tuple[bytes, bytes, list[Tx]]] = []
+    chunk: list[Tx] = []
+    size = 0
+    for tx in batch:
+        wire = tx.wire_json
+        if chunk and size + len(wire) + 1 > MAX_ENTRY_BYTES:
+            entries.append(_entry(base, chunk))
+            chunk, size = [], 0
+        chunk.append(tx)
+        size += len(wire) + 1
+    if chunk:
+        entries.append(_entry(base, chunk))
+    return entries
+
+
+def _entry(base: bytes, chunk: list[Tx]) -> tuple[bytes, bytes, list[Tx]]:
+    key = base + b"txs/" + os.urandom(16).hex().encode()
+    return key, ("[" + ",".join(t.wire_json for t in chunk) + "]").encode(), chunk
+
+
+def read_entry(name: str, value: bytes) -> list[Tx]:
+    """The transactions of log entry `name`; what cannot be read becomes a tx every replica
+    refuses alike (kind "unreadable"), so an entry never stops the log."""
+    try:
+        raw = json.loads(value)
+    except ValueError:
+        raw = None
+    if name.startswith("tx/"):  # the former layout: one tx per key
+        raw = [raw]
+    if not isinstance(raw, list):
+        return [Tx({"kind": "unreadable", "log_key": name}, {})]
+    out = []
+    for index, item in enumerate(raw):
+        try:
+            out.append(txs.from_json(item))
+        except TxRejected:
+            out.append(Tx({"kind": "unreadable", "log_key": name, "index": index}, {}))
+    return out
 
 
 class ReplicatedNode:
@@ -44,11 +92,12 @@ class ReplicatedNode:
         self._changed = threading.Condition(self.lock)  # the cut thread: work for a cut
         self._applied = threading.Condition(self.lock)  # submitters: a cut was applied
         self._stop = threading.Event()
-        self._pending: list[Tx] = []
+        self._pending: list[tuple[Tx, bytes]] = []  # since the last cut, with their log keys
         self._verified: dict[str, dict[str, str]] = {}  # tx id -> sigs checked at submit
         self._verified_lock = threading.Lock()
-        self._awaited: dict[str, int] = {}  # tx id -> submit calls waiting for it
-        self._decided: dict[str, Receipt | TxRejected] = {}  # outcomes of awaited txs
+        self._awaited: dict[bytes, dict[str, Receipt | TxRejected]] = {}  # entry key -> outcomes
+        self._decided: dict[bytes, dict[str, Receipt | TxRejected]] = {}  # awaited and applied
+        self._written: dict[bytes, tuple[bytes, list[Tx]]] = {}  # entry key -> (value, its txs)
         self._cut_revision = int(chain.store.meta(META_REVISION) or 0)
         self._failure: BaseException | None = None
         self._threads = [
@@ -70,16 +119,6 @@ class ReplicatedNode:
 
     # -- submitting -------------------------------------------------------------------------
 
-    def _outcome(self, tx_id: str, refusals_seen: int) -> Receipt | TxRejected | None:
-        """The receipt, or a refusal newer than the `refusals_seen` ones, or None (pending)."""
-        receipt = self.chain.receipt(tx_id)
-        if receipt is not None:
-            return receipt
-        refused = self.chain.store.rejection(tx_id)
-        if refused is not None and refused[3] > refusals_seen:
-            return TxRejected(refused[1], refused[2], tx_id)
-        return None
-
     def submit(self, value: Any, timeout: float = 10.0) -> Receipt:
         """Append to the etcd log and wait until this replica applied the cut that holds it."""
         result = self.submit_many([value], timeout)[0]
@@ -88,81 +127,66 @@ class ReplicatedNode:
         return result
 
     def submit_many(self, values: list[Any], timeout: float = 10.0) -> list[Receipt | TxRejected]:
-        """Append transactions to the etcd log in one write; wait until their cuts are applied.
+        """Append transactions to the etcd log as one entry; wait until its cut is applied.
 
-        One result per value, in order. Attempt k+1 of a tx refused k times goes to key
-        `tx/<id>#k`: as with the embedded node, a refused transaction may be resubmitted later
-        (e.g. a settle after its dispute window).
+        One result per value, in order. A transaction already committed is answered at once; one
+        refused before may be submitted again (as with the embedded node: e.g. a settle after its
+        dispute window), since every entry is validated afresh at the height of its cut.
         """
         results: list[Receipt | TxRejected | None] = [None] * len(values)
-        waiting: dict[str, tuple[list[int], int, bytes, bytes]] = {}  # id -> (slots, attempt, ..)
+        slots: dict[str, list[int]] = {}  # tx id -> positions in `values`
+        fresh: list[Tx] = []
         for i, value in enumerate(values):
             try:
                 tx = value if isinstance(value, Tx) else txs.from_json(value)
                 txs.check_shape(tx, self.chain.chain_id)
                 receipt = self.chain.known(tx.id)
-                if receipt is None and tx.id not in waiting:
+                if receipt is None and tx.id not in slots:
                     rules.check_signature_values(tx)  # here, in parallel (no GIL in the C part)
             except TxRejected as exc:
                 results[i] = exc
                 continue
             if receipt is not None:
                 results[i] = receipt
-            elif tx.id in waiting:
-                waiting[tx.id][0].append(i)
+            elif tx.id in slots:
+                slots[tx.id].append(i)
             else:
-                refused = self.chain.store.rejection(tx.id)
-                attempt = refused[3] if refused else 0
-                suffix = f"#{attempt}".encode() if attempt else b""
-                key = self.base + b"tx/" + tx.id.encode() + suffix
-                payload = tx.wire_json.encode()
-                waiting[tx.id] = ([i], attempt, key, payload)
+                slots[tx.id] = [i]
+                fresh.append(tx)
                 self._remember_verified(tx)
-        if waiting and self._failure is not None:
+        if not fresh:
+            return [r for r in results if r is not None]
+        if self._failure is not None:
             raise LedgerUnavailable(f"replica stopped: {self._failure}")
-        outcomes: dict[str, Receipt | TxRejected | None] = dict.fromkeys(waiting)
+        entries = log_entries(self.base, fresh)
         with self._changed:  # registered before the write, so no applied cut goes unseen
-            for tx_id in waiting:
-                self._awaited[tx_id] = self._awaited.get(tx_id, 0) + 1
+            for key, payload, entry_txs in entries:
+                self._awaited[key] = {}
+                self._written[key] = (payload, entry_txs)
         try:
             try:
-                created = self.etcd.create_many([(w[2], w[3]) for w in waiting.values()])
+                for key, payload, _ in entries:
+                    self.etcd.create(key, payload)  # create-only: a retried write is a no-op
             except LedgerError as exc:
                 raise LedgerUnavailable(str(exc)) from exc
             with self._applied:
                 deadline = now_ms() + timeout * 1000
-                look_on_disk = True  # first (and after each quiet wait) also ask the store
-                while True:
-                    for tx_id, (_, attempt, _, _) in waiting.items():
-                        if outcomes[tx_id] is None:
-                            outcomes[tx_id] = self._decided.get(tx_id) or (
-                                self._outcome(tx_id, attempt) if look_on_disk else None
-                            )
-                    if all(o is not None for o in outcomes.values()) or now_ms() >= deadline:
+                while self._failure is None and now_ms() < deadline:
+                    if all(e[0] in self._decided for e in entries):
                         break
-                    look_on_disk = not self._applied.wait(
-                        min(0.5, max(0.0, (deadline - now_ms()) / 1000))
-                    )
+                    self._applied.wait(min(0.5, max(0.0, (deadline - now_ms()) / 1000)))
         finally:
             with self._changed:
-                for tx_id in waiting:
-                    self._awaited[tx_id] -= 1
-                    if not self._awaited[tx_id]:
-                        del self._awaited[tx_id]
-                        self._decided.pop(tx_id, None)
-        for (tx_id, (slots, _, _, _)), (was_created, _) in zip(
-            waiting.items(), created, strict=True
-        ):
-            outcome = outcomes[tx_id]
-            if outcome is None:
-                outcome = TxRejected(
-                    "timeout", "not committed in time; resubmit (idempotent)", tx_id
-                )
-            elif isinstance(outcome, Receipt) and not was_created:
-                outcome = Receipt(
-                    outcome.tx_id, outcome.height, outcome.index, outcome.block_hash, True
-                )
-            for i in slots:
+                outcomes: dict[str, Receipt | TxRejected] = {}
+                for key, _, _ in entries:
+                    del self._awaited[key]
+                    self._written.pop(key, None)
+                    outcomes.update(self._decided.pop(key, {}))
+        for tx in fresh:
+            outcome = outcomes.get(tx.id) or TxRejected(
+                "timeout", "not committed in time; resubmit (idempotent)", tx.id
+            )
+            for i in slots[tx.id]:
                 results[i] = outcome
         return [r for r in results if r is not None]
 
@@ -192,16 +216,21 @@ class ReplicatedNode:
 
     def _on_entry(self, kv: KeyValue) -> None:
         name = kv.key[len(self.base) :].decode()
-        with self._changed:
-            if name.startswith("tx/"):
-                try:
-                    tx = txs.from_json(json.loads(kv.value))
-                except (ValueError, TxRejected):
-                    tx = Tx({"kind": "unreadable", "log_key": name}, {})
-                self._pending.append(tx)
-                if len(self._pending) == 1:
+        if name.startswith(("txs/", "tx/")):
+            with self._changed:
+                written = self._written.pop(kv.key, None)
+            # an entry this replica wrote: its txs as parsed, checked and encoded at submit
+            if written is not None and written[0] == kv.value:
+                entry = written[1]
+            else:
+                entry = read_entry(name, kv.value)
+            with self._changed:
+                first = not self._pending
+                self._pending.extend((tx, kv.key) for tx in entry)
+                if first and self._pending:
                     self._changed.notify_all()  # the cut thread waits for a first pending tx
-                return
+            return
+        with self._changed:
             if name.startswith("cut/"):
                 cut = json.loads(kv.value)
                 height = int(cut["height"])
@@ -210,16 +239,14 @@ class ReplicatedNode:
                 if height != self.chain.tip.height + 1:
                     raise LedgerError(f"log has cut {height} after block {self.chain.tip.height}")
                 block, results = self.chain.build(
-                    self._pending,
+                    [tx for tx, _ in self._pending],
                     int(cut["time_ms"]),
                     meta={META_REVISION: str(kv.create_revision)},
                     record_rejections=True,
                     sigs_checked=self._sigs_verified,
                 )
                 assert block is not None
-                for tx_id, result in results.items():
-                    if tx_id in self._awaited:
-                        self._decided[tx_id] = result
+                self._decide(results)
                 self._cut_revision = kv.create_revision
                 log.debug(
                     "block %d: %d txs (cut at revision %d)",
@@ -230,6 +257,21 @@ class ReplicatedNode:
                 self._pending = []
             self._changed.notify_all()
             self._applied.notify_all()
+
+    def _decide(self, results: dict[str, Receipt | TxRejected]) -> None:
+        """Hand the results of the cut just applied to the submitters awaiting its entries.
+
+        A tx also held by an earlier entry (another submitter's) is a duplicate for this one."""
+        answered: set[str] = set()
+        for tx, key in self._pending:
+            result = results[tx.id]
+            if tx.id in answered and isinstance(result, Receipt):
+                result = dataclasses.replace(result, duplicate=True)
+            answered.add(tx.id)
+            decided = self._awaited.get(key)
+            if decided is not None:
+                decided[tx.id] = result
+                self._decided[key] = decided
 
     def _cut(self) -> None:
         """Propose the next block boundary when transactions wait or a dispute window runs."""

@@ -140,11 +140,3 @@ class Store:
                 "SELECT height, idx FROM txs WHERE tx_id=?", (tx_id,)
             ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
-
-    def rejection(self, tx_id: str) -> tuple[int, str, str, int] | None:
-        """(height, reason, detail, attempts) of the latest refusal of `tx_id` (replicated mode)."""
-        with self._lock:
-            row = self._reader.execute(
-                "SELECT height, reason, detail, attempts FROM rejected WHERE tx_id=?", (tx_id,)
-            ).fetchone()
-        return (int(row[0]), str(row[1]), str(row[2]), int(row[3])) if row else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,7 +137,7 @@ class Tx:
 
         Built from the canonical body already encoded for the id, so no second encoding.
         """
-        sigs = json.dumps(self.sigs, sort_keys=True, separators=(",", ":"))
+        sigs = canonical.ENCODER.encode(self.sigs)
         return f'{{"body":{self.canonical_body.decode()},"sigs":{sigs}}}'
 
     @property

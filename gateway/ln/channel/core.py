@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.htlc import AddHtlc, Update
-from gateway.ln.channel.ledger_bodies import digest, ledger_state
+from gateway.ln.channel.ledger_bodies import ledger_state, ledger_state_digest
 from gateway.ln.channel.state import TRANSITIONS, ChannelState, Event, Proposal, secret_index
 from gateway.ln.codec import bolt3
 from gateway.ln.errors import IllegalTransition, InvariantBroken, ProtocolViolation
@@ -113,11 +113,14 @@ class ChannelCore:
     def ledger_state(self, c: Commitment, holder: int) -> dict:
         return ledger_state(self.chain, c, holder, self.node_ids)
 
+    def ledger_state_digest(self, c: Commitment, holder: int) -> bytes:
+        return ledger_state_digest(self.chain, c, holder, self.node_ids)
+
     def _sign_remote_state(self, c: Commitment) -> bytes:
-        return sign(self.node_priv, digest(self.ledger_state(c, self.remote)))
+        return sign(self.node_priv, self.ledger_state_digest(c, self.remote))
 
     def _check_own_state(self, c: Commitment, sig: bytes) -> None:
-        d = digest(self.ledger_state(c, self.me))
+        d = self.ledger_state_digest(c, self.me)
         if not verify(self.node_ids[self.remote], d, sig):
             raise ProtocolViolation(f"bad signature on our ledger state {c.number}")
 

@@ -8,10 +8,12 @@ receiver takes one with the preimage up to its expiry, the offerer takes it back
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from typing import Any
 
-from gateway.ledger.canonical import digest
-from gateway.ln.channel.commitment import Commitment
+from gateway.ledger.canonical import digest, encode
+from gateway.ln.channel.commitment import Commitment, Htlc
 
 __all__ = [
     "DISPUTE_BLOCKS",
@@ -22,6 +24,7 @@ __all__ = [
     "htlc_claim_body",
     "htlc_refund_body",
     "ledger_state",
+    "ledger_state_digest",
     "penalty_body",
     "settle_body",
 ]
@@ -64,6 +67,28 @@ def close_body(chain: str, channel_id: bytes, balances: tuple[int, int]) -> dict
 def ledger_state(chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, bytes]) -> dict:
     """The commitment state ``holder`` may publish (docs/ledger-api.md §3): both balances and
     one HTLC output per in-flight HTLC, in the commitment's (offerer, id) order."""
+    return {**_state_head(chain, c, holder, node_ids), "htlcs": [_htlc_output(h) for h in c.htlcs]}
+
+
+def ledger_state_digest(
+    chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, bytes]
+) -> bytes:
+    """`digest(ledger_state(...))`, each HTLC output's canonical JSON encoded once: a state
+    lists every in-flight HTLC and consecutive states share most of them. The outputs are
+    spliced into the canonical encoding of the state with an empty list; that key's `"htlcs":[`
+    is structural (a quote inside a JSON string is always escaped)."""
+    text = encode({**_state_head(chain, c, holder, node_ids), "htlcs": []})
+    at = text.index(_EMPTY_HTLCS) + len(_EMPTY_HTLCS) - 1
+    outputs = b",".join([_htlc_json(h) for h in c.htlcs])
+    return hashlib.sha256(text[:at] + outputs + text[at:]).digest()
+
+
+_EMPTY_HTLCS = b'"htlcs":[]'
+
+
+def _state_head(
+    chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, bytes]
+) -> dict[str, Any]:
     return {
         "kind": "commitment_state",
         "chain": chain,
@@ -73,17 +98,22 @@ def ledger_state(chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, 
         "balance_b_msat": c.balances[1],
         "holder": node_ids[holder].hex(),
         "revocation_hash": c.rev_hashes[holder].hex(),
-        "htlcs": [
-            {
-                "offerer": "ab"[h.offerer],
-                "id": h.htlc_id,
-                "amount_msat": h.amount_msat,
-                "payment_hash": h.payment_hash.hex(),
-                "cltv_expiry": h.cltv_expiry,
-            }
-            for h in c.htlcs
-        ],
     }
+
+
+def _htlc_output(h: Htlc) -> dict[str, Any]:
+    return {
+        "offerer": "ab"[h.offerer],
+        "id": h.htlc_id,
+        "amount_msat": h.amount_msat,
+        "payment_hash": h.payment_hash.hex(),
+        "cltv_expiry": h.cltv_expiry,
+    }
+
+
+@functools.lru_cache(maxsize=16384)
+def _htlc_json(h: Htlc) -> bytes:
+    return encode(_htlc_output(h))
 
 
 def force_close_body(chain: str, state: dict[str, Any], state_sig: bytes) -> dict[str, Any]:

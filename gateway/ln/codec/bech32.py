@@ -11,6 +11,7 @@ and `decode_words` maps characters to words with `bytes.translate` (words as a `
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from gateway.ln.errors import Bech32Error
@@ -60,6 +61,12 @@ def _hrp_expand(hrp: str) -> list[int]:
     return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
 
 
+@functools.lru_cache(maxsize=256)
+def _hrp_checksum(hrp: str) -> int:
+    """The checksum state after the human-readable part (invoices share a few: one per amount)."""
+    return _polymod(_hrp_expand(hrp))
+
+
 def _check_hrp(hrp: str) -> None:
     if not hrp or any(not 33 <= ord(c) <= 126 for c in hrp):
         raise Bech32Error("human-readable part must be 1+ printable ASCII characters")
@@ -101,7 +108,7 @@ def decode_words(text: str) -> tuple[str, bytes]:
     if 0xFF in data:
         bad = text[pos + 1 + data.index(0xFF)]
         raise Bech32Error(f"invalid bech32 character {bad!r}")
-    if _polymod_words(data, _polymod(_hrp_expand(hrp))) != 1:
+    if _polymod_words(data, _hrp_checksum(hrp)) != 1:
         raise Bech32Error("bech32 checksum mismatch")
     return hrp, data[:-CHECKSUM_LEN]
 

@@ -139,6 +139,7 @@ def hrp_to_amount(text: str) -> int:
     return msat
 
 
+@functools.lru_cache(maxsize=256)
 def _split_hrp(hrp: str) -> tuple[str, int | None]:
     if not hrp.startswith("ln"):
         raise InvoiceError(f"human-readable part {hrp!r} does not start with 'ln'")

@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import time
@@ -174,11 +175,14 @@ FIELDS: dict[str, dict[str, tuple[Any, ...]]] = {
 }
 
 
+_HEX = re.compile("[0-9a-f]*")
+
+
 def _is(kind: str, v: Any) -> bool:
     if kind == "str":
         return isinstance(v, str)
     if kind == "hex":
-        return isinstance(v, str) and len(v) % 2 == 0 and all(c in "0123456789abcdef" for c in v)
+        return isinstance(v, str) and len(v) % 2 == 0 and _HEX.fullmatch(v) is not None
     if kind == "int":
         return type(v) is int
     if kind == "num":

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boards.emulated.host.bl0942_chip import BL0942Chip
 from boards.emulated.host.vclock import VirtualClock
 from gateway import clock
 from gateway.ln.node.control import call
@@ -28,6 +29,7 @@ from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.flash_reader import pubkey_from_console
 from hil_tests.rig.pod_meter import EmulatedSdm630
+from hil_tests.rig.wire import PtyWire
 from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
 
@@ -42,6 +44,12 @@ MARKET = {
     'forward_to = "pod"\nsettle_period_s = 60\n',
     "pod": 'strategy = "pod"\ntariff_msat_per_kwh = 2000000\nfeed_in_msat_per_kwh = 500000\n'
     "imbalance_price_msat_per_kwh = 2500000\n",
+}
+SURPLUS_PRICE = 400_000  # msat per kWh the POD pays for unsold export (rigs with a PV meter)
+SURPLUS = {  # the long side: the PV's meter exports, the POD buys what the PV did not sell
+    "pv": f'forward_to = "pod"\nsettle_period_s = 60\nsurplus_price_msat_per_kwh = {SURPLUS_PRICE}\n',
+    "pod": f"settle_period_s = 60\nsurplus_price_msat_per_kwh = {SURPLUS_PRICE}\n",
+    "home": "",
 }
 
 
@@ -99,6 +107,11 @@ class GridRig:
     nodes: dict[str, GridNodeProc] = field(default_factory=dict)
     meter: BoardProcess | None = None
     meter_pubkey: bytes = b""
+    home_meter: bool = True  # the consumer's meter board (without it home buys for no meter)
+    pv_meter: bool = False  # the producer's meter too: a BL0942 board whose chip sees pv_power_w
+    pv_power_w: float = 0.0  # + import, - export
+    pv_board: BoardProcess | None = None
+    pv_meter_pubkey: bytes = b""
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +126,10 @@ class GridRig:
     # --- configs ---------------------------------------------------------------------------------
 
     def _toml(self, n: GridNodeProc, topology: str) -> str:
-        meter = 'meter = "home"\n' if n.name == "home" else ""
+        meter = 'meter = "home"\n' if n.name == "home" and self.home_meter else ""
+        if n.name == "pv" and self.pv_meter:
+            meter = 'meter = "pv"\n'
+        market = MARKET[n.name] + (SURPLUS[n.name] if self.pv_meter else "")
         modbus = ""
         if n.name == "pod":
             modbus = (
@@ -133,9 +149,7 @@ class GridRig:
             f'[ledger]\nurl = "{self.ledger_url}"\n'
             f"[credit]\nresend_s = 1.0\n"
             f"[anchor]\ninterval_s = {self.anchor_interval_s}\nretry_s = 1.0\n"
-            f'[market]\nrole = "{ROLES[n.name]}"\n{MARKET[n.name] if topology else ""}'
-            + modbus
-            + topology
+            f'[market]\nrole = "{ROLES[n.name]}"\n{market if topology else ""}' + modbus + topology
         )
 
     def _topology(self) -> str:
@@ -169,7 +183,10 @@ class GridRig:
         for n in self.nodes.values():
             n.config.write_text(self._toml(n, topo))
             sgrid("gateway", "check-config", "--config", str(n.config))
-        self._start_meter(self.nodes["home"])
+        if self.home_meter:
+            self._start_meter(self.nodes["home"])
+        if self.pv_meter:
+            self._start_pv_meter(self.nodes["pv"])
         for n in self.nodes.values():
             self.start_gateway(n)
         self.wait_channels()
@@ -201,6 +218,35 @@ class GridRig:
               self.meter_pubkey.hex(), "--label", "home")  # fmt: skip
         sgrid("ledger", "enroll-meter", self.meter_pubkey.hex(), "--owner", home.node_id,
               "--ledger", self.ledger_url, "--key", str(self.operator_key))  # fmt: skip
+
+    def _start_pv_meter(self, pv: GridNodeProc) -> None:
+        site_key = sgrid("gateway", "site-key", "--config", str(pv.config)).strip()
+        flash = pv.dir / "meter" / "flash"
+        flash.mkdir(parents=True, exist_ok=True)
+        cfg = {"site": "pv", "broker_port": self.broker.port, "issuer_pubkey": site_key,
+               "interval_s": 60, "checkpoint_s": 60, "min_switch_s": 0,
+               "meter_source": "bl0942", "critical_load": True}  # fmt: skip
+        (flash / "config.json").write_text(json.dumps(cfg))
+        self.pv_wire = PtyWire("pv-bl0942")
+        self.pv_chip = BL0942Chip(self.pv_wire.a, lambda: (self.pv_power_w, 230.0),
+                                  clock=self.clock.now)  # fmt: skip
+        self.pv_board = BoardProcess(flash_dir=flash, board_id="pv-meter", run_dir=pv.dir / "meter",
+                                     clock=self.clock, rom_dir=build("emulated"),
+                                     uarts={"meter": self.pv_wire.b})  # fmt: skip
+        self.pv_board.start(wait_banner=False)
+        self.pv_board.expect("meter ready", timeout=60)
+        self.pv_meter_pubkey = pubkey_from_console(self.pv_board.console)
+        sgrid("gateway", "enroll-meter", "--config", str(pv.config), "--pubkey",
+              self.pv_meter_pubkey.hex(), "--label", "pv")  # fmt: skip
+        sgrid("ledger", "enroll-meter", self.pv_meter_pubkey.hex(), "--owner", pv.node_id,
+              "--ledger", self.ledger_url, "--key", str(self.operator_key))  # fmt: skip
+
+    def state_db(self, node: str, name: str) -> Any:
+        """A read-only connection to one of a node's state databases."""
+        import sqlite3
+
+        db = self.nodes[node].dir / "state" / name
+        return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
 
     @property
     def meter_id(self) -> bytes:
@@ -323,6 +369,10 @@ class GridRig:
                 n.gateway.close()
         if self.meter is not None:
             self.meter.stop()
+        if self.pv_board is not None:
+            self.pv_board.stop()
+            self.pv_chip.stop()
+            self.pv_wire.close()
         if self.ledger_proc is not None:
             self.ledger_proc.terminate()
             try:

@@ -97,6 +97,7 @@ def test_a_claim_within_the_metered_export_is_bought_at_most_at_the_price():
     start = past_period(now)
     v = judge(claim(start), NODE.node_id, ENTRY, PRICE, P, now)
     assert v.status == 0 and v.wh == 300 and v.amount_msat == amount_msat(300, PRICE)
+    assert (v.first_seq, v.last_seq) == (10, 25)
     cheaper = claim(start, invoice=invoice(300, start, amount=1))
     assert judge(cheaper, NODE.node_id, ENTRY, PRICE, P, now).amount_msat == 1
 
@@ -216,12 +217,12 @@ def test_a_period_is_examined_once_and_its_claim_survives_a_restart(tmp_path: Pa
     c = claim(P)
     row = ClaimRow(c.request_id, MID, P, 2 * P, 400, 100, 300, 120_000, b"h" * 32, c.invoice,
                    c.first, c.last, "asking", "", 0)  # fmt: skip
-    book.advance(MID, 2 * P, row)
+    book.advance(MID, 2 * P, row, last_seq=25)
     book.advance(MID, 2 * P, row)  # again (a crash before the cursor was seen): still one claim
     book.advance(MID, P)  # never backwards
     book.close()
     book = SurplusBook(tmp_path / "s.sqlite3")
-    assert book.cursor(MID) == 2 * P and book.claims("asking") == [row]
+    assert book.cursor(MID) == (2 * P, 25) and book.claims("asking") == [row]
     book.set_claim(c.request_id, "paid")
     book.prune(2 * P + 1)
     assert book.claims() == []
@@ -230,14 +231,18 @@ def test_a_period_is_examined_once_and_its_claim_survives_a_restart(tmp_path: Pa
 
 def test_the_pod_buys_a_meters_period_once(tmp_path: Path):
     pods = PodPurchases(tmp_path / "p.sqlite3")
-    p = Purchase(MID, 0, P, b"r" * 32, NODE.node_id, 300, 120_000, b"h" * 32, "lnbcrt1", "paying",
-                 "")  # fmt: skip
+    p = Purchase(MID, 0, P, b"r" * 32, NODE.node_id, 300, 120_000, 10, 25, b"h" * 32, "lnbcrt1",
+                 "paying", "")  # fmt: skip
     assert pods.add(p)
     assert not pods.add(p)
-    assert not pods.add(Purchase(MID, 0, P, b"s" * 32, NODE.node_id, 1, 1, b"i" * 32, "x",
+    assert not pods.add(Purchase(MID, 0, P, b"s" * 32, NODE.node_id, 1, 1, 10, 25, b"i" * 32, "x",
                                  "paying", ""))  # fmt: skip
-    assert not pods.add(Purchase(MID, P, 2 * P, b"s" * 32, NODE.node_id, 1, 1, b"h" * 32, "x",
-                                 "paying", ""))  # the same receipt for another period  # fmt: skip
+    assert not pods.add(Purchase(MID, P, 2 * P, b"s" * 32, NODE.node_id, 1, 1, 25, 40, b"h" * 32,
+                                 "x", "paying", ""))  # the same receipt for another period  # fmt: skip
+    # records overlapping a bought range (a meter that sent one interval twice) are not paid again
+    assert pods.overlapping(MID, 24, 40) == p and pods.overlapping(MID, 0, 11) == p
+    assert pods.overlapping(MID, 25, 40) is None and pods.overlapping(MID, 0, 10) is None
+    assert pods.overlapping(b"m" * 16, 0, 99) is None
     pods.close()
     pods = PodPurchases(tmp_path / "p.sqlite3")
     assert pods.get(MID, 0) == p

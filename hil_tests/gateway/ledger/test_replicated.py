@@ -83,8 +83,24 @@ def test_replicas_order_concurrent_double_spends_identically_and_a_late_one_catc
         for t in threads:
             t.join(30)
         assert sorted(outcomes) == ["committed"] + ["insufficient_funds"] * 3
+        # one tx sent at once through both replicas: in the log up to 4 times, applied once
+        twice = txs.make(
+            "deposit", chain, account=ALICE.pubkey, amount_msat=7, reference="twice"
+        ).signed_by(OPERATOR)
+        answers: list[dict] = []
+        senders = [
+            threading.Thread(target=lambda i=i: answers.append(clients[i % 2].submit(twice)))
+            for i in range(4)
+        ]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join(30)
+        assert len(answers) == 4
+        assert len({(a["height"], a["index"]) for a in answers}) == 1
+        assert [a["duplicate"] for a in answers].count(False) == 1
         _wait_converged(clients)
-        assert [c.balance(ALICE.pubkey) for c in clients] == [0, 0]
+        assert [c.balance(ALICE.pubkey) for c in clients] == [7, 7]
         late = start_process(_replica_configs(tmp_path / "late", cluster, 1)[0])  # empty database
         procs.append(late)
         _wait_converged([*clients, LedgerClient(late[1])])

@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.ln.channel.commitment import sign
+from gateway.ledger.errors import TxRejected
+from gateway.ln.channel.commitment import Commitment, Htlc, sign
 from gateway.ln.channel.ledger_bodies import (
     close_body,
     digest,
     force_close_body,
     htlc_claim_body,
     htlc_refund_body,
+    ledger_state,
+    ledger_state_digest,
     penalty_body,
     settle_body,
 )
@@ -147,3 +152,40 @@ def test_forged_state_signature_is_refused_by_the_ledger():
     state["balance_a_msat"], state["balance_b_msat"] = 150_000_000, 0
     with pytest.raises(LedgerPortError):
         _submit(led, force_close_body(led.chain, state, a.remote_ledger_sig), A)
+
+
+_htlcs = st.lists(
+    st.builds(
+        Htlc,
+        offerer=st.integers(0, 1),
+        htlc_id=st.integers(0, 2**40),
+        amount_msat=st.integers(1, 2**62),
+        payment_hash=st.binary(min_size=32, max_size=32),
+        cltv_expiry=st.integers(0, 2**32 - 1),
+    ),
+    max_size=6,
+).map(lambda hs: tuple(sorted(set(hs))))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    htlcs=_htlcs,
+    chain=st.text(max_size=30),
+    balances=st.tuples(st.integers(0, 2**62), st.integers(0, 2**62)),
+    holder=st.integers(0, 1),
+)
+def test_the_spliced_state_digest_is_the_canonical_digest_of_the_state(
+    htlcs: tuple[Htlc, ...], chain: str, balances: tuple[int, int], holder: int
+) -> None:
+    c = Commitment(b"\x01" * 32, 7, balances, (3, 4), (b"\x02" * 32, b"\x03" * 32), htlcs)
+    ids = (A.node_id, B.node_id)
+    for _ in range(2):  # the second time from the cached HTLC outputs
+        assert ledger_state_digest(chain, c, holder, ids) == digest(
+            ledger_state(chain, c, holder, ids)
+        )
+
+
+def test_a_state_with_a_balance_outside_64_bits_is_refused_as_before() -> None:
+    c = Commitment(b"\x01" * 32, 7, (2**63, 0), (0, 0), (b"\x02" * 32, b"\x03" * 32), ())
+    with pytest.raises(TxRejected):
+        ledger_state_digest('"htlcs":[]', c, 0, (A.node_id, B.node_id))

@@ -67,10 +67,11 @@ def market_config(n: microgrid.NodeSpec, t_begin: float, unpaid: bool, speed: fl
             surplus = n.capacity_wh // 6  # a battery sells its evening discharge
         return (f'strategy = "producer"\ntariff_msat_per_kwh = {PV_PRICE}\n'
                 f'surplus_wh_per_hour = {surplus}\nforward_to = "pod"\nplan_every_s = {every}\n'
-                f"horizon_s = 3600\n")  # fmt: skip
+                f"horizon_s = 3600\nsurplus_price_msat_per_kwh = {FEED_IN}\n")  # fmt: skip
     if n.kind == "pod":
         return (f'strategy = "pod"\ntariff_msat_per_kwh = {TARIFF}\n'
-                f"feed_in_msat_per_kwh = {FEED_IN}\nimbalance_price_msat_per_kwh = {TARIFF}\n")  # fmt: skip
+                f"feed_in_msat_per_kwh = {FEED_IN}\nimbalance_price_msat_per_kwh = {TARIFF}\n"
+                f"surplus_price_msat_per_kwh = {FEED_IN}\n")  # fmt: skip
     return ""
 
 
