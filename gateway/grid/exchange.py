@@ -159,8 +159,11 @@ class Exchange:
 
     async def api_offers(self, _: dict[str, Any]) -> Any:
         out: dict[str, Any] = {"counts": dict(self.offers.counts), "seen": len(self.offers.seen)}
-        if self.buyer is not None:
+        if self.buyer is not None:  # the POD: its answers to claims, by kind
             out["surplus_claims"] = dict(self.buyer.counts)
+        if self.seller is not None:  # a node: its claims, by status
+            statuses = [c.status for c in self.seller.book.claims()]
+            out["surplus_claims"] = {s: statuses.count(s) for s in set(statuses)}
         return out
 
     async def surplus_loop(self) -> None:
