@@ -137,11 +137,7 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
 
         def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_whole(status, data)
 
         def _error(self, status: int, reason: str, detail: str, tx_id: str | None = None) -> None:
             self._send(status, {"error": {"reason": reason, "detail": detail, "tx_id": tx_id}})

@@ -45,6 +45,7 @@ SGRID = [sys.executable, "-c", "from gateway.cli import main; main()"]
 DEPLOY = REPO_ROOT / "deploy" / "mosquitto"
 DEPOSIT_MSAT = 2_000_000_000  # per node: 2,000 sat (about 10 kWh at the tariff)
 CHANNEL_MSAT = 400_000_000  # each end of every topology channel
+CHECKPOINT_S = 60  # the meters' checkpoint period (a power cut loses at most its energy)
 # a meter's idle step sleeps at least this long in real time: at 480x its 250 ms idle step would
 # be half a real millisecond and every board would spin a core (inputs and data wake it at once;
 # at 480x 5 ms are 2.4 virtual seconds, under the driver's 4.8 s margin around a period boundary)
@@ -308,7 +309,7 @@ class SimGrid:
             "broker_host": "localhost",
             "broker_port": self.broker.port,
             "interval_s": self.interval_s,
-            "checkpoint_s": 60,
+            "checkpoint_s": CHECKPOINT_S,
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
             "critical_load": n.spec.kind in ("critical", "pv", "battery"),

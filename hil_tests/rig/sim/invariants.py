@@ -20,6 +20,7 @@ def energy_balance(
     node_periods: dict[str, dict[int, int]],
     pod_periods: dict[int, float],
     loss_periods: dict[int, float],
+    unmetered_wh: float = 0.0,
 ) -> dict[str, Any]:
     """The POD's metered net (import - export) equals the sum of the node meters' signed net
     plus the feeder's line losses (pandapower), within metering resolution: 2 Wh per meter
@@ -27,9 +28,11 @@ def energy_balance(
     (`chip_wh`; the emulated chip's count is read, quantised and booked by direction once per
     read). Checked over the whole span: a meter's clock lags the rig's by the time command's
     transit (many virtual seconds at high speed), so it books energy near a period boundary to
-    the neighbouring period; the per-period gaps are reported, not judged."""
+    the neighbouring period; the per-period gaps are reported, not judged. `unmetered_wh`:
+    energy the rig knows flowed where no meter could count it (what a meter's power cut cost
+    its count, measured from the pulses sent and judged by the scenario's own check)."""
     meters = len(node_net_wh)
-    gap = pod_net_wh - sum(node_net_wh.values()) - losses_wh
+    gap = pod_net_wh - sum(node_net_wh.values()) - losses_wh - unmetered_wh
     tolerance = 2 * meters + 0.01 * chip_wh
     worst, worst_at = 0.0, None
     common = set.intersection(*(set(p) for p in node_periods.values())) if node_periods else set()
@@ -42,6 +45,7 @@ def energy_balance(
         "span_gap_wh": round(gap, 1),
         "tolerance_wh": round(tolerance, 1),
         "losses_wh": round(losses_wh, 1),
+        "unmetered_wh": round(unmetered_wh, 1),
         "worst_period_gap_wh": round(worst, 1),
         "worst_period": worst_at,
     }

@@ -115,7 +115,9 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         t_start = sg.clock.now()
         t_end = t_start + opts.hours * 3600
         with View(console, driver, t_start, t_end) as view:
-            faults = Faults(sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed)
+            faults = Faults(
+                sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed, driver=driver
+            )
             sampler = _Every(900, sg.sample_channels)
             run_until(driver, t_end,
                       tick=lambda now: (faults.tick(now), view.tick(now), sampler(now)))  # fmt: skip
@@ -124,6 +126,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
         with console.status("letting the last readings, tokens and anchors land"):
             driver.settle()
+            faults.join()  # a fault still running at the end (a gateway coming back) lands first
             _wait_closed(sg, t_end, timeout=120.0 + 2 * len(sg.nodes))
             journaled = _journaled(sg)
             _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes))
@@ -191,11 +194,19 @@ def _journaled(sg: SimGrid) -> dict[str, list[int]]:
 
 
 def _wait_closed(sg: SimGrid, t_end: float, timeout: float) -> None:
-    """Until every meter has signed and the gateway stored the interval that holds `t_end`."""
+    """Until every meter has signed and the gateway stored the interval that holds `t_end`, and
+    two more intervals closed after the loads went quiet (a meter whose clock runs ahead has
+    closed "the interval holding t_end" before the last energy came; the first interval
+    closed after the span holds it, the second one any pulse the firmware took in late)."""
+    from hil_tests.rig.flash_reader import journal_records
+
+    metered = [n for n in sg.nodes.values() if n.meter_pubkey and n.board is not None]
+    upto = {n.name: max(journal_records(n.board.flash_dir), default=-1) for n in metered}  # type: ignore[union-attr]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = [collect.readings(n) for n in sg.nodes.values() if n.meter_pubkey]
-        if all(r and r[-1]["end"] >= t_end for r in rows):
+        rows = {n.name: collect.readings(n) for n in metered}
+        if all(r and r[-1]["end"] >= t_end and sum(int(x["seq"]) > upto[name] for x in r) >= 2
+               for name, r in rows.items()):  # fmt: skip
             return
         time.sleep(0.5)
 
@@ -293,7 +304,8 @@ def _results(
             driver.pod_truth.import_wh - driver.pod_truth.export_wh, driver.loss_wh,
             sum(v["import_wh"] + v["export_wh"] for k, v in nodes.items()
                 if sg.nodes[k].spec.meter_source == "bl0942" and v["kind"] != "pod"),
-            node_periods, pod_periods, dict(driver.loss_period)),
+            node_periods, pod_periods, dict(driver.loss_period),
+            sum(faults.unmetered().values())),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0),
         "readings_stored_once": invariants.readings_once(per_meter),
