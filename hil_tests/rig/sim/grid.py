@@ -48,7 +48,8 @@ CHANNEL_MSAT = 400_000_000  # each end of every topology channel
 CHECKPOINT_S = 60  # the meters' checkpoint period (a power cut loses at most its energy)
 # a meter's idle step sleeps at least this long in real time: at 480x its 250 ms idle step would
 # be half a real millisecond and every board would spin a core (inputs and data wake it at once;
-# at 480x 5 ms are 2.4 virtual seconds, under the driver's 4.8 s margin around a period boundary)
+# at 480x 5 ms are 2.4 virtual seconds, under the driver's 4.8 s margin around a period boundary).
+# Per 10 boards: more boards share the same cores, and idle steps are pure overhead.
 IDLE_FLOOR_MS = 5.0
 ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "producer",
          "battery": "prosumer", "pod": "pod"}  # fmt: skip
@@ -160,6 +161,7 @@ class SimGrid:
         for spec in self.grid.nodes:
             self.nodes[spec.name] = SimNode(spec, self.workdir / spec.name)
         self.power_w: dict[str, float] = {name: 0.0 for name in self.nodes}  # what chips see
+        self.idle_floor_ms = IDLE_FLOOR_MS * max(1.0, (len(self.nodes) - 1) / 10)
 
     @property
     def ledger_url(self) -> str:
@@ -342,7 +344,7 @@ class SimGrid:
             uarts = {"meter": n.wire.b}
         n.board = BoardProcess(flash_dir=flash, board_id=n.name, run_dir=n.dir / "meter",
                                clock=self.clock, rom_dir=rom, uarts=uarts,
-                               extra_args=["--idle-floor-ms", str(IDLE_FLOOR_MS)])  # fmt: skip
+                               extra_args=["--idle-floor-ms", str(self.idle_floor_ms)])  # fmt: skip
         n.board.start(wait_banner=False)
 
     def _chip_load(self, name: str) -> Any:
