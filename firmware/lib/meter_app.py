@@ -83,6 +83,7 @@ class MeterApp:
         self.panel = MeterPanel(self)
         self.last_token = None  # (reason, token id) of the latest token answered
         self._failed = 0
+        self._tokens_turn = False  # token and reading signature work alternate (_crypto)
         self._chip_errors_base = 0
         self.relay_ctl = MeterRelay(self)
         provider = MeterRegisters(self)
@@ -157,10 +158,14 @@ class MeterApp:
         self.ckpt.save(self.regs)
 
     def _crypto(self, now):
-        """One slice of signature work (tokens first); True while work remains.
+        """One slice of signature work; True while work remains. Tokens and readings take turns
+        when both wait: with tokens first always, a steady stream of paid credit (a token per
+        window, each taking seconds to verify on a busy CPU) kept every reading unsigned all day.
 
         One slice per step: main.py collects the slice's garbage before the next one."""
-        if self.tokens.busy():
+        recording = self.recorder is not None and self.recorder.busy()
+        self._tokens_turn = not self._tokens_turn
+        if self.tokens.busy() and (self._tokens_turn or not recording):
             done = self.tokens.step(now)
             if done:
                 self._token_done(done[0], done[1])

@@ -210,3 +210,26 @@ def test_a_tagged_genuine_token_waits_for_at_most_one_forgery_in_a_flood(site):
     assert len(verified_before) <= 2, verified_before
     assert _credit(home) == 150
     events.close()
+
+
+def test_readings_are_signed_while_tokens_keep_arriving(tmp_path):
+    """The sim's bug: signature work went to tokens first, always; a meter that got a token
+    per market window (each taking seconds to verify on a loaded bench) left its readings
+    unsigned all day. Now tokens and readings take turns."""
+    speed = 60.0  # an interval closes every second
+    with Site(tmp_path, speed=speed, meter_config={"home": FAST}) as site:
+        home = site.meters["home"]
+        issuer = site.issuer()
+        first = len(site.stored(home))
+        stop = time.monotonic() + 20
+        i = 0
+        while time.monotonic() < stop:  # its token queue is never empty
+            for _ in range(4):
+                i += 1
+                now = int(site.clock.now())
+                site.send_token(home, issuer.energy(home.meter_id, 10, now + 3600, b"p%d" % i))
+            time.sleep(0.3)
+        stored = len(site.stored(home)) - first
+        verified = sum(1 for line in home.board.console if "accepted: credit" in line)
+        assert verified >= 2, home.board.console[-10:]
+        assert stored >= 4, (stored, home.board.console[-10:])  # intervals closed: ~20
