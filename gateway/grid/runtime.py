@@ -54,6 +54,8 @@ log = logging.getLogger("gateway.grid")
 
 Publish = Callable[[str, bytes], None]
 LEDGER_RETRY_S = 5.0
+CHANNEL_ROUND_S = 5.0  # channels along the topology: a round every 5 s when all are there
+CHANNEL_RETRY_S = 0.5  # ... the first retry this soon when one is missing, doubling up to 5 s
 
 
 class NoCreditMeter(LnError):
@@ -209,7 +211,8 @@ class GridRuntime:
         if self.grid.node.meter and self.grid.market.forward_to:
             settle = asyncio.create_task(self.exchange.settle_loop(), name="grid-settle")
             self._tasks.append(settle)
-            if self.grid.market.last_resort and self.grid.market.need_wh_per_hour:
+            m = self.grid.market
+            if m.last_resort and (m.need_wh_per_hour or m.forecast_file is not None):
                 topup = asyncio.create_task(self.exchange.topup_loop(), name="grid-topup")
                 self._tasks.append(topup)
 
@@ -384,16 +387,24 @@ class GridRuntime:
     # --- channels along the topology -------------------------------------------------------------
 
     async def _channel_loop(self) -> None:
+        """A round every CHANNEL_ROUND_S; while a peer or channel is missing (a grid coming up,
+        a neighbour restarting) the next round comes sooner, backing off to the same period."""
+        missing = 0  # rounds in a row that left something missing
         while True:
+            complete = False
             try:
-                await self.ensure_channels()
+                complete = await self.ensure_channels()
             except Exception:  # noqa: BLE001 - a peer down or the ledger busy: next round
                 log.exception("channel round failed")
-            await asyncio.sleep(5.0)
+            missing = 0 if complete else missing + 1
+            await asyncio.sleep(min(CHANNEL_ROUND_S, CHANNEL_RETRY_S * 2 ** max(0, missing - 1))
+                                if missing else CHANNEL_ROUND_S)  # fmt: skip
 
-    async def ensure_channels(self) -> None:
+    async def ensure_channels(self) -> bool:
+        """Connect to and open the channels this node opens; True when every one is there."""
         node = self.node
         assert node is not None
+        complete = True
         for link in topology.neighbours(self.grid.topology, self.grid.node.name):
             if not link.we_open:
                 continue
@@ -403,9 +414,11 @@ class GridRuntime:
                     await node.connect(link.peer.host, link.peer.port, peer_id)
                 except (TimeoutError, OSError, LnError) as exc:
                     log.info("%s %s unreachable: %s", link.kind, link.peer.name, exc)
+                    complete = False
                     continue
             have = [c for c in node.channels_with(peer_id) if c.state in LIVE]
             if have or not self.grid.node.channel_msat or peer_id not in node.peers:
+                complete = complete and (bool(have) or not self.grid.node.channel_msat)
                 continue
             try:
                 amount = self.grid.node.channel_msat  # both ends fund it: payments both ways
@@ -413,3 +426,5 @@ class GridRuntime:
                 log.info("opened %s channel %s to %s", link.kind, cid.hex()[:16], link.peer.name)
             except (TimeoutError, LnError) as exc:
                 log.warning("opening a channel to %s: %s", link.peer.name, exc)
+                complete = False
+        return complete

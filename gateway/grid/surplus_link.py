@@ -56,6 +56,7 @@ class SurplusSeller:
         self.name, self.market, self.node, self.store, self.book = name, market, node, store, book
         self.meter, self.pod_id = meter, pod_id
         self._sent: dict[bytes, float] = {}  # request id -> when last sent (this process)
+        self._pruned_at = 0.0
 
     def _paid(self, payment_hash: bytes) -> bool:
         inv = self.node.switch.invoices.get(payment_hash)
@@ -66,10 +67,13 @@ class SurplusSeller:
         meter = self.meter()
         if meter is None:
             return 0
-        head = self.store.heads().get(meter)
-        if head is None:
+        enrolled = self.store.meter(meter)
+        if enrolled is None or enrolled.next_seq <= enrolled.anchor_seq:
+            return 0  # nothing stored yet
+        stored = self.store.readings(meter, enrolled.next_seq - 1)
+        if not stored:
             return 0
-        latest = self.store.readings(meter, head)[0].reading
+        latest = stored[0].reading
         period = self.market.settle_period_s
         cursor = self.book.cursor(meter)
         if cursor is None:  # first time: from the current period on (sales are booked from now)
@@ -122,6 +126,7 @@ class SurplusSeller:
                 continue
             if bolt11.decode(row.invoice).is_expired(int(now)):
                 self.book.set_claim(row.request_id, "expired", "the receipt expired unpaid")
+                self._sent.pop(row.request_id, None)
                 continue
             if now - self._sent.get(row.request_id, -1e18) < RESEND_S:
                 continue
@@ -133,7 +138,8 @@ class SurplusSeller:
                 self.book.count_send(row.request_id)
                 self._sent[row.request_id] = now
                 sent += 1
-        if sent == 0 and not self._sent:
+        if now - self._pruned_at > 3600:
+            self._pruned_at = now
             self.book.prune(int(now - MAX_AGE_S - PRUNE_MARGIN_S))
         return sent
 
@@ -144,6 +150,7 @@ class SurplusSeller:
             rows = [r for r in self.book.claims("asking") if r.request_id == answer.request_id]
             if rows and not self._paid(rows[0].payment_hash):
                 self.book.set_claim(answer.request_id, "refused", answer.reason)
+                self._sent.pop(answer.request_id, None)
                 log.warning("the POD refused the surplus claim for [%d, %d): %s", rows[0].start,
                             rows[0].end, answer.reason)  # fmt: skip
         elif answer.status in (sc.PENDING, sc.RETRY):
@@ -170,6 +177,9 @@ class SurplusBuyer:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def on_claim(self, sender: bytes, claim: sc.SurplusClaim) -> None:
+        if not self.node.channels_with(sender):
+            self._count("no_channel")  # only a channel neighbour can be paid, or make us work
+            return
         if not self.limit.allow(sender, clock.now()):
             self._count("rate_limited")
             if self.counts["rate_limited"] <= 20 or self.counts["rate_limited"] % 1000 == 0:
@@ -239,7 +249,7 @@ class SurplusBuyer:
 
     async def _known(self, p: Purchase, claim: sc.SurplusClaim, sender: bytes) -> sc.SurplusAnswer:
         rid = claim.request_id
-        if p.request_id != rid or p.node_id != sender:
+        if p.request_id != rid or p.node_id != sender or p.invoice != claim.invoice:
             return sc.SurplusAnswer(rid, sc.REFUSED, "this meter's period is settled already")
         status = self._sync(p)
         if status == "paid":

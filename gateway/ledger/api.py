@@ -127,20 +127,17 @@ def _get(node: Node, path: str) -> dict[str, Any]:
 
 
 def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(pooled_http.LeanRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "sgrid-ledger/1"
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s", self.address_string(), format % args)
 
         def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_whole(status, data)
 
         def _error(self, status: int, reason: str, detail: str, tx_id: str | None = None) -> None:
             self._send(status, {"error": {"reason": reason, "detail": detail, "tx_id": tx_id}})

@@ -51,6 +51,7 @@ class SigningKey:
 
     def __init__(self, secret: bytes | None = None) -> None:
         self._key = coincurve.PrivateKey(secret) if secret is not None else coincurve.PrivateKey()
+        self._pubkey = self._key.public_key.format(compressed=True).hex()  # once: blocks name it
 
     @classmethod
     def from_hex(cls, text: str) -> SigningKey:
@@ -65,7 +66,7 @@ class SigningKey:
 
     @property
     def pubkey(self) -> str:
-        return self._key.public_key.format(compressed=True).hex()
+        return self._pubkey
 
     def sign_digest(self, digest: bytes) -> str:
         if len(digest) != 32:

@@ -5,7 +5,20 @@ from hil_tests.gateway.ledger.etcd_cluster import ETCD
 def test_ledger_bench_runs_and_reports_figures(capsys):
     modes = "embedded,replicated" if ETCD else "embedded"
     results = bench_ledger.main(
-        ["--n", "40", "--concurrency", "2", "--reads", "5", "--batches", "1,4", "--modes", modes]
+        [
+            "--n",
+            "40",
+            "--concurrency",
+            "2",
+            "--reads",
+            "5",
+            "--batches",
+            "1,4",
+            "--modes",
+            modes,
+            "--ceiling-txs",
+            "200",
+        ]
     )
     out = capsys.readouterr().out
     assert "tx/s" in out and "proof p50" in out and "verification ceiling" in out

@@ -270,3 +270,20 @@ print('J ' + json.dumps(out))
     assert ok and imp == 0 and abs(exp - 1_800_000) <= 200
     assert got["bad"] == [False, 1, True]
     assert abs(got["v"][0] - 2300) <= 1 and got["v"][1] == 0
+
+
+def test_chip_tells_what_flowed_each_way_at_the_powers_it_sampled(wire) -> None:
+    """The sim books a BL0942 node's physics from the chip (flow_wh), not from its own steps:
+    the chip samples its load model on its own clock, which the rig's steps never meet exactly."""
+    _master, path = wire
+    load, clock = Load(), FakeTime()
+    with BL0942Chip(path, load, clock=clock) as chip:
+        chip.integrate()
+        start = chip.flow_wh()
+        clock.t += 1800  # half an hour at 1 kW
+        assert chip.flow_wh()[0] - start[0] == pytest.approx(500.0)
+        load.watts = -2000.0
+        chip.integrate()  # it samples the new power now
+        clock.t += 1800  # half an hour exporting 2 kW
+        imp, exp = chip.flow_wh()
+    assert (imp - start[0], exp - start[1]) == pytest.approx((500.0, 1000.0))

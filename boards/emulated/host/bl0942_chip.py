@@ -66,6 +66,7 @@ class BL0942Chip:
         self._counts = float(cf_cnt)  # CF counts with their fraction, before the 24-bit wrap
         self._last_t = clock()
         self._power = 0.0
+        self._flow_ws = [0.0, 0.0]  # what flowed through it: import, export (W*s), the rig's truth
         self._lock = threading.Lock()
         self._bad_checksums = 0
         self.requests = 0
@@ -89,6 +90,14 @@ class BL0942Chip:
         """Count the energy up to now and sample the load model (call after changing it)."""
         with self._lock:
             self._integrate()
+
+    def flow_wh(self) -> tuple[float, float]:
+        """(import, export) Wh that flowed through the chip up to now, at the powers it saw: the
+        physics a rig books (the chip samples its load model on its own clock, so the rig's
+        steps never meet its switching instants exactly)."""
+        with self._lock:
+            self._integrate()
+            return self._flow_ws[0] / 3600, self._flow_ws[1] / 3600
 
     @property
     def cf_cnt(self) -> int:
@@ -114,6 +123,7 @@ class BL0942Chip:
         dt = max(0.0, now - self._last_t)
         self._last_t = now
         kwh = abs(self._power) * dt / 3_600_000
+        self._flow_ws[0 if self._power >= 0 else 1] += abs(self._power) * dt
         self._counts += kwh * self.cal["bl0942_eref"]
         self._power, self._volts = self.load()
 

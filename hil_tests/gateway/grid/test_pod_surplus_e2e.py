@@ -155,6 +155,8 @@ def test_the_pod_pays_exactly_the_unsold_surplus_once_per_period_across_a_sigkil
     stop = rig.clock.now() + PERIOD
     wait_until(lambda: _settled(rig, stop), 120, "every exporting period to be settled")
     n, wh, msat = _check_every_claim(rig, sold_start)
+    assert rig.nodes["pv"].api("/offers")["surplus_claims"] == {"paid": n}
+    assert rig.nodes["pod"].api("/offers")["surplus_claims"].get("paid", 0) >= 1
     sold = next(c for c in _claims(rig) if c["start"] == sold_start)
     assert sold["exported_wh"] >= 30 and sold["wh"] == sold["exported_wh"] - SOLD_WH
     print(

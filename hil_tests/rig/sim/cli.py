@@ -104,6 +104,19 @@ def _list_scenarios(ctx: click.Context, _param: click.Parameter, value: bool) ->
     help="One ledger node, or three replicas on a real 3-member etcd cluster.",
 )
 @click.option("--pv", default=2, show_default=True, type=click.IntRange(0, 50), help="PV plants.")
+@click.option(
+    "--batteries", default=1, show_default=True, type=click.IntRange(0, 20), help="Batteries."
+)
+@click.option(
+    "--ev", default=1, show_default=True, type=click.IntRange(0, 20), help="EV chargers (prepaid)."
+)
+@click.option(
+    "--critical",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="Households with a critical load (never cut).",
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of every random draw.")
 @click.option(
     "--workdir",
@@ -127,7 +140,8 @@ def _list_scenarios(ctx: click.Context, _param: click.Parameter, value: bool) ->
     help="Also copy the power plot here (PNG).",
 )
 def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_s: int,
-        start_hour: float, date: str, scenario: str, ledger: str, pv: int, seed: int,
+        start_hour: float, date: str, scenario: str, ledger: str, pv: int, batteries: int,
+        ev: int, critical: int, seed: int,
         workdir: Path, report_dir: Path | None, plot_path: Path | None) -> None:  # fmt: skip
     """Run the simulated microgrid for a day: market, channels, credit, delivery, settlement,
     faults, invariants; then write the report."""
@@ -137,7 +151,8 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_
         shutil.rmtree(workdir)
     opts = SimOptions(homes=homes, hours=minutes / 60 if minutes else hours, speed=speed,
                       interval_s=interval_s, start_hour=start_hour, date=date, scenario=scenario,
-                      ledger=ledger, seed=seed, workdir=workdir, pv=pv)  # fmt: skip
+                      ledger=ledger, seed=seed, workdir=workdir, pv=pv,
+                      batteries=batteries, ev=ev, critical=critical)  # fmt: skip
     result = run(opts, console)
     out = report_dir or workdir / "report"
     page = report.write(out, result)

@@ -85,11 +85,16 @@ class Driver:
         self._loss_w = 0.0
         self.peak_w = 0.0  # the most power moving on the feeder at once (all nodes, |W|)
         self.boundary_slop: dict[int, float] = {}  # boundary -> length of the step across it
+        self.boundary_w: dict[int, float] = {}  # boundary -> sum of |W| of the meters across it
         self.pod_truth = Truth()  # what really flowed through the grid connection
+        self.steps = 0
+        self.longest_step_s = 0.0  # virtual seconds one step covered, at most
+        self.longest_step_real_s = 0.0  # real seconds one step took to compute, at most
         self._feeder: Any = None
         self._last = sg.clock.now()
         self._window_wh: dict[str, float] = defaultdict(float)
         self._window_start = self._last
+        self._chip_flow: dict[str, tuple[float, float]] = {}
 
     def feeder(self) -> Any:
         if self._feeder is None:
@@ -106,6 +111,7 @@ class Driver:
         feeder model is built first: pandapower takes seconds to import."""
         self.feeder()
         self._last = self._window_start = self.sg.clock.now()
+        self._chip_flow = {n.name: n.chip.flow_wh() for n in self.sg.nodes.values() if n.chip}
 
     def settle(self) -> None:
         """The span is over: account the last step, then every load and source goes quiet, so
@@ -113,10 +119,22 @@ class Driver:
         self.step()
         for name in self.power_w:
             self.power_w[name] = 0.0
+        now = self.sg.clock.now()
         for n in self.sg.nodes.values():
-            if n.chip is not None:
-                n.chip.integrate()
+            if n.chip is not None:  # what it counted since the step, at the powers set then
+                wh = self._chip_wh(n)
+                self.truth[n.name].add(wh * 3600, 1.0, now)
+                self.pod_truth.add(wh * 3600, 1.0, now)
+                self.sg.pod_meter.advance(wh * 3600, 1.0)
         self.sg.pod_meter.advance(0.0, 0.0)
+
+    def _chip_wh(self, n: SimNode) -> float:
+        """Net Wh (+ import) through a BL0942 node since the last call, as its chip saw it."""
+        assert n.chip is not None
+        imp, exp = n.chip.flow_wh()
+        imp0, exp0 = self._chip_flow.get(n.name, (imp, exp))
+        self._chip_flow[n.name] = (imp, exp)
+        return (imp - imp0) - (exp - exp0)
 
     def step(self) -> float:
         """Advance the physics to the clock's now; returns the virtual seconds covered.
@@ -129,9 +147,17 @@ class Driver:
         dt, last, self._last = max(0.0, now - self._last), self._last, now
         if dt == 0:
             return 0.0
+        wall0 = time.monotonic()
+        self.steps += 1
+        self.longest_step_s = max(self.longest_step_s, dt)
         boundary = now // PERIOD_S * PERIOD_S
         if last < boundary:  # this step straddles a period boundary: its energy could be on
             self.boundary_slop[int(boundary)] = now - last  # either side of it for a meter
+            self.boundary_w[int(boundary)] = sum(
+                abs(self.power_w[n.name])
+                for n in self.sg.nodes.values()
+                if n.spec.kind != "pod" and n.meter_pubkey
+            )
         net = 0.0
         for n in self.sg.nodes.values():
             if n.spec.kind == "pod":
@@ -147,8 +173,8 @@ class Driver:
                 due = n.energy.advance(watts, dt)
                 if due and n.board is not None and n.board.alive():
                     n.board.pulses(due)
-            elif n.chip is not None:
-                n.chip.integrate()  # the chip's count up to now, at the power it saw
+            elif n.chip is not None:  # what flowed is what the chip saw (it samples its load
+                watts = self._chip_wh(n) * 3600 / dt  # on its own clock, not at our steps)
             t.add(watts, dt, now)
             self._window_wh[n.name] += watts * dt / 3600
             net += watts
@@ -161,6 +187,7 @@ class Driver:
         if now - self._window_start >= LOSS_STEP_S:
             self._losses(now)
         self._set_powers(now, dt)
+        self.longest_step_real_s = max(self.longest_step_real_s, time.monotonic() - wall0)
         return dt
 
     def _set_powers(self, now: float, dt: float) -> None:

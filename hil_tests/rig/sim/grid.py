@@ -45,9 +45,11 @@ SGRID = [sys.executable, "-c", "from gateway.cli import main; main()"]
 DEPLOY = REPO_ROOT / "deploy" / "mosquitto"
 DEPOSIT_MSAT = 2_000_000_000  # per node: 2,000 sat (about 10 kWh at the tariff)
 CHANNEL_MSAT = 400_000_000  # each end of every topology channel
+CHECKPOINT_S = 60  # the meters' checkpoint period (a power cut loses at most its energy)
 # a meter's idle step sleeps at least this long in real time: at 480x its 250 ms idle step would
 # be half a real millisecond and every board would spin a core (inputs and data wake it at once;
-# at 480x 5 ms are 2.4 virtual seconds, under the driver's 4.8 s margin around a period boundary)
+# at 480x 5 ms are 2.4 virtual seconds, under the driver's 4.8 s margin around a period boundary).
+# Per 10 boards: more boards share the same cores, and idle steps are pure overhead.
 IDLE_FLOOR_MS = 5.0
 ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "producer",
          "battery": "prosumer", "pod": "pod"}  # fmt: skip
@@ -120,6 +122,15 @@ class SimNode:
         return call(self.url, path, body, timeout=30, token_file=self.token_file)
 
 
+def link_timeouts(speed: float) -> dict[str, int]:
+    """Meter config for a board at `speed`: its ticks are virtual, the gateway and the broker
+    answer in real time. The journal is republished after 20 real seconds without an ack (60
+    virtual seconds are 125 ms at 480x: a loaded machine republished all day), a PINGREQ after
+    30 real seconds idle."""
+    return {"ack_timeout_s": min(86_400, max(60, round(20 * speed))),
+            "mqtt_keepalive_s": min(65535, max(60, round(30 * speed)))}  # fmt: skip
+
+
 @dataclass
 class SimGrid:
     grid: Microgrid
@@ -150,6 +161,7 @@ class SimGrid:
         for spec in self.grid.nodes:
             self.nodes[spec.name] = SimNode(spec, self.workdir / spec.name)
         self.power_w: dict[str, float] = {name: 0.0 for name in self.nodes}  # what chips see
+        self.idle_floor_ms = IDLE_FLOOR_MS * max(1.0, (len(self.nodes) - 1) / 10)
 
     @property
     def ledger_url(self) -> str:
@@ -308,7 +320,8 @@ class SimGrid:
             "broker_host": "localhost",
             "broker_port": self.broker.port,
             "interval_s": self.interval_s,
-            "checkpoint_s": 60,
+            "checkpoint_s": CHECKPOINT_S,
+            **link_timeouts(self.speed),  # ack timeout and keepalive in real seconds
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
             "critical_load": n.spec.kind in ("critical", "pv", "battery"),
@@ -331,7 +344,7 @@ class SimGrid:
             uarts = {"meter": n.wire.b}
         n.board = BoardProcess(flash_dir=flash, board_id=n.name, run_dir=n.dir / "meter",
                                clock=self.clock, rom_dir=rom, uarts=uarts,
-                               extra_args=["--idle-floor-ms", str(IDLE_FLOOR_MS)])  # fmt: skip
+                               extra_args=["--idle-floor-ms", str(self.idle_floor_ms)])  # fmt: skip
         n.board.start(wait_banner=False)
 
     def _chip_load(self, name: str) -> Any:

@@ -1,0 +1,85 @@
+"""The pooled HTTP server's own head parsing (LeanRequestHandler) against raw sockets."""
+
+import json
+import socket
+import threading
+
+import pytest
+
+from gateway import pooled_http
+
+
+class Echo(pooled_http.LeanRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        data = json.dumps(
+            {
+                "path": self.path,
+                "type": self.headers.get("Content-Type"),
+                "has_x": "X-Thing" in self.headers,
+                "body": body.decode(),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST
+
+
+@pytest.fixture
+def server():
+    srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Echo, pooled_http.Limits(workers=2))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv.server_address
+    srv.shutdown()
+    srv.server_close()
+
+
+def _exchange(address, raw, reads=1):
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(raw)
+        out = b""
+        while out.count(b"HTTP/1.") < reads or not out.endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def test_headers_are_read_whatever_their_case_and_keep_alive_carries_two_requests(server):
+    one = b"POST /a HTTP/1.1\r\ncontent-TYPE: application/json\r\nX-THING: 1\r\nContent-Length: 2\r\n\r\n{}"
+    two = b"GET /b HTTP/1.1\r\n\r\n"
+    out = _exchange(server, one + two, reads=2)
+    first, second = out.split(b"HTTP/1.1 200")[1:]
+    assert json.loads(first.split(b"\r\n\r\n", 1)[1]) == {
+        "path": "/a",
+        "type": "application/json",
+        "has_x": True,
+        "body": "{}",
+    }
+    assert json.loads(second.split(b"\r\n\r\n", 1)[1])["path"] == "/b"
+
+
+def test_an_unusual_head_gets_the_standard_parsers_answer(server):
+    folded = b"GET /c HTTP/1.1\r\nX-A: 1\r\n  folded\r\n\r\n"  # obsolete line folding
+    assert _exchange(server, folded).startswith(b"HTTP/1.1 200")
+    assert b"505" in _exchange(server, b"GET /d HTTP/2.0\r\n\r\n")
+    assert b"400" in _exchange(server, b"GET /e HTTP/1.1 extra\r\n\r\n")
+
+
+def test_http_1_0_closes_unless_kept_alive(server):
+    with socket.create_connection(server, timeout=5) as sock:
+        sock.sendall(b"GET /f HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200")
