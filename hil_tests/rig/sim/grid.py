@@ -211,8 +211,7 @@ class SimGrid:
             self._boot_meter(n, rom, first=False)
         for n in self.nodes.values():
             self.start_gateway(n)
-        self._wait(lambda: all(self._answers(n) for n in self.nodes.values()),
-                   120 + 2 * slack, "the channel nodes")  # fmt: skip
+        self._wait_all_answer(120 + 2 * slack)
         step("channels along the feeder")
         self.wait_channels(180 + 2 * slack)
         step("")
@@ -243,6 +242,20 @@ class SimGrid:
                     self.channel_history.setdefault((n.name, peer), []).append(
                         [now, float(c["local_msat"])]
                     )
+
+    def _wait_all_answer(self, timeout: float) -> None:
+        """Until every channel node answers; else name those that do not, with their log."""
+        silent = list(self.nodes.values())
+        deadline = time.monotonic() + timeout
+        while silent and time.monotonic() < deadline:
+            silent = [n for n in silent if not self._answers(n)]
+            if silent:
+                time.sleep(0.2)
+        if silent:
+            n = silent[0]
+            tail = n.gateway.log()[-1500:] if n.gateway is not None else ""
+            raise SimError(f"no answer within {timeout:g} s from the channel node of "
+                           f"{', '.join(m.name for m in silent)}; {n.name}'s log ends:\n{tail}")  # fmt: skip
 
     def wait_answers(self, n: SimNode, timeout: float = 60.0) -> None:
         self._wait(lambda: self._answers(n), timeout, f"{n.name}'s channel node")
