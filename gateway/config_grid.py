@@ -91,6 +91,9 @@ class MarketConfig:
     # pod: what it pays per kWh a node's meter injected beyond what the node sold in a period
     # (0: it buys no surplus); other nodes: what they ask for it (0: they do not ask)
     surplus_price_msat_per_kwh: int = 0
+    # Wh per window from a forecast service (gateway/grid/forecast_source.py), re-read when it
+    # changes; windows it does not list get the flat need/surplus above. Under state_dir if relative
+    forecast_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "imbalance_price_msat_per_kwh": (_msat, False),
         "settle_period_s": (int_in(60, 86400), False),
         "surplus_price_msat_per_kwh": (int_in(0, 10**9), False),
+        "forecast_file": (string(re.compile(r"^.+$")), False),
     },
 }
 
@@ -249,7 +253,10 @@ def parse_grid(raw: dict[str, Any], site: str, state_dir: Path, problems: list[s
     node["data_dir"] = data_dir if data_dir.is_absolute() else state_dir / data_dir
     if "url" in s["ledger"]:
         _check_urls(s["ledger"]["url"], problems)
-    market = s["market"]
+    market = dict(s["market"])
+    if "forecast_file" in market:
+        ff = Path(market["forecast_file"])
+        market["forecast_file"] = ff if ff.is_absolute() else state_dir / ff
     if node.get("enabled"):
         if not s["ledger"].get("url"):
             problems.append("ledger.url: required when node.enabled = true")

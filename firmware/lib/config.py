@@ -18,6 +18,10 @@ SCHEMA = {
     "broker_password": ("", "str", 0, 64),
     "broker_tls_ca": ("", "str", 0, 64),  # CA file on flash: TLS to the broker ("" = plain TCP)
     "mqtt_timeout_s": (10, "int", 1, 86400),  # every wait for the broker (CONNACK, PUBACK, ...)
+    # the journal republished when no ack came for ack_timeout_s; a PINGREQ after
+    # mqtt_keepalive_s idle (an emulated board at high speed counts both in virtual seconds)
+    "mqtt_keepalive_s": (60, "int", 10, 65535),
+    "ack_timeout_s": (60, "int", 10, 86400),
     "topic_prefix": ("sg", "str", 1, 16),
     "issuer_pubkey": ("", "pubkey", 0, 0),
     "release_pubkey": ("", "pubkey", 0, 0),  # signs firmware updates ("" = refuse every one)

@@ -96,7 +96,7 @@ class MeterApp:
                                 self.offer_token, self._command)  # fmt: skip
             self.pollers.append(self.net.poll)
             self.net.client.set_online(self.clock.status())
-            self.clock.on_nonce = self.net.client.set_online
+            self.clock.on_nonce = self.net.client.set_online  # (status, refresh published now)
             self.ota = ota_agent.OtaAgent(
                 board, cfg, self.net, hal.Board.board_id, FIRMWARE_VERSION
             )

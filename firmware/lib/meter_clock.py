@@ -2,7 +2,10 @@
 # commands (sgcore/messages.py), and whether readings may be stamped yet (not before the clock was
 # ever set). "time" only sets an unset clock or moves it forward; "clock" may also move it back
 # (a clock wrongly set into the future) and must carry the nonce of the meter's current `online`
-# status; each accepted one is answered with a fresh nonce, so none can be replayed.
+# status; each accepted one is answered with a fresh nonce (a `refresh` status, which the gateway
+# does not answer), so none can be replayed. Both carry the gateway's time when it sent them; the
+# uplink adds the time the meter took to verify them (uplink.py), so a command that waited for
+# its signature check does not set the clock back by that wait.
 from micropython import const
 
 from sgcore import messages
@@ -17,7 +20,7 @@ class MeterClock:
         self._ntp_at = None
         self._warned = False
         self.nonce = board.random_bytes(messages.NONCE_LEN)  # for the next "clock" command
-        self.on_nonce = None  # called with the new online status when the nonce changes
+        self.on_nonce = None  # (status, refresh status) when the nonce changes
 
     def now(self):
         """Unix seconds, or 0 while the clock is unset (network time is retried every minute)."""
@@ -64,6 +67,6 @@ class MeterClock:
             return
         self.nonce = self._b.random_bytes(messages.NONCE_LEN)  # used once
         if self.on_nonce is not None:
-            self.on_nonce(self.status())
+            self.on_nonce(self.status(), messages.online_status(self.nonce, True))
         if abs(unix_seconds - self._b.rtc_time()) > 2:
             self.set(unix_seconds)

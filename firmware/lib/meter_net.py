@@ -31,10 +31,12 @@ class MeterNet:
                              user=cfg["broker_user"].encode() or None,
                              password=cfg["broker_password"].encode() or None,
                              will_topic=uplink.topic(site, meter_id, "status"), connect=connect,
+                             keepalive_s=cfg["mqtt_keepalive_s"],
                              timeout_ms=cfg["mqtt_timeout_s"] * 1000)  # fmt: skip
         self.client = MQTTClient(self.link, window=4)
         self.uplink = uplink.Uplink(self.client, journal, board, site, meter_id, site_pubkey,
-                                    on_command=on_command)  # fmt: skip
+                                    on_command=on_command,
+                                    rewind_ms=cfg["ack_timeout_s"] * 1000)  # fmt: skip
         self.token_topic = uplink.topic(site, meter_id, "token")
         self.event_topic = uplink.topic(site, meter_id, "event")
         self._on_token = on_token

@@ -95,12 +95,12 @@ class MQTTClient:
         if self.link.will_topic is not None:
             self._fill(self._win.size, self.link.will_topic, self.online, True)
 
-    def set_online(self, payload):
-        """A new `online` status (e.g. a fresh nonce): published now if connected, and after
-        every CONNACK."""
+    def set_online(self, payload, now=None):
+        """A new `online` status (e.g. a fresh nonce): published after every CONNACK, and now
+        (or `now` instead, when given) if connected."""
         self.online = payload
         if self.link.state == UP and self.link.will_topic is not None:
-            self._fill(self._win.size, self.link.will_topic, payload, True)
+            self._fill(self._win.size, self.link.will_topic, now or payload, True)
 
     def on_down(self):
         self._sub_pid = 0

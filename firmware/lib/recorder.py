@@ -5,7 +5,10 @@
 # sequence number and chain hash from the journal when its signing starts, and is appended
 # (persisted) as soon as its signature is done: only then may it be published. on_close() is
 # called once an interval reading is journaled (or will never be: journal or queue full), so the
-# registers' checkpoint may take in that close (registers.py).
+# registers' checkpoint may take in that close (registers.py). When signing falls behind (a
+# starved CPU) and the queue is full, a closed interval joins the newest queued interval (one
+# reading over both windows, like a late close) instead of being dropped: the readings' deltas
+# still add up to the totals, no energy leaves the signed record.
 from journal import JournalFull
 
 from sgcore import reading as rd
@@ -27,10 +30,13 @@ class Recorder:
         self._journal = journal
         self._log = log
         self._queue = []  # Reading objects waiting for a signature (seq/prev_hash unset)
+        self._closes = []  # per queued reading: the interval closes it holds
         self._signing = None  # (reading, body, signer)
+        self._pending_closes = 0  # closes held by the reading being signed
         self.signed = 0
         self.dropped_full = 0  # intervals not journaled because the journal was full
         self.dropped_queue = 0
+        self.joined = 0  # intervals folded into the one before (the queue was full)
         self.journal_full = False
 
     def busy(self):
@@ -47,10 +53,33 @@ class Recorder:
             self._closed(reading)
             return False
         if len(self._queue) >= _MAX_QUEUE:
+            if self._join(reading):
+                return True
             self.dropped_queue += 1
             self._closed(reading)
             return False
         self._queue.append(reading)
+        self._closes.append(1 if reading.kind == rd.KIND_READING else 0)
+        return True
+
+    def _join(self, r):
+        """Fold interval reading `r` into the newest queued one, if that is the interval
+        before it; True when it did."""
+        last = self._queue[-1]
+        if r.kind != rd.KIND_READING or last.kind != rd.KIND_READING or r.start < last.end:
+            return False
+        last.end = r.end
+        last.import_wh, last.export_wh = r.import_wh, r.export_wh
+        last.interval_import_wh += r.interval_import_wh
+        last.interval_export_wh += r.interval_export_wh
+        net = last.interval_import_wh - last.interval_export_wh
+        last.avg_power_w = _i32(net * 3600 // max(1, last.end - last.start))
+        if abs(r.peak_power_w) > abs(last.peak_power_w):
+            last.peak_power_w = r.peak_power_w
+        last.voltage_dv, last.relay, last.credit_wh = r.voltage_dv, r.relay, r.credit_wh
+        last.flags |= r.flags
+        self._closes[-1] += 1
+        self.joined += 1
         return True
 
     def step(self):
@@ -59,6 +88,7 @@ class Recorder:
             if not self._queue:
                 return None
             r = self._queue.pop(0)
+            self._pending_closes = self._closes.pop(0)
             r.seq = self._journal.last_seq() + 1
             r.prev_hash = self._journal.last_hash()
             if self.journal_full:
@@ -77,8 +107,9 @@ class Recorder:
             self.journal_full = True
             self.dropped_full += 1
             return None
-        finally:  # journaled, or lost for good (full, a flash error): the close may be saved
-            self._closed(r)
+        finally:  # journaled, or lost for good (full, a flash error): the closes may be saved
+            for _ in range(self._pending_closes):
+                self._closed(r)
         self.journal_full = False
         self.signed += 1
         return record

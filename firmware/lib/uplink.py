@@ -7,7 +7,9 @@
 # "sig": ...} (the bytes: sgcore/messages.py, the topics: sgcore/topics.py). The signature (the site key, secp256k1) is checked a
 # slice per poll() with sgcore.secp256k1.Verifier, so the main loop stays responsive.
 # A signed {"op": "resend", "from": N} restarts publishing at N; other signed commands go to
-# on_command(op, arg). After a reconnect, or when no ack came for `rewind_ms`, publishing restarts
+# on_command(op, arg). A command carrying the gateway's time (time, clock) is applied late, after
+# its signature check (and acks queued before it): its time is advanced by the ticks since it
+# arrived, so the clock is set to the gateway's time plus only the network's transit. After a reconnect, or when no ack came for `rewind_ms`, publishing restarts
 # at the first unacknowledged record: the gateway drops what it already has and re-acks.
 
 import hashlib
@@ -20,6 +22,7 @@ from sgcore.compat import const
 from sgcore.topics import meter_topic_bytes as topic  # noqa: F401 (meter_net's topics too)
 
 _SEQ_AT = const(19)  # u32 seq inside a record (sgcore.reading)
+_TIMED = ("time", "clock")  # commands whose argument is the gateway's unix time
 
 
 class Uplink:
@@ -49,7 +52,8 @@ class Uplink:
         self._connects = 0
         self._ack_in = None  # the latest ack and command received, waiting for poll()
         self._cmd_in = None
-        self._job = None  # (op, arg, verifier) under way
+        self._cmd_at = 0  # ticks_ms when _cmd_in arrived
+        self._job = None  # (op, arg, verifier, arrived) under way
         self._table = IssuerTable(log)  # the site key's table, rebuilt here if it went stale
         self._table.follow(self._pub)
         client.on_message = self._on_message
@@ -77,7 +81,7 @@ class Uplink:
                 self._start_ack(payload)
             elif self._cmd_in is not None:
                 payload, self._cmd_in = self._cmd_in, None
-                self._start_cmd(payload)
+                self._start_cmd(payload, self._cmd_at)
             elif self._table.building():
                 self._table.step()  # a slice of the key table (less garbage than a check)
         except Exception as e:  # e.g. a damaged journal segment: logged, the uplink goes on
@@ -93,6 +97,7 @@ class Uplink:
             self._ack_in = payload
         elif t == self.cmd_topic:
             self._cmd_in = payload
+            self._cmd_at = self._b.ticks_ms()
 
     def _start_ack(self, payload):
         try:
@@ -110,21 +115,19 @@ class Uplink:
             self._log(f"uplink: ack for seq {upto} names another record")
             return
         digest = messages.ack_digest(self._mid, upto, h)
-        self._job = ("ack", upto, self._verifier(self._pub, digest, sig))
+        self._job = ("ack", upto, self._verifier(self._pub, digest, sig), 0)
 
-    def _start_cmd(self, payload):
+    def _start_cmd(self, payload, arrived):
         try:
             op, arg, sig, nonce = messages.decode_cmd(payload)
         except messages.MessageFormatError as e:
             self._log(f"uplink: {e}, ignored")
             return
         digest = messages.cmd_digest(self._mid, op, arg, nonce)
-        if nonce:
-            arg = (arg, nonce)  # on_command("clock", (t, nonce)): the app checks the nonce
-        self._job = (op, arg, self._verifier(self._pub, digest, sig))
+        self._job = (op, (arg, nonce), self._verifier(self._pub, digest, sig), arrived)
 
     def _step_job(self):
-        op, arg, v = self._job
+        op, arg, v, arrived = self._job
         for _ in range(self._steps):
             if v.step():
                 break
@@ -136,12 +139,17 @@ class Uplink:
         elif op == "ack":
             self._apply_ack(arg)
         elif op == "resend":
+            arg = arg[0]
             first = self._j.acked_seq() + 1
             if arg < first:
                 self._log(f"uplink: resend from {arg}, but records before {first} are freed")
             self._next = arg if arg > first else first
         elif self._on_command is not None:
-            self._on_command(op, arg)
+            value, nonce = arg
+            if op in _TIMED:  # the gateway's time when sent + how long it waited here
+                value += (self._b.ticks_diff(self._b.ticks_ms(), arrived) + 500) // 1000
+            # on_command("clock", (t, nonce)): the app checks the nonce
+            self._on_command(op, (value, nonce) if nonce else value)
 
     def _apply_ack(self, upto):
         if upto > self._j.acked_seq():

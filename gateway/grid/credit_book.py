@@ -5,6 +5,10 @@ One row per payment hash, in SQLite (WAL, synchronous=FULL), next to the token i
     paying  -> paid -> issued -> accepted | rejected
            \\-> failed
 
+A meter has at most one token awaiting its answer; payments settled meanwhile wait as `paid`
+and the next token credits all of them (one token, several rows with its id): a meter that
+verifies tokens slower than receipts are paid gets fewer, larger tokens, never less energy.
+
 `paying` is written before the payment is sent, so after a crash the gateway knows what every
 settled payment bought; `issued` holds the token bytes, so a restart re-sends the same token and
 never makes a second one (docs/credit-tokens.md, "From payment to relay").
@@ -130,11 +134,22 @@ class CreditBook:
             (status, reason, clock.now() if at is None else at, payment_hash),
         )
 
-    def set_issued(self, payment_hash: bytes, token_id: int, token: bytes) -> None:
+    def set_issued(self, payment_hashes: list[bytes], token_id: int, token: bytes) -> None:
+        """The rows `payment_hashes` are credited by one token (one statement: atomic)."""
+        marks = ",".join("?" * len(payment_hashes))
         self._db.execute(
             "UPDATE credit SET status='issued', token_id=?, token=?, updated_at=? "
-            "WHERE payment_hash=? AND status IN ('paying', 'paid')",
-            (token_id, token, clock.now(), payment_hash),
+            f"WHERE payment_hash IN ({marks}) AND status IN ('paying', 'paid')",
+            (token_id, token, clock.now(), *payment_hashes),
+        )
+
+    def set_token_status(
+        self, meter_id: bytes, token_id: int, status: str, reason: str, at: float | None = None
+    ) -> None:
+        """Every row a token credits gets the meter's answer (`at`: on the meters' clock)."""
+        self._db.execute(
+            "UPDATE credit SET status=?, reason=?, updated_at=? WHERE meter_id=? AND token_id=?",
+            (status, reason, clock.now() if at is None else at, meter_id, token_id),
         )
 
     def updated_at(self, payment_hash: bytes) -> float:
@@ -146,11 +161,31 @@ class CreditBook:
     def count_send(self, payment_hash: bytes) -> None:
         self._db.execute("UPDATE credit SET sends=sends+1 WHERE payment_hash=?", (payment_hash,))
 
-    def for_token(self, meter_id: bytes, token_id: int) -> CreditRow | None:
-        r = self._db.execute(
-            f"SELECT {_COLUMNS} FROM credit WHERE meter_id=? AND token_id=?", (meter_id, token_id)
-        ).fetchone()
-        return self._row(r) if r else None
+    def for_token(self, meter_id: bytes, token_id: int) -> list[CreditRow]:
+        """The rows one token credits (several when payments were batched into it)."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM credit WHERE meter_id=? AND token_id=? ORDER BY created_at",
+            (meter_id, token_id),
+        )
+        return [self._row(r) for r in rows]
+
+    def paid_for(self, meter_id: bytes) -> list[CreditRow]:
+        """The meter's settled payments that no token credits yet, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM credit WHERE meter_id=? AND status='paid' "
+            "ORDER BY created_at, payment_hash",
+            (meter_id,),
+        )
+        return [self._row(r) for r in rows]
+
+    def outstanding(self, meter_id: bytes) -> bool:
+        """True while a token of this meter waits for the meter's answer."""
+        return (
+            self._db.execute(
+                "SELECT 1 FROM credit WHERE meter_id=? AND status='issued' LIMIT 1", (meter_id,)
+            ).fetchone()
+            is not None
+        )
 
     def all(self) -> list[CreditRow]:
         return [self._row(r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM credit")]

@@ -2,8 +2,9 @@
 
 * `sg_receipt_offer`: offers in (gateway/grid/offers.py decides: pay, forward, drop) and ours out
   (control API `POST /offer`, `sgrid channel offer`);
-* `sg_energy_request` / `sg_energy_quote` with the POD (gateway/grid/pod.py): the POD answers with
-  a receipt; a node buys last-resort energy (`POST /buy`, `sgrid channel buy`) and settles its
+* `sg_energy_request` / `sg_energy_quote` with the POD (gateway/grid/pod.py), over a peer
+  connection of their own when the POD is not a channel neighbour: the POD answers with a
+  receipt; a node buys last-resort energy (`POST /buy`, `sgrid channel buy`) and settles its
   imbalance every few seconds once a settlement period is over;
 * `sg_surplus_claim` / `sg_surplus_answer` (gateway/grid/surplus_link.py): the POD buys what a
   node's meter injected beyond what the node sold (the long side of the imbalance).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,7 @@ from gateway import clock
 from gateway.config import GatewayConfig
 from gateway.grid import pod, topup
 from gateway.grid.credit_book import CreditBook
+from gateway.grid.forecast_source import ForecastSource
 from gateway.grid.node import GridNode
 from gateway.grid.offers import OfferDesk
 from gateway.grid.producer import Producer
@@ -38,6 +41,7 @@ from gateway.ln.errors import LnError
 log = logging.getLogger("gateway.grid")
 QUOTE_TIMEOUT_S = 10.0
 SETTLE_CHECK_S = 2.0
+POD_REDIAL_S = 5.0  # real seconds between attempts to reach a POD that is not a neighbour
 
 
 class Exchange:
@@ -62,16 +66,20 @@ class Exchange:
         self.pod_name = m.forward_to
         self.pod_id = bytes.fromhex(pod_entry.node_id) if pod_entry else None
         self.is_pod = m.role == "pod"
-        self.offers = OfferDesk(node.node_id, self.grid.node.name, m, self.pod_id, self.is_pod)
+        flat = m.surplus_wh_per_hour if m.strategy == "producer" else m.need_wh_per_hour
+        self.forecast = ForecastSource(m.forecast_file, flat, m.settle_period_s)
+        self.offers = OfferDesk(node.node_id, self.grid.node.name, m, self.pod_id, self.is_pod,
+                                self.forecast.wh)  # fmt: skip
         self.pod_desk = (
             pod.PodDesk(self.grid.node.name, m, self._make_receipt) if self.is_pod else None
         )
         self.producer = (
-            Producer(self.grid.node.name, m, node, self._offer_receipt)
+            Producer(self.grid.node.name, m, node, self._offer_receipt, self.forecast.wh)
             if m.strategy == "producer"
             else None
         )
         self._quotes: dict[bytes, asyncio.Future[er.EnergyQuote]] = {}
+        self._pod_dialled = -POD_REDIAL_S
         self._tasks: set[asyncio.Task[Any]] = set()
         node.on_offer = self.on_offer
         node.on_energy_request = self.on_energy_request
@@ -203,8 +211,25 @@ class Exchange:
         if fut is not None and not fut.done() and sender == self.pod_id:
             fut.set_result(quote)
 
+    async def _reach_pod(self) -> None:
+        """A node that is not the POD's channel neighbour talks to it over a peer connection of
+        its own (requests and quotes only: the receipt is paid over the channels, multi-hop)."""
+        entry = self.grid.topology.node(self.pod_name) if self.pod_name else None
+        if entry is None or self.pod_id is None or self.pod_id in self.node.peers:
+            return
+        now = time.monotonic()
+        if now - self._pod_dialled < POD_REDIAL_S:
+            return
+        self._pod_dialled = now
+        try:
+            await self.node.connect(entry.host, entry.port, self.pod_id)
+            log.info("connected to the POD %s for its quotes", self.pod_name)
+        except (TimeoutError, OSError, LnError) as exc:
+            log.info("POD %s unreachable: %s", self.pod_name, exc)
+
     async def ask_pod(self, req: er.EnergyRequest) -> str:
         """Send a request to the POD and return its receipt (raises LnError on a refusal)."""
+        await self._reach_pod()
         if self.pod_id is None or self.pod_id not in self.node.peers:
             raise LnError("no POD connected (market.forward_to names the POD)")
         fut = asyncio.get_running_loop().create_future()
@@ -244,7 +269,7 @@ class Exchange:
         if meter is None or self.is_pod or self.pod_id is None:
             return False
         req = topup.topup_request(self.book, self.grid.market, meter, self.node.node_id,
-                                  clock.now())  # fmt: skip
+                                  clock.now(), self.forecast.wh)  # fmt: skip
         if req is None:
             return False
         invoice = await self.ask_pod(req)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -72,9 +73,11 @@ class OfferDesk:
         market: MarketConfig,
         forward_to: bytes | None,
         is_pod: bool,
+        need_wh: Callable[[int, int], int] | None = None,
     ) -> None:
         self.me = me
         self.market = market
+        self.need_wh = need_wh  # (start, end) -> Wh the node expects to buy (its forecast)
         self.forward_to = forward_to
         self.is_pod = is_pod
         strategy = strategy_for(market)
@@ -106,8 +109,10 @@ class OfferDesk:
         return True
 
     def _forecast(self, window: Window) -> Forecast:
-        hours = (window.end - window.start) / 3600
-        need = int(self.market.need_wh_per_hour * hours)
+        if self.need_wh is not None:
+            need = self.need_wh(window.start, window.end)
+        else:
+            need = int(self.market.need_wh_per_hour * (window.end - window.start) / 3600)
         return Forecast.of(self.state.node, [(window, -need)])
 
     def receive(self, offer: ReceiptOffer, sender: bytes, neighbours: list[bytes], now: float

@@ -1,7 +1,8 @@
 """The POD as last resort, and imbalance settlement with it (seed 000 §IV; docs/gateway.md).
 
 POD side (`PodDesk`): every `sg_energy_request` from a neighbour gets a receipt the POD issues,
-at `market.tariff_msat_per_kwh` for energy in a coming window (kind 1) or at
+at `market.tariff_msat_per_kwh` for energy in a coming window (kind 1, payable until the window
+ends) or at
 `market.imbalance_price_msat_per_kwh` for a settlement period that is over (kind 2); the same
 request id always gets the same receipt (at most QUOTES_MAX remembered).
 
@@ -35,6 +36,7 @@ from sgcore import reading as rc
 QUOTES_MAX = 10_000
 MAX_AGE_S = 7 * 86_400  # imbalance of periods older than this is not settled any more
 QUOTE_EXPIRY_S = 3600
+PURCHASE_MIN_EXPIRY_S = 60
 
 MakeReceipt = Callable[[int, EnergyMemo, int | None], Receipt]
 
@@ -54,7 +56,11 @@ class PodDesk:
         if refusal:
             return er.EnergyQuote(req.request_id, "", refusal)  # not remembered: may be asked again
         if req.kind == er.KIND_PURCHASE:
-            price, expiry = self.market.tariff_msat_per_kwh, None
+            # last-resort energy may be paid until its window ends (nobody else sells it, and
+            # the credit serves whatever is left of the window): a receipt that expired when
+            # the window began would fail whenever the payment takes longer than the lead
+            price = self.market.tariff_msat_per_kwh
+            expiry = max(PURCHASE_MIN_EXPIRY_S, int(req.end - now))
         else:
             price = self.market.imbalance_price_msat_per_kwh or self.market.tariff_msat_per_kwh
             expiry = QUOTE_EXPIRY_S

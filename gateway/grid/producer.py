@@ -2,7 +2,8 @@
 
 Every `market.plan_every_s` the market agent plans the receipts for the windows still open
 (`market.horizon_s` ahead, `market.settle_period_s` long, at `market.tariff_msat_per_kwh`) from
-a flat forecast of `market.surplus_wh_per_hour`, less what is already sold or still on offer. The
+its forecast (`market.forecast_file`, else a flat `market.surplus_wh_per_hour`), less what is
+already sold or still on offer: a forecast revised upwards is sold in the next round (intraday). The
 channel node issues each one (it keeps the preimage) and the exchange offers it. A paid receipt
 is booked as sold; an expired one is released so the next round replaces it.
 """
@@ -26,7 +27,14 @@ Offer = Callable[[Receipt], int]
 
 
 class Producer:
-    def __init__(self, name: str, market: MarketConfig, node: GridNode, offer: Offer) -> None:
+    def __init__(
+        self,
+        name: str,
+        market: MarketConfig,
+        node: GridNode,
+        offer: Offer,
+        surplus_wh: Callable[[int, int], int] | None = None,
+    ) -> None:
         strategy = strategy_for(market)
         assert strategy is not None, "a producer needs strategy = producer"
         params = MarketParams(horizon_s=market.horizon_s, window_s=market.settle_period_s)
@@ -34,16 +42,20 @@ class Producer:
         self.market = market
         self.node = node
         self.offer = offer
+        self.surplus_wh = surplus_wh  # (start, end) -> Wh it expects to export (its forecast)
         self.state = NodeState(name)
         self.open: dict[bytes, ReceiptSpec] = {}  # payment hash -> what it sells
 
     def forecast(self, now: int) -> Forecast:
         w = self.market.settle_period_s
-        per_window = self.market.surplus_wh_per_hour * w // 3600
+        flat = self.market.surplus_wh_per_hour * w // 3600
         first = now // w * w
         return Forecast.of(
             self.agent.node,
-            [(x, per_window) for x in windows(first, self.market.horizon_s // w + 2, w)],
+            [
+                (x, self.surplus_wh(x.start, x.end) if self.surplus_wh else flat)
+                for x in windows(first, self.market.horizon_s // w + 2, w)
+            ],
         )
 
     def _book(self, now: int) -> None:

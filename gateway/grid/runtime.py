@@ -211,7 +211,8 @@ class GridRuntime:
         if self.grid.node.meter and self.grid.market.forward_to:
             settle = asyncio.create_task(self.exchange.settle_loop(), name="grid-settle")
             self._tasks.append(settle)
-            if self.grid.market.last_resort and self.grid.market.need_wh_per_hour:
+            m = self.grid.market
+            if m.last_resort and (m.need_wh_per_hour or m.forecast_file is not None):
                 topup = asyncio.create_task(self.exchange.topup_loop(), name="grid-topup")
                 self._tasks.append(topup)
 

@@ -249,7 +249,7 @@ class SurplusBuyer:
 
     async def _known(self, p: Purchase, claim: sc.SurplusClaim, sender: bytes) -> sc.SurplusAnswer:
         rid = claim.request_id
-        if p.request_id != rid or p.node_id != sender:
+        if p.request_id != rid or p.node_id != sender or p.invoice != claim.invoice:
             return sc.SurplusAnswer(rid, sc.REFUSED, "this meter's period is settled already")
         status = self._sync(p)
         if status == "paid":

@@ -274,7 +274,11 @@ class ReplicatedNode:
                 self._decided[key] = decided
 
     def _cut(self) -> None:
-        """Propose the next block boundary when transactions wait or a dispute window runs."""
+        """Propose the next block boundary when transactions wait or a dispute window runs.
+
+        The first entries after a quiet spell get `cut_interval_ms` to gather; entries that
+        arrived while the previous block was being cut and applied have gathered already."""
+        gathered = False
         while not self._stop.is_set():
             with self._changed:
                 tip = self.chain.tip
@@ -287,7 +291,8 @@ class ReplicatedNode:
                         self.idle_block_ms / 1000 if self.chain.state.closing_channels() else 0.5
                     )
                     continue
-            self._stop.wait(self.cut_interval_ms / 1000)  # let a batch gather
+            if not gathered:
+                self._stop.wait(self.cut_interval_ms / 1000)  # let a batch gather
             height = tip.height + 1
             cut = json.dumps({"height": height, "time_ms": now_ms()}).encode()
             try:
@@ -301,3 +306,4 @@ class ReplicatedNode:
                     and self._failure is None
                 ):
                     self._changed.wait(1.0)
+                gathered = bool(self._pending)

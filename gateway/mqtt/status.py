@@ -27,15 +27,17 @@ class StatusRejected(GatewayError):
         self.detail = detail
 
 
-def parse_status(payload: bytes) -> tuple[bool, bytes | None]:
-    """(online?, the meter's clock nonce if it sent one); StatusRejected for garbage.
+def parse_status(payload: bytes) -> tuple[bool, bytes | None, bool]:
+    """(online?, the meter's clock nonce if it sent one, refresh?); StatusRejected for garbage.
 
     The firmware's status is {"state": "online", "nonce": "<16 hex>"} (sgcore.messages): the
-    nonce lets the gateway's signed "clock" command set the meter's clock back, once."""
+    nonce lets the gateway's signed "clock" command set the meter's clock back, once. With
+    `"refresh": true` it only brings the next nonce (a clock command used the last one up): the
+    meter did not (re)connect, and nothing needs answering."""
     if len(payload) > MAX_STATUS_BYTES:
         raise StatusRejected("oversized", f"{len(payload)} bytes")
     if payload in (b"online", b"offline"):
-        return payload == b"online", None
+        return payload == b"online", None, False
     try:
         msg = json.loads(payload)  # short: no nesting deep enough to recurse far
     except (ValueError, RecursionError) as exc:
@@ -52,7 +54,7 @@ def parse_status(payload: bytes) -> tuple[bool, bytes | None]:
             raw = bytes.fromhex(nonce)
         except ValueError:
             raw = None
-    return state == "online", raw
+    return state == "online", raw, msg.get("refresh") is True
 
 
 class AnswerLimiter:

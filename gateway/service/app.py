@@ -20,7 +20,7 @@ import sdnotify
 from gateway import clock
 from gateway.config import GatewayConfig
 from gateway.crypto import SiteKey
-from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
+from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor, Reason
 from gateway.ingest.pipelined import IngestPipeline, Result, StoreFailed
 from gateway.ingest.store import ReadingStore
 from gateway.metrics import GatewayMetrics
@@ -50,6 +50,10 @@ class GatewayService:
         )  # fmt: skip
         self.pipeline = IngestPipeline(self.ingestor)
         self._answers = status.AnswerLimiter(cfg.ingest.status_answer_s)
+        self._nonces: dict[bytes, bytes] = {}  # meter -> its clock nonce not used yet
+        # clock commands for readings from the future: those the meter signed before its clock
+        # was set back stay in the future a while, each batch of them must not ask again
+        self._clock_fixes = status.AnswerLimiter(cfg.ingest.status_answer_s, burst=1)
         self._modbus_seen: dict[str, str] = {}  # device -> model, for discovery after a reconnect
         self.notifier = sdnotify.SystemdNotifier()
         self.pins = GatewayPins(cfg.gpio)
@@ -164,7 +168,7 @@ class GatewayService:
         if mid not in self.ingestor.known_meters() and self.store.meter(mid) is None:
             return  # status of a meter we do not know: ignored, nothing to say to it
         try:
-            online, nonce = status.parse_status(payload)
+            online, nonce, refresh = status.parse_status(payload)
         except status.StatusRejected as exc:
             self.metrics.status_rejected.labels(exc.reason).inc()
             self._rejection_log.log(f"status_{exc.reason}", meter_hex, None, exc.detail)
@@ -172,6 +176,10 @@ class GatewayService:
         self.metrics.meter_online.labels(meter_hex).set(1 if online else 0)
         if not online:
             return
+        if nonce is not None:
+            self._nonces[mid] = nonce  # for a clock command later (a reading from the future)
+        if refresh:
+            return  # only the next nonce: answering it with a clock command would loop
         if not self._answers.allow(mid):  # a flood of (forged) online messages: answered once
             self.metrics.status_suppressed.inc()
             return
@@ -181,9 +189,9 @@ class GatewayService:
         if head is not None:
             self._send_ack(mid, *head)
         if nonce is not None:  # sets the meter's clock even back (a clock set into the future)
-            self._send_cmd(mid, "clock", int(clock.now()), nonce)
+            self._send_clock(mid)
         else:
-            self._send_cmd(mid, "time", int(clock.now()))
+            self._send_cmd(mid, "time", round(clock.now()))
         if self.grid is not None:
             self.grid.meter_online(mid)
 
@@ -241,10 +249,25 @@ class GatewayService:
             else:
                 self._publish_outcome(res)
 
+    def _send_clock(self, mid: bytes) -> None:
+        """The nonce'd clock command with our time (the meter adds how long it took to verify
+        it); the nonce is used up: the meter's refresh status brings the next one."""
+        nonce = self._nonces.pop(mid, None)
+        if nonce is not None:
+            self._send_cmd(mid, "clock", round(clock.now()), nonce)
+
     def _publish_outcome(self, out: BatchOutcome) -> None:
         for rej in out.rejections:
             self.metrics.rejected.labels(rej.reason.value).inc()
             self._rejection_log.log(rej.reason.value, rej.meter_hex, rej.seq, rej.detail)
+            if (
+                rej.reason == Reason.FUTURE
+                and (mid := bytes.fromhex(rej.meter_hex)) in self._nonces
+            ):
+                if self._clock_fixes.allow(mid):  # its clock runs ahead of ours: set it back
+                    log.info("meter %s signs readings from the future: setting its clock back",
+                             rej.meter_hex)  # fmt: skip
+                    self._send_clock(mid)
         last: dict[bytes, object] = {}
         for r in out.stored:
             last[r.meter_id] = r

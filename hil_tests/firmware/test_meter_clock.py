@@ -49,3 +49,48 @@ def test_a_clock_set_into_the_future_is_set_back_once_by_the_gateway(tmp_path):
         finally:
             spy.loop_stop()
             spy.disconnect()
+
+
+def _lag(home) -> float:
+    st = home.board.state()
+    return float(st["rtc"]) - float(st["virtual_now"])
+
+
+def test_a_clock_running_ahead_is_set_back_on_time_and_only_once(tmp_path):
+    """The sim's bug: at high speed the clock command waited for its signature check (and the
+    acks before it) for many virtual seconds, and was then applied as if no time had passed,
+    setting the meter's clock back by that wait; and every clock command made the meter publish
+    a fresh nonce that the gateway answered with the next clock command, forever. Now the meter
+    adds the time the command waited, and its refresh status is not answered. The gateway finds
+    the clock running ahead by itself: the meter's readings come from the future."""
+    speed = 120.0
+    with Site(tmp_path, speed=speed, meter_config={"home": FAST}) as site:
+        home = site.meters["home"]
+        cmds: list[bytes] = []
+        spy = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        spy.on_message = lambda c, u, msg: cmds.append(msg.payload)
+        spy.connect(site.broker.host, site.broker.port)
+        spy.subscribe(f"sg/{site.site}/{home.meter_id.hex()}/cmd", 1)
+        spy.loop_start()
+        try:
+            time.sleep(1.0)
+            seen = len(home.board.console)
+            home.board.control(op="rtc_shift", seconds=900)  # somebody set it 15 minutes ahead
+            deadline = time.monotonic() + 60
+            while not any("clock set by the gateway" in x for x in home.board.console[seen:]):
+                assert time.monotonic() < deadline, "\n".join(home.board.console[-15:])
+                time.sleep(0.05)
+            lag = _lag(home)
+            # within the dead band, the network's transit and the whole-second rounding; the
+            # uncompensated wait was the command's signature check, seconds of real time here
+            assert abs(lag) <= 2 + 0.25 * speed, lag
+            time.sleep(
+                900 / speed + 2
+            )  # the readings it signed ahead are not from the future any more
+            mark = len(cmds)
+            time.sleep(11.0)  # a clock command loop would send one per status_answer_s (10 s)
+            again = [c[:40] for c in cmds[mark:] if b'"clock"' in c]
+            assert again == [], again
+        finally:
+            spy.loop_stop()
+            spy.disconnect()

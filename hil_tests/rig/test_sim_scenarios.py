@@ -32,6 +32,7 @@ SCENARIOS = {
 
 
 @needs_broker
+@pytest.mark.timeout(960)  # a sim of its own: longer than the suite's default on a busy machine
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_scenario_short_form_keeps_every_invariant(scenario, tmp_path):
     own, homes = SCENARIOS[scenario]

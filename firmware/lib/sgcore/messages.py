@@ -50,9 +50,14 @@ def cmd_digest(meter_id, op, arg, nonce=b""):
     return hashlib.sha256(signed).digest()
 
 
-def online_status(nonce):
-    """The meter's retained `online` status, carrying the nonce a clock command must echo."""
-    return ('{"state":"online","nonce":"%s"}' % _hex(nonce)).encode()
+def online_status(nonce, refresh=False):
+    """The meter's retained `online` status, carrying the nonce a clock command must echo.
+
+    `refresh`: the status a meter publishes when a clock command used its nonce up: only the new
+    nonce, not "I came online" (the gateway answers it with nothing; answering it with another
+    clock command would loop). After every connect the plain status goes out again."""
+    more = ',"refresh":true' if refresh else ""
+    return ('{"state":"online","nonce":"%s"%s}' % (_hex(nonce), more)).encode()
 
 
 def _hex(raw):

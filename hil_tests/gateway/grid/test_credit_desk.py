@@ -87,3 +87,31 @@ def test_one_token_in_flight_per_meter_resent_until_answered(desk):
     assert desk.on_event(METER, {"event": "token", "result": "expired", "id": 2})
     assert {r.payment_hash: r.status for r in desk.book.all()} == {a: "accepted", b: "rejected"}
     assert desk.due() == []
+
+
+def test_payments_settled_while_the_meter_verifies_go_in_one_token(desk, tmp_path):
+    """The sim's bug: a meter that answers a token slower than receipts are paid fell further
+    behind all day (one token per receipt); now what was paid meanwhile is one token."""
+    hashes = [bytes([0x10 + i]) * 32 for i in range(5)]
+    for i, h in enumerate(hashes):
+        desk.purchase(h, METER, _memo(0.087), 26_100)
+        row = desk.settle(h, "succeeded")
+        assert (row is not None) == (i == 0)  # token 1 for the first; the rest wait for it
+    assert {r.status for r in desk.book.all() if r.payment_hash != hashes[0]} == {"paid"}
+    assert desk.reconcile(lambda _: None) == 0  # still waiting for the meter
+    ((meter, first),) = desk.due()
+    assert tk.decode(first)[0].amount_wh == 87
+    assert desk.on_event(METER, {"event": "token", "result": "accepted", "id": 1})
+    ((meter, second),) = desk.due()
+    token = tk.decode(second)[0]
+    assert (token.token_id, token.amount_wh) == (2, 4 * 87)
+    assert [r.token_id for r in desk.book.for_token(METER, 2)] == [2, 2, 2, 2]
+    # after a restart the same payments are credited by the same bytes, never a second token
+    again = CreditDesk(CreditBook(tmp_path / "tokens.sqlite3"), desk.issuer, 3600, 5.0,
+                       wall=lambda: 1.7e9)  # fmt: skip
+    assert again.reconcile(lambda _: ("succeeded", ""), startup=True) == 0
+    assert again.due() == [(METER, second)]
+    assert again.on_event(METER, {"event": "token", "result": "accepted", "id": 2})
+    assert {r.status for r in again.book.all()} == {"accepted"}
+    assert sum(r.wh for r in again.book.all()) == sum(t[2] for t in desk.issuer.issued(METER))
+    again.book.close()

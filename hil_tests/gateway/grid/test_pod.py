@@ -74,3 +74,15 @@ def test_refusals():
 def test_periods():
     assert period_of(1800, 900) == (900, 1800)
     assert period_of(1801, 900) == (1800, 2700)
+
+
+def test_a_last_resort_receipt_stays_payable_until_its_window_ends():
+    """The sim's bug: the receipt expired when its window began, a few virtual minutes after the
+    request; at 480x the payment took longer than that and failed ('invoice expired')."""
+    desk = PodDesk("pod", MARKET, _make)
+    now = time.time()
+    start = int(now) // 900 * 900 + 900
+    q = desk.quote(_req(er.KIND_PURCHASE, start), now)
+    inv, _ = receipt.read_receipt(q.invoice)
+    assert inv.expires_at >= start + 900 - 1
+    assert check_quote(q, _req(er.KIND_PURCHASE, start), POD.node_id, start + 600) is None

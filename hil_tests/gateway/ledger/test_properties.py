@@ -58,6 +58,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@settings(max_examples=60, deadline=None)
 @given(
     st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=6),
     st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),

@@ -82,3 +82,16 @@ def test_home_assistant_discovery_makes_energy_dashboard_sensors():
     assert power["device_class"] == "power" and power["unit_of_measurement"] == "W"
     assert f"homeassistant/binary_sensor/sgrid_{MID.hex()}/relay/config" in configs
     assert len({c["unique_id"] for c in configs.values()}) == len(configs)
+
+
+def test_the_meters_status_says_whether_it_only_refreshes_its_nonce():
+    """A refresh status (a clock command used the nonce up) must not be answered with another
+    clock command: that was a loop, one command per ingest.status_answer_s, forever."""
+    from gateway.mqtt.status import parse_status
+    from sgcore.messages import online_status
+
+    nonce = bytes(range(8))
+    assert parse_status(online_status(nonce)) == (True, nonce, False)
+    assert parse_status(online_status(nonce, True)) == (True, nonce, True)
+    assert parse_status(b"online") == (True, None, False)
+    assert parse_status(b'{"state": "online", "refresh": 1}') == (True, None, False)

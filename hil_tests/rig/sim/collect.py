@@ -51,6 +51,14 @@ def credit(n: SimNode) -> list[sqlite3.Row]:
     return _rows(n.state_dir / "tokens.sqlite3", "SELECT * FROM credit ORDER BY created_at")
 
 
+def invoices(n: SimNode) -> list[dict[str, Any]]:
+    """The receipts the node's channel node issued (its invoice store: amount, paid, expiry)."""
+    import json
+
+    db = n.state_dir / "node" / "channels.sqlite"
+    return [json.loads(r["doc"]) for r in _rows(db, "SELECT doc FROM invoices")]
+
+
 def anchors(n: SimNode) -> dict[str, int]:
     rows = _rows(n.state_dir / "anchors.sqlite3",
                  "SELECT status, count(*) AS batches, sum(count) AS readings FROM batches "

@@ -85,7 +85,11 @@ class Driver:
         self._loss_w = 0.0
         self.peak_w = 0.0  # the most power moving on the feeder at once (all nodes, |W|)
         self.boundary_slop: dict[int, float] = {}  # boundary -> length of the step across it
+        self.boundary_w: dict[int, float] = {}  # boundary -> sum of |W| of the meters across it
         self.pod_truth = Truth()  # what really flowed through the grid connection
+        self.steps = 0
+        self.longest_step_s = 0.0  # virtual seconds one step covered, at most
+        self.longest_step_real_s = 0.0  # real seconds one step took to compute, at most
         self._feeder: Any = None
         self._last = sg.clock.now()
         self._window_wh: dict[str, float] = defaultdict(float)
@@ -143,9 +147,17 @@ class Driver:
         dt, last, self._last = max(0.0, now - self._last), self._last, now
         if dt == 0:
             return 0.0
+        wall0 = time.monotonic()
+        self.steps += 1
+        self.longest_step_s = max(self.longest_step_s, dt)
         boundary = now // PERIOD_S * PERIOD_S
         if last < boundary:  # this step straddles a period boundary: its energy could be on
             self.boundary_slop[int(boundary)] = now - last  # either side of it for a meter
+            self.boundary_w[int(boundary)] = sum(
+                abs(self.power_w[n.name])
+                for n in self.sg.nodes.values()
+                if n.spec.kind != "pod" and n.meter_pubkey
+            )
         net = 0.0
         for n in self.sg.nodes.values():
             if n.spec.kind == "pod":
@@ -175,6 +187,7 @@ class Driver:
         if now - self._window_start >= LOSS_STEP_S:
             self._losses(now)
         self._set_powers(now, dt)
+        self.longest_step_real_s = max(self.longest_step_real_s, time.monotonic() - wall0)
         return dt
 
     def _set_powers(self, now: float, dt: float) -> None:

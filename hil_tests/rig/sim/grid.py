@@ -122,6 +122,15 @@ class SimNode:
         return call(self.url, path, body, timeout=30, token_file=self.token_file)
 
 
+def link_timeouts(speed: float) -> dict[str, int]:
+    """Meter config for a board at `speed`: its ticks are virtual, the gateway and the broker
+    answer in real time. The journal is republished after 20 real seconds without an ack (60
+    virtual seconds are 125 ms at 480x: a loaded machine republished all day), a PINGREQ after
+    30 real seconds idle."""
+    return {"ack_timeout_s": min(86_400, max(60, round(20 * speed))),
+            "mqtt_keepalive_s": min(65535, max(60, round(30 * speed)))}  # fmt: skip
+
+
 @dataclass
 class SimGrid:
     grid: Microgrid
@@ -325,6 +334,7 @@ class SimGrid:
             "broker_port": self.broker.port,
             "interval_s": self.interval_s,
             "checkpoint_s": CHECKPOINT_S,
+            **link_timeouts(self.speed),  # ack timeout and keepalive in real seconds
             "min_switch_s": 0,
             "meter_source": n.spec.meter_source,
             "critical_load": n.spec.kind in ("critical", "pv", "battery"),

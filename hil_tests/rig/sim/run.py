@@ -17,6 +17,14 @@ from rich.console import Console
 from hil_tests.rig import microgrid, profiles
 from hil_tests.rig.sim import collect, invariants
 from hil_tests.rig.sim.driver import PERIOD_S, Driver, run_until
+from hil_tests.rig.sim.forecasts import (
+    BIAS,
+    DAY_AHEAD_SIGMA,
+    INTRADAY_SIGMA,
+    REVISE_AHEAD_S,
+    REVISE_EVERY_S,
+    Forecaster,
+)
 from hil_tests.rig.sim.grid import DEPOSIT_MSAT, SGRID, SimGrid
 from hil_tests.rig.sim.scenarios import Faults
 from hil_tests.rig.sim.view import View
@@ -48,17 +56,21 @@ class SimOptions:
     cloudiness: float = 0.4
 
 
-def market_config(n: microgrid.NodeSpec, t_begin: float, unpaid: bool, speed: float) -> str:
-    """The [market] lines of a node: its strategy and its (flat) forecast from its profile."""
+def market_config(
+    n: microgrid.NodeSpec, t_begin: float, unpaid: bool, speed: float, forecast: Path | None = None
+) -> str:
+    """The [market] lines of a node: its strategy, its forecast file (hil_tests/rig/sim/forecasts.py)
+    and, for windows the file does not list, a flat forecast from its profile."""
     every = max(0.1, min(5.0, 120 / speed))  # a market round every ~2 virtual minutes
     day = (t_begin, t_begin + 86400)
+    ff = f'forecast_file = "{forecast}"\n' if forecast is not None else ""
     if n.kind in ("home", "ev", "critical"):
         if unpaid or n.profile is None:
             return 'strategy = "manual"\n'
         need = max(1, round(n.profile.forecast_wh(*day) / 24))
         return (f'strategy = "consumer"\nmax_price_msat_per_kwh = {TARIFF}\n'
                 f'need_wh_per_hour = {need}\nforward_to = "pod"\nplan_every_s = {every}\n'
-                "last_resort = true\n")  # fmt: skip
+                f"last_resort = true\n{ff}")  # fmt: skip
     if n.kind in ("pv", "battery"):
         if n.profile is not None:
             daylight = max(1.0, profiles.daylight_hours(n.profile))
@@ -67,7 +79,7 @@ def market_config(n: microgrid.NodeSpec, t_begin: float, unpaid: bool, speed: fl
             surplus = n.capacity_wh // 6  # a battery sells its evening discharge
         return (f'strategy = "producer"\ntariff_msat_per_kwh = {PV_PRICE}\n'
                 f'surplus_wh_per_hour = {surplus}\nforward_to = "pod"\nplan_every_s = {every}\n'
-                f"horizon_s = 3600\nsurplus_price_msat_per_kwh = {FEED_IN}\n")  # fmt: skip
+                f"horizon_s = 3600\nsurplus_price_msat_per_kwh = {FEED_IN}\n{ff}")  # fmt: skip
     if n.kind == "pod":
         return (f'strategy = "pod"\ntariff_msat_per_kwh = {TARIFF}\n'
                 f"feed_in_msat_per_kwh = {FEED_IN}\nimbalance_price_msat_per_kwh = {TARIFF}\n"
@@ -87,11 +99,17 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
     sg = SimGrid(grid, opts.workdir, speed=opts.speed, ledger=opts.ledger,
                  interval_s=opts.interval_s)  # fmt: skip
     unpaid = "home-1" if opts.scenario == "unpaid-draw" else ""
+    # the forecast service: day-ahead now, revised every virtual hour (forecasts.py); it covers
+    # the span even if the day starts a little later than planned (a slow bring-up)
+    forecaster = Forecaster(grid.nodes, opts.workdir, t_begin,
+                            t_begin + opts.hours * 3600 + 7200, opts.seed)  # fmt: skip
+    forecaster.write()
     for n in grid.nodes:
-        sg.node_market[n.name] = market_config(n, t_begin, n.name == unpaid, opts.speed)
+        ff = forecaster.path(n.name) if n.name in forecaster.day_ahead else None
+        sg.node_market[n.name] = market_config(n, t_begin, n.name == unpaid, opts.speed, ff)
     # virtual time runs while the grid comes up: start the timeline so that the day begins about
     # when the bring-up is done (the driver waits for t_begin if the bring-up was quicker)
-    est_bringup_s = 15 + 2.0 * len(grid.nodes)  # measured: 17-40 s for 10 nodes (load 1-40)
+    est_bringup_s = 8 + 2.0 * len(grid.nodes)  # under: the day starts at the next slot (cheap)
     sg.clock.virtual_t0 = t_begin - est_bringup_s * opts.speed
     result: dict[str, Any] = {"scenario": opts.scenario, "options": _jsonable(opts)}
     feeder = _Background(lambda: _feeder(grid))  # pandapower takes seconds to import
@@ -114,13 +132,24 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         driver.begin()
         t_start = sg.clock.now()
         t_end = t_start + opts.hours * 3600
+        forecaster.cover(t_start, t_end + 7200)
+        forecaster.write()
         with View(console, driver, t_start, t_end) as view:
             faults = Faults(
                 sg, opts.scenario, t_start, t_end, view.event, seed=opts.seed, driver=driver
             )
-            sampler = _Every(900, sg.sample_channels)
-            run_until(driver, t_end,
-                      tick=lambda now: (faults.tick(now), view.tick(now), sampler(now)))  # fmt: skip
+            # the samplers ask every node over HTTP and every board over its socket: in a thread
+            # of their own, or a loaded machine makes each driver step last many virtual minutes
+            sampler = _Every(900, _InBackground(sg.sample_channels))
+            revise = _Every(REVISE_EVERY_S, forecaster.revise)
+            lags: list[float] = []
+            lag_sampler = _Every(PERIOD_S, _InBackground(lambda now: lags.append(_clock_lag(sg))))
+
+            def tick(now: float) -> None:
+                for each in (faults.tick, view.tick, sampler, revise, lag_sampler):
+                    each(now)
+
+            run_until(driver, t_end, tick=tick)
         for e in view.events:
             console.print(f"  {e}", highlight=False)
         result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
@@ -130,12 +159,79 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
             _wait_closed(sg, t_end, timeout=120.0 + 2 * len(sg.nodes))
             journaled = _journaled(sg)
             _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes))
-        result.update(_results(sg, driver, faults, t_start, t_end, journaled))
+        result.update(_results(sg, driver, faults, t_start, t_end, journaled, lags))
+        result["market"] = _market(sg, forecaster, t_start, t_end)
+        m = result["market"]
+        console.print(f"market: {m['receipts']} receipts paid, {m['intraday_bought']} bought and "
+                      f"{m['intraday_sold']} sold intraday (beyond the day-ahead forecast), "
+                      f"{m['imbalance_receipts']} imbalance receipts; {m['forecast_revisions']} "
+                      "forecast revisions")  # fmt: skip
     finally:
+        _save_consoles(sg)
         with console.status("stopping the grid"):
             sg.stop()
     result["wall_s"] = round(time.monotonic() - wall0, 1)
     return result
+
+
+def _save_consoles(sg: SimGrid) -> None:
+    """Each meter's firmware console next to its gateway's log (what a person debugs with)."""
+    for n in sg.nodes.values():
+        if n.board is not None:
+            try:
+                (n.dir / "meter" / "console.log").write_text("\n".join(n.board.console) + "\n")
+            except OSError:
+                pass
+
+
+def _market(sg: SimGrid, fc: Forecaster, t0: float, t1: float) -> dict[str, Any]:
+    """What was traded: receipts paid, and those bought or sold intraday, i.e. beyond what the
+    day-ahead forecast of their window asked for (only a revised forecast trades them).
+
+    Bought: each consumer's paid receipts of a window in payment order; those paid once the
+    window's day-ahead need was covered are intraday. Sold: each PV plant's paid receipts of a
+    window (its channel node's invoices: a receipt expires when its window starts, and sells
+    amount / PV_PRICE); those beyond the window's day-ahead surplus are intraday."""
+    bought: dict[tuple[str, int], list[Any]] = {}  # (buyer, window) -> its paid receipts
+    receipts = imbalance = 0
+    for n in sg.nodes.values():
+        for c in collect.credit(n):
+            if c["status"] != "accepted" or c["issuer_node"] == n.name:
+                continue
+            receipts += 1
+            if c["created_at"] >= c["window_end"]:
+                imbalance += 1  # a period that was over: the imbalance settled with the POD
+                continue
+            bought.setdefault((n.name, int(c["window_start"])), []).append(c)
+    intraday_bought = 0
+    for (name, start), paid in bought.items():
+        plan = fc.day_ahead.get(name, {}).get(start)
+        total = 0
+        for c in sorted(paid, key=lambda c: c["created_at"]):
+            intraday_bought += plan is not None and total >= plan
+            total += int(c["wh"])
+    intraday_sold = sold = 0
+    for n in sg.nodes.values():
+        if n.spec.kind != "pv":
+            continue
+        per: dict[int, list[int]] = {}
+        for inv in collect.invoices(n):
+            if inv.get("paid") and t0 <= inv.get("expires", 0) <= t1 + PERIOD_S:
+                start = int(inv["expires"]) // PERIOD_S * PERIOD_S
+                per.setdefault(start, []).append(int(inv["amount"]) * 1000 // PV_PRICE)
+        for start, lots in per.items():
+            sold += len(lots)
+            plan = fc.day_ahead.get(n.name, {}).get(start, 0)
+            total = 0
+            for wh in sorted(lots, reverse=True):
+                intraday_sold += total >= plan
+                total += wh
+    return {"receipts": receipts, "pv_receipts_sold": sold, "intraday_bought": intraday_bought,
+            "intraday_sold": intraday_sold, "imbalance_receipts": imbalance,
+            "forecast_revisions": fc.revisions,
+            "forecast": {"bias": BIAS, "day_ahead_sigma": DAY_AHEAD_SIGMA,
+                         "intraday_sigma": INTRADAY_SIGMA, "revise_every_s": REVISE_EVERY_S,
+                         "revise_ahead_s": REVISE_AHEAD_S}}  # fmt: skip
 
 
 def _feeder(grid: microgrid.Microgrid) -> Any:
@@ -160,6 +256,19 @@ class _Background(threading.Thread):
         super().join(timeout)
         if self.error is not None:
             raise self.error
+
+
+class _InBackground:
+    """Calls `fn(now)` on a thread of its own; a call while the last one still runs is skipped."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, now: float) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self.fn, args=(now,), daemon=True)
+            self.thread.start()
 
 
 class _Every:
@@ -234,8 +343,10 @@ def _results(
     t0: float,
     t1: float,
     journaled: dict[str, list[int]],
+    lags: list[float],
 ) -> dict[str, Any]:
     nodes: dict[str, dict[str, Any]] = {}
+    chip_periods: dict[int, float] = {}  # what the BL0942 meters counted per slot (|Wh|)
     node_periods: dict[str, dict[int, int]] = {}
     power: dict[str, list[list[float]]] = {}
     per_meter: dict[str, dict[str, Any]] = {}
@@ -273,6 +384,14 @@ def _results(
                 for r in rows
                 if r["end"] - r["start"] == PERIOD_S
             }
+            if n.spec.meter_source == "bl0942":
+                for r in rows:
+                    k = int(r["start"])
+                    chip_periods[k] = (
+                        chip_periods.get(k, 0.0)
+                        + int(r["interval_import_wh"])
+                        + int(r["interval_export_wh"])
+                    )
             power[name] = [[float(r["start"]), float(r["avg_power_w"])] for r in rows]
             recs = collect.all_records(n)
             seqs = [int(r["seq"]) for r in recs]
@@ -292,7 +411,8 @@ def _results(
     locked = _locked_on_ledger(sg, chans)
     verify_ok, verify_out = _ledger_verify(sg)
     pod_periods = {int(p): wh for p, wh in driver.pod_truth.period_wh.items()}
-    lag = _clock_lag(sg)
+    lag_end = _clock_lag(sg)
+    lag = max([lag_end, *lags])
     for v in nodes.values():
         v["metering_error_wh"] = (v["import_wh"] - v["export_wh"]) - (
             v["truth_import_wh"] - v["truth_export_wh"]
@@ -306,6 +426,9 @@ def _results(
                 if sg.nodes[k].spec.meter_source == "bl0942" and v["kind"] != "pod"),
             node_periods, pod_periods, dict(driver.loss_period),
             sum(faults.unmetered().values())),
+        "slot_energy_balance": invariants.slot_energy_balance(
+            node_periods, pod_periods, dict(driver.loss_period), chip_periods,
+            driver.boundary_w, driver.boundary_slop, lag, sum(faults.unmetered().values())),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0),
         "readings_stored_once": invariants.readings_once(per_meter),
@@ -334,7 +457,13 @@ def _results(
         "settlement": statements,
         "invariants": inv,
         "losses_wh": round(driver.loss_wh, 1),
-        "meter_clock_lag_s": round(lag, 1),
+        "meter_clock_lag_s": round(lag, 1),  # the largest seen during the day (every slot)
+        "meter_clock_lag_end_s": round(lag_end, 1),
+        "driver": {
+            "steps": driver.steps,
+            "longest_step_s": round(driver.longest_step_s, 1),
+            "longest_step_real_s": round(driver.longest_step_real_s, 2),
+        },  # fmt: skip
     }
 
 
