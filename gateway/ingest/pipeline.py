@@ -169,9 +169,18 @@ class Ingestor:
         return CheckedBatch(out, rows, heads, before)
 
     def store_checked(self, checked: CheckedBatch) -> None:
-        """Store what `check` accepted in one transaction (thread-safe: the store serialises)."""
+        """Store what `check` accepted in one transaction: `write_checked`, then its COMMIT."""
         if checked.rows:
-            self.store.append_batch(checked.rows, checked.heads)  # type: ignore[arg-type]
+            self.write_checked(checked)
+            self.store.commit_batch()
+
+    def write_checked(self, checked: CheckedBatch) -> bool:
+        """Write the accepted rows in a transaction left open for `store.commit_batch()` (which
+        may run on another thread: the fsync); False if there is nothing to write."""
+        if not checked.rows:
+            return False
+        self.store.write_batch(checked.rows, checked.heads)  # type: ignore[arg-type]
+        return True
 
     def abandon(self, checked: CheckedBatch) -> None:
         """The batch was not stored: roll every head it advanced back, so that no later ack can

@@ -2,8 +2,10 @@
 
 A batch's COMMIT is mostly waiting for the disk (WAL fsync, ~20 ms for 500 readings on a Pi's
 SD card or this machine's virtual disk), and verification is CPU: `IngestPipeline` checks the
-next batch (`Ingestor.check`) while one commit thread stores the previous one, so the CPU keeps
-verifying during the fsync. The guarantees of `Ingestor.ingest` hold unchanged:
+next batch (`Ingestor.check`) while one commit thread runs the previous batch's COMMIT, so the
+CPU keeps verifying during the fsync. The rows are written (BEGIN + INSERTs) on the caller's
+thread: only the COMMIT, one call that releases the GIL for its whole fsync, is handed over (a
+thread binding 500 rows would wait for the GIL at every row while the loop verifies). The guarantees of `Ingestor.ingest` hold unchanged:
 
 * an outcome (its acks) is handed out only after its batch's COMMIT returned, in batch order;
 * at most one batch is being stored while the next is checked on top of it; if storing fails,
@@ -30,6 +32,11 @@ class StoreFailed:
 
 
 Result = BatchOutcome | StoreFailed
+
+
+def _nothing() -> None:
+    """The commit of a batch with nothing to store (it still waits its turn: its acks may
+    cover readings of the batch before it)."""
 
 
 class IngestPipeline:
@@ -61,11 +68,13 @@ class IngestPipeline:
                 self.ingestor.abandon(prev)
                 return [StoreFailed(n, exc), StoreFailed(len(batch), exc)]
             results.append(prev.outcome)
-        self._inflight = (
-            checked,
-            len(batch),
-            self._pool.submit(self.ingestor.store_checked, checked),
-        )
+        try:
+            wrote = self.ingestor.write_checked(checked)  # the CPU part, on this thread
+        except Exception as exc:
+            self.ingestor.abandon(checked)
+            return [*results, StoreFailed(len(batch), exc)]
+        commit = self.ingestor.store.commit_batch if wrote else _nothing
+        self._inflight = (checked, len(batch), self._pool.submit(commit))
         return results
 
     def finish(self) -> list[Result]:

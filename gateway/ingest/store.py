@@ -156,7 +156,6 @@ class ReadingStore:
 
     # --- readings ------------------------------------------------------------------------------
 
-    @_locked
     def append_batch(
         self,
         records: Iterable[tuple[rc.Reading, bytes, bytes, float]],
@@ -165,6 +164,17 @@ class ReadingStore:
         """Insert (reading, record, record_hash, received_at) rows and move the meters' heads
         to `heads[meter_id] = (next_seq, head_hash)`, all in one transaction. Raises StoreError
         (and rolls back) on any failure, including a (meter_id, seq) already stored."""
+        self.write_batch(records, heads)
+        self.commit_batch()
+
+    @_locked
+    def write_batch(
+        self,
+        records: Iterable[tuple[rc.Reading, bytes, bytes, float]],
+        heads: dict[bytes, tuple[int, bytes]],
+    ) -> None:
+        """`append_batch` up to its COMMIT: the transaction stays open for `commit_batch` (the
+        CPU part, done by the ingest loop; the COMMIT is the fsync, done by the commit thread)."""
         rows = [
             (
                 r.meter_id,
@@ -196,6 +206,16 @@ class ReadingStore:
                 "UPDATE meters SET next_seq=?, head_hash=? WHERE meter_id=?",
                 [(n, h, m) for m, (n, h) in heads.items()],
             )
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"batch not stored: {exc}") from exc
+
+    @_locked
+    def commit_batch(self) -> None:
+        """COMMIT what `write_batch` wrote (one fsync); rolls back and raises StoreError on failure."""
+        db = self._db
+        try:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:

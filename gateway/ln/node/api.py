@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from gateway.ln.channel.channel import Channel
@@ -29,22 +28,6 @@ def channel_info(ch: Channel) -> dict[str, Any]:
         + ch.awaiting_revoke
         + len(ch.unrevoked_updates),
     }
-
-
-PAY_CHUNK = 64  # payments started between two turns of the event loop (see _in_chunks)
-
-
-async def _in_chunks(jobs: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
-    """Run payment coroutines, starting PAY_CHUNK of them per turn of the event loop: each one
-    decodes its invoice and queues its HTLC, and between chunks the peers' messages come in, so
-    the channel's update rounds (which batch whatever is queued) proceed while the rest of a
-    burst is still being decoded instead of after it."""
-    tasks = []
-    for i, job in enumerate(jobs, 1):
-        tasks.append(asyncio.ensure_future(job))
-        if i % PAY_CHUNK == 0:
-            await asyncio.sleep(0)
-    return await asyncio.gather(*tasks)
 
 
 def routes(node: Node) -> dict[str, Any]:
@@ -105,7 +88,7 @@ def routes(node: Node) -> dict[str, Any]:
         timeout = float(body.get("timeout", 30))
         if "requests" in body:
             # already decoded: [payee hex, payment hash hex, amount msat, payment secret hex]
-            jobs = (
+            jobs = [
                 node.pay(
                     bytes.fromhex(r[0]),
                     bytes.fromhex(r[1]),
@@ -114,10 +97,10 @@ def routes(node: Node) -> dict[str, Any]:
                     payment_secret=bytes.fromhex(r[3]) if len(r) > 3 else b"",
                 )
                 for r in body["requests"]
-            )
-            return await _in_chunks(jobs)
+            ]
+            return await asyncio.gather(*jobs)
         texts = body["invoices"] if "invoices" in body else [body["invoice"]]
-        results = await _in_chunks(node.pay_invoice(t, timeout) for t in texts)
+        results = await asyncio.gather(*(node.pay_invoice(t, timeout) for t in texts))
         return results if "invoices" in body else results[0]
 
     async def payment(body: dict[str, Any]) -> Any:

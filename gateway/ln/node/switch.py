@@ -167,6 +167,8 @@ class Switch:
             inv = self.invoices.get(add.payment_hash)
             if inv is None:
                 return self._fail_in(ch, add.htlc_id, "unknown payment hash")
+            if inv.paid:  # its one paying HTLC was fulfilled in the same write as `paid`
+                return self._fail_in(ch, add.htlc_id, "invoice already paid")
             if add.amount_msat < inv.amount_msat or add.amount_msat < instr.amount_msat:
                 return self._fail_in(ch, add.htlc_id, "amount below the invoice")
             if add.cltv_expiry < height + inv.min_final_cltv - FAIL_MARGIN:

@@ -4,7 +4,8 @@ import sqlite3
 
 import pytest
 
-from gateway.ingest.pipeline import Incoming, Ingestor
+from gateway.errors import StoreError
+from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
 from gateway.ingest.pipelined import IngestPipeline, StoreFailed
 from gateway.ingest.store import ReadingStore
 from hil_tests.gateway.soft_meter import SoftMeter
@@ -46,20 +47,47 @@ def test_a_failed_store_abandons_it_and_the_batch_checked_on_top_of_it(store, tm
     pipe.submit(ok)
     assert len(pipe.close()) == 1
     pipe = IngestPipeline(ing)
-    doomed, on_top = _batch(m, 2), _batch(m, 2)
-    # another writer already holds seq 3 (real SQLite refuses the batch: primary key)
+    doomed = _batch(m, 2)
+    assert pipe.submit(doomed) == []  # checked and written, its COMMIT under way
+    doomed_too, on_top = _batch(m, 2), _batch(m, 2)
+    # another writer already holds seq 5 (real SQLite refuses the next batch: primary key)
     other = sqlite3.connect(tmp_path / "r.sqlite3")
     row = other.execute(
         "SELECT * FROM readings WHERE meter_id=? AND seq=1", (m.meter_id,)
     ).fetchone()
     other.execute("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (row[0], 3, *row[2:]))  # fmt: skip
+                  (row[0], 5, *row[2:]))  # fmt: skip
     other.commit()
     other.close()
-    assert pipe.submit(doomed) == []
-    results = pipe.submit(on_top)
+    results = pipe.submit(doomed_too)  # its INSERT fails: the batch before it still stands
+    assert [type(r) for r in results] == [BatchOutcome, StoreFailed]
+    assert ing.head(m.meter_id) == (3, rc.record_hash(doomed[1].payload))
+    assert pipe.submit(on_top) == []  # gap (seq 6 without 4, 5): nothing stored
+    assert pipe.close()[0].stored == []
+    assert store.records(m.meter_id, 0, 4) == [(i, b.payload) for i, b in enumerate(ok + doomed)]
+    assert store.count(m.meter_id) == 5  # seq 0..3 and the other writer's 5
+
+
+def test_a_failed_commit_abandons_it_and_the_batch_checked_on_top_of_it(store):
+    m = SoftMeter()
+    store.enroll(m.pubkey)
+    ing = Ingestor(store)
+    pipe = IngestPipeline(ing)
+    ok = _batch(m, 2)
+    pipe.submit(ok)
+    assert len(pipe.close()) == 1
+    real = store.commit_batch
+
+    def failing_commit():  # the disk fails during the fsync of the next batch
+        store._db.execute("ROLLBACK")
+        raise StoreError("disk I/O error")
+
+    store.commit_batch = failing_commit
+    pipe = IngestPipeline(ing)
+    assert pipe.submit(_batch(m, 2)) == []
+    results = pipe.submit(_batch(m, 2))
+    store.commit_batch = real
     assert [type(r) for r in results] == [StoreFailed, StoreFailed]
     assert pipe.close() == []
     assert ing.head(m.meter_id) == (1, rc.record_hash(ok[1].payload))  # both rolled back
-    assert store.records(m.meter_id, 0, 2) == [(0, ok[0].payload), (1, ok[1].payload)]
-    assert store.count(m.meter_id) == 3  # seq 0, 1 and the other writer's 3
+    assert store.count(m.meter_id) == 2

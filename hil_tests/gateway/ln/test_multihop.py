@@ -188,3 +188,19 @@ def test_the_payee_refuses_an_htlc_for_an_expired_invoice_or_without_its_secret(
     assert a.payments[no_secret.payment_hash].reason == "payment secret missing or wrong"
     assert a.payments[good.payment_hash].status == "succeeded"
     assert not expired.paid and not no_secret.paid and good.paid
+
+
+def test_a_paid_invoice_is_not_paid_twice():
+    # the payee used to fulfil every HTLC for a known hash: a second payer (or a payer that lost
+    # its record) paid the same receipt again and the money was gone for nothing
+    mesh, a, b, c = _line()
+    inv = _invoice(c, 2 * M)
+    first = a.pay(c.node_id, inv.payment_hash, 2 * M, mesh.ledger.height())
+    mesh.pump()
+    assert first.status == "succeeded" and inv.paid
+    before = mesh.balances()
+    again = b.pay(c.node_id, inv.payment_hash, 2 * M, mesh.ledger.height())
+    mesh.pump()
+    assert again.status == "failed" and again.reason == "invoice already paid"
+    assert mesh.balances() == before
+    _capacity_conserved(mesh)
