@@ -22,13 +22,17 @@ def test_bench_sim_short(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     r = json.loads(next(ln for ln in out.splitlines() if ln.startswith("FIGURES "))[8:])
     assert "error" not in r, r
-    for col in ("bring-up s", "run s", "day s", "boards/core", "board MiB p50", "gw MiB max"):
+    for col in ("bring-up s", "run s", "after s", "day wall s", "boards/core", "board MiB p50",
+                "gw MiB max", "board cores"):  # fmt: skip
         assert col in out
     assert r["homes"] == 1 and r["boards"] == nodes - 1
     assert r["boards_per_core"] == round((nodes - 1) / (os.cpu_count() or 1), 1)
     assert 0 < r["bringup_s"] and 0 < r["run_s"] < r["wall_s"]
-    assert r["day_wall_s"] == round(r["run_s"] * 96, 1)
+    assert r["post_s"] == round(r["wall_s"] - r["bringup_s"] - r["run_s"], 1)
+    assert r["day_wall_s"] == round(r["wall_s"] + (86400 - 900) / r["speed"], 1)
     assert r["rss_samples"] >= 2
+    assert 0 < r["board_cpu_share"] < 2 and 0 < r["gateway_cpu_share"] < 2
+    assert list(r["bringup_phases_s"])[-1] == "channels along the feeder"
     assert 0 < r["board_rss_median_mib"] <= r["board_rss_max_mib"] < 500
     assert 0 < r["gateway_rss_median_mib"] <= r["gateway_rss_max_mib"] < 500
     floor = (nodes - 1) * r["board_rss_median_mib"] + nodes * r["gateway_rss_median_mib"]

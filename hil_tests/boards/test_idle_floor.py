@@ -22,12 +22,12 @@ def _slept(board, ms):
 
 
 def test_a_sleep_lasts_the_floor_and_an_input_wakes_it(tmp_path):
-    board = _board(tmp_path, 30.0)
+    board = _board(tmp_path, 2000.0)  # long floors, so a loaded machine's hiccups do not count
     try:
-        assert 0.03 <= _slept(board, 250) < 0.5  # 250 virtual ms at 480x: 0.5 ms, floored to 30
-        assert _slept(board, 0) < 0.01  # a yield stays a yield
-        threading.Timer(0.005, lambda: board._on_control({"op": "pulses", "n": 3})).start()
-        assert _slept(board, 250) < 0.025  # the pulses woke it
+        assert _slept(board, 250) >= 2.0  # 250 virtual ms at 480x: 0.5 ms, floored to 2 s
+        assert _slept(board, 0) < 1.0  # a yield stays a yield
+        threading.Timer(0.05, lambda: board._on_control({"op": "pulses", "n": 3})).start()
+        assert _slept(board, 250) < 1.5  # the pulses woke it long before the floor
     finally:
         board.close()
 
@@ -35,7 +35,7 @@ def test_a_sleep_lasts_the_floor_and_an_input_wakes_it(tmp_path):
 def test_without_a_floor_a_sleep_is_its_virtual_length(tmp_path):
     board = _board(tmp_path, 0.0)
     try:
-        assert _slept(board, 250) < 0.02
-        assert 0.9 <= _slept(board, 480_000) < 1.5  # 480 virtual s: one real second
+        assert _slept(board, 250) < 1.0  # half a real ms (a loaded machine: a little more)
+        assert _slept(board, 480_000) >= 1.0  # 480 virtual s: one real second
     finally:
         board.close()
