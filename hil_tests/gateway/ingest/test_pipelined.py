@@ -38,7 +38,8 @@ def test_outcomes_come_after_their_commit_in_batch_order(store):
     assert [s.record for s in store.readings(m.meter_id)] == [i.payload for i in b1 + b2 + b3]
 
 
-def test_a_failed_store_abandons_it_and_the_batch_checked_on_top_of_it(store, tmp_path):
+def _one_batch_stored(store):
+    """A meter, an ingestor and the first batch of 2 readings already through a pipeline."""
     m = SoftMeter()
     store.enroll(m.pubkey)
     ing = Ingestor(store)
@@ -46,6 +47,11 @@ def test_a_failed_store_abandons_it_and_the_batch_checked_on_top_of_it(store, tm
     ok = _batch(m, 2)
     pipe.submit(ok)
     assert len(pipe.close()) == 1
+    return m, ing, ok
+
+
+def test_a_failed_store_abandons_it_and_the_batch_checked_on_top_of_it(store, tmp_path):
+    m, ing, ok = _one_batch_stored(store)
     pipe = IngestPipeline(ing)
     doomed = _batch(m, 2)
     assert pipe.submit(doomed) == []  # checked and written, its COMMIT under way
@@ -69,13 +75,7 @@ def test_a_failed_store_abandons_it_and_the_batch_checked_on_top_of_it(store, tm
 
 
 def test_a_failed_commit_abandons_it_and_the_batch_checked_on_top_of_it(store):
-    m = SoftMeter()
-    store.enroll(m.pubkey)
-    ing = Ingestor(store)
-    pipe = IngestPipeline(ing)
-    ok = _batch(m, 2)
-    pipe.submit(ok)
-    assert len(pipe.close()) == 1
+    m, ing, ok = _one_batch_stored(store)
     real = store.commit_batch
 
     def failing_commit():  # the disk fails during the fsync of the next batch
