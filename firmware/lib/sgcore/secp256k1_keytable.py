@@ -95,9 +95,12 @@ def use_key_table(path=DEFAULT_PATH):
     _state[2] = _UNOPENED
 
 
-def refuse(table):
-    """A table that failed its check: never used again (until use_key_table)."""
-    if _state[1] is table:
+def refuse(table=None):
+    """A table that failed its check (or, None, the one open, gone stale): never used again
+    (until use_key_table)."""
+    if table is None:
+        table = _state[1]
+    if table is not None and _state[1] is table:
         table.f.close()
         _state[1] = None
         _state[2] = _REFUSED
