@@ -112,7 +112,7 @@ class GatewayService:
         await asyncio.gather(*tasks, return_exceptions=True)  # ingest drains its queue and returns
         if self.grid is not None:
             await self.grid.stop()
-        await asyncio.to_thread(self.bridge.stop)
+        await self.bridge.stop()
         self.store.close()
         self.metrics.close()
         self.pins.close()
