@@ -566,13 +566,17 @@ def _locked_on_ledger(sg: SimGrid, chans: list[dict[str, Any]]) -> int:
 
 def _ledger_verify(sg: SimGrid) -> tuple[bool, str]:
     """`sgrid ledger verify` on every replica's own copy of the chain (one, or three on etcd)."""
-    ok, out = True, ""
-    for i in range(len(sg.ledger_procs)):
+    ok, out, passed = True, "", 0
+    replicas = len(sg.ledger_procs)
+    for i in range(replicas):
         cfg = sg.workdir / f"ledger-{i}" / "ledger.toml"
         got = subprocess.run([*SGRID, "ledger", "verify", "--config", str(cfg)],
                              capture_output=True, text=True, timeout=300)  # fmt: skip
         ok = ok and got.returncode == 0
-        out += f"ledger-{i}: {got.stdout}{got.stderr}"
+        passed += got.returncode == 0
+        out += f"ledger-{i}: {got.stdout}{got.stderr}\n"
+    if replicas > 1:  # the report keeps the last line
+        out += f"{passed} of {replicas} replicas verify\n"
     return ok, out
 
 
