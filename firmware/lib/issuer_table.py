@@ -4,35 +4,70 @@
 # token rotated the site key) or it is damaged, the meter builds a new one itself: a slice per
 # step(), called by the uplink while nothing is being verified, then switches to it. Until then
 # verifications take the slower path: correct, only dearer. A missing file is left missing.
+# The stale table is closed for the build (nothing of it stays in RAM). A build that fails (out
+# of heap, flash full) starts again from the beginning, up to _TRIES times per key.
 import os
 
 from sgcore import secp256k1_keytable as _kt
+from sgcore.compat import const
 
 _TMP = _kt.DEFAULT_PATH + ".tmp"
+_TRIES = const(3)
 
 
 class IssuerTable:
     def __init__(self, log=print):
         self._log = log
         self._builder = None
+        self._pub = None  # the key a table is being built for
+        self._tries = 0
 
     def follow(self, pubkey):
         """The key acks, commands and tokens are signed with from now on (boot, rotation)."""
-        self._builder = None
+        self._drop()
+        self._pub = None
+        self._tries = 0
         if _kt.stale_for(pubkey):
-            from sgcore.secp256k1_table_builder import KeyTableBuilder  # loaded only then
-
             self._log("issuer table: made for another key or damaged: building one on flash")
-            self._builder = KeyTableBuilder(_TMP, pubkey)
+            _kt.refuse()  # the stale table's file: closed, verifications take the slower path
+            self._pub = pubkey
+            self._start()
 
     def building(self):
-        return self._builder is not None
+        return self._pub is not None
+
+    def _start(self):
+        from sgcore.secp256k1_table_builder import KeyTableBuilder  # loaded only then
+
+        self._tries += 1
+        self._builder = KeyTableBuilder(_TMP, self._pub)
+
+    def _drop(self):
+        if self._builder is not None:
+            self._builder.close()  # its file too
+            self._builder = None
 
     def step(self):
-        """One slice of the build (~0.4 M fuel); True on the call that finished it."""
-        if self._builder is None or not self._builder.step():
+        """One slice of the build (< 1 M fuel, < 8 KB of garbage); True on the call that
+        finished it."""
+        if self._pub is None:
+            return False
+        if self._builder is None:  # a build failed: again, with the heap collected since
+            self._start()
+            return False
+        try:
+            done = self._builder.step()
+        except Exception as e:  # the build is over: a generator that raised is finished
+            self._builder = None
+            if self._tries >= _TRIES:
+                self._pub = None
+            then = "starting again" if self._pub else "verifications keep the slower path"
+            self._log("issuer table: build failed (%r), %s" % (e, then))
+            return False
+        if not done:
             return False
         self._builder = None
+        self._pub = None
         _kt.use_key_table()  # closes the old file before it is replaced
         try:
             os.remove(_kt.DEFAULT_PATH)

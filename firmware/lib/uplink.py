@@ -84,6 +84,10 @@ class Uplink:
                 self._start_cmd(payload, self._cmd_at)
             elif self._table.building():
                 self._table.step()  # a slice of the key table (less garbage than a check)
+        except MemoryError:  # logged without formatting: the heap is full until it is collected
+            self._job = None
+            self._log("uplink: out of heap handling a message, dropped")
+            return
         except Exception as e:  # e.g. a damaged journal segment: logged, the uplink goes on
             self._job = None
             self._log(f"uplink: handling a message failed: {e!r}")

@@ -87,8 +87,8 @@ class PublicKey:
         return isinstance(other, PublicKey) and self.x == other.x and self.y == other.y
 
 
-def _parse_steps(data):
-    """Generator: the PublicKey encoded in `data` (return value)."""
+def _parse_steps(data, chunk=_SQRT_CHUNK):
+    """Generator: the PublicKey encoded in `data` (return value), `chunk` squarings a step."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise Secp256k1Error("public key must be bytes")
     data = bytes(data)
@@ -96,7 +96,7 @@ def _parse_steps(data):
         x = int.from_bytes(data[1:], "big")
         if x >= _ec.P:
             raise Secp256k1Error("public key x is not a field element")
-        y = yield from _ec.sqrt_steps(x * x * x + 7, _SQRT_CHUNK)
+        y = yield from _ec.sqrt_steps(x * x * x + 7, chunk)
         if y is None:
             raise Secp256k1Error("public key is not on the curve")
         if y & 1 != data[0] & 1:

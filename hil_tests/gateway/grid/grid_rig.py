@@ -25,6 +25,7 @@ from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess
 from hil_tests.gateway.ledger.conftest import OPERATOR, start_process
 from hil_tests.gateway.ledger.conftest import write_config as write_ledger_config
+from hil_tests.rig import procs
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.flash_reader import pubkey_from_console
@@ -164,6 +165,14 @@ class GridRig:
     # --- bring-up --------------------------------------------------------------------------------
 
     def start(self) -> GridRig:
+        """Bring the grid up; a bring-up that fails half-way stops what it started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> GridRig:
         self.broker.start()
         self.pod_meter.start()
         ledger_dir = self.workdir / "ledger"
@@ -373,12 +382,8 @@ class GridRig:
             self.pv_board.stop()
             self.pv_chip.stop()
             self.pv_wire.close()
-        if self.ledger_proc is not None:
-            self.ledger_proc.terminate()
-            try:
-                self.ledger_proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.ledger_proc.kill()
+        procs.stop(self.ledger_proc)
+        self.ledger_proc = None
         self.pod_meter.stop()
         self.broker.stop()
 
