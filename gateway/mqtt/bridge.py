@@ -114,5 +114,5 @@ class MqttBridge:
     def _handle_message(self, topic: str, payload: bytes, received_at: float) -> None:
         if not self._accepting:
             return
-        self.frames.add(True, topic.encode() + b" " + payload[:200])
+        self.frames.add_message(True, topic, payload)
         self._on_message(topic, payload, received_at)

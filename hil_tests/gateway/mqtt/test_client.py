@@ -127,3 +127,18 @@ def test_a_refused_login_is_retried_and_logged(tmp_path, caplog):
         _run(body)
     finally:
         broker.stop()
+
+
+def test_the_frame_log_keeps_messages_as_they_came_and_formats_them_when_dumped():
+    from gateway.framelog import FrameLog
+
+    frames = FrameLog("mqtt", size=2)
+    frames.add(False, b"\x01\x02")
+    frames.add_message(True, "t/m/reading", b"x" * 300)
+    assert [(r, f) for _, r, f in frames.frames()] == [
+        (False, b"\x01\x02"),
+        (True, b"t/m/reading " + b"x" * 200),
+    ]
+    frames.add_message(True, "t/m/status", b"online")
+    assert [f for _, _, f in frames.frames()][-1] == b"t/m/status online"
+    assert len(frames.frames()) == 2
