@@ -152,9 +152,10 @@ class Ingestor:
         rows: list[tuple[rc.Reading, bytes, bytes, float]] = []
         before: dict[bytes, tuple[int, bytes | None]] = {}
         touched: set[bytes] = set()
+        wall = self._wall()  # once per batch: a batch is checked within milliseconds
         try:
             for item in batch:
-                accepted = self._one(item, out, pending, before, touched)
+                accepted = self._one(item, out, pending, before, touched, wall)
                 if accepted is not None:
                     rows.append(accepted)
         except Exception:
@@ -194,7 +195,7 @@ class Ingestor:
     def _reject(self, out: BatchOutcome, reason: Reason, item: Incoming, seq, detail: str) -> None:
         out.rejections.append(Rejection(reason, item.meter_hex, seq, detail))
 
-    def _one(self, item, out, pending, before, touched):
+    def _one(self, item, out, pending, before, touched, wall):
         payload = item.payload
         if len(payload) > rc.RECORD_LEN:
             self._reject(out, Reason.OVERSIZED, item, None, f"{len(payload)} bytes")
@@ -218,7 +219,7 @@ class Ingestor:
         if not st.verifier.verify_digest(sig, rc.digest(body)):
             self._reject(out, Reason.BAD_SIGNATURE, item, seq, "signature does not verify")
             return None
-        ahead = reading.end - self._wall()
+        ahead = reading.end - wall
         if ahead > self.max_future_s:
             self._reject(out, Reason.FUTURE, item, seq, f"ends {ahead:.0f} s after our clock")
             return None

@@ -36,6 +36,7 @@ from sgcore import topics
 log = logging.getLogger("gateway")
 
 MAX_QUEUE = 100_000  # readings waiting for ingest; beyond, new ones are dropped (and resent later)
+MAX_TOPICS = 10_000  # meter topics whose parse is remembered
 
 
 class GatewayService:
@@ -61,6 +62,7 @@ class GatewayService:
         self._stopping = asyncio.Event()
         self._heartbeat = time.monotonic()
         self._discovered: set[bytes] = set()
+        self._topics: dict[str, tuple[str, str]] = {}  # meter topic -> (meter hex, leaf)
         self._rejection_log = RejectionLog(log)
         self.bridge: MqttBridge | None = None
         self.metrics_port: int | None = None
@@ -112,7 +114,7 @@ class GatewayService:
         await asyncio.gather(*tasks, return_exceptions=True)  # ingest drains its queue and returns
         if self.grid is not None:
             await self.grid.stop()
-        await asyncio.to_thread(self.bridge.stop)
+        await self.bridge.stop()
         self.store.close()
         self.metrics.close()
         self.pins.close()
@@ -148,9 +150,13 @@ class GatewayService:
         self.pins.set_connected(False)
 
     def _on_message(self, topic: str, payload: bytes, received_at: float) -> None:
-        parsed = topics.parse_meter_topic(self.cfg.site, topic)
+        parsed = self._topics.get(topic)
         if parsed is None:
-            return
+            parsed = topics.parse_meter_topic(self.cfg.site, topic)
+            if parsed is None:
+                return
+            if len(self._topics) < MAX_TOPICS:  # a site's meters use a few topics each
+                self._topics[topic] = parsed
         meter_hex, leaf = parsed
         if leaf == "reading":
             if self._queue.qsize() >= MAX_QUEUE:  # overload: not acked, so the meter resends it

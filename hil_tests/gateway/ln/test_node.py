@@ -38,11 +38,17 @@ def test_two_gateways_pay_and_close_cooperatively(grid):
     assert r["status"] == "succeeded" and len(r["preimage"]) == 64
     r = b.api("/pay", {"invoice": a.invoice(1 * M)[0]})
     assert r["status"] == "succeeded"
-    assert a.channel_with(b)["local_msat"] == 48 * M
-    assert b.channel_with(a)["local_msat"] == 12 * M
+    # the payer learns the preimage before the payee's commitment is signed: wait for both
+    wait_until(
+        lambda: (
+            a.channel_with(b)["local_msat"] == 48 * M and b.channel_with(a)["local_msat"] == 12 * M
+        ),
+        60,
+        "both sides to sign the payments",
+    )
     closed = a.api("/close", {"channel_id": ch["channel_id"]})
     assert closed["state"] == "CLOSED"
-    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", what="bob sees the close")
+    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", 60, "bob sees the close")
     assert _ledger_balance(grid, a) == DEPOSIT - 2 * M
     assert _ledger_balance(grid, b) == DEPOSIT + 2 * M
     assert grid.money() == 2 * DEPOSIT
@@ -56,7 +62,7 @@ def test_unilateral_close_pays_out_after_the_dispute_window(grid):
     a.api("/close", {"channel_id": ch["channel_id"], "force": True})
     assert a.channel_with(b)["state"] == "FORCE_CLOSING"
     grid.ledger.mine(10)
-    wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", what="settle")
+    wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", 60, "settle")
     assert _ledger_balance(grid, a) == DEPOSIT - 5 * M
     assert _ledger_balance(grid, b) == DEPOSIT + 5 * M
     assert grid.money() == 2 * DEPOSIT
@@ -77,7 +83,7 @@ def test_cheater_publishing_a_revoked_state_loses_the_channel(grid):
     a.start()
     assert a.channel_with(b)["local_msat"] == 50 * M  # the old state
     a.api("/close", {"channel_id": ch["channel_id"], "force": True})
-    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", what="bob's penalty")
+    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", 60, "bob's penalty")
     assert grid.ledger.channel(bytes.fromhex(ch["channel_id"])).status == "penalized"
     assert _ledger_balance(grid, b) == DEPOSIT + 50 * M  # bob took the whole channel
     assert _ledger_balance(grid, a) == DEPOSIT - 50 * M

@@ -283,13 +283,15 @@ class SimGrid:
     def _start_ledger(self) -> None:
         validator = SigningKey(os.urandom(32))
         replicas = 1
-        etcd_lines = ""
-        if self.ledger == "etcd":
+        replication = ""
+        if self.ledger == "etcd":  # docs/ledger.md, "Replicated mode": one log, three replicas
             from hil_tests.gateway.ledger.etcd_cluster import start_cluster
 
             self.etcd = start_cluster(self.workdir / "etcd")
             replicas = 3
-            etcd_lines = "etcd = [{}]\n".format(", ".join(f'"{e}"' for e in self.etcd.endpoints))
+            endpoints = ", ".join(f'"{e}"' for e in self.etcd.endpoints)
+            replication = f"[replication]\netcd = [{endpoints}]\ncut_interval_ms = 20\n"
+        genesis_ms = int(time.time() * 1000)  # one for every replica: they build one genesis
         for i in range(replicas):
             d = self.workdir / f"ledger-{i}"
             d.mkdir(parents=True, exist_ok=True)
@@ -297,9 +299,9 @@ class SimGrid:
             cfg = d / "ledger.toml"
             cfg.write_text(
                 f'[ledger]\nname = "sim-grid"\noperator = "{self.operator.pubkey}"\n'
-                f'validator_key_file = "validator.key"\ngenesis_time_ms = {int(time.time() * 1000)}\n'
+                f'validator_key_file = "validator.key"\ngenesis_time_ms = {genesis_ms}\n'
                 f'db = "ledger.sqlite"\nlisten = "127.0.0.1:0"\nidle_block_ms = 200\n'
-                f"commit_timeout_s = 30\n{etcd_lines}"
+                f"commit_timeout_s = 30\n{replication}"
             )
             with open(d / "ledger.log", "w") as log:
                 proc = procs.spawn([*SGRID, "ledger", "run", "--config", str(cfg)], cwd=REPO_ROOT,
