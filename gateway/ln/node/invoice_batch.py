@@ -15,6 +15,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 
@@ -54,6 +56,18 @@ def decode_chunk(texts: list[str]) -> list[Decoded | str]:
     return out
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: a worker of a node that is killed (SIGKILL too) exits within a
+    second instead of waiting forever on its task queue."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 class BatchDecoder:
     def __init__(self, workers: int | None = None) -> None:
         cores = os.cpu_count() or 1
@@ -83,7 +97,12 @@ class BatchDecoder:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")  # not fork: the node has threads, sockets
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=ctx,
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def close(self) -> None:
