@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import sdnotify
@@ -50,6 +51,8 @@ class GatewayService:
             max_future_s=cfg.ingest.max_future_s,
         )  # fmt: skip
         self.pipeline = IngestPipeline(self.ingestor)
+        # signatures are checked here while the loop goes on receiving (no GIL in the C part)
+        self._verifier = ThreadPoolExecutor(1, thread_name_prefix="ingest-verify")
         self._answers = status.AnswerLimiter(cfg.ingest.status_answer_s)
         self._nonces: dict[bytes, bytes] = {}  # meter -> its clock nonce not used yet
         # clock commands for readings from the future: those the meter signed before its clock
@@ -115,6 +118,7 @@ class GatewayService:
         if self.grid is not None:
             await self.grid.stop()
         await self.bridge.stop()
+        self._verifier.shutdown(wait=True)
         self.store.close()
         self.metrics.close()
         self.pins.close()
@@ -207,6 +211,7 @@ class GatewayService:
         wait = self.cfg.ingest.batch_wait_ms / 1000
         max_batch = self.cfg.ingest.max_batch
         pipe = self.pipeline
+        loop = asyncio.get_running_loop()
         while True:
             self._heartbeat = time.monotonic()
             if self._stopping.is_set():
@@ -234,7 +239,8 @@ class GatewayService:
                     batch += self._drain(max_batch - len(batch))
             self.metrics.queue_depth.set(self._queue.qsize())
             t0 = time.perf_counter()
-            results = pipe.submit(batch)  # checks this batch while the previous one commits
+            verified = await loop.run_in_executor(self._verifier, self.ingestor.preverify, batch)
+            results = pipe.submit(batch, verified)  # checked while the previous batch commits
             self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             self._publish_results(results)
 

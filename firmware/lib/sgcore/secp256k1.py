@@ -35,7 +35,7 @@ _HALF_N = N >> 1
 # (measured by hil_tests/bench/bench_crypto.py).
 _ADDS_PER_STEP = const(1)  # fixed-base table additions (~0.4 M fuel, ~5 KB each)
 _VERIFY_ADDS_PER_STEP = const(2)
-_WNAF_WORK_PER_STEP = const(3)  # a wNAF doubling is 2, an addition 3 (a step ends past 3)
+_WNAF_WORK_PER_STEP = const(5)  # a wNAF doubling is 2, an addition 3 (a step ends at 5 or past it)
 _INVERSE_CHUNK = const(12)  # quotients (~11 k fuel, ~0.3 KB each): one run of Lehmer's a step
 _SQRT_CHUNK = const(20)  # squarings (~45 k fuel each)
 

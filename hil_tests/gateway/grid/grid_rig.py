@@ -221,7 +221,7 @@ class GridRig:
         self.meter = BoardProcess(flash_dir=flash, board_id="home-meter", run_dir=home.dir / "meter",
                                   clock=self.clock, rom_dir=build("emulated"))  # fmt: skip
         self.meter.start(wait_banner=False)
-        self.meter.expect("meter ready", timeout=60)
+        self.meter.expect("meter ready", timeout=120)
         self.meter_pubkey = pubkey_from_console(self.meter.console)
         sgrid("gateway", "enroll-meter", "--config", str(home.config), "--pubkey",
               self.meter_pubkey.hex(), "--label", "home")  # fmt: skip
@@ -243,7 +243,7 @@ class GridRig:
                                      clock=self.clock, rom_dir=build("emulated"),
                                      uarts={"meter": self.pv_wire.b})  # fmt: skip
         self.pv_board.start(wait_banner=False)
-        self.pv_board.expect("meter ready", timeout=60)
+        self.pv_board.expect("meter ready", timeout=120)
         self.pv_meter_pubkey = pubkey_from_console(self.pv_board.console)
         sgrid("gateway", "enroll-meter", "--config", str(pv.config), "--pubkey",
               self.pv_meter_pubkey.hex(), "--label", "pv")  # fmt: skip
@@ -265,8 +265,8 @@ class GridRig:
         c = self.clock
         env = clock.env_for(c.speed, c.real_t0, c.virtual_t0 or c.real_t0)
         n.gateway = GatewayProcess(n.config, self.broker, n.name, extra_env=env)
-        n.gateway.wait_online(timeout=30)
-        wait_until(lambda: self._answers(n), 30, f"{n.name}'s channel node")
+        n.gateway.wait_online(timeout=90)  # headroom for a loaded machine, not a measured figure
+        wait_until(lambda: self._answers(n), 60, f"{n.name}'s channel node")
 
     def _answers(self, n: GridNodeProc) -> bool:
         try:
@@ -275,7 +275,7 @@ class GridRig:
         except Exception:  # noqa: BLE001 - not listening yet
             return False
 
-    def wait_channels(self, timeout: float = 60.0) -> None:
+    def wait_channels(self, timeout: float = 120.0) -> None:
         """pv-home, home-pod, pv-pod: the feeder lv1 and the line lv0-lv1 (everyone adjacent)."""
 
         def all_open() -> bool:

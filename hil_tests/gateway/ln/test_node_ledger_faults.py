@@ -154,7 +154,8 @@ def test_the_payee_refuses_a_payment_without_its_invoice_secret(tmp_path):
         assert wrong["status"] == "failed" and "payment secret" in wrong["reason"]
         right = a.api("/pay", {"requests": [[b.node_id, h2, M, s2]]})[0]
         assert right["status"] == "succeeded"
-        assert b.channel_with(a)["local_msat"] == M
+        # alice learns the preimage before bob's commitment with the fulfil is signed
+        wait_until(lambda: b.channel_with(a)["local_msat"] == M, 60, "bob paid 1 M")
     finally:
         _kill_all(a, b)
         led.stop()
