@@ -82,8 +82,8 @@ class Uplink:
             elif self._cmd_in is not None:
                 payload, self._cmd_in = self._cmd_in, None
                 self._start_cmd(payload, self._cmd_at)
-            elif self._table.building():
-                self._table.step()  # a slice of the key table (less garbage than a check)
+            elif self._table.pending():
+                self._table.step()  # a slice of the key table's build or check
         except MemoryError:  # logged without formatting: the heap is full until it is collected
             self._job = None
             self._log("uplink: out of heap handling a message, dropped")

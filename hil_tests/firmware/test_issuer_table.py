@@ -51,13 +51,15 @@ def setup():  # in a function: a big top-level frame would not survive gc.collec
 j, c, u, log = setup()
 polls = 0
 most = 0  # the most heap one poll allocated (the first one right after setup, uncollected)
-while u._table.building() and polls < 20000:  # the build runs in the uplink's idle polls
+while u._table.{idle}() and polls < 20000:  # the build runs in the uplink's idle polls
     free = gc.mem_free()
     u.poll()
     most = max(most, free - gc.mem_free())
     {fault_poll}
     gc.collect()
     polls += 1
+t = kt.table_for({site_pub!r})
+ahead = t is not None and t.checked  # before any verification
 c.on_message(u.ack_topic, {ack!r}, False)
 u.poll()
 while u.busy():
@@ -65,7 +67,7 @@ while u.busy():
     u.poll()
 t = kt.table_for({site_pub!r})
 stale = kt.stale_for({site_pub!r})
-print('J ' + json.dumps([polls, j.acked_seq(), t is not None and t.checked, stale, log, most]))
+print('J ' + json.dumps([polls, j.acked_seq(), t is not None and t.checked, stale, log, most, ahead]))
 """
 
 
@@ -83,7 +85,7 @@ def _ack(priv: bytes, mid: bytes, record: bytes) -> bytes:
     return messages.encode_ack(Key(), mid, 0, rc.record_hash(record))  # type: ignore[arg-type]
 
 
-def _run_meter(tmp_path, flash_table, fault="", fault_poll=""):
+def _run_meter(tmp_path, flash_table, fault="", fault_poll="", idle="building"):
     mid = rc.meter_id_from_pubkey(_pub(METER_PRIV))
     body = rc.encode_body(rc.Reading(mid, 0, rc.ZERO_HASH, 0, 900, 10, 0))
     record = signing.sign_record(body, METER_PRIV)
@@ -101,15 +103,20 @@ def _run_meter(tmp_path, flash_table, fault="", fault_poll=""):
         data[keytable.HEADER_LEN + 64 * 5] ^= 1
         table.write_bytes(data)
     code = METER.format(
-        mid=mid, site_pub=_pub(NEW), ack=_ack(NEW, mid, record), fault=fault, fault_poll=fault_poll
-    )
+        mid=mid, site_pub=_pub(NEW), ack=_ack(NEW, mid, record), fault=fault,
+        fault_poll=fault_poll, idle=idle,
+    )  # fmt: skip
     outcome = run_snippet(
         code, rom_dirs={"/lib": FIRMWARE_LIB}, flash_dir=flash, heap_bytes=110 * 1024
     )
     assert outcome.exit_code == 0, outcome.stdout[-2000:] + outcome.stderr
     line = [ln for ln in outcome.stdout.splitlines() if ln.startswith("J ")][-1]
-    polls, acked, checked, stale, log, most = json.loads(line[2:])
+    polls, acked, checked, stale, log, most, ahead = json.loads(line[2:])
     assert acked == 0, log  # the new key's ack freed the record, whichever path verified it
+    if idle == "building":
+        assert not ahead  # only a verification checked the table
+    else:
+        return polls, checked, stale, log, ahead
     return polls, checked, stale, log, most, table
 
 
@@ -162,3 +169,17 @@ def test_a_failed_table_build_starts_again_then_gives_up_and_verification_goes_o
         assert "slower path" in failures[-1] and stale and not checked
         assert not any("uplink:" in m and "failed" in m for m in log), log
         assert table.read_bytes() == write_key_table(tmp_path / "old.tbl", _pub(OLD)).read_bytes()
+
+
+@pytest.mark.parametrize("flash_table", ["current key", "damaged"])
+def test_the_meter_checks_its_table_in_idle_polls_before_the_first_verification(
+    tmp_path, flash_table
+):
+    # the check (~16 M fuel, once per boot) had always come with the first token or ack
+    polls, checked, stale, log, ahead = _run_meter(tmp_path, flash_table, idle="pending")
+    assert 5 < polls < 100 and not any("issuer table: built" in m for m in log)
+    if flash_table == "current key":
+        assert ahead and checked and not stale
+    else:  # found damaged before any verification: the slower path from the first one
+        assert not ahead and not checked and stale
+        assert any("issuer table: failed its check" in m for m in log), log

@@ -77,6 +77,8 @@ class KeyTable:
             yield False
             if self.f is None:
                 return False  # refused meanwhile, by another verification's check
+            if self.checked:
+                return True  # another check of this table passed meanwhile
             f.seek(size)  # after every yield: another verification may have read the file
             for _ in range(_HASH_CHUNKS):
                 n = f.readinto(buf)

@@ -155,9 +155,14 @@ def _htlc_output(h: Htlc) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=16384)
 def _htlc_json(h: Htlc) -> bytes:
-    return encode(_htlc_output(h))
+    """The canonical JSON of an HTLC output, kept on the (immutable) HTLC itself: a state
+    digest lists every HTLC in flight, and each HTLC stays in many states."""
+    enc: bytes | None = h.__dict__.get("_ledger_json")
+    if enc is None:
+        enc = encode(_htlc_output(h))
+        object.__setattr__(h, "_ledger_json", enc)
+    return enc
 
 
 def force_close_body(chain: str, state: dict[str, Any], state_sig: bytes) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from gateway.ln.errors import LnError
+from gateway.ln.node.invoice_batch import CHUNK, POOL_MIN
 from hil_tests.gateway.ln.node_procs import DEPOSIT, Grid, wait_until
 
 M = 1_000_000
@@ -97,6 +98,26 @@ def test_unknown_invoice_and_bad_requests_are_refused_cleanly(grid):
     with pytest.raises(LnError):
         a.api("/pay", {"invoice": a.invoice(1000)[0]})  # paying ourselves: no route
     assert a.channel_with(b)["local_msat"] == 50 * M
+
+
+@pytest.mark.parametrize("count", [30, POOL_MIN + 10])  # decoded in the node / by workers
+def test_a_batch_of_invoices_is_paid_in_shared_commitments_each_with_its_result(grid, count):
+    a, b = grid.add("alice"), grid.add("bob")
+    _open(a, b)
+    good = b.invoice(1000, count=count)
+    batch = [good[0], "lnbcrt1notaninvoice", *good[1:], good[0]]  # a bad one, a repeated one
+    n0 = a.channel_with(b)["commitment"]
+    results = a.api("/pay", {"invoices": batch})
+    assert len(results) == len(batch)
+    assert [r["status"] for r in results] == ["succeeded", "failed"] + ["succeeded"] * (
+        count - 1
+    ) + ["failed"]
+    assert "bech32" in results[1]["reason"] and "already paid" in results[-1]["reason"]
+    ch = a.channel_with(b)
+    assert ch["local_msat"] == 50 * M - count * 1000 and ch["remote_msat"] == count * 1000
+    # HTLCs share rounds (a decoded chunk's adds go together, the fulfils follow in batches):
+    # never a round per payment
+    assert ch["commitment"] - n0 <= 4 * (1 + count // CHUNK), ch
 
 
 def test_a_node_does_not_commit_more_of_its_balance_than_it_accepts(grid):

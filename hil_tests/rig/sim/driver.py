@@ -253,9 +253,12 @@ def run_until(driver: Driver, t_end: float, tick: Any = None, step_s: float = 0.
 
     Steps are `step_s` of real time, except around each 15-minute boundary: one step just before
     it and one just after, so the energy booked to a period is what the meters count in their
-    interval (S0 pulses arrive when sent; the chips integrate continuously)."""
+    interval (S0 pulses arrive when sent; the chips integrate continuously). The steps keep 1.5
+    of the meters' idle floors (real time) away from a boundary: a meter notices the boundary
+    at most one floor late, and closes its interval before the pulses after it come."""
     clock = driver.sg.clock
-    margin = max(1.0, 0.01 * clock.speed)  # virtual seconds either side of a boundary
+    floor_s = getattr(driver.sg, "idle_floor_ms", 0.0) / 1000
+    margin = max(1.0, 0.01 * clock.speed, 1.5 * floor_s * clock.speed)  # virtual s either side
     while (now := clock.now()) < t_end:
         driver.step()
         if tick is not None:
