@@ -36,9 +36,15 @@ class Truth:
     relay_open_s: float = 0.0  # time a critical load spent cut off (must stay 0)
     power: list[tuple[float, float]] = field(default_factory=list)  # (t, W) every LOSS_STEP_S
     period_wh: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # + import
+    # (t, Wh moved either way until t, when it was done) per step booked at t: what flowed in
+    # a time window (the per-slot balance's attribution bound, hil_tests/rig/sim/slot_balance.py)
+    steps: list[tuple[float, float, float]] = field(default_factory=list)
 
-    def add(self, watts: float, seconds: float, t: float) -> None:
+    def add(self, watts: float, seconds: float, t: float, done: float | None = None) -> None:
+        """`done`: the virtual time the step's pulses had been sent (after `t`)."""
         wh = watts * seconds / 3600
+        moved = (self.steps[-1][1] if self.steps else 0.0) + abs(wh)
+        self.steps.append((t, moved, t if done is None else done))
         if wh >= 0:
             self.import_wh += wh
         else:
@@ -175,7 +181,7 @@ class Driver:
                     n.board.pulses(due)
             elif n.chip is not None:  # what flowed is what the chip saw (it samples its load
                 watts = self._chip_wh(n) * 3600 / dt  # on its own clock, not at our steps)
-            t.add(watts, dt, now)
+            t.add(watts, dt, now, self.sg.clock.now())
             self._window_wh[n.name] += watts * dt / 3600
             net += watts
         self.peak_w = max(self.peak_w, sum(abs(w) for w in self.power_w.values()))
