@@ -12,18 +12,28 @@ log = logging.getLogger(__name__)
 class FrameLog:
     def __init__(self, link: str, size: int = 32) -> None:
         self.link = link
-        self._frames: deque[tuple[float, bool, bytes]] = deque(maxlen=size)
+        self._frames: deque[tuple[float, bool, bytes | tuple[str, bytes]]] = deque(maxlen=size)
 
     def add(self, received: bool, frame: bytes) -> None:
         self._frames.append((time.time(), received, bytes(frame)))
 
+    def add_message(self, received: bool, topic: str, payload: bytes) -> None:
+        """An MQTT message, kept as it is (immutable) and formatted only if dumped."""
+        self._frames.append((time.time(), received, (topic, payload)))
+
+    @staticmethod
+    def _bytes(frame: bytes | tuple[str, bytes]) -> bytes:
+        if isinstance(frame, tuple):
+            return frame[0].encode() + b" " + frame[1][:200]
+        return frame
+
     def frames(self) -> list[tuple[float, bool, bytes]]:
-        return list(self._frames)
+        return [(t, received, self._bytes(frame)) for t, received, frame in self._frames]
 
     def dump(self, why: str, logger: logging.Logger = log) -> str:
         """Log (at WARNING) and return the buffered frames, oldest first."""
         lines = [f"{self.link}: last {len(self._frames)} frames before {why}:"]
-        for t, received, frame in self._frames:
+        for t, received, frame in self.frames():
             lines.append(f"  {t:.3f} {'<-' if received else '->'} {frame.hex(' ')}")
         text = "\n".join(lines)
         logger.warning("%s", text)

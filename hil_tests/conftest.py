@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hil_tests import REPO_ROOT
+from hil_tests.leaks import reap_leaked
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +37,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             if _in_ci():
                 pytest.fail(f"{what} is missing, and CI must run this test (tools/run installs it)")
             pytest.skip(f"needs {what} (tools/run installs it)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After a module's last test (its module fixtures are gone): kill gateway-side processes
+    it leaked, and say so (hil_tests/leaks.py)."""
+    yield
+    if nextitem is not None and getattr(nextitem, "module", None) is getattr(item, "module", None):
+        return
+    for cmd in reap_leaked():
+        warnings.warn(f"{item.path.name} leaked a process (killed): {cmd[:200]}", stacklevel=1)

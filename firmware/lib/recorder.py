@@ -55,9 +55,12 @@ class Recorder:
         if len(self._queue) >= _MAX_QUEUE:
             if self._join(reading):
                 return True
-            self.dropped_queue += 1
-            self._closed(reading)
-            return False
+            # the newest queued is a relay event: the interval after it takes one more slot (the
+            # next ones join it), up to twice the queue; dropped, its energy left every interval
+            if not (reading.kind == rd.KIND_READING and len(self._queue) < 2 * _MAX_QUEUE):
+                self.dropped_queue += 1
+                self._closed(reading)
+                return False
         self._queue.append(reading)
         self._closes.append(1 if reading.kind == rd.KIND_READING else 0)
         return True

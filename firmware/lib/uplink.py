@@ -86,8 +86,12 @@ class Uplink:
             elif self._ack_in is not None:
                 payload, self._ack_in = self._ack_in, None
                 self._start_ack(payload)
-            elif self._table.building():
-                self._table.step()  # a slice of the key table (less garbage than a check)
+            elif self._table.pending():
+                self._table.step()  # a slice of the key table's build or check
+        except MemoryError:  # logged without formatting: the heap is full until it is collected
+            self._job = None
+            self._log("uplink: out of heap handling a message, dropped")
+            return
         except Exception as e:  # e.g. a damaged journal segment: logged, the uplink goes on
             self._job = None
             self._log(f"uplink: handling a message failed: {e!r}")

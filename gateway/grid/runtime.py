@@ -6,8 +6,9 @@ ingested and acknowledged. Loops:
 
 * credit: every second (and at once after each payment) reconcile the credit book with the
   node's payments and publish the tokens that are due (gateway/grid/credit_desk.py);
-* anchor: every `anchor.interval_s` anchor the readings stored since the last batch;
-* channels: connect to and open the channels the topology asks for (gateway/grid/topology.py);
+* anchor: every `anchor.interval_s` anchor the readings stored since the last batch
+  (gateway/grid/anchor_loop.py);
+* channels: connect to and open the channels the topology asks for (gateway/grid/channel_loop.py);
 * surplus: after each settlement period, sell the meter's unsold export to the POD, or (the POD)
   keep its surplus purchases up to date (gateway/grid/surplus_link.py).
 """
@@ -17,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +26,9 @@ from gateway import clock
 from gateway.config import GatewayConfig
 from gateway.credit.issuer import TokenIssuer
 from gateway.crypto import SiteKey
-from gateway.errors import GatewayError
-from gateway.grid import anchoring, topology
+from gateway.grid import anchoring
+from gateway.grid.anchor_loop import Anchorer
+from gateway.grid.channel_loop import channel_loop
 from gateway.grid.credit_book import CreditBook
 from gateway.grid.credit_desk import CreditDesk
 from gateway.grid.exchange import Exchange
@@ -38,15 +38,12 @@ from gateway.grid.startup import listening, log_failure
 from gateway.grid.surplus_book import PodPurchases, SurplusBook
 from gateway.ingest.store import ReadingStore
 from gateway.ledger.client import LedgerClient, NotFound
-from gateway.ledger.errors import LedgerError, TxRejected
-from gateway.ledger.keys import SigningKey
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.codec import bolt11, receipt
 from gateway.ln.errors import LedgerPortError, LnError
 from gateway.ln.node.api import routes
 from gateway.ln.node.control import serve_control
 from gateway.ln.node.control_guard import load_or_create_token
-from gateway.ln.node.core import LIVE
 from sgcore import token as tk
 from sgcore import topics
 
@@ -54,8 +51,6 @@ log = logging.getLogger("gateway.grid")
 
 Publish = Callable[[str, bytes], None]
 LEDGER_RETRY_S = 5.0
-CHANNEL_ROUND_S = 5.0  # channels along the topology: a round every 5 s when all are there
-CHANNEL_RETRY_S = 0.5  # ... the first retry this soon when one is missing, doubling up to 5 s
 
 
 class NoCreditMeter(LnError):
@@ -90,8 +85,8 @@ class GridRuntime:
         self._wake_credit = asyncio.Event()
         self._tag_keys: dict[bytes, bytes] = {}  # meter id -> delivery-tag key
         self._stop_requested = asyncio.Event()
-        self._enrolled: set[bytes] = set()
         self.exchange: Exchange | None = None
+        self.anchorer: Anchorer | None = None
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -199,9 +194,12 @@ class GridRuntime:
                  made)  # fmt: skip
         self._tasks.append(asyncio.create_task(self._credit_loop(), name="grid-credit"))
         if self.grid.anchor.enabled:
-            self._tasks.append(asyncio.create_task(self._anchor_loop(), name="grid-anchor"))
+            self.anchorer = Anchorer(self.cfg, self.store, self.anchors, self.ledger,
+                                     lambda: node.keys.node_priv)  # fmt: skip
+            self._tasks.append(asyncio.create_task(self.anchorer.run(), name="grid-anchor"))
         if self.grid.topology.nodes:
-            self._tasks.append(asyncio.create_task(self._channel_loop(), name="grid-channels"))
+            channels = channel_loop(node, self.grid)
+            self._tasks.append(asyncio.create_task(channels, name="grid-channels"))
         if self.exchange.producer is not None:
             produce = asyncio.create_task(self.exchange.producer_loop(), name="grid-producer")
             self._tasks.append(produce)
@@ -323,108 +321,3 @@ class GridRuntime:
         except NotFound:
             return None
         return MeterEntry(bytes.fromhex(str(m["pubkey"])), bytes.fromhex(str(m["owner"])))
-
-    # --- anchoring -------------------------------------------------------------------------------
-
-    def _ledger_knows(self, meter_id: bytes) -> bool:
-        if meter_id in self._enrolled:
-            return True
-        try:
-            self.ledger.meter(meter_id.hex())
-        except NotFound:
-            return False
-        self._enrolled.add(meter_id)
-        return True
-
-    def _submit_pending(self) -> int:
-        committed = 0
-        for batch in self.anchors.pending():
-            try:
-                receipt_ = self.ledger.submit(batch.tx)  # idempotent by tx id
-            except TxRejected as exc:
-                log.warning("anchor batch %d refused: %s (retrying)", batch.batch_id, exc)
-                continue
-            self.anchors.committed(batch.batch_id, int(receipt_.get("height", 0)))
-            committed += 1
-            log.info(
-                "anchor batch %d committed in block %s", batch.batch_id, receipt_.get("height")
-            )
-        return committed
-
-    def anchor_once(self) -> int:
-        """Submit pending batches, then make and submit a new one; returns batches committed."""
-        assert self.node is not None
-        committed = self._submit_pending()
-        if self.anchors.pending():
-            return committed  # the ledger is refusing or away: no new batch until it is back
-        ranges = anchoring.next_batch(
-            self.store, self.anchors, self._ledger_knows, self.grid.anchor.max_batch
-        )
-        if not ranges:
-            return committed
-        key = SigningKey(self.node.keys.node_priv)
-        chain = str(self.ledger.info()["chain"])
-        nonce = f"{self.cfg.site}-{secrets.token_hex(8)}"
-        tx, count = anchoring.make_anchor(self.store, ranges, key, chain, nonce)
-        self.anchors.add(tx, count, ranges, time.time())  # durable before it is submitted
-        log.info("anchoring %d readings (root %s)", count, tx.body["merkle_root"][:16])
-        return committed + self._submit_pending()
-
-    async def _anchor_loop(self) -> None:
-        a = self.grid.anchor
-        while True:
-            try:
-                await asyncio.to_thread(self.anchor_once)
-                wait = a.interval_s if not self.anchors.pending() else a.retry_s
-            except (LedgerError, GatewayError) as exc:
-                log.warning("anchoring: %s (retrying in %gs)", exc, a.retry_s)
-                wait = a.retry_s
-            except Exception:
-                log.exception("anchoring failed")
-                wait = a.retry_s
-            await asyncio.sleep(wait)
-
-    # --- channels along the topology -------------------------------------------------------------
-
-    async def _channel_loop(self) -> None:
-        """A round every CHANNEL_ROUND_S; while a peer or channel is missing (a grid coming up,
-        a neighbour restarting) the next round comes sooner, backing off to the same period."""
-        missing = 0  # rounds in a row that left something missing
-        while True:
-            complete = False
-            try:
-                complete = await self.ensure_channels()
-            except Exception:  # noqa: BLE001 - a peer down or the ledger busy: next round
-                log.exception("channel round failed")
-            missing = 0 if complete else missing + 1
-            await asyncio.sleep(min(CHANNEL_ROUND_S, CHANNEL_RETRY_S * 2 ** max(0, missing - 1))
-                                if missing else CHANNEL_ROUND_S)  # fmt: skip
-
-    async def ensure_channels(self) -> bool:
-        """Connect to and open the channels this node opens; True when every one is there."""
-        node = self.node
-        assert node is not None
-        complete = True
-        for link in topology.neighbours(self.grid.topology, self.grid.node.name):
-            if not link.we_open:
-                continue
-            peer_id = bytes.fromhex(link.peer.node_id)
-            if peer_id not in node.peers:
-                try:
-                    await node.connect(link.peer.host, link.peer.port, peer_id)
-                except (TimeoutError, OSError, LnError) as exc:
-                    log.info("%s %s unreachable: %s", link.kind, link.peer.name, exc)
-                    complete = False
-                    continue
-            have = [c for c in node.channels_with(peer_id) if c.state in LIVE]
-            if have or not self.grid.node.channel_msat or peer_id not in node.peers:
-                complete = complete and (bool(have) or not self.grid.node.channel_msat)
-                continue
-            try:
-                amount = self.grid.node.channel_msat  # both ends fund it: payments both ways
-                cid = await node.lifecycle.open_channel(peer_id, amount, amount)
-                log.info("opened %s channel %s to %s", link.kind, cid.hex()[:16], link.peer.name)
-            except (TimeoutError, LnError) as exc:
-                log.warning("opening a channel to %s: %s", link.peer.name, exc)
-                complete = False
-        return complete

@@ -142,9 +142,29 @@ class Ingestor:
             raise
         return checked.outcome
 
-    def check(self, batch: list[Incoming]) -> CheckedBatch:
+    def preverify(self, batch: list[Incoming]) -> list[bool | None]:
+        """Check the signature of each record whose meter is known already: True or False per
+        record, None where `check` must decide itself (unknown meter, malformed record).
+
+        Only the meters' (immutable) public keys are read, so this may run on another thread
+        while the loop receives the next messages; libsecp256k1 runs without the GIL."""
+        meters = self._meters
+        out: list[bool | None] = []
+        for item in batch:
+            payload = item.payload
+            st = meters.get(payload[3:19]) if len(payload) == rc.RECORD_LEN else None
+            if st is None:
+                out.append(None)
+                continue
+            body = payload[: rc.BODY_LEN]
+            out.append(st.verifier.verify_digest(payload[rc.BODY_LEN :], rc.digest(body)))
+        return out
+
+    def check(
+        self, batch: list[Incoming], verified: list[bool | None] | None = None
+    ) -> CheckedBatch:
         """Everything but the store: verify the batch and move the in-memory heads past what it
-        accepts. Its outcome (acks included) holds only once `store_checked` has returned;
+        accepts (`verified`: what `preverify` found for it, if it ran). Its outcome (acks included) holds only once `store_checked` has returned;
         until then a later batch may be checked on top of it (`IngestPipeline`), and if the
         store fails, `abandon` every checked batch not stored, newest first."""
         out = BatchOutcome()
@@ -152,9 +172,11 @@ class Ingestor:
         rows: list[tuple[rc.Reading, bytes, bytes, float]] = []
         before: dict[bytes, tuple[int, bytes | None]] = {}
         touched: set[bytes] = set()
+        wall = self._wall()  # once per batch: a batch is checked within milliseconds
         try:
-            for item in batch:
-                accepted = self._one(item, out, pending, before, touched)
+            for i, item in enumerate(batch):
+                pre = verified[i] if verified is not None else None
+                accepted = self._one(item, out, pending, before, touched, wall, pre)
                 if accepted is not None:
                     rows.append(accepted)
         except Exception:
@@ -194,7 +216,7 @@ class Ingestor:
     def _reject(self, out: BatchOutcome, reason: Reason, item: Incoming, seq, detail: str) -> None:
         out.rejections.append(Rejection(reason, item.meter_hex, seq, detail))
 
-    def _one(self, item, out, pending, before, touched):
+    def _one(self, item, out, pending, before, touched, wall, pre):
         payload = item.payload
         if len(payload) > rc.RECORD_LEN:
             self._reject(out, Reason.OVERSIZED, item, None, f"{len(payload)} bytes")
@@ -215,10 +237,10 @@ class Ingestor:
             return None
         if seq < st.next_seq:
             return self._below_head(item, out, st, reading, body, sig, pending, touched)
-        if not st.verifier.verify_digest(sig, rc.digest(body)):
+        if not (pre if pre is not None else st.verifier.verify_digest(sig, rc.digest(body))):
             self._reject(out, Reason.BAD_SIGNATURE, item, seq, "signature does not verify")
             return None
-        ahead = reading.end - self._wall()
+        ahead = reading.end - wall
         if ahead > self.max_future_s:
             self._reject(out, Reason.FUTURE, item, seq, f"ends {ahead:.0f} s after our clock")
             return None

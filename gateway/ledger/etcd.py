@@ -1,7 +1,7 @@
 """A small etcd v3 client over its JSON gRPC-gateway (`/v3/kv/txn`, `/v3/kv/range`, `/v3/watch`).
 
-Only what the replicated ledger needs: create-only puts (idempotent appends to the ordered log)
-and a watch that yields every created key in revision order, resuming on another member when
+Only what the replicated ledger needs: create-only puts (idempotent appends to the ordered log),
+several of them in one txn, and a watch that yields every created key in revision order, resuming on another member when
 one fails. Keys and values are base64 on the wire; int64 fields arrive as strings.
 """
 
@@ -138,6 +138,28 @@ class EtcdClient:
         if not kvs:
             raise ReplicationError(f"create of {key!r} neither succeeded nor found the key")
         return False, _kv(kvs[0]).create_revision
+
+    def create_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bool]:
+        """Put each (key, value) only if its key is absent, in one txn (one raft entry, one
+        revision; the keys' watch events come in this order). If any key exists already (a
+        retried write, another replica's cut), each is created on its own instead. Returns, per
+        item, whether it was created now."""
+        if len(items) == 1:
+            return [self.create(*items[0])[0]]
+        keys = [_b64(k) for k, _ in items]
+        answer = self.call(
+            "/v3/kv/txn",
+            {
+                "compare": [{"target": "CREATE", "key": k, "create_revision": "0"} for k in keys],
+                "success": [
+                    {"request_put": {"key": k, "value": _b64(v)}}
+                    for k, (_, v) in zip(keys, items, strict=True)
+                ],
+            },
+        )
+        if answer.get("succeeded"):
+            return [True] * len(items)
+        return [self.create(k, v)[0] for k, v in items]
 
     def get(self, key: bytes) -> KeyValue | None:
         kvs = self.call("/v3/kv/range", {"key": _b64(key)}).get("kvs", [])

@@ -27,6 +27,7 @@ from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.config import LedgerConfig
 from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
 from gateway.ledger.etcd import EtcdClient, KeyValue
+from gateway.ledger.log_writer import LogWriter
 from gateway.ledger.node import now_ms
 from gateway.ledger.txs import Tx
 
@@ -85,6 +86,7 @@ class ReplicatedNode:
     def __init__(self, chain: Chain, config: LedgerConfig, etcd: EtcdClient | None = None) -> None:
         self.chain = chain
         self.etcd = etcd or EtcdClient(config.etcd)
+        self.writer = LogWriter(self.etcd)  # group commit: one etcd txn for what queued meanwhile
         self.idle_block_ms = config.idle_block_ms
         self.cut_interval_ms = config.cut_interval_ms
         self.base = f"{config.etcd_prefix.rstrip('/')}/{chain.chain_id}/".encode()
@@ -106,6 +108,7 @@ class ReplicatedNode:
         ]
 
     def start(self) -> ReplicatedNode:
+        self.writer.start()
         for thread in self._threads:
             thread.start()
         return self
@@ -116,6 +119,7 @@ class ReplicatedNode:
             self._changed.notify_all()
             self._applied.notify_all()
         self._threads[1].join(timeout=5)
+        self.writer.stop()
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -165,8 +169,8 @@ class ReplicatedNode:
                 self._written[key] = (payload, entry_txs)
         try:
             try:
-                for key, payload, _ in entries:
-                    self.etcd.create(key, payload)  # create-only: a retried write is a no-op
+                # create-only: a retried write is a no-op; with other submitters' entries
+                self.writer.write([(key, payload) for key, payload, _ in entries])
             except LedgerError as exc:
                 raise LedgerUnavailable(str(exc)) from exc
             with self._applied:
@@ -296,7 +300,8 @@ class ReplicatedNode:
             height = tip.height + 1
             cut = json.dumps({"height": height, "time_ms": now_ms()}).encode()
             try:
-                self.etcd.create(self.base + f"cut/{height:012d}".encode(), cut)
+                # after the entries queued before it, in the same txn when they are in flight
+                self.writer.write([(self.base + f"cut/{height:012d}".encode(), cut)])
             except LedgerError as exc:
                 log.warning("could not propose cut %d: %s", height, exc)
             with self._changed:  # wait until that cut (ours or another replica's) is applied

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import sdnotify
@@ -36,6 +37,7 @@ from sgcore import topics
 log = logging.getLogger("gateway")
 
 MAX_QUEUE = 100_000  # readings waiting for ingest; beyond, new ones are dropped (and resent later)
+MAX_TOPICS = 10_000  # meter topics whose parse is remembered
 
 
 class GatewayService:
@@ -49,6 +51,8 @@ class GatewayService:
             max_future_s=cfg.ingest.max_future_s,
         )  # fmt: skip
         self.pipeline = IngestPipeline(self.ingestor)
+        # signatures are checked here while the loop goes on receiving (no GIL in the C part)
+        self._verifier = ThreadPoolExecutor(1, thread_name_prefix="ingest-verify")
         self._answers = status.AnswerLimiter(cfg.ingest.status_answer_s)
         self._nonces: dict[bytes, bytes] = {}  # meter -> its clock nonce not used yet
         # clock commands for readings from the future: those the meter signed before its clock
@@ -61,6 +65,7 @@ class GatewayService:
         self._stopping = asyncio.Event()
         self._heartbeat = time.monotonic()
         self._discovered: set[bytes] = set()
+        self._topics: dict[str, tuple[str, str]] = {}  # meter topic -> (meter hex, leaf)
         self._rejection_log = RejectionLog(log)
         self.bridge: MqttBridge | None = None
         self.metrics_port: int | None = None
@@ -112,7 +117,8 @@ class GatewayService:
         await asyncio.gather(*tasks, return_exceptions=True)  # ingest drains its queue and returns
         if self.grid is not None:
             await self.grid.stop()
-        await asyncio.to_thread(self.bridge.stop)
+        await self.bridge.stop()
+        self._verifier.shutdown(wait=True)
         self.store.close()
         self.metrics.close()
         self.pins.close()
@@ -148,9 +154,13 @@ class GatewayService:
         self.pins.set_connected(False)
 
     def _on_message(self, topic: str, payload: bytes, received_at: float) -> None:
-        parsed = topics.parse_meter_topic(self.cfg.site, topic)
+        parsed = self._topics.get(topic)
         if parsed is None:
-            return
+            parsed = topics.parse_meter_topic(self.cfg.site, topic)
+            if parsed is None:
+                return
+            if len(self._topics) < MAX_TOPICS:  # a site's meters use a few topics each
+                self._topics[topic] = parsed
         meter_hex, leaf = parsed
         if leaf == "reading":
             if self._queue.qsize() >= MAX_QUEUE:  # overload: not acked, so the meter resends it
@@ -201,6 +211,7 @@ class GatewayService:
         wait = self.cfg.ingest.batch_wait_ms / 1000
         max_batch = self.cfg.ingest.max_batch
         pipe = self.pipeline
+        loop = asyncio.get_running_loop()
         while True:
             self._heartbeat = time.monotonic()
             if self._stopping.is_set():
@@ -228,7 +239,8 @@ class GatewayService:
                     batch += self._drain(max_batch - len(batch))
             self.metrics.queue_depth.set(self._queue.qsize())
             t0 = time.perf_counter()
-            results = pipe.submit(batch)  # checks this batch while the previous one commits
+            verified = await loop.run_in_executor(self._verifier, self.ingestor.preverify, batch)
+            results = pipe.submit(batch, verified)  # checked while the previous batch commits
             self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             self._publish_results(results)
 

@@ -189,6 +189,7 @@ def bench_one(nodes: int, hours: float, speed: float, workdir: Path, console: Co
             wall_s=result["wall_s"],
             # after the span: the last readings, tokens and anchors land, results, invariants
             post_s=round(result["wall_s"] - result["bringup_s"] - result["run_s"], 1),
+            after_phases_s=result.get("after_phases_s", {}),
             # the span runs on the rig's clock: a day takes 86400 / speed of wall time (plus
             # the wait for the day's first period); bring-up and what comes after are measured
             day_wall_s=(
@@ -250,6 +251,9 @@ def print_figures(rows: list[dict[str, Any]]) -> None:
                 f"{k.split(' (')[0]} {v:g} s" for k, v in r["bringup_phases_s"].items()
             )
             print(f"{r['nodes']} nodes, bring-up: {steps}")
+        if r.get("after_phases_s"):
+            steps = ", ".join(f"{k} {v:g} s" for k, v in r["after_phases_s"].items())
+            print(f"{r['nodes']} nodes, after the span: {steps}")
     for r in rows:
         if "error" in r:
             print(f"{r['nodes']} nodes FAILED after {r.get('wall_s')} s: {r['error']}")

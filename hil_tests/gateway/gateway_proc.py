@@ -92,7 +92,7 @@ class GatewayProcess:
                 return
             self.notifications.extend(data.decode().splitlines())
 
-    def wait_notified(self, what: str, timeout: float = 20.0) -> bool:
+    def wait_notified(self, what: str, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if what in self.notifications:
@@ -102,7 +102,7 @@ class GatewayProcess:
             time.sleep(0.02)
         return False
 
-    def wait_online(self, timeout: float = 20.0) -> None:
+    def wait_online(self, timeout: float = 60.0) -> None:
         """READY=1, then the gateway's retained "online" on the broker (it has subscribed)."""
         assert self.wait_notified("READY=1", timeout), self.log()
         seen = threading.Event()

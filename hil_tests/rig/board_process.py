@@ -61,6 +61,9 @@ class BoardProcess:
         # after what it reports happened, so this bounds that moment from above
         self.console_at: list[float] = []
         self._client: ControlClient | None = None
+        # one request at a time on the control socket: the sim's driver and its samplers ask the
+        # same board from different threads, and two requests in flight would swap replies
+        self._control_lock = threading.Lock()
 
     # --- power ---------------------------------------------------------------------------------
 
@@ -151,14 +154,15 @@ class BoardProcess:
     # --- control socket ------------------------------------------------------------------------
 
     def control(self, **request: object) -> object:
-        if self._client is None:
-            deadline = time.monotonic() + 10
-            while not os.path.exists(self.control_path):
-                if time.monotonic() > deadline:
-                    raise BoardTimeout(f"{self.board_id}: control socket never appeared")
-                time.sleep(0.02)
-            self._client = ControlClient(self.control_path)
-        return self._client.request(**request)
+        with self._control_lock:
+            if self._client is None:
+                deadline = time.monotonic() + 10
+                while not os.path.exists(self.control_path):
+                    if time.monotonic() > deadline:
+                        raise BoardTimeout(f"{self.board_id}: control socket never appeared")
+                    time.sleep(0.02)
+                self._client = ControlClient(self.control_path)
+            return self._client.request(**request)
 
     def state(self) -> dict[str, object]:
         return self.control(op="state")  # type: ignore[return-value]

@@ -219,3 +219,32 @@ def test_micropython_builds_the_table_and_verifies_with_it(tmp_path):
     assert (tmp_path / "t0.tbl").read_bytes() == write_key_table(
         tmp_path / "host0.tbl", _pub(cases[0][0])
     ).read_bytes()
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_two_verifications_checking_the_table_at_once_both_answer_right(tmp_path, damaged):
+    # the first verifications after boot check the table: an ack on the uplink and a token on
+    # the token desk step in turn, on one file. The check read on from wherever the other had
+    # left the file: it failed, refused (closed) the table, and the other then raised
+    # "I/O operation on closed file"
+    priv = hashlib.sha256(b"busy issuer").digest()
+    table = _table(tmp_path, priv)
+    if damaged:
+        data = bytearray(table.read_bytes())
+        data[keytable.HEADER_LEN + 64 * 900] ^= 1
+        table.write_bytes(data)
+    d1, d2 = hashlib.sha256(b"ack").digest(), hashlib.sha256(b"token").digest()
+    args = [f"{_pub(priv)!r}, {d!r}, {_sign(priv, d)!r}" for d in (d1, d2)]
+    code = (
+        "import os\nos.chdir('/flash')\n"
+        "from sgcore import secp256k1 as ec\nfrom sgcore import secp256k1_keytable as kt\n"
+        f"a = ec.Verifier({args[0]})\nb = ec.Verifier({args[1]})\n"
+        "da = a.step()\ndb = False\ngc.collect()\n"  # a starts first, then they alternate
+        "while not (da and db):\n"
+        "    db = db or b.step()\n    gc.collect()\n    da = da or a.step()\n    gc.collect()\n"
+        f"t = kt.table_for({_pub(priv)!r})\n"
+        "print(a.valid, b.valid, t is not None and t.checked)\n"
+    )
+    outcome = run_snippet(PRELUDE + code, rom_dirs={"/lib": LIB}, flash_dir=tmp_path)
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.split() == ["True", "True", "False" if damaged else "True"]

@@ -35,7 +35,7 @@ _HALF_N = N >> 1
 # (measured by hil_tests/bench/bench_crypto.py).
 _ADDS_PER_STEP = const(1)  # fixed-base table additions (~0.4 M fuel, ~5 KB each)
 _VERIFY_ADDS_PER_STEP = const(2)
-_WNAF_WORK_PER_STEP = const(3)  # a wNAF doubling is 2, an addition 3 (a step ends past 3)
+_WNAF_WORK_PER_STEP = const(5)  # a wNAF doubling is 2, an addition 3 (a step ends at 5 or past it)
 _INVERSE_CHUNK = const(12)  # quotients (~11 k fuel, ~0.3 KB each): one run of Lehmer's a step
 _SQRT_CHUNK = const(20)  # squarings (~45 k fuel each)
 
@@ -87,8 +87,8 @@ class PublicKey:
         return isinstance(other, PublicKey) and self.x == other.x and self.y == other.y
 
 
-def _parse_steps(data):
-    """Generator: the PublicKey encoded in `data` (return value)."""
+def _parse_steps(data, chunk=_SQRT_CHUNK):
+    """Generator: the PublicKey encoded in `data` (return value), `chunk` squarings a step."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise Secp256k1Error("public key must be bytes")
     data = bytes(data)
@@ -96,7 +96,7 @@ def _parse_steps(data):
         x = int.from_bytes(data[1:], "big")
         if x >= _ec.P:
             raise Secp256k1Error("public key x is not a field element")
-        y = yield from _ec.sqrt_steps(x * x * x + 7, _SQRT_CHUNK)
+        y = yield from _ec.sqrt_steps(x * x * x + 7, chunk)
         if y is None:
             raise Secp256k1Error("public key is not on the curve")
         if y & 1 != data[0] & 1:

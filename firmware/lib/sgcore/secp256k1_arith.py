@@ -36,6 +36,7 @@ _LOW = const(0x3FFFFFFF)
 _ZERO_LOW = tuple((c * P) & _LOW for c in range(-32, 33))
 
 _INVERSE_CHUNK = const(48)  # Euclid division steps per yield
+_PREFIX_PER_STEP = const(8)  # affine_steps' running products of Z per yield (~0.6 KB each)
 _TOP = const(0x10000000)  # 2^28: Lehmer's leading digits stay small ints
 
 
@@ -279,8 +280,11 @@ def affine_steps(jac, per_step):
     prefix = [jac[0][2]]
     for p in jac[1:]:
         prefix.append(fmul(prefix[-1], p[2]))
+        if len(prefix) % _PREFIX_PER_STEP == 0:
+            yield False
     yield False
     inv = yield from inverse_steps(prefix[-1], P, _INVERSE_CHUNK)
+    yield False  # the inversion's last run, apart from the first points
     out = [None] * len(jac)
     i = len(jac) - 1
     while i >= 0:

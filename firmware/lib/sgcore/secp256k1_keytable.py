@@ -50,8 +50,10 @@ class KeyTable:
 
     def add_steps(self, acc, k, adds_per_step):
         """Generator: acc + k*Q (its return value); see secp256k1_table.add_digits_steps."""
+        digits = self.digits(k)
+        yield False  # the digits (~0.3 M fuel, ~5 KB) apart from the first additions
         acc = yield from _table.add_digits_steps(
-            acc, self.f, HEADER_LEN, _HALF, self.digits(k), adds_per_step
+            acc, self.f, HEADER_LEN, _HALF, digits, adds_per_step
         )
         return acc
 
@@ -68,20 +70,22 @@ class KeyTable:
         want = bytes(buf[:32])
         if bytes(buf[32:96]) != self.x.to_bytes(32, "big") + self.y.to_bytes(32, "big"):
             return False  # entry (0, 1) must be 1 * Q
-        yield False
-        f.seek(HEADER_LEN)
         h = hashlib.sha256()
         size = HEADER_LEN
-        n = f.readinto(buf)
-        chunks = 0
+        n = 1
         while n:
-            h.update(buf if n == 512 else buf[:n])
-            size += n
-            chunks += 1
-            if chunks == _HASH_CHUNKS:
-                chunks = 0
-                yield False
-            n = f.readinto(buf)
+            yield False
+            if self.f is None:
+                return False  # refused meanwhile, by another verification's check
+            if self.checked:
+                return True  # another check of this table passed meanwhile
+            f.seek(size)  # after every yield: another verification may have read the file
+            for _ in range(_HASH_CHUNKS):
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(buf if n == 512 else buf[:n])
+                size += n
         self.checked = size == TABLE_SIZE and h.digest() == want
         return self.checked
 
@@ -95,10 +99,14 @@ def use_key_table(path=DEFAULT_PATH):
     _state[2] = _UNOPENED
 
 
-def refuse(table):
-    """A table that failed its check: never used again (until use_key_table)."""
-    if _state[1] is table:
+def refuse(table=None):
+    """A table that failed its check (or, None, the one open, gone stale): never used again
+    (until use_key_table)."""
+    if table is None:
+        table = _state[1]
+    if table is not None and _state[1] is table:
         table.f.close()
+        table.f = None  # a check still under way in another verification ends False
         _state[1] = None
         _state[2] = _REFUSED
 

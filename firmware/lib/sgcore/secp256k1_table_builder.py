@@ -24,9 +24,12 @@ from sgcore import secp256k1_keytable as _keytable
 from sgcore import secp256k1_table as _table
 from sgcore.compat import const
 
+# Work per step, sized for a meter that builds its issuer table while it runs: every step stays
+# well under 1.5 M fuel and leaves under ~8 KB of garbage (hil_tests/firmware/test_issuer_table.py).
 _CHUNK = const(16)  # points made affine together (one inversion)
-_STEP_ADDS = const(1)  # point additions per step (~0.4 M fuel and ~6 KB of garbage each)
-_STEP_POINTS = const(2)  # normalised (affine) points per step
+_ENTRY = const(64)  # bytes of one affine point, x || y
+_STEP_POINTS = const(2)  # points made affine per step (~0.25 M fuel, ~3.8 KB each)
+_STEP_SQUARINGS = const(4)  # the key's square root (its y), squarings per step
 
 
 class TableBuilder:
@@ -62,11 +65,16 @@ class KeyTableBuilder:
     def step(self):
         return next(self._steps)
 
+    def close(self):
+        """Abandon the build (its file is closed, the header never written)."""
+        self._steps.close()
+
     def _run(self, path, pubkey):
         from sgcore import secp256k1 as _secp
 
         if not isinstance(pubkey, _secp.PublicKey):  # a square root, step-wise; on the curve
-            pubkey = yield from _secp._parse_steps(pubkey)
+            pubkey = yield from _secp._parse_steps(pubkey, _STEP_SQUARINGS)
+            yield False
         h = hashlib.sha256()
         head = _keytable.MAGIC + bytes((_keytable.KEY_W, _keytable.KEY_NWIN, 0, 0))
         head += pubkey.x.to_bytes(32, "big") + pubkey.y.to_bytes(32, "big")
@@ -80,25 +88,29 @@ class KeyTableBuilder:
 
 def _file_steps(path, header, x, y, w, nwin, h):
     """Generator: writes the table of (x, y) after a placeholder header; then the header, with
-    the sha256 of the entries appended when `h` is given."""
+    the sha256 of the entries appended when `h` is given. The entries go out a chunk at a time
+    through one buffer, allocated here once."""
     size = len(header) + (32 if h is not None else 0)
+    buf = memoryview(bytearray(_CHUNK * _ENTRY))
     f = open(path, "wb")
     try:
-        f.write(b"\x00" * size)  # the real header goes last
+        f.write(bytes(size))  # the real header goes last
         for _ in range(nwin):
-            last = yield from _window_steps(f, x, y, 1 << (w - 1), h)
+            last = yield from _window_steps(f, buf, x, y, 1 << (w - 1), h)
             # next window's base: 2^w * base = 2 * (2^(w-1) * base), the window's last entry
             base = _ec.double((last[0], last[1], 1))
+            yield False
             z = yield from _ec.inverse_steps(base[2], _ec.P, 48)
             zz = z * z % _ec.P
             x, y = base[0] * zz % _ec.P, base[1] * zz * z % _ec.P
+            yield False
         f.seek(0)
         f.write(header if h is None else header + h.digest())
     finally:
         f.close()
 
 
-def _window_steps(f, x, y, digits, h):
+def _window_steps(f, buf, x, y, digits, h):
     """Generator: writes d * (x, y) for d = 1..digits, affine; returns the last one."""
     acc = (x, y, 1)
     d = 1
@@ -107,18 +119,20 @@ def _window_steps(f, x, y, digits, h):
         while len(jac) < _CHUNK and d + len(jac) <= digits:
             acc = _ec.add_affine(acc, x, y)
             jac.append(acc)
-            if len(jac) % _STEP_ADDS == 0:
-                yield False
+            yield False  # an addition: ~0.4 M fuel, ~6 KB of garbage
         points = yield from _ec.affine_steps(jac, _STEP_POINTS)
-        buf = bytearray()
+        n = 0
         for p in points:
-            buf += p[0].to_bytes(32, "big") + p[1].to_bytes(32, "big")
-        f.write(buf)
+            buf[n : n + 32] = p[0].to_bytes(32, "big")
+            buf[n + 32 : n + _ENTRY] = p[1].to_bytes(32, "big")
+            n += _ENTRY
+        f.write(buf[:n])
         if h is not None:
-            h.update(buf)
+            h.update(buf[:n])
         yield False
         d += len(jac)
         last = points[-1]
         if d <= digits:
             acc = _ec.add_affine(acc, x, y)  # the next chunk's first point
+            yield False
     return last

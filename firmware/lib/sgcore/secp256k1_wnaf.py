@@ -114,11 +114,17 @@ def mul_steps(k, x, y, work_per_step):
         work += 2
         d = d1[i] if i < len(d1) else 0
         if d:
+            if work >= work_per_step:  # checked before each addition too: a step stays small
+                work = 0
+                yield False
             p = table[(d if d > 0 else -d) >> 1]
             acc = _ec.add_affine(acc, p[0], _ec.P - p[1] if (d < 0) != neg1 else p[1])
             work += 3
         d = d2[i] if i < len(d2) else 0
         if d:
+            if work >= work_per_step:
+                work = 0
+                yield False
             p = phi[(d if d > 0 else -d) >> 1]
             acc = _ec.add_affine(acc, p[0], _ec.P - p[1] if (d < 0) != neg2 else p[1])
             work += 3

@@ -140,8 +140,7 @@ class Channel(ChannelClosing):
         h = self.htlc((self.remote, htlc_id))
         if h is None:
             raise UnknownHtlc(f"channel {self.short_id}: no incoming HTLC {htlc_id}")
-        self.settling()
-        if h.key in self._cache["settling"]:
+        if h.key in self._settling():
             raise UnknownHtlc(f"HTLC {htlc_id} is already being settled")
         return h
 

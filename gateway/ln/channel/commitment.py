@@ -43,9 +43,15 @@ class Htlc:
     cltv_expiry: int  # ledger height after which the offerer may take the amount back
 
     def encode(self) -> bytes:
-        return _HTLC.pack(
-            self.offerer, self.htlc_id, self.amount_msat, self.payment_hash, self.cltv_expiry
-        )
+        # an HTLC stays in every commitment until it settles: its bytes are packed once (the
+        # instance is immutable; the cache is not a field, so eq, order and hash ignore it)
+        enc: bytes | None = self.__dict__.get("_enc")
+        if enc is None:
+            enc = _HTLC.pack(
+                self.offerer, self.htlc_id, self.amount_msat, self.payment_hash, self.cltv_expiry
+            )
+            object.__setattr__(self, "_enc", enc)
+        return enc
 
     @classmethod
     def decode(cls, data: bytes) -> Htlc:
@@ -76,6 +82,15 @@ class Commitment:
         return self.balances[0] + self.balances[1] + self.in_flight_msat
 
     def encode(self) -> bytes:
+        """The canonical bytes, built once per commitment: a round encodes the same commitment
+        to sign it, to verify it, to persist it and to digest its ledger states."""
+        enc: bytes | None = self.__dict__.get("_enc")
+        if enc is None:
+            enc = self._encode()
+            object.__setattr__(self, "_enc", enc)
+        return enc
+
+    def _encode(self) -> bytes:
         head = _HEAD.pack(
             self.channel_id,
             self.number,
@@ -104,7 +119,11 @@ class Commitment:
         return cls(cid, num, (b0, b1), (n0, n1), (p0, p1), htlcs)
 
     def digest(self) -> bytes:
-        return hashlib.sha256(COMMITMENT_TAG + self.encode()).digest()
+        d: bytes | None = self.__dict__.get("_digest")
+        if d is None:
+            d = hashlib.sha256(COMMITMENT_TAG + self.encode()).digest()
+            object.__setattr__(self, "_digest", d)
+        return d
 
 
 def closing_digest(channel_id: bytes, balances: tuple[int, int]) -> bytes:
@@ -116,7 +135,15 @@ def closing_digest(channel_id: bytes, balances: tuple[int, int]) -> bytes:
 def sign(priv: bytes, digest: bytes) -> bytes:
     """64-byte compact ECDSA r||s over the digest itself: low-S and RFC 6979 deterministic, so a
     retransmitted signature is byte-identical (the ledger's format, docs/ledger-api.md §1)."""
-    return _private_key(priv).sign_recoverable(digest, hasher=None)[:64]
+    if len(digest) != 32:
+        raise ValueError("a signed digest is 32 bytes")
+    secret = _private_key(priv).secret  # parsed and checked once per key
+    parsed = ffi.new("secp256k1_ecdsa_signature *")
+    if not lib.secp256k1_ecdsa_sign(_CTX, parsed, digest, secret, ffi.NULL, ffi.NULL):
+        raise ValueError("the private key is invalid")
+    out = ffi.new("unsigned char[64]")
+    lib.secp256k1_ecdsa_signature_serialize_compact(_CTX, out, parsed)
+    return bytes(ffi.buffer(out, 64))
 
 
 def verify(pub: bytes, digest: bytes, sig: bytes) -> bool:

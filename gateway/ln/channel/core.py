@@ -144,13 +144,18 @@ class ChannelCore:
         return self.local_balance - int(self._cache["reserved"])
 
     def settling(self) -> set[tuple[int, int]]:
-        """Incoming HTLCs we already queued or proposed a fulfill/fail for."""
+        """Incoming HTLCs we already queued or proposed a fulfill/fail for (a copy)."""
+        return set(self._settling())
+
+    def _settling(self) -> set[tuple[int, int]]:
+        """`settling()` itself, kept up to date by the queue methods: settling a burst of
+        HTLCs checks each against it, so it must not be copied for every one."""
         if "settling" not in self._cache:
             ups = self._updates_in_flight()
             self._cache["settling"] = {
                 (u.offerer, u.htlc_id) for u in ups if not isinstance(u, AddHtlc)
             }
-        return set(self._cache["settling"])
+        return self._cache["settling"]  # type: ignore[no-any-return]
 
     def htlc(self, key: tuple[int, int]) -> Htlc | None:
         """The HTLC ``(offerer, id)`` of the latest commitment."""

@@ -73,14 +73,58 @@ def ledger_state(chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, 
 def ledger_state_digest(
     chain: str, c: Commitment, holder: int, node_ids: tuple[bytes, bytes]
 ) -> bytes:
-    """`digest(ledger_state(...))`, each HTLC output's canonical JSON encoded once: a state
-    lists every in-flight HTLC and consecutive states share most of them. The outputs are
-    spliced into the canonical encoding of the state with an empty list; that key's `"htlcs":[`
-    is structural (a quote inside a JSON string is always escaped)."""
-    text = encode({**_state_head(chain, c, holder, node_ids), "htlcs": []})
-    at = text.index(_EMPTY_HTLCS) + len(_EMPTY_HTLCS) - 1
-    outputs = b",".join([_htlc_json(h) for h in c.htlcs])
-    return hashlib.sha256(text[:at] + outputs + text[at:]).digest()
+    """`digest(ledger_state(...))`, built without the generic encoder: every round signs and
+    checks two states, and consecutive states share all but their numbers, balances and HTLCs.
+
+    The canonical JSON of a state is its keys in sorted order; the strings that do not change in
+    a channel (chain, channel id, holder) are encoded once (`_state_frame`), each HTLC output
+    once (`_htlc_json`), and the numbers are written as JSON integers. Values the canonical
+    encoder refuses (an integer outside 64 bits) go through it, so they are refused the same way.
+    """
+    b0, b1, number = c.balances[0], c.balances[1], c.number
+    if not (0 <= b0 < _INT_MAX and 0 <= b1 < _INT_MAX and 0 <= number < _INT_MAX):
+        return digest(ledger_state(chain, c, holder, node_ids))
+    frame = _state_frame(chain, c.channel_id, node_ids[holder])
+    return hashlib.sha256(
+        b'{"balance_a_msat":%d,"balance_b_msat":%d,%s%s],"kind":"commitment_state","number":%d,'
+        b'"revocation_hash":"%s"}'
+        % (
+            b0,
+            b1,
+            frame,
+            b",".join([_htlc_json(h) for h in c.htlcs]),
+            number,
+            c.rev_hashes[holder].hex().encode(),
+        )
+    ).digest()
+
+
+_INT_MAX = 2**63  # the canonical encoder's integer range (gateway.ledger.canonical)
+
+
+@functools.lru_cache(maxsize=1024)
+def _state_frame(chain: str, channel_id: bytes, holder: bytes) -> bytes:
+    """The canonical bytes of a state between its balances and its HTLC outputs, checked once
+    against the generic encoder (`"chain":...,"channel":...,"holder":...,"htlcs":[`)."""
+    probe = {
+        "kind": "commitment_state",
+        "chain": chain,
+        "channel": channel_id.hex(),
+        "number": 0,
+        "balance_a_msat": 0,
+        "balance_b_msat": 0,
+        "holder": holder.hex(),
+        "revocation_hash": "",
+        "htlcs": [],
+    }
+    text = encode(probe)
+    start = text.index(b'"chain":')
+    end = text.index(_EMPTY_HTLCS) + len(_EMPTY_HTLCS) - 1
+    frame = text[start:end]
+    assert text == b'{"balance_a_msat":0,"balance_b_msat":0,' + frame + (
+        b'],"kind":"commitment_state","number":0,"revocation_hash":""}'
+    ), "canonical key order changed"
+    return frame
 
 
 _EMPTY_HTLCS = b'"htlcs":[]'
@@ -111,9 +155,14 @@ def _htlc_output(h: Htlc) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=16384)
 def _htlc_json(h: Htlc) -> bytes:
-    return encode(_htlc_output(h))
+    """The canonical JSON of an HTLC output, kept on the (immutable) HTLC itself: a state
+    digest lists every HTLC in flight, and each HTLC stays in many states."""
+    enc: bytes | None = h.__dict__.get("_ledger_json")
+    if enc is None:
+        enc = encode(_htlc_output(h))
+        object.__setattr__(h, "_ledger_json", enc)
+    return enc
 
 
 def force_close_body(chain: str, state: dict[str, Any], state_sig: bytes) -> dict[str, Any]:

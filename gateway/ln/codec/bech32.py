@@ -3,7 +3,8 @@
 Unlike BIP-173 addresses, invoices have no 90-character limit, so none is enforced here.
 Checksum variant: original bech32 (constant 1), not bech32m.
 
-Speed (a payer decodes every invoice it pays): the checksum runs on a 32-entry table instead of
+Speed (a payer decodes every invoice it pays): a decoded string's checksum is 30 parities of
+the string as one integer (`_polymod_fast`), encoding's runs on a 32-entry table instead of
 testing five generator bits per character, and the 5-bit <-> 8-bit regroupings of whole fields
 go through one big integer (`int(digits, 32)`, `int.to_bytes`) instead of a bit loop per word,
 and `decode_words` maps characters to words with `bytes.translate` (words as a `bytes` object).
@@ -57,14 +58,54 @@ def _polymod_words(words: bytes, chk: int) -> int:
     return _polymod(words[-1:], chk) if len(words) & 1 else chk
 
 
+# The checksum as parities (how `decode_words` checks it). Starting from 0, a first word 1 gives
+# the state 1, so `_polymod(ws)` is `_polymod([1] + ws, 0)`: linear over GF(2) in the input bits
+# alone. Written as one integer with the last word in the lowest 5 bits, input bit 5p+k (word p
+# from the end, bit k) adds column A^p e_k to the result, A being one zero-input step; so bit j
+# of the result is the parity of (the input & _MASKS[j]), where _MASKS[j] holds bit j of every
+# column. Built for up to `_mask_words` words, grown on demand.
+MAX_MASK_WORDS = 4096  # ~0.1 s to build at most once; longer strings take the loop
+_MASKS: list[int] = []
+_mask_words = 0
+
+
+def _grow_masks(words: int) -> None:
+    global _mask_words
+    words = min(max(words, 2 * _mask_words, 1024), MAX_MASK_WORDS)
+    columns = []
+    col = [1 << k for k in range(5)]  # A^0 e_k
+    for _ in range(words):
+        columns.extend(col)  # input bits 5p .. 5p+4
+        col = [_polymod((0,), c) for c in col]
+    _MASKS[:] = [  # big-endian bit strings: the highest input bit first
+        int("".join("1" if c >> j & 1 else "0" for c in reversed(columns)), 2) for j in range(30)
+    ]
+    _mask_words = words
+
+
+def _polymod_fast(words: bytes) -> int:
+    """`_polymod(words)` (from the initial state 1) by 30 parities of one big integer."""
+    if len(words) + 1 > _mask_words:
+        if len(words) + 1 > MAX_MASK_WORDS:
+            return _polymod_words(words, 1)  # a string this long is rare: no masks for it
+        _grow_masks(len(words) + 1)
+    try:
+        value = int((b"\x01" + words).translate(_TO_DIGITS), 32)
+    except ValueError:
+        raise Bech32Error("data words must be 5-bit values") from None
+    out = 0
+    for j, mask in enumerate(_MASKS):
+        out |= ((value & mask).bit_count() & 1) << j
+    return out
+
+
 def _hrp_expand(hrp: str) -> list[int]:
     return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
 
 
 @functools.lru_cache(maxsize=256)
-def _hrp_checksum(hrp: str) -> int:
-    """The checksum state after the human-readable part (invoices share a few: one per amount)."""
-    return _polymod(_hrp_expand(hrp))
+def _hrp_words(hrp: str) -> bytes:
+    return bytes(_hrp_expand(hrp))
 
 
 def _check_hrp(hrp: str) -> None:
@@ -108,7 +149,7 @@ def decode_words(text: str) -> tuple[str, bytes]:
     if 0xFF in data:
         bad = text[pos + 1 + data.index(0xFF)]
         raise Bech32Error(f"invalid bech32 character {bad!r}")
-    if _polymod_words(data, _hrp_checksum(hrp)) != 1:
+    if _polymod_fast(_hrp_words(hrp) + data) != 1:
         raise Bech32Error("bech32 checksum mismatch")
     return hrp, data[:-CHECKSUM_LEN]
 

@@ -56,8 +56,39 @@ def generate_from_seed(seed: bytes, index: int) -> bytes:
 @functools.lru_cache(maxsize=1024)
 def _from_seed(seed: bytes, index: int) -> bytes:
     """A channel asks for the same few secrets round after round (its latest commitment's, the
-    next ones' hashes): each costs up to 48 SHA-256, derived once."""
-    return _derive(seed, INDEX_BITS, index)
+    next ones' hashes): each is derived once, from the walk of the previous index (`_walk`)."""
+    return _walk(seed, index)
+
+
+# seed -> (index, the walk's values: values[j] after its top j bits), the last derivation
+_WALKS: dict[bytes, tuple[int, list[bytes]]] = {}
+_MAX_WALKS = 1024
+
+
+def _walk(seed: bytes, index: int) -> bytes:
+    """`_derive(seed, 48, index)`, resuming the walk of this seed's previous index where the two
+    indices part: the value after the top j bits depends on those bits only. A channel uses
+    indices one after the other (2^48-1, 2^48-2, ...), so most secrets cost one or two SHA-256
+    instead of up to 48."""
+    last = _WALKS.get(seed)
+    if last is None:
+        start, values = 0, [seed]
+    else:
+        diff = last[0] ^ index
+        start = INDEX_BITS - diff.bit_length()  # top bits the two indices share
+        values = last[1][: start + 1]
+    p = values[start]
+    for j in range(start, INDEX_BITS):
+        b = INDEX_BITS - 1 - j
+        if (index >> b) & 1:
+            q = bytearray(p)
+            q[b // 8] ^= 1 << (b % 8)
+            p = hashlib.sha256(q).digest()
+        values.append(p)
+    if len(_WALKS) >= _MAX_WALKS and seed not in _WALKS:
+        _WALKS.clear()
+    _WALKS[seed] = (index, values)
+    return p
 
 
 def per_commitment_point(secret: bytes) -> bytes:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from gateway.ln.channel.channel import Channel
 from gateway.ln.codec import receipt
+from gateway.ln.node.switch import MIN_FINAL_CLTV
 
 if TYPE_CHECKING:
     from gateway.ln.node.node import Node
@@ -89,19 +89,22 @@ def routes(node: Node) -> dict[str, Any]:
         if "requests" in body:
             # already decoded: [payee hex, payment hash hex, amount msat, payment secret hex]
             jobs = [
-                node.pay(
+                (
                     bytes.fromhex(r[0]),
                     bytes.fromhex(r[1]),
                     int(r[2]),
-                    timeout,
-                    payment_secret=bytes.fromhex(r[3]) if len(r) > 3 else b"",
+                    MIN_FINAL_CLTV,
+                    bytes.fromhex(r[3]) if len(r) > 3 else b"",
                 )
                 for r in body["requests"]
             ]
-            return await asyncio.gather(*jobs)
-        texts = body["invoices"] if "invoices" in body else [body["invoice"]]
-        results = await asyncio.gather(*(node.pay_invoice(t, timeout) for t in texts))
-        return results if "invoices" in body else results[0]
+            return await node.pay_many(jobs, timeout)
+        if "invoices" in body:
+            texts = body["invoices"]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError("invoices must be a list of strings")
+            return await node.pay_invoices(texts, timeout)
+        return await node.pay_invoice(body["invoice"], timeout)
 
     async def payment(body: dict[str, Any]) -> Any:
         pay = node.switch.payments.get(bytes.fromhex(body["payment_hash"]))

@@ -12,6 +12,7 @@ composed with three components it dispatches peer messages to: `lifecycle` (open
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -22,9 +23,10 @@ from gateway.ln.channel import messages as m
 from gateway.ln.channel.channel import ChannelState
 from gateway.ln.codec import bolt8_transport, bolt11, receipt
 from gateway.ln.codec.wire import Message
-from gateway.ln.errors import LedgerPortError, ProtocolViolation
+from gateway.ln.errors import LedgerPortError, LnError, ProtocolViolation
 from gateway.ln.node.core import LIVE, NodeCore
 from gateway.ln.node.gossip import Gossip
+from gateway.ln.node.invoice_batch import BatchDecoder
 from gateway.ln.node.lifecycle import ChannelLifecycle
 from gateway.ln.node.peer import Peer
 from gateway.ln.node.watch import Watcher
@@ -39,6 +41,7 @@ class Node(NodeCore):
         self.gossip = Gossip(self)
         self.lifecycle = ChannelLifecycle(self, self.gossip)
         self.watch = Watcher(self, self.lifecycle)
+        self.decoder = BatchDecoder()
         self.port = 0
         self._handlers: tuple[Any, ...] = (self, self.lifecycle, self.gossip)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -66,6 +69,7 @@ class Node(NodeCore):
         for peer in list(self.peers.values()):
             await peer.conn.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.decoder.close()
         self.commit()
         self.store.close()
         log.info("node %s stopped", self.node_id.hex()[:12])
@@ -207,6 +211,81 @@ class Node(NodeCore):
             inv.payment_secret or b"",
         )
 
+    async def pay_invoices(self, texts: list[str], timeout: float = 30) -> list[dict[str, Any]]:
+        """Pay several invoices at once, one result each (an invoice that cannot be decoded,
+        is expired or has no route gets a failed result; the others are paid). Large batches
+        are decoded in worker processes (`invoice_batch`); the payments of each decoded chunk
+        start at once, so their HTLCs share commitments."""
+        if type(self).pay_invoice is not Node.pay_invoice:  # a node that adds to each payment
+            return list(await asyncio.gather(*(self.pay_invoice(t, timeout) for t in texts)))
+        t0 = time.perf_counter()
+        results: list[dict[str, Any] | None] = [None] * len(texts)
+        started: list[tuple[int, asyncio.Future[Any]]] = []
+        done_at: dict[bytes, float] = {}
+        async for offset, decoded in self.decoder.chunks(texts):
+            now = int(clock.now())
+            for i, d in enumerate(decoded, offset):
+                if isinstance(d, tuple) and now >= d[5]:
+                    d = "invoice expired"
+                if isinstance(d, str):
+                    results[i] = _failed(b"", d)
+                    continue
+                payee, hash_, amount, final_cltv, secret, _ = d
+                try:
+                    started.append(
+                        (i, self._start(payee, hash_, amount, final_cltv, secret, done_at))
+                    )
+                except LnError as exc:
+                    results[i] = _failed(hash_, f"{type(exc).__name__}: {exc}")
+            self.after()  # this chunk's payments run while the next one is decoded
+        await self._wait([f for _, f in started], timeout)
+        for i, fut in started:
+            results[i] = _result(fut.result(), done_at, t0)
+        return [r for r in results if r is not None]
+
+    async def pay_many(
+        self, jobs: list[tuple[bytes, bytes, int, int, bytes]], timeout: float
+    ) -> list[dict[str, Any]]:
+        """Start every payment (payee, payment hash, amount, final expiry delta, payment
+        secret), run the rounds once, and wait for all outcomes (TimeoutError after
+        `timeout`). Starting payments one by one would run the rounds after each."""
+        t0 = time.perf_counter()
+        done_at: dict[bytes, float] = {}
+        futs: list[asyncio.Future[Any]] = []
+        try:
+            for payee, hash_, amount, final_cltv, secret in jobs:
+                futs.append(self._start(payee, hash_, amount, final_cltv, secret, done_at))
+        finally:
+            self.after()  # the payments started so far run, whatever stopped the others
+        await self._wait(futs, timeout)
+        return [_result(f.result(), done_at, t0) for f in futs]
+
+    def _start(
+        self,
+        payee: bytes,
+        hash_: bytes,
+        amount: int,
+        final_cltv: int,
+        secret: bytes,
+        done_at: dict[bytes, float],
+    ) -> asyncio.Future[Any]:
+        """Queue one payment's HTLC (the caller runs `after()`); its outcome's future."""
+        self.switch.pay(payee, hash_, amount, self.height, final_cltv, secret)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(functools.partial(_stamp, done_at, hash_))
+        self.waiters.setdefault(hash_, []).append(fut)
+        return fut
+
+    @staticmethod
+    async def _wait(futs: list[asyncio.Future[Any]], timeout: float) -> None:
+        if not futs:
+            return
+        _, pending = await asyncio.wait(futs, timeout=timeout)
+        if pending:
+            for f in pending:
+                f.cancel()
+            raise TimeoutError(f"{len(pending)} of {len(futs)} payments still pending")
+
     async def pay(
         self,
         payee: bytes,
@@ -228,3 +307,30 @@ class Node(NodeCore):
             "fee_msat": pay.fee_msat,
             "reason": pay.reason,
         }
+
+
+def _stamp(done_at: dict[bytes, float], key: bytes, _: asyncio.Future[Any]) -> None:
+    done_at.setdefault(key, time.perf_counter())
+
+
+def _result(pay: Any, done_at: dict[bytes, float], t0: float) -> dict[str, Any]:
+    h = pay.payment_hash
+    return {
+        "latency_ms": round((done_at.get(h, t0) - t0) * 1000, 3),
+        "payment_hash": h.hex(),
+        "status": pay.status,
+        "preimage": pay.preimage.hex(),
+        "fee_msat": pay.fee_msat,
+        "reason": pay.reason,
+    }
+
+
+def _failed(hash_: bytes, reason: str) -> dict[str, Any]:
+    return {
+        "latency_ms": 0.0,
+        "payment_hash": hash_.hex(),
+        "status": "failed",
+        "preimage": "",
+        "fee_msat": 0,
+        "reason": reason,
+    }

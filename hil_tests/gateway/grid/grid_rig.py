@@ -25,6 +25,7 @@ from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess
 from hil_tests.gateway.ledger.conftest import OPERATOR, start_process
 from hil_tests.gateway.ledger.conftest import write_config as write_ledger_config
+from hil_tests.rig import procs
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.flash_reader import pubkey_from_console
@@ -164,6 +165,14 @@ class GridRig:
     # --- bring-up --------------------------------------------------------------------------------
 
     def start(self) -> GridRig:
+        """Bring the grid up; a bring-up that fails half-way stops what it started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> GridRig:
         self.broker.start()
         self.pod_meter.start()
         ledger_dir = self.workdir / "ledger"
@@ -212,7 +221,7 @@ class GridRig:
         self.meter = BoardProcess(flash_dir=flash, board_id="home-meter", run_dir=home.dir / "meter",
                                   clock=self.clock, rom_dir=build("emulated"))  # fmt: skip
         self.meter.start(wait_banner=False)
-        self.meter.expect("meter ready", timeout=60)
+        self.meter.expect("meter ready", timeout=120)
         self.meter_pubkey = pubkey_from_console(self.meter.console)
         sgrid("gateway", "enroll-meter", "--config", str(home.config), "--pubkey",
               self.meter_pubkey.hex(), "--label", "home")  # fmt: skip
@@ -234,7 +243,7 @@ class GridRig:
                                      clock=self.clock, rom_dir=build("emulated"),
                                      uarts={"meter": self.pv_wire.b})  # fmt: skip
         self.pv_board.start(wait_banner=False)
-        self.pv_board.expect("meter ready", timeout=60)
+        self.pv_board.expect("meter ready", timeout=120)
         self.pv_meter_pubkey = pubkey_from_console(self.pv_board.console)
         sgrid("gateway", "enroll-meter", "--config", str(pv.config), "--pubkey",
               self.pv_meter_pubkey.hex(), "--label", "pv")  # fmt: skip
@@ -256,8 +265,8 @@ class GridRig:
         c = self.clock
         env = clock.env_for(c.speed, c.real_t0, c.virtual_t0 or c.real_t0)
         n.gateway = GatewayProcess(n.config, self.broker, n.name, extra_env=env)
-        n.gateway.wait_online(timeout=30)
-        wait_until(lambda: self._answers(n), 30, f"{n.name}'s channel node")
+        n.gateway.wait_online(timeout=90)  # headroom for a loaded machine, not a measured figure
+        wait_until(lambda: self._answers(n), 60, f"{n.name}'s channel node")
 
     def _answers(self, n: GridNodeProc) -> bool:
         try:
@@ -266,7 +275,7 @@ class GridRig:
         except Exception:  # noqa: BLE001 - not listening yet
             return False
 
-    def wait_channels(self, timeout: float = 60.0) -> None:
+    def wait_channels(self, timeout: float = 120.0) -> None:
         """pv-home, home-pod, pv-pod: the feeder lv1 and the line lv0-lv1 (everyone adjacent)."""
 
         def all_open() -> bool:
@@ -373,12 +382,8 @@ class GridRig:
             self.pv_board.stop()
             self.pv_chip.stop()
             self.pv_wire.close()
-        if self.ledger_proc is not None:
-            self.ledger_proc.terminate()
-            try:
-                self.ledger_proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.ledger_proc.kill()
+        procs.stop(self.ledger_proc)
+        self.ledger_proc = None
         self.pod_meter.stop()
         self.broker.stop()
 

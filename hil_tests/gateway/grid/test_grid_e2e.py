@@ -23,9 +23,11 @@ PRICE_MSAT = 20_000  # 20 Wh at 1,000,000 msat/kWh
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     r = GridRig(tmp_path_factory.mktemp("grid"), speed=10.0)
-    r.start()
-    yield r
-    r.stop()
+    r.start()  # stops what it started if the bring-up fails
+    try:
+        yield r
+    finally:
+        r.stop()
 
 
 def _accepted_on_console(rig: GridRig, token_id: int) -> int:
@@ -47,16 +49,24 @@ def test_paying_a_producer_receipt_closes_the_consumers_relay(rig):
     invoice = rig.receipt(wh=20, price_msat=PRICE_MSAT)
     result = rig.pay(invoice)
     assert result["status"] == "succeeded"
-    wait_until(lambda: rig.relay() == 1, 30, "the consumer's relay to close")
+    wait_until(lambda: rig.relay() == 1, 90, "the consumer's relay to close")
     payment = bytes.fromhex(result["payment_hash"])
     rows = [r for r in rig.credit_rows() if bytes(r[0]) == payment]
     assert rows and rows[0][1] == "accepted" and rows[0][3] == 20
     tokens = rig.tokens_for(payment)  # the payment hash is the token's payment reference
     assert len(tokens) == 1 and tokens[0][1] == 20
     assert _accepted_on_console(rig, tokens[0][0]) == 1
-    pv = rig.channel_between("pv", "home")
-    assert pv["local_msat"] == rig.channel_between("home", "pv")["remote_msat"]
-    assert pv["local_msat"] == pv["capacity_msat"] // 2 + PRICE_MSAT
+    # the payer learns the preimage before the payee's commitment is signed: wait for both
+    half = rig.channel_between("pv", "home")["capacity_msat"] // 2
+    wait_until(
+        lambda: (
+            rig.channel_between("pv", "home")["local_msat"]
+            == rig.channel_between("home", "pv")["remote_msat"]
+            == half + PRICE_MSAT
+        ),
+        60,
+        "pv and home to sign the payment",
+    )
 
 
 def test_sigkill_between_payment_and_delivery_still_gives_exactly_one_token(rig):
@@ -68,7 +78,7 @@ def test_sigkill_between_payment_and_delivery_still_gives_exactly_one_token(rig)
     payment = bytes.fromhex(result["payment_hash"])
     wait_until(
         lambda: any(bytes(r[0]) == payment and r[1] == "issued" for r in rig.credit_rows()),
-        20,
+        60,
         "the token to be issued and waiting for its meter",
     )
     assert home.gateway is not None
@@ -78,12 +88,12 @@ def test_sigkill_between_payment_and_delivery_still_gives_exactly_one_token(rig)
     rig.meter.start(wait_banner=False)
     wait_until(
         lambda: any(bytes(r[0]) == payment and r[1] == "accepted" for r in rig.credit_rows()),
-        60,
+        120,
         "the token to be accepted after the restart",
     )
     tokens = rig.tokens_for(payment)
     assert len(tokens) == 1 and tokens[0][1] == 30
-    wait_until(lambda: _accepted_on_console(rig, tokens[0][0]) >= 1, 10, "the console line")
+    wait_until(lambda: _accepted_on_console(rig, tokens[0][0]) >= 1, 60, "the console line")
     assert _accepted_on_console(rig, tokens[0][0]) == 1
     db = home.dir / "state" / "tokens.sqlite3"
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
@@ -125,7 +135,7 @@ def test_an_offered_receipt_is_paid_by_the_consumers_strategy(rig):
     out = rig.offer(invoice)
     assert out["offered_to"] == 2  # its neighbours: home and the POD
     ph = out["payment_hash"]
-    wait_until(lambda: _credit_status(rig, ph) == "accepted", 30, "home to buy the offered receipt")
+    wait_until(lambda: _credit_status(rig, ph) == "accepted", 90, "home to buy the offered receipt")
     pod = rig.nodes["pod"]
     assert pod.api("/offers")["counts"].get("kept", 0) >= 1  # 1,000,000 > the POD's feed-in
 
@@ -136,7 +146,7 @@ def test_a_receipt_the_consumer_does_not_need_reaches_the_pod_which_buys_it(rig)
     pod = rig.nodes["pod"]
     wait_until(
         lambda: pod.api("/payment", {"payment_hash": ph})["status"] == "succeeded",
-        30,
+        90,
         "the POD to buy the discarded receipt",
     )
     home = rig.nodes["home"].api("/offers")["counts"]
@@ -176,7 +186,7 @@ def test_a_node_buys_last_resort_energy_from_the_pod(rig):
             [r for r in rig.credit_rows() if bytes(r[0]).hex() == out["payment_hash"]][0][1]
             == "accepted"
         ),
-        30,
+        90,
         "the last-resort energy credited to the meter",
     )
 
@@ -187,11 +197,14 @@ def test_a_token_paid_during_a_broker_outage_is_delivered_when_it_is_back(rig):
         result = rig.pay(rig.receipt(wh=15, price_msat=15_000))  # payments do not need MQTT
         assert result["status"] == "succeeded"
         ph = result["payment_hash"]
+        # credited (a token made, or waiting for the one before it) but not delivered: a
+        # condition, not a fixed 2.5 s a loaded machine may need more than
+        wait_until(lambda: _credit_status(rig, ph) in ("paid", "issued"), 60, "the credit booked")
         time.sleep(2.5)  # resend_s = 1: a few attempts into the void
-        assert _credit_status(rig, ph) == "issued"
+        assert _credit_status(rig, ph) in ("paid", "issued")
     finally:
         rig.broker.start()
-    wait_until(lambda: _credit_status(rig, ph) == "accepted", 60, "delivery after the outage")
+    wait_until(lambda: _credit_status(rig, ph) == "accepted", 120, "delivery after the outage")
     assert len(rig.tokens_for(bytes.fromhex(ph))) == 1
 
 
@@ -203,7 +216,7 @@ def test_a_producer_issues_receipts_from_its_forecast_and_the_consumer_buys_them
         'strategy = "producer"\ntariff_msat_per_kwh = 1000000\nsurplus_wh_per_hour = 400\n'
         "horizon_s = 1800\nplan_every_s = 1.0\n"))  # fmt: skip
     sgrid("gateway", "check-config", "--config", str(pv.config))
-    assert pv.gateway.terminate() == 0  # SIGTERM: the grid node and the bridge stop cleanly
+    assert pv.gateway.terminate(60) == 0  # SIGTERM: the grid node and the bridge stop cleanly
     assert "STOPPING=1" in pv.gateway.notifications
     pv.gateway.close()
     rig.start_gateway(pv)
@@ -211,5 +224,5 @@ def test_a_producer_issues_receipts_from_its_forecast_and_the_consumer_buys_them
     def bought() -> list[tuple]:
         return [r for r in rig.credit_rows() if r[5] == "pv" and r[3] == 100 and r[1] == "accepted"]
 
-    wait_until(bought, 60, "home to buy a receipt the producer planned itself")
+    wait_until(bought, 120, "home to buy a receipt the producer planned itself")
     assert rig.nodes["home"].api("/offers")["counts"].get("pay", 0) >= 2

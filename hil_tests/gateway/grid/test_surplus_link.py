@@ -27,9 +27,16 @@ PRICE = 400_000
 
 async def _answer(answers: asyncio.Queue[sc.SurplusAnswer], rid: bytes) -> sc.SurplusAnswer:
     while True:
-        a = await asyncio.wait_for(answers.get(), 10)
+        a = await asyncio.wait_for(answers.get(), 60)
         if a.request_id == rid:
             return a
+
+
+async def _until(pred: Any, timeout: float = 60) -> None:
+    """Let the nodes run until `pred()` holds (or `timeout`: the caller's assert then says why)."""
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
 
 
 async def _scenario(tmp: Path) -> dict[str, Any]:
@@ -52,7 +59,7 @@ async def _scenario(tmp: Path) -> dict[str, Any]:
         await pv.connect("127.0.0.1", pod.port, pod.node_id)
         stranger = sc.SurplusClaim(bytes(32), 0, P, 1, record(1, 60, 0), record(2, P, 1), "x")
         pv.send_raw(pod.node_id, sc.encode_claim(stranger))  # no channel yet: dropped unanswered
-        await asyncio.sleep(0.2)
+        await _until(lambda: buyer.counts)
         assert buyer.counts == {"no_channel": 1}
         await pod.lifecycle.open_channel(pv.node_id, 10**8)
 
@@ -75,6 +82,8 @@ async def _scenario(tmp: Path) -> dict[str, Any]:
         }  # the copies that came while it was being paid: pending
         pv.send_raw(pod.node_id, sc.encode_claim(claim))  # and once more, after it was paid
         assert (await _answer(answers, claim.request_id)).status == sc.PAID
+        # the POD knows the preimage before pv's commitment with the fulfil is signed
+        await _until(lambda: pv_balance() - before == amount_msat(300, PRICE))
         out: dict[str, Any] = {"paid": pv_balance() - before}
         assert pv.switch.invoices[rec.payment_hash].paid
 

@@ -18,6 +18,7 @@ from gateway.ledger import service, txs
 from gateway.ledger.client import LedgerClient
 from gateway.ledger.keys import SigningKey
 from hil_tests import REPO_ROOT
+from hil_tests.rig import procs
 
 # Fixed test keys so failures are reproducible.
 OPERATOR = SigningKey(bytes([1] * 32))
@@ -96,7 +97,7 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 def start_process(config_path: Path) -> tuple[subprocess.Popen[str], str]:
     """`sgrid ledger run` as a real subprocess; returns it and its base URL once listening."""
-    proc = subprocess.Popen(
+    proc = procs.spawn(  # its own process group, reaped if the test process dies
         [
             sys.executable,
             "-c",
@@ -120,5 +121,5 @@ def start_process(config_path: Path) -> tuple[subprocess.Popen[str], str]:
             return proc, line.split("listening", 1)[1].strip()
         if proc.poll() is not None:
             break
-    proc.kill()
+    procs.kill(proc)
     raise RuntimeError(f"ledger did not start: {proc.stderr.read() if proc.stderr else ''}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from gateway.ln.node.control import call
 from gateway.ln.node.keys import load_or_create
 from gateway.ln.node.ledger_file import FileLedger
 from hil_tests import REPO_ROOT
+from hil_tests.rig import procs
 
 DEPOSIT = 10**12
 
@@ -50,7 +50,7 @@ class NodeProc:
         if self.port:
             cmd += ["--port", str(self.port)]
         log = open(self.data_dir / "node.log", "a")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
+        self.proc = procs.spawn(  # its own process group, reaped if the test process dies
             cmd,
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
@@ -61,6 +61,7 @@ class NodeProc:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("READY "):
+            self.kill()
             raise RuntimeError(f"{self.name} did not start: {line!r}\n{self.log_tail()}")
         info = json.loads(line[6:])
         self.node_id, self.port = info["node_id"], info["port"]
@@ -79,18 +80,13 @@ class NodeProc:
         return int(n > seen)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        """SIGKILL the node's process group (a frozen, SIGSTOPped node too)."""
+        procs.kill(self.proc)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """SIGTERM, SIGKILL after 5 s."""
+        procs.stop(self.proc, timeout=5.0)
         self.proc = None
 
     @property
@@ -123,7 +119,9 @@ class NodeProc:
         return self.api("/invoice", body)["invoices"]
 
 
-def wait_until(pred: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_until(pred: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll `pred` until it is truthy; the timeout is headroom for a loaded machine, not a
+    figure the test measures."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()

@@ -113,3 +113,19 @@ def test_words_above_31_are_refused_by_the_fast_paths():
         bech32.words_to_bytes([1, 32, 3])
     with pytest.raises(Bech32Error):
         bech32.words_to_int([-1])
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=1500),
+        st.binary(min_size=4090, max_size=4200),  # around MAX_MASK_WORDS
+    ).map(lambda raw: bytes(b & 31 for b in raw))
+)
+@settings(max_examples=60, deadline=None)
+def test_the_checksum_by_parities_agrees_with_one_word_per_step(words):
+    assert bech32._polymod_fast(words) == bech32._polymod(words)
+
+
+def test_a_word_above_31_is_refused_by_the_checksum_by_parities():
+    with pytest.raises(Bech32Error):
+        bech32._polymod_fast(bytes([1, 32, 3]))

@@ -95,3 +95,25 @@ def test_store_stays_compact_and_rederives_every_secret(seed: bytes, count: int)
         assert restored.derive(index) == bolt3.generate_from_seed(seed, index)
     nxt = indices[-1] - 1
     restored.insert(nxt, bolt3.generate_from_seed(seed, nxt))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    indices=st.lists(
+        st.one_of(
+            st.integers(0, bolt3.START_INDEX),
+            st.integers(bolt3.START_INDEX - 64, bolt3.START_INDEX),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_a_secret_resumed_from_the_previous_walk_is_the_spec_secret(
+    seed: bytes, indices: list[int]
+) -> None:
+    """generate_from_seed resumes the previous index's walk: in any order of indices (and
+    again for a repeated one) it gives the spec's secret, computed here from scratch."""
+    for index in indices:
+        bolt3._from_seed.cache_clear()
+        assert bolt3.generate_from_seed(seed, index) == bolt3._derive(seed, bolt3.INDEX_BITS, index)

@@ -173,11 +173,18 @@ _htlcs = st.lists(
     chain=st.text(max_size=30),
     balances=st.tuples(st.integers(0, 2**62), st.integers(0, 2**62)),
     holder=st.integers(0, 1),
+    number=st.integers(0, 2**48 - 1),
+    channel_id=st.binary(min_size=32, max_size=32),
 )
 def test_the_spliced_state_digest_is_the_canonical_digest_of_the_state(
-    htlcs: tuple[Htlc, ...], chain: str, balances: tuple[int, int], holder: int
+    htlcs: tuple[Htlc, ...],
+    chain: str,
+    balances: tuple[int, int],
+    holder: int,
+    number: int,
+    channel_id: bytes,
 ) -> None:
-    c = Commitment(b"\x01" * 32, 7, balances, (3, 4), (b"\x02" * 32, b"\x03" * 32), htlcs)
+    c = Commitment(channel_id, number, balances, (3, 4), (b"\x02" * 32, b"\x03" * 32), htlcs)
     ids = (A.node_id, B.node_id)
     for _ in range(2):  # the second time from the cached HTLC outputs
         assert ledger_state_digest(chain, c, holder, ids) == digest(

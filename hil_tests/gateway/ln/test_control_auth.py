@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -136,10 +137,15 @@ def test_refusals_are_logged_rate_limited(pair):
     a, _ = pair
     log = a.data_dir / "node.log"
     before = log.read_text().count("control API refused")
+    t0 = time.monotonic()
     for _ in range(200):
         _raw(a, "POST", "/pay", b"[1]", {"Content-Type": "application/json"})
+    elapsed = time.monotonic() - t0
     logged = log.read_text().count("control API refused") - before
-    assert 1 <= logged <= 20
+    # 10 lines per 10 s window (RejectionLog): the 200 requests span at most this many windows
+    # (one more if an earlier window is still open); a loaded machine may take > 10 s for them
+    windows = int(elapsed // 10) + 2
+    assert 1 <= logged <= 10 * windows, f"{logged} lines in {elapsed:.1f} s"
 
 
 def test_the_cli_looks_for_the_token_where_the_installed_grid_node_writes_it():

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from gateway.ln.errors import LnError
+from gateway.ln.node.invoice_batch import CHUNK, POOL_MIN
 from hil_tests.gateway.ln.node_procs import DEPOSIT, Grid, wait_until
 
 M = 1_000_000
@@ -37,11 +38,17 @@ def test_two_gateways_pay_and_close_cooperatively(grid):
     assert r["status"] == "succeeded" and len(r["preimage"]) == 64
     r = b.api("/pay", {"invoice": a.invoice(1 * M)[0]})
     assert r["status"] == "succeeded"
-    assert a.channel_with(b)["local_msat"] == 48 * M
-    assert b.channel_with(a)["local_msat"] == 12 * M
+    # the payer learns the preimage before the payee's commitment is signed: wait for both
+    wait_until(
+        lambda: (
+            a.channel_with(b)["local_msat"] == 48 * M and b.channel_with(a)["local_msat"] == 12 * M
+        ),
+        60,
+        "both sides to sign the payments",
+    )
     closed = a.api("/close", {"channel_id": ch["channel_id"]})
     assert closed["state"] == "CLOSED"
-    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", what="bob sees the close")
+    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", 60, "bob sees the close")
     assert _ledger_balance(grid, a) == DEPOSIT - 2 * M
     assert _ledger_balance(grid, b) == DEPOSIT + 2 * M
     assert grid.money() == 2 * DEPOSIT
@@ -55,7 +62,7 @@ def test_unilateral_close_pays_out_after_the_dispute_window(grid):
     a.api("/close", {"channel_id": ch["channel_id"], "force": True})
     assert a.channel_with(b)["state"] == "FORCE_CLOSING"
     grid.ledger.mine(10)
-    wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", what="settle")
+    wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", 60, "settle")
     assert _ledger_balance(grid, a) == DEPOSIT - 5 * M
     assert _ledger_balance(grid, b) == DEPOSIT + 5 * M
     assert grid.money() == 2 * DEPOSIT
@@ -76,7 +83,7 @@ def test_cheater_publishing_a_revoked_state_loses_the_channel(grid):
     a.start()
     assert a.channel_with(b)["local_msat"] == 50 * M  # the old state
     a.api("/close", {"channel_id": ch["channel_id"], "force": True})
-    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", what="bob's penalty")
+    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", 60, "bob's penalty")
     assert grid.ledger.channel(bytes.fromhex(ch["channel_id"])).status == "penalized"
     assert _ledger_balance(grid, b) == DEPOSIT + 50 * M  # bob took the whole channel
     assert _ledger_balance(grid, a) == DEPOSIT - 50 * M
@@ -91,6 +98,26 @@ def test_unknown_invoice_and_bad_requests_are_refused_cleanly(grid):
     with pytest.raises(LnError):
         a.api("/pay", {"invoice": a.invoice(1000)[0]})  # paying ourselves: no route
     assert a.channel_with(b)["local_msat"] == 50 * M
+
+
+@pytest.mark.parametrize("count", [30, POOL_MIN + 10])  # decoded in the node / by workers
+def test_a_batch_of_invoices_is_paid_in_shared_commitments_each_with_its_result(grid, count):
+    a, b = grid.add("alice"), grid.add("bob")
+    _open(a, b)
+    good = b.invoice(1000, count=count)
+    batch = [good[0], "lnbcrt1notaninvoice", *good[1:], good[0]]  # a bad one, a repeated one
+    n0 = a.channel_with(b)["commitment"]
+    results = a.api("/pay", {"invoices": batch})
+    assert len(results) == len(batch)
+    assert [r["status"] for r in results] == ["succeeded", "failed"] + ["succeeded"] * (
+        count - 1
+    ) + ["failed"]
+    assert "bech32" in results[1]["reason"] and "already paid" in results[-1]["reason"]
+    ch = a.channel_with(b)
+    assert ch["local_msat"] == 50 * M - count * 1000 and ch["remote_msat"] == count * 1000
+    # HTLCs share rounds (a decoded chunk's adds go together, the fulfils follow in batches):
+    # never a round per payment
+    assert ch["commitment"] - n0 <= 4 * (1 + count // CHUNK), ch
 
 
 def test_a_node_does_not_commit_more_of_its_balance_than_it_accepts(grid):

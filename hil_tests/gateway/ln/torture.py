@@ -71,7 +71,7 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
                     victim.start(crash=f"{point}:{k}")
                     # the crash may already hit while reconnecting (reestablish is a step too)
                     wait_until(
-                        lambda v=victim: v.proc.poll() is not None or _settled(a, b), 20, "ready"
+                        lambda v=victim: v.proc.poll() is not None or _settled(a, b), 60, "ready"
                     )
                     for _ in range(max(2, k // 2)):  # enough payments to reach step k
                         if victim.proc.poll() is not None:
@@ -80,7 +80,7 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
                     if victim.proc is not None and victim.proc.poll() is None:
                         victim.stop()
                     victim.start()  # clean restart
-                    ca, cb = wait_until(lambda: _settled(a, b), 30, f"settle after {point}:{k}")
+                    ca, cb = wait_until(lambda: _settled(a, b), 60, f"settle after {point}:{k}")
                     crashed += victim.crashed()
                     for ch in (ca, cb):
                         assert (
@@ -88,7 +88,7 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
                         )
                     assert ca["local_msat"] == cb["remote_msat"]
                     rounds += 1
-        wait_until(lambda: _settled(a, b), 30, "final settle")
+        wait_until(lambda: _settled(a, b), 60, "final settle")
         statuses = [a.api("/payment", {"payment_hash": h})["status"] for h in hashes]
         paid = AMOUNT * statuses.count("succeeded")
         assert "pending" not in statuses, statuses

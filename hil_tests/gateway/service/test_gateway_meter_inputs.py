@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from hil_tests.gateway.gateway_proc import GatewayProcess, sgrid_gateway, write_config
+from hil_tests.gateway.ln.node_procs import wait_until
 from hil_tests.gateway.modbus.test_gateway_modbus_service import ServerThread
 from hil_tests.gateway.mqtt_meter import MqttMeter
 from hil_tests.gateway.soft_meter import SoftMeter
@@ -32,9 +33,16 @@ def _started(tmp_path, broker, soft: SoftMeter, extra: str = ""):
     cfg, port = write_config(tmp_path, broker, SITE, extra)
     _enroll(cfg, soft)
     gw = GatewayProcess(cfg, broker, SITE)
-    gw.wait_online()
-    meter = MqttMeter(broker.host, broker.port, SITE, _site_pub(cfg), soft)
-    meter.wait_subscribed()
+    meter = None
+    try:
+        gw.wait_online()
+        meter = MqttMeter(broker.host, broker.port, SITE, _site_pub(cfg), soft)
+        meter.wait_subscribed()
+    except BaseException:  # the test's `finally` never runs: stop what we started here
+        if meter is not None:
+            meter.close()
+        gw.close()
+        raise
     return cfg, port, gw, meter
 
 
@@ -45,14 +53,20 @@ def test_a_flood_of_forged_online_status_gets_a_few_answers_not_thousands(tmp_pa
         meter.publish_next(1)
         assert meter.wait_acked(0), gw.log()
         meter.cmds.clear()
+        t0 = time.monotonic()
         for _ in range(2000):
             meter.client.publish(meter.topic("status"), b"online", qos=0)
-        time.sleep(3.0)
+        suppressed = "sgrid_status_answers_suppressed_total"
+        wait_until(lambda: gw.metrics(port).get(suppressed, 0) >= 1900, 60, "the flood handled")
+        time.sleep(0.5)  # the last answers' commands reach the meter
+        elapsed = time.monotonic() - t0
         times = [c for c in meter.cmds if c[0] == "time"]
-        # a burst of 3 (a meter that reboots twice in a row is answered), then 1 per 10 s
-        assert 1 <= len(times) <= 3, f"{len(times)} time commands for 2000 forged online messages"
-        m = gw.metrics(port)
-        assert m.get("sgrid_status_answers_suppressed_total", 0) >= 1900
+        # a burst of 3 (a meter that reboots twice in a row is answered), then 1 per 10 s (a
+        # loaded machine may take more than 10 s for the flood)
+        most = 3 + int(elapsed // 10)
+        assert 1 <= len(times) <= most, (
+            f"{len(times)} time commands for 2000 forged online messages"
+        )
     finally:
         meter.close()
         gw.close()
@@ -86,9 +100,10 @@ def test_a_reading_stamped_far_ahead_of_the_gateway_clock_is_refused(tmp_path, b
         assert meter.wait_acked(0), gw.log()
         soft.t = 3_980_000_000  # 2096: a clock wrongly set into the future
         meter.publish_next(1)
-        assert not meter.wait_acked(1, timeout=3.0), "a reading from 2096 was acked"
+        future = 'sgrid_readings_rejected_total{reason="future"}'
+        wait_until(lambda: gw.metrics(port).get(future, 0) >= 1, 60, "the reading refused")
+        assert not meter.wait_acked(1, timeout=1.0), "a reading from 2096 was acked"
         m = gw.metrics(port)
-        assert m.get('sgrid_readings_rejected_total{reason="future"}', 0) >= 1, m
         assert m.get(f'sgrid_readings_accepted_total{{meter="{soft.hex}"}}') == 1
     finally:
         meter.close()

@@ -22,6 +22,7 @@ from rich.table import Table
 from hil_tests.rig import report
 from hil_tests.rig.sim.run import SimOptions, run
 from hil_tests.rig.sim.scenarios import SCENARIOS
+from hil_tests.rig.sim.view import say
 
 
 def _list_scenarios(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -160,12 +161,13 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_
         plot_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "power.png", plot_path)
     console.print(summary(result))
-    console.print(f"report: {page}  (report.json, PNGs beside it)")
+    say(console, invariants_line(result))
+    say(console, f"report: {page} (report.json, PNGs beside it)")
     failed = report.failed_invariants(result)
     if failed:
-        console.print(f"[bold red]invariants failed: {', '.join(failed)}[/bold red]")
+        say(console, f"invariants failed: {', '.join(failed)}", style="bold red")
         sys.exit(1)
-    console.print("[bold green]every invariant holds[/bold green]")
+    say(console, "every invariant holds", style="bold green")
 
 
 def _stop_on_signals() -> None:
@@ -188,8 +190,11 @@ def summary(result: dict) -> Table:
         t.add_row(name, n["kind"], f"{n['import_wh'] / 1000:.1f}", f"{n['export_wh'] / 1000:.1f}",
                   f"{n['paid_msat'] // 1000:,}", f"{n['earned_msat'] // 1000:,}",
                   f"{n['unserved_wh'] / 1000:.1f}")  # fmt: skip
+    return t
+
+
+def invariants_line(result: dict) -> str:
     inv = result.get("invariants", {})
-    t.caption = "invariants: " + ", ".join(
+    return "invariants: " + ", ".join(
         f"{k} {'ok' if v.get('holds') else 'FAILED'}" for k, v in sorted(inv.items())
     )
-    return t

@@ -47,10 +47,13 @@ DEPOSIT_MSAT = 2_000_000_000  # per node: 2,000 sat (about 10 kWh at the tariff)
 CHANNEL_MSAT = 400_000_000  # each end of every topology channel
 CHECKPOINT_S = 60  # the meters' checkpoint period (a power cut loses at most its energy)
 # a meter's idle step sleeps at least this long in real time: at 480x its 250 ms idle step would
-# be half a real millisecond and every board would spin a core (inputs and data wake it at once;
-# at 480x 5 ms are 2.4 virtual seconds, under the driver's 4.8 s margin around a period boundary).
+# be half a real millisecond and every board would spin a core (inputs and data wake it at once).
+# Measured at 480x, one board: 0.30 cores with a 5 ms floor, 0.15 with 20 ms, 0.10 with 50 ms (a
+# reading signed every 15 virtual minutes either way): at 5 ms the idle steps of 9 boards alone
+# took more than the 2 cores. The driver keeps its steps 1.5 floors away from a period boundary
+# (driver.run_until), so a meter closes its interval before the pulses after the boundary come.
 # Per 10 boards: more boards share the same cores, and idle steps are pure overhead.
-IDLE_FLOOR_MS = 5.0
+IDLE_FLOOR_MS = 20.0
 ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "producer",
          "battery": "prosumer", "pod": "pod"}  # fmt: skip
 
@@ -283,13 +286,15 @@ class SimGrid:
     def _start_ledger(self) -> None:
         validator = SigningKey(os.urandom(32))
         replicas = 1
-        etcd_lines = ""
-        if self.ledger == "etcd":
+        replication = ""
+        if self.ledger == "etcd":  # docs/ledger.md, "Replicated mode": one log, three replicas
             from hil_tests.gateway.ledger.etcd_cluster import start_cluster
 
             self.etcd = start_cluster(self.workdir / "etcd")
             replicas = 3
-            etcd_lines = "etcd = [{}]\n".format(", ".join(f'"{e}"' for e in self.etcd.endpoints))
+            endpoints = ", ".join(f'"{e}"' for e in self.etcd.endpoints)
+            replication = f"[replication]\netcd = [{endpoints}]\ncut_interval_ms = 20\n"
+        genesis_ms = int(time.time() * 1000)  # one for every replica: they build one genesis
         for i in range(replicas):
             d = self.workdir / f"ledger-{i}"
             d.mkdir(parents=True, exist_ok=True)
@@ -297,9 +302,9 @@ class SimGrid:
             cfg = d / "ledger.toml"
             cfg.write_text(
                 f'[ledger]\nname = "sim-grid"\noperator = "{self.operator.pubkey}"\n'
-                f'validator_key_file = "validator.key"\ngenesis_time_ms = {int(time.time() * 1000)}\n'
+                f'validator_key_file = "validator.key"\ngenesis_time_ms = {genesis_ms}\n'
                 f'db = "ledger.sqlite"\nlisten = "127.0.0.1:0"\nidle_block_ms = 200\n'
-                f"commit_timeout_s = 30\n{etcd_lines}"
+                f"commit_timeout_s = 30\n{replication}"
             )
             with open(d / "ledger.log", "w") as log:
                 proc = procs.spawn([*SGRID, "ledger", "run", "--config", str(cfg)], cwd=REPO_ROOT,

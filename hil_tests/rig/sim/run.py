@@ -27,7 +27,7 @@ from hil_tests.rig.sim.forecasts import (
 )
 from hil_tests.rig.sim.grid import DEPOSIT_MSAT, SGRID, SimGrid
 from hil_tests.rig.sim.scenarios import Faults
-from hil_tests.rig.sim.view import View
+from hil_tests.rig.sim.view import View, say
 
 TARIFF = 300_000  # msat per kWh: the POD's last-resort price (0.30 per kWh, 1 sat = 1 cent)
 FEED_IN = 80_000  # msat per kWh: what the POD pays for a receipt nobody else bought
@@ -90,8 +90,8 @@ def market_config(
 def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]:
     """`on_up(grid)` (benchmarks: sample the processes) is called once the grid is up."""
     site = profiles.Site(date=opts.date)
-    console.print(f"building the microgrid ({opts.homes} homes, {opts.pv} PV, {opts.batteries} "
-                  f"battery, {opts.ev} EV, {opts.critical} critical load, the POD) ...")  # fmt: skip
+    say(console, f"building the microgrid: {opts.homes} homes, {opts.pv} PV, {opts.batteries} "
+                 f"battery, {opts.ev} EV, {opts.critical} critical, the POD")  # fmt: skip
     grid = microgrid.build(homes=opts.homes, pv=opts.pv, batteries=opts.batteries, ev=opts.ev,
                            critical=opts.critical, site=site, seed=opts.seed,
                            cloudiness=opts.cloudiness)  # fmt: skip
@@ -118,8 +118,9 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         with console.status("bringing the grid up") as status:
             sg.start(progress=lambda what: status.update(f"bringing the grid up: {what}"))
         result["bringup_s"] = round(time.monotonic() - wall0, 1)
-        console.print(f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
-                      f"{len(sg.open_channels())} channels, ledger at {sg.ledger_url}")  # fmt: skip
+        say(console, f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
+                     f"{len(sg.open_channels())} channels, {len(sg.ledger_urls)} ledger "
+                     f"node(s) ({opts.ledger})")  # fmt: skip
         if on_up is not None:
             on_up(sg)
         driver = Driver(sg)
@@ -152,22 +153,29 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
                     each(now)
 
             run_until(driver, t_end, tick=tick)
-        for e in view.events:
-            console.print(f"  {e}", highlight=False)
+        if console.is_terminal:  # the live view was transient; a log has them already
+            for e in view.events:
+                say(console, f"  {e}")
         result["run_s"] = round(time.monotonic() - wall0 - result["bringup_s"], 1)
+        after = _Phases()  # where the time after the span goes (the bench prints it)
         with console.status("letting the last readings, tokens and anchors land"):
             driver.settle()
             faults.join()  # a fault still running at the end (a gateway coming back) lands first
+            after.mark("faults")
             _wait_closed(sg, t_end, timeout=120.0 + 2 * len(sg.nodes))
+            after.mark("last intervals closed")
             journaled = _journaled(sg)
             _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes))
-        result.update(_results(sg, driver, faults, t_start, t_end, journaled, lags))
+            after.mark("stored and anchored")
+        result.update(_results(sg, driver, faults, t_start, t_end, journaled, lags, after))
         result["market"] = _market(sg, forecaster, t_start, t_end)
+        after.mark("market")
+        result["after_phases_s"] = after.phases
         m = result["market"]
-        console.print(f"market: {m['receipts']} receipts paid, {m['intraday_bought']} bought and "
-                      f"{m['intraday_sold']} sold intraday (beyond the day-ahead forecast), "
-                      f"{m['imbalance_receipts']} imbalance receipts; {m['forecast_revisions']} "
-                      "forecast revisions")  # fmt: skip
+        say(console, f"market: {m['receipts']} receipts paid, {m['intraday_bought']} bought and "
+                     f"{m['intraday_sold']} sold intraday (beyond the day-ahead forecast), "
+                     f"{m['imbalance_receipts']} imbalance receipts; {m['forecast_revisions']} "
+                     "forecast revisions")  # fmt: skip
     finally:
         _save_consoles(sg)
         with console.status("stopping the grid"):
@@ -240,6 +248,19 @@ def _feeder(grid: microgrid.Microgrid) -> Any:
     from gateway.market.feeder import Feeder
 
     return Feeder(grid.topology)
+
+
+class _Phases:
+    """Wall seconds of consecutive steps: `mark(name)` ends the step called `name`."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._t = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self._t, 1)
+        self._t = now
 
 
 class _Background(threading.Thread):
@@ -346,7 +367,9 @@ def _results(
     t1: float,
     journaled: dict[str, list[int]],
     lags: list[dict[str, tuple[float, float]]],
+    after: _Phases | None = None,
 ) -> dict[str, Any]:
+    mark = after.mark if after is not None else (lambda name: None)
     nodes: dict[str, dict[str, Any]] = {}
     node_periods: dict[str, dict[int, int]] = {}
     power: dict[str, list[list[float]]] = {}
@@ -398,11 +421,15 @@ def _results(
         if n.spec.prepaid:
             paid_wh[name] = nodes[name]["credit_bought_wh"]
             metered_prepaid[name] = nodes[name]["import_wh"]
+    mark("readings and credit collected")
     proofs_checked, proofs_ok = _check_proofs(sg)
+    mark("proofs")
     chans = _quiet_channels(sg)
     balances = collect.balances(sg)
     locked = _locked_on_ledger(sg, chans)
+    mark("channels and balances")
     verify_ok, verify_out = _ledger_verify(sg)
+    mark("ledger verify")
     pod_periods = {int(p): wh for p, wh in driver.pod_truth.period_wh.items()}
     lag_end = _clock_lag(sg)
     lag = max([lag_end, *(abs(v[1]) for o in lags for v in o.values())])
@@ -433,9 +460,13 @@ def _results(
             {n: t.relay_open_s for n, t in driver.truth.items()
              if sg.nodes[n].spec.kind == "critical"}),
     }  # fmt: skip
+    mark("invariants")
     statements = _statements(sg, t0, t1)
+    mark("settlement")
     if statements:
         inv["settlement_sums_to_zero"] = invariants.settlement_zero(statements)
+    if len(sg.ledger_urls) > 1:
+        inv["ledger_replicas_agree"] = _replicas_agree(sg)
     for name, check in faults.checks.items():
         inv[name] = check() if callable(check) else check
     slots = _slots(sg, t0, t1)
@@ -516,10 +547,43 @@ def _locked_on_ledger(sg: SimGrid, chans: list[dict[str, Any]]) -> int:
 
 
 def _ledger_verify(sg: SimGrid) -> tuple[bool, str]:
-    cfg = sg.workdir / "ledger-0" / "ledger.toml"
-    got = subprocess.run([*SGRID, "ledger", "verify", "--config", str(cfg)], capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    return got.returncode == 0, got.stdout + got.stderr
+    """`sgrid ledger verify` on every replica's own copy of the chain (one, or three on etcd)."""
+    ok, out, passed = True, "", 0
+    replicas = len(sg.ledger_procs)
+    for i in range(replicas):
+        cfg = sg.workdir / f"ledger-{i}" / "ledger.toml"
+        got = subprocess.run([*SGRID, "ledger", "verify", "--config", str(cfg)],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        ok = ok and got.returncode == 0
+        passed += got.returncode == 0
+        out += f"ledger-{i}: {got.stdout}{got.stderr}\n"
+    if replicas > 1:  # the report keeps the last line
+        out += f"{passed} of {replicas} replicas verify\n"
+    return ok, out
+
+
+def _replicas_agree(sg: SimGrid, timeout: float = 60.0) -> dict[str, Any]:
+    """Replicated mode: every replica holds the same chain. The tips move on (blocks keep being
+    cut), so the replicas are compared at the lowest height all of them have reached, which must
+    be at least the height the first replica had at the start (they all caught up)."""
+    from gateway.ledger.client import LedgerClient
+
+    clients = [LedgerClient(u, retries=3) for u in sg.ledger_urls]
+    try:
+        target = int(clients[0].info()["height"])
+        deadline = time.monotonic() + timeout
+        while True:
+            heights = [int(c.info()["height"]) for c in clients]
+            if min(heights) >= target or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        h = min(heights)
+        hashes = [str(c.block(h)["hash"]) for c in clients]
+    finally:
+        for c in clients:
+            c._drop(c.urls[0])
+    return {"holds": h >= target and len(set(hashes)) == 1, "replicas": len(clients),
+            "height": h, "heights": heights, "hashes_at_height": hashes}  # fmt: skip
 
 
 def _statements(sg: SimGrid, t0: float, t1: float) -> list[dict[str, Any]]:

@@ -1,0 +1,111 @@
+"""Decoding a batch of BOLT-11 invoices for `Node.pay_invoices`, large ones in worker processes.
+
+Decoding and verifying an invoice (bech32, field parsing, a signature check) costs the payer as
+much CPU as the rest of its payment, and one node process runs on one core. A batch of at least
+`POOL_MIN` invoices is therefore decoded in worker processes (started on the first such batch,
+`spawn`ed: they import only the codec), in chunks of `CHUNK` that are handed back one by one, so
+the node starts the payments of a chunk while the workers decode the next ones. A smaller batch,
+or any batch once the pool has failed, is decoded in the node's own process. Both run the same
+`decode_chunk`, so the checks are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+
+from gateway.ln.codec import bolt11
+from gateway.ln.errors import LnError
+
+log = logging.getLogger(__name__)
+
+POOL_MIN = 128  # invoices in a batch before it is worth a round trip to a worker
+CHUNK = 256  # invoices per worker task
+# (payee, payment hash, amount msat, min final cltv, payment secret, expires at unix s)
+Decoded = tuple[bytes, bytes, int, int, bytes, int]
+
+
+def decode_chunk(texts: list[str]) -> list[Decoded | str]:
+    """Each invoice decoded and verified, or the reason it cannot be paid."""
+    out: list[Decoded | str] = []
+    for text in texts:
+        try:
+            inv = bolt11.decode(text)
+        except LnError as exc:
+            out.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if inv.payee is None or inv.amount_msat is None:
+            out.append("invoice lacks payee or amount")
+            continue
+        out.append(
+            (
+                inv.payee,
+                inv.payment_hash,
+                inv.amount_msat,
+                inv.min_final_cltv,
+                inv.payment_secret or b"",
+                inv.expires_at,
+            )
+        )
+    return out
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: a worker of a node that is killed (SIGKILL too) exits within a
+    second instead of waiting forever on its task queue."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class BatchDecoder:
+    def __init__(self, workers: int | None = None) -> None:
+        cores = os.cpu_count() or 1
+        self.workers = workers if workers is not None else max(1, min(3, cores - 1))
+        self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
+
+    async def chunks(self, texts: list[str]) -> AsyncIterator[tuple[int, list[Decoded | str]]]:
+        """(offset of the chunk in `texts`, its decoded invoices), in order."""
+        if len(texts) < POOL_MIN or self._broken:
+            yield 0, decode_chunk(texts)
+            return
+        loop = asyncio.get_running_loop()
+        pool = self._get_pool()
+        parts = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)]
+        futs = [loop.run_in_executor(pool, decode_chunk, part) for part in parts]
+        for k, (part, fut) in enumerate(zip(parts, futs, strict=True)):
+            try:
+                decoded = await fut
+            except Exception as exc:  # noqa: BLE001 - a dead worker: decode here from now on
+                if not self._broken:
+                    log.warning("invoice decoding workers failed (%r): decoding in-process", exc)
+                self._broken = True
+                decoded = decode_chunk(part)
+            yield k * CHUNK, decoded
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")  # not fork: the node has threads, sockets
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=ctx,
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
