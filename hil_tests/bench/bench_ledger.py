@@ -240,7 +240,37 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             f"{r['proof_p99_ms']:.2f}ms",
         )
         print("  ".join(f"{c:>11}" for c in row))
+    print(goals(results))
     return results
+
+
+def goals(results: dict[str, dict[str, float]]) -> str:
+    """Issue 15's goals against the best row of each mode (met or not, with the figures)."""
+    lines = []
+    embedded = [r for name, r in results.items() if name.startswith("embedded/")]
+    if embedded:
+        ok = [r for r in embedded if r["submit_p99_ms"] <= 50]
+        best = max(ok or embedded, key=lambda r: r["tps"])
+        met = bool(ok) and best["tps"] >= 5000 and best["ceiling_share"] >= 0.25
+        lines.append(
+            f"goal embedded >= 5,000 tx/s, p99 <= 50 ms, >= 25 % of the ceiling:"
+            f" {'met' if met else 'NOT met'} (best row with p99 <= 50 ms:"
+            + (
+                f" {best['tps']:,.0f} tx/s, {best['ceiling_share']:.0%}, p99"
+                f" {best['submit_p99_ms']:.0f} ms at {best['batch']:.0f} tx/req)"
+                if ok
+                else " none)"
+            )
+        )
+    replicated = [r for name, r in results.items() if name.startswith("replicated/")]
+    if replicated:
+        best = max(replicated, key=lambda r: r["tps"])
+        lines.append(
+            f"goal replicated >= 2,000 tx/s: {'met' if best['tps'] >= 2000 else 'NOT met'}"
+            f" (best {best['tps']:,.0f} tx/s = {best['ceiling_share']:.0%} of its ceiling,"
+            f" {best['batch']:.0f} tx/req)"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

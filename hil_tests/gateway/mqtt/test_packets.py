@@ -35,7 +35,7 @@ def _fw_decode(packet: bytes):
     return first, body[2:topic_end].decode(), pid, body[payload_at:]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(topics_, payloads, st.sampled_from([0, 1]), st.booleans(), st.integers(1, 0xFFFF))
 def test_a_publish_is_the_same_bytes_as_the_meters_and_decodes_alike(
     topic, payload, qos, retain, pid
