@@ -83,12 +83,13 @@ class Flow:
         self.steps = steps
         self.continuous = continuous
         self.ts = [t for t, _, _ in steps]
+        self.ms = [m for _, m, _ in steps]
         self.lag = max((d - t for t, _, d in steps), default=0.0)
 
     def time_of(self, moved_wh: float) -> float | None:
         """When the cumulative |Wh| through the meter reached `moved_wh` (pro rata within the
         step), None if it never did."""
-        ms = [m for _, m, _ in self.steps]
+        ms = self.ms
         k = bisect_left(ms, moved_wh)
         if k >= len(ms):
             return None
