@@ -269,7 +269,11 @@ def slot_energy_balance(
         "slots_in_merged_windows": sum(w["slots"] for w in span_windows),
         "bracketed_counts": sum(w["bracketed"] for w in windows),
         "widest_placement_s": round(
-            max((c.placed_s for b in use for c in counts[b].values()), default=0.0), 1
+            max(
+                (c.placed_s for b in use for c in counts[b].values() if c.how == "closed"),
+                default=0.0,
+            ),
+            1,
         ),  # fmt: skip
         "failing_windows": failing,
         "worst_window": None if worst is None else worst["start"],
