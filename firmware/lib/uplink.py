@@ -8,9 +8,13 @@
 # slice per poll() with sgcore.secp256k1.Verifier, so the main loop stays responsive.
 # A signed {"op": "resend", "from": N} restarts publishing at N; other signed commands go to
 # on_command(op, arg). A command carrying the gateway's time (time, clock) is applied late, after
-# its signature check (and acks queued before it): its time is advanced by the ticks since it
+# its signature check (and the commands before it): its time is advanced by the ticks since it
 # arrived, so the clock is set to the gateway's time plus only the network's transit. After a reconnect, or when no ack came for `rewind_ms`, publishing restarts
 # at the first unacknowledged record: the gateway drops what it already has and re-acks.
+# Commands wait in arrival order (at most _MAX_CMDS; each is verified before the next) and go
+# before a waiting ack: only the latest ack matters, while a command replaced by the next one
+# was lost (a "clock" command followed by a "resend" left a clock set an hour ahead), and
+# acks arriving all the time kept a command waiting behind them.
 
 import hashlib
 import struct
@@ -23,6 +27,7 @@ from sgcore.topics import meter_topic_bytes as topic  # noqa: F401 (meter_net's 
 
 _SEQ_AT = const(19)  # u32 seq inside a record (sgcore.reading)
 _TIMED = ("time", "clock")  # commands whose argument is the gateway's unix time
+_MAX_CMDS = const(4)  # commands waiting for their signature check (the oldest goes first)
 
 
 class Uplink:
@@ -50,9 +55,8 @@ class Uplink:
         self._first = self._next  # first unacknowledged seq when we last looked
         self._progress = board.ticks_ms()
         self._connects = 0
-        self._ack_in = None  # the latest ack and command received, waiting for poll()
-        self._cmd_in = None
-        self._cmd_at = 0  # ticks_ms when _cmd_in arrived
+        self._ack_in = None  # the latest ack received, waiting for poll()
+        self._cmds = []  # [payload, ticks_ms it arrived] of commands waiting, oldest first
         self._job = None  # (op, arg, verifier, arrived) under way
         self._table = IssuerTable(log)  # the site key's table, rebuilt here if it went stale
         self._table.follow(self._pub)
@@ -76,12 +80,12 @@ class Uplink:
             if self._job is not None:
                 self._step_job()
                 return
-            if self._ack_in is not None:
+            if self._cmds:
+                payload, arrived = self._cmds.pop(0)
+                self._start_cmd(payload, arrived)
+            elif self._ack_in is not None:
                 payload, self._ack_in = self._ack_in, None
                 self._start_ack(payload)
-            elif self._cmd_in is not None:
-                payload, self._cmd_in = self._cmd_in, None
-                self._start_cmd(payload, self._cmd_at)
             elif self._table.pending():
                 self._table.step()  # a slice of the key table's build or check
         except MemoryError:  # logged without formatting: the heap is full until it is collected
@@ -100,8 +104,10 @@ class Uplink:
         if t == self.ack_topic:
             self._ack_in = payload
         elif t == self.cmd_topic:
-            self._cmd_in = payload
-            self._cmd_at = self._b.ticks_ms()
+            if len(self._cmds) >= _MAX_CMDS:
+                self._cmds.pop(0)
+                self._log("uplink: too many commands waiting, the oldest dropped")
+            self._cmds.append((payload, self._b.ticks_ms()))
 
     def _start_ack(self, payload):
         try:

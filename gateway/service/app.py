@@ -263,8 +263,12 @@ class GatewayService:
 
     def _send_clock(self, mid: bytes) -> None:
         """The nonce'd clock command with our time (the meter adds how long it took to verify
-        it); the nonce is used up: the meter's refresh status brings the next one."""
-        nonce = self._nonces.pop(mid, None)
+        it). The meter uses its nonce up when it applies one and then publishes the next (its
+        refresh status replaces it here); until then the nonce is kept, so a command that never
+        reached the meter is sent again at its next reading from the future (it once was not,
+        and the meter's clock stayed an hour ahead). A second command with a nonce already used
+        is refused by the meter: at most one applies."""
+        nonce = self._nonces.get(mid)
         if nonce is not None:
             self._send_cmd(mid, "clock", round(clock.now()), nonce)
 

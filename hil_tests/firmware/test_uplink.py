@@ -180,6 +180,38 @@ def test_only_a_valid_ack_for_this_meter_frees_the_journal(tmp_path, broker):
     assert out["acked"] == n - 1 and out["freed"] == n
 
 
+def test_commands_that_arrive_together_are_each_applied(tmp_path, broker):
+    """The sim's clock-drift bug: the uplink kept one waiting command, and a command that came
+    while another waited replaced it: the gateway's clock command for a meter running an hour
+    ahead, followed by its resend, was lost, and the meter's clock stayed ahead. Commands now
+    wait in order, ahead of acks (a stream of acks kept a command waiting behind them)."""
+    n = 5
+    meter, _records_ = _records(tmp_path, n)
+    peer = GatewayPeer(broker.host, broker.port, SITE, meter.meter_id)
+    peer.ack_enabled = False
+    code = meter_script(broker.port, meter, peer, n, "cmds", gap_ms=10, rewind=60000).replace(
+        "verify_steps=1)",
+        'verify_steps=1,\n                      on_command=lambda op, arg: print("command", op, arg))',
+    )
+    script = BoardScript(tmp_path / "flash", code).start()
+    try:
+        peer.wait_stored(n, 60, script)
+        peer.send_ack(0)  # a signature check under way while the two commands arrive
+        peer.send_cmd("time", 1_800_000_000)
+        peer.send_cmd("resend", 2)
+        deadline = time.monotonic() + 30
+        while sum(seq_of(r) == 2 for r in peer.received) < 2:
+            assert time.monotonic() < deadline, "the resend was not applied"
+            time.sleep(0.05)
+        peer.send_ack(n - 1)
+        out = results(script.join(60))
+    finally:
+        script.stop()
+        peer.close()
+    assert out["acked"] == n - 1
+    assert re.search(r"command time 18000000\d\d", script.outcome.stdout), script.outcome.stdout
+
+
 class _Key:
     """A signer with another key: what a forger would have."""
 

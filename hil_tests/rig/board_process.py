@@ -57,6 +57,9 @@ class BoardProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.console: list[str] = []
+        # when the rig read each console line (the board's virtual clock): a line is printed
+        # after what it reports happened, so this bounds that moment from above
+        self.console_at: list[float] = []
         self._client: ControlClient | None = None
         # one request at a time on the control socket: the sim's driver and its samplers ask the
         # same board from different threads, and two requests in flight would swap replies
@@ -104,6 +107,7 @@ class BoardProcess:
         with proc.stdout, open(path, "a", encoding="utf-8") as log:  # closed at EOF
             for raw in proc.stdout:
                 line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.console_at.append(self.clock.now())
                 self.console.append(line)
                 lines.put(line)
                 log.write(line + "\n")

@@ -26,10 +26,12 @@ SOLD_WH, SOLD_MSAT = 20, 20_000
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     r = GridRig(tmp_path_factory.mktemp("surplus"), speed=20.0, home_meter=False, pv_meter=True)
-    r.start()
-    r.balance0 = _pv_balance(r)  # type: ignore[attr-defined]
-    yield r
-    r.stop()
+    r.start()  # stops what it started if the bring-up fails
+    try:
+        r.balance0 = _pv_balance(r)  # type: ignore[attr-defined]
+        yield r
+    finally:
+        r.stop()
 
 
 def _pv_balance(rig: GridRig) -> int:
@@ -108,7 +110,15 @@ def _check_every_claim(rig: GridRig, sold_start: int) -> tuple[int, int, int]:
     assert sum(c["wh"] for c in claims) + SOLD_WH <= _total_export(rig)
     total_msat = sum(c["amount_msat"] for c in claims)
     # the producer got the home's payment and each POD payment once: nothing twice, nothing lost
-    assert _pv_balance(rig) - rig.balance0 == SOLD_MSAT + total_msat  # type: ignore[attr-defined]
+    # (awaited: the POD answers "paid" once it knows the preimage, before pv's commitment with
+    # the fulfil is signed)
+    want = SOLD_MSAT + total_msat
+
+    def gained() -> int:
+        return _pv_balance(rig) - rig.balance0  # type: ignore[attr-defined]
+
+    wait_until(lambda: gained() >= want, 60, f"pv's balance to gain {want} msat")
+    assert gained() == want
     return len(claims), sum(c["wh"] for c in claims), total_msat
 
 

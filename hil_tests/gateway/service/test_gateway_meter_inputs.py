@@ -16,6 +16,7 @@ from hil_tests.gateway.soft_meter import SoftMeter
 from hil_tests.rig.broker import Broker
 from hil_tests.rig.mqtt_peek import retained
 from hil_tests.rig.wire import PtyWire
+from sgcore.messages import NONCE_LEN, online_status
 
 SITE = "inp"
 
@@ -104,6 +105,34 @@ def test_a_reading_stamped_far_ahead_of_the_gateway_clock_is_refused(tmp_path, b
         assert not meter.wait_acked(1, timeout=1.0), "a reading from 2096 was acked"
         m = gw.metrics(port)
         assert m.get(f'sgrid_readings_accepted_total{{meter="{soft.hex}"}}') == 1
+    finally:
+        meter.close()
+        gw.close()
+
+
+def test_a_clock_command_that_never_arrived_is_sent_again_at_the_next_future_reading(
+    tmp_path, broker
+):
+    """The sim's clock-drift bug: the clock command sent for a reading from the future was lost
+    in the meter (its uplink kept one waiting command, and the next one replaced it); the
+    gateway had used the nonce up and would not ask again, as the meter brings a new nonce only
+    once it applied a command. The meter's clock stayed an hour ahead for good."""
+    soft = SoftMeter(start=int(time.time()) - 1800)
+    _cfg, port, gw, meter = _started(tmp_path, broker, soft)
+    try:
+        meter.publish_next(1)
+        assert meter.wait_acked(0), gw.log()
+        meter.status(online_status(b"\x5a" * NONCE_LEN))  # answered with a clock command
+        assert meter.wait_cmd("clock") is not None, gw.log()
+        soft.t = int(time.time()) + 3600  # its clock jumped an hour ahead; the command was lost
+        meter.publish_next(1)
+        deadline = time.monotonic() + 20
+        while sum(c[0] == "clock" for c in meter.cmds) < 2:
+            assert time.monotonic() < deadline, (meter.cmds, gw.log()[-2000:])
+            time.sleep(0.05)
+        assert meter.bad_messages == 0  # signed over the nonce the meter still has
+        m = gw.metrics(port)
+        assert m.get('sgrid_readings_rejected_total{reason="future"}', 0) >= 1, m
     finally:
         meter.close()
         gw.close()

@@ -5,12 +5,15 @@ SQLite files opened with `mode=ro`, the node's control API, the ledger's HTTP AP
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
 from hil_tests.rig.sim.grid import SimGrid, SimNode
+from hil_tests.rig.sim.slot_balance import AHEAD_S, Sample
 
 
 def _rows(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
@@ -133,3 +136,135 @@ def anchored_upto(n: SimNode) -> int:
                  "WHERE b.status = 'committed' AND r.meter_id = ?",
                  (meter_id_from_pubkey(n.meter_pubkey),))  # fmt: skip
     return int(rows[0]["upto"]) if rows and rows[0]["upto"] is not None else -1
+
+
+_CLOSED = re.compile(r"interval (\d+)\.\.(\d+) closed")
+_CLOCK_SET = re.compile(r"clock set (?:by the gateway|from network time): (\d+)")
+
+
+@dataclass(frozen=True)
+class ClockSet:
+    """The meter's clock was set (its console says so, or the rig shifted it): at a rig time in
+    [earliest, latest]; `line`: the console index it is at."""
+
+    line: int
+    earliest: float
+    latest: float
+
+
+def _console(n: SimNode) -> list[tuple[str, float]]:
+    b = n.board
+    return list(zip(list(b.console), list(b.console_at), strict=False)) if b is not None else []
+
+
+def clock_sets(n: SimNode, drifts: list[tuple[int, float, float]]) -> list[ClockSet]:
+    """Every setting of the meter's clock: the console's "clock set ..: X" lines (the value X is
+    never ahead of the rig's time at setting: the gateway's time when it sent the command, or
+    network time, so the setting happened at X or later, and before the line was read) and the
+    rig's own shifts (`drifts`: (console lines then, rig time, seconds))."""
+    out = [ClockSet(i, float(m.group(1)) - AHEAD_S, t) for i, (line, t) in enumerate(_console(n))
+           if (m := _CLOCK_SET.search(line))]  # fmt: skip
+    out += [ClockSet(first, t, t) for first, t, _ in drifts]
+    return sorted(out, key=lambda c: c.line)
+
+
+def counter_samples(
+    n: SimNode,
+    drifts: list[tuple[int, float, float]] | None = None,
+    offsets: list[tuple[float, float]] | None = None,
+) -> list[Sample]:
+    """The node's meter's counters at each interval close it signed (slot_balance.Sample), taken
+    at a rig time tau in [lo, hi]: hi when the rig read the close on the console (it is printed
+    after the counters were taken); lo from the meter's clock, which reached the stamp B at the
+    close: tau >= B - (its clock - the rig's). That offset is the one the rig sampled (`offsets`:
+    (rig time, offset), every slot) after the clock's last setting before the close and before
+    the next one, within 1 s (whole seconds); without such a sample, the clock was at most
+    AHEAD_S ahead (its settings never put it ahead), or a rig's `drifts` shift ahead."""
+    console = _console(n)
+    sets = clock_sets(n, drifts or [])
+    offsets = sorted(offsets or [])
+    rows = readings(n)
+    closes = _match_closes(rows, console)
+    out = []
+    for r, got in zip(rows, closes, strict=True):
+        end = int(r["end"])
+        lo = end - AHEAD_S
+        if got is not None:
+            last = max((c for c in sets if c.line <= got[1]), key=lambda c: c.line, default=None)
+            nxt = min((c for c in sets if c.line > got[1]), key=lambda c: c.line, default=None)
+            if last is not None and any(last.line == f for f, _, _ in drifts or []):
+                lo = end - AHEAD_S - max(s for f, _, s in drifts or [] if f == last.line)
+            after = last.latest if last is not None else float("-inf")
+            before = nxt.earliest if nxt is not None else float("inf")
+            known = [off for t, off in offsets if after < t < before]
+            if known and max(known) - min(known) <= 1.0:
+                lo = max(lo, end - max(known) - 1.0)
+        out.append(Sample(end, lo, got[0] if got else None,
+                          int(r["import_wh"]) - int(r["export_wh"]),
+                          int(r["import_wh"]) + int(r["export_wh"])))  # fmt: skip
+    return out
+
+
+def _match_closes(
+    rows: list[sqlite3.Row], console: list[tuple[str, float]]
+) -> list[tuple[float, int] | None]:
+    """For each stored reading (in seq order), the console line of the close it holds: (when
+    the rig read it, its index), None if not seen. Lines and readings come in the same order;
+    a stamp may come twice (a clock set back closes the same stamps again), and one close may
+    have more lines (a power cut before its journaling closes the interval again at boot: the
+    reading holds the last close; of lines the same, the latest one is taken, the safe side)."""
+    lines = [(i, int(m.group(2)), t) for i, (line, t) in enumerate(console)
+             if (m := _CLOSED.search(line))]  # fmt: skip
+    out: list[tuple[float, int] | None] = []
+    p = 0
+    for k, r in enumerate(rows):
+        end = int(r["end"])
+        nxt = int(rows[k + 1]["end"]) if k + 1 < len(rows) else None
+        first = next((j for j in range(p, len(lines)) if lines[j][1] == end), None)
+        if first is None:
+            out.append(None)
+            continue
+        last = first
+        for j in range(first + 1, len(lines)):
+            if nxt is not None and lines[j][1] == nxt:
+                break
+            if lines[j][1] == end:
+                last = j
+        out.append((lines[last][2], lines[last][0]))
+        p = last + 1
+    return out
+
+
+def clock_offsets(sg: SimGrid) -> dict[str, tuple[float, float]]:
+    """Each running meter's (rig time, its clock minus the rig's; < 0: the meter is behind)."""
+    out = {}
+    for n in sg.nodes.values():
+        if n.board is None or not n.board.alive():
+            continue
+        try:
+            st = n.board.state()
+            if st.get("rtc"):
+                now = float(st["virtual_now"])  # type: ignore[arg-type]
+                out[n.name] = (now, float(st["rtc"]) - now)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a board being reset
+            continue
+    return out
+
+
+def slot_balance_inputs(
+    sg: SimGrid, driver: Any, faults: Any, offsets: list[dict[str, tuple[float, float]]]
+) -> dict[str, Any]:
+    """The arguments of invariants.slot_energy_balance from what the day recorded: each meter's
+    counter samples, the driver's steps per node, the BL0942 meters, the POD's energy and the
+    line losses per slot, what power cuts may have cost (`offsets`: the clock samples)."""
+    drifts = getattr(faults, "clock_drifts", {})
+    meters = {k: n for k, n in sg.nodes.items() if n.meter_pubkey and n.spec.kind != "pod"}
+    seen = {k: [o[k] for o in offsets if k in o] for k in meters}
+    return {
+        "samples": {k: counter_samples(n, drifts.get(k), seen[k]) for k, n in meters.items()},
+        "steps": {k: driver.truth[k].steps for k in meters},
+        "chip_meters": {k for k, n in meters.items() if n.spec.meter_source == "bl0942"},
+        "pod_periods": {int(p): wh for p, wh in driver.pod_truth.period_wh.items()},
+        "loss_periods": dict(driver.loss_period),
+        "allowances": faults.allowances() if hasattr(faults, "allowances") else [],
+    }

@@ -37,9 +37,18 @@ class Truth:
     relay_open_s: float = 0.0  # time a critical load spent cut off (must stay 0)
     power: list[tuple[float, float]] = field(default_factory=list)  # (t, W) every LOSS_STEP_S
     period_wh: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # + import
+    # (t, Wh moved either way until t, when it was done) per step booked at t: what flowed in
+    # a time window (the per-slot balance's attribution bound, hil_tests/rig/sim/slot_balance.py)
+    steps: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def sent(self, done: float) -> None:
+        """The last step's pulses had all been sent at virtual time `done`."""
+        t, moved, _ = self.steps[-1]
+        self.steps[-1] = (t, moved, done)
 
     def add(self, watts: float, seconds: float, t: float) -> None:
         wh = watts * seconds / 3600
+        self.steps.append((t, (self.steps[-1][1] if self.steps else 0.0) + abs(wh), t))
         if wh >= 0:
             self.import_wh += wh
         else:
@@ -191,6 +200,9 @@ class Driver:
             net += watts
         for _ in self._pool.map(lambda nd: nd[0].board.pulses(nd[1]), send):  # type: ignore[union-attr]
             pass  # (a failed send raises here, as it did one by one)
+        done = self.sg.clock.now()
+        for n, _due in send:
+            self.truth[n.name].sent(done)
         self.peak_w = max(self.peak_w, sum(abs(w) for w in self.power_w.values()))
         loss_w = self._loss_w  # the last power flow's losses, until the next one
         self.loss_wh += loss_w * dt / 3600

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+# per slot and feeder, from the meters' counters: hil_tests/rig/sim/slot_balance.py
+from hil_tests.rig.sim.slot_balance import slot_energy_balance as slot_energy_balance
+
 PERIOD_S = 900
 
 
@@ -48,62 +51,6 @@ def energy_balance(
         "unmetered_wh": round(unmetered_wh, 1),
         "worst_period_gap_wh": round(worst, 1),
         "worst_period": worst_at,
-    }
-
-
-RESOLUTION_WH = 1.0  # a meter's interval energy is a difference of whole-Wh totals: |error| < 1
-CHIP_ERROR = 0.01  # the BL0942 meters: the emulated chip's count is read, quantised and booked
-
-
-def slot_energy_balance(
-    node_periods: dict[str, dict[int, int]],
-    pod_periods: dict[int, float],
-    loss_periods: dict[int, float],
-    chip_periods: dict[int, float],
-    boundary_w: dict[int, float],
-    boundary_s: dict[int, float],
-    clock_error_s: float,
-    unmetered_wh: float = 0.0,
-) -> dict[str, Any]:
-    """Per 15-minute slot (one feeder): the POD's energy = the node meters' signed intervals +
-    the line losses of the power flow, within
-
-    * metering resolution: RESOLUTION_WH per meter, plus CHIP_ERROR of what the BL0942 meters
-      counted in the slot (`chip_periods`);
-    * period-edge attribution, at each of the slot's two boundaries: the power through the
-      meters across it (`boundary_w`, sum of |W|) times the time on which the rig's and a meter's
-      books may disagree (`boundary_s`: the driver's step across the boundary, whose energy the
-      rig books after it while a chip integrates it continuously and pulses arrive when sent,
-      plus `clock_error_s`: the largest distance of a meter's clock from the rig's seen during
-      the day);
-    * `unmetered_wh`: energy a scenario knows flowed where no meter could count it (a meter's
-      power cut), in whichever slot it fell.
-
-    The losses come from the same power flow the rig's POD meter is driven with, so they add
-    nothing to the tolerance. Every slot for which every meter signed a whole 15-minute interval
-    is judged (a meter that closed an interval late, covering more than one slot, leaves its
-    slots out: counted in `slots_skipped`)."""
-    meters = len(node_periods)
-    common = set.intersection(*(set(p) for p in node_periods.values())) if node_periods else set()
-    judged = sorted(common & set(pod_periods))
-    worst, worst_at, worst_tol, failing = 0.0, None, 0.0, 0
-    for p in judged:
-        gap = pod_periods[p] - sum(v[p] for v in node_periods.values()) - loss_periods.get(p, 0.0)
-        edge = sum(boundary_w.get(b, 0.0) * (boundary_s.get(b, 0.0) + clock_error_s)
-                   for b in (p, p + PERIOD_S)) / 3600  # fmt: skip
-        tol = RESOLUTION_WH * meters + CHIP_ERROR * chip_periods.get(p, 0.0) + edge + unmetered_wh
-        failing += abs(gap) > tol
-        if worst_at is None or abs(gap) - tol > abs(worst) - worst_tol:
-            worst, worst_at, worst_tol = gap, p, tol
-    return {
-        "holds": bool(judged) and failing == 0,
-        "slots": len(judged),
-        "slots_skipped": len(set(pod_periods) - set(judged)),
-        "failing_slots": failing,
-        "worst_slot": worst_at,
-        "worst_gap_wh": round(worst, 1),
-        "worst_tolerance_wh": round(worst_tol, 1),
-        "clock_error_s": round(clock_error_s, 1),
     }
 
 

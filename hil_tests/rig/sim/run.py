@@ -143,8 +143,10 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
             # of their own, or a loaded machine makes each driver step last many virtual minutes
             sampler = _Every(900, _InBackground(sg.sample_channels))
             revise = _Every(REVISE_EVERY_S, forecaster.revise)
-            lags: list[float] = []
-            lag_sampler = _Every(PERIOD_S, _InBackground(lambda now: lags.append(_clock_lag(sg))))
+            lags: list[dict[str, tuple[float, float]]] = []  # each meter's clock offset, every slot
+            lag_sampler = _Every(
+                PERIOD_S, _InBackground(lambda now: lags.append(collect.clock_offsets(sg)))
+            )
 
             def tick(now: float) -> None:
                 for each in (faults.tick, view.tick, sampler, revise, lag_sampler):
@@ -364,12 +366,11 @@ def _results(
     t0: float,
     t1: float,
     journaled: dict[str, list[int]],
-    lags: list[float],
+    lags: list[dict[str, tuple[float, float]]],
     after: _Phases | None = None,
 ) -> dict[str, Any]:
     mark = after.mark if after is not None else (lambda name: None)
     nodes: dict[str, dict[str, Any]] = {}
-    chip_periods: dict[int, float] = {}  # what the BL0942 meters counted per slot (|Wh|)
     node_periods: dict[str, dict[int, int]] = {}
     power: dict[str, list[list[float]]] = {}
     per_meter: dict[str, dict[str, Any]] = {}
@@ -407,14 +408,6 @@ def _results(
                 for r in rows
                 if r["end"] - r["start"] == PERIOD_S
             }
-            if n.spec.meter_source == "bl0942":
-                for r in rows:
-                    k = int(r["start"])
-                    chip_periods[k] = (
-                        chip_periods.get(k, 0.0)
-                        + int(r["interval_import_wh"])
-                        + int(r["interval_export_wh"])
-                    )
             power[name] = [[float(r["start"]), float(r["avg_power_w"])] for r in rows]
             recs = collect.all_records(n)
             seqs = [int(r["seq"]) for r in recs]
@@ -439,7 +432,7 @@ def _results(
     mark("ledger verify")
     pod_periods = {int(p): wh for p, wh in driver.pod_truth.period_wh.items()}
     lag_end = _clock_lag(sg)
-    lag = max([lag_end, *lags])
+    lag = max([lag_end, *(abs(v[1]) for o in lags for v in o.values())])
     for v in nodes.values():
         v["metering_error_wh"] = (v["import_wh"] - v["export_wh"]) - (
             v["truth_import_wh"] - v["truth_export_wh"]
@@ -454,8 +447,7 @@ def _results(
             node_periods, pod_periods, dict(driver.loss_period),
             sum(faults.unmetered().values())),
         "slot_energy_balance": invariants.slot_energy_balance(
-            node_periods, pod_periods, dict(driver.loss_period), chip_periods,
-            driver.boundary_w, driver.boundary_slop, lag, sum(faults.unmetered().values())),
+            **collect.slot_balance_inputs(sg, driver, faults, lags)),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0),
         "readings_stored_once": invariants.readings_once(per_meter),
@@ -502,17 +494,7 @@ def _clock_lag(sg: SimGrid) -> float:
     """The largest distance (virtual s) between a meter's clock and the rig's: a meter sets its
     clock from the gateway's signed time command, late by the message's transit (at 240x, a
     tenth of a real second is 24 virtual seconds), so it closes its intervals that much late."""
-    worst = 0.0
-    for n in sg.nodes.values():
-        if n.board is None or not n.board.alive():
-            continue
-        try:
-            st = n.board.state()
-            if st.get("rtc"):
-                worst = max(worst, abs(float(st["rtc"]) - float(st["virtual_now"])))  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - a board being reset
-            continue
-    return worst
+    return max([0.0, *(abs(v[1]) for v in collect.clock_offsets(sg).values())])
 
 
 def _check_proofs(sg: SimGrid, per_meter: int = 3) -> tuple[int, int]:

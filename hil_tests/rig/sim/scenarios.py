@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway.ledger.client import LedgerClient
 from hil_tests.rig.sim.grid import CHANNEL_MSAT, CHECKPOINT_S, SimGrid
+from hil_tests.rig.sim.slot_balance import Allowance
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class Faults:
     watches: list[Callable[[float], None]] = field(default_factory=list)  # called every step
     # energy the rig knows flowed where no meter could count it, per node (power-cuts)
     unmetered: Callable[[], dict[str, int]] = dict
+    # what each power cut may have cost its meter's count, where and when (the slot balance)
+    allowances: Callable[[], list[Allowance]] = list
+    # per meter: (its console lines, the rig's time when the rig put its clock ahead, seconds)
+    clock_drifts: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
@@ -183,7 +188,8 @@ class Faults:
                 n.board.power_cut()
                 if self.driver is not None:
                     self.driver.relay[n.name] = 0  # the contactor drops with the meter's power
-                cuts.append({"node": n.name, "boots_before": boots, "bound_wh": bound(n, now)})
+                cuts.append({"node": n.name, "boots_before": boots, "bound_wh": bound(n, now),
+                             "t": now})  # fmt: skip
                 time.sleep(0.3)
                 n.board.start(wait_banner=False)
 
@@ -217,6 +223,7 @@ class Faults:
 
         self.watches.append(watch)
         self.unmetered = unmetered
+        self.allowances = lambda: [Allowance(c["node"], c["t"], c["bound_wh"]) for c in cuts]
         self.checks["power_cuts"] = judged
 
     def _partition(self) -> None:
@@ -273,20 +280,29 @@ class Faults:
         def drift() -> None:
             assert n.board is not None
             seen["lines"] = len(n.board.console)
+            at = self.sg.clock.now()
             seen["shifted_rtc"] = n.board.control(op="rtc_shift", seconds=3600)
+            self.clock_drifts.setdefault(n.name, []).append((seen["lines"], at, 3600.0))
             seen["t"] = self.sg.clock.now()
 
         def judged() -> dict[str, Any]:
+            """Detected: the gateway refused readings from the future (its log); corrected:
+            the meter applied the gateway's clock command and its clock ends within the
+            command's transit of the rig's; its readings (signed ahead, too) are stored once
+            and the slots balance: the common checks."""
             assert n.board is not None
             after = n.board.console[seen.get("lines", len(n.board.console)) :]
             set_back = [ln for ln in after if "clock set by the gateway" in ln]
+            log = (n.dir / "gateway.log").read_text(errors="replace")
+            refused = log.count("rejected reading: future")
             st = n.board.state()
             off = float(st["rtc"]) - float(st["virtual_now"])  # type: ignore[arg-type]
             # the meter follows the gateway's command late by its transit (virtual seconds at
             # high speed), never by anything near the hour it drifted
             tolerance = max(120.0, 2.0 * self.sg.clock.speed)
-            return {"holds": bool(set_back) and abs(off) <= tolerance, "node": n.name,
-                    "drift_s": 3600, "clock_commands_applied": len(set_back),
+            return {"holds": "shifted_rtc" in seen and refused > 0 and bool(set_back)
+                    and abs(off) <= tolerance, "node": n.name, "drift_s": 3600,
+                    "future_readings_refused": refused, "clock_commands_applied": len(set_back),
                     "offset_at_end_s": round(off, 1), "tolerance_s": tolerance}  # fmt: skip
 
         self._add(0.3, f"fault: {n.name}'s meter clock jumps an hour ahead", drift)
