@@ -251,6 +251,19 @@ def clock_offsets(sg: SimGrid) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _console_caught_up(nodes: list[SimNode], timeout: float = 10.0) -> None:
+    """Until the rig has read the close line of every reading the gateways stored (the gateway
+    may store a reading before the rig's console reader took in the line printed before it was
+    signed), or `timeout` (real s): a close still unseen then is reported as such."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(None not in _match_closes(readings(n), _console(n)) for n in nodes):
+            return
+        time.sleep(0.2)
+
+
 def slot_balance_inputs(
     sg: SimGrid, driver: Any, faults: Any, offsets: list[dict[str, tuple[float, float]]]
 ) -> dict[str, Any]:
@@ -260,6 +273,7 @@ def slot_balance_inputs(
     drifts = getattr(faults, "clock_drifts", {})
     meters = {k: n for k, n in sg.nodes.items() if n.meter_pubkey and n.spec.kind != "pod"}
     seen = {k: [o[k] for o in offsets if k in o] for k in meters}
+    _console_caught_up(list(meters.values()))
     return {
         "samples": {k: counter_samples(n, drifts.get(k), seen[k]) for k, n in meters.items()},
         "steps": {k: driver.truth[k].steps for k in meters},

@@ -83,12 +83,13 @@ class Flow:
         self.steps = steps
         self.continuous = continuous
         self.ts = [t for t, _, _ in steps]
+        self.ms = [m for _, m, _ in steps]
         self.lag = max((d - t for t, _, d in steps), default=0.0)
 
     def time_of(self, moved_wh: float) -> float | None:
         """When the cumulative |Wh| through the meter reached `moved_wh` (pro rata within the
         step), None if it never did."""
-        ms = [m for _, m, _ in self.steps]
+        ms = self.ms
         k = bisect_left(ms, moved_wh)
         if k >= len(ms):
             return None
@@ -158,12 +159,14 @@ def count_at(samples: list[Sample], b: int, flow: Flow) -> Count | str:
     placed = [x for x in at_b if x.hi is not None and x.lo <= x.hi]
     s = min(placed, key=lambda x: max(x.hi or 0.0, b) - min(x.lo, b), default=None)
     s = s or (at_b[0] if at_b else None)
+    placed_s = None  # how wide the close's placement was, if it was placed
     if s is not None and s.hi is not None and s.lo <= s.hi:
         s_lo = s.lo
         if flow.continuous:  # the chip's count at its last good read, maybe before the close
             reached = flow.time_of(s.moved_wh - CHIP_COUNT_WH)
             s_lo = min(s_lo, reached) if reached is not None else s_lo
         lo, hi = min(s_lo, b), max(s.hi, b)
+        placed_s = hi - lo
         if hi - lo <= TIGHT_S:
             return Count(s.net_wh, s.moved_wh, flow.bound(b, s_lo, s.hi), "closed", hi - lo)
     before = [x for x in samples if x.hi is not None and x.hi <= b]
@@ -178,8 +181,10 @@ def count_at(samples: list[Sample], b: int, flow: Flow) -> Count | str:
     moved = y.moved_wh - x.moved_wh
     assert x.hi is not None
     if moved > 0 and (y.hi is None or y.hi - x.lo > TIGHT_S):
+        if placed_s is not None:
+            return f"its close is placed within {placed_s:.0f} s only (> {TIGHT_S:.0f})"
         if s is not None:
-            return f"its close is placed within {(s.hi or s.lo) - s.lo:.0f} s only"
+            return "its clock was ahead of the rig's more than the rig could place"
         return f"no reading closes at it and {moved} Wh moved between the readings around it"
     return Count((x.net_wh + y.net_wh) / 2, (x.moved_wh + y.moved_wh) / 2,
                  moved / 2 + flow.bound(b, b, b), "bracketed", (y.hi or y.lo) - x.lo)  # fmt: skip
@@ -264,11 +269,16 @@ def slot_energy_balance(
         "slots": len(slots),
         "slots_judged": len(judged & set(slots)),
         "windows": len(windows),
+        "single_slot_windows": len(windows) - len(span_windows),
         "merged_windows": len(span_windows),
         "slots_in_merged_windows": sum(w["slots"] for w in span_windows),
         "bracketed_counts": sum(w["bracketed"] for w in windows),
         "widest_placement_s": round(
-            max((c.placed_s for b in use for c in counts[b].values()), default=0.0), 1
+            max(
+                (c.placed_s for b in use for c in counts[b].values() if c.how == "closed"),
+                default=0.0,
+            ),
+            1,
         ),  # fmt: skip
         "failing_windows": failing,
         "worst_window": None if worst is None else worst["start"],
