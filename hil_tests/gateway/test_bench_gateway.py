@@ -25,6 +25,8 @@ def test_gateway_benchmark_runs_with_tiny_n_and_prints_its_figures(capsys):
     verify = _num(NUM + r" verifies/s", out)
     ingest = _num(r"acked \(SQLite WAL FULL, 1 core\):\s+" + NUM + " readings/s", out)
     assert verify > 0 and ingest > 0
+    before, after = _num(r"\(before " + NUM, out), _num(r", after " + NUM, out)
+    assert min(before, after) - 1 <= verify <= max(before, after) + 1  # their mean
     # one cumulative signed ack per meter per batch: 4 batches of 50 readings from 3 meters
     assert _num(r"(\d+) signed acks", out) == 4 * 3
     share = _num(r"= (\d+)% of the verify ceiling;", out)
