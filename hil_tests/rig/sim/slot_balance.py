@@ -165,7 +165,9 @@ def count_at(samples: list[Sample], b: int, flow: Flow) -> Count | str:
         if flow.continuous:  # the chip's count at its last good read, maybe before the close
             reached = flow.time_of(s.moved_wh - CHIP_COUNT_WH)
             s_lo = min(s_lo, reached) if reached is not None else s_lo
-        lo, hi = min(s_lo, b), max(s.hi, b)
+        # tight by the close's placement in time; a chip read before the close (found from
+        # its value: a lag when power is high, maybe long when it is low) widens the bound only
+        lo, hi = min(s.lo, b), max(s.hi, b)
         placed_s = hi - lo
         if hi - lo <= TIGHT_S:
             return Count(s.net_wh, s.moved_wh, flow.bound(b, s_lo, s.hi), "closed", hi - lo)
