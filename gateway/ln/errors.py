@@ -83,6 +83,10 @@ class ProtocolViolation(ChannelError):
     """The peer sent something inconsistent with the agreed state (bad signature, bad number)."""
 
 
+class ChannelRefused(ChannelError):
+    """The peer answered our open_channel with a BOLT #1 error: it will not open this channel."""
+
+
 class InsufficientBalance(ChannelError):
     """An HTLC or payment asks for more than the sender can spend in this channel."""
 

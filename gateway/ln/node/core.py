@@ -108,6 +108,12 @@ class NodeCore:
             if not fut.done():
                 fut.set_result(value)
 
+    def fail(self, key: bytes, exc: Exception) -> None:
+        """Whoever waits for `key` gets `exc` raised instead of a value."""
+        for fut in self.waiters.pop(key, []):
+            if not fut.done():
+                fut.set_exception(exc)
+
     async def wait_for(self, key: bytes, timeout: float) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         pay = self.switch.payments.get(key)

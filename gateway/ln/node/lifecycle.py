@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from typing import Any
 
 from gateway.ln.channel import messages as m
 from gateway.ln.channel.channel import Channel, ChannelState, secret_index
@@ -22,12 +23,13 @@ from gateway.ln.channel.ledger_bodies import (
 )
 from gateway.ln.codec import bolt3
 from gateway.ln.codec.wire import Message
-from gateway.ln.errors import LedgerPortError, ProtocolViolation
+from gateway.ln.errors import ChannelRefused, LedgerPortError, ProtocolViolation
 from gateway.ln.node.core import NodeCore
 from gateway.ln.node.gossip import Gossip
 from gateway.ln.node.peer import Peer
 
 log = logging.getLogger("gateway.ln.node")
+ERROR_TEXT_MAX = 200  # bytes of reason in the BOLT #1 error we send for a refused open
 
 
 class ChannelLifecycle:
@@ -99,6 +101,18 @@ class ChannelLifecycle:
         return cid
 
     async def on_OpenChannel(self, peer: Peer, msg: m.OpenChannel) -> None:
+        try:
+            body = self._check_open(peer, msg)
+        except ProtocolViolation as exc:
+            # BOLT #1: an error naming the channel; the opener stops waiting for our accept
+            reason = str(exc).encode()[:ERROR_TEXT_MAX]
+            peer.queue_named("error", channel_id=msg.channel_id, data=reason)
+            peer.flush()
+            raise
+        self._accept(peer, msg, body)
+
+    def _check_open(self, peer: Peer, msg: m.OpenChannel) -> dict[str, Any]:
+        """The channel's funding body, if we accept the open; ProtocolViolation if not."""
         # our policy, not the opener's: how much of our balance we lock, how long disputes last
         if msg.amounts[1] > self.core.accept_max_msat:
             raise ProtocolViolation(
@@ -119,6 +133,9 @@ class ChannelLifecycle:
         )
         if digest(body) != msg.channel_id or msg.channel_id in self.core.switch.channels:
             raise ProtocolViolation("channel id is not the digest of the funding body")
+        return body
+
+    def _accept(self, peer: Peer, msg: m.OpenChannel, body: dict[str, Any]) -> None:
         ch = self._new_channel(
             msg.channel_id,
             1,
@@ -140,6 +157,18 @@ class ChannelLifecycle:
                 lsig,
             )
         )
+
+    async def on_error(self, peer: Peer, msg: Message) -> None:
+        """A BOLT #1 error from the peer. For a channel we are opening with it, the open fails now
+        (not after open_channel's timeout); any other error is only logged."""
+        cid, text = msg["channel_id"], msg["data"][:ERROR_TEXT_MAX].decode(errors="replace")
+        body = self.core.opening.get(cid)
+        if body is not None and body["b"] == peer.node_id.hex():
+            del self.core.opening[cid]
+            log.warning("peer %s refused channel %s: %s", peer.short, cid.hex()[:16], text)
+            self.core.fail(cid, ChannelRefused(f"the peer refused the channel: {text}"))
+            return
+        log.info("peer %s: error for %s: %s", peer.short, cid.hex()[:16], text)
 
     async def on_AcceptChannel(self, peer: Peer, msg: m.AcceptChannel) -> None:
         body = self.core.opening.pop(msg.channel_id, None)

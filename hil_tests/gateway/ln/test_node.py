@@ -123,7 +123,9 @@ def test_a_batch_of_invoices_is_paid_in_shared_commitments_each_with_its_result(
 def test_a_node_does_not_commit_more_of_its_balance_than_it_accepts(grid):
     a, b = grid.add("alice"), grid.add("bob", "--accept-max-msat", str(5 * M))
     before = _ledger_balance(grid, b)
-    with pytest.raises(LnError):
-        _open(a, b, 1, DEPOSIT)  # "open with 1 msat and lock all of Bob's money"
+    # "open with 1 msat and lock all of Bob's money": Bob's error says why, at once (before, the
+    # refusal was silent and Alice waited out open_channel's 20 s)
+    with pytest.raises(LnError, match="refused the channel.*we accept at most 5000000"):
+        _open(a, b, 1, DEPOSIT)
     assert _ledger_balance(grid, b) == before
     assert not [c for c in a.api("/channels") if c["state"] == "OPEN"]
