@@ -18,14 +18,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from coincurve import PrivateKey, PublicKey
-from coincurve.context import GLOBAL_CONTEXT
-from coincurve.utils import ffi, lib
+from coincurve import PrivateKey
 
 from gateway.ln.codec import bech32
-from gateway.ln.errors import Bech32Error, InvoiceError, InvoiceSignatureError
+from gateway.ln.codec.bolt11_signature import payee_of
+from gateway.ln.errors import Bech32Error, InvoiceError
 
 CURRENCIES = ("bcrt", "bc", "tbs", "tb")
 REGTEST = "bcrt"
@@ -343,7 +341,7 @@ def _decode_verified(text: str) -> Invoice:
         _check_features(int(values["9"]))  # type: ignore[call-overload]
 
     message = signing_message(hrp, data)
-    payee = _check_signature(signature, message, values.get("n"))  # type: ignore[arg-type]
+    payee = payee_of(signature, message, values.get("n"))  # type: ignore[arg-type]
 
     return Invoice(
         currency=currency,
@@ -362,53 +360,3 @@ def _decode_verified(text: str) -> Invoice:
         signature=signature,
         has_payee_field="n" in values,
     )
-
-
-_CTX = GLOBAL_CONTEXT.ctx
-_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-
-
-def _check_signature(signature: bytes, message: bytes, payee_field: bytes | None) -> bytes:
-    if len(signature) != 65 or signature[64] > 3:
-        raise InvoiceSignatureError("signature must be 64 bytes plus a recovery id 0..3")
-    if int.from_bytes(signature[32:64], "big") > _HALF_N:
-        # BOLT-11: the signature is low-S; a high-S twin would be a second valid invoice string
-        raise InvoiceSignatureError("signature is not low-S")
-    if payee_field is not None:
-        # BOLT-11: with an `n` field the reader checks the signature against it (one verify;
-        # no recovery needed: a signature that verifies under n recovers to n with its id)
-        try:
-            pub = _payee_key(payee_field)
-        except ValueError as exc:
-            raise InvoiceSignatureError(f"invalid payee key in n field: {exc}") from exc
-        sig = ffi.new("secp256k1_ecdsa_signature *")
-        digest = hashlib.sha256(message).digest()
-        if not (
-            lib.secp256k1_ecdsa_signature_parse_compact(_CTX, sig, signature[:64])
-            and lib.secp256k1_ecdsa_verify(_CTX, sig, digest, pub) == 1
-        ):
-            raise InvoiceSignatureError("signature does not match the payee (n) field")
-        return payee_field
-    try:
-        recovered = PublicKey.from_signature_and_message(signature, message)
-    except ValueError as exc:
-        raise InvoiceSignatureError(f"signature is not recoverable: {exc}") from exc
-    return recovered.format(compressed=True)
-
-
-@functools.lru_cache(maxsize=1024)
-def _payee_key(payee: bytes) -> Any:
-    """libsecp256k1's parsed payee key: a payer pays the same few payees again and again."""
-    return PublicKey(payee).public_key
-
-
-def _der(signature: bytes) -> bytes:
-    """Compact r||s to DER, for coincurve's verify."""
-
-    def _int(b: bytes) -> bytes:
-        b = b.lstrip(b"\x00") or b"\x00"
-        return b"\x00" + b if b[0] & 0x80 else b
-
-    r, s = _int(signature[:32]), _int(signature[32:64])
-    body = b"\x02" + bytes([len(r)]) + r + b"\x02" + bytes([len(s)]) + s
-    return b"\x30" + bytes([len(body)]) + body
