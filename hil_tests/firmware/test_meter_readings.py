@@ -131,7 +131,10 @@ def test_bl0942_meter_measures_a_constant_load(tmp_path):
                     (c - base) * wh_per_count for at, c in answers if r.start <= at <= r.end + 40
                 ]
                 assert any(abs(r.import_wh - wh) <= 1 for wh in near), (r, near[:3], near[-3:])
-                assert 2280 <= r.voltage_dv <= 2340
+                if r.seq == 0 and r.voltage_dv == 0:  # closed before the meter's first chip read
+                    assert r.import_wh == 0, r
+                else:
+                    assert 2280 <= r.voltage_dv <= 2340, r
                 assert r.interval_export_wh == 0
             for r in readings[1:]:
                 # average power agrees with the interval's energy (1 Wh of rounding = 60 W)
