@@ -12,19 +12,12 @@ import socket
 import struct
 from collections.abc import Sequence
 
-
-def _length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from gateway.mqtt.packets import remaining_length as _length
+from gateway.mqtt.packets import string
 
 
 def _string(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack("!H", len(raw)) + raw
+    return string(text.encode())
 
 
 def connect_packet(client_id: str) -> bytes:
