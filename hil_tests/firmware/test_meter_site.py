@@ -70,7 +70,11 @@ def test_bad_tokens_leave_relay_and_credit_unchanged(site):
     good = issuer.energy(home.meter_id, 10, now + 3600, b"p1")
     site.send_token(home, good)
     home.board.expect(r"token 1 accepted")
+    # The relay closes on the meter's next policy step, after the log line: wait for it, or the
+    # wait for "open" below can pass before the relay ever closed (CI saw it close later).
+    _wait(lambda: _gpio(home) == 1, 10, "relay closes after the good token")
     home.board.pulses(10)  # credit back to 0
+    home.board.expect(r"relay open \(reason 3")
     _wait(lambda: _gpio(home) == 0, 5, "relay opens at zero credit")
     forged = bytearray(issuer.energy(home.meter_id, 10, now + 3600, b"p2"))
     forged[29] ^= 0x40  # more energy than was paid

@@ -69,9 +69,11 @@ def test_garbage_never_escapes_as_anything_but_a_wire_error(data):
 
 def test_consumer_pays_what_it_needs_and_forwards_the_rest_to_the_pod_only():
     desk = OfferDesk(HOME, "home", CONSUMER, forward_to=POD, is_pod=False)
-    now = time.time()
-    assert desk.receive(_offer(200, 200_000, 1), PV.node_id, [PV.node_id, POD], now).action == "pay"
-    d = desk.receive(_offer(200, 200_000, 2), PV.node_id, [PV.node_id, POD], now)  # need is 250
+    now = int(time.time())  # one clock for both offers: the second must fall in the same window
+    first = _offer(200, 200_000, 1, now=now)
+    assert desk.receive(first, PV.node_id, [PV.node_id, POD], now).action == "pay"
+    d = desk.receive(_offer(200, 200_000, 2, now=now), PV.node_id, [PV.node_id, POD], now)
+    # need is 250 Wh in that window and 200 are bought: the second offer goes on to the POD
     assert d.action == "forward" and d.to == [POD]
     assert d.offer is not None and d.offer.hops_left == 2 and d.offer.path == (PV.node_id, HOME)
     d = desk.receive(_offer(10, 2_000_000, 3), PV.node_id, [PV.node_id, POD], now)  # too dear
