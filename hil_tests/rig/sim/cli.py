@@ -5,7 +5,8 @@ own grid-node gateway (channel node, market agent, credit issuer, anchoring); th
 an emulated SDM630 on Modbus RTU; one ledger node (or three on etcd) and one mosquitto with the
 production ACL config. Loads come from real models (BDEW H0, pvlib), faults from the scenario.
 At the end: a summary, `report.html` (self-contained), PNGs and `report.json`; the exit status
-is 1 when an invariant fails.
+is 1 when an invariant fails, 3 when the run itself failed (one line names the node and what
+did not answer in time).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from gateway.errors import GatewayError
 from hil_tests.rig import report
+from hil_tests.rig.board_process import BoardTimeout
+from hil_tests.rig.sim.grid import SimError
 from hil_tests.rig.sim.run import SimOptions, run
 from hil_tests.rig.sim.scenarios import SCENARIOS
 from hil_tests.rig.sim.view import say
@@ -154,7 +158,11 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_
                       interval_s=interval_s, start_hour=start_hour, date=date, scenario=scenario,
                       ledger=ledger, seed=seed, workdir=workdir, pv=pv,
                       batteries=batteries, ev=ev, critical=critical)  # fmt: skip
-    result = run(opts, console)
+    try:
+        result = run(opts, console)
+    except (SimError, BoardTimeout, GatewayError, TimeoutError) as exc:
+        say(console, f"sgrid sim: {one_line(exc)} (logs under {workdir})", style="bold red")
+        sys.exit(3)
     out = report_dir or workdir / "report"
     page = report.write(out, result)
     if plot_path is not None:
@@ -168,6 +176,12 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_
         say(console, f"invariants failed: {', '.join(failed)}", style="bold red")
         sys.exit(1)
     say(console, "every invariant holds", style="bold green")
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: its first line (a board's timeout appends its console's tail)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:400]
 
 
 def _stop_on_signals() -> None:

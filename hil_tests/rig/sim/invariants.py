@@ -127,11 +127,17 @@ def channels_conserved(channels: list[dict[str, Any]]) -> dict[str, Any]:
             "problems": problems[:5]}  # fmt: skip
 
 
-def supply_constant(deposits: int, balances: dict[str, int], locked: int) -> dict[str, Any]:
-    """The ledger's money: what was deposited is in balances or locked in open channels."""
+def supply_constant(
+    deposits: int, balances: dict[str, int], locked: int, accounts: int | None = None
+) -> dict[str, Any]:
+    """The ledger's money: what was deposited is in balances or locked in open channels.
+    `accounts`: how many balances there should be (one the ledger did not give is named)."""
     total = sum(balances.values()) + locked
-    return {"holds": total == deposits, "deposited_msat": deposits, "accounted_msat": total,
-            "locked_msat": locked}  # fmt: skip
+    out = {"holds": total == deposits, "deposited_msat": deposits, "accounted_msat": total,
+           "locked_msat": locked, "balances": len(balances)}  # fmt: skip
+    if accounts is not None and len(balances) != accounts:
+        out["balances_missing"] = accounts - len(balances)
+    return out
 
 
 def settlement_zero(statements: list[dict[str, Any]]) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
             sg.start(progress=lambda what: status.update(f"bringing the grid up: {what}"))
         result["bringup_s"] = round(time.monotonic() - wall0, 1)
         say(console, f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
-                     f"{len(sg.open_channels())} channels, {len(sg.ledger_urls)} ledger "
+                     f"{sg.channels_up} channels, {len(sg.ledger_urls)} ledger "
                      f"node(s) ({opts.ledger})")  # fmt: skip
         if on_up is not None:
             on_up(sg)
@@ -426,7 +426,7 @@ def _results(
     mark("proofs")
     chans = _quiet_channels(sg)
     balances = collect.balances(sg)
-    locked = _locked_on_ledger(sg, chans)
+    locked = _locked_on_ledger(sg, collect.channel_ids(sg) | {c["channel_id"] for c in chans})
     mark("channels and balances")
     verify_ok, verify_out = _ledger_verify(sg)
     mark("ledger verify")
@@ -454,7 +454,7 @@ def _results(
         "readings_anchored": invariants.anchored(per_meter, proofs_checked, proofs_ok),
         "channel_capacity_conserved": invariants.channels_conserved(chans),
         "ledger_supply_constant": invariants.supply_constant(
-            DEPOSIT_MSAT * len(sg.nodes), balances, locked),
+            DEPOSIT_MSAT * len(sg.nodes), balances, locked, len(sg.nodes)),
         "ledger_verifies": invariants.ledger_verifies(verify_ok, verify_out),
         "critical_load_never_cut": invariants.critical_never_cut(
             {n: t.relay_open_s for n, t in driver.truth.items()
@@ -537,10 +537,10 @@ def _quiet_channels(sg: SimGrid, tries: int = 10) -> list[dict[str, Any]]:
     return chans
 
 
-def _locked_on_ledger(sg: SimGrid, chans: list[dict[str, Any]]) -> int:
-    ids = [c["channel_id"] for c in chans]
+def _locked_on_ledger(sg: SimGrid, ids: set[str]) -> int:
+    """Capacity the ledger holds locked in the channels `ids` (those open or closing there)."""
     total = 0
-    for ch in collect.ledger_channels(sg, ids).values():
+    for ch in collect.ledger_channels(sg, sorted(ids)).values():
         if ch.get("status") in ("open", "closing"):
             total += int(ch.get("capacity_msat", 0))
     return total
