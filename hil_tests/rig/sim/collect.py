@@ -147,6 +147,22 @@ def anchored_upto(n: SimNode) -> int:
     return int(rows[0]["upto"]) if rows and rows[0]["upto"] is not None else -1
 
 
+_RELAY_OPEN = re.compile(r"relay open \(reason 3, credit (-?\d+) Wh\)")
+
+
+def meter_credit_view(n: SimNode) -> dict[str, int]:
+    """The meter's own view of its credit: that of its last signed reading, the lowest at which
+    it opened its relay for exhausted credit (its console), how often it did."""
+    rows = readings(n)
+    opened = [int(m.group(1)) for line, _ in _console(n) if (m := _RELAY_OPEN.search(line))]
+    out = {"exhausted_openings": len(opened)}
+    if rows:
+        out["last_reading_credit_wh"] = int(rows[-1]["credit_wh"])
+    if opened:
+        out["lowest_opening_credit_wh"] = min(opened)
+    return out
+
+
 _CLOSED = re.compile(r"interval (\d+)\.\.(\d+) closed")
 _CLOCK_SET = re.compile(r"clock set (?:by the gateway|from network time): (\d+)")
 

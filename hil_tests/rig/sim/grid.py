@@ -210,8 +210,11 @@ class SimGrid:
 
     def start(self, progress: Any = None) -> SimGrid:
         """Bring the grid up. What does not depend on each other runs at once: the meters' first
-        boots while the ledger starts, the meters' second boots while the gateways start; the
-        operator's ledger transactions go in two batches (POST /v1/txs)."""
+        boots while the ledger and the broker start (each meter stopped as soon as it has its
+        keys: an idle board costs CPU, 0.1 cores at 480x, that 49 others' boots then lack); the
+        operator's ledger transactions go in two batches (POST /v1/txs); the gateways start
+        before the meters' second boots, which then run while the channels open (50 booted
+        boards idling at the clock's speed took the cores the 50 gateways needed to start)."""
         said = progress or (lambda what: None)
         mark = [time.monotonic(), ""]
 
@@ -230,6 +233,8 @@ class SimGrid:
         metered = [n for n in self.nodes.values() if n.spec.kind != "pod"]
         for n in metered:
             self._boot_meter(n, rom, first=True)
+        keys = ThreadPoolExecutor(max(1, len(metered)), thread_name_prefix="first-boot")
+        first_boots = [keys.submit(self._meter_keys, n, 120 + slack) for n in metered]
         self._start_broker()
         self._start_ledger()
         from gateway.ledger.client import LedgerClient
@@ -240,13 +245,9 @@ class SimGrid:
         self.pod_meter.start()
         for n in self.nodes.values():
             self._prepare(n)
-        for n in metered:
-            assert n.board is not None
-            n.board.expect("meter ready", timeout=120 + slack)
-            n.meter_pubkey = pubkey_from_console(n.board.console)
-        for n in metered:
-            assert n.board is not None
-            n.board.stop()
+        keys.shutdown()
+        for f in first_boots:
+            f.result()  # a meter that did not come up raises its BoardTimeout here
         step("enrolment (ledger, gateway, broker)")
         self._enroll_all()
         self.broker.start()
@@ -254,17 +255,27 @@ class SimGrid:
         for n in self.nodes.values():
             n.config.write_text(self._toml(n, self._topology(n)))
             in_process("gateway", "check-config", "--config", str(n.config))
-        step("meters (second boot, with their broker accounts) and gateways")
-        for n in metered:
-            self._boot_meter(n, rom, first=False)
+        step("gateways")
         for n in self.nodes.values():
             self.start_gateway(n)
         self._wait_all_answer(120 + 2 * slack)
-        step("channels along the feeder")
+        step("channels along the feeder")  # and the meters' second boots meanwhile
+        for n in metered:
+            self._boot_meter(n, rom, first=False)
         self.wait_channels(180 + 2 * slack)
         step("")
         self.start_local_msat = self.local_msat()
         return self
+
+    @staticmethod
+    def _meter_keys(n: SimNode, timeout: float) -> None:
+        """A meter's first boot: until it is ready, its public key from the console; then off."""
+        assert n.board is not None
+        try:
+            n.board.expect("meter ready", timeout=timeout)
+            n.meter_pubkey = pubkey_from_console(n.board.console)
+        finally:
+            n.board.stop()
 
     def api_timeout(self) -> float:
         """The control API's wait now (api_timeout_s: the grid's size, the load now)."""
