@@ -11,6 +11,7 @@ did not answer in time).
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -24,7 +25,7 @@ from gateway.errors import GatewayError
 from hil_tests.rig import report
 from hil_tests.rig.board_process import BoardTimeout
 from hil_tests.rig.sim.grid import SimError
-from hil_tests.rig.sim.run import SimOptions, run
+from hil_tests.rig.sim.run import SimOptions, auto_speed, run
 from hil_tests.rig.sim.scenarios import SCENARIOS
 from hil_tests.rig.sim.view import say
 
@@ -35,6 +36,18 @@ def _list_scenarios(ctx: click.Context, _param: click.Parameter, value: bool) ->
     for s in SCENARIOS.values():
         click.echo(f"{s.name:16} {s.description}")
     ctx.exit(0)
+
+
+def _speed(_ctx: click.Context, _param: click.Parameter, value: str) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: a number (1..2000) or 'auto'") from None
+    if not 1 <= speed <= 2000:
+        raise click.BadParameter(f"{value!r}: a number (1..2000) or 'auto'")
+    return speed
 
 
 @click.command()
@@ -60,10 +73,12 @@ def _list_scenarios(ctx: click.Context, _param: click.Parameter, value: bool) ->
 )
 @click.option(
     "--speed",
-    default=480.0,
+    default="auto",
     show_default=True,
-    type=click.FloatRange(1, 2000),
-    help="Virtual seconds per real second.",
+    callback=_speed,
+    help="Virtual seconds per real second, or 'auto': 480, less for a grid whose emulated "
+    "meters would take more than half of the machine's cores (2 cores: 480 up to 9 meters, "
+    "the default grid; 175 for 24, 75 for 49, 65 for --homes 50).",
 )
 @click.option(
     "--interval",
@@ -144,7 +159,7 @@ def _list_scenarios(ctx: click.Context, _param: click.Parameter, value: bool) ->
     type=click.Path(path_type=Path),
     help="Also copy the power plot here (PNG).",
 )
-def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_s: int,
+def sim(homes: int, hours: float, minutes: float | None, speed: float | None, interval_s: int,
         start_hour: float, date: str, scenario: str, ledger: str, pv: int, batteries: int,
         ev: int, critical: int, seed: int,
         workdir: Path, report_dir: Path | None, plot_path: Path | None) -> None:  # fmt: skip
@@ -154,6 +169,10 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float, interval_
     _stop_on_signals()
     if workdir.exists():
         shutil.rmtree(workdir)
+    if speed is None:
+        boards = homes + pv + batteries + ev + critical
+        speed = auto_speed(boards)
+        say(console, f"speed {speed:g}x ({boards} emulated meters on {os.cpu_count()} cores)")
     opts = SimOptions(homes=homes, hours=minutes / 60 if minutes else hours, speed=speed,
                       interval_s=interval_s, start_hour=start_hour, date=date, scenario=scenario,
                       ledger=ledger, seed=seed, workdir=workdir, pv=pv,

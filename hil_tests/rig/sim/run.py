@@ -5,6 +5,7 @@ check the invariants and build the report's data.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -35,6 +36,25 @@ IMBALANCE = TARIFF  # msat per kWh: one imbalance price for every period (docs/m
 PV_PRICE = 150_000  # msat per kWh: the PV plants' price, below the tariff (seed 004)
 EMERGENCY_WH = 0
 LATENCY_S = 0.1  # real seconds an emulated meter may take to see a pulse or a chip's new load
+
+
+# What an emulated board costs on this machine (cores): a floor of idle steps, plus its reading
+# signatures, acks and tokens, which come once per virtual 15 minutes and so scale with the
+# speed (docs/sim.md, "Scale": 0.106 cores at 480x, 0.048 at 240x, 0.029 at 120x).
+BOARD_FLOOR_CORES = 0.003
+BOARD_CORES_PER_SPEED = 0.00022
+MAX_AUTO_SPEED = 480.0
+
+
+def auto_speed(boards: int, cores: int | None = None) -> float:
+    """The clock's speed for `boards` emulated meters when none is given: 480x, or less so that
+    the boards take about half of the machine's cores (the gateways, the broker, the ledger and
+    the rig need the rest; beyond it a meter's reaction and a token's path stretch into
+    virtual minutes). On 2 cores: 480x up to 9 boards (the default grid), 175x for 24 boards,
+    75x for 49, 65x for 55 (`--homes 50`); a multiple of 5."""
+    budget = (cores or os.cpu_count() or 1) / 2
+    fits = (budget / max(1, boards) - BOARD_FLOOR_CORES) / BOARD_CORES_PER_SPEED
+    return float(max(5, min(MAX_AUTO_SPEED, int(fits) // 5 * 5)))
 
 
 @dataclass
