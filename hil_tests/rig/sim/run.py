@@ -26,7 +26,7 @@ from hil_tests.rig.sim.forecasts import (
     REVISE_EVERY_S,
     Forecaster,
 )
-from hil_tests.rig.sim.grid import DEPOSIT_MSAT, SGRID, SimGrid
+from hil_tests.rig.sim.grid import DEPOSIT_MSAT, IDLE_FLOOR_MS, SGRID, SimGrid
 from hil_tests.rig.sim.scenarios import Faults
 from hil_tests.rig.sim.view import View, say
 
@@ -38,22 +38,35 @@ EMERGENCY_WH = 0
 LATENCY_S = 0.1  # real seconds an emulated meter may take to see a pulse or a chip's new load
 
 
-# What an emulated board costs on this machine (cores): a floor of idle steps, plus its reading
-# signatures, acks and tokens, which come once per virtual 15 minutes and so scale with the
-# speed (docs/sim.md, "Scale": 0.106 cores at 480x, 0.048 at 240x, 0.029 at 120x).
-BOARD_FLOOR_CORES = 0.003
-BOARD_CORES_PER_SPEED = 0.00022
+# What an emulated board costs (cores), measured with `sgrid sim` boards on this machine: its idle
+# steps, BOARD_WAKE_CORES per wake-up a second (it wakes once per idle floor, grid.IDLE_FLOOR_MS
+# per 10 boards), plus its reading signatures, acks, tokens and checkpoints, which come per
+# virtual time and so scale with the speed: BOARD_CORES_PER_SPEED per x. Three boards, 20 ms
+# floor: 0.27 cores each at 480x, 0.117 at 120x.
+BOARD_WAKE_CORES = 0.0013
+BOARD_CORES_PER_SPEED = 0.000425
 MAX_AUTO_SPEED = 480.0
+# the default grid (9 boards) at 480x asks this many cores per core of the machine: it runs
+# (its full day in under 5 minutes, every invariant holding); a bigger grid is slowed down to ask
+# no more than that
+DEMAND_PER_CORE = 1.25
+
+
+def board_cores(boards: int, speed: float) -> float:
+    """What one of `boards` emulated meters costs at `speed` (cores; the model above)."""
+    wakes = 1000 / (IDLE_FLOOR_MS * max(1.0, boards / 10))
+    return BOARD_WAKE_CORES * wakes + BOARD_CORES_PER_SPEED * speed
 
 
 def auto_speed(boards: int, cores: int | None = None) -> float:
-    """The clock's speed for `boards` emulated meters when none is given: 480x, or less so that
-    the boards take about half of the machine's cores (the gateways, the broker, the ledger and
-    the rig need the rest; beyond it a meter's reaction and a token's path stretch into
-    virtual minutes). On 2 cores: 480x up to 9 boards (the default grid), 175x for 24 boards,
-    75x for 49, 65x for 55 (`--homes 50`); a multiple of 5."""
-    budget = (cores or os.cpu_count() or 1) / 2
-    fits = (budget / max(1, boards) - BOARD_FLOOR_CORES) / BOARD_CORES_PER_SPEED
+    """The clock's speed for `boards` emulated meters when none is given: 480x, or less, so that
+    the boards ask no more of the machine than the default grid does at 480x (DEMAND_PER_CORE;
+    beyond it a meter's reaction and a token's path stretch into virtual minutes). On 2 cores:
+    480x up to 9 boards (the default grid), 180x for 24, 85x for 49 (bench_sim's 50 nodes), 75x
+    for 55 (`--homes 50`); a multiple of 5, at least 5."""
+    boards = max(1, boards)
+    budget = DEMAND_PER_CORE * (cores or os.cpu_count() or 1) / boards
+    fits = (budget - board_cores(boards, 0.0)) / BOARD_CORES_PER_SPEED
     return float(max(5, min(MAX_AUTO_SPEED, int(fits) // 5 * 5)))
 
 
