@@ -483,7 +483,8 @@ def _results(
             **collect.slot_balance_inputs(sg, driver, faults, lags)),
         "prepaid_within_credit": invariants.prepaid_within_credit(
             metered_prepaid, paid_wh, EMERGENCY_WH, 0,
-            {k: collect.meter_credit_view(sg.nodes[k]) for k in metered_prepaid}),
+            {k: collect.meter_credit_view(sg.nodes[k]) for k in metered_prepaid},
+            {k: driver.truth[k].largest_step_wh() for k in metered_prepaid}),
         "readings_stored_once": invariants.readings_once(per_meter),
         "readings_anchored": invariants.anchored(per_meter, proofs_checked, proofs_ok),
         "channel_capacity_conserved": invariants.channels_conserved(chans),
