@@ -55,19 +55,29 @@ def energy_balance(
 
 
 def prepaid_within_credit(
-    metered_wh: dict[str, int], paid_wh: dict[str, int], emergency_wh: int, reserve_wh: int
+    metered_wh: dict[str, int],
+    paid_wh: dict[str, int],
+    emergency_wh: int,
+    reserve_wh: int,
+    meter_view: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """No prepaid load received more than it paid for plus the emergency credit (the meter's
-    committed-ahead reserve is part of what it paid for, so it only errs towards the payer)."""
+    committed-ahead reserve is part of what it paid for, so it only errs towards the payer).
+    `meter_view`: what each meter itself said (its last signed reading's credit, the lowest
+    credit at which it opened its relay), shown for every load that is over."""
     over = {n: metered_wh[n] - paid_wh.get(n, 0) - emergency_wh for n in metered_wh}
     worst = max(over.values(), default=0)
-    return {
+    out: dict[str, Any] = {
         "holds": worst <= 0,
         "loads": len(metered_wh),
         "worst_over_wh": worst,
         "metered_wh": sum(metered_wh.values()),
         "paid_wh": sum(paid_wh.get(n, 0) for n in metered_wh),
     }
+    bad = {n: {"over_wh": v, **(meter_view or {}).get(n, {})} for n, v in over.items() if v > 0}
+    if bad:
+        out["over"] = dict(sorted(bad.items(), key=lambda kv: -kv[1]["over_wh"])[:5])
+    return out
 
 
 def readings_once(per_meter: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -127,11 +137,17 @@ def channels_conserved(channels: list[dict[str, Any]]) -> dict[str, Any]:
             "problems": problems[:5]}  # fmt: skip
 
 
-def supply_constant(deposits: int, balances: dict[str, int], locked: int) -> dict[str, Any]:
-    """The ledger's money: what was deposited is in balances or locked in open channels."""
+def supply_constant(
+    deposits: int, balances: dict[str, int], locked: int, accounts: int | None = None
+) -> dict[str, Any]:
+    """The ledger's money: what was deposited is in balances or locked in open channels.
+    `accounts`: how many balances there should be (one the ledger did not give is named)."""
     total = sum(balances.values()) + locked
-    return {"holds": total == deposits, "deposited_msat": deposits, "accounted_msat": total,
-            "locked_msat": locked}  # fmt: skip
+    out = {"holds": total == deposits, "deposited_msat": deposits, "accounted_msat": total,
+           "locked_msat": locked, "balances": len(balances)}  # fmt: skip
+    if accounts is not None and len(balances) != accounts:
+        out["balances_missing"] = accounts - len(balances)
+    return out
 
 
 def settlement_zero(statements: list[dict[str, Any]]) -> dict[str, Any]:

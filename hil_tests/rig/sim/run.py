@@ -5,6 +5,7 @@ check the invariants and build the report's data.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -35,6 +36,25 @@ IMBALANCE = TARIFF  # msat per kWh: one imbalance price for every period (docs/m
 PV_PRICE = 150_000  # msat per kWh: the PV plants' price, below the tariff (seed 004)
 EMERGENCY_WH = 0
 LATENCY_S = 0.1  # real seconds an emulated meter may take to see a pulse or a chip's new load
+
+
+# What an emulated board costs on this machine (cores): a floor of idle steps, plus its reading
+# signatures, acks and tokens, which come once per virtual 15 minutes and so scale with the
+# speed (docs/sim.md, "Scale": 0.106 cores at 480x, 0.048 at 240x, 0.029 at 120x).
+BOARD_FLOOR_CORES = 0.003
+BOARD_CORES_PER_SPEED = 0.00022
+MAX_AUTO_SPEED = 480.0
+
+
+def auto_speed(boards: int, cores: int | None = None) -> float:
+    """The clock's speed for `boards` emulated meters when none is given: 480x, or less so that
+    the boards take about half of the machine's cores (the gateways, the broker, the ledger and
+    the rig need the rest; beyond it a meter's reaction and a token's path stretch into
+    virtual minutes). On 2 cores: 480x up to 9 boards (the default grid), 175x for 24 boards,
+    75x for 49, 65x for 55 (`--homes 50`); a multiple of 5."""
+    budget = (cores or os.cpu_count() or 1) / 2
+    fits = (budget / max(1, boards) - BOARD_FLOOR_CORES) / BOARD_CORES_PER_SPEED
+    return float(max(5, min(MAX_AUTO_SPEED, int(fits) // 5 * 5)))
 
 
 @dataclass
@@ -119,7 +139,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
             sg.start(progress=lambda what: status.update(f"bringing the grid up: {what}"))
         result["bringup_s"] = round(time.monotonic() - wall0, 1)
         say(console, f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
-                     f"{len(sg.open_channels())} channels, {len(sg.ledger_urls)} ledger "
+                     f"{sg.channels_up} channels, {len(sg.ledger_urls)} ledger "
                      f"node(s) ({opts.ledger})")  # fmt: skip
         if on_up is not None:
             on_up(sg)
@@ -426,7 +446,7 @@ def _results(
     mark("proofs")
     chans = _quiet_channels(sg)
     balances = collect.balances(sg)
-    locked = _locked_on_ledger(sg, chans)
+    locked = _locked_on_ledger(sg, collect.channel_ids(sg) | {c["channel_id"] for c in chans})
     mark("channels and balances")
     verify_ok, verify_out = _ledger_verify(sg)
     mark("ledger verify")
@@ -449,12 +469,13 @@ def _results(
         "slot_energy_balance": invariants.slot_energy_balance(
             **collect.slot_balance_inputs(sg, driver, faults, lags)),
         "prepaid_within_credit": invariants.prepaid_within_credit(
-            metered_prepaid, paid_wh, EMERGENCY_WH, 0),
+            metered_prepaid, paid_wh, EMERGENCY_WH, 0,
+            {k: collect.meter_credit_view(sg.nodes[k]) for k in metered_prepaid}),
         "readings_stored_once": invariants.readings_once(per_meter),
         "readings_anchored": invariants.anchored(per_meter, proofs_checked, proofs_ok),
         "channel_capacity_conserved": invariants.channels_conserved(chans),
         "ledger_supply_constant": invariants.supply_constant(
-            DEPOSIT_MSAT * len(sg.nodes), balances, locked),
+            DEPOSIT_MSAT * len(sg.nodes), balances, locked, len(sg.nodes)),
         "ledger_verifies": invariants.ledger_verifies(verify_ok, verify_out),
         "critical_load_never_cut": invariants.critical_never_cut(
             {n: t.relay_open_s for n, t in driver.truth.items()
@@ -537,10 +558,10 @@ def _quiet_channels(sg: SimGrid, tries: int = 10) -> list[dict[str, Any]]:
     return chans
 
 
-def _locked_on_ledger(sg: SimGrid, chans: list[dict[str, Any]]) -> int:
-    ids = [c["channel_id"] for c in chans]
+def _locked_on_ledger(sg: SimGrid, ids: set[str]) -> int:
+    """Capacity the ledger holds locked in the channels `ids` (those open or closing there)."""
     total = 0
-    for ch in collect.ledger_channels(sg, ids).values():
+    for ch in collect.ledger_channels(sg, sorted(ids)).values():
         if ch.get("status") in ("open", "closing"):
             total += int(ch.get("capacity_msat", 0))
     return total
