@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
-from hil_tests.rig.sim.grid import SimGrid, SimNode
+from hil_tests.rig.sim.grid import ASK_WORKERS, SimGrid, SimNode
 from hil_tests.rig.sim.slot_balance import AHEAD_S, Sample
 
 
@@ -261,19 +262,27 @@ def _match_closes(
 
 
 def clock_offsets(sg: SimGrid) -> dict[str, tuple[float, float]]:
-    """Each running meter's (rig time, its clock minus the rig's; < 0: the meter is behind)."""
-    out = {}
-    for n in sg.nodes.values():
+    """Each running meter's (rig time, its clock minus the rig's; < 0: the meter is behind);
+    the boards asked at once (at most ASK_WORKERS in flight)."""
+
+    def offset(n: SimNode) -> tuple[float, float] | None:
         if n.board is None or not n.board.alive():
-            continue
+            return None
         try:
             st = n.board.state()
-            if st.get("rtc"):
-                now = float(st["virtual_now"])  # type: ignore[arg-type]
-                out[n.name] = (now, float(st["rtc"]) - now)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a board being reset
-            continue
-    return out
+            return None
+        if not st.get("rtc"):
+            return None
+        now = float(st["virtual_now"])  # type: ignore[arg-type]
+        return (now, float(st["rtc"]) - now)  # type: ignore[arg-type]
+
+    boards = [n for n in sg.nodes.values() if n.board is not None]
+    if not boards:
+        return {}
+    with ThreadPoolExecutor(min(ASK_WORKERS, len(boards)), thread_name_prefix="rtc") as pool:
+        got = dict(zip((n.name for n in boards), pool.map(offset, boards), strict=True))
+    return {name: v for name, v in got.items() if v is not None}
 
 
 def _console_caught_up(nodes: list[SimNode], timeout: float = 10.0) -> None:
