@@ -167,6 +167,9 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float | None, in
     faults, invariants; then write the report."""
     console = Console()
     _stop_on_signals()
+    # absolute: the nodes' configs name files under it, and a relative path in a config is
+    # relative to that config's own directory (the default run/sim named run/sim/x/run/sim/...)
+    workdir = workdir.resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
     if speed is None:
