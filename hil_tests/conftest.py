@@ -8,9 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hil_tests import REPO_ROOT
 from hil_tests.leaks import reap_leaked
+
+# Hypothesis times each example: its default 200 ms deadline and the too_slow health check measure
+# the machine, not the code, and fail on a loaded 2-core CI host (crypto, MicroPython, I/O).
+# Loaded before any test module is imported, so every @settings(...) inherits it and keeps its own
+# max_examples; examples stay random (no derandomize).
+settings.register_profile("hil", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hil")
 
 
 @pytest.fixture(scope="session")

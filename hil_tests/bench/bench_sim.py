@@ -1,6 +1,6 @@
 """`sgrid sim` at scale: wall time of a simulated day, boards per core, RSS per process.
 
-    uv run python -m hil_tests.bench.bench_sim [--nodes 8,25,50] [--hours H] [--speed S[,S,S]]
+    uv run python -m hil_tests.bench.bench_sim [--nodes 8,25,50] [--hours H] [--speed auto|S[,S,S]]
 
 For each grid size (nodes = households + the fixed PV plants, battery, EV charger, critical
 load and the POD) the whole simulated grid comes up (ledger, mosquitto, per node an
@@ -31,7 +31,7 @@ from typing import Any
 
 from rich.console import Console
 
-from hil_tests.rig.sim.run import SimOptions, run
+from hil_tests.rig.sim.run import SimOptions, auto_speed, run
 
 FIXED = {"pv": 2, "batteries": 1, "ev": 1, "critical": 1}  # plus the POD
 MIB = 1024 * 1024
@@ -265,20 +265,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", default="8,25,50", help="grid sizes, comma separated")
     ap.add_argument("--hours", type=float, default=24.0, help="virtual hours per size")
-    ap.add_argument("--speed", default="480",
-                    help="virtual s per real s: one for every size, or one per size (480,480,240)")  # fmt: skip
+    ap.add_argument("--speed", default="auto",
+                    help="virtual s per real s: one for every size, or one per size (480,240,120); "
+                         "auto: sgrid sim's choice for the size (hil_tests.rig.sim.run.auto_speed)")  # fmt: skip
     ap.add_argument("--start-hour", type=float, default=0.0, help="virtual hour of day to start")
     ap.add_argument("--workdir", type=Path, default=Path("run/bench-sim"))
     args = ap.parse_args()
     console = Console()
     rows = []
     sizes = [int(x) for x in args.nodes.split(",") if x]
-    speeds = [float(x) for x in str(args.speed).split(",") if x]
+    speeds = [x for x in str(args.speed).split(",") if x]
     if len(speeds) not in (1, len(sizes)):
         ap.error("--speed: one value, or one per --nodes size")
     if len(speeds) == 1:
         speeds *= len(sizes)
-    for nodes, speed in zip(sizes, speeds, strict=True):
+    for nodes, given in zip(sizes, speeds, strict=True):
+        speed = auto_speed(nodes - 1) if given == "auto" else float(given)
         console.rule(f"{nodes} nodes, {args.hours:g} virtual h at {speed:g}x")
         r = bench_one(nodes, args.hours, speed, args.workdir / f"n{nodes}", console,
                       start_hour=args.start_hour)  # fmt: skip

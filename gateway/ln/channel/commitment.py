@@ -75,7 +75,12 @@ class Commitment:
 
     @property
     def in_flight_msat(self) -> int:
-        return sum(h.amount_msat for h in self.htlcs)
+        # checked after every step (the channel invariant): summed once per commitment
+        total: int | None = self.__dict__.get("_in_flight")
+        if total is None:
+            total = sum(h.amount_msat for h in self.htlcs)
+            object.__setattr__(self, "_in_flight", total)
+        return total
 
     @property
     def total_msat(self) -> int:

@@ -11,6 +11,7 @@ back to the offerer). Per-hop fee: the grid charge ``base_msat + amount * ppm / 
 from __future__ import annotations
 
 import hashlib
+import operator
 import struct
 from dataclasses import dataclass, replace
 
@@ -27,6 +28,7 @@ _ADD = struct.Struct(">BBQQ32sIH")
 _FULFILL = struct.Struct(">BBQ32s")
 _FAIL = struct.Struct(">BBQH")
 ADD, FULFILL, FAIL = 1, 2, 3
+_ORDER = operator.attrgetter("offerer", "htlc_id")
 
 
 def payment_hash(preimage: bytes) -> bytes:
@@ -55,16 +57,22 @@ class AddHtlc:
     onion: bytes = b""  # routing instructions for the receiver (not part of the commitment)
 
     def encode(self) -> bytes:
-        head = _ADD.pack(
-            ADD,
-            self.offerer,
-            self.htlc_id,
-            self.amount_msat,
-            self.payment_hash,
-            self.cltv_expiry,
-            len(self.onion),
-        )
-        return head + self.onion
+        # an update is encoded to propose it, to persist the proposal and the queue: packed
+        # once (the instance is immutable; the cache is not a field, so eq and hash ignore it)
+        enc: bytes | None = self.__dict__.get("_enc")
+        if enc is None:
+            head = _ADD.pack(
+                ADD,
+                self.offerer,
+                self.htlc_id,
+                self.amount_msat,
+                self.payment_hash,
+                self.cltv_expiry,
+                len(self.onion),
+            )
+            enc = head + self.onion
+            object.__setattr__(self, "_enc", enc)
+        return enc
 
     def htlc(self) -> Htlc:
         return Htlc(
@@ -79,7 +87,11 @@ class FulfillHtlc:
     preimage: bytes
 
     def encode(self) -> bytes:
-        return _FULFILL.pack(FULFILL, self.offerer, self.htlc_id, self.preimage)
+        enc: bytes | None = self.__dict__.get("_enc")
+        if enc is None:
+            enc = _FULFILL.pack(FULFILL, self.offerer, self.htlc_id, self.preimage)
+            object.__setattr__(self, "_enc", enc)
+        return enc
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,46 @@ class FailHtlc:
 Update = AddHtlc | FulfillHtlc | FailHtlc
 
 
+# A batch (a tuple, never changed) is encoded to sign it, to send it and to persist it, and a
+# received one was decoded from bytes it can be stored as: the encodings of the last few
+# batches are kept, by identity.
+_BATCHES: dict[int, tuple[tuple[Update, ...], bytes]] = {}
+
+
+def _remember(batch: tuple[Update, ...], data: bytes) -> None:
+    if len(_BATCHES) >= 32:
+        _BATCHES.clear()
+    _BATCHES[id(batch)] = (batch, data)
+
+
 def encode_updates(updates: list[Update] | tuple[Update, ...]) -> bytes:
-    return struct.pack(">I", len(updates)) + b"".join(u.encode() for u in updates)
+    if type(updates) is tuple:
+        hit = _BATCHES.get(id(updates))
+        if hit is not None and hit[0] is updates:
+            return hit[1]
+    data = struct.pack(">I", len(updates)) + b"".join([u.encode() for u in updates])
+    if type(updates) is tuple:
+        _remember(updates, data)
+    return data
+
+
+def take_batch(
+    queue: list[Update], max_count: int, max_bytes: int
+) -> tuple[tuple[Update, ...], bytes]:
+    """The longest head of `queue` (at least one update) of at most `max_count` updates whose
+    encoding fits `max_bytes`, and that encoding."""
+    encs: list[bytes] = []
+    size = 4
+    for u in queue[:max_count]:
+        enc = u.encode()
+        size += len(enc)
+        if size > max_bytes and encs:
+            break
+        encs.append(enc)
+    batch = tuple(queue[: len(encs)])
+    data = struct.pack(">I", len(batch)) + b"".join(encs)
+    _remember(batch, data)
+    return batch, data
 
 
 def decode_updates(data: bytes) -> tuple[Update, ...]:
@@ -131,7 +181,9 @@ def decode_updates(data: bytes) -> tuple[Update, ...]:
         raise ProtocolViolation(f"malformed update batch: {exc}") from exc
     if pos != len(data):
         raise ProtocolViolation("trailing bytes after update batch")
-    return tuple(out)
+    batch = tuple(out)
+    _remember(batch, bytes(data))
+    return batch
 
 
 def apply_updates(
@@ -144,7 +196,7 @@ def apply_updates(
         raise ProtocolViolation("empty update batch")
     balances = list(base.balances)
     next_ids = list(base.next_htlc_ids)
-    htlcs = {h.key: h for h in base.htlcs}
+    htlcs = {(h.offerer, h.htlc_id): h for h in base.htlcs}
     for u in updates:
         if isinstance(u, AddHtlc):
             if u.offerer != proposer:
@@ -180,7 +232,9 @@ def apply_updates(
         balances=(balances[0], balances[1]),
         next_htlc_ids=(next_ids[0], next_ids[1]),
         rev_hashes=rev_hashes,
-        htlcs=tuple(sorted(htlcs.values())),
+        # (offerer, id) is unique, so ordering by it is the HTLCs' canonical order; a C key
+        # keeps the sort of thousands of mostly-ordered HTLCs out of Python comparisons
+        htlcs=tuple(sorted(htlcs.values(), key=_ORDER)),
     )
     if new.total_msat != base.total_msat:
         raise ProtocolViolation("update batch changed the channel total")  # pragma: no cover

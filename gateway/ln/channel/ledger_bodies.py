@@ -88,15 +88,19 @@ def ledger_state_digest(
     return hashlib.sha256(
         b'{"balance_a_msat":%d,"balance_b_msat":%d,%s%s],"kind":"commitment_state","number":%d,'
         b'"revocation_hash":"%s"}'
-        % (
-            b0,
-            b1,
-            frame,
-            b",".join([_htlc_json(h) for h in c.htlcs]),
-            number,
-            c.rev_hashes[holder].hex().encode(),
-        )
+        % (b0, b1, frame, _htlcs_json(c), number, c.rev_hashes[holder].hex().encode())
     ).digest()
+
+
+def _htlcs_json(c: Commitment) -> bytes:
+    """The HTLC outputs of `c`'s states, joined once per commitment: each party digests both
+    states of a commitment (it signs the peer's and checks its own), and they list the same
+    outputs."""
+    enc: bytes | None = c.__dict__.get("_ledger_htlcs")
+    if enc is None:
+        enc = b",".join([h.__dict__.get("_ledger_json") or _htlc_json(h) for h in c.htlcs])
+        object.__setattr__(c, "_ledger_htlcs", enc)
+    return enc
 
 
 _INT_MAX = 2**63  # the canonical encoder's integer range (gateway.ledger.canonical)

@@ -3,8 +3,10 @@
 Decoding and verifying an invoice (bech32, field parsing, a signature check) costs the payer as
 much CPU as the rest of its payment, and one node process runs on one core. A batch of at least
 `POOL_MIN` invoices is therefore decoded in worker processes (started on the first such batch,
-`spawn`ed: they import only the codec), in chunks of `CHUNK` that are handed back one by one, so
-the node starts the payments of a chunk while the workers decode the next ones. A smaller batch,
+`spawn`ed: they import only the codec), in chunks that are handed back one by one, so the node
+starts the payments of a chunk while the workers decode the next ones. The first chunk is small
+(`FIRST_CHUNK`): the channel waits for it idle; each next one doubles, up to `CHUNK`, while the
+channel is busy with the ones before (decoding one costs less than paying it). A smaller batch,
 or any batch once the pool has failed, is decoded in the node's own process. Both run the same
 `decode_chunk`, so the checks are the same.
 """
@@ -26,7 +28,8 @@ from gateway.ln.errors import LnError
 log = logging.getLogger(__name__)
 
 POOL_MIN = 128  # invoices in a batch before it is worth a round trip to a worker
-CHUNK = 1000  # invoices per worker task: fewer, larger rounds (256 made ~20 % more of them)
+FIRST_CHUNK = 128  # the first worker task: the payments start after it
+CHUNK = 1000  # invoices per worker task at most: fewer, larger rounds (256 made ~20 % more)
 # (payee, payment hash, amount msat, min final cltv, payment secret, expires at unix s)
 Decoded = tuple[bytes, bytes, int, int, bytes, int]
 
@@ -56,6 +59,17 @@ def decode_chunk(texts: list[str]) -> list[Decoded | str]:
     return out
 
 
+def chunk_starts(count: int) -> list[int]:
+    """Where each chunk of `count` invoices starts, and `count` last: FIRST_CHUNK, then twice
+    the previous chunk, at most CHUNK."""
+    starts, size, pos = [], FIRST_CHUNK, 0
+    while pos < count:
+        starts.append(pos)
+        pos += size
+        size = min(2 * size, CHUNK)
+    return [*starts, count]
+
+
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: a worker of a node that is killed (SIGKILL too) exits within a
     second instead of waiting forever on its task queue."""
@@ -82,9 +96,10 @@ class BatchDecoder:
             return
         loop = asyncio.get_running_loop()
         pool = self._get_pool()
-        parts = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)]
+        starts = chunk_starts(len(texts))
+        parts = [texts[a:b] for a, b in zip(starts, starts[1:], strict=False)]
         futs = [loop.run_in_executor(pool, decode_chunk, part) for part in parts]
-        for k, (part, fut) in enumerate(zip(parts, futs, strict=True)):
+        for start, part, fut in zip(starts, parts, futs, strict=False):
             try:
                 decoded = await fut
             except Exception as exc:  # noqa: BLE001 - a dead worker: decode here from now on
@@ -92,7 +107,7 @@ class BatchDecoder:
                     log.warning("invoice decoding workers failed (%r): decoding in-process", exc)
                 self._broken = True
                 decoded = decode_chunk(part)
-            yield k * CHUNK, decoded
+            yield start, decoded
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

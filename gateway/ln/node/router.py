@@ -125,6 +125,11 @@ def encode_onion(hops: list[Hop], payment_secret: bytes = b"") -> list[bytes]:
                 {"c": h.channel_id.hex(), "n": h.node.hex(), "a": h.amount_msat, "e": h.cltv_expiry}
                 for h in hops[i + 2 :]
             ]
+        elif type(hops[i].amount_msat) is int and type(hops[i].cltv_expiry) is int:
+            # the payee's payload, one per payment: the bytes json.dumps gives, formatted
+            tail = b',"s":"%s"}' % payment_secret.hex().encode() if payment_secret else b"}"
+            out.append(b'{"a":%d,"e":%d' % (hops[i].amount_msat, hops[i].cltv_expiry) + tail)
+            continue
         else:
             p = {"a": hops[i].amount_msat, "e": hops[i].cltv_expiry}
         if payment_secret:  # for the payee; forwarders carry it on (not onion-encrypted)

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.durable_db import open_durable
-from gateway.ln.channel.channel import Channel, ChannelState, Proposal
-from gateway.ln.channel.commitment import Commitment, Htlc
-from gateway.ln.channel.htlc import decode_updates, encode_updates
-from gateway.ln.codec import bolt3
+from gateway.ln.channel.channel import Channel
 from gateway.ln.errors import ChannelStoreError
+from gateway.ln.node.channel_doc import channel_from_doc, channel_to_doc, pending_blob
 from gateway.ln.node.keys import NodeKeys
 from gateway.ln.node.switch import Invoice, Payment, Switch, link_key
 
@@ -29,78 +27,10 @@ CREATE TABLE IF NOT EXISTS channels (id BLOB PRIMARY KEY, state INTEGER, doc TEX
 CREATE TABLE IF NOT EXISTS invoices (hash BLOB PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS payments (hash BLOB PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS links (key BLOB PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS channel_blobs (
+    channel BLOB NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL, PRIMARY KEY (channel, key)
+);
 """
-
-
-def channel_to_doc(ch: Channel) -> dict[str, Any]:
-    p = ch.proposal
-    return {
-        "channel_id": ch.channel_id.hex(),
-        "me": ch.me,
-        "funding_pubs": [x.hex() for x in ch.funding_pubs],
-        "node_ids": [x.hex() for x in ch.node_ids],
-        "chain": ch.chain,
-        "latest": ch.latest.encode().hex(),
-        "capacity_msat": ch.capacity_msat,
-        "state": int(ch.state),
-        "sigs": [x.hex() for x in ch.sigs],
-        "remote_ledger_sig": ch.remote_ledger_sig.hex(),
-        "latest_proposer": ch.latest_proposer,
-        "proposal": None
-        if p is None
-        else [
-            p.commitment.encode().hex(),
-            encode_updates(p.updates).hex(),
-            p.sig.hex(),
-            p.ledger_sig.hex(),
-        ],
-        "pending": encode_updates(ch.pending).hex(),
-        "remote_next_hash": ch.remote_next_hash.hex(),
-        "remote_prev_hash": ch.remote_prev_hash.hex(),
-        "awaiting_revoke": ch.awaiting_revoke,
-        "unrevoked_updates": encode_updates(ch.unrevoked_updates).hex(),
-        "unrevoked_removed": [h.encode().hex() for h in ch.unrevoked_removed],
-        "remote_secrets": ch.remote_secrets.to_bytes().hex(),
-        "next_local_htlc_id": ch.next_local_htlc_id,
-        "closing_sigs": [x.hex() for x in ch.closing_sigs],
-        "extra": ch.extra,
-    }
-
-
-def channel_from_doc(d: dict[str, Any], keys: NodeKeys) -> Channel:
-    cid = bytes.fromhex(d["channel_id"])
-    h = bytes.fromhex
-
-    p = d["proposal"]
-    return Channel(
-        channel_id=cid,
-        me=d["me"],
-        funding_priv=keys.funding_priv(cid),
-        shachain_seed=keys.shachain_seed(cid),
-        funding_pubs=(h(d["funding_pubs"][0]), h(d["funding_pubs"][1])),
-        node_ids=(h(d["node_ids"][0]), h(d["node_ids"][1])),
-        chain=d["chain"],
-        node_priv=keys.node_priv,
-        latest=Commitment.decode(h(d["latest"])),
-        capacity_msat=d["capacity_msat"],
-        state=ChannelState(d["state"]),
-        sigs=(h(d["sigs"][0]), h(d["sigs"][1])),
-        remote_ledger_sig=h(d["remote_ledger_sig"]),
-        latest_proposer=d["latest_proposer"],
-        proposal=None
-        if p is None
-        else Proposal(Commitment.decode(h(p[0])), decode_updates(h(p[1])), h(p[2]), h(p[3])),
-        pending=list(decode_updates(h(d["pending"]))),
-        remote_next_hash=h(d["remote_next_hash"]),
-        remote_prev_hash=h(d["remote_prev_hash"]),
-        awaiting_revoke=d["awaiting_revoke"],
-        unrevoked_updates=decode_updates(h(d["unrevoked_updates"])),
-        unrevoked_removed=tuple(Htlc.decode(h(x)) for x in d["unrevoked_removed"]),
-        remote_secrets=bolt3.SecretStore.from_bytes(h(d["remote_secrets"])),
-        next_local_htlc_id=d["next_local_htlc_id"],
-        closing_sigs=(h(d["closing_sigs"][0]), h(d["closing_sigs"][1])),
-        extra=d.get("extra", {}),
-    )
 
 
 class Store:
@@ -109,6 +39,8 @@ class Store:
         self.keys = keys
         self.commits = 0
         self.dirty_channels: set[bytes] = set()
+        self._blobs: dict[bytes, set[bytes]] = {}  # channel id -> keys of its stored blobs
+        self._pending: dict[bytes, tuple[bytes, bytes]] = {}  # channel id -> its queue's blob
         self.db = open_durable(path, SCHEMA, ChannelStoreError)
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key='node_id'").fetchone()
@@ -134,10 +66,14 @@ class Store:
         self.dirty_channels.add(ch.channel_id)
 
     def load(self, switch: Switch) -> None:
-        for (doc,) in self.db.execute("SELECT doc FROM channels"):
-            ch = channel_from_doc(json.loads(doc), self.keys)
+        blobs: dict[bytes, dict[bytes, bytes]] = {}
+        for cid, key, data in self.db.execute("SELECT channel, key, data FROM channel_blobs"):
+            blobs.setdefault(cid, {})[key] = data
+        for cid, doc in self.db.execute("SELECT id, doc FROM channels"):
+            ch = channel_from_doc(json.loads(doc), self.keys, blobs.get(cid, {}))
             ch.on_persist = self.mark
             switch.channels[ch.channel_id] = ch
+            self._blobs[cid] = set(blobs.get(cid, {}))
         for (doc,) in self.db.execute("SELECT doc FROM invoices"):
             d = json.loads(doc)
             inv = Invoice(
@@ -173,12 +109,9 @@ class Store:
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
-            for cid in self.dirty_channels:
-                ch = switch.channels[cid]
-                db.execute(
-                    "INSERT OR REPLACE INTO channels VALUES (?, ?, ?)",
-                    (cid, int(ch.state), json.dumps(channel_to_doc(ch))),
-                )
+            written = {
+                cid: self._write_channel(switch.channels[cid]) for cid in self.dirty_channels
+            }
             for table, key in switch.dirty:
                 doc = self._record(switch, table, key)
                 if doc is None:
@@ -190,10 +123,32 @@ class Store:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise ChannelStoreError(f"commit failed: {exc!r}") from exc
+        for cid, (stored, pending) in written.items():
+            self._blobs[cid], self._pending[cid] = stored, pending
         self.dirty_channels.clear()
         switch.dirty.clear()
         self.commits += 1
         return 1
+
+    def _write_channel(self, ch: Channel) -> tuple[set[bytes], tuple[bytes, bytes]]:
+        """Write the channel's document, insert the blobs it names that are not stored yet and
+        delete those it no longer names; returns what is stored after this transaction."""
+        cid = ch.channel_id
+        pending = pending_blob(ch, self._pending.get(cid))
+        doc, blobs = channel_to_doc(ch, pending)
+        stored = self._blobs.get(cid, set())
+        for key, blob in blobs.items():
+            if key not in stored:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO channel_blobs VALUES (?, ?, ?)", (cid, key, blob)
+                )
+        for key in stored - blobs.keys():
+            self.db.execute("DELETE FROM channel_blobs WHERE channel = ? AND key = ?", (cid, key))
+        self.db.execute(
+            "INSERT OR REPLACE INTO channels VALUES (?, ?, ?)",
+            (cid, int(ch.state), json.dumps(doc)),
+        )
+        return set(blobs), pending
 
     @staticmethod
     def _record(switch: Switch, table: str, key: bytes) -> str | None:
@@ -201,30 +156,21 @@ class Store:
             inv = switch.invoices.get(key)
             if inv is None:
                 return None
-            return json.dumps(
-                {
-                    "hash": key.hex(),
-                    "preimage": inv.preimage.hex(),
-                    "amount": inv.amount_msat,
-                    "cltv": inv.min_final_cltv,
-                    "paid": inv.paid,
-                    "secret": inv.payment_secret.hex(),
-                    "expires": inv.expires_at,
-                }
+            # written for every invoice issued and paid: formatted directly (ints and hex only)
+            return (
+                f'{{"hash": "{key.hex()}", "preimage": "{inv.preimage.hex()}", '
+                f'"amount": {int(inv.amount_msat)}, "cltv": {int(inv.min_final_cltv)}, '
+                f'"paid": {"true" if inv.paid else "false"}, '
+                f'"secret": "{inv.payment_secret.hex()}", "expires": {int(inv.expires_at)}}}'
             )
         if table == "payments":
             pay = switch.payments.get(key)
             if pay is None:
                 return None
-            return json.dumps(
-                {
-                    "hash": key.hex(),
-                    "amount": pay.amount_msat,
-                    "fee": pay.fee_msat,
-                    "status": pay.status,
-                    "preimage": pay.preimage.hex(),
-                    "reason": pay.reason,
-                }
+            return (
+                f'{{"hash": "{key.hex()}", "amount": {int(pay.amount_msat)}, '
+                f'"fee": {int(pay.fee_msat)}, "status": {_json_str(pay.status)}, '
+                f'"preimage": "{pay.preimage.hex()}", "reason": {_json_str(pay.reason)}}}'
             )
         link = switch.links.get((key[:32], int.from_bytes(key[32:], "big")))
         if link is None:
@@ -241,3 +187,9 @@ class Store:
 
 
 _KEY = {"invoices": "hash", "payments": "hash", "links": "key"}
+_PLAIN = {"": '""', "pending": '"pending"', "succeeded": '"succeeded"', "failed": '"failed"'}
+
+
+def _json_str(text: str) -> str:
+    """`json.dumps(text)`, without the call for the strings of nearly every record."""
+    return _PLAIN.get(text) or json.dumps(text)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MIN_FINAL_CLTV = 18  # blocks the payee wants left when it receives the HTLC
 FAIL_MARGIN = 2  # fail an incoming HTLC this many blocks before it expires
+PRUNE_MIN = 16  # preimages kept with a channel before a pruning pass
 
 
 def link_key(channel_id: bytes, htlc_id: int) -> bytes:
@@ -82,6 +83,8 @@ class Switch:
     dirty: set[tuple[str, bytes]] = field(default_factory=set)  # (table, key) to rewrite
     resolved: list[bytes] = field(default_factory=list)  # payment hashes that just settled
     clock: Callable[[], float] = time.time  # unix seconds, for invoice expiry
+    # per channel: the size of its preimage map that starts the next pruning pass
+    _prune_at: dict[bytes, int] = field(default_factory=dict, repr=False)
 
     # --- invoices and payments --------------------------------------------------------------
     def add_invoice(
@@ -214,6 +217,21 @@ class Switch:
         self.links[(out.channel_id, add.htlc_id)] = (ch_in.channel_id, htlc_id)
         self.dirty.add(("links", link_key(out.channel_id, add.htlc_id)))
 
+    def _prune_preimages(self, ch: Channel, known: dict[str, str]) -> None:
+        """Forget the preimages of incoming HTLCs that left both our latest commitment and our
+        proposal: our fulfil is then in a commitment the peer signed, and it revoked every
+        state of its own holding the HTLC (it sent that secret with its ack), so no state the
+        peer may publish has its output. Runs when the map doubled since the last pass (the
+        channel document carries it in every commit)."""
+        live = {h.payment_hash.hex() for h in ch.latest.htlcs if h.offerer == ch.remote}
+        if ch.proposal is not None:
+            live.update(
+                h.payment_hash.hex() for h in ch.proposal.commitment.htlcs if h.offerer == ch.remote
+            )
+        for key in [k for k in known if k not in live]:
+            del known[key]
+        self._prune_at[ch.channel_id] = max(PRUNE_MIN, 2 * len(known))
+
     def _settled(self, ev: OutgoingSettled) -> None:
         """Our HTLC settled (or its preimage is known): settle upstream / finish the payment.
         Runs at most once per HTLC: the link and the pending status are consumed."""
@@ -224,9 +242,10 @@ class Switch:
             if ev.preimage is not None:
                 # kept with the channel: if it is force-closed before the fulfil is signed, the
                 # node claims the HTLC output on the ledger with it
-                ch_in.extra.setdefault("preimages", {})[ev.htlc.payment_hash.hex()] = (
-                    ev.preimage.hex()
-                )
+                known = ch_in.extra.setdefault("preimages", {})
+                known[ev.htlc.payment_hash.hex()] = ev.preimage.hex()
+                if len(known) > self._prune_at.get(ch_in.channel_id, PRUNE_MIN):
+                    self._prune_preimages(ch_in, known)
                 if ch_in.state in (ChannelState.OPEN, ChannelState.SHUTDOWN):
                     ch_in.queue_fulfill(link[1], ev.preimage)
                 else:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
-from hil_tests.rig.sim.grid import SimGrid, SimNode
+from hil_tests.rig.sim.grid import ASK_WORKERS, SimGrid, SimNode
 from hil_tests.rig.sim.slot_balance import AHEAD_S, Sample
 
 
@@ -80,11 +81,10 @@ def channels(sg: SimGrid) -> list[dict[str, Any]]:
     """Every channel as both ends see it: {a, b, channel_id, state, capacity, a_msat, b_msat}."""
     by_id = {n.node_id: n.name for n in sg.nodes.values()}
     seen: dict[str, dict[str, Any]] = {}
-    for n in sg.nodes.values():
-        try:
-            listed = n.api("/channels")
-        except Exception:  # noqa: BLE001 - a node that is down shows no channels
-            continue
+    for name, listed in sg.ask_all("/channels").items():
+        if isinstance(listed, Exception):
+            continue  # a node that is down (or does not answer) shows no channels
+        n = sg.nodes[name]
         for ch in listed:
             cid = ch.get("channel_id") or ch.get("id") or f"{n.name}-{ch['peer']}"
             peer = by_id.get(ch["peer"], ch["peer"][:12])
@@ -97,9 +97,19 @@ def channels(sg: SimGrid) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def channel_ids(sg: SimGrid) -> set[str]:
+    """Every channel any node ever had: the ids its channel store holds (read-only, so a node
+    too loaded to answer its control API in time still counts) and those the rig saw listed."""
+    out = set(sg.channel_ids)
+    for n in sg.nodes.values():
+        rows = _rows(n.state_dir / "node" / "channels.sqlite", "SELECT id FROM channels")
+        out |= {bytes(r["id"]).hex() for r in rows}
+    return out
+
+
 def balances(sg: SimGrid) -> dict[str, int]:
     """Each node's ledger balance (its deposit minus what it locked in channels, plus closes)."""
-    client = LedgerClient(sg.ledger_urls, retries=3)
+    client = LedgerClient(sg.ledger_urls, timeout=sg.api_timeout(), retries=3)
     out = {}
     for n in sg.nodes.values():
         try:
@@ -110,7 +120,7 @@ def balances(sg: SimGrid) -> dict[str, int]:
 
 
 def ledger_channels(sg: SimGrid, ids: list[str]) -> dict[str, dict[str, Any]]:
-    client = LedgerClient(sg.ledger_urls, retries=3)
+    client = LedgerClient(sg.ledger_urls, timeout=sg.api_timeout(), retries=3)
     out = {}
     for cid in ids:
         try:
@@ -136,6 +146,22 @@ def anchored_upto(n: SimNode) -> int:
                  "WHERE b.status = 'committed' AND r.meter_id = ?",
                  (meter_id_from_pubkey(n.meter_pubkey),))  # fmt: skip
     return int(rows[0]["upto"]) if rows and rows[0]["upto"] is not None else -1
+
+
+_RELAY_OPEN = re.compile(r"relay open \(reason 3, credit (-?\d+) Wh\)")
+
+
+def meter_credit_view(n: SimNode) -> dict[str, int]:
+    """The meter's own view of its credit: that of its last signed reading, the lowest at which
+    it opened its relay for exhausted credit (its console), how often it did."""
+    rows = readings(n)
+    opened = [int(m.group(1)) for line, _ in _console(n) if (m := _RELAY_OPEN.search(line))]
+    out = {"exhausted_openings": len(opened)}
+    if rows:
+        out["last_reading_credit_wh"] = int(rows[-1]["credit_wh"])
+    if opened:
+        out["lowest_opening_credit_wh"] = min(opened)
+    return out
 
 
 _CLOSED = re.compile(r"interval (\d+)\.\.(\d+) closed")
@@ -236,19 +262,27 @@ def _match_closes(
 
 
 def clock_offsets(sg: SimGrid) -> dict[str, tuple[float, float]]:
-    """Each running meter's (rig time, its clock minus the rig's; < 0: the meter is behind)."""
-    out = {}
-    for n in sg.nodes.values():
+    """Each running meter's (rig time, its clock minus the rig's; < 0: the meter is behind);
+    the boards asked at once (at most ASK_WORKERS in flight)."""
+
+    def offset(n: SimNode) -> tuple[float, float] | None:
         if n.board is None or not n.board.alive():
-            continue
+            return None
         try:
             st = n.board.state()
-            if st.get("rtc"):
-                now = float(st["virtual_now"])  # type: ignore[arg-type]
-                out[n.name] = (now, float(st["rtc"]) - now)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a board being reset
-            continue
-    return out
+            return None
+        if not st.get("rtc"):
+            return None
+        now = float(st["virtual_now"])  # type: ignore[arg-type]
+        return (now, float(st["rtc"]) - now)  # type: ignore[arg-type]
+
+    boards = [n for n in sg.nodes.values() if n.board is not None]
+    if not boards:
+        return {}
+    with ThreadPoolExecutor(min(ASK_WORKERS, len(boards)), thread_name_prefix="rtc") as pool:
+        got = dict(zip((n.name for n in boards), pool.map(offset, boards), strict=True))
+    return {name: v for name, v in got.items() if v is not None}
 
 
 def _console_caught_up(nodes: list[SimNode], timeout: float = 10.0) -> None:

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from boards.emulated.host.bl0942_chip import BL0942Chip
 from boards.emulated.host.vclock import VirtualClock
 from gateway import clock
 from gateway.ledger.keys import SigningKey
+from gateway.ln.errors import LnError
 from gateway.ln.node.control import call
 from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess
@@ -59,7 +62,25 @@ ROLES = {"home": "consumer", "critical": "consumer", "ev": "consumer", "pv": "pr
 
 
 class SimError(RuntimeError):
-    pass
+    """A step of the sim that failed; the message is one line naming the node and what failed."""
+
+
+class NodeTimeout(SimError):
+    """A node's control API did not answer (in time)."""
+
+
+def api_timeout_s(nodes: int, load: float | None = None, cores: int | None = None) -> float:
+    """Real seconds the rig waits for one answer of a node's control API: 30 s on a small grid,
+    more with the nodes sharing the cores and with the load measured now (every board and
+    gateway of a 50-node grid on 2 cores waits its turn: answers took over 30 s at load 110).
+    The node answers from memory; a timeout is only ever spent on a node that is not there."""
+    load = os.getloadavg()[0] if load is None else load
+    cores = cores or os.cpu_count() or 1
+    return round(min(API_TIMEOUT_MAX_S, 30.0 * max(1.0, nodes / 10, load / (4 * cores))), 1)
+
+
+API_TIMEOUT_MAX_S = 300.0
+ASK_WORKERS = 16  # at most this many control requests of the rig in flight at once
 
 
 _CLI_LOCK = threading.Lock()
@@ -95,6 +116,7 @@ class SimNode:
     chip: BL0942Chip | None = None
     wire: PtyWire | None = None
     energy: EnergyIntegrator = field(default_factory=EnergyIntegrator)
+    api_timeout_s: float = 30.0  # SimGrid sets it from the grid's size and the load
 
     @property
     def name(self) -> str:
@@ -121,8 +143,20 @@ class SimNode:
         """The node's control API credential ([node] data_dir default: state/node)."""
         return str(self.state_dir / "node" / "control_token")
 
-    def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return call(self.url, path, body, timeout=30, token_file=self.token_file)
+    def api(
+        self, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """A control API call; NodeTimeout (one line: the node, the call, the wait) if the node
+        does not answer, LnError for an error it answered."""
+        wait = self.api_timeout_s if timeout is None else timeout
+        try:
+            return call(self.url, path, body, timeout=wait, token_file=self.token_file)
+        except LnError as exc:
+            if "cannot reach" not in str(exc):
+                raise
+            why = "timed out" if "timed out" in str(exc) else str(exc).rsplit(": ", 1)[-1]
+            raise NodeTimeout(f"{self.name}: control API {path} did not answer within "
+                              f"{wait:g} s ({why}); its log: {self.dir / 'gateway.log'}") from None  # fmt: skip
 
 
 def link_timeouts(speed: float) -> dict[str, int]:
@@ -161,6 +195,8 @@ class SimGrid:
         self.channel_history: dict[tuple[str, str], list[list[float]]] = {}
         self.validator = ""
         self.phases: dict[str, float] = {}  # bring-up step -> wall seconds
+        self.channel_ids: set[str] = set()  # every channel id a node ever listed
+        self.channels_up = 0  # channels open at the end of the bring-up
         for spec in self.grid.nodes:
             self.nodes[spec.name] = SimNode(spec, self.workdir / spec.name)
         self.power_w: dict[str, float] = {name: 0.0 for name in self.nodes}  # what chips see
@@ -174,8 +210,11 @@ class SimGrid:
 
     def start(self, progress: Any = None) -> SimGrid:
         """Bring the grid up. What does not depend on each other runs at once: the meters' first
-        boots while the ledger starts, the meters' second boots while the gateways start; the
-        operator's ledger transactions go in two batches (POST /v1/txs)."""
+        boots while the ledger and the broker start (each meter stopped as soon as it has its
+        keys: an idle board costs CPU, 0.1 cores at 480x, that 49 others' boots then lack); the
+        operator's ledger transactions go in two batches (POST /v1/txs); the gateways start
+        before the meters' second boots, which then run while the channels open (50 booted
+        boards idling at the clock's speed took the cores the 50 gateways needed to start)."""
         said = progress or (lambda what: None)
         mark = [time.monotonic(), ""]
 
@@ -194,6 +233,8 @@ class SimGrid:
         metered = [n for n in self.nodes.values() if n.spec.kind != "pod"]
         for n in metered:
             self._boot_meter(n, rom, first=True)
+        keys = ThreadPoolExecutor(max(1, len(metered)), thread_name_prefix="first-boot")
+        first_boots = [keys.submit(self._meter_keys, n, 120 + slack) for n in metered]
         self._start_broker()
         self._start_ledger()
         from gateway.ledger.client import LedgerClient
@@ -204,13 +245,9 @@ class SimGrid:
         self.pod_meter.start()
         for n in self.nodes.values():
             self._prepare(n)
-        for n in metered:
-            assert n.board is not None
-            n.board.expect("meter ready", timeout=120 + slack)
-            n.meter_pubkey = pubkey_from_console(n.board.console)
-        for n in metered:
-            assert n.board is not None
-            n.board.stop()
+        keys.shutdown()
+        for f in first_boots:
+            f.result()  # a meter that did not come up raises its BoardTimeout here
         step("enrolment (ledger, gateway, broker)")
         self._enroll_all()
         self.broker.start()
@@ -218,37 +255,73 @@ class SimGrid:
         for n in self.nodes.values():
             n.config.write_text(self._toml(n, self._topology(n)))
             in_process("gateway", "check-config", "--config", str(n.config))
-        step("meters (second boot, with their broker accounts) and gateways")
-        for n in metered:
-            self._boot_meter(n, rom, first=False)
+        step("gateways")
         for n in self.nodes.values():
             self.start_gateway(n)
         self._wait_all_answer(120 + 2 * slack)
-        step("channels along the feeder")
+        step("channels along the feeder")  # and the meters' second boots meanwhile
+        for n in metered:
+            self._boot_meter(n, rom, first=False)
         self.wait_channels(180 + 2 * slack)
         step("")
         self.start_local_msat = self.local_msat()
         return self
 
-    def local_msat(self) -> dict[str, int]:
-        out = {name: 0 for name in self.nodes}
+    @staticmethod
+    def _meter_keys(n: SimNode, timeout: float) -> None:
+        """A meter's first boot: until it is ready, its public key from the console; then off."""
+        assert n.board is not None
+        try:
+            n.board.expect("meter ready", timeout=timeout)
+            n.meter_pubkey = pubkey_from_console(n.board.console)
+        finally:
+            n.board.stop()
+
+    def api_timeout(self) -> float:
+        """The control API's wait now (api_timeout_s: the grid's size, the load now)."""
+        wait = api_timeout_s(len(self.nodes))
         for n in self.nodes.values():
+            n.api_timeout_s = wait
+        return wait
+
+    def ask_all(
+        self, path: str, nodes: Iterable[SimNode] | None = None
+    ) -> dict[str, Any | Exception]:
+        """`path` of every node's control API (or of `nodes`), at most ASK_WORKERS requests in
+        flight: node name -> its answer, or the exception (NodeTimeout, LnError) it gave. One
+        after the other, 50 nodes on a loaded machine took minutes."""
+        todo = list(self.nodes.values() if nodes is None else nodes)
+        self.api_timeout()
+
+        def ask(n: SimNode) -> Any | Exception:
             try:
-                out[n.name] = sum(int(c["local_msat"]) for c in n.api("/channels")
-                                  if c["state"] == "OPEN")  # fmt: skip
-            except Exception:  # noqa: BLE001 - a node that is down
-                pass
+                return n.api(path)
+            except Exception as exc:  # noqa: BLE001 - the caller decides what a miss means
+                return exc
+
+        if not todo:
+            return {}
+        with ThreadPoolExecutor(min(ASK_WORKERS, len(todo)), thread_name_prefix="ask") as pool:
+            return dict(zip((n.name for n in todo), pool.map(ask, todo), strict=True))
+
+    def local_msat(self) -> dict[str, int]:
+        """What each node holds on its side of its open channels (0: a node that is down)."""
+        out = {name: 0 for name in self.nodes}
+        for name, listed in self.ask_all("/channels").items():
+            if not isinstance(listed, Exception):
+                out[name] = sum(int(c["local_msat"]) for c in listed if c["state"] == "OPEN")
         return out
 
     def sample_channels(self, now: float) -> None:
-        """One point per channel end for the report's balance plot."""
+        """One point per channel end for the report's balance plot; every channel id seen goes
+        into `channel_ids` (the ledger's supply is judged over all of them)."""
         by_id = {n.node_id: n.name for n in self.nodes.values()}
-        for n in self.nodes.values():
-            try:
-                listed = n.api("/channels")
-            except Exception:  # noqa: BLE001 - down: no point
-                continue
+        for name, listed in self.ask_all("/channels").items():
+            if isinstance(listed, Exception):
+                continue  # down or too slow: no point
+            n = self.nodes[name]
             for c in listed:
+                self.channel_ids.add(str(c["channel_id"]))
                 peer = by_id.get(c["peer"])
                 if peer is not None and n.name < peer:
                     self.channel_history.setdefault((n.name, peer), []).append(
@@ -256,18 +329,19 @@ class SimGrid:
                     )
 
     def _wait_all_answer(self, timeout: float) -> None:
-        """Until every channel node answers; else name those that do not, with their log."""
+        """Until every channel node answers (asked all at once); else name those that do not."""
         silent = list(self.nodes.values())
         deadline = time.monotonic() + timeout
         while silent and time.monotonic() < deadline:
-            silent = [n for n in silent if not self._answers(n)]
+            got = self.ask_all("/info", silent)
+            silent = [n for n in silent if isinstance(got[n.name], Exception)]
             if silent:
                 time.sleep(0.2)
         if silent:
             n = silent[0]
-            tail = n.gateway.log()[-1500:] if n.gateway is not None else ""
-            raise SimError(f"no answer within {timeout:g} s from the channel node of "
-                           f"{', '.join(m.name for m in silent)}; {n.name}'s log ends:\n{tail}")  # fmt: skip
+            raise NodeTimeout(f"{', '.join(m.name for m in silent)}: the channel node did not "
+                              f"answer /info within {timeout:g} s of the start; "
+                              f"{n.name}'s log: {n.dir / 'gateway.log'}")  # fmt: skip
 
     def wait_answers(self, n: SimNode, timeout: float = 60.0) -> None:
         self._wait(lambda: self._answers(n), timeout, f"{n.name}'s channel node")
@@ -500,27 +574,43 @@ class SimGrid:
                     out.add(frozenset((a, b)))
         return out
 
-    def open_channels(self, tolerant: bool = False) -> dict[frozenset[str], dict[str, Any]]:
-        """The open channels as their ends list them; `tolerant`: a node that does not answer
-        (yet: a loaded machine) lists none, instead of raising."""
+    def open_channels(
+        self, tolerant: bool = False, nodes: Iterable[SimNode] | None = None
+    ) -> dict[frozenset[str], dict[str, Any]]:
+        """The open channels as their ends list them (every node asked at once, or `nodes`);
+        `tolerant`: a node that does not answer (yet: a loaded machine) lists none, instead of
+        raising its NodeTimeout."""
         by_id = {n.node_id: n.name for n in self.nodes.values()}
         out = {}
-        for n in self.nodes.values():
-            try:
-                listed = n.api("/channels")
-            except Exception:  # noqa: BLE001 - slow or down: judged by the caller's deadline
+        for name, listed in self.ask_all("/channels", nodes).items():
+            if isinstance(listed, Exception):
                 if not tolerant:
-                    raise
-                continue
+                    raise listed
+                continue  # slow or down: judged by the caller's deadline
             for ch in listed:
+                self.channel_ids.add(str(ch["channel_id"]))
                 if ch["state"] == "OPEN" and ch["peer"] in by_id:
-                    out[frozenset((n.name, by_id[ch["peer"]]))] = ch
+                    out[frozenset((name, by_id[ch["peer"]]))] = ch
         return out
 
     def wait_channels(self, timeout: float = 180.0) -> None:
+        """Until every channel the topology asks for is open at both ends; the nodes whose
+        channels are all open are not asked again. Else: which channels are missing."""
         want = self.expected_channels()
-        self._wait(lambda: want <= set(self.open_channels(tolerant=True)), timeout,
-                   "the feeder's channels")  # fmt: skip
+        seen: set[frozenset[str]] = set()
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = {name for pair in want - seen for name in pair}
+            ask = [n for n in self.nodes.values() if n.name in pending]
+            seen |= set(self.open_channels(tolerant=True, nodes=ask)) & want
+            if want <= seen:
+                self.channels_up = len(want)
+                return
+            if time.monotonic() > deadline:
+                missing = sorted("-".join(sorted(p)) for p in want - seen)
+                raise SimError(f"channels not open within {timeout:g} s: {', '.join(missing[:6])}"
+                               + (f" and {len(missing) - 6} more" if len(missing) > 6 else ""))  # fmt: skip
+            time.sleep(0.2)
 
     @staticmethod
     def _wait(pred: Any, timeout: float, what: str) -> Any:

@@ -5,6 +5,7 @@ check the invariants and build the report's data.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -25,7 +26,7 @@ from hil_tests.rig.sim.forecasts import (
     REVISE_EVERY_S,
     Forecaster,
 )
-from hil_tests.rig.sim.grid import DEPOSIT_MSAT, SGRID, SimGrid
+from hil_tests.rig.sim.grid import DEPOSIT_MSAT, IDLE_FLOOR_MS, SGRID, SimGrid
 from hil_tests.rig.sim.scenarios import Faults
 from hil_tests.rig.sim.view import View, say
 
@@ -35,6 +36,38 @@ IMBALANCE = TARIFF  # msat per kWh: one imbalance price for every period (docs/m
 PV_PRICE = 150_000  # msat per kWh: the PV plants' price, below the tariff (seed 004)
 EMERGENCY_WH = 0
 LATENCY_S = 0.1  # real seconds an emulated meter may take to see a pulse or a chip's new load
+
+
+# What an emulated board costs (cores), measured with `sgrid sim` boards on this machine: its idle
+# steps, BOARD_WAKE_CORES per wake-up a second (it wakes once per idle floor, grid.IDLE_FLOOR_MS
+# per 10 boards), plus its reading signatures, acks, tokens and checkpoints, which come per
+# virtual time and so scale with the speed: BOARD_CORES_PER_SPEED per x. Three boards, 20 ms
+# floor: 0.27 cores each at 480x, 0.117 at 120x.
+BOARD_WAKE_CORES = 0.0013
+BOARD_CORES_PER_SPEED = 0.000425
+MAX_AUTO_SPEED = 480.0
+# the default grid (9 boards) at 480x asks this many cores per core of the machine: it runs
+# (its full day in under 5 minutes, every invariant holding); a bigger grid is slowed down to ask
+# no more than that
+DEMAND_PER_CORE = 1.25
+
+
+def board_cores(boards: int, speed: float) -> float:
+    """What one of `boards` emulated meters costs at `speed` (cores; the model above)."""
+    wakes = 1000 / (IDLE_FLOOR_MS * max(1.0, boards / 10))
+    return BOARD_WAKE_CORES * wakes + BOARD_CORES_PER_SPEED * speed
+
+
+def auto_speed(boards: int, cores: int | None = None) -> float:
+    """The clock's speed for `boards` emulated meters when none is given: 480x, or less, so that
+    the boards ask no more of the machine than the default grid does at 480x (DEMAND_PER_CORE;
+    beyond it a meter's reaction and a token's path stretch into virtual minutes). On 2 cores:
+    480x up to 9 boards (the default grid), 180x for 24, 85x for 49 (bench_sim's 50 nodes), 75x
+    for 55 (`--homes 50`); a multiple of 5, at least 5."""
+    boards = max(1, boards)
+    budget = DEMAND_PER_CORE * (cores or os.cpu_count() or 1) / boards
+    fits = (budget - board_cores(boards, 0.0)) / BOARD_CORES_PER_SPEED
+    return float(max(5, min(MAX_AUTO_SPEED, int(fits) // 5 * 5)))
 
 
 @dataclass
@@ -119,7 +152,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
             sg.start(progress=lambda what: status.update(f"bringing the grid up: {what}"))
         result["bringup_s"] = round(time.monotonic() - wall0, 1)
         say(console, f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
-                     f"{len(sg.open_channels())} channels, {len(sg.ledger_urls)} ledger "
+                     f"{sg.channels_up} channels, {len(sg.ledger_urls)} ledger "
                      f"node(s) ({opts.ledger})")  # fmt: skip
         if on_up is not None:
             on_up(sg)
@@ -426,7 +459,7 @@ def _results(
     mark("proofs")
     chans = _quiet_channels(sg)
     balances = collect.balances(sg)
-    locked = _locked_on_ledger(sg, chans)
+    locked = _locked_on_ledger(sg, collect.channel_ids(sg) | {c["channel_id"] for c in chans})
     mark("channels and balances")
     verify_ok, verify_out = _ledger_verify(sg)
     mark("ledger verify")
@@ -449,12 +482,14 @@ def _results(
         "slot_energy_balance": invariants.slot_energy_balance(
             **collect.slot_balance_inputs(sg, driver, faults, lags)),
         "prepaid_within_credit": invariants.prepaid_within_credit(
-            metered_prepaid, paid_wh, EMERGENCY_WH, 0),
+            metered_prepaid, paid_wh, EMERGENCY_WH, 0,
+            {k: collect.meter_credit_view(sg.nodes[k]) for k in metered_prepaid},
+            {k: driver.truth[k].largest_step_wh() for k in metered_prepaid}),
         "readings_stored_once": invariants.readings_once(per_meter),
         "readings_anchored": invariants.anchored(per_meter, proofs_checked, proofs_ok),
         "channel_capacity_conserved": invariants.channels_conserved(chans),
         "ledger_supply_constant": invariants.supply_constant(
-            DEPOSIT_MSAT * len(sg.nodes), balances, locked),
+            DEPOSIT_MSAT * len(sg.nodes), balances, locked, len(sg.nodes)),
         "ledger_verifies": invariants.ledger_verifies(verify_ok, verify_out),
         "critical_load_never_cut": invariants.critical_never_cut(
             {n: t.relay_open_s for n, t in driver.truth.items()
@@ -537,10 +572,10 @@ def _quiet_channels(sg: SimGrid, tries: int = 10) -> list[dict[str, Any]]:
     return chans
 
 
-def _locked_on_ledger(sg: SimGrid, chans: list[dict[str, Any]]) -> int:
-    ids = [c["channel_id"] for c in chans]
+def _locked_on_ledger(sg: SimGrid, ids: set[str]) -> int:
+    """Capacity the ledger holds locked in the channels `ids` (those open or closing there)."""
     total = 0
-    for ch in collect.ledger_channels(sg, ids).values():
+    for ch in collect.ledger_channels(sg, sorted(ids)).values():
         if ch.get("status") in ("open", "closing"):
             total += int(ch.get("capacity_msat", 0))
     return total

@@ -1,0 +1,180 @@
+"""A channel's stored form: a small JSON document plus the large parts as blobs, each written once.
+
+A channel holding a thousand HTLCs has commitments of ~53 kB and update batches of ~150 kB, and
+the node commits several times per round. So the document names its commitments, batches and
+queue by the SHA-256 of their bytes ("#" + hex: `channel_blobs` rows, content-addressed; a part
+of at most INLINE_MAX bytes is inline hex instead, as in a channel with few HTLCs): a commitment is
+written once when it is signed, however many commits of the round follow, and a proposal that
+becomes `latest` is not written again. A blob no longer named by the document is deleted in the
+same transaction (store.py). Version 1 documents (everything inline, hex) still load.
+
+Pure: no I/O; the store hands in the blobs it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from gateway.ln.channel.channel import Channel, ChannelState, Proposal
+from gateway.ln.channel.commitment import Commitment, Htlc
+from gateway.ln.channel.htlc import Update, decode_updates, encode_updates
+from gateway.ln.codec import bolt3
+from gateway.ln.errors import ChannelStoreError
+from gateway.ln.node.keys import NodeKeys
+
+VERSION = 2
+INLINE_MAX = 1024  # bytes: a part this small is kept in the document (no row of its own)
+Blobs = dict[bytes, bytes]  # key (sha256 of the data) -> data
+_HTLC_SIZE = 53
+
+
+def _blob(data: bytes) -> tuple[bytes, bytes]:
+    return hashlib.sha256(data).digest(), data
+
+
+def commitment_blob(c: Commitment) -> tuple[bytes, bytes]:
+    """(key, bytes) of a commitment, built once per (immutable) commitment."""
+    got: tuple[bytes, bytes] | None = c.__dict__.get("_blob")
+    if got is None:
+        got = _blob(c.encode())
+        object.__setattr__(c, "_blob", got)
+    return got
+
+
+_TUPLE_BLOBS: dict[tuple[int, int], tuple[tuple[Any, ...], tuple[bytes, bytes]]] = {}
+
+
+def _tuple_blob(
+    items: tuple[Any, ...], encode: Callable[[tuple[Any, ...]], bytes]
+) -> tuple[bytes, bytes]:
+    """(key, bytes) of a signed batch or an HTLC list (tuples, never changed), kept for the few
+    a node is persisting: each is named by every commit until its round completes. Keyed by
+    the encoder too: an empty batch and an empty HTLC list are the same `()`."""
+    slot = (id(items), id(encode))
+    hit = _TUPLE_BLOBS.get(slot)
+    if hit is not None and hit[0] is items:
+        return hit[1]
+    got = _blob(encode(items))
+    if len(_TUPLE_BLOBS) >= 64:
+        _TUPLE_BLOBS.clear()
+    _TUPLE_BLOBS[slot] = (items, got)
+    return got
+
+
+def _encode_htlcs(htlcs: tuple[Htlc, ...]) -> bytes:
+    return b"".join(h.encode() for h in htlcs)
+
+
+def _decode_htlcs(data: bytes) -> tuple[Htlc, ...]:
+    if len(data) % _HTLC_SIZE:
+        raise ChannelStoreError("stored HTLC list has the wrong length")
+    return tuple(Htlc.decode(data[i : i + _HTLC_SIZE]) for i in range(0, len(data), _HTLC_SIZE))
+
+
+def batch_blob(updates: tuple[Update, ...]) -> tuple[bytes, bytes]:
+    return _tuple_blob(updates, encode_updates)
+
+
+def channel_to_doc(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[dict[str, Any], Blobs]:
+    """The document and every blob it names. `pending`: the (key, bytes) of the queue, which
+    the store keeps per channel (the queue is a list, changed in place)."""
+    blobs: Blobs = {}
+
+    def ref(kb: tuple[bytes, bytes]) -> str:
+        if len(kb[1]) <= INLINE_MAX:
+            return kb[1].hex()
+        blobs[kb[0]] = kb[1]
+        return "#" + kb[0].hex()
+
+    p = ch.proposal
+    doc = {
+        "v": VERSION,
+        "channel_id": ch.channel_id.hex(),
+        "me": ch.me,
+        "funding_pubs": [x.hex() for x in ch.funding_pubs],
+        "node_ids": [x.hex() for x in ch.node_ids],
+        "chain": ch.chain,
+        "latest": ref(commitment_blob(ch.latest)),
+        "capacity_msat": ch.capacity_msat,
+        "state": int(ch.state),
+        "sigs": [x.hex() for x in ch.sigs],
+        "remote_ledger_sig": ch.remote_ledger_sig.hex(),
+        "latest_proposer": ch.latest_proposer,
+        "proposal": None
+        if p is None
+        else [
+            ref(commitment_blob(p.commitment)),
+            ref(batch_blob(p.updates)),
+            p.sig.hex(),
+            p.ledger_sig.hex(),
+        ],
+        "pending": ref(pending),
+        "remote_next_hash": ch.remote_next_hash.hex(),
+        "remote_prev_hash": ch.remote_prev_hash.hex(),
+        "awaiting_revoke": ch.awaiting_revoke,
+        "unrevoked_updates": ref(batch_blob(ch.unrevoked_updates)),
+        "unrevoked_removed": ref(_tuple_blob(ch.unrevoked_removed, _encode_htlcs)),
+        "remote_secrets": ch.remote_secrets.to_bytes().hex(),
+        "next_local_htlc_id": ch.next_local_htlc_id,
+        "closing_sigs": [x.hex() for x in ch.closing_sigs],
+        "extra": ch.extra,
+    }
+    return doc, blobs
+
+
+def pending_blob(ch: Channel, last: tuple[bytes, bytes] | None) -> tuple[bytes, bytes]:
+    """(key, bytes) of the channel's queue; `last` (the one stored) when it has not changed."""
+    data = encode_updates(ch.pending)
+    return last if last is not None and last[1] == data else _blob(data)
+
+
+def channel_from_doc(d: dict[str, Any], keys: NodeKeys, blobs: Blobs) -> Channel:
+    """A channel from its document (version 1: inline; version 2: with `blobs`)."""
+    h = bytes.fromhex
+    if d.get("v", 1) == 1:
+        get: Callable[[str], bytes] = h
+        removed = tuple(Htlc.decode(h(x)) for x in d["unrevoked_removed"])
+    else:
+
+        def get(key: str) -> bytes:
+            if not key.startswith("#"):
+                return h(key)  # small: inline
+            data = blobs.get(h(key[1:]))
+            if data is None:
+                raise ChannelStoreError(f"channel {d['channel_id'][:12]}: blob {key[:12]} missing")
+            return data
+
+        removed = _decode_htlcs(get(d["unrevoked_removed"]))
+    cid = h(d["channel_id"])
+    p = d["proposal"]
+    return Channel(
+        channel_id=cid,
+        me=d["me"],
+        funding_priv=keys.funding_priv(cid),
+        shachain_seed=keys.shachain_seed(cid),
+        funding_pubs=(h(d["funding_pubs"][0]), h(d["funding_pubs"][1])),
+        node_ids=(h(d["node_ids"][0]), h(d["node_ids"][1])),
+        chain=d["chain"],
+        node_priv=keys.node_priv,
+        latest=Commitment.decode(get(d["latest"])),
+        capacity_msat=d["capacity_msat"],
+        state=ChannelState(d["state"]),
+        sigs=(h(d["sigs"][0]), h(d["sigs"][1])),
+        remote_ledger_sig=h(d["remote_ledger_sig"]),
+        latest_proposer=d["latest_proposer"],
+        proposal=None
+        if p is None
+        else Proposal(Commitment.decode(get(p[0])), decode_updates(get(p[1])), h(p[2]), h(p[3])),
+        pending=list(decode_updates(get(d["pending"]))),
+        remote_next_hash=h(d["remote_next_hash"]),
+        remote_prev_hash=h(d["remote_prev_hash"]),
+        awaiting_revoke=d["awaiting_revoke"],
+        unrevoked_updates=decode_updates(get(d["unrevoked_updates"])),
+        unrevoked_removed=removed,
+        remote_secrets=bolt3.SecretStore.from_bytes(h(d["remote_secrets"])),
+        next_local_htlc_id=d["next_local_htlc_id"],
+        closing_sigs=(h(d["closing_sigs"][0]), h(d["closing_sigs"][1])),
+        extra=d.get("extra", {}),
+    )

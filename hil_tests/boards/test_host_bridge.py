@@ -1,0 +1,65 @@
+"""The guest's host.call bridge (boards/emulated/host/bridge.py): values both ways, errors reported
+to the guest, a reply too big for the guest's buffer, and SystemExit raised by a host function
+ending the VM's run as it did through wasmtime.Func."""
+
+import json
+
+import pytest
+
+from boards.emulated.host.wasm import HOST_RESULT_CAP, run_snippet
+
+CALL = "import host, json\ndef call(name, arg=None):\n    return json.loads(host.call(name, json.dumps(arg)))\n"
+
+
+def replies(stdout: str) -> list:
+    return [json.loads(line) for line in stdout.split("\n") if line.strip()]
+
+
+def test_values_cross_both_ways():
+    seen = []
+    out = run_snippet(
+        CALL
+        + "print(json.dumps(call('echo', {'a': [1, 2, 'é']})))\nprint(json.dumps(call('echo')))\n",
+        host_functions={"echo": lambda arg: seen.append(arg) or arg},
+    )
+    assert out.exit_code == 0, out.stderr
+    assert replies(out.stdout) == [
+        {"ok": True, "value": {"a": [1, 2, "é"]}},
+        {"ok": True, "value": None},
+    ]
+    assert seen == [{"a": [1, 2, "é"]}, None]
+
+
+def test_errors_are_replies_not_crashes():
+    def boom(_):
+        raise ValueError("bad pin")
+
+    out = run_snippet(
+        CALL + "print(json.dumps(call('boom')))\nprint(json.dumps(call('nope')))\n",
+        host_functions={"boom": boom},
+    )
+    assert out.exit_code == 0, out.stderr
+    assert replies(out.stdout) == [
+        {"ok": False, "error": "ValueError: bad pin"},
+        {"ok": False, "error": "KeyError: \"no host function 'nope'\""},
+    ]
+
+
+def test_a_reply_beyond_the_cap_is_refused_by_the_guest():
+    big = "x" * (HOST_RESULT_CAP + 10)
+    out = run_snippet(
+        "import host\ntry:\n    host.call('big', 'null')\nexcept Exception as e:\n"
+        "    print('refused', type(e).__name__)\nprint(host.call('small', 'null'))\n",
+        host_functions={"big": lambda _: big, "small": lambda _: 7},
+    )
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout.split("\n")[1] == '{"ok":true,"value":7}'
+    assert out.stdout.startswith("refused")
+
+
+def test_system_exit_in_a_host_function_ends_the_run():
+    def leave(_):
+        raise SystemExit(5)
+
+    with pytest.raises(SystemExit):
+        run_snippet(CALL + "call('leave')\nprint('after')\n", host_functions={"leave": leave})

@@ -1,0 +1,160 @@
+"""The node's channel store (gateway/ln/node/store.py, channel_doc.py) on a real SQLite file:
+a channel reloads identical after every step of a round, a commitment is written once, blobs
+no longer named are deleted, and version-1 documents (everything inline) still load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+from gateway.ln.channel.channel import Channel
+from gateway.ln.channel.htlc import encode_updates
+from gateway.ln.node.store import Store
+from gateway.ln.node.switch import Switch
+from hil_tests.gateway.ln.channel_pair import make_pair, node_keys
+
+
+def _state(ch: Channel) -> tuple:
+    p = ch.proposal
+    return (
+        ch.latest,
+        ch.state,
+        ch.sigs,
+        ch.remote_ledger_sig,
+        ch.latest_proposer,
+        None if p is None else (p.commitment, p.updates, p.sig, p.ledger_sig),
+        list(ch.pending),
+        ch.remote_next_hash,
+        ch.remote_prev_hash,
+        ch.awaiting_revoke,
+        ch.unrevoked_updates,
+        ch.unrevoked_removed,
+        ch.remote_secrets.to_bytes(),
+        ch.next_local_htlc_id,
+        ch.closing_sigs,
+        ch.extra,
+    )
+
+
+class _Side:
+    def __init__(self, path: Path, name: str, ch: Channel) -> None:
+        self.path, self.keys = path, node_keys(name)
+        self.store = Store(path, self.keys)
+        self.switch = Switch(self.keys.node_id)
+        self.ch = ch
+        self.switch.channels[ch.channel_id] = ch
+        ch.on_persist = self.store.mark
+
+    peak = 0
+
+    def commit_and_reload(self) -> None:
+        self.store.mark(self.ch)
+        self.store.commit(self.switch)
+        self.peak = max(self.peak, self.blob_rows())
+        again = Store(self.path, self.keys)
+        sw = Switch(self.keys.node_id)
+        again.load(sw)
+        assert _state(sw.channels[self.ch.channel_id]) == _state(self.ch)
+        again.close()
+
+    def blob_rows(self) -> int:
+        with sqlite3.connect(self.path) as db:
+            return db.execute("SELECT count(*) FROM channel_blobs").fetchone()[0]
+
+
+def test_channel_reloads_identical_after_every_step_and_blobs_do_not_pile_up(
+    tmp_path: Path,
+) -> None:
+    a, b = make_pair()
+    sa, sb = _Side(tmp_path / "a.sqlite", "alice", a), _Side(tmp_path / "b.sqlite", "bob", b)
+    # 30 HTLCs a round: commitments and batches above INLINE_MAX, stored as blobs
+    preimages = [hashlib.sha256(b"p%d" % i).digest() for i in range(120)]
+    for rnd in range(4):
+        for p in preimages[rnd * 30 : rnd * 30 + 30]:
+            a.queue_add(1000, hashlib.sha256(p).digest(), 500, b'{"a":1000,"e":500}')
+        sa.commit_and_reload()  # queued, not proposed
+        msg = a.propose()
+        assert msg is not None
+        a.queue_add(7, hashlib.sha256(b"late%d" % rnd).digest(), 500)  # queued mid-round
+        sa.commit_and_reload()
+        ack = b.receive_update(msg)
+        assert ack is not None
+        sb.commit_and_reload()
+        rev = a.receive_ack(ack)
+        sa.commit_and_reload()
+        b.receive_revoke(rev)
+        sb.commit_and_reload()
+        for ev in b.drain_events():  # b fulfils the adds it knows the preimage of
+            pre = {hashlib.sha256(x).digest(): x for x in preimages}.get(ev.add.payment_hash)
+            if pre is not None:
+                b.queue_fulfill(ev.add.htlc_id, pre)
+        msg = b.propose()
+        assert msg is not None
+        sb.commit_and_reload()
+        ack = a.receive_update(msg)
+        assert ack is not None
+        sa.commit_and_reload()
+        rev = b.receive_ack(ack)
+        sb.commit_and_reload()
+        a.receive_revoke(rev)
+        sa.commit_and_reload()
+    assert max(sa.peak, sb.peak) >= 2  # blobs were used
+    # at rest a channel names only its latest commitment (and its small queue, inline)
+    assert sa.blob_rows() <= 1 and sb.blob_rows() <= 1
+
+
+def test_a_version_1_document_loads_and_is_rewritten_as_version_2(tmp_path: Path) -> None:
+    a, b = make_pair()
+    a.queue_add(1000, hashlib.sha256(b"x").digest(), 500)
+    msg = a.propose()
+    assert msg is not None
+    a.queue_add(5, hashlib.sha256(b"y").digest(), 500)
+    side = _Side(tmp_path / "a.sqlite", "alice", a)
+    p = a.proposal
+    assert p is not None
+    v1 = {  # the inline hex document the store wrote before version 2
+        "channel_id": a.channel_id.hex(),
+        "me": a.me,
+        "funding_pubs": [x.hex() for x in a.funding_pubs],
+        "node_ids": [x.hex() for x in a.node_ids],
+        "chain": a.chain,
+        "latest": a.latest.encode().hex(),
+        "capacity_msat": a.capacity_msat,
+        "state": int(a.state),
+        "sigs": [x.hex() for x in a.sigs],
+        "remote_ledger_sig": a.remote_ledger_sig.hex(),
+        "latest_proposer": a.latest_proposer,
+        "proposal": [
+            p.commitment.encode().hex(),
+            encode_updates(p.updates).hex(),
+            p.sig.hex(),
+            p.ledger_sig.hex(),
+        ],
+        "pending": encode_updates(a.pending).hex(),
+        "remote_next_hash": a.remote_next_hash.hex(),
+        "remote_prev_hash": a.remote_prev_hash.hex(),
+        "awaiting_revoke": a.awaiting_revoke,
+        "unrevoked_updates": encode_updates(a.unrevoked_updates).hex(),
+        "unrevoked_removed": [h.encode().hex() for h in a.unrevoked_removed],
+        "remote_secrets": a.remote_secrets.to_bytes().hex(),
+        "next_local_htlc_id": a.next_local_htlc_id,
+        "closing_sigs": [x.hex() for x in a.closing_sigs],
+        "extra": a.extra,
+    }
+    side.store.db.execute(
+        "INSERT INTO channels VALUES (?, ?, ?)", (a.channel_id, int(a.state), json.dumps(v1))
+    )
+    again = Store(tmp_path / "a.sqlite", side.keys)
+    sw = Switch(side.keys.node_id)
+    again.load(sw)
+    loaded = sw.channels[a.channel_id]
+    assert _state(loaded) == _state(a)
+    again.mark(loaded)
+    again.commit(sw)
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        doc = json.loads(db.execute("SELECT doc FROM channels").fetchone()[0])
+    assert doc["v"] == 2 and doc["latest"] == a.latest.encode().hex()  # small: inline
+    side.commit_and_reload()
+    assert b.latest == a.latest
