@@ -21,6 +21,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from gateway.durable_db import open_durable
 from gateway.errors import EnrollmentError, StoreError
+from gateway.wal_checkpointer import WalCheckpointer, defer_autocheckpoint
 from sgcore import reading as rc
 
 SCHEMA_VERSION = 1
@@ -105,11 +106,14 @@ class ReadingStore:
         self._db = open_durable(path, _SCHEMA)
         try:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            defer_autocheckpoint(self._db)  # checkpoints off the commit path (own thread)
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open store: {exc}") from exc
+        self._checkpointer = WalCheckpointer(path)
 
     @_locked
     def close(self) -> None:
+        self._checkpointer.close()
         try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
@@ -221,6 +225,7 @@ class ReadingStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise StoreError(f"batch not stored: {exc}") from exc
+        self._checkpointer.committed()
 
     @_locked
     def record_at(self, meter_id: bytes, seq: int) -> bytes | None:

@@ -37,6 +37,8 @@ class Node(Protocol):
 
     def start(self) -> Any: ...
 
+    def stats(self) -> dict[str, float]: ...
+
     def stop(self) -> None: ...
 
 
@@ -71,6 +73,8 @@ def _get(node: Node, path: str) -> dict[str, Any]:
             "validator": chain.state.validator,
             "mode": node.mode,
         }
+    if path == "/v1/stats":
+        return {"mode": node.mode, **node.stats()}
     if m := re.fullmatch(r"/v1/tx/([0-9a-f]{64})", path):
         receipt = chain.receipt(m[1])
         if receipt is None:

@@ -121,6 +121,10 @@ class ReplicatedNode:
         self._threads[1].join(timeout=5)
         self.writer.stop()
 
+    def stats(self) -> dict[str, float]:
+        """Where the time goes (GET /v1/stats): the chain's build figures, etcd txns written."""
+        return {**self.chain.stats(), "etcd_txns": self.writer.txns}
+
     # -- submitting -------------------------------------------------------------------------
 
     def submit(self, value: Any, timeout: float = 10.0) -> Receipt:

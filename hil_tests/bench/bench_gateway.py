@@ -10,7 +10,10 @@
 3. meter-to-gateway latency through a real mosquitto: a meter publishes one reading and waits for
    its signed ack from a real `sgrid gateway run` subprocess (p50/p95/max), then a flood of
    readings from several meters end to end (readings/s until every one is acked, broker and
-   gateway sharing this machine's cores), printed as a share of figures 1 and 2.
+   gateway sharing this machine's cores), printed as a share of figures 1 and 2, with where
+   the time went during the flood: CPU seconds per 1,000 readings of the gateway, of mosquitto
+   and of this process (the meters: publishing, receiving and verifying acks), and the
+   gateway's batches (count, mean readings per batch, mean seconds verifying + storing one).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from gateway.crypto import MeterVerifier, SiteKey
 from gateway.ingest.pipeline import Incoming, Ingestor
@@ -111,7 +115,26 @@ def unpin() -> None:
         pass
 
 
-def bench_broker(tmp: Path, latency_n: int, flood_n: int, meters: int) -> dict[str, float]:
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process (all its threads); 0 if unknown or gone."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _batches(gw: GatewayProcess, port: int) -> tuple[float, float]:
+    """(ingest batches so far, their total seconds) from the gateway's /metrics."""
+    m = gw.metrics(port)
+    return m.get("sgrid_ingest_batch_seconds_count", 0.0), m.get(
+        "sgrid_ingest_batch_seconds_sum", 0.0
+    )
+
+
+def bench_broker(tmp: Path, latency_n: int, flood_n: int, meters: int) -> dict[str, Any]:
     """Latency of one reading at a time, then a flood from `meters` meters at once.
 
     The flood's readings are signed before the clock starts (each meter signs its own, on its
@@ -121,7 +144,7 @@ def bench_broker(tmp: Path, latency_n: int, flood_n: int, meters: int) -> dict[s
     and verified by each meter's paho client (MqttMeter).
     """
     with Broker(tmp / "mosquitto") as broker:
-        cfg, _ = write_config(tmp, broker, "bench", "[homeassistant]\nenabled = false\n")
+        cfg, metrics_port = write_config(tmp, broker, "bench", "[homeassistant]\nenabled = false\n")
         softs = [SoftMeter() for _ in range(max(1, meters))]
         for soft in softs:
             sgrid_gateway("enroll-meter", "--config", str(cfg), "--pubkey", soft.pubkey.hex())
@@ -145,6 +168,9 @@ def bench_broker(tmp: Path, latency_n: int, flood_n: int, meters: int) -> dict[s
             publishers = [
                 RawPublisher(broker.host, broker.port, f"flood-{i}") for i in range(len(fleet))
             ]
+            pids = (gw.proc.pid, broker.proc.pid if broker.proc else None)
+            cpu0 = [_cpu_s(p) for p in pids]
+            me0, batches0 = os.times(), _batches(gw, metrics_port)
             t0 = time.perf_counter()
             half = WINDOW // 2
             for start in range(0, per_meter, half):
@@ -158,6 +184,8 @@ def bench_broker(tmp: Path, latency_n: int, flood_n: int, meters: int) -> dict[s
                 if not m.wait_acked(s.seq - 1, timeout=120):
                     raise RuntimeError("flood not acked:\n" + gw.log())
             flood_dt = time.perf_counter() - t0
+            cpu = [_cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True)]
+            me1, batches1 = os.times(), _batches(gw, metrics_port)
             for pub in publishers:
                 pub.close()
             gw.terminate()
@@ -166,7 +194,16 @@ def bench_broker(tmp: Path, latency_n: int, flood_n: int, meters: int) -> dict[s
                 m.close()
             gw.close()
     lat.sort()
+    flooded = per_meter * len(fleet)
+    n_batches = batches1[0] - batches0[0]
     return {
+        "gateway_cpu": cpu[0] / flooded * 1000,
+        "broker_cpu": cpu[1] / flooded * 1000,
+        "meters_cpu": (me1.user + me1.system - me0.user - me0.system) / flooded * 1000,
+        "batches": n_batches,
+        "batch_size": flooded / max(1.0, n_batches),
+        "batch_ms": (batches1[1] - batches0[1]) / max(1.0, n_batches) * 1e3,
+        "load": os.getloadavg()[0],
         "p50_ms": statistics.median(lat) * 1e3,
         "p95_ms": lat[int(0.95 * (len(lat) - 1))] * 1e3,
         "max_ms": lat[-1] * 1e3,
@@ -230,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
             f" meters): {b['flood_per_s']:,.0f} readings/s = {b['flood_per_s'] / verify_rate:.0%}"
             f" of the verify ceiling, {b['flood_per_s'] / rate:.0%} of the in-process rate;"
             f" goal >= 10,000/s"
+        )
+        print(
+            f"    where the time went (CPU s per 1,000 readings): gateway {b['gateway_cpu']:.3f},"
+            f" mosquitto {b['broker_cpu']:.3f}, meters (this process) {b['meters_cpu']:.3f};"
+            f" {b['batches']:.0f} gateway batches of {b['batch_size']:.0f} readings,"
+            f" {b['batch_ms']:.1f} ms each to verify + store; load {b['load']:.1f}"
         )
     return 0
 

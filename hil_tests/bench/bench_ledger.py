@@ -18,16 +18,28 @@ load average at the start of that row.
 With C clients each waiting for B transactions, C * B transactions are in flight, so the mean
 submit-to-block latency is C * B / throughput (Little's law): the rows with B = 1 are the
 latency of single-transaction clients, the batched rows show what submit_many adds to throughput.
+The clients are other machines in a deployment: each encodes its request bodies before the clock
+starts (as it signed them) and sends them over one keep-alive connection; the answers are
+parsed and checked (every tx committed, in order).
+
+Where the time goes, per row: CPU per transaction of the ledger process(es), of the client
+threads (this process) and of etcd, context switches per transaction of the ledger, and the
+node's own figures (`GET /v1/stats`): per block, milliseconds validating (apply), sealing
+(merkle root + validator signature), writing and committing (the WAL fsync), and the share of
+the producer's time spent waiting for transactions.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import statistics
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,9 +71,47 @@ def verify_ceiling(count: int = 3000) -> float:
     return count / elapsed
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _switches(pid: int) -> int:
+    """Context switches (voluntary + forced) of every thread of a process."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[-1])
+    return total
+
+
+def _post_raw(conn: http.client.HTTPConnection, path: str, body: bytes) -> Any:
+    conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    raw = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: HTTP {response.status} {raw[:200]!r}")
+    return json.loads(raw)
+
+
 def _load(
-    urls: list[str], n: int, concurrency: int, reads: int, batch: int = 1
+    urls: list[str],
+    n: int,
+    concurrency: int,
+    reads: int,
+    batch: int = 1,
+    pids: tuple[list[int], list[int]] = ([], []),
 ) -> dict[str, float]:
+    """`pids`: the ledger processes and the etcd members, whose CPU is counted."""
     setup = LedgerClient(urls)
     chain = setup.info()["chain"]
     accounts = [SigningKey() for _ in range(concurrency)]
@@ -84,34 +134,66 @@ def _load(
         ]
         for k in accounts
     ]
+    path = "/v1/tx" if batch == 1 else "/v1/txs"
+    requests = [
+        [
+            (
+                json.dumps(
+                    chunk[0].to_json() if batch == 1 else {"txs": [t.to_json() for t in chunk]}
+                ).encode(),
+                [t.id for t in chunk],
+            )
+            for chunk in (mine[i : i + batch] for i in range(0, len(mine), batch))
+        ]
+        for mine in signed
+    ]
     latencies: list[float] = []
     tx_ids: list[str] = []
+    failures: list[BaseException] = []
     start_height = setup.info()["height"]
+    before_stats = [_stats(u) for u in urls]
 
     def worker(w: int) -> None:
-        client = LedgerClient(urls[w % len(urls) :] + urls[: w % len(urls)])
-        mine = signed[w]
-        for start in range(0, len(mine), batch):
-            chunk = mine[start : start + batch]
-            t0 = time.perf_counter()
-            if batch == 1:
-                answers: list[Any] = [client.submit(chunk[0])]
-            else:
-                answers = client.submit_many(chunk)
-            took = time.perf_counter() - t0
-            for answer in answers:
-                if isinstance(answer, Exception):
-                    raise answer
-                tx_ids.append(answer["tx_id"])
-                latencies.append(took)
+        parts = urllib.parse.urlsplit(urls[w % len(urls)])
+        conn = http.client.HTTPConnection(parts.netloc, timeout=30)
+        try:
+            for body, ids in requests[w]:
+                t0 = time.perf_counter()
+                answer = _post_raw(conn, path, body)
+                took = time.perf_counter() - t0
+                got = [answer["tx_id"]] if batch == 1 else [r["tx_id"] for r in answer["results"]]
+                if got != ids:
+                    raise RuntimeError(f"answers {answer!r:.200} are not for txs {ids}")
+                tx_ids.extend(got)
+                latencies.extend([took] * len(got))
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(concurrency)]
+    server_cpu0 = sum(_cpu_s(p) for p in pids[0])
+    etcd_cpu0 = sum(_cpu_s(p) for p in pids[1])
+    switches0 = sum(_switches(p) for p in pids[0])
+    client0 = os.times()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    client1 = os.times()
+    server_cpu = sum(_cpu_s(p) for p in pids[0]) - server_cpu0
+    etcd_cpu = sum(_cpu_s(p) for p in pids[1]) - etcd_cpu0
+    switches = sum(_switches(p) for p in pids[0]) - switches0
+    if failures:
+        raise failures[0]
+    after_stats = [_stats(u) for u in urls]
+    node = {
+        k: sum(a.get(k, 0) - b.get(k, 0) for a, b in zip(after_stats, before_stats, strict=True))
+        for k in after_stats[0]
+        if k != "mode"
+    }
     blocks = setup.info()["height"] - start_height
     reader = LedgerClient(urls[0])
 
@@ -125,7 +207,23 @@ def _load(
 
     balance = timed(lambda i: reader.balance(accounts[i % len(accounts)].pubkey))
     proof = timed(lambda i: reader.tx_proof(tx_ids[i % len(tx_ids)]))
+    count = max(1, len(latencies))
+    built = max(1.0, node.get("blocks", 0))  # summed over replicas (each builds every block)
+    producer = node.get("wait_s", 0) + sum(
+        node.get(k, 0) for k in ("apply_s", "seal_s", "write_s", "commit_s", "answer_s")
+    )
     return {
+        "server_us": server_cpu / count * 1e6,
+        "client_us": (client1.user + client1.system - client0.user - client0.system) / count * 1e6,
+        "etcd_us": etcd_cpu / count * 1e6,
+        "switches": switches / count,
+        "apply_ms": node.get("apply_s", 0) / built * 1e3,
+        "seal_ms": node.get("seal_s", 0) / built * 1e3,
+        "write_ms": node.get("write_s", 0) / built * 1e3,
+        "commit_ms": node.get("commit_s", 0) / built * 1e3,
+        "check_us": node.get("check_s", 0) / count * 1e6,
+        "producer_idle": node["wait_s"] / producer if producer and "wait_s" in node else -1.0,
+        "etcd_txns": node.get("etcd_txns", 0),
         "txs": len(latencies),
         "tps": len(latencies) / elapsed,
         "blocks": blocks,
@@ -140,10 +238,14 @@ def _load(
     }
 
 
+def _stats(url: str) -> dict[str, Any]:
+    return LedgerClient(url)._request("GET", "/v1/stats")
+
+
 def run_embedded(root: Path, n: int, concurrency: int, reads: int, batch: int) -> dict[str, float]:
     proc, url = start_process(write_config(root / f"embedded-{batch}", port=free_port()))
     try:
-        return _load([url], n, concurrency, reads, batch)
+        return _load([url], n, concurrency, reads, batch, ([proc.pid], []))
     finally:
         proc.kill()
         proc.wait()
@@ -164,7 +266,15 @@ def run_replicated(
                     write_config(root / f"replica{i}", port=free_port(), replication=repl)
                 )
             )
-        return _load([url for _, url in procs], n, concurrency, reads, batch)
+        etcd = [m.proc.pid for m in cluster.members if m.proc is not None]
+        return _load(
+            [url for _, url in procs],
+            n,
+            concurrency,
+            reads,
+            batch,
+            ([p.pid for p, _ in procs], etcd),
+        )
     finally:
         for proc, _ in procs:
             proc.kill()
@@ -238,6 +348,31 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             f"{r['balance_p99_ms']:.2f}ms",
             f"{r['proof_p50_ms']:.2f}ms",
             f"{r['proof_p99_ms']:.2f}ms",
+        )
+        print("  ".join(f"{c:>11}" for c in row))
+    print(
+        "where the time goes: CPU per tx of the ledger process(es), of the client threads and of"
+        " etcd; ledger context switches per tx; per block (GET /v1/stats): ms validating, sealing,"
+        " writing, committing (WAL fsync); submitters' signature-check wall time per tx; share of"
+        " the producer's time waiting for transactions"
+    )
+    header = ("mode", "tx/req", "ledger CPU", "client CPU", "etcd CPU", "switches", "apply",
+              "seal", "write", "commit", "check", "idle")  # fmt: skip
+    print("  ".join(f"{h:>11}" for h in header))
+    for name, r in results.items():
+        row = (
+            name.split("/")[0],
+            f"{r['batch']:.0f}",
+            f"{r['server_us']:.0f}us",
+            f"{r['client_us']:.0f}us",
+            f"{r['etcd_us']:.0f}us",
+            f"{r['switches']:.1f}",
+            f"{r['apply_ms']:.2f}ms",
+            f"{r['seal_ms']:.2f}ms",
+            f"{r['write_ms']:.2f}ms",
+            f"{r['commit_ms']:.2f}ms",
+            f"{r['check_us']:.0f}us",
+            f"{100 * r['producer_idle']:.0f}%" if r["producer_idle"] >= 0 else "-",
         )
         print("  ".join(f"{c:>11}" for c in row))
     print(goals(results))

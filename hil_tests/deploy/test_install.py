@@ -16,6 +16,9 @@ from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess
 from hil_tests.rig.broker import Broker, free_port, mosquitto_available
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("deploy.test_install")
+
 UNIT = "seamless-grid-gateway.service"
 HOST_UNITS = Path("/usr/lib/systemd/system")
 

@@ -52,13 +52,14 @@ def test_token_closes_relay_and_credit_runs_down(site):
     now = int(site.clock.now())
     token = issuer.energy(home.meter_id, 50, now + 3600, b"payment-1")
     site.send_token(home, token)
-    _wait(lambda: _gpio(home) == 1, 10, "relay closes after a valid token")
+    _wait(lambda: _gpio(home) == 1, 60, "relay closes after a valid token")
     home.board.expect(r"token 1 accepted: credit 50 Wh")
-    home.board.pulses(30)  # 30 Wh consumed: 20 left, still closed
-    time.sleep(1.0)
+    home.board.pulses(30)  # 30 Wh consumed: 20 left, still closed once the meter counted them
+    m = home.board.status(until=lambda m: m.group(1) == "30")
+    assert (m.group(2), m.group(3)) == ("20", "closed")
     assert _gpio(home) == 1
     home.board.pulses(25)  # 5 Wh past the credit: the relay must open
-    _wait(lambda: _gpio(home) == 0, 5, "relay opens when the credit is used up")
+    _wait(lambda: _gpio(home) == 0, 60, "relay opens when the credit is used up")
     home.board.expect(r"relay open \(reason 3")
 
 
@@ -72,10 +73,10 @@ def test_bad_tokens_leave_relay_and_credit_unchanged(site):
     home.board.expect(r"token 1 accepted")
     # The relay closes on the meter's next policy step, after the log line: wait for it, or the
     # wait for "open" below can pass before the relay ever closed (CI saw it close later).
-    _wait(lambda: _gpio(home) == 1, 10, "relay closes after the good token")
+    _wait(lambda: _gpio(home) == 1, 60, "relay closes after the good token")
     home.board.pulses(10)  # credit back to 0
     home.board.expect(r"relay open \(reason 3")
-    _wait(lambda: _gpio(home) == 0, 5, "relay opens at zero credit")
+    _wait(lambda: _gpio(home) == 0, 60, "relay opens at zero credit")
     forged = bytearray(issuer.energy(home.meter_id, 10, now + 3600, b"p2"))
     forged[29] ^= 0x40  # more energy than was paid
     bad = [
@@ -86,20 +87,21 @@ def test_bad_tokens_leave_relay_and_credit_unchanged(site):
     ]
     for token, reason in bad:
         site.send_token(home, token)
-        home.board.expect(rf"token rejected: {reason}", timeout=15)
+        home.board.expect(rf"token rejected: {reason}", timeout=60)
         assert _gpio(home) == 0
-    home.board.set_input("button", 1)
-    home.board.expect(r"credit 0 Wh, relay open")
+    m = home.board.status()
+    assert (m.group(2), m.group(3)) == ("0", "open")
 
 
 def test_critical_load_is_never_cut_and_reports_its_debt(site):
     hospital = site.meters["hospital"]
-    _wait(lambda: _gpio(hospital) == 1, 10, "critical load relay closed at boot")
+    _wait(lambda: _gpio(hospital) == 1, 60, "critical load relay closed at boot")
     hospital.board.pulses(40)
-    time.sleep(1)
+    # once the meter has counted the 40 Wh (not after a fixed second a loaded host may need more
+    # than): its credit is -40 Wh and the relay stays closed
+    m = hospital.board.status(until=lambda m: m.group(1) == "40")
+    assert (m.group(2), m.group(3)) == ("-40", "closed")
     assert _gpio(hospital) == 1
-    hospital.board.set_input("button", 1)
-    hospital.board.expect(r"credit -40 Wh, relay closed")
 
 
 def test_readings_reach_the_gateway_verified_and_the_journal_is_freed(tmp_path):
@@ -124,23 +126,25 @@ def test_readings_reach_the_gateway_verified_and_the_journal_is_freed(tmp_path):
 def test_losing_the_checkpoint_after_everything_was_acked_never_resets_totals_or_mints_credit(
     tmp_path,
 ):
-    with Site(tmp_path, speed=60.0, meter_config={"home": {**FAST, "critical_load": True}}) as s:
+    # A reading every 5 s of real time (300 virtual s at 60x): with one a second, a loaded host
+    # signs and acks more slowly than readings come, and the journal is never empty (CI).
+    cfg = {**FAST, "interval_s": 300, "critical_load": True}
+    with Site(tmp_path, speed=60.0, meter_config={"home": cfg}) as s:
         home = s.meters["home"]
         home.board.pulses(300)
         _wait(
             lambda: len(s.stored(home)) >= 3 and s.stored(home)[-1]["import_wh"] == 300,
-            60,
+            120,
             "readings with the pulses stored",
         )
         _wait(
-            lambda: not journal_records(home.board.flash_dir), 30, "every record acked and dropped"
+            lambda: not journal_records(home.board.flash_dir), 60, "every record acked and dropped"
         )
         home.board.power_cut()
         for name in ("registers.bin", "registers.bin.tmp"):
             (home.board.flash_dir / name).unlink(missing_ok=True)  # a damaged flash sector
         home.board.start()
         home.board.expect("meter ready")
-        home.board.set_input("button", 1)
-        m = home.board.expect(r"status: import (\d+) Wh.*credit (-?\d+) Wh")
+        m = home.board.status()
         assert int(m.group(1)) >= 300  # the signed total is the floor
         assert int(m.group(2)) <= -300 + 0  # the consumption still counts against the credit

@@ -38,11 +38,15 @@ class Events:
         self._lock = threading.Lock()
         self._c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self._c.on_message = self._on_message
+        subscribed = threading.Event()
+        self._c.on_subscribe = lambda *_args: subscribed.set()
         self._c.connect(site.broker.host, site.broker.port)
         topic = f"sg/{site.site}/{meter.meter_id.hex()}/event"
         self._c.subscribe(topic, 0)
         self._c.loop_start()
-        time.sleep(0.3)  # the subscription is in place before anything is sent
+        # the broker's SUBACK: the subscription is in place before anything is sent (a fixed
+        # 0.3 s was not always enough on a loaded host)
+        assert subscribed.wait(30), "no SUBACK for the event subscription"
 
     def _on_message(self, client, userdata, msg) -> None:
         ev = json.loads(msg.payload)
@@ -68,10 +72,7 @@ class Events:
 
 
 def _credit(meter) -> int:
-    meter.board.set_input("button", 0)
-    time.sleep(0.3)
-    meter.board.set_input("button", 1)
-    return int(meter.board.expect(r"status: .*credit (-?\d+) Wh").group(1))
+    return int(meter.board.status().group(2))  # a press the loaded meter missed is pressed again
 
 
 def test_two_tokens_back_to_back_are_both_credited(site):

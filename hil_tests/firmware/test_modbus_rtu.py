@@ -23,6 +23,9 @@ from boards.emulated.host.board import BoardConfig, EmulatedBoard
 from boards.emulated.host.wasm import RunOutcome
 from hil_tests.rig.wire import PtyWire
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("firmware.test_modbus_rtu")
+
 UNIT = 5
 PUBKEY = bytes([0x03]) + bytes(range(0xA0, 0xC0))
 METER_ID = bytes(range(0x10, 0x20))

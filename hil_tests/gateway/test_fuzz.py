@@ -19,6 +19,9 @@ from gateway.modbus.regmap import plan_blocks
 from hil_tests.gateway.soft_meter import SoftMeter
 from sgcore import reading as rc
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("gateway.test_fuzz")
+
 METER = SoftMeter(secret=b"\x07" * 32)
 GOOD = [METER.next_record() for _ in range(3)]
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,10 @@ def _socket_dir() -> str:
 
 class BoardTimeout(AssertionError):
     pass
+
+
+# the button's status line (firmware/lib/meter_panel.py): import Wh, credit Wh, relay
+STATUS_RX = r"status: import (\d+) Wh, .*credit (-?\d+) Wh, relay (closed|open)"
 
 
 @dataclass
@@ -173,7 +178,36 @@ class BoardProcess:
     def set_input(self, pin: str, value: int) -> None:
         self.control(op="set_input", pin=pin, value=value)
 
-    def wait_gpio(self, name: str, value: int, timeout: float = 10.0) -> None:
+    def status(
+        self,
+        until: Callable[[re.Match[str]], object] | None = None,
+        timeout: float = 60.0,
+    ) -> re.Match[str]:
+        """The meter's status line (STATUS_RX groups: import, credit, relay) from a button press:
+        released, then pressed, until a line satisfies `until`. A press the firmware did not see
+        (a loaded host may not poll the button during a short release) or a line printed before
+        the meter counted what the test just gave it is pressed again, not a failure."""
+        deadline = time.monotonic() + timeout
+        last = "none"
+        while True:
+            self.set_input("button", 0)
+            time.sleep(0.3)  # a release the firmware sees on an idle host; missed ones retry
+            self.set_input("button", 1)
+            left = deadline - time.monotonic()
+            try:
+                m = self.expect(STATUS_RX, timeout=max(0.5, min(10.0, left)))
+            except BoardTimeout:
+                m = None
+            if m is not None:
+                last = m.group(0)
+                if until is None or until(m):
+                    return m
+            if time.monotonic() > deadline:
+                raise BoardTimeout(
+                    f"{self.board_id}: no status line as wanted in {timeout}s; last: {last}"
+                )
+
+    def wait_gpio(self, name: str, value: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while self.state()["gpio"][name] != value:  # type: ignore[index]
             if time.monotonic() > deadline:

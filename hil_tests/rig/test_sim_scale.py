@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from hil_tests.rig.broker import free_port
 from hil_tests.rig.microgrid import NodeSpec
-from hil_tests.rig.sim import cli
+from hil_tests.rig.sim import cli, invariants
 from hil_tests.rig.sim.grid import API_TIMEOUT_MAX_S, NodeTimeout, SimNode, api_timeout_s
 from hil_tests.rig.sim.run import auto_speed
 
@@ -63,4 +63,23 @@ def test_sgrid_sim_ends_with_one_line_and_status_3_when_a_node_does_not_answer(
     assert "Traceback" not in got.output
     lines = [ln for ln in got.output.splitlines() if ln.startswith("sgrid sim:")]
     assert len(lines) == 1 and "home-7" in lines[0] and "/channels" in lines[0]
-    assert "speed 65x (55 emulated meters" in got.output
+    assert "speed 75x (55 emulated meters" in got.output
+
+
+def test_prepaid_over_credit_is_excused_only_within_one_step_and_on_the_meters_own_books():
+    ok_view = {"exhausted_openings": 1, "last_reading_credit_wh": -20}
+    got = invariants.prepaid_within_credit(
+        {"h": 120}, {"h": 100}, 0, 0, {"h": ok_view}, {"h": 27.4}
+    )
+    assert got["holds"] and got["within_one_step"]["h"]["over_wh"] == 20 and "over" not in got
+    for view, step in (
+        (ok_view, 12.0),  # more than the rig ever sent at once: the meter let bursts through
+        ({"exhausted_openings": 0, "last_reading_credit_wh": -20}, 27.4),  # never opened
+        ({"exhausted_openings": 1, "last_reading_credit_wh": 80}, 27.4),  # books disagree
+        ({"exhausted_openings": 1}, 27.4),  # no signed reading says so
+    ):
+        bad = invariants.prepaid_within_credit(
+            {"h": 120}, {"h": 100}, 0, 0, {"h": view}, {"h": step}
+        )
+        assert not bad["holds"] and bad["worst_over_wh"] == 20 and "h" in bad["over"], (view, step)
+    assert not invariants.prepaid_within_credit({"h": 120}, {"h": 100}, 0, 0)["holds"]

@@ -19,6 +19,9 @@ from hil_tests import REPO_ROOT
 from sgcore import reading, signing
 from tools.build import compile_one
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("sgcore.test_secp256k1_micropython")
+
 LIB = REPO_ROOT / "firmware" / "lib"
 PRELUDE = "import gc, sys\nsys.path.insert(0, '/lib')\nfrom binascii import hexlify, unhexlify\n"
 

@@ -17,6 +17,9 @@ import pytest
 
 from hil_tests.gateway.grid.grid_rig import SGRID, GridRig, sgrid, wait_until
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("gateway.grid.test_grid_e2e")
+
 PRICE_MSAT = 20_000  # 20 Wh at 1,000,000 msat/kWh
 
 

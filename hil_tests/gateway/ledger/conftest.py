@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from gateway.ledger import service, txs
 from gateway.ledger.client import LedgerClient
 from gateway.ledger.keys import SigningKey
 from hil_tests import REPO_ROOT
-from hil_tests.rig import procs
+from hil_tests.rig import ports, procs
 
 # Fixed test keys so failures are reproducible.
 OPERATOR = SigningKey(bytes([1] * 32))
@@ -30,9 +29,9 @@ GATEWAY = SigningKey(bytes([6] * 32))
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port no other rig is handed (hil_tests/rig/ports.py): binding port 0 and closing it
+    let the kernel give the same port to another worker's outgoing connection meanwhile."""
+    return ports.free_port()
 
 
 def write_config(

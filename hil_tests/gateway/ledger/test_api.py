@@ -35,6 +35,17 @@ def test_not_json_is_a_400_and_a_refusal_is_a_typed_422(ledger):
     }
 
 
+def test_stats_count_the_blocks_and_the_time_spent_committing_them(ledger):
+    before = json.loads(urllib.request.urlopen(ledger.running.url + "/v1/stats").read())
+    height0 = ledger.client.info()["height"]
+    ledger.enroll(ALICE, deposit=10)  # two transactions
+    after = json.loads(urllib.request.urlopen(ledger.running.url + "/v1/stats").read())
+    assert after["mode"] == "embedded"
+    assert after["txs"] - before["txs"] == 2
+    assert after["blocks"] - before["blocks"] == ledger.client.info()["height"] - height0 >= 1
+    assert after["commit_s"] > before["commit_s"] and after["check_s"] > before["check_s"]
+
+
 def test_every_documented_path_is_served(ledger):
     ledger.enroll(ALICE, deposit=10)
     spec = json.loads(urllib.request.urlopen(ledger.running.url + "/openapi.json").read())

@@ -35,9 +35,17 @@ def _fund(ledger, dispute_blocks):
     return fund.id
 
 
+# A dispute window of 100 blocks (3 s of 30 ms blocks) and HTLC expiries 100 blocks past it: the
+# requests a test makes "while the window is open" or "before the expiry" fit on a loaded CI
+# machine (with 3 blocks, 90 ms, a settle submitted right after the force-close was accepted, and
+# an expiry 5 blocks after the window passed before the refund that had to be early).
+WINDOW = 100
+MARGIN = 100
+
+
 @pytest.fixture
 def channel(ledger):
-    return _fund(ledger, dispute_blocks=3)
+    return _fund(ledger, dispute_blocks=WINDOW)
 
 
 @pytest.fixture
@@ -65,7 +73,7 @@ def _force_close(ledger, channel, state, signer_of_state):
 
 
 def _wait_height(ledger, height):
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while ledger.client.info()["height"] < height:
         assert time.monotonic() < deadline, "the dispute window never advanced"
         time.sleep(0.02)
@@ -120,7 +128,7 @@ def test_unilateral_close_settles_after_the_dispute_window(ledger, channel):
     assert ledger.client.channel(channel)["status"] == "closing"
     settle = txs.make("channel_settle", ledger.chain, channel=channel, party="b").signed_by(BOB)
     _rejects(ledger, settle, "dispute_window_open")
-    _wait_height(ledger, receipt["height"] + 3)
+    _wait_height(ledger, receipt["height"] + WINDOW)
     late = txs.make(
         "channel_penalty", ledger.chain, channel=channel, party="b", secret=SECRET_1.hex()
     )
@@ -232,7 +240,7 @@ def test_force_closed_htlc_goes_to_the_receiver_who_shows_the_preimage(ledger, c
     # issue 16 item 5: Bob (b) offered Alice 100,000 msat; Alice knows the preimage (she
     # released it downstream). Bob force-closes: the HTLC is an output, not a refund to Bob.
     height = ledger.client.info()["height"]
-    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + 50)]
+    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + WINDOW + MARGIN)]
     state = _htlc_state(ledger, channel, 4, BOB, SECRET_1, htlcs)
     receipt = ledger.submit(_force_close(ledger, channel, state, ALICE).signed_by(BOB))
     view = ledger.client.channel(channel)
@@ -244,7 +252,7 @@ def test_force_closed_htlc_goes_to_the_receiver_who_shows_the_preimage(ledger, c
     ledger.submit(_claim(ledger, channel, 0, "a", ALICE))  # recorded, paid at settle
     assert ledger.client.balance(ALICE.pubkey) == 400_000
     _rejects(ledger, _claim(ledger, channel, 0, "a", ALICE, PREIMAGE + b""), "htlc_resolved")
-    _wait_height(ledger, receipt["height"] + 3)
+    _wait_height(ledger, receipt["height"] + WINDOW)
     ledger.submit(
         txs.make("channel_settle", ledger.chain, channel=channel, party="a").signed_by(ALICE)
     )
@@ -256,7 +264,7 @@ def test_force_closed_htlc_goes_to_the_receiver_who_shows_the_preimage(ledger, c
 
 def test_an_unclaimed_htlc_output_is_refunded_after_its_expiry(ledger, channel):
     height = ledger.client.info()["height"]
-    expiry = height + 8  # after the dispute window (3 blocks) ends
+    expiry = height + WINDOW + MARGIN  # after the dispute window ends
     htlcs = [
         txs.state_htlc("a", 0, 50_000, PAYMENT_HASH, height + 1),
         txs.state_htlc("b", 7, 100_000, PAYMENT_HASH, expiry),
@@ -265,7 +273,7 @@ def test_an_unclaimed_htlc_output_is_refunded_after_its_expiry(ledger, channel):
     state["balance_a_msat"] -= 50_000
     state["balance_b_msat"] += 50_000
     receipt = ledger.submit(_force_close(ledger, channel, state, ALICE).signed_by(BOB))
-    _wait_height(ledger, receipt["height"] + 3)
+    _wait_height(ledger, receipt["height"] + WINDOW)
     ledger.submit(
         txs.make("channel_settle", ledger.chain, channel=channel, party="b").signed_by(BOB)
     )
@@ -285,10 +293,10 @@ def test_an_unclaimed_htlc_output_is_refunded_after_its_expiry(ledger, channel):
 
 def test_a_pending_htlc_output_claimed_after_settle_is_paid_at_once(ledger, channel):
     height = ledger.client.info()["height"]
-    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + 40)]
+    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + WINDOW + MARGIN)]
     state = _htlc_state(ledger, channel, 4, BOB, SECRET_1, htlcs)
     receipt = ledger.submit(_force_close(ledger, channel, state, ALICE).signed_by(BOB))
-    _wait_height(ledger, receipt["height"] + 3)
+    _wait_height(ledger, receipt["height"] + WINDOW)
     ledger.submit(
         txs.make("channel_settle", ledger.chain, channel=channel, party="b").signed_by(BOB)
     )
@@ -301,7 +309,7 @@ def test_a_pending_htlc_output_claimed_after_settle_is_paid_at_once(ledger, chan
 def test_the_penalty_takes_the_htlc_outputs_too(ledger, long_channel):
     channel = long_channel
     height = ledger.client.info()["height"]
-    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + 40)]
+    htlcs = [txs.state_htlc("b", 0, 100_000, PAYMENT_HASH, height + 1000)]
     revoked = _htlc_state(ledger, channel, 1, ALICE, SECRET_1, htlcs)
     ledger.submit(_force_close(ledger, channel, revoked, BOB).signed_by(ALICE))
     ledger.submit(_claim(ledger, channel, 0, "a", ALICE))  # the cheater claims the HTLC...

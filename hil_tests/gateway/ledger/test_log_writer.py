@@ -13,7 +13,11 @@ from gateway.ledger.etcd import EtcdClient
 from gateway.ledger.log_writer import LogWriter
 from hil_tests.gateway.ledger.etcd_cluster import ETCD, start_cluster
 
-pytestmark = pytest.mark.needs("etcd (the Debian package etcd-server)", ETCD is not None)
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = [
+    pytest.mark.needs("etcd (the Debian package etcd-server)", ETCD is not None),
+    pytest.mark.xdist_group("gateway.ledger.test_log_writer"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -311,3 +311,21 @@ def test_each_htlc_output_is_paid_once_to_one_side_and_supply_is_constant(htlcs,
         assert (channel.status == "closed") == all(h["outcome"] != "pending" for h in channel.htlcs)
     else:
         assert paid == {"a": 0, "b": 0}  # nothing leaves a channel while its window runs
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))
+def test_signing_is_deterministic_and_matches_coincurves_der_path(secret, digest):
+    """The validator signs with two libsecp256k1 calls; the signature must be the one coincurve's
+    DER path gave (RFC 6979, low-S), or replicas and existing chains would disagree."""
+    from coincurve.ecdsa import der_to_cdata, serialize_compact
+
+    from gateway.ledger.keys import SigningKey, verify_digest
+
+    try:
+        key = SigningKey(secret)
+    except ValueError:  # zero or >= the group order: not a key
+        return
+    expected = serialize_compact(der_to_cdata(key._key.sign(digest, hasher=None))).hex()
+    assert key.sign_digest(digest) == expected == key.sign_digest(digest)
+    assert verify_digest(key.pubkey, digest, expected)

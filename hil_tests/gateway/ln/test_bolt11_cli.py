@@ -20,6 +20,9 @@ from gateway.ln.node import keys
 from hil_tests import REPO_ROOT
 from hil_tests.gateway.ln.node_procs import Grid
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("gateway.ln.test_bolt11_cli")
+
 
 def sgrid(*args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-c", "from gateway.cli import main; main()", *args]

@@ -15,6 +15,9 @@ from gateway.ln.errors import LnError
 from gateway.ln.node.control import call
 from hil_tests.gateway.ln.node_procs import Grid, NodeProc
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("gateway.ln.test_control_auth")
+
 M = 1_000_000
 
 

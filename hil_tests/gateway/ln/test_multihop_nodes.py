@@ -7,6 +7,9 @@ import pytest
 from gateway.ln.errors import LnError
 from hil_tests.gateway.ln.node_procs import Grid, wait_until
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("gateway.ln.test_multihop_nodes")
+
 M = 1_000_000
 
 

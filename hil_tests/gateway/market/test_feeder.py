@@ -8,6 +8,9 @@ from gateway.market.errors import TopologyError
 from gateway.market.feeder import Feeder, clear_feasible
 from gateway.market.topology import from_grid_config, load_topology, parse_topology, radial
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("gateway.market.test_feeder")
+
 NODES = [f"n{i:02d}" for i in range(50)]
 
 

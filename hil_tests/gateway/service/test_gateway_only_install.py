@@ -9,6 +9,9 @@ import subprocess
 
 import pytest
 
+# one worker runs the whole module (hil_tests/conftest.py): its module fixture is set up once
+pytestmark = pytest.mark.xdist_group("gateway.service.test_gateway_only_install")
+
 # what only the rig, the operator tools or the developers need (pyproject.toml dependency groups)
 NOT_ON_A_GATEWAY = (
     "hil_tests",

@@ -46,6 +46,11 @@ class Truth:
         t, moved, _ = self.steps[-1]
         self.steps[-1] = (t, moved, done)
 
+    def largest_step_wh(self) -> float:
+        """The most energy one step moved (either way): what the rig sent at once."""
+        moved = [m for _, m, _ in self.steps]
+        return max((b - a for a, b in zip([0.0, *moved], moved, strict=False)), default=0.0)
+
     def add(self, watts: float, seconds: float, t: float) -> None:
         wh = watts * seconds / 3600
         self.steps.append((t, (self.steps[-1][1] if self.steps else 0.0) + abs(wh), t))

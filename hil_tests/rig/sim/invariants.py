@@ -60,23 +60,48 @@ def prepaid_within_credit(
     emergency_wh: int,
     reserve_wh: int,
     meter_view: dict[str, dict[str, int]] | None = None,
+    step_wh: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """No prepaid load received more than it paid for plus the emergency credit (the meter's
     committed-ahead reserve is part of what it paid for, so it only errs towards the payer).
-    `meter_view`: what each meter itself said (its last signed reading's credit, the lowest
-    credit at which it opened its relay), shown for every load that is over."""
+
+    Within the rig's resolution: the rig sends a step's energy as one burst of S0 pulses (a step
+    lasts 0.1 real s, 8..50 virtual s), where a real meter sees them one by one and opens its
+    relay at the pulse that used its credit up. A meter whose credit ran out inside a burst is
+    left over by up to that burst, and it books the difference as debt (a negative credit the
+    next token pays off). Such a load is excused (`within_one_step`, listed) only when the
+    meter's own signed books show it: it opened its relay for exhausted credit, its last reading
+    carries a credit of -over or less, and the over is at most the largest step the rig sent it
+    (`step_wh`, + 1 Wh of whole pulses). Anything else over is a failure (`over`)."""
+    view = meter_view or {}
     over = {n: metered_wh[n] - paid_wh.get(n, 0) - emergency_wh for n in metered_wh}
-    worst = max(over.values(), default=0)
+    excused: dict[str, dict[str, Any]] = {}
+    bad: dict[str, dict[str, Any]] = {}
+    for n, v in over.items():
+        if v <= 0:
+            continue
+        seen = {"over_wh": v, **view.get(n, {})}
+        step = (step_wh or {}).get(n)
+        if step is not None:
+            seen["largest_step_wh"] = round(step, 1)
+        books = seen.get("last_reading_credit_wh")
+        if (step is not None and v <= round(step) + 1 and seen.get("exhausted_openings", 0) > 0
+                and books is not None and books <= -v):  # fmt: skip
+            excused[n] = seen
+        else:
+            bad[n] = seen
+    worst = max([0, *(x["over_wh"] for x in bad.values())])
     out: dict[str, Any] = {
-        "holds": worst <= 0,
+        "holds": not bad,
         "loads": len(metered_wh),
         "worst_over_wh": worst,
         "metered_wh": sum(metered_wh.values()),
         "paid_wh": sum(paid_wh.get(n, 0) for n in metered_wh),
     }
-    bad = {n: {"over_wh": v, **(meter_view or {}).get(n, {})} for n, v in over.items() if v > 0}
     if bad:
         out["over"] = dict(sorted(bad.items(), key=lambda kv: -kv[1]["over_wh"])[:5])
+    if excused:
+        out["within_one_step"] = dict(sorted(excused.items(), key=lambda kv: -kv[1]["over_wh"])[:5])
     return out
 
 
