@@ -268,8 +268,8 @@ class SimGrid:
         for n in metered:
             self._boot_meter(n, rom, first=False)
         self.wait_channels(180 + 2 * slack)
+        self.start_local_msat = self.local_msat()  # what each node holds as the day begins
         step("")
-        self.start_local_msat = self.local_msat()
         return self
 
     @staticmethod
