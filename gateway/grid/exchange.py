@@ -39,9 +39,16 @@ from gateway.ln.codec.receipt_offer import ReceiptOffer
 from gateway.ln.errors import LnError
 
 log = logging.getLogger("gateway.grid")
-QUOTE_TIMEOUT_S = 10.0
+QUOTE_TIMEOUT_S = 10.0  # per 10 nodes of the topology: one POD answers every consumer's asks
 SETTLE_CHECK_S = 2.0
 POD_REDIAL_S = 5.0  # real seconds between attempts to reach a POD that is not a neighbour
+
+
+def quote_timeout_s(nodes: int) -> float:
+    """How long a consumer waits for the POD's quote: QUOTE_TIMEOUT_S on a grid of up to 10
+    nodes, more on a bigger one, whose consumers all ask the one POD (50 consumers' asks met a
+    POD answering each in over 10 s on a loaded bench; each timed-out ask was asked again)."""
+    return QUOTE_TIMEOUT_S * max(1.0, nodes / 10)
 
 
 class Exchange:
@@ -236,7 +243,7 @@ class Exchange:
         self._quotes[req.request_id] = fut
         try:
             self.node.send_raw(self.pod_id, er.encode_request(req))
-            quote = await asyncio.wait_for(fut, QUOTE_TIMEOUT_S)
+            quote = await asyncio.wait_for(fut, quote_timeout_s(len(self.grid.topology.nodes)))
         except TimeoutError as exc:
             raise LnError("the POD did not answer") from exc
         finally:

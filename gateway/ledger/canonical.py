@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import json.encoder
+from collections.abc import Callable
 from typing import Any
 
 from gateway.ledger.errors import TxRejected
@@ -16,6 +18,22 @@ from gateway.ledger.errors import TxRejected
 MAX_DEPTH = 8
 # json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True), built once
 ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _c_encoder() -> Callable[[Any], str]:
+    """ENCODER.encode without building a new C encoder on every call (what JSONEncoder.encode
+    does): one `_json.make_encoder` kept for the process, the same bytes (no circular-reference
+    markers: `_check` bounds the depth first). Falls back to ENCODER.encode without _json."""
+    make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed: CPython's _json
+    if make is None:
+        return ENCODER.encode
+    chunks = make(
+        None, None, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+encode_checked = _c_encoder()  # canonical text of a value `_check` already accepted
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63
@@ -73,7 +91,7 @@ def _check_other(value: Any, depth: int) -> None:
 def encode(value: Any) -> bytes:
     """Canonical bytes of `value`; raises TxRejected("malformed") for disallowed types."""
     _check(value, 0)
-    return ENCODER.encode(value).encode()
+    return encode_checked(value).encode()
 
 
 def digest(value: Any) -> bytes:

@@ -97,6 +97,7 @@ SCHEMAS: dict[str, dict[str, Callable[[Any], bool]]] = {
     **auction.SCHEMAS,
 }
 KINDS = tuple(SCHEMAS)
+_FIELDS = {kind: frozenset({"kind", "chain", "nonce", *schema}) for kind, schema in SCHEMAS.items()}
 STATE_FIELDS = (
     "kind",
     "chain",
@@ -166,7 +167,7 @@ class Tx:
 
         Built from the canonical body already encoded for the id, so no second encoding.
         """
-        sigs = canonical.ENCODER.encode(self.sigs)
+        sigs = canonical.encode_checked(self.sigs)  # str -> str (from_json, signed_by)
         return f'{{"body":{self.canonical_body.decode()},"sigs":{sigs}}}'
 
     @property
@@ -204,8 +205,8 @@ def check_shape(tx: Tx, chain: str) -> None:
         raise TxRejected("malformed", f"unknown kind {kind!r}", tx_id=None)
     tx_id = tx.id  # also proves the body encodes canonically
     schema = SCHEMAS[str(kind)]
-    expected = {"kind", "chain", "nonce", *schema}
-    if set(body) != expected:
+    expected = _FIELDS[kind]
+    if body.keys() != expected:
         extra, missing = set(body) - expected, expected - set(body)
         raise TxRejected(
             "malformed", f"fields: missing {sorted(missing)} extra {sorted(extra)}", tx_id

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
-from hil_tests.rig.sim.grid import ASK_WORKERS, SimGrid, SimNode
+from hil_tests.rig.sim.grid import ASK_WORKERS, SimGrid, SimNode, close_client
 from hil_tests.rig.sim.slot_balance import AHEAD_S, Sample
 
 
@@ -111,22 +111,28 @@ def balances(sg: SimGrid) -> dict[str, int]:
     """Each node's ledger balance (its deposit minus what it locked in channels, plus closes)."""
     client = LedgerClient(sg.ledger_urls, timeout=sg.api_timeout(), retries=3)
     out = {}
-    for n in sg.nodes.values():
-        try:
-            out[n.name] = int(client.balance(n.node_id))
-        except Exception:  # noqa: BLE001 - reported as missing
-            pass
+    try:
+        for n in sg.nodes.values():
+            try:
+                out[n.name] = int(client.balance(n.node_id))
+            except Exception:  # noqa: BLE001 - reported as missing
+                pass
+    finally:
+        close_client(client)
     return out
 
 
 def ledger_channels(sg: SimGrid, ids: list[str]) -> dict[str, dict[str, Any]]:
     client = LedgerClient(sg.ledger_urls, timeout=sg.api_timeout(), retries=3)
     out = {}
-    for cid in ids:
-        try:
-            out[cid] = client.channel(cid)
-        except Exception:  # noqa: BLE001 - not a ledger channel id
-            pass
+    try:
+        for cid in ids:
+            try:
+                out[cid] = client.channel(cid)
+            except Exception:  # noqa: BLE001 - not a ledger channel id
+                pass
+    finally:
+        close_client(client)
     return out
 
 
@@ -146,6 +152,14 @@ def anchored_upto(n: SimNode) -> int:
                  "WHERE b.status = 'committed' AND r.meter_id = ?",
                  (meter_id_from_pubkey(n.meter_pubkey),))  # fmt: skip
     return int(rows[0]["upto"]) if rows and rows[0]["upto"] is not None else -1
+
+
+_TOKEN_TAKEN = re.compile(r"token (\d+) accepted: credit")
+
+
+def tokens_taken(n: SimNode) -> set[int]:
+    """The ids of the tokens the node's meter accepted (its console), this boot and earlier."""
+    return {int(m.group(1)) for line, _ in _console(n) if (m := _TOKEN_TAKEN.search(line))}
 
 
 _RELAY_OPEN = re.compile(r"relay open \(reason 3, credit (-?\d+) Wh\)")

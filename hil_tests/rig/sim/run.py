@@ -6,6 +6,7 @@ check the invariants and build the report's data.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import time
@@ -26,7 +27,7 @@ from hil_tests.rig.sim.forecasts import (
     REVISE_EVERY_S,
     Forecaster,
 )
-from hil_tests.rig.sim.grid import DEPOSIT_MSAT, IDLE_FLOOR_MS, SGRID, SimGrid
+from hil_tests.rig.sim.grid import DEPOSIT_MSAT, IDLE_FLOOR_MS, SGRID, SimGrid, close_client
 from hil_tests.rig.sim.scenarios import Faults
 from hil_tests.rig.sim.view import View, say
 
@@ -153,6 +154,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
         with console.status("bringing the grid up") as status:
             sg.start(progress=lambda what: status.update(f"bringing the grid up: {what}"))
         result["bringup_s"] = round(time.monotonic() - wall0, 1)
+        result["bringup_phases_s"] = dict(sg.phases)
         say(console, f"grid up in {result['bringup_s']} s: {len(sg.nodes)} nodes, "
                      f"{sg.channels_up} channels, {len(sg.ledger_urls)} ledger "
                      f"node(s) ({opts.ledger})")  # fmt: skip
@@ -200,7 +202,7 @@ def run(opts: SimOptions, console: Console, on_up: Any = None) -> dict[str, Any]
             _wait_closed(sg, t_end, timeout=120.0 + 2 * len(sg.nodes))
             after.mark("last intervals closed")
             journaled = _journaled(sg)
-            _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes))
+            _wait_landed(sg, journaled, timeout=120.0 + 2 * len(sg.nodes) + sg.anchor_interval_s)
             after.mark("stored and anchored")
         result.update(_results(sg, driver, faults, t_start, t_end, journaled, lags, after))
         result["market"] = _market(sg, forecaster, t_start, t_end)
@@ -421,7 +423,12 @@ def _results(
         imp = sum(r["interval_import_wh"] for r in inside)
         exp = sum(r["interval_export_wh"] for r in inside)
         credit = collect.credit(n)
-        accepted = [c for c in credit if c["status"] == "accepted"]
+        # paid and taken: the gateway's book says accepted, or the meter's console does already
+        # (its ack may still be on its way: 50 loaded gateways marked tokens accepted minutes
+        # after their meters had taken them)
+        took = collect.tokens_taken(n)
+        accepted = [c for c in credit if c["status"] == "accepted"
+                    or (c["status"] == "issued" and c["token_id"] in took)]  # fmt: skip
         paid_msat = sum(int(c["amount_msat"]) for c in accepted)
         delta = local_now.get(name, 0) - sg.start_local_msat.get(name, 0)
         nodes[name] = {
@@ -460,8 +467,9 @@ def _results(
     proofs_checked, proofs_ok = _check_proofs(sg)
     mark("proofs")
     chans = _quiet_channels(sg)
-    balances = collect.balances(sg)
-    locked = _locked_on_ledger(sg, collect.channel_ids(sg) | {c["channel_id"] for c in chans})
+    balances, locked, ledger_quiet = _ledger_money(
+        sg, collect.channel_ids(sg) | {c["channel_id"] for c in chans}
+    )
     mark("channels and balances")
     verify_ok, verify_out = _ledger_verify(sg)
     mark("ledger verify")
@@ -491,7 +499,7 @@ def _results(
         "readings_anchored": invariants.anchored(per_meter, proofs_checked, proofs_ok),
         "channel_capacity_conserved": invariants.channels_conserved(chans),
         "ledger_supply_constant": invariants.supply_constant(
-            DEPOSIT_MSAT * len(sg.nodes), balances, locked, len(sg.nodes)),
+            DEPOSIT_MSAT * len(sg.nodes), balances, locked, len(sg.nodes)) | ledger_quiet,
         "ledger_verifies": invariants.ledger_verifies(verify_ok, verify_out),
         "critical_load_never_cut": invariants.critical_never_cut(
             {n: t.relay_open_s for n, t in driver.truth.items()
@@ -575,12 +583,44 @@ def _quiet_channels(sg: SimGrid, tries: int = 10) -> list[dict[str, Any]]:
 
 
 def _locked_on_ledger(sg: SimGrid, ids: set[str]) -> int:
-    """Capacity the ledger holds locked in the channels `ids` (those open or closing there)."""
+    """What the ledger holds locked in the channels `ids`: open or closing ones whole, settled
+    ones their pending HTLC outputs (as the ledger counts it, gateway/ledger/state.py)."""
     total = 0
     for ch in collect.ledger_channels(sg, sorted(ids)).values():
         if ch.get("status") in ("open", "closing"):
             total += int(ch.get("capacity_msat", 0))
+        elif ch.get("status") == "settled":
+            total += sum(int(h["amount_msat"]) for h in ch.get("htlcs", [])
+                         if h.get("outcome") == "pending")  # fmt: skip
     return total
+
+
+_MOVES_MONEY = re.compile(r"channel_|deposit|withdraw")  # the ledger's kinds that move money
+
+
+def _ledger_money(
+    sg: SimGrid, ids: set[str], tries: int = 5
+) -> tuple[dict[str, int], int, dict[str, Any]]:
+    """Every node's ledger balance and what the channels hold, read at one height of the chain:
+    the nodes keep closing and opening channels while the rig reads (a close between reading
+    the balances and the channel took its capacity out of both), so the reading is repeated
+    until no block with a transaction was sealed during it (`ledger_quiet`: how many tries)."""
+    from gateway.ledger.client import LedgerClient
+
+    client = LedgerClient(sg.ledger_urls, timeout=sg.api_timeout(), retries=3)
+    try:
+        for attempt in range(1, tries + 1):
+            h0 = int(client.info()["height"])
+            balances = collect.balances(sg)
+            locked = _locked_on_ledger(sg, ids)
+            h1 = int(client.info()["height"])
+            moved = sum(1 for h in range(h0 + 1, h1 + 1) for tx in client.block(h)["txs"]
+                        if _MOVES_MONEY.match(str(tx.get("body", {}).get("kind"))))  # fmt: skip
+            if not moved:
+                return balances, locked, {"read_at_height": h1, "reads": attempt}
+    finally:
+        close_client(client)
+    return balances, locked, {"read_at_height": None, "reads": tries, "txs_during_read": moved}
 
 
 def _ledger_verify(sg: SimGrid) -> tuple[bool, str]:
