@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.errors import NoRoute, ProtocolViolation
@@ -17,8 +18,10 @@ from gateway.ln.errors import NoRoute, ProtocolViolation
 MAX_HOPS = 20
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
+    """One direction of a channel (a tuple: a payer's own edges are rebuilt for every payment,
+    their capacity being what it can still spend)."""
+
     channel_id: bytes
     src: bytes  # node id that sends over this direction
     dst: bytes

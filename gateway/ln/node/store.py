@@ -112,12 +112,19 @@ class Store:
             written = {
                 cid: self._write_channel(switch.channels[cid]) for cid in self.dirty_channels
             }
+            # a burst of payments dirties thousands of records: one statement per table
+            upserts: dict[str, list[tuple[bytes, str]]] = {}
+            deletes: dict[str, list[tuple[bytes]]] = {}
             for table, key in switch.dirty:
                 doc = self._record(switch, table, key)
                 if doc is None:
-                    db.execute(f"DELETE FROM {table} WHERE {_KEY[table]} = ?", (key,))
+                    deletes.setdefault(table, []).append((key,))
                 else:
-                    db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (key, doc))
+                    upserts.setdefault(table, []).append((key, doc))
+            for table, rows in deletes.items():
+                db.executemany(f"DELETE FROM {table} WHERE {_KEY[table]} = ?", rows)
+            for table, pairs in upserts.items():
+                db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", pairs)
             db.execute("COMMIT")
         except Exception as exc:  # an encoding error must not leave a transaction open either
             if db.in_transaction:

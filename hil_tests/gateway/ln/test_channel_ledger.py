@@ -196,3 +196,10 @@ def test_a_state_with_a_balance_outside_64_bits_is_refused_as_before() -> None:
     c = Commitment(b"\x01" * 32, 7, (2**63, 0), (0, 0), (b"\x02" * 32, b"\x03" * 32), ())
     with pytest.raises(TxRejected):
         ledger_state_digest('"htlcs":[]', c, 0, (A.node_id, B.node_id))
+
+
+def test_a_state_with_an_htlc_amount_outside_64_bits_is_refused_as_before() -> None:
+    h = Htlc(0, 1, 2**63, b"\x05" * 32, 100)
+    c = Commitment(b"\x01" * 32, 7, (0, 0), (2, 0), (b"\x02" * 32, b"\x03" * 32), (h,))
+    with pytest.raises(TxRejected):
+        ledger_state_digest('"htlcs":[]', c, 0, (A.node_id, B.node_id))

@@ -154,6 +154,14 @@ def anchored_upto(n: SimNode) -> int:
     return int(rows[0]["upto"]) if rows and rows[0]["upto"] is not None else -1
 
 
+_TOKEN_TAKEN = re.compile(r"token (\d+) accepted: credit")
+
+
+def tokens_taken(n: SimNode) -> set[int]:
+    """The ids of the tokens the node's meter accepted (its console), this boot and earlier."""
+    return {int(m.group(1)) for line, _ in _console(n) if (m := _TOKEN_TAKEN.search(line))}
+
+
 _RELAY_OPEN = re.compile(r"relay open \(reason 3, credit (-?\d+) Wh\)")
 
 

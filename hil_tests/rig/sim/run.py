@@ -421,7 +421,12 @@ def _results(
         imp = sum(r["interval_import_wh"] for r in inside)
         exp = sum(r["interval_export_wh"] for r in inside)
         credit = collect.credit(n)
-        accepted = [c for c in credit if c["status"] == "accepted"]
+        # paid and taken: the gateway's book says accepted, or the meter's console does already
+        # (its ack may still be on its way: 50 loaded gateways marked tokens accepted minutes
+        # after their meters had taken them)
+        took = collect.tokens_taken(n)
+        accepted = [c for c in credit if c["status"] == "accepted"
+                    or (c["status"] == "issued" and c["token_id"] in took)]  # fmt: skip
         paid_msat = sum(int(c["amount_msat"]) for c in accepted)
         delta = local_now.get(name, 0) - sg.start_local_msat.get(name, 0)
         nodes[name] = {
