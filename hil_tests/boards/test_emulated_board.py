@@ -30,20 +30,17 @@ def test_boots_and_prints_banner_with_version_board_and_heap(board):
 
 
 def _press(board):
-    board.set_input("button", 1)
-    m = board.expect(r"status: import (\d+) Wh")
-    board.set_input("button", 0)
-    return int(m.group(1))
+    # released, then pressed (again if the meter missed it): the step that sees the press
+    # counts the pulses given before it, then prints the status line
+    return int(board.status().group(1))
 
 
 def test_firmware_counts_s0_pulses_driven_by_the_rig(board):
     board.start()
     board.expect(r"meter ready")
     board.pulses(7)  # 1000 imp/kWh: one pulse is one Wh
-    time.sleep(0.5)
     assert _press(board) == 7
     board.pulses(5)
-    time.sleep(0.5)
     assert _press(board) == 12
 
 

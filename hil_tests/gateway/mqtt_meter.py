@@ -35,6 +35,7 @@ class MqttMeter:
         self.bad_messages = 0
         self.ack_times: dict[int, float] = {}
         self._cond = threading.Condition()
+        self._subscribed = False  # the broker acknowledged this connection's SUBSCRIBE
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"meter-{self.meter.hex[:12]}"
         )
@@ -43,6 +44,7 @@ class MqttMeter:
         self.client.will_set(self.topic("status"), b"offline", qos=1, retain=True)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_socket_open = _no_delay
         if password is not None:
             self.client.username_pw_set(self.meter.hex, password)
@@ -55,15 +57,23 @@ class MqttMeter:
         return topics.meter_topic(self.site, self.meter.hex, leaf)
 
     def _on_connect(self, client, userdata, flags, rc, props) -> None:
+        with self._cond:
+            self._subscribed = False
         client.subscribe([(self.topic("ack"), 1), (self.topic("cmd"), 1)])
         with self._cond:
             self._cond.notify_all()
 
-    def wait_subscribed(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.1)  # the SUBSCRIBE is in flight right after CONNACK
+    def _on_subscribe(self, client, userdata, mid, reason_codes, props) -> None:
+        with self._cond:
+            self._subscribed = True
+            self._cond.notify_all()
+
+    def wait_subscribed(self, timeout: float = 30.0) -> None:
+        """Until the broker has acknowledged the SUBSCRIBE (SUBACK): acks and commands sent from
+        then on reach this meter (a fixed 0.1 s after CONNACK was not always enough)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._subscribed, timeout):
+                raise AssertionError(f"meter {self.meter.hex[:12]}: no SUBACK in {timeout} s")
 
     def _on_message(self, client, userdata, msg) -> None:
         now = time.perf_counter()

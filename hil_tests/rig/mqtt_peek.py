@@ -8,7 +8,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 
-def retained(broker: Any, topic: str, timeout: float = 5.0) -> bytes | None:
+def retained(broker: Any, topic: str, timeout: float = 30.0) -> bytes | None:
     """The topic's retained message (or one published while we listen); None if none comes
     within `timeout` seconds. Empty payloads (a cleared retained message) do not count."""
     got: dict[str, bytes] = {}

@@ -58,6 +58,17 @@ def test_unilateral_close_pays_out_after_the_dispute_window(grid):
     a, b = grid.add("alice"), grid.add("bob")
     ch = _open(a, b)
     a.api("/pay", {"invoice": b.invoice(5 * M)[0]})
+    # alice learns the preimage before bob has signed her commitment without the HTLC: killed
+    # then, bob leaves her a last commitment with the HTLC in it, and its output is not hers
+    wait_until(
+        lambda: (
+            a.channel_with(b)["htlcs"] == 0
+            and a.channel_with(b)["local_msat"] == 45 * M
+            and b.channel_with(a)["htlcs"] == 0
+        ),
+        60,
+        "both sides to sign the payment",
+    )
     b.kill()  # bob disappears: alice closes alone
     a.api("/close", {"channel_id": ch["channel_id"], "force": True})
     assert a.channel_with(b)["state"] == "FORCE_CLOSING"
@@ -113,7 +124,10 @@ def test_a_batch_of_invoices_is_paid_in_shared_commitments_each_with_its_result(
         count - 1
     ) + ["failed"]
     assert "bech32" in results[1]["reason"] and "already paid" in results[-1]["reason"]
-    ch = a.channel_with(b)
+    # the results come with the preimages, before the last rounds are signed: wait for those
+    ch = wait_until(
+        lambda: (c := a.channel_with(b))["htlcs"] == 0 and c, 60, "the batch's rounds to finish"
+    )
     assert ch["local_msat"] == 50 * M - count * 1000 and ch["remote_msat"] == count * 1000
     # HTLCs share rounds (a decoded chunk's adds go together, the fulfils follow in batches):
     # never a round per payment

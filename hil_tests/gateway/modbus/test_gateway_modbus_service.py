@@ -40,7 +40,7 @@ class ServerThread:
         self.thread.join(5)
 
 
-def _wait_retained(broker, topics_wanted, timeout=15.0):
+def _wait_retained(broker, topics_wanted, timeout=60.0):
     got = {}
     done = threading.Event()
 

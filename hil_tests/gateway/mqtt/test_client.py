@@ -100,8 +100,8 @@ def test_publishes_made_while_the_broker_is_down_are_delivered_when_it_is_back(t
             await client.close()
 
         _run(body)
-        assert retained(broker, "t/state/a", 10) == b"made offline"
-        assert retained(broker, "t/state/b", 10) == b"from a thread"
+        assert retained(broker, "t/state/a", 30) == b"made offline"
+        assert retained(broker, "t/state/b", 30) == b"from a thread"
     finally:
         broker.stop()
 
