@@ -177,7 +177,9 @@ class MeterApp:
                 print("record %d signed and journaled" % (self.journal.last_seq(),))
             return True
         if self.tag_key is not None and self.tag_key.busy():
-            self.tag_key.step()  # the delivery-tag key, once per boot, when nothing else runs
+            # the delivery-tag key, once per boot, when nothing else runs
+            if self.tag_key.step() and self.tag_key.key is not None:
+                print("delivery-tag key ready")
             return True
         return False
 

@@ -1,7 +1,7 @@
 """Ledger benchmark: transactions per second, submit-to-block latency, read latency.
 
     uv run python -m hil_tests.bench.bench_ledger [--n 20000] [--concurrency 16] [--reads 500]
-                                                  [--batches 1,8,32] [--modes embedded,replicated]
+                                                  [--batches 1,4,8,16,32] [--modes embedded,replicated]
 
 Each mode runs real processes: `sgrid ledger run` (SQLite, WAL, synchronous=FULL); replicated mode
 adds a three-member etcd cluster on loopback and two replicas, the load split across them. The
@@ -287,7 +287,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--n", type=int, default=20000, help="transactions per run")
     parser.add_argument("--concurrency", type=int, default=16, help="client threads")
     parser.add_argument("--reads", type=int, default=500, help="balance and proof queries each")
-    parser.add_argument("--batches", default="1,8,32", help="transactions per request, per run")
+    parser.add_argument(
+        "--batches", default="1,4,8,16,32", help="transactions per request, per run"
+    )
     parser.add_argument("--modes", default="embedded,replicated")
     parser.add_argument(
         "--ceiling-txs", type=int, default=3000, help="signature checks per ceiling measurement"

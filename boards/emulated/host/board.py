@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import os
+import select
 import sys
 import threading
 import time
@@ -21,19 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boards.emulated.host import board_control
+from boards.emulated.host.board_control import INPUTS
+from boards.emulated.host.code_image import REPO, code_ram_bytes, load_profile
 from boards.emulated.host.console import ConsoleRepl
 from boards.emulated.host.control import ControlServer
 from boards.emulated.host.pty_uart import PtyUart
 from boards.emulated.host.tcp import TcpTable
 from boards.emulated.host.vclock import VirtualClock
+from boards.emulated.host.waker import Waker
 from boards.emulated.host.wasm import DEFAULT_HEAP, MicroPythonVM, Mount, RunOutcome, WasmBoardError
 from tools.build import build
 
 log = logging.getLogger("board")
 
-REPO = Path(__file__).resolve().parents[3]
-BOARD_JSON = REPO / "boards" / "emulated" / "board.json"
-PROFILE_LINES = {"s0": "s0", "rs485": "rs485"}  # features a profile may lack -> rig line
 RESET_EXIT = 3
 SOFT_RESET_EXIT = 4  # the console asked for a soft reset (Ctrl-D): a fresh VM, peripherals kept
 
@@ -52,7 +53,6 @@ class ConsoleInterrupt(Exception):
 
 UART_NAMES = ("meter", "rs485")
 OUTPUTS = ("relay", "led", "rs485_de")
-INPUTS = ("button",)
 
 
 @dataclass
@@ -75,70 +75,6 @@ class BoardConfig:
     idle_floor_ms: float = 0.0
 
 
-_CODE_RAM_PROBE = """
-import gc, os, sys
-gc.disable()
-sys.path[:] = ["/rom/lib", "/rom"]
-gc.collect()
-a0 = gc.mem_alloc()
-for name in sorted(os.listdir("/rom/lib")):
-    if name.endswith(".mpy") and name not in ("boot.mpy", "main.mpy"):
-        __import__(name[:-4])
-for name in sorted(os.listdir("/rom/lib/sgcore")):
-    if name.endswith(".mpy"):
-        __import__("sgcore." + name[:-4])
-gc.collect()
-print(gc.mem_alloc() - a0)
-"""
-
-
-def code_ram_bytes(rom_dir: Path, cache: Path | None = None) -> int:
-    """Heap that the image's modules take once imported (bytecode, functions, constants).
-
-    A real ESP32 runs this firmware frozen into flash (boards/esp32_devkitc/manifest.py), where
-    that code costs no heap; this build can only load .mpy files into its heap. So the emulated
-    board gets this much heap on top of its data heap, and reports data-heap figures net of it.
-    Measured once per image (cached next to it).
-    """
-    digest = hashlib.sha256()
-    for p in sorted(rom_dir.rglob("*.mpy")):
-        digest.update(p.name.encode() + p.read_bytes())
-    cache = cache or rom_dir / ".code_ram.json"
-    try:
-        cached = json.loads(cache.read_text())
-        if cached["digest"] == digest.hexdigest():
-            return int(cached["bytes"])
-    except (OSError, ValueError, KeyError):
-        pass
-    vm = MicroPythonVM(mounts=[Mount(rom_dir, "/rom")], heap_bytes=1024 * 1024)
-    out = vm.run_code(_CODE_RAM_PROBE)
-    if out.exit_code != 0:
-        raise RuntimeError(f"cannot import the firmware image: {out.stderr.strip()[-400:]}")
-    size = int(out.stdout.split()[-1])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"digest": digest.hexdigest(), "bytes": size}))
-    os.replace(tmp, cache)
-    return size
-
-
-def load_profile(name: str) -> dict[str, Any]:
-    """The board.json of the real board the emulated one plays (`--board-profile`): its
-    calibration, its pins (reported in `state`) and its features (a line it lacks, such as
-    the S0 input of a smart plug, cannot be driven)."""
-    path = REPO / "boards" / name / "board.json"
-    if not path.is_file():
-        known = sorted(p.parent.name for p in (REPO / "boards").glob("*/board.json"))
-        raise ValueError(f"unknown board profile {name!r} (known: {', '.join(known)})")
-    info = json.loads(path.read_text())
-    return {
-        "calibration": info["calibration"],
-        "features": info["features"],
-        "pins": info.get("pins", {}),
-        "mcu": info["mcu"],
-    }
-
-
 class EmulatedBoard:
     def __init__(self, config: BoardConfig) -> None:
         self.config = config
@@ -148,7 +84,7 @@ class EmulatedBoard:
         # The firmware image in ROM: .mpy files built by tools.build, as flashed on a real board.
         self.rom_dir = config.rom_dir or build("emulated")
         self.code_ram = code_ram_bytes(self.rom_dir)
-        self.wake = threading.Event()
+        self.wake = Waker()
         self.gpio: dict[str, int] = dict.fromkeys(OUTPUTS + INPUTS, 0)
         self.pulses: dict[str, int] = {"s0": 0}
         self.reports: dict[str, Any] = {}
@@ -159,9 +95,9 @@ class EmulatedBoard:
         self.uarts = {
             name: PtyUart(name, config.uart_paths.get(name), self.wake) for name in UART_NAMES
         }
-        self.tcp = TcpTable(self.wake)
+        self.tcp = TcpTable()
         self._rtc_offset: float | None = None  # rtc = clock.now() + offset once set
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # the GPIO and pulse lines (the control thread writes them)
         self.vm: MicroPythonVM | None = None
         self._wdt_ms = 0  # the watchdog's timeout once the firmware started it (0: off)
         self._wdt_deadline = 0.0
@@ -327,7 +263,7 @@ class EmulatedBoard:
             "uart_read": self._uart_read,
             "ticks_ms": lambda _: self.config.clock.ticks_ms(),
             "sleep_ms": self._sleep_ms,
-            "rtc_time": lambda _: self._rtc_now(),
+            "rtc_time": lambda _: self.rtc_now(),
             "rtc_set": self._rtc_set,
             "ntp_time": lambda _: int(self.config.clock.now()) if self.config.ntp else 0,
             "rng": lambda n: base64.b64encode(os.urandom(int(n))).decode(),
@@ -345,7 +281,7 @@ class EmulatedBoard:
 
     def _gpio_write(self, args: list[Any]) -> None:
         name, value = args[0], 1 if args[1] else 0
-        with self._lock:
+        with self.lock:
             old = self.gpio.get(name)
             self.gpio[name] = value
         if old != value:
@@ -373,19 +309,34 @@ class EmulatedBoard:
         length = max(0.0, float(ms)) / 1000 / self.config.clock.speed
         if length > 0:
             length = max(length, self.config.idle_floor_ms / 1000)
+        # one select until the sleep is over, or an input (pulse, UART, console: the wake line)
+        # or TCP data comes: the firmware's next step handles it at once
         deadline = time.monotonic() + length
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or self.tcp.has_data():
+            if left <= 0 or self.tcp.buffered():
                 return
-            if self.wake.wait(min(left, 0.02)):
+            lines: list[Any] = [self.wake, *self.tcp.sockets()]
+            ready, _, _ = select.select(lines, [], [], left)
+            if self.wake in ready:
                 self.wake.clear()
                 return
+            if ready:
+                return
 
-    def _rtc_now(self) -> int:
+    def _on_control(self, req: dict[str, Any]) -> Any:
+        """A request on the rig's control socket (board_control.py)."""
+        return board_control.answer(self, req)
+
+    def rtc_now(self) -> int:
         if self._rtc_offset is None:
             return 0
         return int(self.config.clock.now() + self._rtc_offset)
+
+    def rtc_shift(self, seconds: float) -> None:
+        with self.lock:
+            if self._rtc_offset is not None:
+                self._rtc_offset += seconds
 
     def _rtc_set(self, unix_seconds: Any) -> None:
         self._rtc_offset = float(unix_seconds) - self.config.clock.now()
@@ -395,60 +346,6 @@ class EmulatedBoard:
         # when it happened, in fuel of this boot and in (virtual) board time: for the bench
         self.reports[f"{args[0]}@fuel"] = self.vm.fuel_used() if self.vm else 0
         self.reports[f"{args[0]}@ms"] = self.config.clock.ticks_ms()
-
-    # --- the rig's control socket --------------------------------------------------------------
-
-    def _on_control(self, req: dict[str, Any]) -> Any:
-        op = req.get("op")
-        if op == "state":
-            with self._lock:
-                return {
-                    "board_id": self.config.board_id,
-                    "boots": self.boots,
-                    "gpio": dict(self.gpio),
-                    "pulses": dict(self.pulses),
-                    "uarts": {n: u.path for n, u in self.uarts.items()},
-                    "console": self.console.path,
-                    "console_mode": self.console.mode,
-                    "image": self.image,
-                    "profile": self.config.profile,
-                    "pins": self.profile.get("pins", {}),
-                    "features": self.profile["features"],
-                    "soft_resets": self.soft_resets,
-                    "reports": dict(self.reports),
-                    "heap_bytes": self.config.heap_bytes,
-                    "code_ram": self.code_ram,
-                    "rtc": self._rtc_now(),
-                    "virtual_now": self.config.clock.now(),
-                    "fuel": self.vm.fuel_used() if self.vm else 0,
-                }
-        if op == "pulses":
-            if "s0" not in self.profile["features"]:
-                raise ValueError(f"board profile {self.config.profile} has no S0 input")
-            n = int(req["n"])
-            if n < 0:
-                raise ValueError("pulse count must be >= 0")
-            with self._lock:
-                self.pulses[req.get("pin", "s0")] += n
-            self.wake.set()
-            return self.pulses[req.get("pin", "s0")]
-        if op == "rtc_shift":  # somebody sets the board's clock wrong (the bench's clock fault)
-            with self._lock:
-                if self._rtc_offset is not None:
-                    self._rtc_offset += float(req["seconds"])
-            return self._rtc_now()
-        if op == "network_time":  # the site's NTP server comes (or goes)
-            self.config.ntp = bool(req["value"])
-            return self.config.ntp
-        if op == "set_input":
-            pin = req["pin"]
-            if pin not in INPUTS:
-                raise KeyError(f"{pin!r} is not an input (inputs: {', '.join(INPUTS)})")
-            with self._lock:
-                self.gpio[pin] = 1 if req["value"] else 0
-            self.wake.set()
-            return self.gpio[pin]
-        raise ValueError(f"unknown control op {op!r}")
 
 
 def _console(data: bytes) -> None:

@@ -30,6 +30,8 @@ import threading
 import tty
 from collections.abc import Callable
 
+from boards.emulated.host.waker import WakeLine
+
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 PASTE_WINDOW = 256  # bytes the host may send ahead in raw-paste mode (an ESP32 uses 128..512)
@@ -42,7 +44,7 @@ class ConsoleRepl:
     def __init__(
         self,
         path: str | None,
-        wake: threading.Event,
+        wake: WakeLine,
         mirror: Callable[[bytes], None] | None = None,
         banner: str = "MicroPython on the Seamless Grid emulated board",
     ) -> None:

@@ -10,11 +10,13 @@ import os
 import threading
 import tty
 
+from boards.emulated.host.waker import WakeLine
+
 MAX_BUFFER = 64 * 1024
 
 
 class PtyUart:
-    def __init__(self, name: str, path: str | None, wake: threading.Event) -> None:
+    def __init__(self, name: str, path: str | None, wake: WakeLine) -> None:
         self.name = name
         self._wake = wake
         self._lock = threading.Lock()

@@ -6,7 +6,6 @@ import ipaddress
 import select
 import socket
 import ssl
-import threading
 from pathlib import Path
 
 
@@ -17,8 +16,7 @@ class LoopbackOnlyError(OSError):
 class TcpTable:
     MAX_SOCKETS = 4  # lwIP on an ESP32 is configured for a handful of sockets too
 
-    def __init__(self, wake: threading.Event) -> None:
-        self._wake = wake
+    def __init__(self) -> None:
         self._socks: dict[int, socket.socket] = {}
         self._next = 1
 
@@ -69,13 +67,14 @@ class TcpTable:
         return data, not data
 
     def has_data(self) -> bool:
-        socks = list(self._socks.values())
-        if not socks:
-            return False
-        if any(isinstance(s, ssl.SSLSocket) and s.pending() for s in socks):
-            return True  # decrypted bytes already buffered inside the TLS layer
-        readable, _, _ = select.select(socks, [], [], 0)
-        return bool(readable)
+        return self.buffered() or bool(select.select(self.sockets(), [], [], 0)[0])
+
+    def buffered(self) -> bool:
+        """Decrypted bytes wait inside a TLS layer (no select sees them)."""
+        return any(isinstance(s, ssl.SSLSocket) and s.pending() for s in self._socks.values())
+
+    def sockets(self) -> list[socket.socket]:
+        return list(self._socks.values())
 
     def close(self, handle: int) -> None:
         sock = self._socks.pop(handle, None)

@@ -20,7 +20,7 @@ def test_forwarded_preimages_are_kept_while_needed_and_then_forgotten():
     mesh.connect("bob", "carol", (50 * M, 50 * M))
     upstream = next(ch for ch in b.channels.values() if ch.node_ids[ch.remote] == a.node_id)
     sizes = []
-    for i in range(5 * PRUNE_MIN):
+    for i in range(3 * PRUNE_MIN):
         inv = c.add_invoice(hashlib.sha256(b"p%d" % i).digest(), 1000)
         pay = a.pay(c.node_id, inv.payment_hash, 1000, mesh.ledger.height())
         mesh.pump()
