@@ -80,7 +80,7 @@ def api_timeout_s(nodes: int, load: float | None = None, cores: int | None = Non
 
 
 API_TIMEOUT_MAX_S = 300.0
-ASK_WORKERS = 64  # at most this many control requests of the rig in flight at once (one per node)
+ASK_WORKERS = 16  # at most this many control requests of the rig in flight at once
 
 
 _CLI_LOCK = threading.Lock()
