@@ -77,6 +77,12 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
                         if victim.proc.poll() is not None:
                             break
                         _pay_once(a, b, hashes)
+                    # a loaded host may still be on its way to step k: let the update run out
+                    # (crash, or both sides agree) before stopping the victim, or the fault
+                    # injection is cut short and fires in too few rounds
+                    wait_until(
+                        lambda v=victim: v.proc.poll() is not None or _settled(a, b), 60, "ran out"
+                    )
                     if victim.proc is not None and victim.proc.poll() is None:
                         victim.stop()
                     victim.start()  # clean restart

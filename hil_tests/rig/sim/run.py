@@ -469,7 +469,7 @@ def _results(
     chans = _quiet_channels(sg)
     balances, locked, ledger_quiet = _ledger_money(
         sg, collect.channel_ids(sg) | {c["channel_id"] for c in chans}
-    )
+    )  # the channel ids are read again at each try (collect.ledger_channel_ids)
     mark("channels and balances")
     verify_ok, verify_out = _ledger_verify(sg)
     mark("ledger verify")
@@ -612,7 +612,7 @@ def _ledger_money(
         for attempt in range(1, tries + 1):
             h0 = int(client.info()["height"])
             balances = collect.balances(sg)
-            locked = _locked_on_ledger(sg, ids)
+            locked = _locked_on_ledger(sg, ids | collect.ledger_channel_ids(sg))
             h1 = int(client.info()["height"])
             moved = sum(1 for h in range(h0 + 1, h1 + 1) for tx in client.block(h)["txs"]
                         if _MOVES_MONEY.match(str(tx.get("body", {}).get("kind"))))  # fmt: skip
