@@ -54,8 +54,14 @@ def test_paying_a_producer_receipt_closes_the_consumers_relay(rig):
     assert result["status"] == "succeeded"
     wait_until(lambda: rig.relay() == 1, 90, "the consumer's relay to close")
     payment = bytes.fromhex(result["payment_hash"])
-    rows = [r for r in rig.credit_rows() if bytes(r[0]) == payment]
-    assert rows and rows[0][1] == "accepted" and rows[0][3] == 20
+    # the relay closes when the meter takes the token; the gateway books "accepted" when the
+    # meter's answer reaches it, later (read at once, a loaded run saw "issued")
+    rows = wait_until(
+        lambda: [r for r in rig.credit_rows() if bytes(r[0]) == payment and r[1] == "accepted"],
+        60,
+        "the token booked as accepted",
+    )
+    assert rows[0][3] == 20
     tokens = rig.tokens_for(payment)  # the payment hash is the token's payment reference
     assert len(tokens) == 1 and tokens[0][1] == 20
     assert _accepted_on_console(rig, tokens[0][0]) == 1
