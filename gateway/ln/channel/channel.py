@@ -248,6 +248,9 @@ class Channel(ChannelClosing):
         )
 
     def receive_ack(self, msg: AckBatch) -> Revoke:
+        # Closing unilaterally put self.latest on the ledger: taking a late ack for our proposal
+        # would answer with that state's revocation secret, and the peer could take everything.
+        self._require(ChannelState.OPEN, ChannelState.SHUTDOWN)
         if self.proposal is None or msg.number != self.proposal.commitment.number:
             if msg.number == self.latest.number and self.latest_proposer == self.me:
                 return self.revoke_msg()  # duplicate ack: our revoke may have been lost

@@ -220,6 +220,25 @@ def test_latest_commitment_published_is_not_punished():
     assert b.on_remote_published(state["number"]) is None
 
 
+def test_a_late_ack_after_our_force_close_never_reveals_the_published_state():
+    """Seen at 56 nodes: A proposed N+1, force-closed at N (an HTLC expired), then took B's late
+    ack and sent Revoke(N) -- the secret of the state it had just published; B penalized it."""
+    a, b = make_pair()
+    _pay(a, b, 3000)
+    a.queue_add(1000, b"\x02" * 32, 500)
+    ack = b.receive_update(a.propose())
+    assert ack is not None
+    published, _ = a.force_close()
+    with pytest.raises(IllegalTransition):
+        a.receive_ack(ack)
+    assert a.latest.number == published["number"]  # still the state on the ledger
+    revealing = a.local_rev_hash(published["number"])
+    for m in a.on_reestablish(b.reestablish_msg()):  # reconnecting does not reveal it either
+        secret = getattr(m, "secret", None)
+        assert secret is None or hashlib.sha256(secret).digest() != revealing
+    assert b.on_remote_published(published["number"]) is None  # so A keeps its money
+
+
 def test_illegal_transition_is_typed_and_leaves_state():
     a, _ = make_pair()
     with pytest.raises(IllegalTransition):
