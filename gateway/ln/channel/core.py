@@ -147,6 +147,10 @@ class ChannelCore:
         """Incoming HTLCs we already queued or proposed a fulfill/fail for (a copy)."""
         return set(self._settling())
 
+    def is_settling(self, key: tuple[int, int]) -> bool:
+        """Whether we already queued or proposed a fulfill/fail for incoming HTLC ``key``."""
+        return key in self._settling()
+
     def _settling(self) -> set[tuple[int, int]]:
         """`settling()` itself, kept up to date by the queue methods: settling a burst of
         HTLCs checks each against it, so it must not be copied for every one."""

@@ -161,6 +161,8 @@ class Switch:
     def _incoming(self, ev: IncomingHtlc, height: int) -> None:
         ch = self.channels[ev.channel_id]
         add = ev.add
+        if ch.is_settling((ch.remote, add.htlc_id)):
+            return  # check_timeouts already failed it for expiry before it was locked in
         try:
             instr = decode_onion(add.onion)
         except ChannelError as exc:

@@ -148,6 +148,27 @@ def test_unhandled_incoming_htlc_is_failed_before_it_expires():
     assert not ab.latest.htlcs
 
 
+def test_an_htlc_failed_for_expiry_before_it_was_locked_in_is_failed_once():
+    """Seen at 56 nodes: bob's timer failed an HTLC that was in his latest commitment but not yet
+    locked in; when alice's revoke locked it in, the switch failed it again, UnknownHtlc escaped
+    and every other event drained with it was lost."""
+    mesh, a, b, c = _line()
+    inv = _invoice(b, M)
+    a.pay(b.node_id, inv.payment_hash, M, mesh.ledger.height())
+    ab_a = next(iter(a.channels.values()))
+    ab_b = next(ch for ch in b.channels.values() if ch.node_ids[ch.remote] == a.node_id)
+    ack = ab_b.receive_update(ab_a.propose())
+    (stuck,) = ab_b.latest.htlcs
+    b.check_timeouts(stuck.cltv_expiry - 2)  # about to expire: bob fails it at once
+    ab_b.receive_revoke(ab_a.receive_ack(ack))  # now it is locked in: IncomingHtlc
+    b.handle(ab_b.drain_events(), mesh.ledger.height())
+    a.handle(ab_a.drain_events(), mesh.ledger.height())
+    mesh.pump()
+    assert a.payments[inv.payment_hash].status == "failed"
+    assert not ab_a.latest.htlcs and not ab_b.latest.htlcs
+    _capacity_conserved(mesh)
+
+
 def test_outgoing_htlc_past_expiry_asks_for_force_close():
     mesh, a, b, c = _line()
     inv = _invoice(c, M)
