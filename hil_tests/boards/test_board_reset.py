@@ -9,10 +9,12 @@ RESETTING_MAIN = """
 import hal
 board = hal.Board()
 try:
-    n = int(open("resets").read())
+    with open("resets") as f:
+        n = int(f.read())
 except OSError:
     n = 0
-open("resets", "w").write(str(n + 1))
+with open("resets", "w") as f:  # closed, as on a real board: unclosed writes may not persist
+    f.write(str(n + 1))
 print("boot", n)
 if n < 2:
     board.reset()

@@ -225,6 +225,7 @@ class EmulatedBoard:
             uart.close()
         self.tcp.close_all()
         self.console.close()
+        self.wake.close()  # last: the readers above could raise it until they stopped
 
     # --- host functions (called from the firmware through the HAL) -----------------------------
 

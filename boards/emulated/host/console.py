@@ -30,6 +30,7 @@ import threading
 import tty
 from collections.abc import Callable
 
+from boards.emulated.host.fd_reader import FdReader
 from boards.emulated.host.waker import WakeLine
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
@@ -70,26 +71,9 @@ class ConsoleRepl:
             self.path = path
             self._slave = None
         os.set_blocking(self._fd, False)
-        threading.Thread(target=self._pump, name="console", daemon=True).start()
+        self._reader = FdReader(self._fd, self.feed, name="console")
 
     # --- bytes in and out --------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        import select
-
-        while not self._closed:
-            try:
-                ready, _, _ = select.select([self._fd], [], [], 0.2)
-                if not ready:
-                    continue
-                data = os.read(self._fd, 4096)
-            except OSError:  # nobody attached to our own pty (EIO), or closed
-                if self._closed:
-                    return
-                threading.Event().wait(0.05)
-                continue
-            if data:
-                self.feed(data)
 
     def feed(self, data: bytes) -> None:
         with self._cond:
@@ -119,6 +103,8 @@ class ConsoleRepl:
         self._to_pty(data)
 
     def _to_pty(self, data: bytes) -> None:
+        if self._closed:  # the descriptor's number may belong to another file by now
+            return
         view = memoryview(data)
         for _attempt in range(2):
             try:
@@ -306,9 +292,4 @@ class ConsoleRepl:
         self._closed = True
         with self._cond:
             self._cond.notify_all()
-        for fd in (self._fd, self._slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        self._reader.stop(self._slave)

@@ -10,6 +10,7 @@ import os
 import threading
 import tty
 
+from boards.emulated.host.fd_reader import FdReader
 from boards.emulated.host.waker import WakeLine
 
 MAX_BUFFER = 64 * 1024
@@ -33,32 +34,21 @@ class PtyUart:
             tty.setraw(self._fd)
             self.path = path
             self._keep_slave = None
-        self._closed = False
-        self._reader = threading.Thread(target=self._pump, name=f"uart-{name}", daemon=True)
-        self._reader.start()
+        self._reader = FdReader(self._fd, self._take, name=f"uart-{name}")
 
-    def _pump(self) -> None:
-        while not self._closed:
-            try:
-                data = os.read(self._fd, 4096)
-            except OSError:  # no peer attached to our own pty yet (EIO): wait and retry
-                if self._closed:
-                    return
-                threading.Event().wait(0.05)
-                continue
-            if not data:
-                threading.Event().wait(0.05)
-                continue
-            with self._lock:
-                room = MAX_BUFFER - len(self._buf)
-                if len(data) > room:  # a real UART FIFO overflows too
-                    self.dropped += len(data) - room
-                    data = data[:room]
-                self._buf += data
-                self._ready.notify_all()
-            self._wake.set()
+    def _take(self, data: bytes) -> None:
+        with self._lock:
+            room = MAX_BUFFER - len(self._buf)
+            if len(data) > room:  # a real UART FIFO overflows too
+                self.dropped += len(data) - room
+                data = data[:room]
+            self._buf += data
+            self._ready.notify_all()
+        self._wake.set()
 
     def write(self, data: bytes) -> int:
+        if self._reader.stopped:  # the descriptor's number may belong to another file by now
+            raise OSError(f"uart {self.name} is closed")
         return os.write(self._fd, data)
 
     def any(self) -> int:
@@ -74,10 +64,4 @@ class PtyUart:
             return data
 
     def close(self) -> None:
-        self._closed = True
-        for fd in (self._fd, self._keep_slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        self._reader.stop(self._keep_slave)

@@ -26,13 +26,14 @@ class Waker:
         os.set_blocking(self._w, False)
         self._lock = threading.Lock()
         self._set = False
+        self._closed = False
 
     def fileno(self) -> int:
         return self._r
 
     def set(self) -> None:
         with self._lock:
-            if self._set:
+            if self._set or self._closed:  # closed: the number may belong to another file now
                 return
             self._set = True
             try:
@@ -43,6 +44,8 @@ class Waker:
     def clear(self) -> None:
         with self._lock:
             self._set = False
+            if self._closed:
+                return
             try:
                 while os.read(self._r, 64):
                     pass
@@ -58,8 +61,9 @@ class Waker:
         return self._set
 
     def close(self) -> None:
-        for fd in (self._r, self._w):
-            try:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for fd in (self._r, self._w):
                 os.close(fd)
-            except OSError:
-                pass
