@@ -8,7 +8,7 @@ import pytest
 
 from boards.emulated.host.wasm import HOST_RESULT_CAP, run_snippet
 
-CALL = "import host, json\ndef call(name, arg=None):\n    return json.loads(host.call(name, json.dumps(arg)))\n"
+CALL = "import host, json\ndef call(name, arg=None):\n    return json.loads(host.call(name, '' if arg is None else json.dumps(arg)))\n"
 
 
 def replies(stdout: str) -> list:
@@ -23,10 +23,7 @@ def test_values_cross_both_ways():
         host_functions={"echo": lambda arg: seen.append(arg) or arg},
     )
     assert out.exit_code == 0, out.stderr
-    assert replies(out.stdout) == [
-        {"ok": True, "value": {"a": [1, 2, "é"]}},
-        {"ok": True, "value": None},
-    ]
+    assert replies(out.stdout) == [[0, {"a": [1, 2, "é"]}], [0, None]]
     assert seen == [{"a": [1, 2, "é"]}, None]
 
 
@@ -40,8 +37,8 @@ def test_errors_are_replies_not_crashes():
     )
     assert out.exit_code == 0, out.stderr
     assert replies(out.stdout) == [
-        {"ok": False, "error": "ValueError: bad pin"},
-        {"ok": False, "error": "KeyError: \"no host function 'nope'\""},
+        [1, "ValueError: bad pin"],
+        [1, "KeyError: \"no host function 'nope'\""],
     ]
 
 
@@ -53,7 +50,7 @@ def test_a_reply_beyond_the_cap_is_refused_by_the_guest():
         host_functions={"big": lambda _: big, "small": lambda _: 7},
     )
     assert out.exit_code == 0, out.stderr
-    assert out.stdout.split("\n")[1] == '{"ok":true,"value":7}'
+    assert out.stdout.split("\n")[1] == "[0,7]"
     assert out.stdout.startswith("refused")
 
 
