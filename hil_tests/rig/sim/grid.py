@@ -191,7 +191,6 @@ class SimGrid:
         self.etcd: Any = None
         self._accounts_lock = threading.Lock()
         self.proxies = RelayBank()  # the wires between neighbours (cut for a partition)
-        self.start_local_msat: dict[str, int] = {}
         self.channel_history: dict[tuple[str, str], list[list[float]]] = {}
         self.validator = ""
         self.phases: dict[str, float] = {}  # bring-up step -> wall seconds
@@ -270,7 +269,6 @@ class SimGrid:
         for n in metered:
             self._boot_meter(n, rom, first=False)
         self.wait_channels(180 + 2 * slack)
-        self.start_local_msat = self.local_msat()  # what each node holds as the day begins
         step("")
         return self
 
@@ -311,13 +309,9 @@ class SimGrid:
         with ThreadPoolExecutor(min(ASK_WORKERS, len(todo)), thread_name_prefix="ask") as pool:
             return dict(zip((n.name for n in todo), pool.map(ask, todo), strict=True))
 
-    def local_msat(self) -> dict[str, int]:
-        """What each node holds on its side of its open channels (0: a node that is down)."""
-        out = {name: 0 for name in self.nodes}
-        for name, listed in self.ask_all("/channels").items():
-            if not isinstance(listed, Exception):
-                out[name] = sum(int(c["local_msat"]) for c in listed if c["state"] == "OPEN")
-        return out
+    def deposit_msat(self, name: str) -> int:
+        """What the operator deposits for node `name` on the ledger (all the money it has)."""
+        return DEPOSIT_MSAT
 
     def sample_channels(self, now: float) -> None:
         """One point per channel end for the report's balance plot; every channel id seen goes
@@ -467,7 +461,8 @@ class SimGrid:
 
         first = [tx("enroll_participant", participant=n.node_id, name=n.name,
                     role=ROLES[n.spec.kind]) for n in nodes]  # fmt: skip
-        second = [tx("deposit", account=n.node_id, amount_msat=DEPOSIT_MSAT, reference=n.name)
+        second = [tx("deposit", account=n.node_id, amount_msat=self.deposit_msat(n.name),
+                     reference=n.name)
                   for n in nodes]  # fmt: skip
         second += [tx("enroll_meter", meter=n.meter_pubkey.hex(), owner=n.node_id)
                    for n in nodes if n.meter_pubkey]  # fmt: skip
