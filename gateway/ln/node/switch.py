@@ -197,10 +197,10 @@ class Switch:
         instr: ForwardInstruction,
         height: int,
     ) -> None:
-        out = self.channels.get(instr.channel_id)
+        out = self._next_channel(instr)
         if self.refuse_forwarding:
             return self._fail_in(ch_in, htlc_id, "forwarding refused")
-        if out is None or out.state != ChannelState.OPEN:
+        if out is None:
             return self._fail_in(ch_in, htlc_id, "unknown next channel")
         if out.node_ids[out.remote] not in self.online:
             return self._fail_in(ch_in, htlc_id, "next hop offline")
@@ -218,6 +218,24 @@ class Switch:
             return self._fail_in(ch_in, htlc_id, f"cannot forward: {exc}")
         self.links[(out.channel_id, add.htlc_id)] = (ch_in.channel_id, htlc_id)
         self.dirty.add(("links", link_key(out.channel_id, add.htlc_id)))
+
+    def _next_channel(self, instr: ForwardInstruction) -> Channel | None:
+        """The open channel to forward over: the one the route names, or else (BOLT 4's
+        non-strict forwarding) another open channel to the same next node that can carry the
+        amount. The payer's graph may name a channel that was closed and reopened under a new
+        id (the graph learns remote channels by gossip and never forgets one): at 56 nodes
+        1,599 of 1,700 multi-hop payments failed with "unknown next channel" that way."""
+        named = self.channels.get(instr.channel_id)
+        if named is not None and named.state == ChannelState.OPEN:
+            return named
+        others = [
+            c
+            for c in self.channels.values()
+            if c.state == ChannelState.OPEN
+            and c.node_ids[c.remote] == instr.node
+            and c.spendable_msat() >= instr.amount_msat
+        ]
+        return max(others, key=lambda c: c.spendable_msat(), default=None)
 
     def _prune_preimages(self, ch: Channel, known: dict[str, str]) -> None:
         """Forget the preimages of incoming HTLCs that left both our latest commitment and our

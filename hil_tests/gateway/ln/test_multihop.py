@@ -225,3 +225,29 @@ def test_a_paid_invoice_is_not_paid_twice():
     assert again.status == "failed" and again.reason == "invoice already paid"
     assert mesh.balances() == before
     _capacity_conserved(mesh)
+
+
+def test_a_route_naming_a_reopened_channel_is_forwarded_over_the_new_one():
+    """BOLT 4 non-strict forwarding: alice's graph still names the bob-carol channel that was
+    closed and reopened under a new id (gossip never told her); bob forwards over the open
+    channel he has with carol. With no open channel to carol that can carry the amount, he
+    fails it as before."""
+    mesh = Mesh()
+    a, b, c = mesh.node("alice"), mesh.node("bob", GRID_CHARGE), mesh.node("carol")
+    mesh.connect("alice", "bob", (100 * M, 100 * M))
+    real = mesh.connect("bob", "carol", (50 * M, 50 * M))
+    stale = hashlib.sha256(b"closed bob-carol").digest()
+    a.graph.remove_channel(real)
+    a.graph.add_channel(stale, b.node_id, c.node_id, 100 * M, 100 * M)
+    inv = _invoice(c, 10 * M)
+    before = mesh.balances()
+    pay = a.pay(c.node_id, inv.payment_hash, 10 * M, mesh.ledger.height())
+    mesh.pump()
+    assert pay.status == "succeeded"
+    assert mesh.balances()["carol"] == before["carol"] + 10 * M
+    _capacity_conserved(mesh)
+    big = _invoice(c, 70 * M, b"q")  # more than bob's side of the real channel holds
+    pay2 = a.pay(c.node_id, big.payment_hash, 70 * M, mesh.ledger.height())
+    mesh.pump()
+    assert pay2.status == "failed" and pay2.reason == "unknown next channel"
+    _capacity_conserved(mesh)
