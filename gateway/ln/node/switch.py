@@ -115,12 +115,21 @@ class Switch:
         payment_secret: bytes = b"",
     ) -> Payment:
         """Start paying ``amount_msat`` to ``dst`` over the cheapest route; the payee receives
-        an expiry ``final_cltv`` blocks ahead (the invoice's min_final_cltv_expiry) and the
-        invoice's payment secret."""
+        an expiry ``final_cltv`` blocks (the invoice's min_final_cltv_expiry) plus our own
+        ``cltv_delta`` ahead of the height now, and the invoice's payment secret.
+
+        The payee refuses an HTLC whose expiry is less than ``final_cltv`` - FAIL_MARGIN blocks
+        ahead of the height when it arrives (BOLT 4), so a payer sending exactly ``final_cltv``
+        ahead leaves the payment FAIL_MARGIN blocks to travel. The ledger seals a block for
+        every batch of transactions (about one a real second at 56 nodes, five while a channel
+        closes) and a hop of a loaded grid takes seconds: a 1-hop payment met "final expiry too
+        soon" that way. The payer adds a margin (BOLT 11 leaves it to the payer) of one hop's
+        ``cltv_delta``, the blocks a node already allows per hop on this ledger."""
         if payment_hash in self.payments and self.payments[payment_hash].status != "failed":
             raise PaymentFailed("this payment hash is already paid or in flight")
         self._refresh_own_edges()
-        hops = self.graph.find_route(self.node_id, dst, amount_msat, height + final_cltv)
+        final_expiry = height + final_cltv + self.policy.cltv_delta
+        hops = self.graph.find_route(self.node_id, dst, amount_msat, final_expiry)
         first = hops[0]
         ch = self.channels.get(first.channel_id)
         if ch is None or ch.state != ChannelState.OPEN:

@@ -67,8 +67,20 @@ def test_expiry_decreases_hop_by_hop():
     mesh.pump()
     (at_bob,), (at_carol,) = seen["bob"], seen["carol"]
     assert at_bob.cltv_expiry - at_carol.cltv_expiry == GRID_CHARGE.cltv_delta
-    assert at_carol.cltv_expiry == 100 + 18
+    assert at_carol.cltv_expiry == 100 + 18 + a.policy.cltv_delta  # the payer's margin
     assert at_bob.amount_msat - at_carol.amount_msat == GRID_CHARGE.fee(M)
+
+
+def test_a_payment_that_took_a_hops_delta_of_blocks_to_arrive_is_accepted():
+    """The payer adds its cltv_delta to the payee's min_final_cltv: the ledger sealed 6 blocks
+    while the HTLC travelled (at 56 nodes, seconds of a loaded hop), and carol still takes it
+    (sent with exactly min_final_cltv, it would have met "final expiry too soon")."""
+    mesh, a, b, c = _line()
+    inv = _invoice(c, M)
+    sent_at = mesh.ledger.height() - a.policy.cltv_delta  # the blocks sealed on its way
+    pay = a.pay(c.node_id, inv.payment_hash, M, sent_at)
+    mesh.pump()
+    assert pay.status == "succeeded", pay.reason
 
 
 @pytest.mark.parametrize("fault", ["refuses", "offline", "no_capacity", "unknown_hash"])
