@@ -56,12 +56,14 @@ def test_in_flight_closing_and_unlisted_channels() -> None:
             "state": {"balance_a_msat": 500_000_000, "balance_b_msat": 290_000_000},
             "htlcs": [{"amount_msat": 10_000_000, "outcome": "pending"}]},
     }  # fmt: skip
-    listed = {"c1": {"home-6": {"local_msat": 300_000_000, "remote_msat": 495_000_000}}}
+    listed = {"c1": {"home-6": {"local_msat": 300_000_000, "remote_msat": 495_000_000,
+                                "in_flight_msat": 5_000_000}}}  # fmt: skip
     balances = {"home-2": 1_200_000_000, "home-6": 1_600_000_000, "pod": 1_600_000_000}
     deposits = {"home-2": DEP, "home-6": DEP, "pod": DEP}
     per, summary = node_money(deposits, balances, ledger, listed, IDS, {}, {})
     assert per["home-2"]["holdings_msat"] == 1_200_000_000 + 495_000_000 + 290_000_000
     assert per["home-6"]["holdings_msat"] == 1_900_000_000
+    assert per["home-6"]["in_flight_msat"] == 5_000_000 and per["pod"]["in_flight_msat"] == 0
     assert per["pod"]["holdings_msat"] == 2_100_000_000
     assert summary["unassigned_msat"] == 5_000_000 + 10_000_000
     assert summary["holdings_msat"] + summary["unassigned_msat"] == 3 * DEP

@@ -11,7 +11,8 @@ outputs, an open channel neither end listed) is `unassigned`. Every msat starts 
 and each node's `money_delta_msat` (holdings - deposit) splits into what it was paid for the
 receipts it sold (`earned_msat`: its paid invoices), what it paid (`spent_msat`: its succeeded
 payments, fees included) and what it earned forwarding others' payments
-(`fees_earned_msat`, the grid charge: the rest). The amount a node holds in its open channels
+(`fees_earned_msat`, the grid charge: the rest, within the HTLCs still in flight in its
+channels, `in_flight_msat`). The amount a node holds in its open channels
 alone is no measure of money: a channel force-closed and reopened, or opened late, moves the
 node's funding between its ledger balance and its channels (the "400,000 sat earned" of the
 homes whose channel had been reopened after the day began).
@@ -58,16 +59,22 @@ def node_money(
     invoices: dict[str, list[dict[str, Any]]],
     payments: dict[str, list[dict[str, Any]]],
 ) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
-    """Per node {holdings, money_delta, earned, spent, fees_earned} (msat) and the summary
+    """Per node {holdings, money_delta, earned, spent, fees_earned, in_flight} (msat; an HTLC
+    still in flight in one of its channels, a failed payment's whose removal both ends have not
+    yet signed, is in nobody's holdings: `fees_earned` is exact within `in_flight`) and the summary
     {deposits, holdings, unassigned, difference}: `difference` is 0 when every msat deposited
     is in a node's holdings or unassigned. `listed`: channel id -> node name -> its listing."""
     holdings = {name: int(balances.get(name, 0)) for name in deposits}
+    in_flight = dict.fromkeys(deposits, 0)  # HTLCs in its channels, either way (unassigned)
     unassigned = 0
     for cid, ch in ledger_channels.items():
         sides, rest = channel_sides(ch, listed.get(cid, {}), by_id)
         for name, msat in sides.items():
             if name in holdings:
                 holdings[name] += msat
+        for name, end in listed.get(cid, {}).items():
+            if name in in_flight and ch.get("status") == "open":
+                in_flight[name] += int(end.get("in_flight_msat", 0))
         unassigned += rest
     out = {}
     for name, deposit in deposits.items():
@@ -81,6 +88,7 @@ def node_money(
             "earned_msat": earned,
             "spent_msat": spent,
             "fees_earned_msat": delta - earned + spent,
+            "in_flight_msat": in_flight[name],
         }
     total_dep, total_held = sum(deposits.values()), sum(holdings.values())
     summary = {
