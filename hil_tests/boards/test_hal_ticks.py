@@ -1,6 +1,7 @@
-"""The emulated HAL's ticks_ms: the board process's virtual clock, read a few times a second and
-counted on from the VM's own clock in between (boards/emulated/device/hal.py). It must never run
-ahead of the board's clock, never go back, and keep up with it."""
+"""Two calls the emulated HAL mostly answers without the board process (boards/emulated/device/
+hal.py). ticks_ms: the board's virtual clock, read a few times a second and counted on from the
+VM's own clock in between; it must never run ahead of the board's clock, never go back, and keep
+up with it. watchdog_feed: sent at most every eighth of the timeout (100 ms)."""
 
 import json
 
@@ -50,3 +51,29 @@ def test_ticks_are_counted_in_the_vm_and_never_run_ahead_of_the_board(tmp_path):
     assert r["span"] >= 500_000, r
     # the HAL read the board's clock a few times a second, not once per ticks_ms()
     assert len(reads) - r["n"] < r["n"] / 4, (len(reads), r)
+
+
+FEEDS = """
+import hal
+b = hal.Board()
+b.watchdog_start(30000)
+for i in range(3000):
+    b.watchdog_feed()
+    if i % 100 == 0:
+        gc.collect()
+print("fed")
+"""
+
+
+def test_watchdog_feeds_in_quick_succession_are_not_all_sent(tmp_path):
+    board = EmulatedBoard(BoardConfig(flash_dir=tmp_path / "flash", rom_dir=build("emulated")))
+    sent = []
+    real_feed = board._wdt_feed
+    board._wdt_feed = lambda arg: sent.append(1) or real_feed(arg)  # type: ignore[method-assign]
+    try:
+        out = board.run_script(FEEDS)
+    finally:
+        board.close()
+    assert out.exit_code == 0 and "fed" in out.stdout, out.stderr
+    # 3000 feeds in a tight loop take well under a second: a feed is sent at most every 100 ms
+    assert 1 <= len(sent) < 3000 / 10, len(sent)
