@@ -50,14 +50,11 @@ class IngestPipeline:
         """The commit under way, if any (await it, then call `finish`)."""
         return None if self._inflight is None else self._inflight[2]
 
-    def submit(
-        self, batch: list[Incoming], verified: list[bool | None] | None = None
-    ) -> list[Result]:
-        """Check `batch` (`verified`: its `Ingestor.preverify`, if that ran), then wait for the
-        previous batch's commit and start this one's. Returns the results now final (the
-        previous batch's), oldest first."""
+    def submit(self, batch: list[Incoming]) -> list[Result]:
+        """Check `batch`, then wait for the previous batch's commit and start this one's.
+        Returns the results now final (the previous batch's), oldest first."""
         try:
-            checked = self.ingestor.check(batch, verified)
+            checked = self.ingestor.check(batch)
         except Exception as exc:  # a store read failed while checking: nothing of it holds
             return [*self.finish(), StoreFailed(len(batch), exc)]
         results: list[Result] = []
