@@ -172,19 +172,20 @@ class Ingestor:
         records, last, meters = out.records, out.last, self._meters
         wall = self._wall()  # once per batch: a batch is checked within milliseconds
         max_future = self.max_future_s
-        unpack, columns, sha256 = _UNPACK, ROW_COLUMNS, hashlib.sha256
+        unpack, columns, sha256, blob = _UNPACK, ROW_COLUMNS, hashlib.sha256, bytearray
+        record_len, body_len, version = rc.RECORD_LEN, rc.BODY_LEN, rc.VERSION
         try:
             for item in batch:
                 payload = item.payload
                 st = None
-                if len(payload) == rc.RECORD_LEN:
+                if len(payload) == record_len:
                     f = unpack(payload)
                     st = meters.get(f[3])
                 if (
                     st is None
                     or f[4] != st.next_seq
                     or st.hex != item.meter_hex
-                    or f[0] != rc.VERSION
+                    or f[0] != version
                     or not 0 < f[1] < 3  # kind: reading or relay event
                     or f[7] < f[6]  # ends before it starts
                     or not 0 <= f[15] <= 1  # relay state
@@ -194,7 +195,7 @@ class Ingestor:
                         rows.append(accepted)
                     continue
                 if not st.verifier.verify_digest(
-                    payload[rc.BODY_LEN :], sha256(payload[: rc.BODY_LEN]).digest()
+                    payload[body_len:], sha256(payload[:body_len]).digest()
                 ):
                     self._reject(out, Reason.BAD_SIGNATURE, item, f[4], "signature does not verify")
                     continue
@@ -214,7 +215,7 @@ class Ingestor:
                 st.next_seq += 1
                 records.append(record)
                 last[mid] = record
-                rows.append((*columns(f), record, h, item.received_at))
+                rows.append((*columns(f), blob(record), blob(h), item.received_at))
         except Exception:
             self._restore(before)
             raise
@@ -308,7 +309,7 @@ class Ingestor:
         touched.add(mid)
         out.records.append(record)
         out.last[mid] = record
-        return (*ROW_COLUMNS(_UNPACK(record)), record, h, item.received_at)
+        return (*ROW_COLUMNS(_UNPACK(record)), bytearray(record), bytearray(h), item.received_at)
 
     def _below_head(self, item, out, st, reading, body, sig, before, touched):
         mid, seq = reading.meter_id, reading.seq

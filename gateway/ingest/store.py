@@ -83,7 +83,9 @@ _INSERT = "INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  #
 # A record's decoded fields (struct-unpacked in sgcore.reading's order: version, kind, reason,
 # meter_id, seq, prev_hash, start, end, import_wh, ...) -> the readings table's first 15 columns
 # (meter_id, seq, kind, start, "end", import_wh, ..., credit_wh); a row is those, then
-# (record, record_hash, received_at).
+# (record, record_hash, received_at). The ingest passes those two blobs as bytearrays: Python's
+# sqlite3 binds a bytearray directly but looks for an adapter for every bytes object (~0.5 us
+# each, per row).
 ROW_COLUMNS = operator.itemgetter(3, 4, 1, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17)
 
 
