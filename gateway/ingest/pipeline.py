@@ -87,13 +87,16 @@ class CheckedBatch:
     """A batch `Ingestor.check` verified: what to store, and its outcome once stored."""
 
     outcome: BatchOutcome
+    size: int  # readings in the batch
     rows: list[tuple]  # `store.ROW_COLUMNS` rows, ready for `ReadingStore.write_rows`
     heads: dict[bytes, tuple[int, bytes | None]]  # meter_id -> (next_seq, head_hash) after it
     before: dict[bytes, tuple[int, bytes | None]]  # meter_id -> the same before it
 
 
 class _MeterState:
-    __slots__ = ("verifier", "hex", "anchor_seq", "next_seq", "head_hash", "last_resend")
+    __slots__ = (
+        "verifier", "hex", "anchor_seq", "next_seq", "head_hash", "stored", "last_resend"
+    )  # fmt: skip
 
     def __init__(self, row: MeterRow) -> None:
         self.verifier = MeterVerifier(row.pubkey)
@@ -101,6 +104,9 @@ class _MeterState:
         self.anchor_seq = row.anchor_seq
         self.next_seq = row.next_seq
         self.head_hash = row.head_hash
+        # (next_seq, head_hash) as committed: next_seq/head_hash run ahead of it by the batches
+        # checked but not yet stored
+        self.stored: tuple[int, bytes | None] = (row.next_seq, row.head_hash)
         self.last_resend = float("-inf")
 
 
@@ -126,11 +132,12 @@ class Ingestor:
         return list(self._meters)
 
     def head(self, meter_id: bytes) -> tuple[int, bytes] | None:
-        """(upto, record_hash) of the last stored record of a meter, if any."""
+        """(upto, record_hash) of the last stored record of a meter, if any: committed, never
+        one of a batch still being stored (what may be acknowledged at any moment)."""
         st = self._state(meter_id)
-        if st is None or st.head_hash is None or st.next_seq <= st.anchor_seq:
+        if st is None:
             return None
-        return st.next_seq - 1, st.head_hash
+        return _ack(st, *st.stored)
 
     def _state(self, meter_id: bytes) -> _MeterState | None:
         st = self._meters.get(meter_id)
@@ -225,17 +232,24 @@ class Ingestor:
             st = meters[mid]
             heads[mid] = (st.next_seq, st.head_hash)
             counts[mid] = st.next_seq - n
-        for mid in touched:
-            ack = self.head(mid)
+        for mid in touched:  # once this batch is stored, everything checked so far is
+            st = meters[mid]
+            ack = _ack(st, st.next_seq, st.head_hash)
             if ack is not None:
                 out.acks[mid] = ack
-        return CheckedBatch(out, rows, heads, before)
+        return CheckedBatch(out, len(batch), rows, heads, before)
 
     def store_checked(self, checked: CheckedBatch) -> None:
         """Store what `check` accepted in one transaction: `write_checked`, then its COMMIT."""
         if checked.rows:
             self.write_checked(checked)
             self.store.commit_batch()
+        self.stored(checked)
+
+    def stored(self, checked: CheckedBatch) -> None:
+        """The batch's COMMIT returned: its heads may be acknowledged from now on (`head`)."""
+        for mid, head in checked.heads.items():
+            self._meters[mid].stored = head
 
     def write_checked(self, checked: CheckedBatch) -> bool:
         """Write the accepted rows in a transaction left open for `store.commit_batch()` (which
@@ -339,3 +353,11 @@ class Ingestor:
             if record[3:19] == mid and _UNPACK(record)[4] == seq:
                 return record
         return None
+
+
+def _ack(st: _MeterState, next_seq: int, head_hash: bytes | None) -> tuple[int, bytes] | None:
+    """(upto, record_hash) to acknowledge for a meter at that head (None: nothing stored since
+    its enrollment anchor)."""
+    if head_hash is None or next_seq <= st.anchor_seq:
+        return None
+    return next_seq - 1, head_hash

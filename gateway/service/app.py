@@ -216,7 +216,8 @@ class GatewayService:
     async def _ingest_loop(self) -> None:
         """Take up to `max_batch` readings, check them (signatures included) on this thread,
         hand the batch's COMMIT to the pipeline's commit thread and take the next batch while
-        it runs; acks go out once their batch is committed."""
+        it runs; acks go out once their batch is committed. While the loop waits for a
+        commit it goes on receiving; a status answered meanwhile gets the committed head."""
         wait = self.cfg.ingest.batch_wait_ms / 1000
         max_batch = self.cfg.ingest.max_batch
         pipe = self.pipeline
@@ -244,8 +245,14 @@ class GatewayService:
                 batch = self._take(max_batch)
             self.metrics.queue_depth.set(len(self._incoming))
             t0 = time.perf_counter()
-            results = pipe.submit(batch)  # checked while the previous batch commits
-            self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+            checked = pipe.check(batch)  # while the previous batch commits
+            spent = time.perf_counter() - t0
+            fut = pipe.inflight
+            if fut is not None and not fut.done():  # receive meanwhile, do not block on it
+                await asyncio.wait((asyncio.wrap_future(fut),))
+            t0 = time.perf_counter()
+            results = pipe.store(checked)  # the previous batch's results, this one's COMMIT
+            self.metrics.batch_seconds.observe(spent + time.perf_counter() - t0)
             self._publish_results(results)
 
     async def _arrival(self, timeout: float) -> bool:
