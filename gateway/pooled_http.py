@@ -147,6 +147,8 @@ class _PendingWrite:
 class PooledHTTPServer:
     """`serve_forever()` / `shutdown()` / `server_close()` / `server_address`, like socketserver."""
 
+    select_timeout_s = 0.5  # the selector's longest sleep: sweeps of idle connections, stopping
+
     def __init__(
         self,
         address: tuple[str, int],
@@ -186,13 +188,16 @@ class PooledHTTPServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         try:
             while not self._stop.is_set():
-                for key, _ in self._selector.select(timeout=0.5):
+                for key, _ in self._selector.select(timeout=self.select_timeout_s):
                     if key.fileobj is self.socket:
                         self._accept()
                     elif key.fileobj is self._wake_r:
-                        self._wake_pending = False  # before reading: a later wake is not lost
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
+                        # cleared after the read: a connection returned from now on sends a
+                        # byte again (cleared before it, one returned in between had its byte
+                        # read here and left the flag set: the next ones sent none)
+                        self._wake_pending = False
                     else:
                         self._read(self._conns[key.fileobj])  # type: ignore[index]
                 self._take_back()

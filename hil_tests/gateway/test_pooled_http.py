@@ -139,3 +139,47 @@ def _read_answer(sock, status=b"200"):
         body += sock.recv(65536)
     assert len(body) == length  # nothing more was sent (a second send is ignored)
     return body
+
+
+class Soon(pooled_http.LeanRequestHandler):
+    """Defers every request and answers it from a thread of its own at once."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        answer = self.defer()
+        threading.Thread(target=answer.send, args=(200, b"ok")).start()
+
+
+def test_no_wake_up_of_the_selector_is_lost_when_answers_return_connections_at_once():
+    """A returned connection is read again at once: the selector is woken for it (it once
+    missed a wake-up when a connection came back between its read of the wake-up bytes and
+    its clearing of the "wake-up pending" flag; it then slept its full timeout)."""
+    srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Soon, pooled_http.Limits(workers=4))
+    srv.select_timeout_s = 120  # a lost wake-up stalls a request past the clients' timeout
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    failures = []
+
+    def client():
+        try:
+            with socket.create_connection(srv.server_address, timeout=20) as sock:
+                for _ in range(150):
+                    sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+                    assert _read_answer(sock) == b"ok"
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not failures and not any(t.is_alive() for t in threads)
+    finally:
+        srv.select_timeout_s = 0.01  # lets the selector see the stop
+        srv.shutdown()
+        srv.server_close()
