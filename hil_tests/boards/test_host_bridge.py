@@ -3,6 +3,8 @@ to the guest, a reply too big for the guest's buffer, and SystemExit raised by a
 ending the VM's run as it did through wasmtime.Func."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -63,3 +65,17 @@ def test_system_exit_in_a_host_function_ends_the_run():
 
     with pytest.raises(SystemExit):
         run_snippet(CALL + "call('leave')\nprint('after')\n", host_functions={"leave": leave})
+
+
+def test_a_process_that_ran_a_vm_exits_cleanly(repo_root):
+    # the bridge's functions used to carry a Python finalizer that wasmtime called at interpreter
+    # exit, after ctypes had freed it: every process that ran a VM exited with SIGSEGV (139)
+    script = (
+        "from boards.emulated.host.wasm import run_snippet\n"
+        f"out = run_snippet({CALL!r} + 'print(call(\"echo\", 7))', host_functions={{'echo': lambda a: a}})\n"
+        "print(out.stdout.strip())\n"
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'value': 7" in done.stdout

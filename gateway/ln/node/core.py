@@ -77,20 +77,27 @@ class NodeCore:
                 peer = self.peers.get(ch.node_ids[ch.remote])
                 if peer is None:
                     continue
-                msg = ch.propose()
-                if msg is not None:
-                    peer.queue(msg)
-                    moved = True
-                if ch.state == ChannelState.SHUTDOWN and ch.me == 0 and ch.ready_to_close():
-                    if not ch.extra.get("closing_sent"):
-                        ch.extra["closing_sent"] = True
-                        self.store.mark(ch)
-                        peer.queue(ch.closing_signed())
+                try:
+                    moved |= self._next_round(ch, peer)
+                except Exception as exc:  # noqa: BLE001 - one channel must not stall the others
+                    self.switch.failures.failed("propose", ch.short_id, exc)
             if not moved:
                 break
         for peer in list(self.peers.values()):
             peer.flush()  # commits first when it has something to send
         self._wake_payments()
+
+    def _next_round(self, ch: Channel, peer: Peer) -> bool:
+        """Queue `ch`'s next update round (or its closing signature) for `peer`; True if one."""
+        msg = ch.propose()
+        if msg is not None:
+            peer.queue(msg)
+        if ch.state == ChannelState.SHUTDOWN and ch.me == 0 and ch.ready_to_close():
+            if not ch.extra.get("closing_sent"):
+                ch.extra["closing_sent"] = True
+                self.store.mark(ch)
+                peer.queue(ch.closing_signed())
+        return msg is not None
 
     def _wake_payments(self) -> None:
         done, self.switch.resolved = self.switch.resolved, []

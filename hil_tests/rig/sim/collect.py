@@ -62,6 +62,12 @@ def invoices(n: SimNode) -> list[dict[str, Any]]:
     return [json.loads(r["doc"]) for r in _rows(db, "SELECT doc FROM invoices")]
 
 
+def payments(n: SimNode) -> list[dict[str, Any]]:
+    """The payments the node's channel node made (its payment store: amount, fee, status)."""
+    db = n.state_dir / "node" / "channels.sqlite"
+    return [json.loads(r["doc"]) for r in _rows(db, "SELECT doc FROM payments")]
+
+
 def anchors(n: SimNode) -> dict[str, int]:
     rows = _rows(n.state_dir / "anchors.sqlite3",
                  "SELECT status, count(*) AS batches, sum(count) AS readings FROM batches "
@@ -147,11 +153,6 @@ def ledger_channels(sg: SimGrid, ids: list[str]) -> dict[str, dict[str, Any]]:
     finally:
         close_client(client)
     return out
-
-
-def local_msat(sg: SimGrid) -> dict[str, int]:
-    """What each node holds on its side of its open channels now."""
-    return sg.local_msat()
 
 
 def anchored_upto(n: SimNode) -> int:
