@@ -86,6 +86,9 @@ class Switch:
     # per channel: the size of its preimage map that starts the next pruning pass
     _prune_at: dict[bytes, int] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        self.graph.default_policy = self.policy  # a forwarder not heard from charges as we do
+
     # --- invoices and payments --------------------------------------------------------------
     def add_invoice(
         self,
