@@ -28,6 +28,7 @@ from gateway.ln.channel.channel import (
 from gateway.ln.channel.commitment import Htlc
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.errors import ChannelError, NoRoute, PaymentFailed
+from gateway.ln.node.event_failures import EventFailureLog
 from gateway.ln.node.router import (
     ChannelGraph,
     ForwardInstruction,
@@ -85,6 +86,7 @@ class Switch:
     clock: Callable[[], float] = time.time  # unix seconds, for invoice expiry
     # per channel: the size of its preimage map that starts the next pruning pass
     _prune_at: dict[bytes, int] = field(default_factory=dict, repr=False)
+    failures: EventFailureLog = field(default_factory=EventFailureLog, repr=False)
 
     def __post_init__(self) -> None:
         self.graph.default_policy = self.policy  # a forwarder not heard from charges as we do
@@ -158,13 +160,20 @@ class Switch:
 
     # --- events from channels ---------------------------------------------------------------
     def handle(self, events: list[Event], height: int) -> None:
+        """React to each event on its own: one that raises is logged (rate-limited) and
+        counted, and the others, drained from the channels with it, are still handled."""
         for ev in events:
-            if isinstance(ev, IncomingHtlc):
-                self._incoming(ev, height)
-            elif isinstance(ev, OutgoingSettled):
-                self._settled(ev)
-            elif isinstance(ev, PreimageLearned):
-                self._settled(OutgoingSettled(ev.channel_id, ev.htlc, ev.preimage))
+            try:
+                if isinstance(ev, IncomingHtlc):
+                    self._incoming(ev, height)
+                elif isinstance(ev, OutgoingSettled):
+                    self._settled(ev)
+                elif isinstance(ev, PreimageLearned):
+                    self._settled(OutgoingSettled(ev.channel_id, ev.htlc, ev.preimage))
+            except Exception as exc:  # noqa: BLE001 - isolated per event, logged
+                ch = self.channels.get(ev.channel_id)
+                name = ch.short_id if ch else ev.channel_id.hex()[:12]
+                self.failures.failed(type(ev).__name__, name, exc)
 
     def _fail_in(self, ch: Channel, htlc_id: int, reason: str) -> None:
         log.info("fail incoming %s/%d: %s", ch.short_id, htlc_id, reason)
@@ -305,9 +314,8 @@ class Switch:
         for ch in self.channels.values():
             if ch.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN):
                 continue
-            settling = ch.settling()
             for h in ch.latest.htlcs:
-                if h.offerer == ch.remote and h.key not in settling:
+                if h.offerer == ch.remote and not ch.is_settling(h.key):
                     linked = (ch.channel_id, h.htlc_id) in waiting
                     if height >= h.cltv_expiry - FAIL_MARGIN and not linked:
                         self._fail_in(ch, h.htlc_id, "expired")
