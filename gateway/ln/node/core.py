@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,10 @@ class NodeCore:
         self.opening: dict[bytes, dict[str, Any]] = {}
         self.waiters: dict[bytes, list[asyncio.Future[Any]]] = {}
         self.height = ledger.height()
+        # channels whose peer reestablished them since this start with no sign that our state
+        # is stale (data_loss.py): only those are force-closed for an expired HTLC at once
+        self.reestablished: set[bytes] = set()
+        self.started_at = time.monotonic()
 
     def commit(self) -> None:
         self.store.commit(self.switch)
