@@ -125,7 +125,7 @@ class Node(NodeCore):
         self.gossip.send_graph(peer)
         peer.flush()
         try:
-            await peer.run(self._dispatch)
+            await peer.run(self._dispatch, self.after)
         finally:
             if self.peers.get(nid) is peer:
                 del self.peers[nid]
@@ -144,8 +144,7 @@ class Node(NodeCore):
         else:
             log.debug("peer %s: ignoring %s", peer.short, name)
             return
-        await handler(peer, msg)
-        self.after()
+        await handler(peer, msg)  # `peer.run` runs `after()` once the burst is handled
 
     # --- update protocol ----------------------------------------------------------------------
     async def on_UpdateBatch(self, peer: Peer, msg: m.UpdateBatch) -> None:
