@@ -83,6 +83,10 @@ class Node(NodeCore):
                 log.warning("ledger: %s", exc)
             except Exception:  # the ticker is the node's heartbeat: it must never stop
                 log.exception("tick failed")
+            try:  # off the event loop: the node keeps paying while the WAL is copied
+                await asyncio.to_thread(self.store.checkpoint)
+            except LnError as exc:
+                log.warning("store: %s", exc)
             await self._reconnect()
 
     async def _reconnect(self) -> None:
