@@ -88,6 +88,9 @@ class Switch:
     _prune_at: dict[bytes, int] = field(default_factory=dict, repr=False)
     failures: EventFailureLog = field(default_factory=EventFailureLog, repr=False)
 
+    def __post_init__(self) -> None:
+        self.graph.default_policy = self.policy  # a forwarder not heard from charges as we do
+
     # --- invoices and payments --------------------------------------------------------------
     def add_invoice(
         self,

@@ -263,3 +263,20 @@ def test_a_route_naming_a_reopened_channel_is_forwarded_over_the_new_one():
     mesh.pump()
     assert pay2.status == "failed" and pay2.reason == "unknown next channel"
     _capacity_conserved(mesh)
+
+
+def test_a_forwarder_whose_policy_has_not_reached_the_payer_is_taken_to_charge_as_it_does():
+    """Policies travel one hop (each node announces its own to its peers): alice has not heard
+    bob's. The grid's nodes share one policy (34 blocks per hop at 56 nodes), so alice plans
+    bob's hop with her own; with FeePolicy()'s 6 blocks bob refused it ("expiry too soon")."""
+    grid = FeePolicy(base_msat=1000, ppm=100, cltv_delta=34)
+    mesh = Mesh()
+    a, b, c = mesh.node("alice", grid), mesh.node("bob", grid), mesh.node("carol", grid)
+    mesh.connect("alice", "bob", (50 * M, 50 * M))
+    mesh.connect("bob", "carol", (50 * M, 50 * M))
+    del a.graph.policies[b.node_id]  # bob's signed policy never reached alice
+    inv = _invoice(c, M)
+    pay = a.pay(c.node_id, inv.payment_hash, M, mesh.ledger.height())
+    mesh.pump()
+    assert pay.status == "succeeded", pay.reason
+    assert pay.fee_msat == grid.fee(M)

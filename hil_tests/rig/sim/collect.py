@@ -313,6 +313,11 @@ def clock_offsets(sg: SimGrid) -> dict[str, tuple[float, float]]:
     return {name: v for name, v in got.items() if v is not None}
 
 
+def console_caught_up(sg: SimGrid) -> None:
+    """Until the rig has read every stored reading's close line off its meter's console."""
+    _console_caught_up([n for n in sg.nodes.values() if n.meter_pubkey and n.spec.kind != "pod"])
+
+
 def _console_caught_up(nodes: list[SimNode], timeout: float = 10.0) -> None:
     """Until the rig has read the close line of every reading the gateways stored (the gateway
     may store a reading before the rig's console reader took in the line printed before it was
