@@ -204,6 +204,9 @@ def bench_one(nodes: int, hours: float, speed: float, workdir: Path, console: Co
             invariants_failed=failed,
             all_invariants_hold=bool(inv) and not failed,
             failed_details={k: str(inv[k])[:300] for k in failed},
+            service=result.get("service", {}),
+            served=f"{result.get('service', {}).get('bought_credit', 0)}/"
+            f"{result.get('service', {}).get('prepaid', 0)}",
         )
     return out
 
@@ -225,6 +228,7 @@ COLUMNS = [
     ("board_cpu_share", "board cores"),
     ("gateway_cpu_share", "gw cores"),
     ("load_after", "load"),
+    ("served", "bought credit"),
     ("all_invariants_hold", "invariants"),
 ]
 

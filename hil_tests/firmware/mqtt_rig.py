@@ -95,9 +95,17 @@ class BoardScript:
 
     def join(self, timeout: float = 60.0) -> RunOutcome:
         self._thread.join(timeout)
-        self.board.close()
+        late = self._thread.is_alive()
+        if late:  # Ctrl-C: the VM stops at its next host call
+            self.board.console.feed(b"\x03")
+            self._thread.join(30)
         if self._thread.is_alive():
-            raise AssertionError("the board script did not finish")
+            # never close a board whose firmware still runs: its next UART, console or sleep
+            # call would use descriptor numbers that belong to other files by then
+            raise AssertionError("the board script did not finish (board left open)")
+        self.board.close()
+        if late:
+            raise AssertionError(f"the board script did not finish within {timeout} s")
         if self.error is not None:
             raise self.error
         assert self.outcome is not None

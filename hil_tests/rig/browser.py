@@ -32,6 +32,13 @@ def find_chromium() -> str | None:
     return None
 
 
+def _moved_up(fd: int) -> int:
+    """`fd` under a number >= 10 (the old number is closed)."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
 class Page:
     """One browser with one page. `open(url)` loads it; `eval(js)` returns the value; `console`
     holds every console message and log entry (level, text) seen since start."""
@@ -48,14 +55,16 @@ class Page:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
-        def fds() -> None:  # in the child: the pipe ends become fds 3 and 4, as Chromium expects
-            high_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
-            high_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)  # dup2'd fds are inheritable: they survive the exec
-            os.dup2(high_w, 4)
-
+        # the pipe ends become fds 3 and 4, as Chromium expects, by the shell's redirections:
+        # no preexec_fn (Python code between fork and exec can deadlock in a threaded process);
+        # first moved to numbers >= 10, so that no redirection overwrites the other end
+        to_browser_r, from_browser_w = _moved_up(to_browser_r), _moved_up(from_browser_w)
         self._proc = subprocess.Popen(
             [
+                "/bin/bash",  # not dash: its redirections take one-digit numbers only
+                "-c",
+                f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
+                f" {to_browser_r}<&- {from_browser_w}>&-",
                 binary,
                 "--headless",
                 "--no-sandbox",
@@ -65,8 +74,7 @@ class Page:
                 "--no-first-run",
                 "about:blank",
             ],
-            preexec_fn=fds,
-            close_fds=False,
+            pass_fds=(to_browser_r, from_browser_w),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -154,7 +162,9 @@ class Page:
             left = deadline - time.monotonic()
             if left <= 0 or self._proc.poll() is not None:
                 raise BrowserError("Chromium did not answer in time (or exited)")
-            if not select.select([self._from_browser], [], [], min(left, 1.0))[0]:
+            lines = select.poll()  # not select: a sim's rig may hold descriptors above 1024
+            lines.register(self._from_browser, select.POLLIN)
+            if not lines.poll(min(left, 1.0) * 1000):
                 continue
             chunk = os.read(self._from_browser, 1 << 16)
             if not chunk:

@@ -10,12 +10,15 @@ loss calculation use the same pandapower network.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.market.topology import Topology, parse_topology, radial
 from hil_tests.rig import profiles
 
 KINDS = ("home", "critical", "pv", "battery", "ev", "pod")
+# along a cable, the node on every HUB_EVERY-th bus from the POD's first neighbour also holds a
+# channel straight to the POD (see rebalance_pairs)
+HUB_EVERY = 4
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Microgrid:
     site: profiles.Site
     nodes: list[NodeSpec]
     topology: Topology
+    # channels beyond the feeder's neighbours ([[topology.rebalance]]): (a, b) node names
+    rebalance: list[tuple[str, str]] = field(default_factory=list)
 
     def node(self, name: str) -> NodeSpec:
         return next(n for n in self.nodes if n.name == name)
@@ -88,4 +93,30 @@ def build(
     topo = feeder.to_json()
     topo["nodes"].append({"node": "pod", "bus": topo["root"], "microgrid": "mg-1"})
     nodes.append(NodeSpec("pod", "pod", None))
-    return Microgrid(site, nodes, parse_topology(topo))
+    topology = parse_topology(topo)
+    return Microgrid(site, nodes, topology, rebalance_pairs(topology, "pod"))
+
+
+def rebalance_pairs(topo: Topology, pod: str, every: int = HUB_EVERY) -> list[tuple[str, str]]:
+    """The rebalancing channels of seed 000 (Fig. 2), here as microgrids of microgrids (seed
+    002): each cable's buses form groups of `every`, and the node on the first bus of each
+    group (depth 1 + k * every from the POD's bus; depth 1 is the POD's electrical neighbour
+    already) gets a channel to the POD (the hub of its group). Every node is then at most
+    every / 2 hops from such a hub, so a payment to or from the POD takes at most every / 2 + 1
+    hops and one between two nodes at most every + 2; along a 14-bus cable (`--homes 50`) it
+    took up to 14 hops to the POD and 28 (past the router's 20) between two cables' ends. A
+    short cable (the default grid: 2-3 buses each) gets none."""
+    parent = topo.tree()
+    depth: dict[str, int] = {topo.root: 0}
+
+    def depth_of(bus: str) -> int:
+        if bus not in depth:
+            depth[bus] = depth_of(parent[bus][0]) + 1
+        return depth[bus]
+
+    pairs = []
+    for node, bus in topo.node_bus:
+        d = depth_of(bus)
+        if node != pod and d > 1 and (d - 1) % every == 0:
+            pairs.append((pod, node))
+    return pairs

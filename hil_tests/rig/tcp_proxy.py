@@ -65,8 +65,14 @@ class Relay:
             # the timeout was for connecting: an idle peer link is no reason to drop it
             upstream.settimeout(None)
             client.settimeout(None)
-            with self._lock:
-                self._conns += [client, upstream]
+            with self._lock:  # a cut while we were connecting upstream drops this link too
+                refused = self._cut or self._stop.is_set()
+                if not refused:
+                    self._conns += [client, upstream]
+            if refused:
+                _close(client)
+                _close(upstream)
+                continue
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(a, b), daemon=True).start()
 

@@ -47,3 +47,27 @@ def test_an_idle_link_outlives_the_connect_timeout_and_a_cut_drops_it():
     finally:
         relay.close()
         srv.close()
+
+
+def test_a_cut_while_the_relay_connects_upstream_drops_that_link_too(monkeypatch):
+    """The relay checks for a cut, then connects upstream: a cut in between must not let the
+    new link through the partition (it used to be added to the links after the cut)."""
+    srv = _echo_server()
+    target = srv.getsockname()[1]
+    relay = Relay(target)
+    real = socket.create_connection
+
+    def cut_then_connect(address, *args, **kwargs):
+        if address[1] == target:  # the relay's upstream connect: the partition starts now
+            relay.cut()
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", cut_then_connect)
+    try:
+        c = real(("127.0.0.1", relay.port), timeout=30)
+        c.sendall(b"through?")
+        assert c.recv(16) == b""  # dropped, not echoed across the partition
+        c.close()
+    finally:
+        relay.close()
+        srv.close()

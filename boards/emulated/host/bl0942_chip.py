@@ -10,6 +10,8 @@ kWh) and wraps at 24 bits like the chip's register. Frames with a bad checksum c
 from __future__ import annotations
 
 import collections
+import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +42,9 @@ __all__ = [
     "checksum",
     "encode_frame",
 ]
+
+JOIN_S = 30.0  # the chip's thread ends at once when told; this bound only guards against a hang
+INTEGRATE_MS = 50  # with no request, the chip still integrates its energy this often
 
 LoadModel = Callable[[], tuple[float, float]]  # -> (active power W, RMS voltage V)
 
@@ -75,7 +80,8 @@ class BL0942Chip:
         # integrated when the meter read it (the last 100,000 answers)
         self.answers: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self._serial = serial.Serial(port, 4800, timeout=0.05)
-        self._stop = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()
+        self._stopped = False
         self._thread = threading.Thread(target=self._serve, name="bl0942-chip", daemon=True)
         self._thread.start()
 
@@ -106,9 +112,19 @@ class BL0942Chip:
             return int(self._counts) & CF_MASK
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
+        """End the chip's thread, then close its port (a thread still serving after the close
+        would read and write whatever file took the port's descriptor number). Later calls do
+        nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        os.write(self._stop_w, b"\x01")
+        self._thread.join(JOIN_S)
+        if self._thread.is_alive():  # never seen: a leaked descriptor beats a stolen byte
+            return
         self._serial.close()
+        os.close(self._stop_r)
+        os.close(self._stop_w)
 
     def __enter__(self) -> BL0942Chip:
         return self
@@ -151,23 +167,51 @@ class BL0942Chip:
             return raw
 
     def _serve(self) -> None:
+        # poll on the port's descriptor, not pyserial's read(): that uses select(), which
+        # refuses the descriptors above 1024 a 50-home sim's rig holds
         with self._lock:
             self._power, self._volts = self.load()
+        fd = self._serial.fileno()
+        lines = select.poll()
+        lines.register(fd, select.POLLIN)
+        lines.register(self._stop_r, select.POLLIN)
+        stop = select.poll()
+        stop.register(self._stop_r, select.POLLIN)
         prev = -1
-        while not self._stop.is_set():
-            try:
-                data = self._serial.read(16)
-            except (serial.SerialException, OSError):
-                if self._stop.is_set():
+        while True:
+            ready = lines.poll(INTEGRATE_MS)
+            if any(f == self._stop_r for f, _ in ready):
+                return
+            data = b""
+            if ready:
+                try:
+                    data = os.read(fd, 16)
+                except BlockingIOError:
+                    pass
+                except OSError:  # EIO: the other end of the wire is not attached yet
+                    pass
+                if not data and stop.poll(50):  # hung up: do not spin on it
                     return
-                time.sleep(0.05)  # the other end of the wire is not attached yet
-                continue
             with self._lock:
                 self._integrate()  # keep integrating even when nobody asks
             for byte in data:
                 if prev == READ | self.address and byte == FULL_PACKET:
                     self.requests += 1
-                    self._serial.write(self.frame())
+                    self._answer(fd, self.frame())
                     self.frames_sent += 1
                     byte = -1
                 prev = byte
+
+    def _answer(self, fd: int, frame: bytes) -> None:
+        view = memoryview(frame)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:  # the wire is full: wait until it drains (or we stop)
+                out = select.poll()
+                out.register(fd, select.POLLOUT)
+                out.register(self._stop_r, select.POLLIN)
+                if any(f == self._stop_r for f, _ in out.poll(1000)):
+                    return
+            except OSError:  # EIO: nobody on the other end: the frame is lost, as on a wire
+                return

@@ -310,7 +310,9 @@ class Channel(ChannelClosing):
 
     # --- reconnection -----------------------------------------------------------------------
     def reestablish_msg(self) -> Reestablish:
-        return Reestablish(self.channel_id, self.latest.number, self.remote_revoked_through)
+        through = self.remote_revoked_through
+        last = self.remote_secrets.derive(secret_index(through)) if through >= 0 else bytes(32)
+        return Reestablish(self.channel_id, self.latest.number, through, last)
 
     def on_reestablish(self, msg: Reestablish) -> list[UpdateBatch | AckBatch | Revoke]:
         """What to send again so that both sides reach the same latest commitment."""

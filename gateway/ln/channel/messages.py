@@ -72,6 +72,9 @@ class Reestablish:
     revoked_through: (
         int  # newest number of the *peer's* commitments we hold the secret of (-1: none)
     )
+    # the peer's secret of commitment `revoked_through` (zeros if none): proves to a peer that
+    # restored an old backup that it revoked states it no longer has (data-loss protection)
+    last_secret: bytes = bytes(32)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,10 @@ SPECS: dict[str, tuple[int, list[tuple[str, str]]]] = {
         ],
     ),
     "sg_revoke": (33012, [CID, ("number", "u64"), ("secret", _B32), ("next_hash", _B32)]),
-    "sg_reestablish": (33014, [CID, ("latest", "u64"), ("revoked_through_plus1", "u64")]),
+    "sg_reestablish": (
+        33014,
+        [CID, ("latest", "u64"), ("revoked_through_plus1", "u64"), ("last_secret", _B32)],
+    ),
     "sg_shutdown": (33016, [CID]),
     "sg_closing_signed": (33018, [CID, ("balance0", "u64"), ("balance1", "u64"), ("sig", _B64)]),
     "sg_channel_announce": (33020, [CID, ("node_a", _B33), ("node_b", _B33)]),
@@ -113,6 +116,7 @@ def to_wire(msg: m.ChannelMsg) -> bytes:
             channel_id=msg.channel_id,
             latest=msg.latest,
             revoked_through_plus1=msg.revoked_through + 1,
+            last_secret=msg.last_secret,
         )
     if isinstance(msg, m.Shutdown):
         return TABLE.encode("sg_shutdown", channel_id=msg.channel_id)
@@ -162,7 +166,9 @@ def from_wire(msg: Message) -> Any:
     if n == "sg_revoke":
         return m.Revoke(f["channel_id"], f["number"], f["secret"], f["next_hash"])
     if n == "sg_reestablish":
-        return m.Reestablish(f["channel_id"], f["latest"], f["revoked_through_plus1"] - 1)
+        return m.Reestablish(
+            f["channel_id"], f["latest"], f["revoked_through_plus1"] - 1, f["last_secret"]
+        )
     if n == "sg_shutdown":
         return m.Shutdown(f["channel_id"])
     if n == "sg_closing_signed":

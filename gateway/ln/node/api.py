@@ -23,6 +23,8 @@ def channel_info(ch: Channel) -> dict[str, Any]:
         "in_flight_msat": ch.latest.in_flight_msat,
         "htlcs": len(ch.latest.htlcs),
         "commitment": ch.latest.number,
+        # restored from an old backup: the peer is at this commitment; we wait for its close
+        "behind": ch.extra.get("behind", {}).get("peer_latest"),
         "unsettled_updates": len(ch.pending)
         + (ch.proposal is not None)
         + ch.awaiting_revoke

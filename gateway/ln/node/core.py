@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,11 @@ class NodeCore:
         self.opening: dict[bytes, dict[str, Any]] = {}
         self.waiters: dict[bytes, list[asyncio.Future[Any]]] = {}
         self.height = ledger.height()
+        # channels opened since this start, or whose peer reestablished them with no sign that
+        # our state is stale (data_loss.py): only those are force-closed for an expired HTLC at
+        # once (the others after watch.RESTART_GRACE_S)
+        self.reestablished: set[bytes] = set()
+        self.started_at = time.monotonic()
 
     def commit(self) -> None:
         self.store.commit(self.switch)
@@ -77,20 +83,27 @@ class NodeCore:
                 peer = self.peers.get(ch.node_ids[ch.remote])
                 if peer is None:
                     continue
-                msg = ch.propose()
-                if msg is not None:
-                    peer.queue(msg)
-                    moved = True
-                if ch.state == ChannelState.SHUTDOWN and ch.me == 0 and ch.ready_to_close():
-                    if not ch.extra.get("closing_sent"):
-                        ch.extra["closing_sent"] = True
-                        self.store.mark(ch)
-                        peer.queue(ch.closing_signed())
+                try:
+                    moved |= self._next_round(ch, peer)
+                except Exception as exc:  # noqa: BLE001 - one channel must not stall the others
+                    self.switch.failures.failed("propose", ch.short_id, exc)
             if not moved:
                 break
         for peer in list(self.peers.values()):
             peer.flush()  # commits first when it has something to send
         self._wake_payments()
+
+    def _next_round(self, ch: Channel, peer: Peer) -> bool:
+        """Queue `ch`'s next update round (or its closing signature) for `peer`; True if one."""
+        msg = ch.propose()
+        if msg is not None:
+            peer.queue(msg)
+        if ch.state == ChannelState.SHUTDOWN and ch.me == 0 and ch.ready_to_close():
+            if not ch.extra.get("closing_sent"):
+                ch.extra["closing_sent"] = True
+                self.store.mark(ch)
+                peer.queue(ch.closing_signed())
+        return msg is not None
 
     def _wake_payments(self) -> None:
         done, self.switch.resolved = self.switch.resolved, []

@@ -224,6 +224,7 @@ class ChannelLifecycle:
 
     def opened(self, ch: Channel) -> None:
         ch.set_state(ChannelState.OPEN)
+        self.core.reestablished.add(ch.channel_id)  # opened in this run: no backup's state
         self.gossip.announce_local(ch)
         for p in self.core.peers.values():
             self.gossip.send_graph(p)
@@ -247,7 +248,14 @@ class ChannelLifecycle:
     def force_close(self, ch: Channel) -> None:
         """Publish our latest state. The signed body is stored first; a submission that fails
         is retried every tick until it commits (watch.py). Our HTLCs are unwound, or left to
-        their HTLC outputs, once the ledger shows the published state."""
+        their HTLC outputs, once the ledger shows the published state. Never a state the peer
+        proved stale (`behind`): that one is revoked, the ledger would give the peer it all."""
+        if "behind" in ch.extra:
+            raise ChannelRefused(
+                f"channel {ch.short_id}: our state (commitment {ch.latest.number}) is stale, "
+                f"the peer is at {ch.extra['behind']['peer_latest']} (restored from an old "
+                "backup?): publishing it would lose the channel; the peer was asked to close"
+            )
         state, sig = ch.force_close()
         body = force_close_body(self.core.ledger.chain, state, sig)
         sigs = {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
@@ -268,6 +276,23 @@ class ChannelLifecycle:
                 )
             return
         log.warning("channel %s force-closed at commitment %d", ch.short_id, state["number"])
+
+    def behind(self, ch: Channel, peer: Peer, msg: m.Reestablish) -> None:
+        """The peer proved our state stale (data_loss.we_are_behind): we stop using the channel,
+        never publish it, and ask the peer to close with its newest state, which pays us our
+        true balance once settled (watch.py sees it on the ledger as any close by the peer)."""
+        ch.extra["behind"] = {
+            "peer_latest": msg.latest,
+            "peer_revoked_through": msg.revoked_through,
+        }
+        log.error("channel %s: our state (commitment %d) is stale, the peer is at %d: restored "
+                  "from an old backup? We will not publish it; the peer is asked to close",
+                  ch.short_id, ch.latest.number, msg.latest)  # fmt: skip
+        self.core.switch.handle(ch.drop_pending_adds("channel state lost"), self.core.height)
+        ch.set_state(ChannelState.FORCE_CLOSING)  # waits for the peer's state on the ledger
+        self.core.store.mark(ch)
+        text = b"data loss: our channel state is stale; please close with your newest state"
+        peer.queue_named("error", channel_id=ch.channel_id, data=text)
 
     async def on_Shutdown(self, peer: Peer, msg: m.Shutdown) -> None:
         ch = self.core.channel(msg.channel_id, peer)

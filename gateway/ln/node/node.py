@@ -19,8 +19,9 @@ import time
 from typing import Any
 
 from gateway import clock
+from gateway.ln.channel import data_loss
 from gateway.ln.channel import messages as m
-from gateway.ln.channel.channel import ChannelState
+from gateway.ln.channel.channel import Channel, ChannelState
 from gateway.ln.codec import bolt8_transport, bolt11, receipt
 from gateway.ln.codec.wire import Message
 from gateway.ln.errors import LedgerPortError, LnError, ProtocolViolation
@@ -91,7 +92,7 @@ class Node(NodeCore):
 
     async def _reconnect(self) -> None:
         for nid, (host, port) in list(self.addresses.items()):
-            wanted = any(c.state in LIVE for c in self.channels_with(nid))
+            wanted = any(c.state in LIVE or _asks_close(c) for c in self.channels_with(nid))
             if wanted and nid not in self.peers:
                 try:
                     await self.connect(host, port, nid)
@@ -122,7 +123,7 @@ class Node(NodeCore):
         log.info("peer %s up", peer.short)
         peer.queue_named("init", globalfeatures=b"", features=b"")
         for ch in self.channels_with(nid):
-            if ch.state in LIVE:
+            if ch.state in LIVE or _asks_close(ch):  # behind: tells the peer to close
                 peer.queue(ch.reestablish_msg())
             if ch.state == ChannelState.SHUTDOWN:
                 peer.queue(m.Shutdown(ch.channel_id))
@@ -164,9 +165,19 @@ class Node(NodeCore):
 
     async def on_Reestablish(self, peer: Peer, msg: m.Reestablish) -> None:
         ch = self.channel(msg.channel_id, peer)
-        if ch.state in LIVE:
+        if ch.state not in LIVE:
+            return
+        if data_loss.we_are_behind(ch, msg):  # restored from an old backup: never publish it
+            self.lifecycle.behind(ch, peer, msg)
+        elif data_loss.peer_is_behind(ch, msg):  # our newest state pays it its true balance
+            log.warning("channel %s: the peer lost its state (it is at commitment %d, we hold "
+                        "its secret through %d): we close with our newest state", ch.short_id,
+                        msg.latest, ch.remote_revoked_through)  # fmt: skip
+            self.lifecycle.force_close(ch)
+        else:
             for out in ch.on_reestablish(msg):
                 peer.queue(out)
+            self.reestablished.add(ch.channel_id)
 
     # --- invoices and payments ---------------------------------------------------------------------
     def create_invoice(
@@ -337,3 +348,8 @@ def _failed(hash_: bytes, reason: str) -> dict[str, Any]:
         "fee_msat": 0,
         "reason": reason,
     }
+
+
+def _asks_close(ch: Channel) -> bool:
+    """Our state of `ch` is stale (data_loss.py): the peer must hear it until it closed."""
+    return ch.state == ChannelState.FORCE_CLOSING and "behind" in ch.extra

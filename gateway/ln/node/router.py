@@ -42,6 +42,11 @@ class Hop:
 class ChannelGraph:
     edges: dict[tuple[bytes, bytes], Edge] = field(default_factory=dict)  # (channel, src)
     policies: dict[bytes, FeePolicy] = field(default_factory=dict)  # node id -> its grid charge
+    # a node whose signed policy has not reached us (policies travel one hop: a node announces
+    # its own to its peers) is taken to charge what we do: the grid's operator sets one policy
+    # for its nodes. With FeePolicy()'s 6 blocks, a route over a forwarder asking 34 (a
+    # 56-node grid) was refused at it: "expiry too soon"
+    default_policy: FeePolicy = field(default_factory=FeePolicy)
 
     def add_channel(
         self, channel_id: bytes, a: bytes, b: bytes, capacity_a: int, capacity_b: int
@@ -57,7 +62,7 @@ class ChannelGraph:
         self.policies[node] = policy
 
     def policy(self, node: bytes) -> FeePolicy:
-        return self.policies.get(node, FeePolicy())
+        return self.policies.get(node, self.default_policy)
 
     def find_route(
         self,

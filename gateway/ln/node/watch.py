@@ -8,6 +8,7 @@ the node's ticker calls `tick()`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from gateway.ln.channel.channel import Channel, ChannelState, OutgoingSettled
@@ -26,6 +27,9 @@ from gateway.ln.node.ledger_port import ChannelView
 from gateway.ln.node.lifecycle import ChannelLifecycle
 
 log = logging.getLogger("gateway.ln.node")
+# after a start, how long a channel with an expired HTLC waits for its peer's reestablish
+# before it is force-closed anyway (the peer may be gone for good)
+RESTART_GRACE_S = 20.0
 WATCHED = (
     ChannelState.OPEN,
     ChannelState.SHUTDOWN,
@@ -42,8 +46,12 @@ class Watcher:
     # --- time and the ledger ---------------------------------------------------------------------
     def tick(self) -> None:
         self.core.height = self.core.ledger.height()
+        settled_in = time.monotonic() - self.core.started_at >= RESTART_GRACE_S
         for cid in self.core.switch.check_timeouts(self.core.height):
-            self.lifecycle.force_close(self.core.switch.channels[cid])
+            # just started, the state may come from an old backup: the peer's reestablish
+            # tells (data_loss.py) before a stale state goes out for an HTLC of long ago
+            if settled_in or cid in self.core.reestablished:
+                self.lifecycle.force_close(self.core.switch.channels[cid])
         for ch in list(self.core.switch.channels.values()):
             try:
                 self._tick_channel(ch)

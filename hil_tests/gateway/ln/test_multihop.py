@@ -67,8 +67,20 @@ def test_expiry_decreases_hop_by_hop():
     mesh.pump()
     (at_bob,), (at_carol,) = seen["bob"], seen["carol"]
     assert at_bob.cltv_expiry - at_carol.cltv_expiry == GRID_CHARGE.cltv_delta
-    assert at_carol.cltv_expiry == 100 + 18
+    assert at_carol.cltv_expiry == 100 + 18 + a.policy.cltv_delta  # the payer's margin
     assert at_bob.amount_msat - at_carol.amount_msat == GRID_CHARGE.fee(M)
+
+
+def test_a_payment_that_took_a_hops_delta_of_blocks_to_arrive_is_accepted():
+    """The payer adds its cltv_delta to the payee's min_final_cltv: the ledger sealed 6 blocks
+    while the HTLC travelled (at 56 nodes, seconds of a loaded hop), and carol still takes it
+    (sent with exactly min_final_cltv, it would have met "final expiry too soon")."""
+    mesh, a, b, c = _line()
+    inv = _invoice(c, M)
+    sent_at = mesh.ledger.height() - a.policy.cltv_delta  # the blocks sealed on its way
+    pay = a.pay(c.node_id, inv.payment_hash, M, sent_at)
+    mesh.pump()
+    assert pay.status == "succeeded", pay.reason
 
 
 @pytest.mark.parametrize("fault", ["refuses", "offline", "no_capacity", "unknown_hash"])
@@ -225,3 +237,46 @@ def test_a_paid_invoice_is_not_paid_twice():
     assert again.status == "failed" and again.reason == "invoice already paid"
     assert mesh.balances() == before
     _capacity_conserved(mesh)
+
+
+def test_a_route_naming_a_reopened_channel_is_forwarded_over_the_new_one():
+    """BOLT 4 non-strict forwarding: alice's graph still names the bob-carol channel that was
+    closed and reopened under a new id (gossip never told her); bob forwards over the open
+    channel he has with carol. With no open channel to carol that can carry the amount, he
+    fails it as before."""
+    mesh = Mesh()
+    a, b, c = mesh.node("alice"), mesh.node("bob", GRID_CHARGE), mesh.node("carol")
+    mesh.connect("alice", "bob", (100 * M, 100 * M))
+    real = mesh.connect("bob", "carol", (50 * M, 50 * M))
+    stale = hashlib.sha256(b"closed bob-carol").digest()
+    a.graph.remove_channel(real)
+    a.graph.add_channel(stale, b.node_id, c.node_id, 100 * M, 100 * M)
+    inv = _invoice(c, 10 * M)
+    before = mesh.balances()
+    pay = a.pay(c.node_id, inv.payment_hash, 10 * M, mesh.ledger.height())
+    mesh.pump()
+    assert pay.status == "succeeded"
+    assert mesh.balances()["carol"] == before["carol"] + 10 * M
+    _capacity_conserved(mesh)
+    big = _invoice(c, 70 * M, b"q")  # more than bob's side of the real channel holds
+    pay2 = a.pay(c.node_id, big.payment_hash, 70 * M, mesh.ledger.height())
+    mesh.pump()
+    assert pay2.status == "failed" and pay2.reason == "unknown next channel"
+    _capacity_conserved(mesh)
+
+
+def test_a_forwarder_whose_policy_has_not_reached_the_payer_is_taken_to_charge_as_it_does():
+    """Policies travel one hop (each node announces its own to its peers): alice has not heard
+    bob's. The grid's nodes share one policy (34 blocks per hop at 56 nodes), so alice plans
+    bob's hop with her own; with FeePolicy()'s 6 blocks bob refused it ("expiry too soon")."""
+    grid = FeePolicy(base_msat=1000, ppm=100, cltv_delta=34)
+    mesh = Mesh()
+    a, b, c = mesh.node("alice", grid), mesh.node("bob", grid), mesh.node("carol", grid)
+    mesh.connect("alice", "bob", (50 * M, 50 * M))
+    mesh.connect("bob", "carol", (50 * M, 50 * M))
+    del a.graph.policies[b.node_id]  # bob's signed policy never reached alice
+    inv = _invoice(c, M)
+    pay = a.pay(c.node_id, inv.payment_hash, M, mesh.ledger.height())
+    mesh.pump()
+    assert pay.status == "succeeded", pay.reason
+    assert pay.fee_msat == grid.fee(M)

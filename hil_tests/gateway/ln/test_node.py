@@ -10,6 +10,7 @@ import pytest
 from gateway.ln.errors import LnError
 from gateway.ln.node.invoice_batch import CHUNK, POOL_MIN
 from hil_tests.gateway.ln.node_procs import DEPOSIT, Grid, wait_until
+from hil_tests.gateway.ln.stale_state import publish_stored_state, stored_channels
 
 M = 1_000_000
 
@@ -79,25 +80,70 @@ def test_unilateral_close_pays_out_after_the_dispute_window(grid):
     assert grid.money() == 2 * DEPOSIT
 
 
+def _restore(node, backup):
+    """`node` (stopped) gets its channel database back from `backup`."""
+    for suffix in ("", "-wal", "-shm"):
+        (node.data_dir / f"channels.sqlite{suffix}").unlink(missing_ok=True)
+    shutil.copy(backup, node.data_dir / "channels.sqlite")
+
+
+def _backup(node):
+    backup = node.data_dir / "backup.sqlite"
+    with sqlite3.connect(node.data_dir / "channels.sqlite") as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    return backup
+
+
 def test_cheater_publishing_a_revoked_state_loses_the_channel(grid):
+    """Alice cheats on purpose: her old backup's state (commitment 0, where she still had
+    everything) goes to the ledger while her node is down (stale_state.py: the node itself
+    never publishes a state its peer proved stale). Bob's node takes the whole channel."""
     a, b = grid.add("alice"), grid.add("bob")
     ch = _open(a, b)
-    backup = a.data_dir / "backup.sqlite"
-    with sqlite3.connect(a.data_dir / "channels.sqlite") as src, sqlite3.connect(backup) as dst:
-        src.backup(dst)  # alice keeps commitment 0, where she still has everything
+    backup = _backup(a)
     for _ in range(3):
         assert a.api("/pay", {"invoice": b.invoice(10 * M)[0]})["status"] == "succeeded"
     a.kill()
-    for suffix in ("", "-wal", "-shm"):
-        (a.data_dir / f"channels.sqlite{suffix}").unlink(missing_ok=True)
-    shutil.copy(backup, a.data_dir / "channels.sqlite")
+    _restore(a, backup)
+    db = a.data_dir / "channels.sqlite"
+    assert stored_channels(db)[ch["channel_id"]]["local_msat"] == 50 * M  # the old state
+    assert publish_stored_state(db, ch["channel_id"], grid.ledger.chain, grid.ledger.submit) == 0
     a.start()
-    assert a.channel_with(b)["local_msat"] == 50 * M  # the old state
-    a.api("/close", {"channel_id": ch["channel_id"], "force": True})
     wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", 60, "bob's penalty")
     assert grid.ledger.channel(bytes.fromhex(ch["channel_id"])).status == "penalized"
     assert _ledger_balance(grid, b) == DEPOSIT + 50 * M  # bob took the whole channel
     assert _ledger_balance(grid, a) == DEPOSIT - 50 * M
+    assert grid.money() == 2 * DEPOSIT
+
+
+def test_an_honest_node_restored_from_an_old_backup_keeps_its_true_balance(grid):
+    """Data-loss protection: alice's disk dies and she restores last week's backup. Her node
+    learns from bob's reestablish that its state is stale, refuses to publish it (even when
+    asked), and bob closes with the newest state: she gets her true balance, no penalty."""
+    a, b = grid.add("alice"), grid.add("bob")
+    ch = _open(a, b)
+    a.api("/pay", {"invoice": b.invoice(5 * M)[0]})
+    wait_until(lambda: b.channel_with(a)["local_msat"] == 5 * M, 60, "bob signs the payment")
+    backup = _backup(a)  # commitment > 0: a revoked state once alice pays again
+    for _ in range(3):
+        assert a.api("/pay", {"invoice": b.invoice(10 * M)[0]})["status"] == "succeeded"
+    wait_until(lambda: a.channel_with(b)["local_msat"] == 15 * M and not a.channel_with(b)["htlcs"]
+               and not b.channel_with(a)["htlcs"], 60, "both sides sign the payments")  # fmt: skip
+    a.kill()
+    _restore(a, backup)
+    a.start()
+    stale = wait_until(lambda: a.channel_with(b)["behind"] is not None and a.channel_with(b),
+                       60, "alice learns her state is stale")  # fmt: skip
+    assert stale["state"] == "FORCE_CLOSING" and stale["local_msat"] == 45 * M
+    with pytest.raises(LnError, match="stale"):
+        a.api("/close", {"channel_id": ch["channel_id"], "force": True})
+    wait_until(lambda: b.channel_with(a)["state"] == "FORCE_CLOSING", 60, "bob closes")
+    grid.ledger.mine(10)
+    wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", 60, "alice sees it settled")
+    wait_until(lambda: b.channel_with(a)["state"] == "CLOSED", 60, "bob sees it settled")
+    assert grid.ledger.channel(bytes.fromhex(ch["channel_id"])).status != "penalized"
+    assert _ledger_balance(grid, a) == DEPOSIT - 35 * M  # what she really paid, no more
+    assert _ledger_balance(grid, b) == DEPOSIT + 35 * M
     assert grid.money() == 2 * DEPOSIT
 
 

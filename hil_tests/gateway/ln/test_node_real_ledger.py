@@ -11,8 +11,10 @@ from gateway.ledger import config as ledger_config
 from gateway.ledger import service, txs
 from gateway.ledger.client import LedgerClient
 from gateway.ln.node.keys import load_or_create
+from gateway.ln.node.ledger_http import HttpLedger
 from hil_tests.gateway.ledger.conftest import OPERATOR, write_config
 from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
+from hil_tests.gateway.ln.stale_state import publish_stored_state
 
 M = 1_000_000
 DEPOSIT = 500 * M
@@ -71,12 +73,14 @@ def test_channel_lifecycle_and_penalty_on_the_real_ledger(tmp_path, watched_ledg
         with sqlite3.connect(a.data_dir / "channels.sqlite") as s, sqlite3.connect(backup) as t:
             s.backup(t)
         assert a.api("/pay", {"invoice": b.invoice(30 * M)[0]})["status"] == "succeeded"
-        a.kill()  # alice restores the old database and publishes the revoked state
+        a.kill()  # alice restores the old database and publishes the revoked state herself
         for suffix in ("", "-wal", "-shm"):
             (a.data_dir / f"channels.sqlite{suffix}").unlink(missing_ok=True)
         shutil.copy(backup, a.data_dir / "channels.sqlite")
+        # (her node would not: bob's reestablish proves the state stale, data_loss.py)
+        publish_stored_state(a.data_dir / "channels.sqlite", ch["channel_id"], chain,
+                             HttpLedger(url).submit)  # fmt: skip
         a.start()
-        a.api("/close", {"channel_id": ch["channel_id"], "force": True})
         wait_until(
             lambda: client.channel(ch["channel_id"])["status"] == "penalized",
             60,

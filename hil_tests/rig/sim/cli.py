@@ -191,6 +191,7 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float | None, in
         plot_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "power.png", plot_path)
     console.print(summary(result))
+    say(console, service_line(result))
     say(console, invariants_line(result))
     say(console, f"report: {page} (report.json, PNGs beside it)")
     failed = report.failed_invariants(result)
@@ -227,6 +228,19 @@ def summary(result: dict) -> Table:
                   f"{n['paid_msat'] // 1000:,}", f"{n['earned_msat'] // 1000:,}",
                   f"{n['unserved_wh'] / 1000:.1f}")  # fmt: skip
     return t
+
+
+def service_line(result: dict) -> str:
+    """The prepaid loads served, and where the money is (report.json `service`, `money`)."""
+    s, m = result.get("service") or {}, result.get("money") or {}
+    line = (f"served: {s.get('bought_credit', 0)} of {s.get('prepaid', 0)} prepaid loads bought "
+            f"credit, {s.get('got_delivery', 0)} drew energy; unserved "
+            f"{s.get('unserved_wh', 0) / 1000:.1f} kWh")  # fmt: skip
+    if m:
+        line += (f"; money: {m['holdings_msat'] // 1000:,} sat held + "
+                 f"{m['unassigned_msat'] // 1000:,} in flight of {m['deposits_msat'] // 1000:,} "
+                 f"deposited")  # fmt: skip
+    return line
 
 
 def invariants_line(result: dict) -> str:

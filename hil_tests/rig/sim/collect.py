@@ -62,6 +62,12 @@ def invoices(n: SimNode) -> list[dict[str, Any]]:
     return [json.loads(r["doc"]) for r in _rows(db, "SELECT doc FROM invoices")]
 
 
+def payments(n: SimNode) -> list[dict[str, Any]]:
+    """The payments the node's channel node made (its payment store: amount, fee, status)."""
+    db = n.state_dir / "node" / "channels.sqlite"
+    return [json.loads(r["doc"]) for r in _rows(db, "SELECT doc FROM payments")]
+
+
 def anchors(n: SimNode) -> dict[str, int]:
     rows = _rows(n.state_dir / "anchors.sqlite3",
                  "SELECT status, count(*) AS batches, sum(count) AS readings FROM batches "
@@ -147,11 +153,6 @@ def ledger_channels(sg: SimGrid, ids: list[str]) -> dict[str, dict[str, Any]]:
     finally:
         close_client(client)
     return out
-
-
-def local_msat(sg: SimGrid) -> dict[str, int]:
-    """What each node holds on its side of its open channels now."""
-    return sg.local_msat()
 
 
 def anchored_upto(n: SimNode) -> int:
@@ -310,6 +311,11 @@ def clock_offsets(sg: SimGrid) -> dict[str, tuple[float, float]]:
     with ThreadPoolExecutor(min(ASK_WORKERS, len(boards)), thread_name_prefix="rtc") as pool:
         got = dict(zip((n.name for n in boards), pool.map(offset, boards), strict=True))
     return {name: v for name, v in got.items() if v is not None}
+
+
+def console_caught_up(sg: SimGrid) -> None:
+    """Until the rig has read every stored reading's close line off its meter's console."""
+    _console_caught_up([n for n in sg.nodes.values() if n.meter_pubkey and n.spec.kind != "pod"])
 
 
 def _console_caught_up(nodes: list[SimNode], timeout: float = 10.0) -> None:

@@ -191,12 +191,12 @@ class SimGrid:
         self.etcd: Any = None
         self._accounts_lock = threading.Lock()
         self.proxies = RelayBank()  # the wires between neighbours (cut for a partition)
-        self.start_local_msat: dict[str, int] = {}
         self.channel_history: dict[tuple[str, str], list[list[float]]] = {}
         self.validator = ""
         self.phases: dict[str, float] = {}  # bring-up step -> wall seconds
         self.channel_ids: set[str] = set()  # every channel id a node ever listed
         self.channels_up = 0  # channels open at the end of the bring-up
+        self._expected: set[frozenset[str]] | None = None
         for spec in self.grid.nodes:
             self.nodes[spec.name] = SimNode(spec, self.workdir / spec.name)
         self.power_w: dict[str, float] = {name: 0.0 for name in self.nodes}  # what chips see
@@ -208,6 +208,12 @@ class SimGrid:
         # one block (56 nodes anchoring every 10 s sealed 2 blocks a real second: payments over
         # many hops of a loaded grid ran out of blocks, and their channels were force-closed)
         self.anchor_interval_s = 3.0 if len(self.nodes) <= 10 else float(len(self.nodes))
+        # blocks a node allows per hop of a payment ([node] cltv_delta; the payer adds one more
+        # to the payee's minimum): the ledger seals about a block a real second at 56 nodes
+        # (five while a channel closes) and a hop of that loaded grid took 4-10 s: with 6
+        # blocks (the default, kept up to 10 nodes) HTLCs expired on their way and their
+        # channels were force-closed
+        self.cltv_delta = max(6, round(6 * len(self.nodes) / 10))
 
     @property
     def ledger_url(self) -> str:
@@ -270,7 +276,6 @@ class SimGrid:
         for n in metered:
             self._boot_meter(n, rom, first=False)
         self.wait_channels(180 + 2 * slack)
-        self.start_local_msat = self.local_msat()  # what each node holds as the day begins
         step("")
         return self
 
@@ -311,13 +316,12 @@ class SimGrid:
         with ThreadPoolExecutor(min(ASK_WORKERS, len(todo)), thread_name_prefix="ask") as pool:
             return dict(zip((n.name for n in todo), pool.map(ask, todo), strict=True))
 
-    def local_msat(self) -> dict[str, int]:
-        """What each node holds on its side of its open channels (0: a node that is down)."""
-        out = {name: 0 for name in self.nodes}
-        for name, listed in self.ask_all("/channels").items():
-            if not isinstance(listed, Exception):
-                out[name] = sum(int(c["local_msat"]) for c in listed if c["state"] == "OPEN")
-        return out
+    def deposit_msat(self, name: str) -> int:
+        """What the operator deposits for node `name` on the ledger (all the money it has): the
+        POD, with a channel to every hub of a long feeder, funds more channels than 2,000 sat
+        cover, so each node gets at least its channels' funding plus two channels' worth."""
+        links = sum(1 for pair in self.expected_channels() if name in pair)
+        return max(DEPOSIT_MSAT, (links + 2) * CHANNEL_MSAT)
 
     def sample_channels(self, now: float) -> None:
         """One point per channel end for the report's balance plot; every channel id seen goes
@@ -467,7 +471,8 @@ class SimGrid:
 
         first = [tx("enroll_participant", participant=n.node_id, name=n.name,
                     role=ROLES[n.spec.kind]) for n in nodes]  # fmt: skip
-        second = [tx("deposit", account=n.node_id, amount_msat=DEPOSIT_MSAT, reference=n.name)
+        second = [tx("deposit", account=n.node_id, amount_msat=self.deposit_msat(n.name),
+                     reference=n.name)
                   for n in nodes]  # fmt: skip
         second += [tx("enroll_meter", meter=n.meter_pubkey.hex(), owner=n.node_id)
                    for n in nodes if n.meter_pubkey]  # fmt: skip
@@ -527,7 +532,8 @@ class SimGrid:
             f"[homeassistant]\nenabled = false\n"
             f'[node]\nenabled = true\nname = "{n.name}"\nlisten = "127.0.0.1"\nport = {n.port}\n'
             f"control_port = {n.control_port}\nchannel_msat = {CHANNEL_MSAT}\n"
-            f"accept_max_msat = {CHANNEL_MSAT}\ntick_s = 0.1\n{meter}"
+            f"accept_max_msat = {CHANNEL_MSAT}\ntick_s = 0.1\ncltv_delta = {self.cltv_delta}\n"
+            f"{meter}"
             f'[ledger]\nurl = "{self.ledger_url}"\n'
             f"[credit]\nresend_s = 1.0\n"
             f"[anchor]\ninterval_s = {self.anchor_interval_s:g}\nretry_s = 2.0\n"
@@ -554,6 +560,8 @@ class SimGrid:
             )
         for line in topo.lines:
             out += f'[[topology.line]]\na = "{line.from_bus}"\nb = "{line.to_bus}"\n'
+        for a, b in self.grid.rebalance:  # the hubs' channels to the POD (microgrid.py)
+            out += f'[[topology.rebalance]]\na = "{a}"\nb = "{b}"\n'
         return out
 
     def start_gateway(self, n: SimNode) -> None:
@@ -569,17 +577,20 @@ class SimGrid:
             return False
 
     def expected_channels(self) -> set[frozenset[str]]:
-        """Pairs of nodes that get a channel: same feeder point, or points joined by a line."""
-        topo = self.grid.topology
-        joined = {frozenset((ln.from_bus, ln.to_bus)) for ln in topo.lines}
-        names = list(self.nodes)
-        out = set()
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                ba, bb = topo.bus_of(a), topo.bus_of(b)
-                if ba == bb or frozenset((ba, bb)) in joined:
-                    out.add(frozenset((a, b)))
-        return out
+        """Pairs of nodes that get a channel: same feeder point, or points joined by a line,
+        and the rebalancing pairs (gateway/grid/topology.py `neighbours`)."""
+        if self._expected is None:
+            topo = self.grid.topology
+            joined = {frozenset((ln.from_bus, ln.to_bus)) for ln in topo.lines}
+            names = list(self.nodes)
+            out = {frozenset(pair) for pair in self.grid.rebalance}
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    ba, bb = topo.bus_of(a), topo.bus_of(b)
+                    if ba == bb or frozenset((ba, bb)) in joined:
+                        out.add(frozenset((a, b)))
+            self._expected = out
+        return set(self._expected)
 
     def open_channels(
         self, tolerant: bool = False, nodes: Iterable[SimNode] | None = None
@@ -630,6 +641,14 @@ class SimGrid:
         raise SimError(f"timed out waiting for {what}")
 
     # --- tear-down -------------------------------------------------------------------------------
+
+    def stop_boards(self) -> None:
+        """Stop every meter, all at once (the grid's other processes run on; `stop` then finds
+        them stopped)."""
+        boards = [n.board for n in self.nodes.values() if n.board is not None and n.board.alive()]
+        if boards:
+            with ThreadPoolExecutor(min(ASK_WORKERS, len(boards)), thread_name_prefix="stop") as ex:
+                list(ex.map(lambda b: b.stop(), boards))
 
     def stop(self) -> None:
         for n in self.nodes.values():

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
-from hil_tests.rig.sim.grid import CHANNEL_MSAT, CHECKPOINT_S, SimGrid
+from gateway.ln.node.ledger_http import HttpLedger
+from hil_tests.gateway.ln.stale_state import publish_stored_state, stored_channels
+from hil_tests.rig.sim.grid import CHANNEL_MSAT, CHECKPOINT_S, SimGrid, close_client
 from hil_tests.rig.sim.slot_balance import Allowance
 
 
@@ -372,9 +374,7 @@ class Faults:
             for suffix in ("", "-wal", "-shm"):
                 db.with_name(db.name + suffix).unlink(missing_ok=True)
             shutil.copy(backup, db)
-            self.sg.start_gateway(n)
-            self.sg.wait_answers(n)
-            old = {c["channel_id"]: c for c in n.api("/channels")}
+            old = stored_channels(db)
             # a revoked state: the restored commitment is older than the one the node had; the
             # cheat pays off where the old state gave the cheater more
             stale = [cid for cid, c in old.items()
@@ -387,10 +387,18 @@ class Faults:
             victim_before = balances[victim.node_id]
             victim_chans = {c["channel_id"] for c in victim.api("/channels")}
             capacity = int(old[target]["capacity_msat"])
-            try:  # the node may have published it already (an HTLC of the old state timed out)
-                n.api("/close", {"channel_id": target, "force": True})
+            # the cheat itself, on purpose, while the node is down: its own node would refuse
+            # once the peer's reestablish proves the state stale (data-loss protection)
+            try:
+                ledger = HttpLedger(",".join(self.sg.ledger_urls))
+                try:
+                    publish_stored_state(db, target, ledger.chain, ledger.submit)
+                finally:
+                    close_client(ledger.client)
             except Exception as exc:  # noqa: BLE001 - judged on the ledger at the end
-                self.log(f"{n.name}: force-close {target[:12]}: {exc}")
+                self.log(f"{n.name}: publishing {target[:12]}: {exc}")
+            self.sg.start_gateway(n)
+            self.sg.wait_answers(n)
             figures = {"cheater": n.name, "victim": victim.name, "channel_id": target[:16],
                        "revoked_state": bool(moved), "capacity_msat": capacity,
                        "stale_local_msat": old[target]["local_msat"],

@@ -1,0 +1,71 @@
+"""The emulated BL0942 chip serves on descriptors numbered above 1024 (a 50-home sim's rig holds
+that many; pyserial's read() uses select(), which refuses them) and its thread is gone before
+stop() closes the port (a thread still serving would read whatever file takes the number next)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import select
+import threading
+import time
+import tty
+
+from boards.emulated.host.bl0942_chip import BL0942Chip, checksum
+
+
+def open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def answer(master: int, timeout: float = 30.0) -> bytes:
+    os.write(master, b"\x58\xaa")
+    data, deadline, lines = b"", time.monotonic() + timeout, select.poll()
+    lines.register(master, select.POLLIN)
+    while len(data) < 23 and time.monotonic() < deadline:
+        if lines.poll(100):
+            data += os.read(master, 23 - len(data))
+    return data
+
+
+def test_the_chip_answers_on_descriptors_numbered_above_1024():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1200, hard), hard))
+    filler = []
+    try:
+        while (fd := os.open(os.devnull, os.O_RDONLY)) < 1030:
+            filler.append(fd)
+        filler.append(fd)
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        try:
+            with BL0942Chip(os.ttyname(slave), lambda: (1000.0, 230.0)) as chip:
+                assert chip._serial.fileno() > 1024
+                frame = answer(master)
+            assert len(frame) == 23 and frame[22] == checksum(frame[:22])
+        finally:
+            os.close(master)
+            os.close(slave)
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_stop_returns_once_the_chip_thread_is_gone_and_its_port_is_closed(tmp_path):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        threads, fds = threading.active_count(), open_fds()
+        chip = BL0942Chip(os.ttyname(slave), lambda: (1000.0, 230.0))
+        assert threading.active_count() == threads + 1
+        chip.stop()
+        assert threading.active_count() == threads
+        assert open_fds() <= fds
+        (tmp_path / "f").write_text("kept")
+        assert (tmp_path / "f").read_text() == "kept"
+        chip.stop()  # twice is harmless
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -1,0 +1,26 @@
+"""The MQTT tests' board script (mqtt_rig.BoardScript): a script that overstays its join() is
+stopped (Ctrl-C) before its board is closed, never closed under a firmware still running (whose
+next sleep or UART call would use descriptor numbers other files hold by then)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from hil_tests.firmware.mqtt_rig import BoardScript
+
+FOREVER = """
+while True:
+    board.sleep_ms(20)
+"""
+
+
+def test_a_script_that_overstays_is_stopped_before_its_board_is_closed(tmp_path):
+    threads = threading.active_count()
+    script = BoardScript(tmp_path / "flash", FOREVER).start()
+    with pytest.raises(AssertionError, match="did not finish within 1"):
+        script.join(timeout=1)
+    assert not script.running()
+    assert script.board.wake._closed  # closed only after the firmware's thread ended
+    assert threading.active_count() <= threads

@@ -1,0 +1,73 @@
+"""Where the money is at the end of a run (hil_tests/rig/sim/money.py): the ledger's balances and
+channels, the channel ends' listings, the nodes' invoices and payments."""
+
+from __future__ import annotations
+
+from hil_tests.rig.sim.money import node_money
+
+DEP = 2_000_000_000
+IDS = {"id-a": "home-2", "id-b": "home-6", "id-p": "pod"}
+
+
+def _open(cid: str, a: str, b: str, cap: int = 800_000_000) -> dict:
+    return {"channel": cid, "a": a, "b": b, "capacity_msat": cap, "status": "open", "htlcs": []}
+
+
+def test_a_reopened_channel_is_not_money_earned() -> None:
+    """home-2's channel to home-6 was force-closed and reopened after the day began: its open
+    channels hold 800 M msat at the end where they held 400 M at the start, but its money (the
+    ledger balance the close paid back, less the reopened funding, plus its sides) is what it
+    deposited less what it paid; nothing was earned."""
+    ledger = {
+        "c1": _open("c1", "id-a", "id-b") | {"status": "closed"},  # the force-closed one
+        "c2": _open("c2", "id-a", "id-b"),  # reopened
+        "c3": _open("c3", "id-p", "id-a"),
+    }
+    listed = {
+        "c2": {"home-2": {"local_msat": 400_000_000, "remote_msat": 400_000_000},
+               "home-6": {"local_msat": 400_000_000, "remote_msat": 400_000_000}},
+        "c3": {"pod": {"local_msat": 400_138_300, "remote_msat": 399_861_700},
+               "home-2": {"local_msat": 399_861_700, "remote_msat": 400_138_300}},
+    }  # fmt: skip
+    balances = {"home-2": 1_200_000_000, "home-6": 1_600_000_000, "pod": 1_600_000_000}
+    pays = {"home-2": [{"amount": 138_300, "fee": 0, "status": "succeeded"},
+                       {"amount": 9_999, "fee": 1, "status": "failed"}]}  # fmt: skip
+    invs = {"pod": [{"amount": 138_300, "paid": True}, {"amount": 5, "paid": False}]}
+    per, summary = node_money(
+        {"home-2": DEP, "home-6": DEP, "pod": DEP}, balances, ledger, listed, IDS, invs, pays
+    )
+    assert per["home-2"]["money_delta_msat"] == -138_300
+    assert per["home-2"]["earned_msat"] == 0
+    assert per["home-2"]["spent_msat"] == 138_300
+    assert per["home-2"]["fees_earned_msat"] == 0
+    assert per["pod"]["earned_msat"] == 138_300 == per["pod"]["money_delta_msat"]
+    assert per["home-6"]["money_delta_msat"] == 0
+    assert summary["difference_msat"] == 0 and summary["unassigned_msat"] == 0
+
+
+def test_in_flight_closing_and_unlisted_channels() -> None:
+    """An HTLC in flight and a closing channel's pending HTLC output belong to nobody yet; a
+    closing channel's sides are its published balances; a node that did not answer gets its
+    side from its peer's listing. Money created anywhere shows as a difference."""
+    ledger = {
+        "c1": _open("c1", "id-a", "id-b"),
+        "c2": _open("c2", "id-p", "id-a") | {
+            "status": "closing",
+            "state": {"balance_a_msat": 500_000_000, "balance_b_msat": 290_000_000},
+            "htlcs": [{"amount_msat": 10_000_000, "outcome": "pending"}]},
+    }  # fmt: skip
+    listed = {"c1": {"home-6": {"local_msat": 300_000_000, "remote_msat": 495_000_000,
+                                "in_flight_msat": 5_000_000}}}  # fmt: skip
+    balances = {"home-2": 1_200_000_000, "home-6": 1_600_000_000, "pod": 1_600_000_000}
+    deposits = {"home-2": DEP, "home-6": DEP, "pod": DEP}
+    per, summary = node_money(deposits, balances, ledger, listed, IDS, {}, {})
+    assert per["home-2"]["holdings_msat"] == 1_200_000_000 + 495_000_000 + 290_000_000
+    assert per["home-6"]["holdings_msat"] == 1_900_000_000
+    assert per["home-6"]["in_flight_msat"] == 5_000_000 and per["pod"]["in_flight_msat"] == 0
+    assert per["pod"]["holdings_msat"] == 2_100_000_000
+    assert summary["unassigned_msat"] == 5_000_000 + 10_000_000
+    assert summary["holdings_msat"] + summary["unassigned_msat"] == 3 * DEP
+    assert summary["difference_msat"] == 0
+    balances["pod"] += 1  # one msat that came from nowhere
+    _, bad = node_money(deposits, balances, ledger, listed, IDS, {}, {})
+    assert bad["difference_msat"] == -1

@@ -1,0 +1,82 @@
+"""The rig's serial wire (PtyWire): copies both ways whatever its descriptors' numbers, never
+stalls on a far end nobody reads, and its copier is gone before close() frees its descriptors."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+
+from hil_tests.rig.wire import PtyWire
+
+
+def open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def read_exactly(fd: int, n: int, timeout: float = 30.0) -> bytes:
+    import select
+
+    data, deadline, lines = b"", time.monotonic() + timeout, select.poll()
+    lines.register(fd, select.POLLIN)
+    while len(data) < n and time.monotonic() < deadline:
+        if lines.poll(100):
+            data += os.read(fd, n - len(data))
+    return data
+
+
+def through(wire: PtyWire, payload: bytes, src: str, dst: str) -> bytes:
+    a = os.open(getattr(wire, src), os.O_RDWR | os.O_NOCTTY)
+    b = os.open(getattr(wire, dst), os.O_RDWR | os.O_NOCTTY)
+    try:
+        os.write(a, payload)
+        return read_exactly(b, len(payload))
+    finally:
+        os.close(a)
+        os.close(b)
+
+
+def test_bytes_cross_when_the_wires_descriptors_are_numbered_above_1024():
+    # a 50-home sim's rig holds that many descriptors; select() refuses them, poll() does not
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1200, hard), hard))
+    filler = []
+    try:
+        while (fd := os.open(os.devnull, os.O_RDONLY)) < 1030:
+            filler.append(fd)
+        filler.append(fd)
+        with PtyWire("high") as wire:
+            assert min(wire._m_a, wire._m_b) > 1024
+            assert through(wire, b"ping", "a", "b") == b"ping"
+            assert through(wire, b"pong", "b", "a") == b"pong"
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_far_end_nobody_reads_does_not_stall_the_other_way():
+    with PtyWire("stalled") as wire:
+        a = os.open(wire.a, os.O_RDWR | os.O_NOCTTY)
+        try:
+            for _ in range(64):  # 256 KiB towards b, where nobody reads
+                os.write(a, bytes(4096))
+                assert read_exactly(a, 1, timeout=0) == b""
+            assert through(wire, b"still", "b", "a") == b"still"
+        finally:
+            os.close(a)
+        assert wire.dropped > 0
+
+
+def test_close_returns_once_the_copier_is_gone_and_its_descriptors_are_closed(tmp_path):
+    threads, fds = threading.active_count(), open_fds()
+    wire = PtyWire("closing")
+    assert threading.active_count() == threads + 1
+    wire.close()
+    assert threading.active_count() == threads
+    assert open_fds() <= fds
+    (tmp_path / "f").write_text("kept")  # a copier still running would read the reused number
+    assert (tmp_path / "f").read_text() == "kept"
+    wire.close()  # twice is harmless
