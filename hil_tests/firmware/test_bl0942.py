@@ -232,7 +232,7 @@ def test_driver_in_micropython_meters_the_emulated_chip(wire) -> None:
 import host, json, binascii, time, bl0942
 
 def call(name, arg):
-    return json.loads(host.call(name, json.dumps(arg)))['value']
+    return json.loads(host.call(name, json.dumps(arg)))[1]
 
 class HostUart:
     def write(self, buf):
