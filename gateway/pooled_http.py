@@ -30,8 +30,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 
+from gateway.lean_http import Headers, LeanRequestHandler, http_date
+
+__all__ = ["DeferredAnswer", "Headers", "LeanRequestHandler", "Limits", "PooledHTTPServer"]
 log = logging.getLogger(__name__)
 MAX_HEAD = 64 * 1024
 
@@ -92,83 +94,60 @@ def _request_size(buffer: bytearray, limits: Limits) -> int | str:
     return -1 if expect and len(buffer) == end + 4 else 0
 
 
-class Headers(dict[str, str]):
-    """Request headers by lower-case name; `get` ignores case (as HTTPMessage.get does)."""
+class DeferredAnswer:
+    """The answer to one request, written later by whichever thread has it (e.g. the thread
+    that made the result durable), then the connection goes back to the selector.
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(name.lower(), default)
+    It is written without blocking when the socket takes it whole (the usual case: a small
+    answer, an empty send buffer); the rest goes to a worker, which writes it with the
+    connection's write timeout, so a client that does not read never stalls the sender."""
 
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
+    __slots__ = ("_server", "_conn", "_handler", "_keep", "_sent")
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
+    def __init__(
+        self, server: PooledHTTPServer, conn: _Conn, handler: BaseHTTPRequestHandler, keep: bool
+    ) -> None:
+        self._server, self._conn, self._keep, self._sent = server, conn, keep, False
+        self._handler = handler  # its request line, for the log line
 
-
-class LeanRequestHandler(BaseHTTPRequestHandler):
-    """A `BaseHTTPRequestHandler` for requests the selector already framed (PooledHTTPServer).
-
-    `parse_request` splits the head itself instead of running the e-mail parser (the largest
-    share of a small request's cost); `headers` is a `Headers`. Anything unusual (not HTTP/1.x,
-    a header line without a colon or folded) goes to the standard parser, which answers it."""
-
-    raw_requestline: bytes
-
-    def parse_request(self) -> bool:
-        words = self.raw_requestline.rstrip(b"\r\n").split(b" ")
-        rfile = self.rfile
-        if (
-            len(words) != 3
-            or words[2] not in (b"HTTP/1.1", b"HTTP/1.0")
-            or not isinstance(rfile, io.BytesIO)
-        ):
-            return super().parse_request()
-        data = rfile.getvalue()
-        start = rfile.tell()
-        end = data.find(b"\r\n\r\n", start - 2)
-        if end < 0:
-            return super().parse_request()
-        headers = Headers()
-        if end > start:
-            for line in data[start:end].split(b"\r\n"):
-                name, colon, value = line.partition(b":")
-                if not colon or not name or name[:1] in (b" ", b"\t"):
-                    return super().parse_request()
-                headers[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
-        rfile.seek(end + 4)
-        self.command, self.path = words[0].decode("latin-1"), words[1].decode("latin-1")
-        self.request_version = version = words[2].decode()
-        self.requestline = self.raw_requestline.rstrip(b"\r\n").decode("latin-1")
-        self.headers = headers  # type: ignore[assignment]
-        connection = headers.get("connection", "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif version == "HTTP/1.1" and self.protocol_version >= "HTTP/1.1":
-            self.close_connection = False
+    def send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        if self._sent:
+            return
+        self._sent = True
+        handler = self._handler
+        handler.log_request(status)
+        reason = handler.responses[status][0] if status in handler.responses else ""
+        data = (
+            f"{handler.protocol_version} {status} {reason}\r\n"
+            f"Server: {handler.version_string()}\r\n"
+            f"Date: {http_date()}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1") + body
+        server, conn = self._server, self._conn
+        try:
+            sent = conn.sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the peer is gone: nothing more to write, close it
+            server._give_back(conn, False)
+            return
+        if sent < len(data):
+            server._work.put(_PendingWrite(conn, data[sent:], self._keep))
         else:
-            self.close_connection = connection != "keep-alive"
-        if (
-            headers.get("expect", "").lower() == "100-continue"
-            and self.protocol_version >= "HTTP/1.1"
-            and version == "HTTP/1.1"
-        ):
-            return self.handle_expect_100()
-        return True
+            server._give_back(conn, self._keep)
 
-    def send_whole(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        """Status line, headers and body in one write (one packet for a small answer)."""
-        self.log_request(status)
-        reason = self.responses[status][0] if status in self.responses else ""
-        head = (
-            f"{self.protocol_version} {status} {reason}\r\n"
-            f"Server: {self.version_string()}\r\nDate: {self.date_time_string()}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        self.wfile.write(head.encode("latin-1") + body)
+
+@dataclass(slots=True)
+class _PendingWrite:
+    conn: _Conn
+    data: bytes
+    keep: bool
 
 
 class PooledHTTPServer:
     """`serve_forever()` / `shutdown()` / `server_close()` / `server_address`, like socketserver."""
+
+    select_timeout_s = 0.5  # the selector's longest sleep: sweeps of idle connections, stopping
 
     def __init__(
         self,
@@ -185,10 +164,11 @@ class PooledHTTPServer:
         self.server_address = self.socket.getsockname()
         self._selector = selectors.DefaultSelector()
         self._conns: dict[socket.socket, _Conn] = {}
-        self._work: queue.SimpleQueue[_Conn | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[_Conn | _PendingWrite | None] = queue.SimpleQueue()
         self._returned: queue.SimpleQueue[tuple[_Conn, bool]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_pending = False  # a wake-up byte is on its way: one is enough
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._workers: list[threading.Thread] = []
@@ -208,12 +188,16 @@ class PooledHTTPServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         try:
             while not self._stop.is_set():
-                for key, _ in self._selector.select(timeout=0.5):
+                for key, _ in self._selector.select(timeout=self.select_timeout_s):
                     if key.fileobj is self.socket:
                         self._accept()
                     elif key.fileobj is self._wake_r:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
+                        # cleared after the read: a connection returned from now on sends a
+                        # byte again (cleared before it, one returned in between had its byte
+                        # read here and left the flag set: the next ones sent none)
+                        self._wake_pending = False
                     else:
                         self._read(self._conns[key.fileobj])  # type: ignore[index]
                 self._take_back()
@@ -227,7 +211,7 @@ class PooledHTTPServer:
 
     def shutdown(self) -> None:
         self._stop.set()
-        self._wake()
+        self._wake(force=True)
         self._stopped.wait(10)
 
     def server_close(self) -> None:
@@ -236,9 +220,25 @@ class PooledHTTPServer:
                 sock.close()
         self._selector.close()
 
-    def _wake(self) -> None:
+    def _wake(self, force: bool = False) -> None:
+        """Wake the selector (it takes back returned connections); a byte already on its way
+        and not yet read does that too, so none is sent then."""
+        if self._wake_pending and not force:
+            return
+        self._wake_pending = True
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
+
+    def defer_answer(self, handler: BaseHTTPRequestHandler) -> DeferredAnswer:
+        """For `LeanRequestHandler.defer`: the request being served by `handler` is answered
+        later (the worker that runs it does not give its connection back)."""
+        conn: _Conn = handler.pooled_conn  # type: ignore[attr-defined]
+        return DeferredAnswer(self, conn, handler, keep=not handler.close_connection)
+
+    def _give_back(self, conn: _Conn, keep: bool) -> None:
+        """A worker or a deferred answer is done with `conn`: the selector reads it again."""
+        self._returned.put((conn, keep and not conn.closed_by_peer))
+        self._wake()
 
     # -- the selector thread ------------------------------------------------------------------
 
@@ -343,7 +343,10 @@ class PooledHTTPServer:
 
     def _worker(self) -> None:
         while (conn := self._work.get()) is not None:
-            keep = True
+            if isinstance(conn, _PendingWrite):
+                self._finish_write(conn)
+                continue
+            keep: bool | None = True
             while keep:
                 keep = False
                 try:
@@ -352,8 +355,15 @@ class PooledHTTPServer:
                     log.exception("%s: request from %s failed", self.name, conn.address[0])
                 if not keep or not self._linger(conn):
                     break
-            self._returned.put((conn, keep and not conn.closed_by_peer))
-            self._wake()
+            if keep is not None:  # None: deferred, its answer gives the connection back
+                self._give_back(conn, keep)
+
+    def _finish_write(self, pending: _PendingWrite) -> None:
+        try:
+            pending.conn.sock.sendall(pending.data)  # the socket's timeout is write_timeout_s
+        except OSError:
+            pending.keep = False
+        self._give_back(pending.conn, pending.keep)
 
     def _linger(self, conn: _Conn) -> bool:
         """Wait up to `linger_s` for the next request on a kept connection; True if it is complete.
@@ -385,7 +395,9 @@ class PooledHTTPServer:
         size = _request_size(conn.buffer, self.limits)
         return isinstance(size, int) and size > 0
 
-    def _answer(self, conn: _Conn) -> bool:
+    def _answer(self, conn: _Conn) -> bool | None:
+        """Serve the buffered request: True to keep the connection, None if the handler
+        deferred its answer (the connection is no longer this worker's)."""
         size = _request_size(conn.buffer, self.limits)
         assert isinstance(size, int) and size > 0
         request = bytes(conn.buffer[:size])
@@ -398,7 +410,19 @@ class PooledHTTPServer:
         handler.rfile = io.BytesIO(request)  # type: ignore[assignment]
         handler.wfile = socketserver._SocketWriter(conn.sock)  # type: ignore[attr-defined]
         handler.close_connection = True
-        handler.handle_one_request()
+        handler.deferred = None  # type: ignore[attr-defined]
+        handler.pooled_conn = conn  # type: ignore[attr-defined]
+        try:
+            handler.handle_one_request()
+        except Exception:
+            deferred: DeferredAnswer | None = handler.deferred  # type: ignore[attr-defined]
+            if deferred is None:
+                raise
+            log.exception("%s: request from %s failed", self.name, conn.address[0])
+            deferred.send(500, b'{"error": {"reason": "internal", "detail": "see the log"}}')
+            return None
+        if handler.deferred is not None:  # type: ignore[attr-defined]
+            return None
         handler.wfile.flush()
         return not handler.close_connection and not self._stop.is_set()
 

@@ -19,18 +19,23 @@ Accepted records go into one SQLite transaction; acks are computed only after it
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from gateway.crypto import MeterVerifier
 from gateway.errors import EnrollmentError
-from gateway.ingest.store import MeterRow, ReadingStore
+from gateway.ingest.store import ROW_COLUMNS, MeterRow, ReadingStore
 from sgcore import reading as rc
 
 log = logging.getLogger(__name__)
+_UNPACK = struct.Struct(rc._FORMAT).unpack_from  # a record's fields, in sgcore.reading's order
+_CHAIN_BREAK = "prev_hash does not match stored head"
 
 
 class Reason(StrEnum):
@@ -46,8 +51,9 @@ class Reason(StrEnum):
     FUTURE = "future"
 
 
-@dataclass(frozen=True)
-class Incoming:
+class Incoming(NamedTuple):
+    """One reading message as received (a tuple: one is made per reading on the broker path)."""
+
     meter_hex: str  # from the topic
     payload: bytes
     received_at: float
@@ -63,10 +69,17 @@ class Rejection:
 
 @dataclass
 class BatchOutcome:
-    stored: list[rc.Reading] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)  # the stored records, in order
     acks: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)  # meter_id -> (upto, hash)
     resends: dict[bytes, int] = field(default_factory=dict)  # meter_id -> resend from seq
     rejections: list[Rejection] = field(default_factory=list)
+    counts: dict[bytes, int] = field(default_factory=dict)  # meter_id -> records stored
+    last: dict[bytes, bytes] = field(default_factory=dict)  # meter_id -> its newest stored record
+
+    @property
+    def stored(self) -> list[rc.Reading]:
+        """The stored readings, decoded (made on demand: ingest itself keeps the raw records)."""
+        return [rc.decode(record)[0] for record in self.records]
 
 
 @dataclass
@@ -74,19 +87,26 @@ class CheckedBatch:
     """A batch `Ingestor.check` verified: what to store, and its outcome once stored."""
 
     outcome: BatchOutcome
-    rows: list[tuple[rc.Reading, bytes, bytes, float]]
+    size: int  # readings in the batch
+    rows: list[tuple]  # `store.ROW_COLUMNS` rows, ready for `ReadingStore.write_rows`
     heads: dict[bytes, tuple[int, bytes | None]]  # meter_id -> (next_seq, head_hash) after it
     before: dict[bytes, tuple[int, bytes | None]]  # meter_id -> the same before it
 
 
 class _MeterState:
-    __slots__ = ("verifier", "anchor_seq", "next_seq", "head_hash", "last_resend")
+    __slots__ = (
+        "verifier", "hex", "anchor_seq", "next_seq", "head_hash", "stored", "last_resend"
+    )  # fmt: skip
 
     def __init__(self, row: MeterRow) -> None:
         self.verifier = MeterVerifier(row.pubkey)
+        self.hex = row.meter_id.hex()  # what its topics carry
         self.anchor_seq = row.anchor_seq
         self.next_seq = row.next_seq
         self.head_hash = row.head_hash
+        # (next_seq, head_hash) as committed: next_seq/head_hash run ahead of it by the batches
+        # checked but not yet stored
+        self.stored: tuple[int, bytes | None] = (row.next_seq, row.head_hash)
         self.last_resend = float("-inf")
 
 
@@ -112,11 +132,12 @@ class Ingestor:
         return list(self._meters)
 
     def head(self, meter_id: bytes) -> tuple[int, bytes] | None:
-        """(upto, record_hash) of the last stored record of a meter, if any."""
+        """(upto, record_hash) of the last stored record of a meter, if any: committed, never
+        one of a batch still being stored (what may be acknowledged at any moment)."""
         st = self._state(meter_id)
-        if st is None or st.head_hash is None or st.next_seq <= st.anchor_seq:
+        if st is None:
             return None
-        return st.next_seq - 1, st.head_hash
+        return _ack(st, *st.stored)
 
     def _state(self, meter_id: bytes) -> _MeterState | None:
         st = self._meters.get(meter_id)
@@ -142,66 +163,100 @@ class Ingestor:
             raise
         return checked.outcome
 
-    def preverify(self, batch: list[Incoming]) -> list[bool | None]:
-        """Check the signature of each record whose meter is known already: True or False per
-        record, None where `check` must decide itself (unknown meter, malformed record).
-
-        Only the meters' (immutable) public keys are read, so this may run on another thread
-        while the loop receives the next messages; libsecp256k1 runs without the GIL."""
-        meters = self._meters
-        out: list[bool | None] = []
-        for item in batch:
-            payload = item.payload
-            st = meters.get(payload[3:19]) if len(payload) == rc.RECORD_LEN else None
-            if st is None:
-                out.append(None)
-                continue
-            body = payload[: rc.BODY_LEN]
-            out.append(st.verifier.verify_digest(payload[rc.BODY_LEN :], rc.digest(body)))
-        return out
-
-    def check(
-        self, batch: list[Incoming], verified: list[bool | None] | None = None
-    ) -> CheckedBatch:
+    def check(self, batch: list[Incoming]) -> CheckedBatch:
         """Everything but the store: verify the batch and move the in-memory heads past what it
-        accepts (`verified`: what `preverify` found for it, if it ran). Its outcome (acks included) holds only once `store_checked` has returned;
+        accepts. Its outcome (acks included) holds only once `store_checked` has returned;
         until then a later batch may be checked on top of it (`IngestPipeline`), and if the
-        store fails, `abandon` every checked batch not stored, newest first."""
+        store fails, `abandon` every checked batch not stored, newest first.
+
+        The next record of a known meter, well formed and on its own topic, is checked here
+        inline (one unpack, two hashes, one verify: the ingest's hot path); anything else goes
+        record by record through `_one`, which gives every other outcome."""
         out = BatchOutcome()
-        pending: dict[tuple[bytes, int], bytes] = {}
-        rows: list[tuple[rc.Reading, bytes, bytes, float]] = []
+        rows: list[tuple] = []
         before: dict[bytes, tuple[int, bytes | None]] = {}
         touched: set[bytes] = set()
+        records, last, meters = out.records, out.last, self._meters
         wall = self._wall()  # once per batch: a batch is checked within milliseconds
+        max_future = self.max_future_s
+        unpack, columns, sha256, blob = _UNPACK, ROW_COLUMNS, hashlib.sha256, bytearray
+        record_len, body_len, version = rc.RECORD_LEN, rc.BODY_LEN, rc.VERSION
         try:
-            for i, item in enumerate(batch):
-                pre = verified[i] if verified is not None else None
-                accepted = self._one(item, out, pending, before, touched, wall, pre)
-                if accepted is not None:
-                    rows.append(accepted)
+            for item in batch:
+                payload = item.payload
+                st = None
+                if len(payload) == record_len:
+                    f = unpack(payload)
+                    st = meters.get(f[3])
+                if (
+                    st is None
+                    or f[4] != st.next_seq
+                    or st.hex != item.meter_hex
+                    or f[0] != version
+                    or not 0 < f[1] < 3  # kind: reading or relay event
+                    or f[7] < f[6]  # ends before it starts
+                    or not 0 <= f[15] <= 1  # relay state
+                ):
+                    accepted = self._one(item, out, before, touched, wall)
+                    if accepted is not None:
+                        rows.append(accepted)
+                    continue
+                if not st.verifier.verify_digest(
+                    payload[body_len:], sha256(payload[:body_len]).digest()
+                ):
+                    self._reject(out, Reason.BAD_SIGNATURE, item, f[4], "signature does not verify")
+                    continue
+                if f[7] - wall > max_future:
+                    self._future(out, item, f[4], f[7] - wall)
+                    continue
+                head = st.head_hash
+                if head is not None and f[5] != head:
+                    self._reject(out, Reason.CHAIN_BREAK, item, f[4], _CHAIN_BREAK)
+                    continue
+                mid = f[3]
+                if mid not in before:
+                    before[mid] = (st.next_seq, head)
+                    touched.add(mid)
+                record = bytes(payload)
+                h = st.head_hash = sha256(record).digest()
+                st.next_seq += 1
+                records.append(record)
+                last[mid] = record
+                rows.append((*columns(f), blob(record), blob(h), item.received_at))
         except Exception:
             self._restore(before)
             raise
-        heads = {mid: (self._meters[mid].next_seq, self._meters[mid].head_hash) for mid in before}
-        out.stored = [r for r, _, _, _ in rows]
-        for mid in touched:
-            head = self.head(mid)
-            if head is not None:
-                out.acks[mid] = head
-        return CheckedBatch(out, rows, heads, before)
+        heads = {}
+        counts = out.counts
+        for mid, (n, _) in before.items():
+            st = meters[mid]
+            heads[mid] = (st.next_seq, st.head_hash)
+            counts[mid] = st.next_seq - n
+        for mid in touched:  # once this batch is stored, everything checked so far is
+            st = meters[mid]
+            ack = _ack(st, st.next_seq, st.head_hash)
+            if ack is not None:
+                out.acks[mid] = ack
+        return CheckedBatch(out, len(batch), rows, heads, before)
 
     def store_checked(self, checked: CheckedBatch) -> None:
         """Store what `check` accepted in one transaction: `write_checked`, then its COMMIT."""
         if checked.rows:
             self.write_checked(checked)
             self.store.commit_batch()
+        self.stored(checked)
+
+    def stored(self, checked: CheckedBatch) -> None:
+        """The batch's COMMIT returned: its heads may be acknowledged from now on (`head`)."""
+        for mid, head in checked.heads.items():
+            self._meters[mid].stored = head
 
     def write_checked(self, checked: CheckedBatch) -> bool:
         """Write the accepted rows in a transaction left open for `store.commit_batch()` (which
         may run on another thread: the fsync); False if there is nothing to write."""
         if not checked.rows:
             return False
-        self.store.write_batch(checked.rows, checked.heads)  # type: ignore[arg-type]
+        self.store.write_rows(checked.rows, checked.heads)  # type: ignore[arg-type]
         return True
 
     def abandon(self, checked: CheckedBatch) -> None:
@@ -216,7 +271,12 @@ class Ingestor:
     def _reject(self, out: BatchOutcome, reason: Reason, item: Incoming, seq, detail: str) -> None:
         out.rejections.append(Rejection(reason, item.meter_hex, seq, detail))
 
-    def _one(self, item, out, pending, before, touched, wall, pre):
+    def _future(self, out: BatchOutcome, item: Incoming, seq: int, ahead: float) -> None:
+        self._reject(out, Reason.FUTURE, item, seq, f"ends {ahead:.0f} s after our clock")
+
+    def _one(self, item, out, before, touched, wall):
+        """One record that is not simply the next of a known meter: every outcome, in the
+        order of the module's docstring. Returns its row if it is accepted."""
         payload = item.payload
         if len(payload) > rc.RECORD_LEN:
             self._reject(out, Reason.OVERSIZED, item, None, f"{len(payload)} bytes")
@@ -236,13 +296,13 @@ class Ingestor:
             self._reject(out, Reason.TOPIC_MISMATCH, item, seq, f"record of {mid.hex()}")
             return None
         if seq < st.next_seq:
-            return self._below_head(item, out, st, reading, body, sig, pending, touched)
-        if not (pre if pre is not None else st.verifier.verify_digest(sig, rc.digest(body))):
+            return self._below_head(item, out, st, reading, body, sig, before, touched)
+        if not st.verifier.verify_digest(sig, rc.digest(body)):
             self._reject(out, Reason.BAD_SIGNATURE, item, seq, "signature does not verify")
             return None
         ahead = reading.end - wall
         if ahead > self.max_future_s:
-            self._reject(out, Reason.FUTURE, item, seq, f"ends {ahead:.0f} s after our clock")
+            self._future(out, item, seq, ahead)
             return None
         if seq > st.next_seq:
             self._reject(out, Reason.GAP, item, seq, f"expected seq {st.next_seq}")
@@ -252,7 +312,7 @@ class Ingestor:
                 out.resends[mid] = st.next_seq
             return None
         if st.head_hash is not None and reading.prev_hash != st.head_hash:
-            self._reject(out, Reason.CHAIN_BREAK, item, seq, "prev_hash does not match stored head")
+            self._reject(out, Reason.CHAIN_BREAK, item, seq, _CHAIN_BREAK)
             return None
         record = bytes(payload)
         h = rc.record_hash(record)
@@ -260,16 +320,20 @@ class Ingestor:
             before[mid] = (st.next_seq, st.head_hash)
         st.next_seq = seq + 1
         st.head_hash = h
-        pending[(mid, seq)] = record
         touched.add(mid)
-        return reading, record, h, item.received_at
+        out.records.append(record)
+        out.last[mid] = record
+        return (*ROW_COLUMNS(_UNPACK(record)), bytearray(record), bytearray(h), item.received_at)
 
-    def _below_head(self, item, out, st, reading, body, sig, pending, touched):
+    def _below_head(self, item, out, st, reading, body, sig, before, touched):
         mid, seq = reading.meter_id, reading.seq
         if seq < st.anchor_seq:
             self._reject(out, Reason.REPLAY, item, seq, "before the enrollment anchor")
             return None
-        stored = pending.get((mid, seq)) or self.store.record_at(mid, seq)
+        if mid in before and seq >= before[mid][0]:  # accepted earlier in this batch
+            stored = self._in_batch(out, mid, seq)
+        else:
+            stored = self.store.record_at(mid, seq)
         if stored is not None and stored == bytes(item.payload):
             self._reject(out, Reason.REPLAY, item, seq, "already stored")
             touched.add(mid)  # re-acknowledge: the meter may have missed our ack
@@ -279,3 +343,21 @@ class Ingestor:
             return None
         self._reject(out, Reason.CONFLICT, item, seq, "validly signed but differs from stored seq")
         return None
+
+    @staticmethod
+    def _in_batch(out: BatchOutcome, mid: bytes, seq: int) -> bytes | None:
+        """The record of (meter, seq) accepted earlier in this batch (not in the store yet: a
+        batch is stored as a whole once checked). A scan: a record sent twice within one batch
+        (a redelivery) is rare, and a batch is bounded."""
+        for record in out.records:
+            if record[3:19] == mid and _UNPACK(record)[4] == seq:
+                return record
+        return None
+
+
+def _ack(st: _MeterState, next_seq: int, head_hash: bytes | None) -> tuple[int, bytes] | None:
+    """(upto, record_hash) to acknowledge for a meter at that head (None: nothing stored since
+    its enrollment anchor)."""
+    if head_hash is None or next_seq <= st.anchor_seq:
+        return None
+    return next_seq - 1, head_hash

@@ -50,16 +50,24 @@ class IngestPipeline:
         """The commit under way, if any (await it, then call `finish`)."""
         return None if self._inflight is None else self._inflight[2]
 
-    def submit(
-        self, batch: list[Incoming], verified: list[bool | None] | None = None
-    ) -> list[Result]:
-        """Check `batch` (`verified`: its `Ingestor.preverify`, if that ran), then wait for the
-        previous batch's commit and start this one's. Returns the results now final (the
-        previous batch's), oldest first."""
+    def submit(self, batch: list[Incoming]) -> list[Result]:
+        """Check `batch`, then wait for the previous batch's commit and start this one's.
+        Returns the results now final (the previous batch's), oldest first."""
+        return self.store(self.check(batch))
+
+    def check(self, batch: list[Incoming]) -> CheckedBatch | StoreFailed:
+        """The first half of `submit`: check `batch` on top of the batch being stored (an
+        asyncio caller then awaits `inflight` instead of blocking in `store`)."""
         try:
-            checked = self.ingestor.check(batch, verified)
+            return self.ingestor.check(batch)
         except Exception as exc:  # a store read failed while checking: nothing of it holds
-            return [*self.finish(), StoreFailed(len(batch), exc)]
+            return StoreFailed(len(batch), exc)
+
+    def store(self, checked: CheckedBatch | StoreFailed) -> list[Result]:
+        """The second half of `submit`: wait for the previous batch's commit, write this one
+        and start its commit. Returns the results now final, oldest first."""
+        if isinstance(checked, StoreFailed):
+            return [*self.finish(), checked]
         results: list[Result] = []
         if self._inflight is not None:
             prev, n, fut = self._inflight
@@ -69,15 +77,16 @@ class IngestPipeline:
             except Exception as exc:
                 self.ingestor.abandon(checked)  # newest first: it was checked on top of prev
                 self.ingestor.abandon(prev)
-                return [StoreFailed(n, exc), StoreFailed(len(batch), exc)]
+                return [StoreFailed(n, exc), StoreFailed(checked.size, exc)]
+            self.ingestor.stored(prev)
             results.append(prev.outcome)
         try:
             wrote = self.ingestor.write_checked(checked)  # the CPU part, on this thread
         except Exception as exc:
             self.ingestor.abandon(checked)
-            return [*results, StoreFailed(len(batch), exc)]
+            return [*results, StoreFailed(checked.size, exc)]
         commit = self.ingestor.store.commit_batch if wrote else _nothing
-        self._inflight = (checked, len(batch), self._pool.submit(commit))
+        self._inflight = (checked, checked.size, self._pool.submit(commit))
         return results
 
     def finish(self) -> list[Result]:
@@ -91,6 +100,7 @@ class IngestPipeline:
         except Exception as exc:
             self.ingestor.abandon(checked)
             return [StoreFailed(n, exc)]
+        self.ingestor.stored(checked)
         return [checked.outcome]
 
     def close(self) -> list[Result]:

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 import urllib.parse
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -130,6 +131,41 @@ def _get(node: Node, path: str) -> dict[str, Any]:
     raise NotFound(f"no route {path}")
 
 
+Outcome = list[Receipt | TxRejected] | LedgerUnavailable
+
+
+def _error_body(reason: str, detail: str, tx_id: str | None) -> bytes:
+    return json.dumps({"error": {"reason": reason, "detail": detail, "tx_id": tx_id}}).encode()
+
+
+def answer_one(outcome: Outcome) -> tuple[int, bytes]:
+    """Status and body answering POST /v1/tx."""
+    if isinstance(outcome, LedgerUnavailable):
+        return HTTPStatus.SERVICE_UNAVAILABLE, _error_body("unavailable", str(outcome), None)
+    result = outcome[0]
+    if isinstance(result, TxRejected):
+        status = (
+            HTTPStatus.SERVICE_UNAVAILABLE
+            if result.reason == "timeout"
+            else HTTPStatus.UNPROCESSABLE_ENTITY
+        )
+        return status, _error_body(result.reason, result.detail, result.tx_id)
+    return HTTPStatus.OK, result.json_text().encode()
+
+
+def answer_batch(outcome: Outcome) -> tuple[int, bytes]:
+    """Status and body answering POST /v1/txs: one result per tx, in order."""
+    if isinstance(outcome, LedgerUnavailable):
+        return HTTPStatus.SERVICE_UNAVAILABLE, _error_body("unavailable", str(outcome), None)
+    results = [
+        '{"error": ' + json.dumps({"reason": r.reason, "detail": r.detail, "tx_id": r.tx_id}) + "}"
+        if isinstance(r, TxRejected)
+        else r.json_text()
+        for r in outcome
+    ]
+    return HTTPStatus.OK, ('{"results": [' + ", ".join(results) + "]}").encode()
+
+
 def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(pooled_http.LeanRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -192,46 +228,33 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
             if value is NO_BODY:
                 return
             if path == "/v1/txs":
-                self._post_batch(value)
-                return
-            try:
-                receipt = node.submit(value, timeout=commit_timeout_s)
-            except TxRejected as exc:
-                status = (
-                    HTTPStatus.SERVICE_UNAVAILABLE
-                    if exc.reason == "timeout"
-                    else HTTPStatus.UNPROCESSABLE_ENTITY
-                )
-                self._error(status, exc.reason, exc.detail, exc.tx_id)
-                return
-            except LedgerUnavailable as exc:
-                self._error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", str(exc))
-                return
-            self._send(HTTPStatus.OK, receipt.to_json())
+                batch = value.get("txs") if set(value) == {"txs"} else None
+                if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_BATCH:
+                    self._error(
+                        HTTPStatus.BAD_REQUEST,
+                        "malformed",
+                        f"body is {{txs: [1..{MAX_BATCH} txs]}}",
+                    )
+                    return
+                self._submit(batch, answer_batch)
+            else:
+                self._submit([value], answer_one)
 
-        def _post_batch(self, value: Any) -> None:
-            batch = value.get("txs") if isinstance(value, dict) and set(value) == {"txs"} else None
-            if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_BATCH:
-                self._error(
-                    HTTPStatus.BAD_REQUEST, "malformed", f"body is {{txs: [1..{MAX_BATCH} txs]}}"
-                )
+        def _submit(
+            self, values: list[Any], answer: Callable[[Outcome], tuple[int, bytes]]
+        ) -> None:
+            """Answered from the node's producer once the block is stored (no thread waits for
+            it) when the node can (`submit_later`), else from this worker after waiting."""
+            submit_later = getattr(node, "submit_later", None)
+            if submit_later is None:
+                try:
+                    outcome: Outcome = node.submit_many(values, timeout=commit_timeout_s)
+                except LedgerUnavailable as exc:
+                    outcome = exc
+                self.send_whole(*answer(outcome))
                 return
-            try:
-                results = node.submit_many(batch, timeout=commit_timeout_s)
-            except LedgerUnavailable as exc:
-                self._error(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", str(exc))
-                return
-            self._send(
-                HTTPStatus.OK,
-                {
-                    "results": [
-                        {"error": {"reason": r.reason, "detail": r.detail, "tx_id": r.tx_id}}
-                        if isinstance(r, TxRejected)
-                        else r.to_json()
-                        for r in results
-                    ]
-                },
-            )
+            deferred = self.defer()
+            submit_later(values, commit_timeout_s, lambda outcome: deferred.send(*answer(outcome)))
 
     return Handler
 

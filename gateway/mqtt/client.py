@@ -101,19 +101,20 @@ class _Link(asyncio.Protocol):
             self.abort(exc)
             return
         acks: list[bytes] = []
+        puback = packets.puback
         client = self.client
         on_message = client.on_message
         for first, body in received:
             kind = first & 0xF0
             try:
                 if kind == packets.PUBLISH:
-                    message = packets.decode_publish(first, body)
+                    topic, payload, qos, _, pid = packets.decode_publish(first, body)
                     try:
-                        on_message(message.topic, message.payload, now)
+                        on_message(topic, payload, now)
                     except Exception:  # a bad message never takes the connection down
-                        log.exception("handling a message on %s failed", message.topic)
-                    if message.qos:
-                        acks.append(packets.puback(message.pid))
+                        log.exception("handling a message on %s failed", topic)
+                    if qos:
+                        acks.append(puback(pid))
                 elif kind == packets.PUBACK:
                     client.unacked.pop(packets.decode_pid(body), None)
                 elif kind == packets.CONNACK:

@@ -11,7 +11,7 @@ decodes what the other encodes. Anything a server may not send a client raises M
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.errors import GatewayError
 
@@ -114,8 +114,9 @@ def puback(pid: int) -> bytes:
     return _PUBACK.pack(PUBACK, 2, pid)
 
 
-@dataclass(frozen=True, slots=True)
-class Publish:
+class Publish(NamedTuple):
+    """A received PUBLISH (a tuple: one is made per message on the gateway's hot path)."""
+
     topic: str
     payload: bytes
     qos: int

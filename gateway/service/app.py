@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import sdnotify
@@ -32,6 +31,7 @@ from gateway.service.rejection_log import RejectionLog
 
 if TYPE_CHECKING:
     from gateway.grid.runtime import GridRuntime
+from sgcore import reading as rc
 from sgcore import topics
 
 log = logging.getLogger("gateway")
@@ -50,9 +50,9 @@ class GatewayService:
             self.store, cfg.ingest.resend_cooldown_s, wall=clock.now,
             max_future_s=cfg.ingest.max_future_s,
         )  # fmt: skip
+        # signatures are checked on the loop, a batch at a time: a verify thread beside the loop
+        # made the two convoy on the GIL (each verify's return waited for the loop's Python)
         self.pipeline = IngestPipeline(self.ingestor)
-        # signatures are checked here while the loop goes on receiving (no GIL in the C part)
-        self._verifier = ThreadPoolExecutor(1, thread_name_prefix="ingest-verify")
         self._answers = status.AnswerLimiter(cfg.ingest.status_answer_s)
         self._nonces: dict[bytes, bytes] = {}  # meter -> its clock nonce not used yet
         # clock commands for readings from the future: those the meter signed before its clock
@@ -61,7 +61,8 @@ class GatewayService:
         self._modbus_seen: dict[str, str] = {}  # device -> model, for discovery after a reconnect
         self.notifier = sdnotify.SystemdNotifier()
         self.pins = GatewayPins(cfg.gpio)
-        self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._incoming: list[Incoming] = []  # readings received, not yet taken by the ingest
+        self._arrived: asyncio.Future[None] | None = None  # the ingest loop waits: nothing came
         self._stopping = asyncio.Event()
         self._heartbeat = time.monotonic()
         self._discovered: set[bytes] = set()
@@ -118,7 +119,6 @@ class GatewayService:
         if self.grid is not None:
             await self.grid.stop()
         await self.bridge.stop()
-        self._verifier.shutdown(wait=True)
         self.store.close()
         self.metrics.close()
         self.pins.close()
@@ -163,11 +163,17 @@ class GatewayService:
                 self._topics[topic] = parsed
         meter_hex, leaf = parsed
         if leaf == "reading":
-            if self._queue.qsize() >= MAX_QUEUE:  # overload: not acked, so the meter resends it
+            incoming = self._incoming
+            if len(incoming) >= MAX_QUEUE:  # overload: not acked, so the meter resends it
                 self.metrics.rejected.labels("overload").inc()
                 self._rejection_log.log("overload", meter_hex, None, "ingest queue full")
                 return
-            self._queue.put_nowait(Incoming(meter_hex, payload, received_at))
+            incoming.append(Incoming(meter_hex, payload, received_at))
+            waiting = self._arrived
+            if waiting is not None:
+                self._arrived = None
+                if not waiting.done():
+                    waiting.set_result(None)
         elif leaf == "status":
             self._on_status(meter_hex, payload)
         elif leaf == "event" and self.grid is not None:
@@ -208,20 +214,23 @@ class GatewayService:
     # --- ingest -------------------------------------------------------------------------------
 
     async def _ingest_loop(self) -> None:
+        """Take up to `max_batch` readings, check them (signatures included) on this thread,
+        hand the batch's COMMIT to the pipeline's commit thread and take the next batch while
+        it runs; acks go out once their batch is committed. While the loop waits for a
+        commit it goes on receiving; a status answered meanwhile gets the committed head."""
         wait = self.cfg.ingest.batch_wait_ms / 1000
         max_batch = self.cfg.ingest.max_batch
         pipe = self.pipeline
-        loop = asyncio.get_running_loop()
         while True:
             self._heartbeat = time.monotonic()
             if self._stopping.is_set():
-                batch = self._drain(max_batch)
+                batch = self._take(max_batch)
                 if not batch:
                     self._publish_results(pipe.close())
                     return
             else:
                 fut = pipe.inflight
-                if fut is not None and self._queue.empty():
+                if fut is not None and not self._incoming:
                     # nothing else to check: acknowledge the batch being stored once it is
                     stored = asyncio.wrap_future(fut)
                     await asyncio.wait((stored,), timeout=0.5)
@@ -229,29 +238,43 @@ class GatewayService:
                         stored.exception()  # retrieved here; finish() reports it
                         self._publish_results(pipe.finish())
                     continue
-                try:
-                    first = await asyncio.wait_for(self._queue.get(), timeout=0.5)
-                except TimeoutError:
+                if not self._incoming and not await self._arrival(0.5):
                     continue
-                batch = [first, *self._drain(max_batch - 1)]
-                if len(batch) < max_batch and wait > 0:
-                    await asyncio.sleep(wait)
-                    batch += self._drain(max_batch - len(batch))
-            self.metrics.queue_depth.set(self._queue.qsize())
+                if len(self._incoming) < max_batch and wait > 0:
+                    await asyncio.sleep(wait)  # let the batch fill up (one commit for more)
+                batch = self._take(max_batch)
+            self.metrics.queue_depth.set(len(self._incoming))
             t0 = time.perf_counter()
-            verified = await loop.run_in_executor(self._verifier, self.ingestor.preverify, batch)
-            results = pipe.submit(batch, verified)  # checked while the previous batch commits
-            self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+            checked = pipe.check(batch)  # while the previous batch commits
+            spent = time.perf_counter() - t0
+            fut = pipe.inflight
+            if fut is not None and not fut.done():  # receive meanwhile, do not block on it
+                await asyncio.wait((asyncio.wrap_future(fut),))
+            t0 = time.perf_counter()
+            results = pipe.store(checked)  # the previous batch's results, this one's COMMIT
+            self.metrics.batch_seconds.observe(spent + time.perf_counter() - t0)
             self._publish_results(results)
 
-    def _drain(self, n: int) -> list[Incoming]:
-        out: list[Incoming] = []
-        while len(out) < n:
-            try:
-                out.append(self._queue.get_nowait())
-            except asyncio.QueueEmpty:
-                break
-        return out
+    async def _arrival(self, timeout: float) -> bool:
+        """Wait until a reading arrives (True) or `timeout` passes (False)."""
+        waiting = self._arrived = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(waiting, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._arrived = None
+        return True
+
+    def _take(self, n: int) -> list[Incoming]:
+        """The oldest `n` readings received (all, if fewer), in order."""
+        incoming = self._incoming
+        if len(incoming) <= n:
+            self._incoming = []
+            return incoming
+        batch = incoming[:n]
+        del incoming[:n]
+        return batch
 
     def _publish_results(self, results: list[Result]) -> None:
         for res in results:
@@ -284,10 +307,7 @@ class GatewayService:
                     log.info("meter %s signs readings from the future: setting its clock back",
                              rej.meter_hex)  # fmt: skip
                     self._send_clock(mid)
-        last: dict[bytes, object] = {}
-        for r in out.stored:
-            last[r.meter_id] = r
-        for mid, n in _count_by_meter(out.stored).items():
+        for mid, n in out.counts.items():
             self.metrics.accepted.labels(mid.hex()).inc(n)
         for mid, (upto, h) in out.acks.items():  # after COMMIT, by construction of ingest()
             self._send_ack(mid, upto, h)
@@ -296,11 +316,12 @@ class GatewayService:
             self._send_cmd(mid, "resend", from_seq)
             self.metrics.resends.inc()
         if self.bridge is not None:
-            for mid, reading in last.items():
+            for mid, record in out.last.items():
                 if self.cfg.homeassistant.enabled and mid not in self._discovered:
                     self._publish_discovery(mid)
                 topic = topics.meter_topic(self.cfg.site, mid.hex(), "state")
-                self.bridge.publish(topic, discovery.meter_state(reading), retain=True)  # type: ignore[arg-type]
+                reading = rc.decode(record)[0]
+                self.bridge.publish(topic, discovery.meter_state(reading), retain=True)
 
     def _publish(self, topic: str, payload: bytes) -> None:
         if self.bridge is not None:
@@ -365,13 +386,6 @@ class GatewayService:
             else:
                 log.error("ingest loop stalled: withholding the watchdog ping")
             await asyncio.sleep(interval)
-
-
-def _count_by_meter(readings) -> dict[bytes, int]:
-    counts: dict[bytes, int] = {}
-    for r in readings:
-        counts[r.meter_id] = counts.get(r.meter_id, 0) + 1
-    return counts
 
 
 def run_gateway(cfg: GatewayConfig) -> None:

@@ -1,6 +1,7 @@
 """The pooled HTTP server's own head parsing (LeanRequestHandler) against raw sockets."""
 
 import json
+import queue
 import socket
 import threading
 
@@ -83,3 +84,102 @@ def test_http_1_0_closes_unless_kept_alive(server):
         while chunk := sock.recv(65536):
             data += chunk
         assert data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200")
+
+
+class Later(pooled_http.LeanRequestHandler):
+    """Defers every request; a thread of the test answers it (as the ledger's producer does)."""
+
+    protocol_version = "HTTP/1.1"
+    pending: "queue.SimpleQueue[tuple[str, object]]"
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        self.pending.put((self.path, self.defer()))
+
+
+def test_a_deferred_answer_comes_from_another_thread_and_frees_the_worker_at_once():
+    Later.pending = queue.SimpleQueue()
+    srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Later, pooled_http.Limits(workers=1))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with (
+            socket.create_connection(srv.server_address, timeout=10) as a,
+            socket.create_connection(srv.server_address, timeout=10) as b,
+        ):
+            a.sendall(b"GET /a1 HTTP/1.1\r\n\r\nGET /a2 HTTP/1.1\r\n\r\n")  # pipelined
+            first = Later.pending.get(timeout=10)
+            b.sendall(b"GET /b HTTP/1.1\r\n\r\n")  # the one worker is free for it
+            second = Later.pending.get(timeout=10)
+            assert [first[0], second[0]] == ["/a1", "/b"]
+            second[1].send(200, b"B")
+            assert _read_answer(b) == b"B"
+            assert Later.pending.empty()  # /a2 waits: /a1 is not answered yet
+            first[1].send(200, b"A1")
+            first[1].send(200, b"again")  # a second send is ignored
+            assert _read_answer(a) == b"A1"
+            path, answer = Later.pending.get(timeout=10)  # then the pipelined request
+            assert path == "/a2"
+            answer.send(404, b"A2")
+            assert _read_answer(a, status=b"404") == b"A2"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _read_answer(sock, status=b"200"):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 " + status), head
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert len(body) == length  # nothing more was sent (a second send is ignored)
+    return body
+
+
+class Soon(pooled_http.LeanRequestHandler):
+    """Defers every request and answers it from a thread of its own at once."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        answer = self.defer()
+        threading.Thread(target=answer.send, args=(200, b"ok")).start()
+
+
+def test_no_wake_up_of_the_selector_is_lost_when_answers_return_connections_at_once():
+    """A returned connection is read again at once: the selector is woken for it (it once
+    missed a wake-up when a connection came back between its read of the wake-up bytes and
+    its clearing of the "wake-up pending" flag; it then slept its full timeout)."""
+    srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Soon, pooled_http.Limits(workers=4))
+    srv.select_timeout_s = 120  # a lost wake-up stalls a request past the clients' timeout
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    failures = []
+
+    def client():
+        try:
+            with socket.create_connection(srv.server_address, timeout=20) as sock:
+                for _ in range(150):
+                    sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+                    assert _read_answer(sock) == b"ok"
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not failures and not any(t.is_alive() for t in threads)
+    finally:
+        srv.select_timeout_s = 0.01  # lets the selector see the stop
+        srv.shutdown()
+        srv.server_close()

@@ -91,3 +91,20 @@ def test_a_failed_commit_abandons_it_and_the_batch_checked_on_top_of_it(store):
     assert pipe.close() == []
     assert ing.head(m.meter_id) == (1, rc.record_hash(ok[1].payload))  # both rolled back
     assert store.count(m.meter_id) == 2
+
+
+def test_the_head_told_to_a_meter_never_covers_a_batch_still_being_stored(store):
+    """`Ingestor.head` answers a meter's online status at any moment, also while a batch
+    commits: it covered that batch's readings (an ack before COMMIT) until issue 15."""
+    m = SoftMeter()
+    store.enroll(m.pubkey)
+    ing = Ingestor(store)
+    pipe = IngestPipeline(ing)
+    b1, b2 = _batch(m, 3), _batch(m, 2)
+    assert pipe.submit(b1) == []  # checked, written, its COMMIT handed to the commit thread
+    assert ing.head(m.meter_id) is None  # nothing acknowledged yet, whatever the thread did
+    first = pipe.submit(b2)  # b1's outcome is final: b1 is stored, b2 is being stored
+    assert [[r.seq for r in o.stored] for o in first] == [[0, 1, 2]]
+    assert ing.head(m.meter_id) == (2, rc.record_hash(b1[2].payload))
+    assert pipe.close()[0].acks == {m.meter_id: (4, rc.record_hash(b2[1].payload))}
+    assert ing.head(m.meter_id) == (4, rc.record_hash(b2[1].payload))
