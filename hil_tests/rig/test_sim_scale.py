@@ -66,7 +66,7 @@ def test_sgrid_sim_ends_with_one_line_and_status_3_when_a_node_does_not_answer(
     assert "Traceback" not in got.output
     lines = [ln for ln in got.output.splitlines() if ln.startswith("sgrid sim:")]
     assert len(lines) == 1 and "home-7" in lines[0] and "/channels" in lines[0]
-    assert "speed 75x (55 emulated meters" in got.output
+    assert "speed 30x (55 emulated meters" in got.output
 
 
 def test_prepaid_over_credit_is_excused_only_within_one_step_and_on_the_meters_own_books():
