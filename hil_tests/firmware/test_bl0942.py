@@ -155,7 +155,7 @@ def wire():
     os.close(slave)
 
 
-def _read_exactly(fd: int, n: int, timeout: float = 2.0) -> bytes:
+def _read_exactly(fd: int, n: int, timeout: float = 30.0) -> bytes:  # headroom: a loaded host
     data = b""
     while len(data) < n:
         ready, _, _ = select.select([fd], [], [], timeout)

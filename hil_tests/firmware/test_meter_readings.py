@@ -31,7 +31,7 @@ def _verify_both(record: bytes, pub: bytes) -> None:
     assert int.from_bytes(sig[32:], "big") <= ecdsa.SECP256k1.order // 2, "not low-S"
 
 
-def _wait_records(flash, n: int, timeout: float = 40.0) -> dict[int, bytes]:
+def _wait_records(flash, n: int, timeout: float = 120.0) -> dict[int, bytes]:  # headroom
     deadline = time.monotonic() + timeout
     while True:
         recs = journal_records(flash)

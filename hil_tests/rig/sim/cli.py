@@ -77,8 +77,8 @@ def _speed(_ctx: click.Context, _param: click.Parameter, value: str) -> float | 
     show_default=True,
     callback=_speed,
     help="Virtual seconds per real second, or 'auto': 720, less for a grid whose emulated "
-    "meters and gateways would take more than the default grid does (2 cores: 720 up to 9 "
-    "meters, the default grid; 250 for 24, 90 for 49, 75 for --homes 50).",
+    "meters and gateways would take more of the machine (2 cores: 720 up to 9 meters, the "
+    "default grid; 145 for 24, 40 for 49, 30 for --homes 50).",
 )
 @click.option(
     "--interval",
