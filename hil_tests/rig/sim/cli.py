@@ -78,7 +78,7 @@ def _speed(_ctx: click.Context, _param: click.Parameter, value: str) -> float | 
     callback=_speed,
     help="Virtual seconds per real second, or 'auto': 480, less for a grid whose emulated "
     "meters would take more than half of the machine's cores (2 cores: 480 up to 9 meters, "
-    "the default grid; 180 for 24, 85 for 49, 75 for --homes 50).",
+    "the default grid; 140 for 24, 35 for 49, 30 for --homes 50).",
 )
 @click.option(
     "--interval",
