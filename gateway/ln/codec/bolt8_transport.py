@@ -52,9 +52,15 @@ class Connection:
 
     def send(self, message: bytes) -> None:
         """Encrypt and queue one message; `await drain()` to apply back-pressure."""
+        self.send_all([message])
+
+    def send_all(self, messages: list[bytes]) -> None:
+        """Encrypt `messages` and hand them to the socket in one write: they leave together
+        (one segment on loopback), so the peer reads them together and answers them at once."""
         if self._writer.is_closing():
             raise TransportError("connection is closed")
-        self._writer.write(self._session.encrypt_message(message))
+        encrypt = self._session.encrypt_message
+        self._writer.write(b"".join([encrypt(m) for m in messages]))
 
     async def drain(self) -> None:
         try:

@@ -46,8 +46,7 @@ class Peer:
         self._commit()
         out, self.outbox = self.outbox, []
         try:
-            for raw in out:
-                self.conn.send(raw)
+            self.conn.send_all(out)  # together: the peer handles them as one burst
         except TransportError as exc:
             log.info("peer %s: send failed: %s", self.short, exc)
 

@@ -157,3 +157,18 @@ def test_receive_nowait_hands_out_only_whole_frames_in_order() -> None:
             await conn.receive()
 
     asyncio.run(main())
+
+
+def test_send_all_delivers_every_message_in_order() -> None:
+    async def main() -> None:
+        server = await _echo_server([])
+        async with server:
+            conn = await bolt8_transport.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
+            sizes = [3, 0, 7, 1]
+            conn.send_all([wire.TABLE.encode("ping", num_pong_bytes=n, ignored=b"") for n in sizes])
+            await conn.drain()
+            got = [wire.TABLE.decode(await asyncio.wait_for(conn.receive(), 30)) for _ in sizes]
+            assert [len(m["ignored"]) for m in got] == sizes
+            await conn.close()
+
+    asyncio.run(main())
