@@ -1,6 +1,9 @@
 # Entry point of the meter firmware (runs unmodified on every board).
 # The loop lives here, at module top level, so that gc.collect() runs with no application frame
-# active: a safe point for every MicroPython port (see docs/emulated-board.md).
+# active: a safe point for every MicroPython port (see docs/emulated-board.md). It collects when
+# a step says so (the free heap is below what one step may need, or the step failed), not after
+# every step: a collection marks the whole heap, the loaded code included, and cost more than
+# the step itself.
 import gc
 
 import ota_boot
@@ -14,5 +17,5 @@ app = meter_app.MeterApp(gc.mem_alloc() - heap_base)
 for _ in app.boot():
     gc.collect()
 while True:
-    gc.collect()
-    app.safe_step()
+    if app.safe_step():
+        gc.collect()

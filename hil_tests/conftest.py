@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from hil_tests import REPO_ROOT
 from hil_tests.leaks import reap_leaked
+from hil_tests.timeout_budget import pytest_runtest_protocol  # noqa: F401 (a hook)
 
 # Hypothesis times each example: its default 200 ms deadline and the too_slow health check measure
 # the machine, not the code, and fail on a loaded 2-core CI host (crypto, MicroPython, I/O).

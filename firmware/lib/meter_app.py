@@ -12,6 +12,7 @@ import meter_flash
 import ota_agent
 from credit import CreditStore
 from fwinfo import FIRMWARE_NAME, FIRMWARE_VERSION
+from heap_budget import HeapBudget
 from journal import Journal
 from meter_clock import MeterClock
 from meter_net import MeterNet
@@ -39,6 +40,7 @@ class MeterApp:
         # code_ram: heap taken by the imported modules (bytecode); frozen on a real ESP32
         self.code_ram = code_ram
         board = self.board = hal.Board()
+        self.heap = HeapBudget(board, code_ram)
         self.boots = meter_flash.count_boot()
         print("%s %s on board %s, boot %d, free heap %d"
               % (FIRMWARE_NAME, FIRMWARE_VERSION, board.board_id, self.boots, gc.mem_free()))  # fmt: skip
@@ -190,12 +192,16 @@ class MeterApp:
 
     def safe_step(self):
         """step(), but an error in one subsystem never ends the loop: it is printed, and after a
-        few failures in a row the meter resets (state comes back from flash)."""
+        few failures in a row the meter resets (state comes back from flash).
+
+        True when main.py should collect the garbage before the next step (heap_budget.py), as
+        after a failed step (it may have left the heap full)."""
         self.board.watchdog_feed()
+        self.heap.step_begins()
         try:
             self.step()
             self._failed = 0
-            return
+            return self.heap.step_ends()
         except MemoryError:
             self._failed += 1  # no printing here: that would allocate
         except Exception as exc:  # noqa: BLE001 - the firmware loop must survive anything
@@ -205,6 +211,7 @@ class MeterApp:
         if self._failed >= _MAX_FAILED_STEPS:
             print("too many failed steps: resetting")
             self.board.reset()
+        return self.heap.failed()
 
     def step(self):
         b = self.board
@@ -237,6 +244,5 @@ class MeterApp:
         busy = busy or (self.ota is not None and self.ota.busy())
         for poll in self.pollers:
             poll()
-        self.panel.report_heap()
         if not busy:
             b.sleep_ms(_IDLE_MS)

@@ -1,8 +1,5 @@
 # What the meter shows: the status dict (Modbus, button), the button's status line on the console
-# (as a meter's display would show it), edge-triggered warning events and the heap high-water
-# mark the board reports.
-import gc
-
+# (as a meter's display would show it) and edge-triggered warning events.
 from fwinfo import FIRMWARE_VERSION
 
 
@@ -10,7 +7,6 @@ class MeterPanel:
     def __init__(self, app):
         self._app = app
         self._button = 0
-        self._heap_peak = 0
         self._low_credit = False
         self._journal_full = False
 
@@ -49,11 +45,3 @@ class MeterPanel:
             else:
                 print("journal has room again")
             app.event("journal_full", active=full)
-
-    def report_heap(self):
-        # Data-heap high-water mark: what is allocated at the end of a step, before main.py
-        # collects (live data + this step's garbage), less the loaded code.
-        peak = gc.mem_alloc() - self._app.code_ram
-        if peak > self._heap_peak:
-            self._heap_peak = peak
-            self._app.board.report("heap_peak", peak)

@@ -150,7 +150,7 @@ def answer_one(outcome: Outcome) -> tuple[int, bytes]:
             else HTTPStatus.UNPROCESSABLE_ENTITY
         )
         return status, _error_body(result.reason, result.detail, result.tx_id)
-    return HTTPStatus.OK, json.dumps(result.to_json()).encode()
+    return HTTPStatus.OK, result.json_text().encode()
 
 
 def answer_batch(outcome: Outcome) -> tuple[int, bytes]:
@@ -158,12 +158,12 @@ def answer_batch(outcome: Outcome) -> tuple[int, bytes]:
     if isinstance(outcome, LedgerUnavailable):
         return HTTPStatus.SERVICE_UNAVAILABLE, _error_body("unavailable", str(outcome), None)
     results = [
-        {"error": {"reason": r.reason, "detail": r.detail, "tx_id": r.tx_id}}
+        '{"error": ' + json.dumps({"reason": r.reason, "detail": r.detail, "tx_id": r.tx_id}) + "}"
         if isinstance(r, TxRejected)
-        else r.to_json()
+        else r.json_text()
         for r in outcome
     ]
-    return HTTPStatus.OK, json.dumps({"results": results}).encode()
+    return HTTPStatus.OK, ('{"results": [' + ", ".join(results) + "]}").encode()
 
 
 def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHandler]:

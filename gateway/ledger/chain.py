@@ -48,6 +48,15 @@ class Receipt:
             "duplicate": self.duplicate,
         }
 
+    def json_text(self) -> str:
+        """`json.dumps(self.to_json())`, formatted directly (ids and hashes are hex: nothing to
+        escape): the producer answers every tx of a block with one."""
+        return (
+            f'{{"status": "committed", "tx_id": "{self.tx_id}", "height": {self.height},'
+            f' "index": {self.index}, "block_hash": "{self.block_hash}",'
+            f' "duplicate": {"true" if self.duplicate else "false"}}}'
+        )
+
 
 class Chain:
     def __init__(self, store: Store, key: SigningKey, params: GenesisParams) -> None:

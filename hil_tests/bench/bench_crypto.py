@@ -49,7 +49,7 @@ import host, json, micropython
 from binascii import unhexlify
 
 def fuel():
-    return json.loads(host.call('fuel', ''))['value']
+    return json.loads(host.call('fuel', ''))[1]
 
 f0 = fuel()
 CAL = fuel() - f0  # the cost of one fuel() call

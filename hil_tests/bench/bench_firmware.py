@@ -31,7 +31,7 @@ sys.path.insert(0, '/tlib')
 import gc, host, json
 
 def fuel():
-    return json.loads(host.call('fuel', 'null'))['value']
+    return json.loads(host.call('fuel', ''))[1]
 
 %(setup)s
 

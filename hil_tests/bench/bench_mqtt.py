@@ -34,7 +34,7 @@ sys.path.insert(0, "/lib")
 import mqtt as mq
 
 def fuel():
-    return json.loads(host.call("fuel", "null"))["value"]
+    return json.loads(host.call("fuel", ""))[1]
 
 class Loop:
     # A broker in a box: CONNACK, SUBACK for each SUBSCRIBE, PUBACK for each QoS 1 PUBLISH.
@@ -123,7 +123,7 @@ import sys, gc, json, host
 sys.path.insert(0, "/lib")
 from sgcore import messages, secp256k1
 def fuel():
-    return json.loads(host.call("fuel", "null"))["value"]
+    return json.loads(host.call("fuel", ""))[1]
 def start():
     d = messages.ack_digest(MID, 41, H)
     return secp256k1.Verifier(PUB, d, SIG)

@@ -1,5 +1,5 @@
-"""The emulated BL0942 chip serves on descriptors numbered above 1024 (a 50-home sim's rig holds
-that many; pyserial's read() uses select(), which refuses them) and its thread is gone before
+"""The emulated BL0942 chip serves on descriptors numbered above 1024 (a 56-node sim's rig holds
+about 610, a larger grid's more; pyserial's read() uses select(), which refuses them) and its thread is gone before
 stop() closes the port (a thread still serving would read whatever file takes the number next)."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from boards.emulated.host.wasm import HOST_RESULT_CAP, run_snippet
 
-CALL = "import host, json\ndef call(name, arg=None):\n    return json.loads(host.call(name, json.dumps(arg)))\n"
+CALL = "import host, json\ndef call(name, arg=None):\n    return json.loads(host.call(name, '' if arg is None else json.dumps(arg)))\n"
 
 
 def replies(stdout: str) -> list:
@@ -25,10 +25,7 @@ def test_values_cross_both_ways():
         host_functions={"echo": lambda arg: seen.append(arg) or arg},
     )
     assert out.exit_code == 0, out.stderr
-    assert replies(out.stdout) == [
-        {"ok": True, "value": {"a": [1, 2, "é"]}},
-        {"ok": True, "value": None},
-    ]
+    assert replies(out.stdout) == [[0, {"a": [1, 2, "é"]}], [0, None]]
     assert seen == [{"a": [1, 2, "é"]}, None]
 
 
@@ -42,8 +39,8 @@ def test_errors_are_replies_not_crashes():
     )
     assert out.exit_code == 0, out.stderr
     assert replies(out.stdout) == [
-        {"ok": False, "error": "ValueError: bad pin"},
-        {"ok": False, "error": "KeyError: \"no host function 'nope'\""},
+        [1, "ValueError: bad pin"],
+        [1, "KeyError: \"no host function 'nope'\""],
     ]
 
 
@@ -55,7 +52,7 @@ def test_a_reply_beyond_the_cap_is_refused_by_the_guest():
         host_functions={"big": lambda _: big, "small": lambda _: 7},
     )
     assert out.exit_code == 0, out.stderr
-    assert out.stdout.split("\n")[1] == '{"ok":true,"value":7}'
+    assert out.stdout.split("\n")[1] == "[0,7]"
     assert out.stdout.startswith("refused")
 
 
@@ -78,4 +75,4 @@ def test_a_process_that_ran_a_vm_exits_cleanly(repo_root):
     done = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "'value': 7" in done.stdout
+    assert "[0, 7]" in done.stdout

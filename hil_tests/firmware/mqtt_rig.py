@@ -243,16 +243,16 @@ class GatewayPeer:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: self.subscribed.set()  # its SUBACK, not 0.2 s
         self.client.connect(host, port)
         self.client.loop_start()
-        assert self.subscribed.wait(10), "the gateway peer never subscribed"
+        assert self.subscribed.wait(60), "the gateway peer never subscribed"
 
     def topic(self, leaf: str) -> str:
         return topics.meter_topic(self.site, self.hex, leaf)
 
     def _on_connect(self, client, userdata, flags, rc, props) -> None:
         client.subscribe([(self.topic("reading"), 1), (self.topic("status"), 1)])
-        threading.Timer(0.2, self.subscribed.set).start()
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic.endswith("/status"):

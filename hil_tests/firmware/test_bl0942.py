@@ -155,7 +155,7 @@ def wire():
     os.close(slave)
 
 
-def _read_exactly(fd: int, n: int, timeout: float = 2.0) -> bytes:
+def _read_exactly(fd: int, n: int, timeout: float = 30.0) -> bytes:  # headroom: a loaded host
     data = b""
     while len(data) < n:
         ready, _, _ = select.select([fd], [], [], timeout)
@@ -232,7 +232,7 @@ def test_driver_in_micropython_meters_the_emulated_chip(wire) -> None:
 import host, json, binascii, time, bl0942
 
 def call(name, arg):
-    return json.loads(host.call(name, json.dumps(arg)))['value']
+    return json.loads(host.call(name, json.dumps(arg)))[1]
 
 class HostUart:
     def write(self, buf):

@@ -226,15 +226,16 @@ def test_readings_are_signed_while_tokens_keep_arriving(tmp_path):
         home = site.meters["home"]
         issuer = site.issuer()
         first = len(site.stored(home))
-        stop = time.monotonic() + 20
-        i = 0
-        while time.monotonic() < stop:  # its token queue is never empty
+        # tokens keep coming until 4 readings were stored and 2 tokens verified: no fixed span
+        # (20 s gave a loaded meter too few), the deadline is only headroom
+        deadline = time.monotonic() + 240
+        i = stored = verified = 0
+        while stored < 4 or verified < 2:  # its token queue is never empty
+            assert time.monotonic() < deadline, (stored, verified, home.board.console[-10:])
             for _ in range(4):
                 i += 1
                 now = int(site.clock.now())
                 site.send_token(home, issuer.energy(home.meter_id, 10, now + 3600, b"p%d" % i))
             time.sleep(0.3)
-        stored = len(site.stored(home)) - first
-        verified = sum(1 for line in home.board.console if "accepted: credit" in line)
-        assert verified >= 2, home.board.console[-10:]
-        assert stored >= 4, (stored, home.board.console[-10:])  # intervals closed: ~20
+            stored = len(site.stored(home)) - first
+            verified = sum(1 for line in home.board.console if "accepted: credit" in line)

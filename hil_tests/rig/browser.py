@@ -52,6 +52,7 @@ class Page:
         self._id = 0
         self._buf = b""
         self._profile = tempfile.mkdtemp(prefix="sgrid-chromium-")
+        self._closed = False
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
@@ -112,6 +113,11 @@ class Page:
         return path
 
     def close(self) -> None:
+        """Quit the browser and close its pipe. Later calls do nothing (a second os.close of the
+        same numbers would close whatever files took them meanwhile)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._send("Browser.close")
             self._proc.wait(timeout=5)

@@ -5,13 +5,15 @@ be mailed as one file. Input is one plain dict (what `report.json` holds):
 
     {"scenario": "normal", "span": {"start": t0, "end": t1},
      "nodes": {name: {"kind": "home", "import_wh": .., "export_wh": .., "paid_msat": ..,
-                      "earned_msat": .., ...}},
+                      "earned_msat": .., "money_delta_msat": .., ...}},  # sim/money.py
      "power": {name: [[t, watts], ...]},                 # per node, e.g. from its signed readings
      "slots": [{"start": t, "price_msat_per_kwh": p or None, "volume_wh": wh}, ...],
      "channels": {label: [[t, local_msat], ...]},
      "imbalances": {name: [[slot_start, wh], ...]},     # + took more than it bought
      "settlement": [{"node": .., "period": .., "receipts_paid_msat": .., ..., "amount_msat": ..}],
-     "invariants": {name: {"holds": bool, ...figures}}}
+     "invariants": {name: {"holds": bool, ...figures}},
+     "money": {"deposits_msat": .., "holdings_msat": .., "unassigned_msat": .., ...},
+     "service": {"prepaid": n, "bought_credit": k, "got_delivery": m, ...}}
 
 Missing sections are drawn as "nothing recorded" rather than failing: a run that died early
 still gets a report that says what it saw.

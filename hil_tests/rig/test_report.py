@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -85,3 +86,11 @@ def test_browser_sees_console_errors(tmp_path):
         page.eval("1")
         levels = [lvl for lvl, _ in page.console]
     assert "error" in levels, levels
+    r, w = os.pipe()  # most likely the numbers the page's pipe had
+    try:
+        page.close()  # a second close leaves them alone
+        os.write(w, b"kept")
+        assert os.read(r, 4) == b"kept"
+    finally:
+        os.close(r)
+        os.close(w)

@@ -43,7 +43,7 @@ def test_sgrid_sim_runs_a_short_day_with_market_channels_and_report(tmp_path):
     # money: every msat deposited is held by a node or in flight; what home-1 spent on
     # receipts, their sellers earned (hil_tests/rig/sim/money.py)
     assert data["money"]["difference_msat"] == 0
-    assert home["spent_msat"] >= home["paid_msat"] and home["earned_msat"] == 0
+    assert home["spent_msat"] >= home["paid_msat"] > 0
     sellers = sum(n["earned_msat"] for n in data["nodes"].values())
     assert 0 < sellers <= sum(n["spent_msat"] for n in data["nodes"].values())  # + grid fees
     assert data["service"]["bought_credit"] >= 1 and data["service"]["got_delivery"] >= 1

@@ -38,7 +38,7 @@ def through(wire: PtyWire, payload: bytes, src: str, dst: str) -> bytes:
 
 
 def test_bytes_cross_when_the_wires_descriptors_are_numbered_above_1024():
-    # a 50-home sim's rig holds that many descriptors; select() refuses them, poll() does not
+    # a 56-node sim's rig holds about 610, a larger grid's more: select() refuses them, poll() not
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 1200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(1200, hard), hard))

@@ -4,8 +4,8 @@ Two pty pairs; a thread copies bytes between their master ends. Either end can b
 closed and reopened (a board rebooting) while the wire stays. Bytes can be dropped or
 corrupted on request, and the last bytes each way are kept for a dump when a test fails.
 
-The copying thread waits with `poll` (not `select`: the rig of a 50-home grid holds descriptors
-numbered above 1024, which `select` refuses), never blocks on a write (a full pty buffer drops the
+The copying thread waits with `poll` (not `select`, which refuses descriptors numbered above 1024:
+the rig of a 56-node sim holds about 610, a larger grid's more), never blocks on a write (a full pty buffer drops the
 bytes, as a UART nobody reads does), and is gone before `close()` frees the masters' numbers: a
 thread still copying after that would read and write whatever file takes those numbers next.
 """

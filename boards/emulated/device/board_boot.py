@@ -13,12 +13,13 @@ _SOFT_RESET_EXIT = const(4)
 
 def host_call(name, arg=None):
     # the bridge to the board process; a Ctrl-C on the console arrives as the reply to any call
-    reply = json.loads(host.call(name, json.dumps(arg)))
-    if not reply["ok"]:
-        if reply["error"].startswith("ConsoleInterrupt"):
+    # (the reply: [0, value] or [1, "error"], boards/emulated/host/bridge.py)
+    reply = json.loads(host.call(name, "" if arg is None else json.dumps(arg)))
+    if reply[0]:
+        if reply[1].startswith("ConsoleInterrupt"):
             raise KeyboardInterrupt
-        raise OSError(reply["error"])
-    return reply["value"]
+        raise OSError(reply[1])
+    return reply[1]
 
 
 def image_root():

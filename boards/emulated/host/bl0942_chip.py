@@ -168,7 +168,7 @@ class BL0942Chip:
 
     def _serve(self) -> None:
         # poll on the port's descriptor, not pyserial's read(): that uses select(), which
-        # refuses the descriptors above 1024 a 50-home sim's rig holds
+        # refuses descriptors above 1024 (a 56-node sim's rig holds about 610, larger grids more)
         with self._lock:
             self._power, self._volts = self.load()
         fd = self._serial.fileno()

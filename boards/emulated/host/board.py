@@ -254,6 +254,7 @@ class EmulatedBoard:
                 "board_id": self.config.board_id,
                 "calibration": self.calibration,
                 "unique_id": hashlib.sha256(self.config.board_id.encode()).hexdigest()[:12],
+                "speed": self.config.clock.speed,  # the HAL counts ticks_ms on between readings
             },
             "gpio_write": self._gpio_write,
             "gpio_read": lambda name: self.gpio[name],
@@ -288,10 +289,10 @@ class EmulatedBoard:
         if old != value:
             log.info("gpio %s: %s -> %s", name, old, value)
 
-    def _uart_read(self, args: list[Any]) -> str:
+    def _uart_read(self, args: list[Any]) -> str | None:
         name, n, timeout_ms = args[0], min(int(args[1]), 1024), int(args[2])
         data = self.uarts[name].read(n, timeout_ms / 1000 / self.config.clock.speed)
-        return base64.b64encode(data).decode() if data else ""
+        return base64.b64encode(data).decode() if data else None  # null: no string to make
 
     def _tcp_connect(self, args: list[Any]) -> int:
         ca = args[3] if len(args) > 3 else None
@@ -304,7 +305,7 @@ class EmulatedBoard:
 
     def _tcp_read(self, args: list[Any]) -> list[Any]:
         data, eof = self.tcp.read(args[0], min(int(args[1]), 1024))
-        return [base64.b64encode(data).decode() if data else "", eof]
+        return [base64.b64encode(data).decode() if data else None, eof]
 
     def _sleep_ms(self, ms: Any) -> None:
         length = max(0.0, float(ms)) / 1000 / self.config.clock.speed

@@ -110,8 +110,8 @@ class MicroPythonVM:
     """One MicroPython interpreter: argv like the unix port, mounts, host functions.
 
     `host_functions` maps a name to a callable taking the decoded JSON payload and
-    returning a JSON-serialisable value; the guest sees `{"ok": true, "value": ...}`
-    or `{"ok": false, "error": "..."}`.
+    returning a JSON-serialisable value; the guest sees `[0, value]` or
+    `[1, "ExceptionType: message"]` (bridge.py).
     """
 
     mounts: list[Mount] = field(default_factory=list)

@@ -265,13 +265,13 @@ def _parse_fields(words: Sequence[int]) -> list[TaggedField]:
 
 
 def _check_features(features: int) -> None:
-    bit = 0
     value = features
-    while value:
-        if value & 1 and bit % 2 == 0 and bit not in KNOWN_FEATURE_BITS:
+    while value:  # one step per set bit (an invoice sets a few)
+        low = value & -value
+        bit = low.bit_length() - 1
+        if bit % 2 == 0 and bit not in KNOWN_FEATURE_BITS:
             raise InvoiceError(f"invoice requires unknown feature bit {bit}")
-        value >>= 1
-        bit += 1
+        value ^= low
 
 
 def decode(text: str, description: str | None = None) -> Invoice:
@@ -296,6 +296,10 @@ def decode(text: str, description: str | None = None) -> Invoice:
 DECODED_CACHE = 1024
 
 
+_VALUE_TAGS = frozenset("pshndxc9")
+_INT_TAGS = frozenset("xc9")
+
+
 @functools.lru_cache(maxsize=DECODED_CACHE)
 def _decode_verified(text: str) -> Invoice:
     try:
@@ -305,33 +309,42 @@ def _decode_verified(text: str) -> Invoice:
     currency, amount = _split_hrp(hrp)
     if len(words) < TIMESTAMP_WORDS + SIGNATURE_WORDS:
         raise InvoiceError("invoice too short to hold a timestamp and a signature")
-    data, sig_words = words[:-SIGNATURE_WORDS], words[-SIGNATURE_WORDS:]
-    signature = bech32.words_to_bytes(sig_words)  # 104 words = 520 bits: no padding
-    timestamp = bech32.words_to_int(data[:TIMESTAMP_WORDS])
-    body = data[TIMESTAMP_WORDS:]  # bytes: the field values below are read from its slices
+    data = words[:-SIGNATURE_WORDS]
+    signature = bech32.words_to_bytes(words[-SIGNATURE_WORDS:])  # 520 bits: no padding
+    # the data part (timestamp and fields) as one integer, 5 bits a word, the last word lowest:
+    # every field value and the signed message are shifts and masks of it (no per-field pass)
+    whole = bech32.words_to_int(data)
+    total_bits = 5 * len(data)
+    timestamp = whole >> (total_bits - 5 * TIMESTAMP_WORDS)
+    body = data[TIMESTAMP_WORDS:]
     spans = _field_spans(body)
     fields = [TaggedField(tag, tuple(body[a:b])) for tag, a, b in spans]
 
     values: dict[str, object] = {}
     extra: list[TaggedField] = []
+    base = total_bits - 5 * TIMESTAMP_WORDS  # bits below the first field word
     for f, (tag, a, b) in zip(fields, spans, strict=True):
-        w = body[a:b]
-        if tag in _FIXED_LENGTH and len(w) != _FIXED_LENGTH[tag]:
-            continue  # the spec: readers skip p/h/s/n of another length
-        if tag in ("p", "s", "h", "n", "d", "x", "c", "9"):
-            if tag in values:
-                continue  # the first one is the preferred one
-            if tag == "d":
-                try:
-                    values[tag] = bech32.words_to_bytes(w).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InvoiceError("description is not valid UTF-8") from exc
-            elif tag in ("x", "c", "9"):
-                values[tag] = bech32.words_to_int(w)
-            else:
-                values[tag] = bech32.words_to_bytes(w)
-        else:
+        if tag not in _VALUE_TAGS:
             extra.append(f)
+            continue
+        n = b - a
+        if tag in _FIXED_LENGTH and n != _FIXED_LENGTH[tag]:
+            continue  # the spec: readers skip p/h/s/n of another length
+        if tag in values:
+            continue  # the first one is the preferred one
+        bits = 5 * n
+        value = (whole >> (base - 5 * b)) & ((1 << bits) - 1)
+        if tag in _INT_TAGS:
+            values[tag] = value
+            continue
+        raw = (value >> (bits % 8)).to_bytes(bits // 8, "big")  # incomplete last bits dropped
+        if tag == "d":
+            try:
+                values[tag] = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvoiceError("description is not valid UTF-8") from exc
+        else:
+            values[tag] = raw
 
     if "p" not in values:
         raise InvoiceError("invoice has no payment hash")
@@ -340,7 +353,8 @@ def _decode_verified(text: str) -> Invoice:
     if "9" in values:
         _check_features(int(values["9"]))  # type: ignore[call-overload]
 
-    message = signing_message(hrp, data)
+    pad = -total_bits % 8
+    message = hrp.encode("utf-8") + (whole << pad).to_bytes((total_bits + pad) // 8, "big")
     payee = payee_of(signature, message, values.get("n"))  # type: ignore[arg-type]
 
     return Invoice(

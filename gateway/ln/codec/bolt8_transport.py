@@ -27,7 +27,13 @@ log = logging.getLogger("gateway.ln.codec.bolt8")
 
 
 class Connection:
-    """An established BOLT #8 connection carrying raw BOLT #1 messages."""
+    """An established BOLT #8 connection carrying raw BOLT #1 messages.
+
+    Received bytes are kept in the connection's own buffer, so that `receive_nowait()` can hand
+    out every message that has already arrived whole: the node handles a burst of them before
+    it commits and answers once (one fsync for all of them)."""
+
+    READ_SIZE = 65536
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: Session
@@ -36,6 +42,8 @@ class Connection:
         self._writer = writer
         self._session = session
         self._recv_lock = asyncio.Lock()
+        self._buffer = bytearray()
+        self._length: int | None = None  # the decrypted length of the frame being received
 
     @property
     def remote_pub(self) -> bytes:
@@ -44,9 +52,15 @@ class Connection:
 
     def send(self, message: bytes) -> None:
         """Encrypt and queue one message; `await drain()` to apply back-pressure."""
+        self.send_all([message])
+
+    def send_all(self, messages: list[bytes]) -> None:
+        """Encrypt `messages` and hand them to the socket in one write: they leave together
+        (one segment on loopback), so the peer reads them together and answers them at once."""
         if self._writer.is_closing():
             raise TransportError("connection is closed")
-        self._writer.write(self._session.encrypt_message(message))
+        encrypt = self._session.encrypt_message
+        self._writer.write(b"".join([encrypt(m) for m in messages]))
 
     async def drain(self) -> None:
         try:
@@ -57,15 +71,34 @@ class Connection:
     async def receive(self) -> bytes:
         """Next decrypted message. Raises TransportError on EOF, bad MAC or I/O error."""
         async with self._recv_lock:
-            try:
-                header = await self._reader.readexactly(LENGTH_HEADER_LEN)
-                length = self._session.decrypt_length(header)
-                body = await self._reader.readexactly(length + MAC_LEN)
-            except asyncio.IncompleteReadError as exc:
-                raise TransportError("peer closed the connection") from exc
-            except (ConnectionError, OSError) as exc:
-                raise TransportError(f"connection error: {exc}") from exc
-            return self._session.decrypt_body(body)
+            while True:
+                message = self.receive_nowait()
+                if message is not None:
+                    return message
+                try:
+                    data = await self._reader.read(self.READ_SIZE)
+                except (ConnectionError, OSError) as exc:
+                    raise TransportError(f"connection error: {exc}") from exc
+                if not data:
+                    raise TransportError("peer closed the connection")
+                self._buffer += data
+
+    def receive_nowait(self) -> bytes | None:
+        """The next decrypted message if its whole frame has already arrived, else None
+        (never waits). Raises TransportError on a bad MAC."""
+        buf = self._buffer
+        if self._length is None:
+            if len(buf) < LENGTH_HEADER_LEN:
+                return None
+            self._length = self._session.decrypt_length(bytes(buf[:LENGTH_HEADER_LEN]))
+            del buf[:LENGTH_HEADER_LEN]
+        end = self._length + MAC_LEN
+        if len(buf) < end:
+            return None
+        body = bytes(buf[:end])
+        del buf[:end]
+        self._length = None
+        return self._session.decrypt_body(body)
 
     async def close(self) -> None:
         self._writer.close()

@@ -41,6 +41,8 @@ def routes(node: Node) -> dict[str, Any]:
             "peers": [p.hex() for p in node.peers],
             "ledger_balance_msat": node.ledger.balance(node.node_id),
             "commits": node.store.commits,
+            # channel events and rounds that raised (logged rate-limited; the others went on)
+            "event_failures": node.switch.failures.total,
         }
 
     async def channels(_: dict[str, Any]) -> Any:

@@ -54,8 +54,9 @@ class NodeCore:
         self.opening: dict[bytes, dict[str, Any]] = {}
         self.waiters: dict[bytes, list[asyncio.Future[Any]]] = {}
         self.height = ledger.height()
-        # channels whose peer reestablished them since this start with no sign that our state
-        # is stale (data_loss.py): only those are force-closed for an expired HTLC at once
+        # channels opened since this start, or whose peer reestablished them with no sign that
+        # our state is stale (data_loss.py): only those are force-closed for an expired HTLC at
+        # once (the others after watch.RESTART_GRACE_S)
         self.reestablished: set[bytes] = set()
         self.started_at = time.monotonic()
 

@@ -224,6 +224,7 @@ class ChannelLifecycle:
 
     def opened(self, ch: Channel) -> None:
         ch.set_state(ChannelState.OPEN)
+        self.core.reestablished.add(ch.channel_id)  # opened in this run: no backup's state
         self.gossip.announce_local(ch)
         for p in self.core.peers.values():
             self.gossip.send_graph(p)

@@ -84,6 +84,10 @@ class Node(NodeCore):
                 log.warning("ledger: %s", exc)
             except Exception:  # the ticker is the node's heartbeat: it must never stop
                 log.exception("tick failed")
+            try:  # off the event loop: the node keeps paying while the WAL is copied
+                await asyncio.to_thread(self.store.checkpoint)
+            except LnError as exc:
+                log.warning("store: %s", exc)
             await self._reconnect()
 
     async def _reconnect(self) -> None:
@@ -126,7 +130,7 @@ class Node(NodeCore):
         self.gossip.send_graph(peer)
         peer.flush()
         try:
-            await peer.run(self._dispatch)
+            await peer.run(self._dispatch, self.after)
         finally:
             if self.peers.get(nid) is peer:
                 del self.peers[nid]
@@ -145,8 +149,7 @@ class Node(NodeCore):
         else:
             log.debug("peer %s: ignoring %s", peer.short, name)
             return
-        await handler(peer, msg)
-        self.after()
+        await handler(peer, msg)  # `peer.run` runs `after()` once the burst is handled
 
     # --- update protocol ----------------------------------------------------------------------
     async def on_UpdateBatch(self, peer: Peer, msg: m.UpdateBatch) -> None:

@@ -18,6 +18,8 @@ from gateway.ln.errors import ChannelError, LnError, TransportError, UnknownMess
 
 log = logging.getLogger(__name__)
 
+MAX_BURST = 64  # messages already received that are handled before one commit and send
+
 
 class Peer:
     def __init__(self, node_id: bytes, conn: Any, commit: Callable[[], None]) -> None:
@@ -44,34 +46,53 @@ class Peer:
         self._commit()
         out, self.outbox = self.outbox, []
         try:
-            for raw in out:
-                self.conn.send(raw)
+            self.conn.send_all(out)  # together: the peer handles them as one burst
         except TransportError as exc:
             log.info("peer %s: send failed: %s", self.short, exc)
 
-    async def run(self, dispatch: Callable[[Peer, Any], Awaitable[None]]) -> None:
-        """Read messages until the connection ends."""
+    async def run(
+        self, dispatch: Callable[[Peer, Any], Awaitable[None]], settle: Callable[[], None]
+    ) -> None:
+        """Read messages until the connection ends. Every message that has already arrived
+        (at most MAX_BURST) is handled before `settle()` lets the node react, commit and send
+        once: a burst costs one fsync, and a proposal of ours that the peer's next message,
+        already here, would supersede is not signed in between."""
         try:
             while True:
-                raw = await self.conn.receive()
+                burst = [await self.conn.receive()]
+                while len(burst) < MAX_BURST:
+                    raw = self.conn.receive_nowait()
+                    if raw is None:
+                        break
+                    burst.append(raw)
                 try:
-                    msg = channel_wire.from_wire(TABLE.decode(raw))
-                except UnknownMessageError as exc:
-                    if must_close(exc.type_num):
-                        log.warning("peer %s: unknown even message %d", self.short, exc.type_num)
-                        return
-                    continue
-                except WireError as exc:
-                    log.warning("peer %s: malformed message: %s", self.short, exc)
-                    continue
-                try:
-                    await dispatch(self, msg)
-                except ChannelError as exc:
-                    log.warning("peer %s: rejected %s: %s", self.short, type(msg).__name__, exc)
-                except LnError as exc:
-                    log.warning("peer %s: %s", self.short, exc)
+                    for raw in burst:
+                        if not await self._handle(raw, dispatch):
+                            return
+                finally:
+                    settle()
                 await self.conn.drain()
         except TransportError as exc:
             log.info("peer %s disconnected: %s", self.short, exc)
         finally:
             self.closed.set()
+
+    async def _handle(self, raw: bytes, dispatch: Callable[[Peer, Any], Awaitable[None]]) -> bool:
+        """Decode and dispatch one message; False if the connection must close."""
+        try:
+            msg = channel_wire.from_wire(TABLE.decode(raw))
+        except UnknownMessageError as exc:
+            if must_close(exc.type_num):
+                log.warning("peer %s: unknown even message %d", self.short, exc.type_num)
+                return False
+            return True
+        except WireError as exc:
+            log.warning("peer %s: malformed message: %s", self.short, exc)
+            return True
+        try:
+            await dispatch(self, msg)
+        except ChannelError as exc:
+            log.warning("peer %s: rejected %s: %s", self.short, type(msg).__name__, exc)
+        except LnError as exc:
+            log.warning("peer %s: %s", self.short, exc)
+        return True

@@ -4,6 +4,11 @@ Rule (docs/channels.md): the node commits *before* it sends any message carrying
 a secret or a preimage, so after a crash it holds everything it ever gave away. ``commits``
 counts transactions: with WAL and synchronous=FULL each one is one fsync of the WAL.
 
+Checkpoints (copying the WAL into the database file: a few MB written and fsynced) are not left
+to the commit that happens to cross SQLite's threshold, which would stall that step of a payment:
+`checkpoint()` runs them from the node's ticker, on a connection of its own in a worker thread.
+SQLite still checkpoints inline past AUTOCHECKPOINT_PAGES, should the ticker fall behind.
+
 Private keys are never stored here: they are re-derived from the node seed (keys.py).
 """
 
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,9 @@ CREATE TABLE IF NOT EXISTS channel_blobs (
 """
 
 
+AUTOCHECKPOINT_PAGES = 16384  # 64 MB of WAL: only if the ticker's checkpoints fall behind
+
+
 class Store:
     def __init__(self, path: Path, keys: NodeKeys) -> None:
         self.path = path
@@ -42,7 +51,11 @@ class Store:
         self._blobs: dict[bytes, set[bytes]] = {}  # channel id -> keys of its stored blobs
         self._pending: dict[bytes, tuple[bytes, bytes]] = {}  # channel id -> its queue's blob
         self.db = open_durable(path, SCHEMA, ChannelStoreError)
+        self._checkpoint_lock = threading.Lock()
+        self._checkpointer: sqlite3.Connection | None = None
+        self._closed = False
         try:
+            self.db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             row = self.db.execute("SELECT value FROM meta WHERE key='node_id'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise ChannelStoreError(f"{path}: {exc}") from exc
@@ -52,7 +65,27 @@ class Store:
             raise ChannelStoreError(f"{path} belongs to node {row[0][:16]}, not this seed")
 
     def close(self) -> None:
+        with self._checkpoint_lock:
+            self._closed = True
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
         self.db.close()
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file (PASSIVE: it never waits for, nor
+        blocks, a commit). Thread-safe: the node runs it in a worker thread."""
+        with self._checkpoint_lock:
+            if self._closed:
+                return
+            try:
+                if self._checkpointer is None:
+                    self._checkpointer = sqlite3.connect(
+                        self.path, isolation_level=None, check_same_thread=False
+                    )
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                raise ChannelStoreError(f"{self.path}: checkpoint failed: {exc}") from exc
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -337,8 +337,10 @@ class GridRig:
         return (int(row[0]), int(row[1])) if row else (-1, 0)
 
     def receipt(self, wh: int, price_msat: int, start_in_s: int = 900) -> str:
-        """A producer receipt made through its node (`sgrid invoice create`)."""
-        start = int(time.time()) + start_in_s
+        """A producer receipt made through its node (`sgrid invoice create`), for a window
+        `start_in_s` ahead in the nodes' (virtual) time: in real time, a bring-up that took long
+        at speed 10 put the window in the nodes' past (the receipt expired at once)."""
+        start = int(self.clock.now()) + start_in_s
         out = sgrid("invoice", "create", "--node-url", self.nodes["pv"].url,
                     "--token-file", self.nodes["pv"].token_file, "--amount-msat",
                     str(price_msat), "--node", "pv", "--start", str(start), "--end",

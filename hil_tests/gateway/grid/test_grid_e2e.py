@@ -183,7 +183,7 @@ def test_energy_drawn_beyond_the_paid_credit_is_settled_with_the_pod(rig):
 
 
 def test_a_node_buys_last_resort_energy_from_the_pod(rig):
-    start = int(time.time()) + 600
+    start = int(rig.clock.now()) + 600  # the nodes' (virtual) time, as their receipts'
     out = json.loads(sgrid("channel", "buy", "--wh", "100", "--start", str(start), "--node-url",
                            rig.nodes["home"].url, "--token-file",
                            rig.nodes["home"].token_file))  # fmt: skip

@@ -2,11 +2,16 @@
 worker waits for it, and a stuck block write still answers "timeout" at the deadline."""
 
 import dataclasses
+import json
 import threading
 import time
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.ledger import api, service, txs
 from gateway.ledger import config as ledger_config
-from gateway.ledger import service, txs
+from gateway.ledger.chain import Receipt
 from gateway.ledger.client import LedgerClient
 from gateway.ledger.errors import LedgerUnavailable, TxRejected
 from hil_tests.gateway.ledger.conftest import ALICE, OPERATOR, write_config
@@ -110,3 +115,28 @@ def test_many_clients_over_few_workers_each_get_their_own_receipts(tmp_path):
         assert client.balance(ALICE.pubkey) == 10_000 - 60
     finally:
         running.stop()
+
+
+@given(
+    tx_id=st.binary(min_size=32, max_size=32).map(bytes.hex),
+    height=st.integers(0, 2**53),
+    index=st.integers(0, 10**6),
+    block_hash=st.binary(min_size=32, max_size=32).map(bytes.hex),
+    duplicate=st.booleans(),
+)
+def test_a_receipts_answer_text_is_its_json(tx_id, height, index, block_hash, duplicate):
+    receipt = Receipt(tx_id, height, index, block_hash, duplicate)
+    assert receipt.json_text() == json.dumps(receipt.to_json())
+
+
+def test_a_batch_answer_is_the_json_of_its_results():
+    receipt = Receipt("ab" * 32, 7, 2, "cd" * 32)
+    refused = TxRejected("insufficient_funds", 'holds "0" \\ msat', "ef" * 32)
+    status, body = api.answer_batch([receipt, refused])
+    assert status == 200
+    assert json.loads(body) == {
+        "results": [
+            receipt.to_json(),
+            {"error": {"reason": refused.reason, "detail": refused.detail, "tx_id": "ef" * 32}},
+        ]
+    }

@@ -130,3 +130,45 @@ def test_connect_to_closed_port_raises_transport_error() -> None:
             await bolt8_transport.connect("127.0.0.1", port, CLIENT_KEY, SERVER_PUB, timeout=5)
 
     asyncio.run(main())
+
+
+def test_receive_nowait_hands_out_only_whole_frames_in_order() -> None:
+    """The node handles every message that has already arrived before it commits and answers:
+    `receive_nowait` gives those, never a partial frame, never waits, keeps the order."""
+
+    async def main() -> None:
+        initiator, responder = bolt8.Initiator(CLIENT_KEY, SERVER_PUB), bolt8.Responder(SERVER_KEY)
+        act_three, sender = initiator.act_three(responder.act_two(initiator.act_one()))
+        reader = asyncio.StreamReader()
+        conn = bolt8_transport.Connection(reader, None, responder.finish(act_three))  # type: ignore[arg-type]
+        msgs = [wire.TABLE.encode("ping", num_pong_bytes=i, ignored=b"") for i in range(4)]
+        frames = b"".join(sender.encrypt_message(m) for m in msgs)
+        assert conn.receive_nowait() is None  # nothing arrived
+        first_and_a_half = len(frames) // 4 + 10  # the frames are of equal length
+        reader.feed_data(frames[:first_and_a_half])
+        assert await conn.receive() == msgs[0]
+        assert conn.receive_nowait() is None  # the second frame is not whole yet
+        reader.feed_data(frames[first_and_a_half:])
+        assert await conn.receive() == msgs[1]  # reads what arrived
+        assert [conn.receive_nowait(), conn.receive_nowait()] == msgs[2:]
+        assert conn.receive_nowait() is None
+        reader.feed_eof()
+        with pytest.raises(TransportError):
+            await conn.receive()
+
+    asyncio.run(main())
+
+
+def test_send_all_delivers_every_message_in_order() -> None:
+    async def main() -> None:
+        server = await _echo_server([])
+        async with server:
+            conn = await bolt8_transport.connect("127.0.0.1", _port(server), CLIENT_KEY, SERVER_PUB)
+            sizes = [3, 0, 7, 1]
+            conn.send_all([wire.TABLE.encode("ping", num_pong_bytes=n, ignored=b"") for n in sizes])
+            await conn.drain()
+            got = [wire.TABLE.decode(await asyncio.wait_for(conn.receive(), 30)) for _ in sizes]
+            assert [len(m["ignored"]) for m in got] == sizes
+            await conn.close()
+
+    asyncio.run(main())

@@ -158,3 +158,27 @@ def test_a_version_1_document_loads_and_is_rewritten_as_version_2(tmp_path: Path
     assert doc["v"] == 2 and doc["latest"] == a.latest.encode().hex()  # small: inline
     side.commit_and_reload()
     assert b.latest == a.latest
+
+
+def test_commits_leave_checkpoints_to_checkpoint_and_a_checkpointed_store_reloads(
+    tmp_path: Path,
+) -> None:
+    """A commit never copies the WAL into the database file itself (below the safety
+    threshold): the node's ticker does it with `checkpoint()`, off the path of a payment."""
+    a, _ = make_pair()
+    side = _Side(tmp_path / "a.sqlite", "alice", a)
+    side.store.checkpoint()  # the schema, in the database file
+    empty = side.path.stat().st_size
+    wal = Path(f"{side.path}-wal")
+    for i in range(2000):  # past SQLite's default threshold (1000 pages, ~4 MB), far below ours
+        a.queue_add(1000 + i, hashlib.sha256(b"c%d" % i).digest(), 500, b"x" * 200)
+        side.store.mark(a)
+        side.store.commit(side.switch)
+        if wal.stat().st_size > 6_000_000:
+            break
+    assert side.path.stat().st_size == empty  # committed (in the WAL), nothing copied yet
+    side.store.checkpoint()
+    assert side.path.stat().st_size > empty
+    side.commit_and_reload()  # every commit is still there after the copy
+    side.store.close()
+    side.store.checkpoint()  # after close: a no-op, not a new connection

@@ -145,6 +145,7 @@ def test_an_honest_node_restored_from_an_old_backup_keeps_its_true_balance(grid)
     assert _ledger_balance(grid, a) == DEPOSIT - 35 * M  # what she really paid, no more
     assert _ledger_balance(grid, b) == DEPOSIT + 35 * M
     assert grid.money() == 2 * DEPOSIT
+    assert a.api("/info")["event_failures"] == b.api("/info")["event_failures"] == 0
 
 
 def test_unknown_invoice_and_bad_requests_are_refused_cleanly(grid):

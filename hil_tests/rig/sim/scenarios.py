@@ -23,7 +23,7 @@ from typing import Any
 from gateway.ledger.client import LedgerClient
 from gateway.ln.node.ledger_http import HttpLedger
 from hil_tests.gateway.ln.stale_state import publish_stored_state, stored_channels
-from hil_tests.rig.sim.grid import CHANNEL_MSAT, CHECKPOINT_S, SimGrid
+from hil_tests.rig.sim.grid import CHANNEL_MSAT, CHECKPOINT_S, SimGrid, close_client
 from hil_tests.rig.sim.slot_balance import Allowance
 
 
@@ -390,8 +390,11 @@ class Faults:
             # the cheat itself, on purpose, while the node is down: its own node would refuse
             # once the peer's reestablish proves the state stale (data-loss protection)
             try:
-                publish_stored_state(db, target, str(client.info()["chain"]),
-                                     HttpLedger(",".join(self.sg.ledger_urls)).submit)  # fmt: skip
+                ledger = HttpLedger(",".join(self.sg.ledger_urls))
+                try:
+                    publish_stored_state(db, target, ledger.chain, ledger.submit)
+                finally:
+                    close_client(ledger.client)
             except Exception as exc:  # noqa: BLE001 - judged on the ledger at the end
                 self.log(f"{n.name}: publishing {target[:12]}: {exc}")
             self.sg.start_gateway(n)
