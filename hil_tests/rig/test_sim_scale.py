@@ -13,8 +13,8 @@ from hil_tests.rig.sim.grid import API_TIMEOUT_MAX_S, NodeTimeout, SimNode, api_
 from hil_tests.rig.sim.run import auto_speed
 
 
-def test_the_auto_speed_keeps_480x_for_the_default_grid_and_slows_down_for_more_meters():
-    assert auto_speed(9, cores=2) == 480  # the default grid: 10 nodes, 9 meters
+def test_the_auto_speed_keeps_720x_for_the_default_grid_and_slows_down_for_more_meters():
+    assert auto_speed(9, cores=2) == 720  # the default grid: 10 nodes, 9 meters
     speeds = [auto_speed(b, cores=2) for b in (9, 10, 24, 49, 55, 200, 5000)]
     assert speeds == sorted(speeds, reverse=True) and speeds[2] < 240 and speeds[3] < 120
     assert all(s % 5 == 0 and s >= 5 for s in speeds)

@@ -76,9 +76,9 @@ def _speed(_ctx: click.Context, _param: click.Parameter, value: str) -> float | 
     default="auto",
     show_default=True,
     callback=_speed,
-    help="Virtual seconds per real second, or 'auto': 480, less for a grid whose emulated "
-    "meters would take more than half of the machine's cores (2 cores: 480 up to 9 meters, "
-    "the default grid; 140 for 24, 35 for 49, 30 for --homes 50).",
+    help="Virtual seconds per real second, or 'auto': 720, less for a grid whose emulated "
+    "meters and gateways would take more of the machine (2 cores: 720 up to 9 meters, the "
+    "default grid; 145 for 24, 40 for 49, 30 for --homes 50).",
 )
 @click.option(
     "--interval",

@@ -179,6 +179,9 @@ class SimGrid:
     nodes: dict[str, SimNode] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # absolute: every node's config names files under it, and a relative path would be
+        # read from the config's own directory (bench_sim's run/bench-sim/n50 failed that way)
+        self.workdir = Path(self.workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = VirtualClock(speed=self.speed)
         self.broker_dir = self.workdir / "broker"
@@ -276,8 +279,21 @@ class SimGrid:
         for n in metered:
             self._boot_meter(n, rom, first=False)
         self.wait_channels(180 + 2 * slack)
+        step("meters ready")
+        self._wait_meters_ready(metered, 120 + slack)
         step("")
         return self
+
+    @staticmethod
+    def _wait_meters_ready(metered: list[SimNode], timeout: float) -> None:
+        """Until every meter's second boot is done, and a critical load's relay is closed: the
+        day must not start on a meter still booting (at 720x a boot of ~1 real s is 12 virtual
+        minutes; the clinic's relay was open for the first 407 s of the day)."""
+        for n in metered:
+            assert n.board is not None
+            n.board.expect("meter ready", timeout=timeout)
+            if n.spec.kind == "critical":
+                n.board.expect("relay closed", timeout=timeout)
 
     @staticmethod
     def _meter_keys(n: SimNode, timeout: float) -> None:
