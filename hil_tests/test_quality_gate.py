@@ -41,3 +41,24 @@ def test_import_layers_hold():
         timeout=300,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+
+
+LAYOUT = {"firmware", "gateway", "boards", "hil_tests", "tools", "deploy", "docs", "pyproject.toml",
+          "uv.lock", "README.md", ".gitignore", ".ci"}  # fmt: skip
+
+
+def test_the_repository_root_holds_only_the_layout():
+    # a 200 KB profile dump named '--data-dir' (a mistyped option) was committed to the root once
+    tracked = _git_ls_files()
+    assert {path.split("/")[0] for path in tracked} <= LAYOUT
+    big = [
+        p for p in tracked if (REPO_ROOT / p).is_file() and (REPO_ROOT / p).stat().st_size > 1 << 20
+    ]
+    assert big == [], "tracked files over 1 MiB"
+
+
+def _git_ls_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, timeout=60)
+    if out.returncode != 0:  # not a git checkout (an sdist): nothing to check
+        return []
+    return [p for p in out.stdout.decode().split("\0") if p]

@@ -71,6 +71,7 @@ class _Link(asyncio.Protocol):
         self.closed: asyncio.Future[Exception | None] = client.loop.create_future()
         self.last_received = time.monotonic()
         self.last_sent = self.last_received
+        self._out: list[bytes] = []  # written, not yet handed to the transport (`flush`)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -82,9 +83,18 @@ class _Link(asyncio.Protocol):
             self.closed.set_result(exc)
 
     def write(self, data: bytes) -> None:
+        """Queue `data` for the socket: what is written during one turn of the loop (a batch's
+        acks and states, a read's PUBACKs) leaves in one send, in order."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+            if not self._out:
+                self.client.loop.call_soon(self.flush)
+            self._out.append(data)
             self.last_sent = time.monotonic()
+
+    def flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def abort(self, why: Exception) -> None:
         if not self.closed.done():
@@ -203,6 +213,7 @@ class MqttClient:
         link = self._link
         if link is not None and link.transport is not None:
             link.write(packets.DISCONNECT_PACKET)
+            link.flush()
             link.transport.close()
         if self._task is not None:
             self._task.cancel()

@@ -254,6 +254,7 @@ class GatewayService:
             results = pipe.store(checked)  # the previous batch's results, this one's COMMIT
             self.metrics.batch_seconds.observe(spent + time.perf_counter() - t0)
             self._publish_results(results)
+            await asyncio.sleep(0)  # its acks leave, and what arrived is read, before the next
 
     async def _arrival(self, timeout: float) -> bool:
         """Wait until a reading arrives (True) or `timeout` passes (False)."""

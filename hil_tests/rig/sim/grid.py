@@ -181,6 +181,9 @@ class SimGrid:
     nodes: dict[str, SimNode] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # absolute: every node's config names files under it, and a relative path would be
+        # read from the config's own directory (bench_sim's run/bench-sim/n50 failed that way)
+        self.workdir = Path(self.workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = VirtualClock(speed=self.speed)
         self.broker_dir = self.workdir / "broker"
