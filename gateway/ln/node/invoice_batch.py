@@ -61,10 +61,15 @@ def decode_chunk(texts: list[str]) -> list[Decoded | str]:
 
 def chunk_starts(count: int) -> list[int]:
     """Where each chunk of `count` invoices starts, and `count` last: FIRST_CHUNK, then twice
-    the previous chunk, at most CHUNK."""
+    the previous chunk, at most CHUNK; towards the end each chunk is half of what is left
+    (down to FIRST_CHUNK), so that when the last one is decoded the channel has few payments
+    left to make (a last chunk of 1,000 left it ~150 ms of paying after the decoding ended)."""
     starts, size, pos = [], FIRST_CHUNK, 0
     while pos < count:
         starts.append(pos)
+        left = count - pos
+        if left <= 2 * size:
+            size = left if left <= FIRST_CHUNK * 3 // 2 else max(FIRST_CHUNK, -(-left // 2))
         pos += size
         size = min(2 * size, CHUNK)
     return [*starts, count]
