@@ -183,3 +183,24 @@ def test_no_wake_up_of_the_selector_is_lost_when_answers_return_connections_at_o
         srv.select_timeout_s = 0.01  # lets the selector see the stop
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_deferred_answer_larger_than_the_socket_takes_is_finished_by_a_worker():
+    Later.pending = queue.SimpleQueue()
+    srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Later, pooled_http.Limits(workers=1))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    big = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than a loopback send buffer holds
+    try:
+        with socket.create_connection(srv.server_address, timeout=30) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\n\r\n")
+            _, answer = Later.pending.get(timeout=10)
+            answer.send(200, big)  # returns at once: the client is not reading yet
+            assert _read_answer(sock) == big
+            sock.sendall(b"GET /next HTTP/1.1\r\n\r\n")  # the connection is kept
+            path, answer = Later.pending.get(timeout=10)
+            assert path == "/next"
+            answer.send(200, b"n")
+            assert _read_answer(sock) == b"n"
+    finally:
+        srv.shutdown()
+        srv.server_close()
