@@ -40,8 +40,8 @@ def test_a_taken_node_port_is_logged_and_the_node_comes_up_once_it_is_free(tmp_p
         sg.start()
         assert said.is_set()
         assert set(sg.open_channels()) == sg.expected_channels() != set()
-        assert list(sg.phases)[-1] == "channels along the feeder"
-        assert all(v >= 0 for v in sg.phases.values()) and len(sg.phases) == 4
+        assert list(sg.phases)[-2:] == ["channels along the feeder", "meters ready"]
+        assert all(v >= 0 for v in sg.phases.values()) and len(sg.phases) == 5
         ports = [p for n in sg.nodes.values() for p in (n.port, n.control_port, n.metrics_port)]
         assert len(set(ports + [sg.broker.port])) == len(ports) + 1
     finally:
