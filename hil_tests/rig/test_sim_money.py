@@ -71,3 +71,15 @@ def test_in_flight_closing_and_unlisted_channels() -> None:
     balances["pod"] += 1  # one msat that came from nowhere
     _, bad = node_money(deposits, balances, ledger, listed, IDS, {}, {})
     assert bad["difference_msat"] == -1
+
+
+def test_the_summary_money_line_adds_up_in_sat_when_the_msat_do() -> None:
+    from hil_tests.rig.sim.cli import service_line
+
+    money = {
+        "holdings_msat": 20_399_909_600,
+        "unassigned_msat": 90_400,
+        "deposits_msat": 20_400_000_000,
+    }
+    line = service_line({"money": money})
+    assert "20,399,909 sat held + 91 in flight of 20,400,000 deposited" in line

@@ -237,9 +237,12 @@ def service_line(result: dict) -> str:
             f"credit, {s.get('got_delivery', 0)} drew energy; unserved "
             f"{s.get('unserved_wh', 0) / 1000:.1f} kWh")  # fmt: skip
     if m:
-        line += (f"; money: {m['holdings_msat'] // 1000:,} sat held + "
-                 f"{m['unassigned_msat'] // 1000:,} in flight of {m['deposits_msat'] // 1000:,} "
-                 f"deposited")  # fmt: skip
+        # in whole sat, the parts rounded so that they add up (each rounded down lost up to 1 sat
+        # per part: "20,399,909 + 90 of 20,400,000" for a grid whose msat balanced exactly)
+        held = m["holdings_msat"] // 1000
+        in_flight = (m["holdings_msat"] + m["unassigned_msat"]) // 1000 - held
+        line += (f"; money: {held:,} sat held + {in_flight:,} in flight of "
+                 f"{m['deposits_msat'] // 1000:,} deposited")  # fmt: skip
     return line
 
 
