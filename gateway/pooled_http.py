@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import queue
 import select
 import selectors
@@ -125,16 +126,29 @@ class DeferredAnswer:
         ).encode("latin-1") + body
         server, conn = self._server, self._conn
         try:
-            sent = conn.sock.send(data, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+            sent = write_now(conn.sock, data)
+            if sent < len(data):
+                server._work.put(_PendingWrite(conn, data[sent:], self._keep))
+            else:
+                server._give_back(conn, self._keep)
         except OSError:  # the peer is gone: nothing more to write, close it
             server._give_back(conn, False)
-            return
-        if sent < len(data):
-            server._work.put(_PendingWrite(conn, data[sent:], self._keep))
-        else:
-            server._give_back(conn, self._keep)
+        except BaseException:  # never leave the connection busy (nobody would close it)
+            server._give_back(conn, False)
+            raise
+
+
+def write_now(sock: socket.socket, data: bytes) -> int:
+    """Write what the socket takes at once; the count written (0 when its buffer is full).
+
+    Not `sock.send(data, MSG_DONTWAIT)`: on a socket with a timeout CPython first waits for it
+    to be writable, up to the timeout, so a client that does not read stalled the sender (the
+    ledger's block producer) for the whole write timeout. The descriptor itself is non-blocking
+    (a socket with a timeout is), so os.write returns at once."""
+    try:
+        return os.write(sock.fileno(), data)
+    except (BlockingIOError, InterruptedError):
+        return 0
 
 
 @dataclass(slots=True)

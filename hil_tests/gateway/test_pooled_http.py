@@ -1,5 +1,6 @@
 """The pooled HTTP server's own head parsing (LeanRequestHandler) against raw sockets."""
 
+import contextlib
 import json
 import queue
 import socket
@@ -204,3 +205,24 @@ def test_a_deferred_answer_larger_than_the_socket_takes_is_finished_by_a_worker(
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_writing_an_answer_never_waits_for_a_client_that_does_not_read():
+    # sock.send(..., MSG_DONTWAIT) on a socket with a timeout waited for the whole timeout first:
+    # the ledger's block producer stalled behind one client whose receive buffer was full
+    ours, theirs = socket.socketpair()
+    try:
+        ours.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                ours.send(b"x" * 65536)
+        ours.settimeout(600)  # as the server's connections: a write timeout
+        wrote: list[int] = []
+        writer = threading.Thread(target=lambda: wrote.append(pooled_http.write_now(ours, b"y")))
+        writer.start()
+        writer.join(timeout=60)
+        assert not writer.is_alive(), "write_now waited for the client"
+        assert wrote == [0]
+    finally:
+        ours.close()
+        theirs.close()

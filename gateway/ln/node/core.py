@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +54,8 @@ class NodeCore:
         self.waiters: dict[bytes, list[asyncio.Future[Any]]] = {}
         self.height = ledger.height()
         # channels opened since this start, or whose peer reestablished them with no sign that
-        # our state is stale (data_loss.py): only those are force-closed for an expired HTLC at
-        # once (the others after watch.RESTART_GRACE_S)
+        # our state is stale (data_loss.py): only those are force-closed for an expired HTLC
         self.reestablished: set[bytes] = set()
-        self.started_at = time.monotonic()
 
     def commit(self) -> None:
         self.store.commit(self.switch)

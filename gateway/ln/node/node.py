@@ -88,6 +88,8 @@ class Node(NodeCore):
                 await asyncio.to_thread(self.store.checkpoint)
             except LnError as exc:
                 log.warning("store: %s", exc)
+            except Exception:  # e.g. no thread to run it at shutdown: the ticker goes on
+                log.exception("checkpoint failed")
             await self._reconnect()
 
     async def _reconnect(self) -> None:

@@ -8,7 +8,6 @@ the node's ticker calls `tick()`.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from gateway.ln.channel.channel import Channel, ChannelState, OutgoingSettled
@@ -27,9 +26,6 @@ from gateway.ln.node.ledger_port import ChannelView
 from gateway.ln.node.lifecycle import ChannelLifecycle
 
 log = logging.getLogger("gateway.ln.node")
-# after a start, how long a channel with an expired HTLC waits for its peer's reestablish
-# before it is force-closed anyway (the peer may be gone for good)
-RESTART_GRACE_S = 20.0
 WATCHED = (
     ChannelState.OPEN,
     ChannelState.SHUTDOWN,
@@ -42,16 +38,22 @@ class Watcher:
     def __init__(self, core: NodeCore, lifecycle: ChannelLifecycle) -> None:
         self.core = core
         self.lifecycle = lifecycle
+        self._waiting: set[bytes] = set()  # expired HTLCs waiting for a reestablish (logged once)
 
     # --- time and the ledger ---------------------------------------------------------------------
     def tick(self) -> None:
         self.core.height = self.core.ledger.height()
-        settled_in = time.monotonic() - self.core.started_at >= RESTART_GRACE_S
         for cid in self.core.switch.check_timeouts(self.core.height):
-            # just started, the state may come from an old backup: the peer's reestablish
-            # tells (data_loss.py) before a stale state goes out for an HTLC of long ago
-            if settled_in or cid in self.core.reestablished:
+            # the state we started from may come from an old backup: only the peer's reestablish
+            # tells (data_loss.py), and publishing a stale state hands the peer the channel.
+            # Waiting costs little: nobody can claim an expired HTLC on the ledger, our refund
+            # only comes later (or an operator's explicit force close publishes the state).
+            if cid in self.core.reestablished:
                 self.lifecycle.force_close(self.core.switch.channels[cid])
+            elif cid not in self._waiting:
+                self._waiting.add(cid)
+                log.warning("channel %s: an HTLC expired; not closing it before the peer "
+                            "reestablished it (our state may be stale)", cid.hex()[:16])  # fmt: skip
         for ch in list(self.core.switch.channels.values()):
             try:
                 self._tick_channel(ch)
