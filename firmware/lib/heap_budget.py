@@ -54,7 +54,9 @@ class HeapBudget:
             return True
         now = self._count()
         self._report(self._live + now - self._begin)
-        since = now - self._mark  # negative once the counter (a size_t) wrapped: collect
+        since = (
+            now - self._mark
+        )  # negative once the counter (a small int) wrapped at 2**30: collect
         self._collected = since < 0 or since >= self._room
         return self._collected
 

@@ -196,9 +196,9 @@ class MeterApp:
 
         True when main.py should collect the garbage before the next step (heap_budget.py), as
         after a failed step (it may have left the heap full)."""
-        self.board.watchdog_feed()
-        self.heap.step_begins()
-        try:
+        try:  # the feed allocates too (a host call's reply): on an uncollected heap it may fail
+            self.board.watchdog_feed()
+            self.heap.step_begins()
             self.step()
             self._failed = 0
             return self.heap.step_ends()

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import resource
 import select
-import threading
 import time
 import tty
 
 from boards.emulated.host.bl0942_chip import BL0942Chip, checksum
+from hil_tests.fd_audit import started_since, threads_now, tty_and_pipe_fds
 
 
 def open_fds() -> set[int]:
@@ -57,12 +57,12 @@ def test_stop_returns_once_the_chip_thread_is_gone_and_its_port_is_closed(tmp_pa
     master, slave = os.openpty()
     tty.setraw(slave)
     try:
-        threads, fds = threading.active_count(), open_fds()
+        threads, fds = threads_now(), tty_and_pipe_fds()
         chip = BL0942Chip(os.ttyname(slave), lambda: (1000.0, 230.0))
-        assert threading.active_count() == threads + 1
+        (poller,) = started_since(threads, ("bl0942-chip",))
         chip.stop()
-        assert threading.active_count() == threads
-        assert open_fds() <= fds
+        assert not poller.is_alive()
+        assert tty_and_pipe_fds() <= fds
         (tmp_path / "f").write_text("kept")
         assert (tmp_path / "f").read_text() == "kept"
         chip.stop()  # twice is harmless

@@ -6,30 +6,24 @@ had taken the bytes. So close() returns only once the reader is gone, and every 
 peripheral had is closed then.
 """
 
-import os
-import threading
-
 import pytest
 
 from boards.emulated.host.console import ConsoleRepl
 from boards.emulated.host.pty_uart import PtyUart
 from boards.emulated.host.waker import Waker
-
-
-def open_fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+from hil_tests.fd_audit import started_since, threads_now, tty_and_pipe_fds
 
 
 @pytest.mark.parametrize("make", [lambda w: ConsoleRepl(None, w), lambda w: PtyUart("u", None, w)],
                          ids=["console", "uart"])  # fmt: skip
 def test_close_returns_once_the_reader_is_gone_and_its_descriptors_are_closed(make, tmp_path):
     wake = Waker()
-    threads, fds = threading.active_count(), open_fds()
+    threads, fds = threads_now(), tty_and_pipe_fds()
     peripheral = make(wake)
-    assert threading.active_count() == threads + 1
+    (reader,) = started_since(threads, ("console", "uart-"))
     peripheral.close()
-    assert threading.active_count() == threads
-    assert open_fds() <= fds
+    assert not reader.is_alive()
+    assert tty_and_pipe_fds() <= fds
     # what a stale reader would have stolen: the next file opened gets a freed number
     (tmp_path / "f").write_text("kept")
     assert (tmp_path / "f").read_text() == "kept"

@@ -4,10 +4,9 @@ next sleep or UART call would use descriptor numbers other files hold by then)."
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
+from hil_tests.fd_audit import started_since, threads_now
 from hil_tests.firmware.mqtt_rig import BoardScript
 
 FOREVER = """
@@ -17,10 +16,10 @@ while True:
 
 
 def test_a_script_that_overstays_is_stopped_before_its_board_is_closed(tmp_path):
-    threads = threading.active_count()
+    threads = threads_now()
     script = BoardScript(tmp_path / "flash", FOREVER).start()
     with pytest.raises(AssertionError, match="did not finish within 1"):
         script.join(timeout=1)
     assert not script.running()
     assert script.board.wake._closed  # closed only after the firmware's thread ended
-    assert threading.active_count() <= threads
+    assert not any(t.is_alive() for t in started_since(threads))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import resource
-import threading
 import time
 
+from hil_tests.fd_audit import started_since, threads_now, tty_and_pipe_fds
 from hil_tests.rig.wire import PtyWire
 
 
@@ -71,12 +71,12 @@ def test_a_far_end_nobody_reads_does_not_stall_the_other_way():
 
 
 def test_close_returns_once_the_copier_is_gone_and_its_descriptors_are_closed(tmp_path):
-    threads, fds = threading.active_count(), open_fds()
+    threads, fds = threads_now(), tty_and_pipe_fds()
     wire = PtyWire("closing")
-    assert threading.active_count() == threads + 1
+    (copier,) = started_since(threads, ("wire-",))
     wire.close()
-    assert threading.active_count() == threads
-    assert open_fds() <= fds
+    assert not copier.is_alive()
+    assert tty_and_pipe_fds() <= fds
     (tmp_path / "f").write_text("kept")  # a copier still running would read the reused number
     assert (tmp_path / "f").read_text() == "kept"
     wire.close()  # twice is harmless

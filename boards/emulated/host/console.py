@@ -103,8 +103,11 @@ class ConsoleRepl:
         self._to_pty(data)
 
     def _to_pty(self, data: bytes) -> None:
-        if self._closed:  # the descriptor's number may belong to another file by now
-            return
+        with self._reader.lock:  # once closed, the number may belong to another file
+            if not self._reader.stopped:
+                self._write_pty(data)
+
+    def _write_pty(self, data: bytes) -> None:
         view = memoryview(data)
         for _attempt in range(2):
             try:

@@ -23,6 +23,10 @@ class FdReader:
         self._on_data = on_data
         self._stop_r, self._stop_w = os.pipe()
         self.stopped = False
+        # held by writers across "not stopped? write" and by stop() across "stopped, close": a
+        # write never goes to a number another file took since
+        self.lock = threading.Lock()
+        self._once = threading.Lock()
         self._thread = threading.Thread(target=self._pump, name=name, daemon=True)
         self._thread.start()
 
@@ -49,16 +53,22 @@ class FdReader:
 
     def stop(self, *also_close: int | None) -> None:
         """End the thread, then close the descriptor (and `also_close`). Later calls do nothing."""
-        if self.stopped:
-            return
-        self.stopped = True
+        with self._once:
+            if self.stopped:
+                return
+            self.stopped = True  # writers see it under `lock` from their next write on
         os.write(self._stop_w, b"\x01")
         self._thread.join(timeout=5)
         if self._thread.is_alive():  # never seen; a leaked descriptor is better than a stolen one
             return
-        for fd in (self.fd, *also_close, self._stop_r, self._stop_w):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        if not self.lock.acquire(timeout=5):  # a writer stuck on a full tty: leak, not steal
+            return
+        try:
+            for fd in (self.fd, *also_close, self._stop_r, self._stop_w):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        finally:
+            self.lock.release()

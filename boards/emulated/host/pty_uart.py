@@ -47,9 +47,10 @@ class PtyUart:
         self._wake.set()
 
     def write(self, data: bytes) -> int:
-        if self._reader.stopped:  # the descriptor's number may belong to another file by now
-            raise OSError(f"uart {self.name} is closed")
-        return os.write(self._fd, data)
+        with self._reader.lock:  # once closed, the number may belong to another file
+            if self._reader.stopped:
+                raise OSError(f"uart {self.name} is closed")
+            return os.write(self._fd, data)
 
     def any(self) -> int:
         with self._lock:
