@@ -54,9 +54,8 @@ class HeapBudget:
             return True
         now = self._count()
         self._report(self._live + now - self._begin)
-        since = (
-            now - self._mark
-        )  # negative once the counter (a small int) wrapped at 2**30: collect
+        # negative once the counter (a small int) wrapped at 2**30: collect
+        since = now - self._mark
         self._collected = since < 0 or since >= self._room
         return self._collected
 
