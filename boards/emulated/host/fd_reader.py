@@ -3,7 +3,7 @@
 A reader thread must never touch its descriptor after the owner closed it: the number is free
 then, the next `open()` anywhere in the process gets it, and the thread's `read` steals that
 file's bytes (seen: a board test read its flash file as empty right after `board.close()`, the
-UART's reader had consumed it). So the owner does not close the descriptor itself: `stop()`
+console's reader had consumed it). So the owner does not close the descriptor itself: `stop()`
 wakes the thread through a pipe of its own, waits for it to end, and only then closes.
 """
 
