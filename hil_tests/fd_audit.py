@@ -9,8 +9,11 @@ or wake-up line holds).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import threading
+from collections.abc import Iterator
 
 
 def threads_now() -> set[threading.Thread]:
@@ -35,3 +38,22 @@ def tty_and_pipe_fds() -> set[tuple[int, str]]:
         if target.startswith(("/dev/pts/", "/dev/ptmx", "pipe:")):
             out.add((int(name), target))
     return out
+
+
+@contextlib.contextmanager
+def descriptors_above(n: int) -> Iterator[None]:
+    """Inside, the next descriptors this process opens are numbered above `n` (the numbers below
+    are held by /dev/null; the open-file limit is raised for it and put back after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 170:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n + 170, hard), hard))
+    filler = []
+    try:
+        while (fd := os.open(os.devnull, os.O_RDONLY)) < n + 6:
+            filler.append(fd)
+        filler.append(fd)
+        yield
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -5,17 +5,12 @@ stop() closes the port (a thread still serving would read whatever file takes th
 from __future__ import annotations
 
 import os
-import resource
 import select
 import time
 import tty
 
 from boards.emulated.host.bl0942_chip import BL0942Chip, checksum
-from hil_tests.fd_audit import started_since, threads_now, tty_and_pipe_fds
-
-
-def open_fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+from hil_tests.fd_audit import descriptors_above, started_since, threads_now, tty_and_pipe_fds
 
 
 def answer(master: int, timeout: float = 30.0) -> bytes:
@@ -29,14 +24,7 @@ def answer(master: int, timeout: float = 30.0) -> bytes:
 
 
 def test_the_chip_answers_on_descriptors_numbered_above_1024():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1200:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1200, hard), hard))
-    filler = []
-    try:
-        while (fd := os.open(os.devnull, os.O_RDONLY)) < 1030:
-            filler.append(fd)
-        filler.append(fd)
+    with descriptors_above(1024):
         master, slave = os.openpty()
         tty.setraw(slave)
         try:
@@ -47,10 +35,6 @@ def test_the_chip_answers_on_descriptors_numbered_above_1024():
         finally:
             os.close(master)
             os.close(slave)
-    finally:
-        for fd in filler:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_stop_returns_once_the_chip_thread_is_gone_and_its_port_is_closed(tmp_path):

@@ -4,15 +4,10 @@ stalls on a far end nobody reads, and its copier is gone before close() frees it
 from __future__ import annotations
 
 import os
-import resource
 import time
 
-from hil_tests.fd_audit import started_since, threads_now, tty_and_pipe_fds
+from hil_tests.fd_audit import descriptors_above, started_since, threads_now, tty_and_pipe_fds
 from hil_tests.rig.wire import PtyWire
-
-
-def open_fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
 def read_exactly(fd: int, n: int, timeout: float = 30.0) -> bytes:
@@ -39,22 +34,11 @@ def through(wire: PtyWire, payload: bytes, src: str, dst: str) -> bytes:
 
 def test_bytes_cross_when_the_wires_descriptors_are_numbered_above_1024():
     # a 56-node sim's rig holds about 610, a larger grid's more: select() refuses them, poll() not
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1200:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1200, hard), hard))
-    filler = []
-    try:
-        while (fd := os.open(os.devnull, os.O_RDONLY)) < 1030:
-            filler.append(fd)
-        filler.append(fd)
+    with descriptors_above(1024):
         with PtyWire("high") as wire:
             assert min(wire._m_a, wire._m_b) > 1024
             assert through(wire, b"ping", "a", "b") == b"ping"
             assert through(wire, b"pong", "b", "a") == b"pong"
-    finally:
-        for fd in filler:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_far_end_nobody_reads_does_not_stall_the_other_way():

@@ -18,14 +18,20 @@ from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
 
 
-def stored_channels(db: Path) -> dict[str, dict[str, Any]]:
-    """Channel id (hex) -> what the database holds of it: commitment, balances, peer, capacity."""
+def _load(db: Path) -> tuple[Any, Switch]:
+    """The node keys beside `db` and the channels it holds (the database closed again)."""
     keys = load_or_create(db.parent)
     store, switch = Store(db, keys), Switch(keys.node_id)
     try:
         store.load(switch)
     finally:
         store.close()
+    return keys, switch
+
+
+def stored_channels(db: Path) -> dict[str, dict[str, Any]]:
+    """Channel id (hex) -> what the database holds of it: commitment, balances, peer, capacity."""
+    keys, switch = _load(db)
     return {
         cid.hex(): {
             "commitment": ch.latest.number,
@@ -41,12 +47,7 @@ def stored_channels(db: Path) -> dict[str, dict[str, Any]]:
 def publish_stored_state(db: Path, channel_id: str, chain: str, submit: Any) -> int:
     """Sign and submit (`submit(body, sigs)`) a force close with the newest state `db` holds of
     the channel; the commitment number published."""
-    keys = load_or_create(db.parent)
-    store, switch = Store(db, keys), Switch(keys.node_id)
-    try:
-        store.load(switch)
-    finally:
-        store.close()
+    keys, switch = _load(db)
     ch = switch.channels[bytes.fromhex(channel_id)]
     state = ch.ledger_state(ch.latest, ch.me)
     body = force_close_body(chain, state, ch.remote_ledger_sig)
