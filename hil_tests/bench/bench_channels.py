@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from gateway.durable_db import open_durable
+from hil_tests.bench import two_hop_timeline as tl
 from hil_tests.gateway.ln.node_procs import Grid
 
 AMOUNT = 1000
@@ -112,7 +113,8 @@ def single_hop(root: Path, payments: int, rounds: int = 1) -> dict[str, float]:
 def two_hop_latency(root: Path, count: int) -> dict[str, float]:
     g = Grid(root)
     try:
-        a, b, c = (g.add(n, "--tick", "1") for n in ("alice", "bob", "carol"))
+        names = ("alice", "bob", "carol")
+        a, b, c = (g.add(n, "--tick", "1", "--timeline", str(60 * count + 1000)) for n in names)
         for x, y in ((a, b), (b, c)):
             x.connect(y)
             x.api("/open", {"node_id": y.node_id, "amount_msat": 10**10})
@@ -132,17 +134,26 @@ def two_hop_latency(root: Path, count: int) -> dict[str, float]:
             except Exception:  # noqa: BLE001 - no route yet
                 time.sleep(0.05)
         probe = commit_latency(root, count // 2)  # the disk before and after the payments
+        for n in (a, b, c):
+            n.api("/timeline")  # only the measured payments' marks
         c0 = _commits(a, b, c)
-        lat, inner = [], []
+        lat, inner, windows = [], [], []
         for inv in invoices[:count]:
-            t0 = time.perf_counter()
+            t0, w0 = time.perf_counter(), time.monotonic_ns()
             r = a.api("/pay", {"invoice": inv})
             lat.append((time.perf_counter() - t0) * 1000)
+            windows.append((w0, time.monotonic_ns()))
             inner.append(r["latency_ms"])
             assert r["status"] == "succeeded", r
         fsyncs = _commits(a, b, c) - c0
+        marks = tl.merge({n.name: n.api("/timeline") for n in (a, b, c)})
+        shorts = {n.node_id[:12]: n.name for n in (a, b, c)}
+        paths = [tl.critical_path(marks, shorts, "alice", w0, w1) for w0, w1 in windows]
         probe += commit_latency(root, count // 2)
         return {
+            "paths": paths,
+            "windows": windows,
+            "marks": marks,
             "node_p50_ms": statistics.median(inner),
             "node_p99_ms": _pct(inner, 0.99),
             "count": count,
@@ -193,6 +204,32 @@ def main(argv: list[str] | None = None) -> None:
             f"payment's path take >= {floor:.1f} ms: payer-node p50 = "
             f"{t['node_p50_ms'] / floor:.1f}x that floor"
         )
+        print_timeline(t["paths"])
+
+
+def print_timeline(paths: list[list[tl.Step]]) -> None:
+    """Where a 2-hop payment's time goes: the steps of its critical path through the three
+    nodes' timelines (two_hop_timeline.py), summed per kind over the payments, and the path of
+    the median payment step by step."""
+    paths = [p for p in paths if p]
+    if not paths:
+        print("  (no timeline: the nodes kept no marks)")
+        return
+    totals = [sum(s.ms for s in p) for p in paths]
+    median = sorted(range(len(paths)), key=totals.__getitem__)[len(paths) // 2]
+    commits = sum(s.label == "store commit (fsync)" for s in paths[median])
+    print(
+        f"  where the time goes on the critical path (mean ms per payment over {len(paths)}"
+        f" payments, mean total {statistics.mean(totals):.2f} ms; the wire and commits summed"
+        f" over the nodes):"
+    )
+    for label, ms, share in tl.breakdown(paths):
+        if ms >= 0.005:
+            print(f"    {ms:7.3f} ms {100 * share:5.1f} %  {label}")
+    print(
+        f"  timeline of the median payment ({totals[median]:.2f} ms, {commits} store commits"
+        f" on its path):\n{tl.format_path(paths[median])}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from gateway.ln.node.ledger_port import LedgerPort
 from gateway.ln.node.peer import Peer
 from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
+from gateway.ln.node.timeline import Timeline
 
 log = logging.getLogger("gateway.ln.node")
 LIVE = (ChannelState.OPEN, ChannelState.SHUTDOWN)
@@ -56,8 +57,15 @@ class NodeCore:
         # channels opened since this start, or whose peer reestablished them with no sign that
         # our state is stale (data_loss.py): only those are force-closed for an expired HTLC
         self.reestablished: set[bytes] = set()
+        self.timeline = Timeline()  # off unless the process gives it a capacity (--timeline)
 
     def commit(self) -> None:
+        tl = self.timeline
+        if tl.enabled:
+            tl.mark("commit")
+            if self.store.commit(self.switch):
+                tl.mark("committed")
+            return
         self.store.commit(self.switch)
 
     def channels_with(self, nid: bytes) -> list[Channel]:
@@ -86,6 +94,7 @@ class NodeCore:
                     self.switch.failures.failed("propose", ch.short_id, exc)
             if not moved:
                 break
+        self.timeline.mark("react")
         for peer in list(self.peers.values()):
             peer.flush()  # commits first when it has something to send
         self._wake_payments()
@@ -108,6 +117,7 @@ class NodeCore:
         if done:
             self.commit()  # the outcome is durable before anyone is told
         for h in done:
+            self.timeline.mark("paid", h.hex()[:12])
             pay = self.switch.payments[h]
             for fut in self.waiters.pop(h):
                 if not fut.done():

@@ -119,7 +119,7 @@ class Node(NodeCore):
         old = self.peers.get(nid)
         if old is not None:
             await old.conn.close()
-        peer = Peer(nid, conn, self.commit)
+        peer = Peer(nid, conn, self.commit, self.timeline)
         self.peers[nid] = peer
         self.switch.online.add(nid)
         log.info("peer %s up", peer.short)
