@@ -13,7 +13,9 @@ Pure: no I/O; the store hands in the blobs it holds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -122,6 +124,88 @@ def channel_to_doc(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[dict[str,
         "extra": ch.extra,
     }
     return doc, blobs
+
+
+_FIXED: dict[bytes, tuple[tuple[Any, ...], str]] = {}  # channel id -> (fields, their JSON)
+_SECRETS: dict[bytes, tuple[tuple[int, int, int | None], str]] = {}  # id -> (key, hex)
+
+
+def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Blobs]:
+    """`channel_to_doc` as JSON text (``json.loads`` of it is that document), built for the
+    commit that writes it: a channel is written by nearly every commit of a payment, and
+    `json.dumps` of the whole document cost more than its SQLite statements. The fields that
+    never change and the peer's secrets (changed by a revoke only) are formatted once."""
+    blobs: Blobs = {}
+
+    def ref(kb: tuple[bytes, bytes]) -> str:
+        if len(kb[1]) <= INLINE_MAX:
+            return kb[1].hex()
+        blobs[kb[0]] = kb[1]
+        return "#" + kb[0].hex()
+
+    cid = ch.channel_id
+    fields = (ch.me, ch.funding_pubs, ch.node_ids, ch.chain, ch.capacity_msat)
+    fixed = _FIXED.get(cid)
+    if fixed is None or fixed[0] != fields:
+        text = json.dumps(
+            {
+                "v": VERSION,
+                "channel_id": cid.hex(),
+                "me": ch.me,
+                "funding_pubs": [x.hex() for x in ch.funding_pubs],
+                "node_ids": [x.hex() for x in ch.node_ids],
+                "chain": ch.chain,
+                "capacity_msat": ch.capacity_msat,
+            }
+        )[1:-1]
+        fixed = _remember(_FIXED, cid, (fields, text))
+    rs = ch.remote_secrets
+    skey = (id(rs), len(rs.entries), rs.last_index)
+    secrets = _SECRETS.get(cid)
+    if secrets is None or secrets[0] != skey:
+        secrets = _remember(_SECRETS, cid, (skey, _secrets_hex(rs)))
+    p = ch.proposal
+    proposal = (
+        "null"
+        if p is None
+        else f'["{ref(commitment_blob(p.commitment))}", "{ref(batch_blob(p.updates))}", '
+        f'"{p.sig.hex()}", "{p.ledger_sig.hex()}"]'
+    )
+    text = (
+        f'{{{fixed[1]}, "latest": "{ref(commitment_blob(ch.latest))}", '
+        f'"state": {int(ch.state)}, '
+        f'"sigs": ["{ch.sigs[0].hex()}", "{ch.sigs[1].hex()}"], '
+        f'"remote_ledger_sig": "{ch.remote_ledger_sig.hex()}", '
+        f'"latest_proposer": {int(ch.latest_proposer)}, "proposal": {proposal}, '
+        f'"pending": "{ref(pending)}", "remote_next_hash": "{ch.remote_next_hash.hex()}", '
+        f'"remote_prev_hash": "{ch.remote_prev_hash.hex()}", '
+        f'"awaiting_revoke": {"true" if ch.awaiting_revoke else "false"}, '
+        f'"unrevoked_updates": "{ref(batch_blob(ch.unrevoked_updates))}", '
+        f'"unrevoked_removed": "{ref(_tuple_blob(ch.unrevoked_removed, _encode_htlcs))}", '
+        f'"remote_secrets": "{secrets[1]}", "next_local_htlc_id": {int(ch.next_local_htlc_id)}, '
+        f'"closing_sigs": ["{ch.closing_sigs[0].hex()}", "{ch.closing_sigs[1].hex()}"], '
+        f'"extra": {json.dumps(ch.extra)}}}'
+    )
+    return text, blobs
+
+
+def _secrets_hex(rs: bolt3.SecretStore) -> str:
+    """``rs.to_bytes().hex()``: a revoke changes one entry of up to 49, the others are kept."""
+    return f"{len(rs.entries):02x}" + "".join(
+        [_entry_hex(b, *rs.entries[b]) for b in sorted(rs.entries)]
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _entry_hex(bucket: int, index: int, secret: bytes) -> str:
+    return (bytes([bucket]) + index.to_bytes(6, "big") + secret).hex()
+
+
+def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> Any:
+    if len(cache) >= 4096:  # a node with more channels than this formats some again
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def pending_blob(ch: Channel, last: tuple[bytes, bytes] | None) -> tuple[bytes, bytes]:

@@ -61,10 +61,10 @@ class NodeCore:
 
     def commit(self) -> None:
         tl = self.timeline
-        if tl.enabled:
+        if tl.enabled and (self.store.dirty_channels or self.switch.dirty):
             tl.mark("commit")
-            if self.store.commit(self.switch):
-                tl.mark("committed")
+            self.store.commit(self.switch)
+            tl.mark("committed")
             return
         self.store.commit(self.switch)
 
@@ -95,9 +95,20 @@ class NodeCore:
             if not moved:
                 break
         self.timeline.mark("react")
+        if any(h in self.waiters for h in self.switch.resolved):
+            # a payer waits for an outcome: it is committed with everything else, then the
+            # payer is answered before the peers' messages go out (the answer would otherwise
+            # wait for the socket writes, which wake the peers: on two cores, ~0.5 ms)
+            self.commit()
+            self._wake_payments()
+            asyncio.get_running_loop().call_soon(self._flush_peers)
+            return
+        self._flush_peers()
+        self._wake_payments()
+
+    def _flush_peers(self) -> None:
         for peer in list(self.peers.values()):
             peer.flush()  # commits first when it has something to send
-        self._wake_payments()
 
     def _next_round(self, ch: Channel, peer: Peer) -> bool:
         """Queue `ch`'s next update round (or its closing signature) for `peer`; True if one."""
@@ -140,4 +151,5 @@ class NodeCore:
         if pay is not None and pay.status != "pending":
             return pay
         self.waiters.setdefault(key, []).append(fut)
-        return await asyncio.wait_for(fut, timeout)
+        async with asyncio.timeout(timeout):  # the task wakes on `fut` itself: one loop turn
+            return await fut

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gateway.ln.channel.channel import Channel
 from gateway.ln.channel.htlc import encode_updates
+from gateway.ln.node.channel_doc import channel_doc_json, channel_to_doc, pending_blob
 from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
 from hil_tests.gateway.ln.channel_pair import make_pair, node_keys
@@ -50,6 +51,10 @@ class _Side:
     peak = 0
 
     def commit_and_reload(self) -> None:
+        # the JSON text the store writes is the document, whatever the channel holds
+        pending = pending_blob(self.ch, None)
+        text, blobs = channel_doc_json(self.ch, pending)
+        assert (json.loads(text), blobs) == channel_to_doc(self.ch, pending)
         self.store.mark(self.ch)
         self.store.commit(self.switch)
         self.peak = max(self.peak, self.blob_rows())
@@ -68,6 +73,7 @@ def test_channel_reloads_identical_after_every_step_and_blobs_do_not_pile_up(
     tmp_path: Path,
 ) -> None:
     a, b = make_pair()
+    b.extra["note"] = {"text": 'a "quoted" \\ \u00fc\n', "n": [1, None, True]}
     sa, sb = _Side(tmp_path / "a.sqlite", "alice", a), _Side(tmp_path / "b.sqlite", "bob", b)
     # 30 HTLCs a round: commitments and batches above INLINE_MAX, stored as blobs
     preimages = [hashlib.sha256(b"p%d" % i).digest() for i in range(120)]
