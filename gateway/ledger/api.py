@@ -44,7 +44,7 @@ class Node(Protocol):
 
 
 def tx_proof(chain: Chain, tx_id: str) -> dict[str, Any]:
-    where = chain.store.locate(tx_id)
+    where = chain.locate(tx_id)
     block = chain.store.block(where[0]) if where else None
     if where is None or block is None:
         raise NotFound(f"no committed transaction {tx_id}")

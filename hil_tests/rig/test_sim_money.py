@@ -82,7 +82,9 @@ def test_the_summary_money_line_adds_up_in_sat_when_the_msat_do() -> None:
         "deposits_msat": 20_400_000_000,
     }
     line = service_line({"money": money})
-    assert "20,399,909 sat held + 91 in flight of 20,400,000 deposited" in line
+    assert (
+        "20,399,909 sat held + 91 unassigned (in flight, unlisted) of 20,400,000 deposited" in line
+    )
 
 
 def test_a_payment_listed_by_one_end_only_is_unassigned_never_counted_twice() -> None:

@@ -244,9 +244,11 @@ def service_line(result: dict) -> str:
         # in whole sat, the parts rounded so that they add up (each rounded down lost up to 1 sat
         # per part: "20,399,909 + 90 of 20,400,000" for a grid whose msat balanced exactly)
         held = m["holdings_msat"] // 1000
-        in_flight = (m["holdings_msat"] + m["unassigned_msat"]) // 1000 - held
-        line += (f"; money: {held:,} sat held + {in_flight:,} in flight of "
-                 f"{m['deposits_msat'] // 1000:,} deposited")  # fmt: skip
+        unassigned = (m["holdings_msat"] + m["unassigned_msat"]) // 1000 - held
+        # unassigned: HTLCs in flight, payments one end lists and the other not yet, channels
+        # neither end listed (money.py); never negative (invariant money_accounted)
+        line += (f"; money: {held:,} sat held + {unassigned:,} unassigned (in flight, unlisted) "
+                 f"of {m['deposits_msat'] // 1000:,} deposited")  # fmt: skip
     return line
 
 
