@@ -164,3 +164,15 @@ def format_path(path: list[Step]) -> str:
     return "\n".join(
         f"  {(s.start_ns - t0) / 1e6:7.3f} ms  +{s.ms:6.3f}  {s.node:<12} {s.label}" for s in path
     )
+
+
+def with_client(path: list[Step], payer: str, t0: int, t1: int) -> list[Step]:
+    """The path as the client saw it, sent at `t0` and answered at `t1`: plus its request's way
+    to the payer's API (connect, HTTP, the handler's start) and the answer's way back."""
+    if not path:
+        return path
+    return [
+        Step(f"client->{payer}", t0, path[0].start_ns, "HTTP request (client to API)"),
+        *path,
+        Step(f"{payer}->client", path[-1].end_ns, t1, "HTTP answer (API to client)"),
+    ]
