@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import queue
 import select
 import selectors
@@ -32,11 +31,19 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
-from gateway.lean_http import Headers, LeanRequestHandler, http_date
+from gateway.deferred_answer import DeferredAnswer, PendingWrite, write_now
+from gateway.http_request_size import request_size
+from gateway.lean_http import Headers, LeanRequestHandler
 
-__all__ = ["DeferredAnswer", "Headers", "LeanRequestHandler", "Limits", "PooledHTTPServer"]
+__all__ = [
+    "DeferredAnswer",
+    "Headers",
+    "LeanRequestHandler",
+    "Limits",
+    "PooledHTTPServer",
+    "write_now",
+]
 log = logging.getLogger(__name__)
-MAX_HEAD = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,9 @@ class Limits:
 
 
 @dataclass(eq=False)
-class _Conn:
+class Conn:
+    """One client connection, owned by the selector thread or by one worker at a time."""
+
     sock: socket.socket
     address: tuple[str, int]
     buffer: bytearray = field(default_factory=bytearray)
@@ -60,102 +69,6 @@ class _Conn:
     busy: bool = False
     continued: bool = False  # "100 Continue" sent for the request being read
     closed_by_peer: bool = False
-
-
-def _request_size(buffer: bytearray, limits: Limits) -> int | str:
-    """Bytes of the first complete request in `buffer`, 0 if incomplete, or an error reply.
-
-    -1: the head is complete and asks for "100 Continue" before its body is sent.
-    """
-    end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        return "431 Request Header Fields Too Large" if len(buffer) > MAX_HEAD else 0
-    head = bytes(buffer[:end]).lower()
-    length = 0
-    expect = False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip()
-        if name == b"expect" and value.strip() == b"100-continue":
-            expect = True
-        if name == b"transfer-encoding":
-            return "411 Length Required"
-        if name == b"content-length":
-            try:
-                length = int(value.strip())
-            except ValueError:
-                return "400 Bad Request"
-            if length < 0:
-                return "400 Bad Request"
-    if length > limits.max_body:
-        return "413 Content Too Large"
-    total = end + 4 + length
-    if len(buffer) >= total:
-        return total
-    return -1 if expect and len(buffer) == end + 4 else 0
-
-
-class DeferredAnswer:
-    """The answer to one request, written later by whichever thread has it (e.g. the thread
-    that made the result durable), then the connection goes back to the selector.
-
-    It is written without blocking when the socket takes it whole (the usual case: a small
-    answer, an empty send buffer); the rest goes to a worker, which writes it with the
-    connection's write timeout, so a client that does not read never stalls the sender."""
-
-    __slots__ = ("_server", "_conn", "_handler", "_keep", "_sent")
-
-    def __init__(
-        self, server: PooledHTTPServer, conn: _Conn, handler: BaseHTTPRequestHandler, keep: bool
-    ) -> None:
-        self._server, self._conn, self._keep, self._sent = server, conn, keep, False
-        self._handler = handler  # its request line, for the log line
-
-    def send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        if self._sent:
-            return
-        self._sent = True
-        handler = self._handler
-        handler.log_request(status)
-        reason = handler.responses[status][0] if status in handler.responses else ""
-        data = (
-            f"{handler.protocol_version} {status} {reason}\r\n"
-            f"Server: {handler.version_string()}\r\n"
-            f"Date: {http_date()}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode("latin-1") + body
-        server, conn = self._server, self._conn
-        try:
-            sent = write_now(conn.sock, data)
-            if sent < len(data):
-                server._work.put(_PendingWrite(conn, data[sent:], self._keep))
-            else:
-                server._give_back(conn, self._keep)
-        except OSError:  # the peer is gone: nothing more to write, close it
-            server._give_back(conn, False)
-        except BaseException:  # never leave the connection busy (nobody would close it)
-            server._give_back(conn, False)
-            raise
-
-
-def write_now(sock: socket.socket, data: bytes) -> int:
-    """Write what the socket takes at once; the count written (0 when its buffer is full).
-
-    Not `sock.send(data, MSG_DONTWAIT)`: on a socket with a timeout CPython first waits for it
-    to be writable, up to the timeout, so a client that does not read stalled the sender (the
-    ledger's block producer) for the whole write timeout. The descriptor itself is non-blocking
-    (a socket with a timeout is), so os.write returns at once."""
-    try:
-        return os.write(sock.fileno(), data)
-    except (BlockingIOError, InterruptedError):
-        return 0
-
-
-@dataclass(slots=True)
-class _PendingWrite:
-    conn: _Conn
-    data: bytes
-    keep: bool
 
 
 class PooledHTTPServer:
@@ -177,9 +90,9 @@ class PooledHTTPServer:
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
         self._selector = selectors.DefaultSelector()
-        self._conns: dict[socket.socket, _Conn] = {}
-        self._work: queue.SimpleQueue[_Conn | _PendingWrite | None] = queue.SimpleQueue()
-        self._returned: queue.SimpleQueue[tuple[_Conn, bool]] = queue.SimpleQueue()
+        self._conns: dict[socket.socket, Conn] = {}
+        self._work: queue.SimpleQueue[Conn | PendingWrite | None] = queue.SimpleQueue()
+        self._returned: queue.SimpleQueue[tuple[Conn, bool]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_pending = False  # a wake-up byte is on its way: one is enough
@@ -246,13 +159,18 @@ class PooledHTTPServer:
     def defer_answer(self, handler: BaseHTTPRequestHandler) -> DeferredAnswer:
         """For `LeanRequestHandler.defer`: the request being served by `handler` is answered
         later (the worker that runs it does not give its connection back)."""
-        conn: _Conn = handler.pooled_conn  # type: ignore[attr-defined]
+        conn: Conn = handler.pooled_conn  # type: ignore[attr-defined]
         return DeferredAnswer(self, conn, handler, keep=not handler.close_connection)
 
-    def _give_back(self, conn: _Conn, keep: bool) -> None:
+    def give_back(self, conn: Conn, keep: bool) -> None:
         """A worker or a deferred answer is done with `conn`: the selector reads it again."""
         self._returned.put((conn, keep and not conn.closed_by_peer))
         self._wake()
+
+    def write_later(self, pending: PendingWrite) -> None:
+        """A deferred answer's rest that the socket did not take at once: a worker writes it
+        with the connection's write timeout, then gives the connection back."""
+        self._work.put(pending)
 
     # -- the selector thread ------------------------------------------------------------------
 
@@ -270,7 +188,7 @@ class PooledHTTPServer:
                 continue
             sock.settimeout(self.limits.write_timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(sock, address)
+            conn = Conn(sock, address)
             self._conns[sock] = conn
             self._selector.register(sock, selectors.EVENT_READ)
 
@@ -282,7 +200,7 @@ class PooledHTTPServer:
         self.evicted += 1
         return True
 
-    def _read(self, conn: _Conn) -> None:
+    def _read(self, conn: Conn) -> None:
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError, TimeoutError):
@@ -296,8 +214,8 @@ class PooledHTTPServer:
         conn.last_active = time.monotonic()
         self._dispatch(conn)
 
-    def _dispatch(self, conn: _Conn) -> None:
-        size = _request_size(conn.buffer, self.limits)
+    def _dispatch(self, conn: Conn) -> None:
+        size = request_size(conn.buffer, self.limits.max_body)
         if isinstance(size, str):
             self._refuse(conn, size)
         elif size < 0:
@@ -310,7 +228,7 @@ class PooledHTTPServer:
             self._selector.unregister(conn.sock)
             self._work.put(conn)
 
-    def _refuse(self, conn: _Conn, status: str) -> None:
+    def _refuse(self, conn: Conn, status: str) -> None:
         with contextlib.suppress(OSError):
             conn.sock.sendall(
                 f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
@@ -344,7 +262,7 @@ class PooledHTTPServer:
                 self._close(conn)
                 self.evicted += 1
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: Conn) -> None:
         if self._conns.pop(conn.sock, None) is None:
             return
         if not conn.busy:
@@ -357,7 +275,7 @@ class PooledHTTPServer:
 
     def _worker(self) -> None:
         while (conn := self._work.get()) is not None:
-            if isinstance(conn, _PendingWrite):
+            if isinstance(conn, PendingWrite):
                 self._finish_write(conn)
                 continue
             keep: bool | None = True
@@ -370,16 +288,16 @@ class PooledHTTPServer:
                 if not keep or not self._linger(conn):
                     break
             if keep is not None:  # None: deferred, its answer gives the connection back
-                self._give_back(conn, keep)
+                self.give_back(conn, keep)
 
-    def _finish_write(self, pending: _PendingWrite) -> None:
+    def _finish_write(self, pending: PendingWrite) -> None:
         try:
             pending.conn.sock.sendall(pending.data)  # the socket's timeout is write_timeout_s
         except OSError:
             pending.keep = False
-        self._give_back(pending.conn, pending.keep)
+        self.give_back(pending.conn, pending.keep)
 
-    def _linger(self, conn: _Conn) -> bool:
+    def _linger(self, conn: Conn) -> bool:
         """Wait up to `linger_s` for the next request on a kept connection; True if it is complete.
 
         A client that sends its next request right after reading an answer is then served by
@@ -388,7 +306,7 @@ class PooledHTTPServer:
         for a worker; whatever is not a complete request goes back to the selector as usual."""
         if self.limits.linger_s <= 0 or not self._work.empty() or self._stop.is_set():
             return False
-        size = _request_size(conn.buffer, self.limits)
+        size = request_size(conn.buffer, self.limits.max_body)
         if isinstance(size, int) and size > 0:
             return True  # pipelined: already buffered
         poller = select.poll()
@@ -406,13 +324,13 @@ class PooledHTTPServer:
             return False
         conn.buffer += data
         conn.last_active = time.monotonic()
-        size = _request_size(conn.buffer, self.limits)
+        size = request_size(conn.buffer, self.limits.max_body)
         return isinstance(size, int) and size > 0
 
-    def _answer(self, conn: _Conn) -> bool | None:
+    def _answer(self, conn: Conn) -> bool | None:
         """Serve the buffered request: True to keep the connection, None if the handler
         deferred its answer (the connection is no longer this worker's)."""
-        size = _request_size(conn.buffer, self.limits)
+        size = request_size(conn.buffer, self.limits.max_body)
         assert isinstance(size, int) and size > 0
         request = bytes(conn.buffer[:size])
         del conn.buffer[:size]

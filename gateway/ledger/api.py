@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway import pooled_http
-from gateway.ledger import keys, merkle
+from gateway.ledger import keys, merkle, thread_cpu
 from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.errors import LedgerUnavailable, NotFound, TxRejected
 
@@ -44,7 +44,7 @@ class Node(Protocol):
 
 
 def tx_proof(chain: Chain, tx_id: str) -> dict[str, Any]:
-    where = chain.store.locate(tx_id)
+    where = chain.locate(tx_id)
     block = chain.store.block(where[0]) if where else None
     if where is None or block is None:
         raise NotFound(f"no committed transaction {tx_id}")
@@ -75,7 +75,7 @@ def _get(node: Node, path: str) -> dict[str, Any]:
             "mode": node.mode,
         }
     if path == "/v1/stats":
-        return {"mode": node.mode, **node.stats()}
+        return {"mode": node.mode, **node.stats(), **thread_cpu.by_role()}
     if m := re.fullmatch(r"/v1/tx/([0-9a-f]{64})", path):
         receipt = chain.receipt(m[1])
         if receipt is None:

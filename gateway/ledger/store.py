@@ -24,8 +24,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
     height INTEGER PRIMARY KEY, hash TEXT NOT NULL, header TEXT NOT NULL,
     signature TEXT NOT NULL, txs TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS txs (
-    tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
     tx_id TEXT PRIMARY KEY, height INTEGER NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 1);
@@ -83,7 +81,8 @@ class Store:
         rejected: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
         meta: dict[str, str] | None = None,
     ) -> None:
-        """Store a block, its tx index, refused tx ids (replicated mode) and meta, atomically."""
+        """Store a block, refused tx ids (replicated mode) and meta, atomically (where each tx is
+        is indexed in memory: `Chain.locate`)."""
         txs_json = "[" + ",".join([t.wire_json for t in block.txs]) + "]"  # == _dumps(to_json)
         with self._write_lock:
             try:
@@ -92,12 +91,6 @@ class Store:
                 self._db.execute(
                     "INSERT INTO blocks VALUES (?,?,?,?,?)",
                     (block.height, block.hash, _dumps(block.header), block.signature, txs_json),
-                )
-                # the tx index in one statement (executemany steps once per row, and each step
-                # lets the GIL go: the producer then waits for it behind the HTTP threads)
-                self._db.execute(
-                    "INSERT INTO txs SELECT value, ?, key FROM json_each(?)",
-                    (block.height, json.dumps([t.id for t in block.txs])),
                 )
                 if rejected:
                     self._db.executemany(
@@ -148,11 +141,3 @@ class Store:
             for row in rows:
                 yield _row_to_block(row)
             height = rows[-1][0] + 1
-
-    def locate(self, tx_id: str) -> tuple[int, int] | None:
-        """(height, index) of a committed transaction."""
-        with self._lock:
-            row = self._reader.execute(
-                "SELECT height, idx FROM txs WHERE tx_id=?", (tx_id,)
-            ).fetchone()
-        return (int(row[0]), int(row[1])) if row else None

@@ -31,7 +31,8 @@ from typing import Any
 
 from rich.console import Console
 
-from hil_tests.rig.sim.run import SimOptions, auto_speed, run
+from hil_tests.rig.sim.run import SimOptions, run
+from hil_tests.rig.sim.speed import auto_speed
 
 FIXED = {"pv": 2, "batteries": 1, "ev": 1, "critical": 1}  # plus the POD
 MIB = 1024 * 1024
@@ -271,7 +272,7 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0, help="virtual hours per size")
     ap.add_argument("--speed", default="auto",
                     help="virtual s per real s: one for every size, or one per size (480,240,120); "
-                         "auto: sgrid sim's choice for the size (hil_tests.rig.sim.run.auto_speed)")  # fmt: skip
+                         "auto: sgrid sim's choice for the size (hil_tests.rig.sim.speed.auto_speed)")  # fmt: skip
     ap.add_argument("--start-hour", type=float, default=0.0, help="virtual hour of day to start")
     ap.add_argument("--workdir", type=Path, default=Path("run/bench-sim"))
     args = ap.parse_args()

@@ -13,7 +13,8 @@ be mailed as one file. Input is one plain dict (what `report.json` holds):
      "settlement": [{"node": .., "period": .., "receipts_paid_msat": .., ..., "amount_msat": ..}],
      "invariants": {name: {"holds": bool, ...figures}},
      "money": {"deposits_msat": .., "holdings_msat": .., "unassigned_msat": .., ...},
-     "service": {"prepaid": n, "bought_credit": k, "got_delivery": m, ...}}
+     "service": {"prepaid": n, "bought_credit": k, "got_delivery": m, ...},
+     "day_start": {"planned": t, "started": t, "late": bool, "late_s": s, ...}}  # sim/day_start.py
 
 Missing sections are drawn as "nothing recorded" rather than failing: a run that died early
 still gets a report that says what it saw.
@@ -35,8 +36,9 @@ PLOTS = (
 )
 
 
-def write(directory: Path, result: dict[str, Any]) -> Path:
-    """Write report.json, the PNGs and report.html into `directory`; return the HTML's path."""
+def write(directory: Path, result: dict[str, Any], lines: list[str] | None = None) -> Path:
+    """Write report.json, the PNGs and report.html into `directory`; return the HTML's path.
+    `lines`: the summary the terminal printed (day start, service, money), atop the page."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     pngs = {
@@ -44,7 +46,7 @@ def write(directory: Path, result: dict[str, Any]) -> Path:
         for name, title, unit in PLOTS
     }
     page = directory / "report.html"
-    page.write_text(_html(result, pngs))
+    page.write_text(_html(result, pngs, lines or []))
     return page
 
 
@@ -166,7 +168,7 @@ def _columns(rows: list[dict[str, Any]], first: list[str]) -> list[str]:
     return first + rest
 
 
-def _html(result: dict[str, Any], pngs: dict[str, Path]) -> str:
+def _html(result: dict[str, Any], pngs: dict[str, Path], lines: list[str]) -> str:
     nodes = [{"node": n, **v} for n, v in sorted(result.get("nodes", {}).items())]
     inv = [
         {
@@ -189,6 +191,7 @@ def _html(result: dict[str, Any], pngs: dict[str, Path]) -> str:
         for name, path in pngs.items()
     )
     scenario = html.escape(str(result.get("scenario", "?")))
+    said = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Seamless Grid sim — {scenario}</title>
@@ -203,6 +206,7 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Seamless Grid sim — scenario “{scenario}”</h1>
 {verdict}
+{said}
 <h2>Invariants</h2>{_table(inv, ["invariant", "holds", "figures"])}
 <h2>Nodes</h2>{_table(nodes, _columns(nodes, ["node"]))}
 <h2>Pictures</h2>{imgs}

@@ -49,12 +49,17 @@ def _result(holds: bool = True) -> dict:
 
 
 def test_report_files_and_verdict(tmp_path):
-    page = report.write(tmp_path, _result(holds=False))
+    said = ["day started LATE at 00:15:07 UTC, 15 min after the planned 00:00:00: <grid>"]
+    page = report.write(tmp_path, _result(holds=False), said)
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["nodes"]["pv-1"]["export_wh"] == 4100
     assert report.failed_invariants(data) == ["settlement_sums_to_zero"]
     text = page.read_text()
     assert "failed: settlement_sums_to_zero" in text
+    assert (
+        "<p>day started LATE at 00:15:07 UTC, 15 min after the planned 00:00:00: &lt;grid&gt;</p>"
+        in text
+    )
     assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
     for name, _, _ in report.PLOTS:
         assert (tmp_path / f"{name}.png").stat().st_size > 1000

@@ -10,7 +10,7 @@ import pytest
 from hil_tests.rig import microgrid, profiles
 from hil_tests.rig.broker import mosquitto_available
 from hil_tests.rig.sim.grid import SimGrid
-from hil_tests.rig.sim.run import market_config
+from hil_tests.rig.sim.market_config import market_config
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="needs mosquitto")
 

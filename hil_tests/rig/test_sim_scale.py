@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from hil_tests.rig.broker import free_port
 from hil_tests.rig.microgrid import NodeSpec
 from hil_tests.rig.sim import cli, invariants
-from hil_tests.rig.sim.grid import API_TIMEOUT_MAX_S, NodeTimeout, SimNode, api_timeout_s
-from hil_tests.rig.sim.run import auto_speed
+from hil_tests.rig.sim.node import API_TIMEOUT_MAX_S, NodeTimeout, SimNode, api_timeout_s
+from hil_tests.rig.sim.speed import auto_speed
 
 
 def test_the_auto_speed_keeps_720x_for_the_default_grid_and_slows_down_for_more_meters():

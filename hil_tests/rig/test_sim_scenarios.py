@@ -92,9 +92,9 @@ def test_a_slow_fault_does_not_stop_the_physics_and_its_error_is_not_lost():
     release = threading.Event()
     seen: list[str] = []
     faults = Faults(None, "normal", 0.0, 100.0, seen.append)  # type: ignore[arg-type]
-    faults._add(0.1, "fault: slow", lambda: (release.wait(10), seen.append("slow done")))
-    faults._add(0.2, "fault: after", lambda: seen.append("after done"))
-    faults._add(0.3, "fault: inline", lambda: seen.append("inline done"), inline=True)
+    faults.add(0.1, "fault: slow", lambda: (release.wait(10), seen.append("slow done")))
+    faults.add(0.2, "fault: after", lambda: seen.append("after done"))
+    faults.add(0.3, "fault: inline", lambda: seen.append("inline done"), inline=True)
     t0 = time.monotonic()
     for now in (5.0, 15.0, 25.0, 35.0):
         faults.tick(now)
@@ -108,7 +108,7 @@ def test_a_slow_fault_does_not_stop_the_physics_and_its_error_is_not_lost():
         raise RuntimeError("the gateway did not come back")
 
     faults = Faults(None, "normal", 0.0, 100.0, seen.append)  # type: ignore[arg-type]
-    faults._add(0.0, "fault: broken", broken)
+    faults.add(0.0, "fault: broken", broken)
     faults.tick(1.0)
     with pytest.raises(RuntimeError, match="did not come back"):
         faults.join()

@@ -16,47 +16,35 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from coincurve import PrivateKey
 
-from gateway.ln.codec import bech32
-from gateway.ln.codec.bolt11_signature import payee_of
+from gateway.ln.codec import bech32, bolt11_fields
+from gateway.ln.codec.bolt11_fields import (  # noqa: F401 - part of this module's API
+    FEATURE_PAYMENT_SECRET_REQUIRED,
+    FEATURE_VAR_ONION_REQUIRED,
+    KNOWN_FEATURE_BITS,
+    MAX_FIELD_WORDS,
+    SIGNATURE_WORDS,
+    TIMESTAMP_WORDS,
+    TaggedField,
+)
 from gateway.ln.errors import Bech32Error, InvoiceError
 
 CURRENCIES = ("bcrt", "bc", "tbs", "tb")
 REGTEST = "bcrt"
 DEFAULT_EXPIRY_S = 3600  # when the `x` field is absent
 DEFAULT_MIN_FINAL_CLTV = 18  # when the `c` field is absent
-MAX_FIELD_WORDS = 1023  # 10-bit data_length
 MAX_DESCRIPTION_BYTES = MAX_FIELD_WORDS * 5 // 8  # 639: longer memos go by `h`
-TIMESTAMP_WORDS = 7  # 35 bits
-SIGNATURE_WORDS = 104  # 520 bits: 64-byte signature + recovery id
 MSAT_PER_BTC = 100_000_000_000
-# BOLT #9 features meaningful in invoices (context 9): var_onion_optin, payment_secret,
-# basic_mpp, route_blinding, payment_metadata. Unknown *even* bits make an invoice unpayable.
-KNOWN_FEATURE_BITS = frozenset({8, 9, 14, 15, 16, 17, 24, 25, 48, 49})
-FEATURE_PAYMENT_SECRET_REQUIRED = 14
-FEATURE_VAR_ONION_REQUIRED = 8
 
 _MULTIPLIERS = {"m": 10**8, "u": 10**5, "n": 10**2, "p": None}  # msat per unit (p: 1/10 msat)
 _AMOUNT_RE = re.compile(r"^([0-9]+)([munp]?)$")
-_FIXED_LENGTH = {"p": 52, "s": 52, "h": 52, "n": 53}  # readers skip these at other lengths
-
-
-@dataclass(frozen=True)
-class TaggedField:
-    """One tagged field as on the wire: its bech32 character and 5-bit data words."""
-
-    tag: str
-    words: tuple[int, ...]
-
-    def to_words(self) -> list[int]:
-        if len(self.words) > MAX_FIELD_WORDS:
-            raise InvoiceError(f"field {self.tag!r} is {len(self.words)} words, max 1023")
-        n = len(self.words)
-        return [bech32.CHARSET.index(self.tag), n >> 5, n & 31, *self.words]
 
 
 @dataclass(frozen=True)
@@ -206,7 +194,7 @@ def encode(
         raise InvoiceError("timestamp must fit in 35 bits")
     if inv.currency not in CURRENCIES:
         raise InvoiceError(f"unknown currency {inv.currency!r}")
-    payee = PrivateKey(private_key).public_key.format(compressed=True)
+    payee = payee_key(private_key)
     if inv.payee is not None and inv.payee != payee:
         raise InvoiceError("invoice payee does not match the signing key")
     by_tag = semantic_fields(replace(inv, payee=payee, has_payee_field=include_payee))
@@ -227,11 +215,23 @@ def encode_fields(
     words = _timestamp_words(timestamp)
     for f in fields:
         words += f.to_words()
-    try:
-        sig = PrivateKey(private_key).sign_recoverable(signing_message(hrp, words))
-    except ValueError as exc:
-        raise InvoiceError(f"cannot sign with this key: {exc}") from exc
+    sig = _signer(private_key).sign_recoverable(signing_message(hrp, words))
     return bech32.encode(hrp, words + bech32.bytes_to_words(sig))
+
+
+@functools.lru_cache(maxsize=64)
+def _signer(private_key: bytes) -> PrivateKey:
+    """The parsed key (its public key derived once: two EC multiplications): a node signs
+    every receipt it issues with the same key."""
+    try:
+        return PrivateKey(private_key)
+    except (ValueError, TypeError) as exc:
+        raise InvoiceError(f"cannot sign with this key: {exc}") from exc
+
+
+def payee_key(private_key: bytes) -> bytes:
+    """The 33-byte compressed node key of a 32-byte private key (InvoiceError if invalid)."""
+    return _signer(private_key).public_key.format(compressed=True)
 
 
 def _timestamp_words(timestamp: int) -> list[int]:
@@ -242,36 +242,6 @@ def _timestamp_words(timestamp: int) -> list[int]:
 
 
 # --- decoding --------------------------------------------------------------------------------
-
-
-def _field_spans(words: Sequence[int]) -> list[tuple[str, int, int]]:
-    """(tag, start, end) of each tagged field's data words in `words`, in wire order."""
-    spans = []
-    pos = 0
-    while pos < len(words):
-        if pos + 3 > len(words):
-            raise InvoiceError("truncated tagged field header")
-        tag = bech32.CHARSET[words[pos]]
-        length = words[pos + 1] * 32 + words[pos + 2]
-        if pos + 3 + length > len(words):
-            raise InvoiceError(f"tagged field {tag!r} runs past the end of the data")
-        spans.append((tag, pos + 3, pos + 3 + length))
-        pos += 3 + length
-    return spans
-
-
-def _parse_fields(words: Sequence[int]) -> list[TaggedField]:
-    return [TaggedField(tag, tuple(words[a:b])) for tag, a, b in _field_spans(words)]
-
-
-def _check_features(features: int) -> None:
-    value = features
-    while value:  # one step per set bit (an invoice sets a few)
-        low = value & -value
-        bit = low.bit_length() - 1
-        if bit % 2 == 0 and bit not in KNOWN_FEATURE_BITS:
-            raise InvoiceError(f"invoice requires unknown feature bit {bit}")
-        value ^= low
 
 
 def decode(text: str, description: str | None = None) -> Invoice:
@@ -296,81 +266,106 @@ def decode(text: str, description: str | None = None) -> Invoice:
 DECODED_CACHE = 1024
 
 
-_VALUE_TAGS = frozenset("pshndxc9")
-_INT_TAGS = frozenset("xc9")
+class PaymentTerms(NamedTuple):
+    """What a payer needs of a decoded and verified invoice (`payment_terms`)."""
+
+    payee: bytes
+    payment_hash: bytes
+    amount_msat: int | None
+    min_final_cltv: int
+    payment_secret: bytes | None
+    expires_at: int
 
 
-@functools.lru_cache(maxsize=DECODED_CACHE)
-def _decode_verified(text: str) -> Invoice:
+def payment_terms(text: str) -> PaymentTerms:
+    """Decode and verify an invoice for paying it: the checks of `decode` (the same reader,
+    signature included) without building the `Invoice` and its tagged fields, and without
+    keeping it (a payer decoding a batch in a worker sees each string once). An invoice that
+    `decode` already holds is not verified again."""
+    if not isinstance(text, str):
+        raise InvoiceError("an invoice is a string")
+    text = text.strip()
+    inv = _kept.get(text)
+    if inv is not None:
+        return PaymentTerms(
+            inv.payee,  # type: ignore[arg-type]  # a decoded invoice always has its payee
+            inv.payment_hash,
+            inv.amount_msat,
+            inv.min_final_cltv,
+            inv.payment_secret,
+            inv.expires_at,
+        )
+    r = _read(text, keep_fields=False)
+    return PaymentTerms(
+        r.payee,
+        r.p,
+        r.amount,
+        DEFAULT_MIN_FINAL_CLTV if r.c is None else r.c,
+        r.s,
+        r.timestamp + (DEFAULT_EXPIRY_S if r.x is None else r.x),
+    )
+
+
+def _read(text: str, keep_fields: bool) -> bolt11_fields.Read:
     try:
         hrp, words = bech32.decode_words(text)
     except Bech32Error as exc:
         raise InvoiceError(f"not a bech32 invoice: {exc}") from exc
     currency, amount = _split_hrp(hrp)
-    if len(words) < TIMESTAMP_WORDS + SIGNATURE_WORDS:
-        raise InvoiceError("invoice too short to hold a timestamp and a signature")
-    data = words[:-SIGNATURE_WORDS]
-    signature = bech32.words_to_bytes(words[-SIGNATURE_WORDS:])  # 520 bits: no padding
-    # the data part (timestamp and fields) as one integer, 5 bits a word, the last word lowest:
-    # every field value and the signed message are shifts and masks of it (no per-field pass)
-    whole = bech32.words_to_int(data)
-    total_bits = 5 * len(data)
-    timestamp = whole >> (total_bits - 5 * TIMESTAMP_WORDS)
-    body = data[TIMESTAMP_WORDS:]
-    spans = _field_spans(body)
-    fields = [TaggedField(tag, tuple(body[a:b])) for tag, a, b in spans]
+    return bolt11_fields.read(hrp, currency, amount, words, keep_fields)
 
-    values: dict[str, object] = {}
-    extra: list[TaggedField] = []
-    base = total_bits - 5 * TIMESTAMP_WORDS  # bits below the first field word
-    for f, (tag, a, b) in zip(fields, spans, strict=True):
-        if tag not in _VALUE_TAGS:
-            extra.append(f)
-            continue
-        n = b - a
-        if tag in _FIXED_LENGTH and n != _FIXED_LENGTH[tag]:
-            continue  # the spec: readers skip p/h/s/n of another length
-        if tag in values:
-            continue  # the first one is the preferred one
-        bits = 5 * n
-        value = (whole >> (base - 5 * b)) & ((1 << bits) - 1)
-        if tag in _INT_TAGS:
-            values[tag] = value
-            continue
-        raw = (value >> (bits % 8)).to_bytes(bits // 8, "big")  # incomplete last bits dropped
-        if tag == "d":
-            try:
-                values[tag] = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InvoiceError("description is not valid UTF-8") from exc
-        else:
-            values[tag] = raw
 
-    if "p" not in values:
-        raise InvoiceError("invoice has no payment hash")
-    if ("d" in values) == ("h" in values):
-        raise InvoiceError("invoice must carry exactly one of description (d) and its hash (h)")
-    if "9" in values:
-        _check_features(int(values["9"]))  # type: ignore[call-overload]
+class _Kept:
+    """The verified `Invoice` of the last `size` strings decoded, keyed by the whole string (a
+    lookup compares the full text, so no other string ever returns a kept invoice)."""
 
-    pad = -total_bits % 8
-    message = hrp.encode("utf-8") + (whole << pad).to_bytes((total_bits + pad) // 8, "big")
-    payee = payee_of(signature, message, values.get("n"))  # type: ignore[arg-type]
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._by_text: OrderedDict[str, Invoice] = OrderedDict()
+        self._lock = threading.Lock()  # the move-to-end of a hit and an eviction race otherwise
 
-    return Invoice(
-        currency=currency,
-        timestamp=timestamp,
-        payment_hash=values["p"],  # type: ignore[arg-type]
-        amount_msat=amount,
-        payment_secret=values.get("s"),  # type: ignore[arg-type]
-        description=values.get("d"),  # type: ignore[arg-type]
-        description_hash=values.get("h"),  # type: ignore[arg-type]
-        expiry=values.get("x"),  # type: ignore[arg-type]
-        min_final_cltv_expiry=values.get("c"),  # type: ignore[arg-type]
-        features=values.get("9"),  # type: ignore[arg-type]
-        payee=payee,
-        extra_fields=tuple(extra),
-        fields=tuple(fields),
-        signature=signature,
-        has_payee_field="n" in values,
+    def get(self, text: str) -> Invoice | None:
+        with self._lock:
+            inv = self._by_text.get(text)
+            if inv is not None:
+                self._by_text.move_to_end(text)
+            return inv
+
+    def put(self, text: str, inv: Invoice) -> None:
+        with self._lock:
+            self._by_text[text] = inv
+            if len(self._by_text) > self.size:
+                self._by_text.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_text.clear()
+
+
+_kept = _Kept(DECODED_CACHE)
+
+
+def _decode_verified(text: str) -> Invoice:
+    inv = _kept.get(text)
+    if inv is not None:
+        return inv
+    r = _read(text, keep_fields=True)  # raises on any defect: a string that fails is not kept
+    inv = Invoice(
+        currency=r.currency,
+        timestamp=r.timestamp,
+        payment_hash=r.p,
+        amount_msat=r.amount,
+        payment_secret=r.s,
+        description=r.d,
+        description_hash=r.h,
+        expiry=r.x,
+        min_final_cltv_expiry=r.c,
+        features=r.f9,
+        payee=r.payee,
+        extra_fields=r.extra,
+        fields=r.fields,
+        signature=r.signature,
+        has_payee_field=r.n is not None,
     )
+    _kept.put(text, inv)
+    return inv

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gateway.ln.codec.bolt8 import (
     ACT_ONE_LEN,
@@ -41,6 +42,11 @@ class Connection:
         self._reader = reader
         self._writer = writer
         self._session = session
+        # asyncio's socket transport receives up to 256 KiB at a time into a new bytes object:
+        # at that size every received message cost an mmap, an mremap and a munmap
+        transport: Any = getattr(writer, "transport", None)
+        if hasattr(transport, "max_size"):
+            transport.max_size = self.READ_SIZE
         self._recv_lock = asyncio.Lock()
         self._buffer = bytearray()
         self._length: int | None = None  # the decrypted length of the frame being received

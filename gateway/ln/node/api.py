@@ -89,6 +89,13 @@ def routes(node: Node) -> dict[str, Any]:
         }
 
     async def pay(body: dict[str, Any]) -> Any:
+        node.timeline.mark("api", "pay")
+        try:
+            return await _pay(body)
+        finally:
+            node.timeline.mark("api_done", "pay")
+
+    async def _pay(body: dict[str, Any]) -> Any:
         timeout = float(body.get("timeout", 30))
         if "requests" in body:
             # already decoded: [payee hex, payment hash hex, amount msat, payment secret hex]
@@ -120,8 +127,12 @@ def routes(node: Node) -> dict[str, Any]:
         node.watch.tick()
         return {"height": node.height}
 
+    async def timeline(_: dict[str, Any]) -> Any:
+        return node.timeline.take()
+
     return {
         "GET /info": info,
+        "GET /timeline": timeline,
         "GET /channels": channels,
         "POST /connect": connect,
         "POST /open": open_,

@@ -6,14 +6,19 @@ queue by the SHA-256 of their bytes ("#" + hex: `channel_blobs` rows, content-ad
 of at most INLINE_MAX bytes is inline hex instead, as in a channel with few HTLCs): a commitment is
 written once when it is signed, however many commits of the round follow, and a proposal that
 becomes `latest` is not written again. A blob no longer named by the document is deleted in the
-same transaction (store.py). Version 1 documents (everything inline, hex) still load.
+same transaction (store.py). The funding body and signatures and a force close (`extra`,
+EXTRA_BLOBS) are blobs too, written once: the document of a channel in a round stays within one
+SQLite page. Version 1 documents (everything inline, hex) and version 2 (`extra` inline) still
+load.
 
 Pure: no I/O; the store hands in the blobs it holds.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +29,7 @@ from gateway.ln.codec import bolt3
 from gateway.ln.errors import ChannelStoreError
 from gateway.ln.node.keys import NodeKeys
 
-VERSION = 2
+VERSION = 3  # 3: `extra_blobs` (EXTRA_BLOBS parts of `extra` as blobs)
 INLINE_MAX = 1024  # bytes: a part this small is kept in the document (no row of its own)
 Blobs = dict[bytes, bytes]  # key (sha256 of the data) -> data
 _HTLC_SIZE = 53
@@ -119,9 +124,128 @@ def channel_to_doc(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[dict[str,
         "remote_secrets": ch.remote_secrets.to_bytes().hex(),
         "next_local_htlc_id": ch.next_local_htlc_id,
         "closing_sigs": [x.hex() for x in ch.closing_sigs],
-        "extra": ch.extra,
     }
+    doc["extra"], refs = _split_extra(ch.extra, blobs)
+    if refs:
+        doc["extra_blobs"] = refs
     return doc, blobs
+
+
+_FIXED: dict[bytes, tuple[tuple[Any, ...], str]] = {}  # channel id -> (fields, their JSON)
+_SECRETS: dict[bytes, tuple[tuple[int, int, int | None], str]] = {}  # id -> (key, hex)
+
+
+def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Blobs]:
+    """`channel_to_doc` as JSON text (``json.loads`` of it is that document), built for the
+    commit that writes it: a channel is written by nearly every commit of a payment, and
+    `json.dumps` of the whole document cost more than its SQLite statements. The fields that
+    never change and the peer's secrets (changed by a revoke only) are formatted once."""
+    blobs: Blobs = {}
+
+    def ref(kb: tuple[bytes, bytes]) -> str:
+        if len(kb[1]) <= INLINE_MAX:
+            return kb[1].hex()
+        blobs[kb[0]] = kb[1]
+        return "#" + kb[0].hex()
+
+    cid = ch.channel_id
+    fields = (ch.me, ch.funding_pubs, ch.node_ids, ch.chain, ch.capacity_msat)
+    fixed = _FIXED.get(cid)
+    if fixed is None or fixed[0] != fields:
+        text = json.dumps(
+            {
+                "v": VERSION,
+                "channel_id": cid.hex(),
+                "me": ch.me,
+                "funding_pubs": [x.hex() for x in ch.funding_pubs],
+                "node_ids": [x.hex() for x in ch.node_ids],
+                "chain": ch.chain,
+                "capacity_msat": ch.capacity_msat,
+            }
+        )[1:-1]
+        fixed = _remember(_FIXED, cid, (fields, text))
+    rs = ch.remote_secrets
+    skey = (id(rs), len(rs.entries), rs.last_index)
+    secrets = _SECRETS.get(cid)
+    if secrets is None or secrets[0] != skey:
+        secrets = _remember(_SECRETS, cid, (skey, _secrets_hex(rs)))
+    inline, blob_refs = _split_extra(ch.extra, blobs)
+    refs = f', "extra_blobs": {json.dumps(blob_refs)}' if blob_refs else ""
+    p = ch.proposal
+    proposal = (
+        "null"
+        if p is None
+        else f'["{ref(commitment_blob(p.commitment))}", "{ref(batch_blob(p.updates))}", '
+        f'"{p.sig.hex()}", "{p.ledger_sig.hex()}"]'
+    )
+    text = (
+        f'{{{fixed[1]}, "latest": "{ref(commitment_blob(ch.latest))}", '
+        f'"state": {int(ch.state)}, '
+        f'"sigs": ["{ch.sigs[0].hex()}", "{ch.sigs[1].hex()}"], '
+        f'"remote_ledger_sig": "{ch.remote_ledger_sig.hex()}", '
+        f'"latest_proposer": {int(ch.latest_proposer)}, "proposal": {proposal}, '
+        f'"pending": "{ref(pending)}", "remote_next_hash": "{ch.remote_next_hash.hex()}", '
+        f'"remote_prev_hash": "{ch.remote_prev_hash.hex()}", '
+        f'"awaiting_revoke": {"true" if ch.awaiting_revoke else "false"}, '
+        f'"unrevoked_updates": "{ref(batch_blob(ch.unrevoked_updates))}", '
+        f'"unrevoked_removed": "{ref(_tuple_blob(ch.unrevoked_removed, _encode_htlcs))}", '
+        f'"remote_secrets": "{secrets[1]}", "next_local_htlc_id": {int(ch.next_local_htlc_id)}, '
+        f'"closing_sigs": ["{ch.closing_sigs[0].hex()}", "{ch.closing_sigs[1].hex()}"], '
+        f'"extra": {json.dumps(inline)}{refs}}}'
+    )
+    return text, blobs
+
+
+# parts of `extra` set once when the channel is funded or force-closed (a few hundred bytes
+# each, never changed in place): kept as blobs, so the document of a channel in a round stays
+# within one SQLite page (4,096 bytes; a longer row spills into overflow pages, and each
+# commit then rewrote those and the free list too: 8 pages a commit instead of 1)
+EXTRA_BLOBS = ("funding", "funding_sigs", "force_close")
+
+
+def _split_extra(extra: dict[str, Any], blobs: Blobs) -> tuple[dict[str, Any], dict[str, str]]:
+    """`extra` without its EXTRA_BLOBS parts, and those parts' blob keys (their JSON bytes
+    added to `blobs`)."""
+    if not any(k in extra for k in EXTRA_BLOBS):
+        return extra, {}
+    inline, refs = {}, {}
+    for k, v in extra.items():
+        if k in EXTRA_BLOBS:
+            key, data = _blob(json.dumps(v).encode())
+            blobs[key] = data
+            refs[k] = key.hex()
+        else:
+            inline[k] = v
+    return inline, refs
+
+
+def _secrets_hex(rs: bolt3.SecretStore) -> str:
+    """``rs.to_bytes().hex()``: a revoke changes one entry of up to 49, the others are kept."""
+    return f"{len(rs.entries):02x}" + "".join(
+        [_entry_hex(b, *rs.entries[b]) for b in sorted(rs.entries)]
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _entry_hex(bucket: int, index: int, secret: bytes) -> str:
+    return (bytes([bucket]) + index.to_bytes(6, "big") + secret).hex()
+
+
+def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> Any:
+    if len(cache) >= 4096:  # a node with more channels than this formats some again
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _join_extra(d: dict[str, Any], blobs: Blobs) -> dict[str, Any]:
+    extra = dict(d.get("extra", {}))
+    for k, key in d.get("extra_blobs", {}).items():
+        data = blobs.get(bytes.fromhex(key))
+        if data is None:
+            raise ChannelStoreError(f"channel {d['channel_id'][:12]}: blob {key[:12]} missing")
+        extra[k] = json.loads(data)
+    return extra
 
 
 def pending_blob(ch: Channel, last: tuple[bytes, bytes] | None) -> tuple[bytes, bytes]:
@@ -176,5 +300,5 @@ def channel_from_doc(d: dict[str, Any], keys: NodeKeys, blobs: Blobs) -> Channel
         remote_secrets=bolt3.SecretStore.from_bytes(h(d["remote_secrets"])),
         next_local_htlc_id=d["next_local_htlc_id"],
         closing_sigs=(h(d["closing_sigs"][0]), h(d["closing_sigs"][1])),
-        extra=d.get("extra", {}),
+        extra=_join_extra(d, blobs),
     )

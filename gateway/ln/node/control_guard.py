@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ln.errors import LnError
+from gateway.log_budget import LogBudget
 
 TOKEN_FILE = "control_token"
 MAX_DEPTH = 32
@@ -125,28 +126,24 @@ def check_request(
 
 
 class RejectionLog:
-    """At most `burst` log lines per reason per `window_s`; the rest are counted."""
+    """At most `burst` log lines per reason per `window_s` (gateway.log_budget); the rest are
+    counted."""
 
     def __init__(
         self, burst: int = 10, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.burst, self.window_s, self._clock = burst, window_s, clock
-        self._windows: dict[str, tuple[float, int, int]] = {}
-        self.total = 0
+        self._budget = LogBudget(burst, window_s, clock)
+
+    @property
+    def total(self) -> int:
+        return self._budget.total
 
     def log(self, status: int, reason: str, peer: str) -> bool:
-        self.total += 1
-        key = f"{status} {reason[:40]}"
-        now = self._clock()
-        start, logged, suppressed = self._windows.get(key, (now, 0, 0))
-        if now - start >= self.window_s:
-            start, logged = now, 0
-        if logged >= self.burst:
-            self._windows[key] = (start, logged, suppressed + 1)
+        admitted = self._budget.admit(f"{status} {reason[:40]}")
+        if admitted is None:
             return False
-        more = f" (+{suppressed} more not logged)" if suppressed else ""
+        more = f" (+{admitted.held} more not logged)" if admitted.held else ""
         log.warning("control API refused a request from %s: %d %s%s", peer, status, reason, more)
-        self._windows[key] = (start, logged + 1, 0)
         return True
 
 

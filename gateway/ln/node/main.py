@@ -20,6 +20,7 @@ from gateway.ln.node.control import serve_control
 from gateway.ln.node.control_guard import load_or_create_token
 from gateway.ln.node.ledger_port import LedgerPort
 from gateway.ln.node.node import Node
+from gateway.ln.node.timeline import Timeline
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
@@ -43,6 +44,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         help="most of our balance to commit to a channel a peer opens to us (default 0)",
     )
     ap.add_argument("--tick", type=float, default=0.2)
+    ap.add_argument(
+        "--timeline",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the last N timing marks for GET /timeline (default 0: off)",
+    )
     ap.add_argument("-v", "--verbose", action="count", default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(
@@ -67,6 +75,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
             args.data_dir, ledger, policy, host=args.listen, accept_max_msat=args.accept_max_msat
         )
         node.switch.refuse_forwarding = args.refuse_forwarding
+        node.timeline = Timeline(args.timeline)
         await node.start(args.port, args.tick)
         token = load_or_create_token(args.data_dir)
         ctl = await serve_control("127.0.0.1", args.control_port, routes(node), token)

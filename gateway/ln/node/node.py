@@ -80,6 +80,7 @@ class Node(NodeCore):
             await asyncio.sleep(tick_s)
             try:
                 self.watch.tick()
+                self.gossip.forget_closed()
             except LedgerPortError as exc:
                 log.warning("ledger: %s", exc)
             except Exception:  # the ticker is the node's heartbeat: it must never stop
@@ -119,7 +120,7 @@ class Node(NodeCore):
         old = self.peers.get(nid)
         if old is not None:
             await old.conn.close()
-        peer = Peer(nid, conn, self.commit)
+        peer = Peer(nid, conn, self.commit, self.timeline)
         self.peers[nid] = peer
         self.switch.online.add(nid)
         log.info("peer %s up", peer.short)

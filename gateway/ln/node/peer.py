@@ -15,6 +15,7 @@ from typing import Any
 from gateway.ln.channel import messages_wire as channel_wire
 from gateway.ln.codec.wire import TABLE, must_close
 from gateway.ln.errors import ChannelError, LnError, TransportError, UnknownMessageError, WireError
+from gateway.ln.node.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,15 @@ MAX_BURST = 64  # messages already received that are handled before one commit a
 
 
 class Peer:
-    def __init__(self, node_id: bytes, conn: Any, commit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        node_id: bytes,
+        conn: Any,
+        commit: Callable[[], None],
+        timeline: Timeline | None = None,
+    ) -> None:
         self.node_id = node_id
+        self.timeline = timeline or Timeline()
         self.conn = conn
         self._commit = commit
         self.outbox: list[bytes] = []
@@ -45,6 +53,7 @@ class Peer:
             return
         self._commit()
         out, self.outbox = self.outbox, []
+        self.timeline.mark("send", f"{len(out)} to {self.short}")
         try:
             self.conn.send_all(out)  # together: the peer handles them as one burst
         except TransportError as exc:
@@ -65,6 +74,7 @@ class Peer:
                     if raw is None:
                         break
                     burst.append(raw)
+                self.timeline.mark("read", f"{len(burst)} from {self.short}")
                 try:
                     for raw in burst:
                         if not await self._handle(raw, dispatch):
@@ -89,8 +99,12 @@ class Peer:
         except WireError as exc:
             log.warning("peer %s: malformed message: %s", self.short, exc)
             return True
+        tl = self.timeline
+        if tl.enabled:
+            tl.mark("recv", f"{type(msg).__name__} from {self.short}")
         try:
             await dispatch(self, msg)
+            tl.mark("handled", f"{type(msg).__name__} from {self.short}")
         except ChannelError as exc:
             log.warning("peer %s: rejected %s: %s", self.short, type(msg).__name__, exc)
         except LnError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 from gateway.durable_db import open_durable
 from gateway.ln.channel.channel import Channel
 from gateway.ln.errors import ChannelStoreError
-from gateway.ln.node.channel_doc import channel_from_doc, channel_to_doc, pending_blob
+from gateway.ln.node.channel_doc import channel_doc_json, channel_from_doc, pending_blob
 from gateway.ln.node.keys import NodeKeys
 from gateway.ln.node.switch import Invoice, Payment, Switch, link_key
 
@@ -175,7 +175,7 @@ class Store:
         delete those it no longer names; returns what is stored after this transaction."""
         cid = ch.channel_id
         pending = pending_blob(ch, self._pending.get(cid))
-        doc, blobs = channel_to_doc(ch, pending)
+        doc, blobs = channel_doc_json(ch, pending)
         stored = self._blobs.get(cid, set())
         for key, blob in blobs.items():
             if key not in stored:
@@ -184,10 +184,10 @@ class Store:
                 )
         for key in stored - blobs.keys():
             self.db.execute("DELETE FROM channel_blobs WHERE channel = ? AND key = ?", (cid, key))
-        self.db.execute(
-            "INSERT OR REPLACE INTO channels VALUES (?, ?, ?)",
-            (cid, int(ch.state), json.dumps(doc)),
-        )
+        # in place (one page); a new channel's first write inserts its row
+        state = int(ch.state)
+        if cid not in self._blobs or not self.db.execute(_UPDATE, (state, doc, cid)).rowcount:
+            self.db.execute("INSERT OR REPLACE INTO channels VALUES (?, ?, ?)", (cid, state, doc))
         return set(blobs), pending
 
     @staticmethod
@@ -226,6 +226,7 @@ class Store:
         )
 
 
+_UPDATE = "UPDATE channels SET state = ?, doc = ? WHERE id = ?"
 _KEY = {"invoices": "hash", "payments": "hash", "links": "key"}
 _PLAIN = {"": '""', "pending": '"pending"', "succeeded": '"succeeded"', "failed": '"failed"'}
 

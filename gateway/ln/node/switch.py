@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 MIN_FINAL_CLTV = 18  # blocks the payee wants left when it receives the HTLC
 FAIL_MARGIN = 2  # fail an incoming HTLC this many blocks before it expires
-PRUNE_MIN = 16  # preimages kept with a channel before a pruning pass
+PRUNE_MIN = (
+    4  # preimages kept with a channel before a pruning pass (each ~134 bytes of its document)
+)
 
 
 def link_key(channel_id: bytes, htlc_id: int) -> bytes:

@@ -125,7 +125,7 @@ def test_replayed_transaction_in_a_later_block_is_caught(ledger):
     store = Store(db)
     tip = store.block(store.tip_height())
     replayed = store.block(5).txs[0]
-    store.close()  # the store's tx index refuses a replay, so a forger writes the row by hand
+    store.close()  # a forger writes the row by hand (Store.append of a sealed block would do too)
     key = load(ledger.config_path).validator_key()
     block = blocks.seal(tip, tip.header["chain"], [replayed], tip.header["time_ms"] + 1, key)
     with sqlite3.connect(db) as conn:

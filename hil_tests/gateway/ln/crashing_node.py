@@ -45,7 +45,7 @@ def install(spec: str) -> None:
     crash = _CrashAt(spec)
     original_init = peer_module.Peer.__init__
 
-    def init(self: Any, node_id: bytes, conn: Any, commit: Callable[[], None]) -> None:
+    def init(self: Any, node_id: bytes, conn: Any, commit: Callable[[], None], *rest: Any) -> None:
         def commit_with_crash() -> None:
             crash.reach("before_commit")
             commit()
@@ -58,7 +58,7 @@ def install(spec: str) -> None:
             crash.reach("after_send")
 
         conn.drain = drain_with_crash
-        original_init(self, node_id, conn, commit_with_crash)
+        original_init(self, node_id, conn, commit_with_crash, *rest)
 
     peer_module.Peer.__init__ = init  # type: ignore[method-assign]
 

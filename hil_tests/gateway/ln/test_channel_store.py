@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gateway.ln.channel.channel import Channel
 from gateway.ln.channel.htlc import encode_updates
+from gateway.ln.node.channel_doc import VERSION, channel_doc_json, channel_to_doc, pending_blob
 from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
 from hil_tests.gateway.ln.channel_pair import make_pair, node_keys
@@ -50,6 +51,10 @@ class _Side:
     peak = 0
 
     def commit_and_reload(self) -> None:
+        # the JSON text the store writes is the document, whatever the channel holds
+        pending = pending_blob(self.ch, None)
+        text, blobs = channel_doc_json(self.ch, pending)
+        assert (json.loads(text), blobs) == channel_to_doc(self.ch, pending)
         self.store.mark(self.ch)
         self.store.commit(self.switch)
         self.peak = max(self.peak, self.blob_rows())
@@ -68,6 +73,8 @@ def test_channel_reloads_identical_after_every_step_and_blobs_do_not_pile_up(
     tmp_path: Path,
 ) -> None:
     a, b = make_pair()
+    b.extra["note"] = {"text": 'a "quoted" \\ \u00fc\n', "n": [1, None, True]}
+    b.extra["funding"] = {"kind": "channel_fund", "nonce": "ab" * 8, "amount_a_msat": 10**10}
     sa, sb = _Side(tmp_path / "a.sqlite", "alice", a), _Side(tmp_path / "b.sqlite", "bob", b)
     # 30 HTLCs a round: commitments and batches above INLINE_MAX, stored as blobs
     preimages = [hashlib.sha256(b"p%d" % i).digest() for i in range(120)]
@@ -101,11 +108,15 @@ def test_channel_reloads_identical_after_every_step_and_blobs_do_not_pile_up(
         a.receive_revoke(rev)
         sa.commit_and_reload()
     assert max(sa.peak, sb.peak) >= 2  # blobs were used
-    # at rest a channel names only its latest commitment (and its small queue, inline)
-    assert sa.blob_rows() <= 1 and sb.blob_rows() <= 1
+    # at rest a channel names only its latest commitment (and its small queue, inline) and
+    # its funding body (written once)
+    assert sa.blob_rows() <= 1 and sb.blob_rows() <= 2
+    with sqlite3.connect(sb.path) as db:
+        (doc,) = db.execute("SELECT doc FROM channels").fetchone()
+    assert "channel_fund" not in doc and "funding" in json.loads(doc)["extra_blobs"]
 
 
-def test_a_version_1_document_loads_and_is_rewritten_as_version_2(tmp_path: Path) -> None:
+def test_a_version_1_document_loads_and_is_rewritten_in_the_current_version(tmp_path: Path) -> None:
     a, b = make_pair()
     a.queue_add(1000, hashlib.sha256(b"x").digest(), 500)
     msg = a.propose()
@@ -155,7 +166,7 @@ def test_a_version_1_document_loads_and_is_rewritten_as_version_2(tmp_path: Path
     again.commit(sw)
     with sqlite3.connect(tmp_path / "a.sqlite") as db:
         doc = json.loads(db.execute("SELECT doc FROM channels").fetchone()[0])
-    assert doc["v"] == 2 and doc["latest"] == a.latest.encode().hex()  # small: inline
+    assert doc["v"] == VERSION and doc["latest"] == a.latest.encode().hex()  # small: inline
     side.commit_and_reload()
     assert b.latest == a.latest
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from hil_tests.bench import bench_channels
 
 NUM = r"(\d+(?:\.\d+)?)"
@@ -35,3 +37,52 @@ def test_bench_channels_runs_and_prints(capsys):
     assert 0 < float(cli.group(1)) <= float(cli.group(2)) and int(cli.group(3)) == 5
     assert float(node.group(1)) <= float(cli.group(2))  # the client sees at least the node's time
     assert re.search(NUM + r" fsyncs/payment \(3 nodes\)", out), out
+    # the timeline: the median payment's critical path passes the 9 commits of a 2-hop payment
+    path = re.search(r"timeline of the median payment \(" + NUM + r" ms, (\d+) store commits", out)
+    assert path and int(path.group(2)) == bench_channels.COMMITS_ON_PATH, out
+    assert "store commit (fsync)" in out and "alice->bob" in out and "carol->bob" in out, out
+
+
+def _marks(node: str, *steps: tuple[float, str, str]) -> list[dict]:
+    return [{"t_ns": int(t * 1e6), "what": w, "detail": d} for t, w, d in steps]
+
+
+def test_the_critical_path_crosses_to_the_sender_at_each_read_and_sums_to_the_latency():
+    from hil_tests.bench import two_hop_timeline as tl
+
+    shorts = {"aaaaaaaaaaaa": "a", "bbbbbbbbbbbb": "b"}
+    marks = tl.merge(
+        {
+            "a": _marks(
+                "a",
+                (1.0, "api", "pay"),
+                (1.5, "react", ""),
+                (1.6, "commit", ""),
+                (2.0, "committed", ""),
+                (2.1, "send", "1 to bbbbbbbbbbbb"),
+                (2.2, "read", "1 from cccccccccccc"),  # another peer, not on the path
+                (4.0, "read", "1 from bbbbbbbbbbbb"),
+                (4.1, "recv", "AckBatch from bbbbbbbbbbbb"),
+                (4.3, "handled", "AckBatch from bbbbbbbbbbbb"),
+                (4.4, "react", ""),
+                (4.5, "paid", "x"),
+                (4.6, "api_done", "pay"),
+            ),
+            "b": _marks(
+                "b",
+                (2.5, "read", "1 from aaaaaaaaaaaa"),
+                (2.6, "recv", "UpdateBatch from aaaaaaaaaaaa"),
+                (3.0, "handled", "UpdateBatch from aaaaaaaaaaaa"),
+                (3.1, "react", ""),
+                (3.2, "commit", ""),
+                (3.7, "committed", ""),
+                (3.8, "send", "1 to aaaaaaaaaaaa"),
+            ),
+        }
+    )
+    path = tl.critical_path(marks, shorts, "a", 0, 10**9)
+    assert [s.node for s in path][:6] == ["a", "a", "a", "a", "a->b", "b"]
+    assert path[0].label == tl.PROPOSE and path[4].label.endswith("(wire)")
+    assert sum(s.ms for s in path) == pytest.approx(3.6)  # api at 1.0 -> api_done at 4.6
+    assert sum(s.ms for s in path if s.label == "store commit (fsync)") == pytest.approx(0.9)
+    assert tl.breakdown([path])[0][0] == "store commit (fsync)"

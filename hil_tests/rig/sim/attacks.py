@@ -16,7 +16,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from hil_tests.rig.sim.grid import SimGrid, SimNode
+from hil_tests.rig.sim.grid import SimGrid
+from hil_tests.rig.sim.node import SimNode
 from sgcore import topics
 
 

@@ -24,9 +24,11 @@ from rich.table import Table
 from gateway.errors import GatewayError
 from hil_tests.rig import report
 from hil_tests.rig.board_process import BoardTimeout
-from hil_tests.rig.sim.grid import SimError
-from hil_tests.rig.sim.run import SimOptions, auto_speed, run
+from hil_tests.rig.sim import day_start
+from hil_tests.rig.sim.node import SimError
+from hil_tests.rig.sim.run import SimOptions, run
 from hil_tests.rig.sim.scenarios import SCENARIOS
+from hil_tests.rig.sim.speed import auto_speed
 from hil_tests.rig.sim.view import say
 
 
@@ -186,13 +188,14 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float | None, in
         say(console, f"sgrid sim: {one_line(exc)} (logs under {workdir})", style="bold red")
         sys.exit(3)
     out = report_dir or workdir / "report"
-    page = report.write(out, result)
+    lines = summary_lines(result)
+    page = report.write(out, result, lines)
     if plot_path is not None:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "power.png", plot_path)
     console.print(summary(result))
-    say(console, service_line(result))
-    say(console, invariants_line(result))
+    for line in lines:
+        say(console, line)
     say(console, f"report: {page} (report.json, PNGs beside it)")
     failed = report.failed_invariants(result)
     if failed:
@@ -233,17 +236,26 @@ def summary(result: dict) -> Table:
 def service_line(result: dict) -> str:
     """The prepaid loads served, and where the money is (report.json `service`, `money`)."""
     s, m = result.get("service") or {}, result.get("money") or {}
-    line = (f"served: {s.get('bought_credit', 0)} of {s.get('prepaid', 0)} prepaid loads bought "
-            f"credit, {s.get('got_delivery', 0)} drew energy; unserved "
-            f"{s.get('unserved_wh', 0) / 1000:.1f} kWh")  # fmt: skip
+    line = (f"prepaid loads: {s.get('bought_credit', 0)} of {s.get('prepaid', 0)} bought credit, "
+            f"{s.get('got_delivery', 0)} drew >= 1 Wh, {s.get('never_short', 0)} never short; "
+            f"unserved {s.get('unserved_wh', 0) / 1000:.1f} kWh (wanted while the relay was "
+            "open)")  # fmt: skip
     if m:
         # in whole sat, the parts rounded so that they add up (each rounded down lost up to 1 sat
         # per part: "20,399,909 + 90 of 20,400,000" for a grid whose msat balanced exactly)
         held = m["holdings_msat"] // 1000
-        in_flight = (m["holdings_msat"] + m["unassigned_msat"]) // 1000 - held
-        line += (f"; money: {held:,} sat held + {in_flight:,} in flight of "
-                 f"{m['deposits_msat'] // 1000:,} deposited")  # fmt: skip
+        unassigned = (m["holdings_msat"] + m["unassigned_msat"]) // 1000 - held
+        # unassigned: HTLCs in flight, payments one end lists and the other not yet, channels
+        # neither end listed (money.py); never negative (invariant money_accounted)
+        line += (f"; money: {held:,} sat held + {unassigned:,} unassigned (in flight, unlisted) "
+                 f"of {m['deposits_msat'] // 1000:,} deposited")  # fmt: skip
     return line
+
+
+def summary_lines(result: dict) -> list[str]:
+    """What the terminal prints after the table, and report.html at its top."""
+    return [day_start.line(result.get("day_start") or {}), service_line(result),
+            invariants_line(result)]  # fmt: skip
 
 
 def invariants_line(result: dict) -> str:

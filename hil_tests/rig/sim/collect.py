@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ledger.client import LedgerClient
-from hil_tests.rig.sim.grid import ASK_WORKERS, SimGrid, SimNode, close_client
+from hil_tests.rig.sim.grid import SimGrid
+from hil_tests.rig.sim.node import ASK_WORKERS, SimNode, close_client
 from hil_tests.rig.sim.slot_balance import AHEAD_S, Sample
 from hil_tests.rig.stored_readings import stored_rows
 from sgcore.reading import KIND_READING, meter_id_from_pubkey

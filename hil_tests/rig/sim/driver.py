@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hil_tests.rig.sim.grid import SimGrid, SimNode
+from hil_tests.rig.sim.grid import SimGrid
+from hil_tests.rig.sim.node import SimNode
 
 LOSS_STEP_S = 300
 PERIOD_S = 900

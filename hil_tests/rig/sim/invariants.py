@@ -175,6 +175,21 @@ def supply_constant(
     return out
 
 
+def money_accounted(summary: dict[str, Any]) -> dict[str, Any]:
+    """Every msat deposited is in a node's holdings or unassigned (`difference` 0), and no channel
+    holds less than nobody's money (`unassigned` never below zero, in any channel): a negative
+    remainder means its ends' listings or the ledger's balances count more money than the
+    channel has, i.e. money created or assigned twice (hil_tests/rig/sim/money.py)."""
+    negative = summary.get("negative_channels") or {}
+    out = {"holds": summary.get("difference_msat") == 0 and summary.get("unassigned_msat", -1) >= 0
+           and not negative, "difference_msat": summary.get("difference_msat"),
+           "unassigned_msat": summary.get("unassigned_msat"),
+           "between_listings_msat": summary.get("between_listings_msat", 0)}  # fmt: skip
+    if negative:
+        out["negative_channels"] = {cid[:16]: v for cid, v in negative.items()}
+    return out
+
+
 def settlement_zero(statements: list[dict[str, Any]]) -> dict[str, Any]:
     """Settlement statements of every period sum to zero money created."""
     per_period: dict[Any, int] = defaultdict(int)

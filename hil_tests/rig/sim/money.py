@@ -1,12 +1,16 @@
 """Where every node's money is at the end of a run, from the ledger and the channels (pure).
 
 A node's money (`holdings`) is its ledger balance plus its side of every channel the ledger
-still holds: an open channel's side as the node lists it (or as its peer lists the peer's
-remote side, when the node did not answer), a closing channel's side of the published state.
-What belongs to nobody yet (HTLCs in flight, a closing or settled channel's pending HTLC
-outputs, an open channel neither end listed) is `unassigned`. Every msat starts as a deposit, so
+still holds: an open channel's side as both ends list it (the smaller of the node's own
+listing and its peer's listing of the peer's remote side; one of them when the other node did
+not answer), a closing channel's side of the published state. What belongs to nobody yet
+(HTLCs in flight, a payment one end lists as done and the other not yet, a closing or settled
+channel's pending HTLC outputs, an open channel neither end listed) is `unassigned`. Every msat
+starts as a deposit, so
 
-    sum(holdings) + unassigned == sum(deposits)
+    sum(holdings) + unassigned == sum(deposits),  unassigned >= 0 in every channel
+
+(a negative remainder is money a listing or the ledger created: invariants.money_accounted)
 
 and each node's `money_delta_msat` (holdings - deposit) splits into what it was paid for the
 receipts it sold (`earned_msat`: its paid invoices), what it paid (`spent_msat`: its succeeded
@@ -25,9 +29,18 @@ from typing import Any
 
 def channel_sides(
     ledger_channel: dict[str, Any], ends: dict[str, dict[str, Any]], by_id: dict[str, str]
-) -> tuple[dict[str, int], int]:
-    """(node name -> its side of the channel, unassigned msat) for one ledger channel; `ends`:
-    the node name -> its listing ({"local_msat", "remote_msat"}) of the same channel."""
+) -> tuple[dict[str, int], int, dict[str, int]]:
+    """(node name -> its side of the channel, unassigned msat, node name -> msat its side may be
+    short by) for one ledger channel; `ends`: the node name -> its listing ({"local_msat",
+    "remote_msat"}) of the same channel.
+
+    An open channel's side is what both listings give the node, the smaller of its own
+    `local_msat` and its peer's `remote_msat`: the rig reads the two ends one after the other
+    while payments go on, so one end may list a payment done that the other does not list yet:
+    summing each end's own `local_msat` then counts that payment on both sides, and `unassigned`
+    went negative by its amount. The difference is money moving between them, unassigned and
+    never counted twice; a listing whose own sides exceed the capacity still shows as a negative
+    remainder (money created)."""
     status = ledger_channel.get("status")
     a, b = by_id.get(ledger_channel["a"], ""), by_id.get(ledger_channel["b"], "")
     capacity = int(ledger_channel.get("capacity_msat", 0))
@@ -35,19 +48,21 @@ def channel_sides(
                   if h.get("outcome") == "pending")  # fmt: skip
     if status == "open":
         sides: dict[str, int] = {}
+        short: dict[str, int] = {}
         for me, peer in ((a, b), (b, a)):
-            if me in ends:
-                sides[me] = int(ends[me]["local_msat"])
-            elif peer in ends:
-                sides[me] = int(ends[peer]["remote_msat"])
-        return sides, capacity - sum(sides.values())
+            views = [int(v) for v in (ends.get(me, {}).get("local_msat"),
+                                      ends.get(peer, {}).get("remote_msat")) if v is not None]  # fmt: skip
+            if views:
+                sides[me] = min(views)
+                short[me] = max(views) - min(views)
+        return sides, capacity - sum(sides.values()), short
     if status == "closing":
         state = ledger_channel.get("state") or {}
         sides = {a: int(state.get("balance_a_msat", 0)), b: int(state.get("balance_b_msat", 0))}
-        return sides, capacity - sum(sides.values())
+        return sides, capacity - sum(sides.values()), {}
     if status == "settled":
-        return {}, pending  # the balances are paid out; the HTLC outputs wait for a claim
-    return {}, 0  # closed or penalized: paid out to ledger balances
+        return {}, pending, {}  # the balances are paid out; the HTLC outputs wait for a claim
+    return {}, 0, {}  # closed or penalized: paid out to ledger balances
 
 
 def node_money(
@@ -65,13 +80,21 @@ def node_money(
     {deposits, holdings, unassigned, difference}: `difference` is 0 when every msat deposited
     is in a node's holdings or unassigned. `listed`: channel id -> node name -> its listing."""
     holdings = {name: int(balances.get(name, 0)) for name in deposits}
-    in_flight = dict.fromkeys(deposits, 0)  # HTLCs in its channels, either way (unassigned)
-    unassigned = 0
+    # HTLCs in its channels, either way, and payments one end lists and the other not yet
+    in_flight = dict.fromkeys(deposits, 0)
+    unassigned = between = 0
+    negative: dict[str, int] = {}  # channel id -> its remainder, where below zero
     for cid, ch in ledger_channels.items():
-        sides, rest = channel_sides(ch, listed.get(cid, {}), by_id)
+        sides, rest, short = channel_sides(ch, listed.get(cid, {}), by_id)
         for name, msat in sides.items():
             if name in holdings:
                 holdings[name] += msat
+        for name, msat in short.items():
+            if name in in_flight:
+                in_flight[name] += msat
+        between += max(short.values(), default=0)
+        if rest < 0:
+            negative[cid] = rest
         for name, end in listed.get(cid, {}).items():
             if name in in_flight and ch.get("status") == "open":
                 in_flight[name] += int(end.get("in_flight_msat", 0))
@@ -95,7 +118,9 @@ def node_money(
         "deposits_msat": total_dep,
         "holdings_msat": total_held,
         "unassigned_msat": unassigned,
+        "between_listings_msat": between,  # of unassigned: paid, listed by one end only (at most)
         "difference_msat": total_dep - total_held - unassigned,
         "balances_read": len(balances),
+        "negative_channels": dict(sorted(negative.items())[:5]),
     }
     return out, summary
