@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway import pooled_http
-from gateway.ledger import keys, merkle
+from gateway.ledger import keys, merkle, thread_cpu
 from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.errors import LedgerUnavailable, NotFound, TxRejected
 
@@ -75,7 +75,7 @@ def _get(node: Node, path: str) -> dict[str, Any]:
             "mode": node.mode,
         }
     if path == "/v1/stats":
-        return {"mode": node.mode, **node.stats()}
+        return {"mode": node.mode, **node.stats(), **thread_cpu.by_role()}
     if m := re.fullmatch(r"/v1/tx/([0-9a-f]{64})", path):
         receipt = chain.receipt(m[1])
         if receipt is None:

@@ -1,6 +1,6 @@
 """Payment-channel benchmark: gateway node processes on loopback (BOLT-8, SQLite WAL FULL).
 
-    uv run python -m hil_tests.bench.bench_channels [--payments 3000] [--latency 300] [--rounds 5]
+    uv run python -m hil_tests.bench.bench_channels [--payments 3000] [--latency 300] [--rounds 7]
 
 Prints: single-hop payments per second over one channel (payments sent together, so HTLCs batch
 into few commitments as Lightning does), 2-hop payment latency p50/p99 (one payment at a time,
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--payments", type=int, default=3000)
     ap.add_argument("--latency", type=int, default=300)
     ap.add_argument(
-        "--rounds", type=int, default=5, help="single hop: alternating pairs after the warm-up pair"
+        "--rounds", type=int, default=7, help="single hop: alternating pairs after the warm-up pair"
     )
     ap.add_argument("--single-only", action="store_true", help="the single-hop part only")
     args = ap.parse_args(argv)

@@ -3,11 +3,11 @@
 Unlike BIP-173 addresses, invoices have no 90-character limit, so none is enforced here.
 Checksum variant: original bech32 (constant 1), not bech32m.
 
-Speed (a payer decodes every invoice it pays): a decoded string's checksum is 30 parities of
-the string as one integer (`_polymod_fast`), encoding's runs on a 32-entry table instead of
-testing five generator bits per character, and the 5-bit <-> 8-bit regroupings of whole fields
-go through one big integer (`int(digits, 32)`, `int.to_bytes`) instead of a bit loop per word,
-and `decode_words` maps characters to words with `bytes.translate` (words as a `bytes` object).
+Speed (a payer decodes every invoice it pays, a payee encodes every one it issues): a string's
+checksum is 30 parities of the string as one integer (`_polymod_fast`), decoding and encoding
+alike; the 5-bit <-> 8-bit regroupings of whole fields go through one big integer
+(`int(digits, 32)`, `int.to_bytes`) instead of a bit loop per word, and characters and words
+are mapped into each other by one `bytes.translate` (words as a `bytes` object).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ _BASE32_DIGITS = "0123456789abcdefghijklmnopqrstuv"  # int(..., 32) digit for ea
 _TO_DIGITS = bytes(_BASE32_DIGITS.encode()[v] if v < 32 else ord("!") for v in range(256))
 # ASCII character -> its word value; characters outside CHARSET -> 0xFF
 _FROM_CHARS = bytes(CHARSET.find(chr(c)) % 256 if chr(c) in CHARSET else 0xFF for c in range(256))
+# word value -> its bech32 character (encoding a whole string with one `bytes.translate`)
+_TO_CHARS = CHARSET.encode().ljust(256, b"?")
 CHECKSUM_LEN = 6
 
 
@@ -116,12 +118,16 @@ def _check_hrp(hrp: str) -> None:
 def encode(hrp: str, data: Sequence[int]) -> str:
     """`hrp` + '1' + data words + checksum, lower case."""
     _check_hrp(hrp)
-    if any(not 0 <= d < 32 for d in data):
+    try:
+        words = bytes(data)
+    except (ValueError, TypeError):
+        raise Bech32Error("data words must be 5-bit values") from None
+    if words and max(words) > 31:
         raise Bech32Error("data words must be 5-bit values")
     hrp = hrp.lower()
-    polymod = _polymod(_hrp_expand(hrp) + list(data) + [0] * CHECKSUM_LEN) ^ 1
-    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(CHECKSUM_LEN)]
-    return hrp + "1" + "".join(CHARSET[d] for d in list(data) + checksum)
+    polymod = _polymod_fast(_hrp_words(hrp) + words + bytes(CHECKSUM_LEN)) ^ 1
+    checksum = bytes((polymod >> 5 * (5 - i)) & 31 for i in range(CHECKSUM_LEN))
+    return hrp + "1" + (words + checksum).translate(_TO_CHARS).decode("ascii")
 
 
 def decode(text: str) -> tuple[str, list[int]]:

@@ -194,7 +194,7 @@ def encode(
         raise InvoiceError("timestamp must fit in 35 bits")
     if inv.currency not in CURRENCIES:
         raise InvoiceError(f"unknown currency {inv.currency!r}")
-    payee = PrivateKey(private_key).public_key.format(compressed=True)
+    payee = payee_key(private_key)
     if inv.payee is not None and inv.payee != payee:
         raise InvoiceError("invoice payee does not match the signing key")
     by_tag = semantic_fields(replace(inv, payee=payee, has_payee_field=include_payee))
@@ -215,11 +215,23 @@ def encode_fields(
     words = _timestamp_words(timestamp)
     for f in fields:
         words += f.to_words()
-    try:
-        sig = PrivateKey(private_key).sign_recoverable(signing_message(hrp, words))
-    except ValueError as exc:
-        raise InvoiceError(f"cannot sign with this key: {exc}") from exc
+    sig = _signer(private_key).sign_recoverable(signing_message(hrp, words))
     return bech32.encode(hrp, words + bech32.bytes_to_words(sig))
+
+
+@functools.lru_cache(maxsize=64)
+def _signer(private_key: bytes) -> PrivateKey:
+    """The parsed key (its public key derived once: two EC multiplications): a node signs
+    every receipt it issues with the same key."""
+    try:
+        return PrivateKey(private_key)
+    except (ValueError, TypeError) as exc:
+        raise InvoiceError(f"cannot sign with this key: {exc}") from exc
+
+
+def payee_key(private_key: bytes) -> bytes:
+    """The 33-byte compressed node key of a 32-byte private key (InvoiceError if invalid)."""
+    return _signer(private_key).public_key.format(compressed=True)
 
 
 def _timestamp_words(timestamp: int) -> list[int]:

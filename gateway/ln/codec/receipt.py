@@ -21,8 +21,6 @@ import math
 import os
 from dataclasses import dataclass
 
-from coincurve import PrivateKey
-
 from gateway.ln.codec import bolt11
 from gateway.ln.errors import InvoiceError, ReceiptError
 
@@ -181,7 +179,7 @@ def create_receipt(
         min_final_cltv_expiry=min_final_cltv_expiry,
         features=(1 << bolt11.FEATURE_VAR_ONION_REQUIRED)
         | (1 << bolt11.FEATURE_PAYMENT_SECRET_REQUIRED),
-        payee=PrivateKey(node_key).public_key.format(compressed=True),
+        payee=bolt11.payee_key(node_key),
     )
     try:
         text = bolt11.encode(invoice, node_key)

@@ -1,13 +1,18 @@
 """Gossip: channels mirror the grid, and each node announces its signed fee policy.
 
 A component of `gateway.ln.node.node.Node`, handed the node's core. Announced channels are
-accepted only if the ledger knows them as open.
+accepted only if the ledger knows them as open, and kept only while it does: nobody announces
+a close, so the ticker asks the ledger again about each channel of others in the graph, a few
+a tick, each about every `recheck_s` (`forget_closed`), and forgets those no longer open (a
+route over one fails at its first hop; a graph that only grows is also a leak).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
+import time
 
 from gateway.ln.channel.channel import Channel
 from gateway.ln.channel.commitment import sign, verify
@@ -16,6 +21,10 @@ from gateway.ln.codec.wire import Message
 from gateway.ln.node.core import NodeCore
 from gateway.ln.node.peer import Peer
 
+log = logging.getLogger(__name__)
+RECHECK_S = 60.0  # each channel of others in the graph is looked up on the ledger this often
+RECHECKS_PER_TICK = 2  # ledger look-ups per tick at most (the ticker runs every 0.2 s)
+
 
 def _policy_digest(node: bytes, p: FeePolicy) -> bytes:
     packed = struct.pack(">QIH", p.base_msat, p.ppm, p.cltv_delta)
@@ -23,8 +32,32 @@ def _policy_digest(node: bytes, p: FeePolicy) -> bytes:
 
 
 class Gossip:
-    def __init__(self, core: NodeCore) -> None:
+    def __init__(self, core: NodeCore, recheck_s: float = RECHECK_S) -> None:
         self.core = core
+        self.recheck_s = recheck_s
+        self._to_check: list[bytes] = []  # this pass's channels of others, not yet looked up
+        self._next_pass = 0.0  # time.monotonic() of the next pass (real time, not the clock's)
+
+    def forget_closed(self) -> None:
+        """Look up the next few channels of others on the ledger; forget those it no longer
+        has open. LedgerPortError goes to the caller (the ticker logs it; that channel is
+        looked up again next pass)."""
+        graph, own = self.core.switch.graph, self.core.switch.channels
+        if not self._to_check:
+            now = time.monotonic()
+            if now < self._next_pass:
+                return
+            self._next_pass = now + self.recheck_s
+            self._to_check = sorted({cid for cid, _ in graph.edges if cid not in own})
+        for _ in range(min(RECHECKS_PER_TICK, len(self._to_check))):
+            cid = self._to_check.pop()
+            if cid in own or not any(k[0] == cid for k in graph.edges):
+                continue
+            view = self.core.ledger.channel(cid)
+            if view is None or view.status != "open":
+                graph.remove_channel(cid)
+                log.info("gossip: channel %s is %s on the ledger: forgotten", cid.hex()[:16],
+                         "unknown" if view is None else view.status)  # fmt: skip
 
     # --- gossip: channels mirror the grid; each node announces its grid charge ---------------------
     def announce_local(self, ch: Channel) -> None:

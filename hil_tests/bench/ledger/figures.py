@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import statistics
 
+from gateway.ledger import thread_cpu
 from hil_tests.bench.ledger.workload import Measured
 
 STEPS = ("check", "build", "answer")  # the embedded node's CPU seconds by step (GET /v1/stats)
+# the ledger's threads by role (GET /v1/stats, gateway.ledger.thread_cpu) -> column
+THREADS = {
+    "ledger-http": "selector",
+    "ledger-http-worker": "http workers",
+    "ledger-producer": "producer",
+    "wal-checkpoint": "checkpoints",
+    "ledger-etcd-watch": "etcd threads",
+    "ledger-etcd-cut": "etcd threads",
+    "ledger-etcd-write": "etcd threads",
+}
+THREAD_COLUMNS = tuple(dict.fromkeys([*THREADS.values(), "other"]))
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -34,8 +46,14 @@ def row(m: Measured, ceiling: float) -> dict[str, float]:
     server_us = m.ledger.cpu_s / count * 1e6
     verify_us = 1e6 / ceiling
     tps = len(m.latencies) / m.elapsed_s
+    by_thread = {f"thread_{col}_us": 0.0 for col in THREAD_COLUMNS}
+    for key, seconds in node.items():
+        if key.startswith(thread_cpu.PREFIX):
+            col = THREADS.get(key[len(thread_cpu.PREFIX) :], "other")
+            by_thread[f"thread_{col}_us"] += seconds / count * 1e6
     return {
         **split,
+        **by_thread,
         "rest_cpu_us": server_us - counted if counted else -1.0,
         "verify_us": verify_us,
         "beyond_verify_us": server_us - verify_us,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from hil_tests.bench.ledger import figures
+
 Rows = dict[str, dict[str, float]]  # "mode/batch" -> figures.row()
 Column = tuple[str, Callable[[dict[str, float]], str]]
 
@@ -69,6 +71,9 @@ STEPS: list[Column] = [
 ]
 
 
+THREADS: list[Column] = [(col, _us(f"thread_{col}_us")) for col in figures.THREAD_COLUMNS]
+
+
 def render(rows: Rows, concurrency: int, reads: int) -> str:
     return "\n".join(
         [
@@ -91,6 +96,12 @@ def render(rows: Rows, concurrency: int, reads: int) -> str:
             " committing (WAL fsync); check wall = the submitters' wall time per tx; idle ="
             " the producer's share of time waiting for transactions",
             *_table(rows, STEPS),
+            "the ledger's CPU per tx by thread (thread CPU clocks, GET /v1/stats): selector ="
+            " the HTTP selector thread (accepting, reading requests, taking connections back);"
+            " http workers = parsing, JSON, checks and verifies; producer = blocks and answers;"
+            " checkpoints = WAL checkpoints; etcd = the replica's watch, cut and write threads;"
+            " other = the rest (timeouts, main)",
+            *_table(rows, THREADS),
             goals(rows),
         ]
     )
