@@ -54,10 +54,6 @@ class LogBudget:
             self._sweep(now)
         return Admitted(held, logged == 0 and not held)
 
-    def held(self, key: str) -> int:
-        """Calls of `key` counted but not yet reported in a line."""
-        return self._windows.get(key, (0.0, 0, 0))[2]
-
     def _sweep(self, now: float) -> None:
         ended = [
             k

@@ -22,6 +22,16 @@ CHANNEL_ROUND_S = 5.0  # channels along the topology: a round every 5 s when all
 CHANNEL_RETRY_S = 0.5  # ... the first retry this soon when one is missing, doubling up to 5 s
 
 
+def why(exc: BaseException) -> str:
+    """An error for the log: its text, or what it means when it has none (a timeout raised
+    by asyncio has no text: "opening a channel to pod: " said nothing)."""
+    if str(exc):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return "no answer in time (TimeoutError)"
+    return type(exc).__name__
+
+
 async def ensure_channels(node: GridNode, grid: GridConfig) -> bool:
     """Connect to and open the channels this node opens; True when every one is there."""
     complete = True
@@ -33,7 +43,7 @@ async def ensure_channels(node: GridNode, grid: GridConfig) -> bool:
             try:
                 await node.connect(link.peer.host, link.peer.port, peer_id)
             except (TimeoutError, OSError, LnError) as exc:
-                log.info("%s %s unreachable: %s", link.kind, link.peer.name, exc)
+                log.info("%s %s unreachable: %s", link.kind, link.peer.name, why(exc))
                 complete = False
                 continue
         have = [c for c in node.channels_with(peer_id) if c.state in LIVE]
@@ -45,7 +55,7 @@ async def ensure_channels(node: GridNode, grid: GridConfig) -> bool:
             cid = await node.lifecycle.open_channel(peer_id, amount, amount)
             log.info("opened %s channel %s to %s", link.kind, cid.hex()[:16], link.peer.name)
         except (TimeoutError, LnError) as exc:
-            log.warning("opening a channel to %s: %s", link.peer.name, exc)
+            log.warning("opening a channel to %s: %s", link.peer.name, why(exc))
             complete = False
     return complete
 

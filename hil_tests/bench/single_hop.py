@@ -84,7 +84,7 @@ def _order(rounds: int) -> list[str]:
     return order
 
 
-def run(root: Path, payments: int, rounds: int = 5) -> SingleHop:
+def run(root: Path, payments: int, rounds: int = 7) -> SingleHop:
     """Two nodes, one channel, the phases in the order of `_order`; every payment must succeed
     and the channel must have moved exactly their amounts."""
     g = Grid(root)

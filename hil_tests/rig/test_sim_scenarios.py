@@ -112,3 +112,9 @@ def test_a_slow_fault_does_not_stop_the_physics_and_its_error_is_not_lost():
     faults.tick(1.0)
     with pytest.raises(RuntimeError, match="did not come back"):
         faults.join()
+
+
+def test_every_scenario_but_the_normal_day_injects_its_faults():
+    from hil_tests.rig.sim import scenarios
+
+    assert set(scenarios.BUILDERS) == set(scenarios.SCENARIOS) - {"normal"}

@@ -38,7 +38,7 @@ def record(
         "late_s": round(max(0.0, started - planned), 1),
         "grid_ready": round(grid_ready, 1),
         "feeder_ready": round(physics_ready, 1),
-        "waited_real_s": round(idle_real_s, 2),  # the rig idle until the start (bring-up early)
+        "waited_real_s": round(idle_real_s, 2),  # the rig idle until the start it chose
         "why_late": why,
     }
 
