@@ -11,10 +11,10 @@ backlog is BACKLOG (not the default 100), so a burst of clients is not met by SY
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import logging
 import os
+import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -100,9 +100,8 @@ async def serve_control(
         waiting.admit(writer)
         try:
             try:
-                method, path, headers, raw = await asyncio.wait_for(
-                    _read_request(reader), request_timeout_s
-                )
+                async with asyncio.timeout(request_timeout_s):  # no task of its own
+                    method, path, headers, raw = await _read_request(reader)
             finally:
                 waiting.release(writer)
             body = check_request(headers, raw, token, own_hosts)
@@ -170,24 +169,37 @@ def call(
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise LnError(f"node URL must be http://host:port, not {url!r}")
-    # http.client itself, not urllib.request (which builds an opener, a handler chain and a
-    # Request per call): a payment's answer reaches the CLI ~0.2 ms sooner here
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    host, port = parts.hostname, parts.port or 80
+    # one request on its own connection, as the API answers (Content-Length, then it closes):
+    # written and read on the socket itself, without http.client's header parser (email
+    # package) or urllib's opener chain; a payment's answer reaches the CLI ~0.5 ms sooner
+    request = (
+        f"{'POST' if data else 'GET'} {parts.path.rstrip('/')}{path} HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(data or b'')}\r\n"
+        f"Connection: close\r\n\r\n"
+    ).encode() + (data or b"")
+    chunks = []
     try:
-        conn.request(
-            "POST" if data else "GET", parts.path.rstrip("/") + path, body=data, headers=headers
-        )
-        resp = conn.getresponse()
-        raw = resp.read()
-    except (http.client.HTTPException, OSError) as exc:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(request)
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    except OSError as exc:
         raise LnError(f"cannot reach the node at {url}: {exc}") from exc
-    finally:
-        conn.close()
-    if resp.status >= 400:
+    head, _, raw = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split(b" ", 2)
+    if (
+        len(status_line) < 2
+        or not status_line[0].startswith(b"HTTP/")
+        or not status_line[1].isdigit()
+    ):
+        raise LnError(f"cannot reach the node at {url}: not an HTTP answer: {head[:80]!r}")
+    status = int(status_line[1])
+    if status >= 400:
         try:
             detail = json.loads(raw).get("error", "")
         except (ValueError, AttributeError):
             detail = raw[:200].decode(errors="replace")
-        raise LnError(f"node answered {resp.status}: {detail}")
+        raise LnError(f"node answered {status}: {detail}")
     return json.loads(raw)
