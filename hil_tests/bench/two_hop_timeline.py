@@ -169,7 +169,7 @@ def format_path(path: list[Step]) -> str:
 def with_client(path: list[Step], payer: str, t0: int, t1: int) -> list[Step]:
     """The path as the client saw it, sent at `t0` and answered at `t1`: plus its request's way
     to the payer's API (connect, HTTP, the handler's start) and the answer's way back."""
-    if not path:
+    if not path or path[0].start_ns < t0 or path[-1].end_ns > t1:
         return path
     return [
         Step(f"client->{payer}", t0, path[0].start_ns, "HTTP request (client to API)"),
