@@ -111,7 +111,9 @@ def two_hop_latency(root: Path, count: int) -> dict[str, Any]:
         marks = tl.merge({n.name: n.api("/timeline") for n in (a, b, c)})
         shorts = {n.node_id[:12]: n.name for n in (a, b, c)}
         paths = [
-            tl.with_client(tl.critical_path(marks, shorts, "alice", w0, w1), "alice", w0, w1)
+            tl.with_client(
+                tl.critical_path(marks, shorts, "alice", w0, w1), "alice", w0, w1, marks["alice"]
+            )
             for w0, w1 in windows
         ]
         probe += commit_latency(root, count // 2)

@@ -88,20 +88,27 @@ async def serve_control(
     token: str,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
     max_connections: int = MAX_CONNECTIONS,
+    mark: Callable[[str, str], None] | None = None,
 ) -> asyncio.Server:
     """``routes`` maps "METHOD /path" to an async handler taking the JSON body; ``token`` is
-    the credential every request must carry (control_guard.load_or_create_token)."""
+    the credential every request must carry (control_guard.load_or_create_token). ``mark``
+    (the node's `Timeline.mark`) is told when a connection's handler starts and when its
+    request has been read."""
     waiting = _Waiting(max_connections)
     refused = RejectionLog()
     own_hosts: tuple[str, ...] = ()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, out = 200, {}
+        if mark is not None:
+            mark("http", "accepted")
         waiting.admit(writer)
         try:
             try:
                 async with asyncio.timeout(request_timeout_s):  # no task of its own
                     method, path, headers, raw = await _read_request(reader)
+                if mark is not None:
+                    mark("http", "read")
             finally:
                 waiting.release(writer)
             body = check_request(headers, raw, token, own_hosts)
@@ -179,15 +186,12 @@ def call(
         f"Authorization: Bearer {token}\r\nContent-Length: {len(data or b'')}\r\n"
         f"Connection: close\r\n\r\n"
     ).encode() + (data or b"")
-    chunks = []
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(request)
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
+            head, raw = _read_answer(sock)
     except OSError as exc:
         raise LnError(f"cannot reach the node at {url}: {exc}") from exc
-    head, _, raw = b"".join(chunks).partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].split(b" ", 2)
     if (
         len(status_line) < 2
@@ -203,3 +207,27 @@ def call(
             detail = raw[:200].decode(errors="replace")
         raise LnError(f"node answered {status}: {detail}")
     return json.loads(raw)
+
+
+def _read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The head and body of the answer: the body ends at its Content-Length (the API always
+    sends one), else where the API closes the connection. Not waiting for the close saves the
+    node's next loop turn: it closes only after what it does next (e.g. write to its peers)."""
+    buf = b""
+    length = None
+    while True:
+        chunk = sock.recv(65536)
+        buf += chunk
+        head, sep, body = buf.partition(b"\r\n\r\n")
+        if sep and length is None:
+            length = -1
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                    length = int(value.strip())
+        if length is not None and 0 <= length <= len(body):
+            return head, body[:length]
+        if not chunk:
+            if length is not None and length >= 0:
+                raise ConnectionError(f"answer cut short: {len(body)} of {length} bytes")
+            return head, body
