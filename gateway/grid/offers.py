@@ -31,6 +31,7 @@ from gateway.market.agent import Action, MarketAgent
 from gateway.market.errors import MarketError
 from gateway.market.forecast import Forecast, NodeState, Window
 from gateway.market.strategies import ConsumerStrategy, PodStrategy, ProducerStrategy, Strategy
+from gateway.token_bucket import TokenBuckets
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,6 @@ class Decision:
     offer: ReceiptOffer | None = None  # the offer as forwarded
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
 class OfferDesk:
     def __init__(
         self,
@@ -84,20 +79,11 @@ class OfferDesk:
         self.agent = MarketAgent(name, strategy) if strategy is not None else None
         self.state = NodeState(name)
         self.seen: OrderedDict[bytes, int] = OrderedDict()  # payment hash -> expires_at
-        self.buckets: dict[bytes, _Bucket] = {}
+        self.buckets = TokenBuckets(RATE, BURST)  # per sending peer (its channel neighbours)
         self.counts: dict[str, int] = {}
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
-
-    def _rate_ok(self, peer: bytes, now: float) -> bool:
-        b = self.buckets.setdefault(peer, _Bucket(BURST, now))
-        b.tokens = min(BURST, b.tokens + (now - b.at) * RATE)
-        b.at = now
-        if b.tokens < 1:
-            return False
-        b.tokens -= 1
-        return True
 
     def _remember(self, payment_hash: bytes, expires_at: int, now: float) -> bool:
         """False if already seen. Forgets expired hashes and keeps at most SEEN_MAX."""
@@ -118,7 +104,7 @@ class OfferDesk:
     def receive(self, offer: ReceiptOffer, sender: bytes, neighbours: list[bytes], now: float
                 ) -> Decision:  # fmt: skip
         """What to do with an offer that arrived from `sender` (our connected peers: neighbours)."""
-        if not self._rate_ok(sender, now):
+        if not self.buckets.allow(sender, now):
             self._count("rate_limited")
             return Decision("drop", "rate_limited")
         if self.me in offer.path:

@@ -32,6 +32,7 @@ from gateway.ln.codec import receipt
 from gateway.ln.codec import surplus_claim as sc
 from gateway.ln.errors import LnError
 from gateway.market.units import amount_msat
+from gateway.token_bucket import TokenBuckets
 from sgcore import reading as rc
 
 RATE = 2.0  # claims per second per peer
@@ -148,19 +149,9 @@ def _invoice(claim: sc.SurplusClaim, sender: bytes, price: int, now: float) -> V
     return Verdict(0, "", claim.wh, inv.amount_msat, inv.payment_hash)
 
 
-class RateLimit:
-    """A token bucket per peer: RATE claims/s, burst BURST (beyond: dropped, counted)."""
+class RateLimit(TokenBuckets):
+    """A token bucket per peer: RATE claims/s, burst BURST, PEERS_MAX peers remembered (beyond:
+    dropped, counted; gateway/token_bucket.py)."""
 
     def __init__(self, rate: float = RATE, burst: float = BURST) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[bytes, tuple[float, float]] = {}  # peer -> (tokens, at)
-
-    def allow(self, peer: bytes, now: float) -> bool:
-        tokens, at = self._buckets.get(peer, (self.burst, now))
-        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
-        ok = tokens >= 1
-        self._buckets.pop(peer, None)
-        while len(self._buckets) >= PEERS_MAX:
-            del self._buckets[next(iter(self._buckets))]
-        self._buckets[peer] = (tokens - 1 if ok else tokens, now)
-        return ok
+        super().__init__(rate, burst, PEERS_MAX)

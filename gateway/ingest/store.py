@@ -5,61 +5,36 @@ committed batch survives power loss, not just a process crash. The gateway ackno
 only after the COMMIT of the batch that holds it returned. Batching amortises the fsync.
 
 Per meter the store keeps a contiguous chain: `meters.next_seq` / `meters.head_hash` describe the
-last stored record, and a batch inserts readings and moves the head in one transaction.
+last stored record, and a batch inserts readings and moves the head in one transaction. A reading
+is stored once, as the signed record it arrived as (the tables: `store_migration.SCHEMA`).
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from gateway.durable_db import open_durable
 from gateway.errors import EnrollmentError, StoreError
+from gateway.ingest import store_migration
 from gateway.wal_checkpointer import WalCheckpointer, defer_autocheckpoint
 from sgcore import reading as rc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = store_migration.VERSION  # the layout: store_migration.SCHEMA
+SEQ_BITS = 32  # a seq is a u32 (sgcore.reading): the low bits of a reading's id
+_LAST_SEQ = (1 << SEQ_BITS) - 1
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meters (
-    meter_id    BLOB PRIMARY KEY,      -- sha256(pubkey)[:16]
-    pubkey      BLOB NOT NULL,         -- 33-byte compressed secp256k1 key
-    label       TEXT NOT NULL DEFAULT '',
-    enrolled_at INTEGER NOT NULL,
-    anchor_seq  INTEGER NOT NULL,      -- first seq the gateway accepts
-    next_seq    INTEGER NOT NULL,      -- seq of the next record expected
-    head_hash   BLOB                   -- chain hash of record next_seq-1; NULL = anchor unconstrained
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS readings (
-    meter_id BLOB NOT NULL,
-    seq INTEGER NOT NULL,
-    kind INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    import_wh INTEGER NOT NULL,
-    export_wh INTEGER NOT NULL,
-    interval_import_wh INTEGER NOT NULL,
-    interval_export_wh INTEGER NOT NULL,
-    avg_power_w INTEGER NOT NULL,
-    peak_power_w INTEGER NOT NULL,
-    voltage_dv INTEGER NOT NULL,
-    relay INTEGER NOT NULL,
-    flags INTEGER NOT NULL,
-    credit_wh INTEGER NOT NULL,
-    record BLOB NOT NULL,              -- the full signed 167-byte record, as received
-    record_hash BLOB NOT NULL,         -- sha256(record): the next record's prev_hash
-    received_at REAL NOT NULL,
-    PRIMARY KEY (meter_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS readings_end ON readings (meter_id, "end");
-"""
+
+def row_id(num: int, seq: int) -> int:
+    """The id of a meter's reading: its number (`MeterRow.num`) << 32 | the reading's seq."""
+    return num << SEQ_BITS | seq
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,14 +54,10 @@ def _locked(
     return run
 
 
-_INSERT = "INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  # 18 columns
-# A record's decoded fields (struct-unpacked in sgcore.reading's order: version, kind, reason,
-# meter_id, seq, prev_hash, start, end, import_wh, ...) -> the readings table's first 15 columns
-# (meter_id, seq, kind, start, "end", import_wh, ..., credit_wh); a row is those, then
-# (record, record_hash, received_at). The ingest passes those two blobs as bytearrays: Python's
-# sqlite3 binds a bytearray directly but looks for an adapter for every bytes object (~0.5 us
-# each, per row).
-ROW_COLUMNS = operator.itemgetter(3, 4, 1, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17)
+# A run: (row_id(num, seq of its first record), n, the n records joined, min end, max end,
+# received_at of its first record)
+_INSERT = "INSERT INTO reading_runs VALUES (?,?,?,?,?,?)"
+_METER_COLUMNS = "meter_id, pubkey, label, anchor_seq, next_seq, head_hash, num"
 
 
 @dataclass(frozen=True)
@@ -97,13 +68,13 @@ class MeterRow:
     anchor_seq: int
     next_seq: int
     head_hash: bytes | None
+    num: int  # its readings' ids: row_id(num, seq)
 
 
 @dataclass(frozen=True)
 class StoredRecord:
     reading: rc.Reading
     record: bytes
-    record_hash: bytes
     received_at: float
 
 
@@ -111,11 +82,13 @@ class ReadingStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
-        self._db = open_durable(path, _SCHEMA)
+        self._db = open_durable(path, "")
+        self._nums: dict[bytes, int] = {}  # meter_id -> num (never changes once enrolled)
         try:
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            store_migration.create_or_migrate(self._db)
             defer_autocheckpoint(self._db)  # checkpoints off the commit path (own thread)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
+            self._db.close()
             raise StoreError(f"{path}: cannot open store: {exc}") from exc
         self._checkpointer = WalCheckpointer(path)
 
@@ -143,89 +116,81 @@ class ReadingStore:
             return existing
         head = rc.ZERO_HASH if anchor_seq == 0 else None
         try:
+            (num,) = self._db.execute("SELECT COALESCE(MAX(num) + 1, 0) FROM meters").fetchone()
             self._db.execute(
-                "INSERT INTO meters VALUES (?,?,?,?,?,?,?)",
-                (meter_id, pubkey, label, int(time.time()), anchor_seq, anchor_seq, head),
+                f"INSERT INTO meters ({_METER_COLUMNS}, enrolled_at) VALUES (?,?,?,?,?,?,?,?)",
+                (meter_id, pubkey, label, anchor_seq, anchor_seq, head, num, int(time.time())),
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot enroll meter: {exc}") from exc
-        return MeterRow(meter_id, pubkey, label, anchor_seq, anchor_seq, head)
+        return MeterRow(meter_id, pubkey, label, anchor_seq, anchor_seq, head, num)
 
     @_locked
     def meter(self, meter_id: bytes) -> MeterRow | None:
         row = self._db.execute(
-            "SELECT meter_id, pubkey, label, anchor_seq, next_seq, head_hash FROM meters WHERE meter_id=?",
-            (meter_id,),
+            f"SELECT {_METER_COLUMNS} FROM meters WHERE meter_id=?", (meter_id,)
         ).fetchone()
         return MeterRow(*row) if row else None
 
     @_locked
     def meters(self) -> list[MeterRow]:
-        rows = self._db.execute(
-            "SELECT meter_id, pubkey, label, anchor_seq, next_seq, head_hash FROM meters ORDER BY label"
-        ).fetchall()
+        rows = self._db.execute(f"SELECT {_METER_COLUMNS} FROM meters ORDER BY label").fetchall()
         return [MeterRow(*r) for r in rows]
+
+    def _ids(self, meter_id: bytes, first: int = 0, last: int = _LAST_SEQ) -> tuple[int, int]:
+        """The row ids of a meter's seqs first..last (an empty range for a meter not enrolled)."""
+        num = self._nums.get(meter_id)
+        if num is None:
+            row = self._db.execute("SELECT num FROM meters WHERE meter_id=?", (meter_id,))
+            found = row.fetchone()
+            if found is None:
+                return 0, -1
+            num = self._nums[meter_id] = found[0]
+        return row_id(num, max(0, first)), row_id(num, min(last, _LAST_SEQ))
 
     # --- readings ------------------------------------------------------------------------------
 
     def append_batch(
-        self,
-        records: Iterable[tuple[rc.Reading, bytes, bytes, float]],
-        heads: dict[bytes, tuple[int, bytes]],
+        self, records: Iterable[tuple[bytes, float]], heads: dict[bytes, tuple[int, bytes]]
     ) -> None:
-        """Insert (reading, record, record_hash, received_at) rows and move the meters' heads
-        to `heads[meter_id] = (next_seq, head_hash)`, all in one transaction. Raises StoreError
-        (and rolls back) on any failure, including a (meter_id, seq) already stored."""
-        self.write_batch(records, heads)
+        """Store (record, received_at) pairs of enrolled meters, each meter's in seq order and
+        following its stored head, and move the heads to `heads[meter_id] = (next_seq,
+        head_hash)`, all in one transaction. Raises StoreError (and rolls back) on any failure."""
+        runs: dict[bytes, list[tuple[rc.Reading, bytes, float]]] = {}
+        for record, at in records:
+            r = rc.decode(record)[0]
+            runs.setdefault(r.meter_id, []).append((r, record, at))
+        rows = []
+        before = {}
+        for mid, run in runs.items():
+            first = run[0][0].seq
+            ends = [r.end for r, _, _ in run]
+            recs = b"".join(rec for _, rec, _ in run)
+            rows.append((self._ids(mid, first)[0], len(run), recs, min(ends), max(ends), run[0][2]))
+            before[mid] = first
+        self.write_runs(rows, heads, before)
         self.commit_batch()
 
-    def write_batch(
-        self,
-        records: Iterable[tuple[rc.Reading, bytes, bytes, float]],
-        heads: dict[bytes, tuple[int, bytes]],
-    ) -> None:
-        """`append_batch` up to its COMMIT: the transaction stays open for `commit_batch`."""
-        self.write_rows(
-            [
-                (
-                    r.meter_id,
-                    r.seq,
-                    r.kind,
-                    r.start,
-                    r.end,
-                    r.import_wh,
-                    r.export_wh,
-                    r.interval_import_wh,
-                    r.interval_export_wh,
-                    r.avg_power_w,
-                    r.peak_power_w,
-                    r.voltage_dv,
-                    r.relay,
-                    r.flags,
-                    r.credit_wh,
-                    record,
-                    h,
-                    at,
-                )
-                for r, record, h, at in records
-            ],
-            heads,
-        )
-
     @_locked
-    def write_rows(self, rows: list[tuple], heads: dict[bytes, tuple[int, bytes]]) -> None:
-        """Insert readings rows (the table's 18 columns, see ROW_COLUMNS) and move the meters'
-        heads, in a transaction left open for `commit_batch` (the CPU part, done by the ingest
-        loop; the COMMIT is the fsync, done by the commit thread). Raises StoreError (and rolls
-        back) on any failure, including a (meter_id, seq) already stored."""
+    def write_runs(
+        self, runs: list[tuple], heads: dict[bytes, tuple[int, bytes]], before: dict[bytes, int]
+    ) -> None:
+        """Insert runs (rows of `_INSERT`: consecutive records of one meter) and move each meter's
+        head from `before[meter_id]` (its next_seq as stored) to `heads[meter_id]`, in a
+        transaction left open for `commit_batch` (the CPU part, done by the ingest loop; the
+        COMMIT is the fsync, done by the commit thread). Raises StoreError (and rolls back) on
+        any failure, including a head that is not where `before` says (another writer stored
+        those seqs: the chain stays contiguous and nothing is stored twice)."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(_INSERT, rows)
-            db.executemany(
-                "UPDATE meters SET next_seq=?, head_hash=? WHERE meter_id=?",
-                [(n, h, m) for m, (n, h) in heads.items()],
-            )
+            db.executemany(_INSERT, runs)
+            moved = db.executemany(
+                "UPDATE meters SET next_seq=?, head_hash=? WHERE meter_id=? AND next_seq=?",
+                [(n, h, m, before[m]) for m, (n, h) in heads.items()],
+            ).rowcount
+            if moved != len(heads):
+                raise sqlite3.IntegrityError("a meter's head is not where this batch follows it")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -233,7 +198,7 @@ class ReadingStore:
 
     @_locked
     def commit_batch(self) -> None:
-        """COMMIT what `write_batch` wrote (one fsync); rolls back and raises StoreError on failure."""
+        """COMMIT what `write_runs` wrote (one fsync); rolls back and raises StoreError on failure."""
         db = self._db
         try:
             db.execute("COMMIT")
@@ -243,58 +208,86 @@ class ReadingStore:
             raise StoreError(f"batch not stored: {exc}") from exc
         self._checkpointer.committed()
 
+    def _stored(
+        self, meter_id: bytes, first: int, last: int, desc: bool = False,
+        ends: tuple[int, int] | None = None,
+    ) -> Iterator[tuple[int, bytes, float]]:  # fmt: skip
+        """(seq, record, received_at) of a meter's stored records first <= seq <= last, in seq
+        order (`desc`: newest first), from the runs that hold them (with `ends`: only the runs
+        holding a record that ends within [ends[0], ends[1]])."""
+        lo, hi = self._ids(meter_id, first, last)
+        if lo > hi:
+            return
+        where = "" if ends is None else "AND max_end >= :start AND min_end <= :end"
+        start, end = ends or (0, 0)
+        rows = self._db.execute(
+            "SELECT id, n, records, received_at FROM reading_runs WHERE id BETWEEN"
+            " (SELECT COALESCE(MAX(id), :lo) FROM reading_runs WHERE id BETWEEN :base AND :lo)"
+            f" AND :hi {where} ORDER BY id {'DESC' if desc else 'ASC'}",
+            {"lo": lo, "hi": hi, "base": lo & ~_LAST_SEQ, "start": start, "end": end},
+        )
+        step = -1 if desc else 1
+        for key, n, recs, at in rows:
+            run_first = key & _LAST_SEQ
+            a, b = max(first, run_first), min(last, run_first + n - 1)
+            for seq in range(a, b + 1)[::step]:
+                off = (seq - run_first) * rc.RECORD_LEN
+                yield seq, bytes(recs[off : off + rc.RECORD_LEN]), at
+
     @_locked
     def record_at(self, meter_id: bytes, seq: int) -> bytes | None:
-        row = self._db.execute(
-            "SELECT record FROM readings WHERE meter_id=? AND seq=?", (meter_id, seq)
-        ).fetchone()
-        return row[0] if row else None
+        if not 0 <= seq <= _LAST_SEQ:
+            return None
+        return next((rec for _, rec, _ in self._stored(meter_id, seq, seq)), None)
 
     @_locked
     def records(self, meter_id: bytes, first: int, last: int) -> list[tuple[int, bytes]]:
         """(seq, raw signed record) of a meter with first <= seq <= last, in seq order."""
-        rows = self._db.execute(
-            "SELECT seq, record FROM readings WHERE meter_id=? AND seq BETWEEN ? AND ? ORDER BY seq",
-            (meter_id, first, last),
-        ).fetchall()
-        return [(int(seq), bytes(rec)) for seq, rec in rows]
+        return [(seq, rec) for seq, rec, _ in self._stored(meter_id, first, last)]
 
     @_locked
     def heads(self) -> dict[bytes, int]:
         """meter_id -> seq of its newest stored record (meters with at least one record)."""
-        rows = self._db.execute("SELECT meter_id, MAX(seq) FROM readings GROUP BY meter_id")
-        return {bytes(m): int(s) for m, s in rows}
+        out = {}
+        for (meter_id,) in self._db.execute("SELECT meter_id FROM meters").fetchall():
+            lo, hi = self._ids(meter_id)
+            newest = self._db.execute(
+                "SELECT id, n FROM reading_runs WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1",
+                (lo, hi),
+            ).fetchone()
+            if newest is not None:
+                out[bytes(meter_id)] = (newest[0] & _LAST_SEQ) + newest[1] - 1
+        return out
 
     @_locked
     def readings(self, meter_id: bytes, from_seq: int = 0) -> list[StoredRecord]:
-        rows = self._db.execute(
-            "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND seq>=? ORDER BY seq",
-            (meter_id, from_seq),
-        ).fetchall()
-        return [StoredRecord(rc.decode(rec)[0], rec, h, at) for rec, h, at in rows]
+        return [
+            StoredRecord(rc.decode(rec)[0], rec, at)
+            for _, rec, at in self._stored(meter_id, from_seq, _LAST_SEQ)
+        ]
 
     @_locked
     def bounding(
         self, meter_id: bytes, start: int, end: int, min_seq: int = 0
     ) -> tuple[StoredRecord, StoredRecord] | None:
         """The first and the last interval reading (seq >= min_seq) whose end lies in [start, end]
-        (None unless they are two different readings): the records that bound a period."""
-        q = (
-            "SELECT record, record_hash, received_at FROM readings WHERE meter_id=? AND kind=? "
-            'AND "end" BETWEEN ? AND ? AND seq >= ? ORDER BY seq {} LIMIT 1'
-        )
-        args = (meter_id, rc.KIND_READING, start, end, min_seq)
-        a = self._db.execute(q.format("ASC"), args).fetchone()
-        b = self._db.execute(q.format("DESC"), args).fetchone()
-        if a is None or b is None or a[0] == b[0]:
+        (None unless they are two different readings): the records that bound a period. Each is
+        found from the runs whose ends overlap [start, end], from min_seq up and from the newest
+        down."""
+        found = []
+        for desc in (False, True):
+            for seq, rec, at in self._stored(meter_id, min_seq, _LAST_SEQ, desc, (start, end)):
+                r = rc.decode(rec)[0]
+                if r.kind == rc.KIND_READING and start <= r.end <= end:
+                    found.append((seq, StoredRecord(r, rec, at)))
+                    break
+        if len(found) < 2 or found[0][0] == found[1][0]:
             return None
-        return (StoredRecord(rc.decode(a[0])[0], bytes(a[0]), bytes(a[1]), a[2]),
-                StoredRecord(rc.decode(b[0])[0], bytes(b[0]), bytes(b[1]), b[2]))  # fmt: skip
+        return found[0][1], found[1][1]
 
     @_locked
     def count(self, meter_id: bytes | None = None) -> int:
-        if meter_id is None:
-            return self._db.execute("SELECT count(*) FROM readings").fetchone()[0]
+        lo, hi = (0, 2**63 - 1) if meter_id is None else self._ids(meter_id)
         return self._db.execute(
-            "SELECT count(*) FROM readings WHERE meter_id=?", (meter_id,)
+            "SELECT COALESCE(SUM(n), 0) FROM reading_runs WHERE id BETWEEN ? AND ?", (lo, hi)
         ).fetchone()[0]

@@ -64,14 +64,13 @@ def tx_proof(chain: Chain, tx_id: str) -> dict[str, Any]:
 def _get(node: Node, path: str) -> dict[str, Any]:
     chain = node.chain
     if path == "/v1/info":
-        with node.lock:
-            tip = chain.tip
+        tip = chain.tip  # replaced whole once its block is stored
         return {
             "chain": chain.chain_id,
             "height": tip.height,
             "tip_hash": tip.hash,
-            "operator": chain.state.operator,
-            "validator": chain.state.validator,
+            "operator": chain.view.operator,
+            "validator": chain.view.validator,
             "mode": node.mode,
         }
     if path == "/v1/stats":
@@ -90,8 +89,9 @@ def _get(node: Node, path: str) -> dict[str, Any]:
         if block is None:
             raise NotFound(f"no block {m[1]}")
         return block.to_json()
-    with node.lock:
-        state = chain.state
+    # the state of the stored blocks: never waits for a block being validated, written or fsynced
+    with chain.view_lock:
+        state = chain.view
         if m := re.fullmatch(r"/v1/accounts/([0-9a-f]{66})", path):
             who = state.participants.get(m[1])
             if who is None:

@@ -1,12 +1,16 @@
 """A chain on disk plus its state in memory: load, build the next block, answer queries.
 
 Shared by the embedded producer (node.py) and the replicated applier (replicated.py). Not
-thread-safe by itself: its owner serialises calls.
+thread-safe by itself: its owner serialises calls to `build`. Readers use `view` (the state as
+of the last stored block) under `view_lock`, which `build` holds only while it applies a block
+just stored to the view: never during a block's validation, write or fsync.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +25,23 @@ from gateway.ledger.store import Store
 from gateway.ledger.txs import Tx
 
 log = logging.getLogger(__name__)
+
+
+class _NoIds(set[str]):
+    """The view's tx ids: none kept (`Chain.locate` knows every committed tx), so the view does
+    not hold a second copy of the largest part of the state. Replaying a block onto the view
+    never meets a replay: its txs were accepted by the same rules on the same state."""
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+    def add(self, item: str) -> None:
+        return None
+
+
+def _snapshot(state: LedgerState) -> LedgerState:
+    """A deep copy of `state` for readers, without its tx ids."""
+    return copy.deepcopy(state, memo={id(state.tx_ids): _NoIds()})
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,8 @@ class Chain:
         self.built_blocks = self.built_txs = 0
         self.apply_s = self.seal_s = 0.0
         self._replay()
+        self.view = _snapshot(self.state)  # what readers see: the state of the stored blocks
+        self.view_lock = threading.Lock()
 
     def _replay(self) -> None:
         """Rebuild the in-memory state from stored blocks (verified when they were written)."""
@@ -150,6 +173,7 @@ class Chain:
                 raise
             state.height = height
             self.tip = block
+            self._advance_view(accepted, height)
             self.built_blocks += 1
             self.built_txs += len(accepted)
             block_hash = block.hash
@@ -166,6 +190,20 @@ class Chain:
                         "replay", "", tx.id
                     )
         return block, results
+
+    def _advance_view(self, accepted: list[Tx], height: int) -> None:
+        """Apply a block just stored to the readers' view: the same txs, in the same order, at
+        the same height, as on the state that validated them (deterministic, as a restart's
+        replay and the replicas are), so the view equals the state once it returns."""
+        with self.view_lock:
+            view = self.view
+            try:
+                for tx in accepted:
+                    rules.apply(view, tx, height, check_sigs=False, shape_checked=True)
+            except TxRejected as exc:  # a rule that is not deterministic: a bug, say so loudly
+                log.critical("block %d: the readers' view refused %s; copied afresh", height, exc)
+                self.view = view = _snapshot(self.state)
+            view.height = height
 
     def stats(self) -> dict[str, float]:
         """Blocks and transactions built since start and where the producer's time went."""

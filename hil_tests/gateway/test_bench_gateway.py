@@ -64,6 +64,16 @@ def test_gateway_benchmark_runs_with_tiny_n_and_prints_its_figures(capsys):
     verify_us, ingest_us = _num(r"verify " + NUM + " us", out), _num(r"ingest " + NUM + " us", out)
     rest = _num(r"the rest: (-?[\d.]+) us", out)
     assert verify_us > 0 and ingest_us > 0 and abs(ingest_us - verify_us - rest) < 0.11
+    # the breakdown beyond the verify adds up, and its ratio is the verify's share of the whole
+    stage_verify, beyond = (
+        _num(r"batch\): verify " + NUM + " us", out),
+        _num(r"beyond it " + NUM, out),
+    )
+    parts = [_num(name + " " + NUM, out) for name in ("check", "write", "commit", "acks")]
+    assert all(p >= 0 for p in parts[1:]) and _num("checkpoint " + NUM, out) >= 0
+    assert abs(sum(parts) + _num("checkpoint " + NUM, out) - beyond) < 0.3
+    ratio = _num(r"batch by batch: " + NUM + "%", out)
+    assert abs(ratio - 100 * stage_verify / (stage_verify + beyond)) < 1.5
     p50, p95, worst = (
         _num(r"p50 " + NUM + " ms", out),
         _num(r"p95 " + NUM + " ms", out),

@@ -8,12 +8,12 @@ and prints its public key, the installer enrolls those keys at the gateway, then
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -25,6 +25,7 @@ from hil_tests.gateway.gateway_proc import GatewayProcess, write_config
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker
 from hil_tests.rig.flash_reader import pubkey_from_console
+from hil_tests.rig.stored_readings import stored_rows
 from sgcore import topics
 from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
@@ -147,19 +148,12 @@ class Site:
     def send_token(self, meter: Meter, token: bytes) -> None:
         self.publish(topics.meter_topic(self.site, meter.meter_id.hex(), "token"), token)
 
-    def stored(self, meter: Meter) -> list[sqlite3.Row]:
+    def stored(self, meter: Meter) -> list[dict[str, Any]]:
         """The readings the gateway stored for a meter (read-only view of its database)."""
         db = self.gateway_config.parent / "state" / "readings.sqlite3"
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        con.row_factory = sqlite3.Row
-        try:
-            return con.execute(
-                "SELECT * FROM readings WHERE meter_id = ? ORDER BY seq", (meter.meter_id,)
-            ).fetchall()
-        finally:
-            con.close()
+        return stored_rows(db, meter.meter_id)
 
-    def wait_stored(self, meter: Meter, n: int, timeout: float = 60.0) -> list[sqlite3.Row]:
+    def wait_stored(self, meter: Meter, n: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             rows = self.stored(meter)

@@ -57,6 +57,10 @@ def test_readings_round_trip(
     back, body, sig = rc.decode(record)
     assert back == r and body == record[: rc.BODY_LEN] and sig == record[rc.BODY_LEN :]
     assert (back.seq, back.import_wh, back.credit_wh, back.kind) == (seq, totals[0], credit, kind)
+    # FIELDS names what struct.unpack_from(FORMAT, record) gives (the gateway ingest's hot path)
+    named = dict(zip(rc.FIELDS, struct.unpack_from(rc.FORMAT, record), strict=True))
+    assert named.pop("version") == rc.VERSION
+    assert named == {name: getattr(r, name) for name in rc.FIELDS[1:]}
 
 
 def _with(offset: int, value: bytes) -> bytes:
@@ -114,4 +118,4 @@ def test_hashes_and_meter_id():
     assert rc.record_hash(GOOD) == hashlib.sha256(GOOD).digest()
     pub = b"\x03" + b"\x44" * 32
     assert rc.meter_id_from_pubkey(pub) == hashlib.sha256(pub).digest()[:16]
-    assert struct.calcsize(rc._FORMAT) == rc.BODY_LEN and rc.RECORD_LEN == rc.BODY_LEN + rc.SIG_LEN
+    assert struct.calcsize(rc.FORMAT) == rc.BODY_LEN and rc.RECORD_LEN == rc.BODY_LEN + rc.SIG_LEN

@@ -80,6 +80,8 @@ def row(m: Measured, ceiling: float) -> dict[str, float]:
         "txs_per_block": len(m.latencies) / max(1, m.blocks),
         "submit_p50_ms": pct(m.latencies, 50),
         "submit_p99_ms": pct(m.latencies, 99),
+        "load_balance_p50_ms": pct(m.balance_under_load, 50) if m.balance_under_load else 0.0,
+        "load_balance_p99_ms": pct(m.balance_under_load, 99) if m.balance_under_load else 0.0,
         "balance_p50_ms": pct(m.balance, 50),
         "balance_p99_ms": pct(m.balance, 99),
         "proof_p50_ms": pct(m.proof, 50),

@@ -41,6 +41,8 @@ THROUGHPUT: list[Column] = [
     ("tx/block", lambda r: f"{r['txs_per_block']:.1f}"),
     ("submit p50", _ms("submit_p50_ms")),
     ("p99", _ms("submit_p99_ms")),
+    ("bal@load p50", _ms("load_balance_p50_ms", 2)),
+    ("p99", _ms("load_balance_p99_ms", 2)),
     ("balance p50", _ms("balance_p50_ms", 2)),
     ("p99", _ms("balance_p99_ms", 2)),
     ("proof p50", _ms("proof_p50_ms", 2)),
@@ -79,7 +81,9 @@ def render(rows: Rows, concurrency: int, reads: int) -> str:
         [
             f"ledger benchmark: {concurrency} concurrent clients, reads={reads}; tx/req 1 = one"
             " tx per request (POST /v1/tx), > 1 = submit_many (POST /v1/txs); ceiling ="
-            " verification ceiling (one core checking signatures), measured around each row",
+            " verification ceiling (one core checking signatures), measured around each row;"
+            " bal@load = balance reads (one every 10 ms) while the txs are submitted; balance,"
+            " proof = reads after the load",
             *_table(rows, THROUGHPUT),
             "where the time goes, per tx: CPU of the ledger process(es); kernel = of it in the"
             " kernel (sockets, futexes of thread hand-offs, WAL writes and fsync); verify = one"

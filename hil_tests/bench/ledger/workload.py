@@ -17,6 +17,7 @@ from hil_tests.bench.ledger import proc_cpu
 from hil_tests.bench.ledger.poster import LeanPoster
 from hil_tests.gateway.ledger.conftest import OPERATOR
 
+READ_EVERY_S = 0.01
 Request = tuple[bytes, list[str]]  # an encoded body and the ids of its txs, in order
 
 
@@ -34,6 +35,7 @@ class Measured:
     node: dict[str, float]  # GET /v1/stats differences, summed over the ledger processes
     balance: list[float] = field(default_factory=list)
     proof: list[float] = field(default_factory=list)
+    balance_under_load: list[float] = field(default_factory=list)  # read while txs are submitted
 
 
 def funded_accounts(setup: LedgerClient, chain: str, count: int) -> list[SigningKey]:
@@ -113,15 +115,32 @@ def run(
         finally:
             conn.close()
 
+    under_load: list[float] = []
+    submitting = threading.Event()
+
+    def reader() -> None:
+        """One balance read every READ_EVERY_S while the submitters run (a wallet polling)."""
+        client = LedgerClient(urls[0])
+        i = 0
+        while not submitting.wait(READ_EVERY_S):
+            r0 = time.perf_counter()
+            client.balance(accounts[i % len(accounts)].pubkey)
+            under_load.append(time.perf_counter() - r0)
+            i += 1
+
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(concurrency)]
+    polling = threading.Thread(target=reader)
     ledger0, etcd0 = proc_cpu.sample(pids[0]), proc_cpu.sample(pids[1])
     client0 = proc_cpu.this_process()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
+    polling.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    submitting.set()
+    polling.join()
     client = proc_cpu.this_process() - client0
     ledger, etcd = proc_cpu.sample(pids[0]) - ledger0, proc_cpu.sample(pids[1]) - etcd0
     if failures:
@@ -135,6 +154,7 @@ def run(
     measured = Measured(
         batch, elapsed, latencies, setup.info()["height"] - start_height, ledger, client, etcd, node
     )
+    measured.balance_under_load = under_load
     reader = LedgerClient(urls[0])
     measured.balance = _timed(reads, lambda i: reader.balance(accounts[i % len(accounts)].pubkey))
     measured.proof = _timed(reads, lambda i: reader.tx_proof(tx_ids[i % len(tx_ids)]))

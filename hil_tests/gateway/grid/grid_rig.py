@@ -30,6 +30,7 @@ from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.flash_reader import pubkey_from_console
 from hil_tests.rig.pod_meter import EmulatedSdm630
+from hil_tests.rig.stored_readings import stored_rows
 from hil_tests.rig.wire import PtyWire
 from sgcore.reading import meter_id_from_pubkey
 from tools.build import build
@@ -323,18 +324,8 @@ class GridRig:
 
     def latest_reading(self) -> tuple[int, int]:
         """(seq, credit_wh) of the newest reading the consumer's gateway stored."""
-        import sqlite3
-
-        db = self.nodes["home"].dir / "state" / "readings.sqlite3"
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        try:
-            row = con.execute(
-                "SELECT seq, credit_wh FROM readings WHERE meter_id=? ORDER BY seq DESC LIMIT 1",
-                (self.meter_id,),
-            ).fetchone()
-        finally:
-            con.close()
-        return (int(row[0]), int(row[1])) if row else (-1, 0)
+        rows = stored_rows(self.nodes["home"].dir / "state" / "readings.sqlite3", self.meter_id)
+        return (rows[-1]["seq"], rows[-1]["credit_wh"]) if rows else (-1, 0)
 
     def receipt(self, wh: int, price_msat: int, start_in_s: int = 900) -> str:
         """A producer receipt made through its node (`sgrid invoice create`), for a window

@@ -203,8 +203,8 @@ def test_the_store_gives_the_records_bounding_a_period(tmp_path: Path):
     rows = []
     for seq, end in enumerate(range(60, 1200, 120)):
         rec = record(seq, end, 10 * seq)
-        rows.append((rc.decode(rec)[0], rec, rc.record_hash(rec), 0.0))
-    store.append_batch(rows, {MID: (len(rows), rows[-1][2])})
+        rows.append((rec, 0.0))
+    store.append_batch(rows, {MID: (len(rows), rc.record_hash(rows[-1][0]))})
     first, last = store.bounding(MID, 0, 900)  # type: ignore[misc]
     assert (first.reading.end, last.reading.end) == (60, 900)
     assert store.bounding(MID, 61, 179) is None  # one reading only: nothing to bound

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from hil_tests.gateway.grid.grid_rig import SURPLUS_PRICE, GridRig, wait_until
+from hil_tests.rig.stored_readings import stored_rows
 from sgcore import reading as rc
 
 PERIOD = 60
@@ -75,12 +76,10 @@ def _records(c: dict[str, Any]) -> tuple[rc.Reading, rc.Reading]:
 def _total_export(rig: GridRig) -> int:
     """The pv meter's export counter over its stored, signed readings: what the POD may pay for
     at most, all periods together."""
-    con = rig.state_db("pv", "readings.sqlite3")
-    try:
-        (lo, hi) = con.execute("SELECT min(export_wh), max(export_wh) FROM readings").fetchone()
-    finally:
-        con.close()
-    return int(hi) - int(lo)
+    exports = [
+        r["export_wh"] for r in stored_rows(rig.nodes["pv"].dir / "state" / "readings.sqlite3")
+    ]
+    return max(exports) - min(exports)
 
 
 def _settled(rig: GridRig, after: float) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from gateway.errors import StoreError
 from gateway.ingest.pipeline import BatchOutcome, Incoming, Ingestor
 from gateway.ingest.pipelined import IngestPipeline, StoreFailed
-from gateway.ingest.store import ReadingStore
+from gateway.ingest.store import ReadingStore, row_id
 from hil_tests.gateway.soft_meter import SoftMeter
 from sgcore import reading as rc
 
@@ -56,13 +56,14 @@ def test_a_failed_store_abandons_it_and_the_batch_checked_on_top_of_it(store, tm
     doomed = _batch(m, 2)
     assert pipe.submit(doomed) == []  # checked and written, its COMMIT under way
     doomed_too, on_top = _batch(m, 2), _batch(m, 2)
-    # another writer already holds seq 5 (real SQLite refuses the next batch: primary key)
+    # another writer (a second gateway on the same file) stored seq 5 and moved the head past it:
+    # the store refuses the next batch, whose run (seq 4, 5) would follow the head at seq 4
     other = sqlite3.connect(tmp_path / "r.sqlite3")
-    row = other.execute(
-        "SELECT * FROM readings WHERE meter_id=? AND seq=1", (m.meter_id,)
-    ).fetchone()
-    other.execute("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (row[0], 5, *row[2:]))  # fmt: skip
+    num = store.meter(m.meter_id).num
+    end = rc.decode(doomed_too[1].payload)[0].end
+    other.execute("INSERT INTO reading_runs VALUES (?,1,?,?,?,0)",
+                  (row_id(num, 5), doomed_too[1].payload, end, end))  # fmt: skip
+    other.execute("UPDATE meters SET next_seq=6 WHERE meter_id=?", (m.meter_id,))
     other.commit()
     other.close()
     results = pipe.submit(doomed_too)  # its INSERT fails: the batch before it still stands

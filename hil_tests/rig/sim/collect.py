@@ -17,6 +17,8 @@ from gateway.ledger.client import LedgerClient
 from hil_tests.rig.sim.grid import SimGrid
 from hil_tests.rig.sim.node import ASK_WORKERS, SimNode, close_client
 from hil_tests.rig.sim.slot_balance import AHEAD_S, Sample
+from hil_tests.rig.stored_readings import stored_rows
+from sgcore.reading import KIND_READING, meter_id_from_pubkey
 
 
 def _rows(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
@@ -32,25 +34,18 @@ def _rows(db: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         con.close()
 
 
-def readings(n: SimNode) -> list[sqlite3.Row]:
+def readings(n: SimNode) -> list[dict[str, Any]]:
     """The node's own meter's stored readings (kind 1), in sequence order."""
     if not n.meter_pubkey:
         return []
-    from sgcore.reading import meter_id_from_pubkey
-
-    return _rows(n.state_dir / "readings.sqlite3",
-                 "SELECT * FROM readings WHERE meter_id = ? AND kind = 1 ORDER BY seq",
-                 (meter_id_from_pubkey(n.meter_pubkey),))  # fmt: skip
+    return stored_rows(n.state_dir / "readings.sqlite3", meter_id_from_pubkey(n.meter_pubkey),
+                       KIND_READING)  # fmt: skip
 
 
-def all_records(n: SimNode) -> list[sqlite3.Row]:
+def all_records(n: SimNode) -> list[dict[str, Any]]:
     if not n.meter_pubkey:
         return []
-    from sgcore.reading import meter_id_from_pubkey
-
-    return _rows(n.state_dir / "readings.sqlite3",
-                 "SELECT seq, kind FROM readings WHERE meter_id = ? ORDER BY seq",
-                 (meter_id_from_pubkey(n.meter_pubkey),))  # fmt: skip
+    return stored_rows(n.state_dir / "readings.sqlite3", meter_id_from_pubkey(n.meter_pubkey))
 
 
 def credit(n: SimNode) -> list[sqlite3.Row]:
