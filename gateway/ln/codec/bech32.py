@@ -96,7 +96,9 @@ def _polymod_fast(words: bytes) -> int:
         value = int((b"\x01" + words).translate(_TO_DIGITS), 32)
     except ValueError:
         raise Bech32Error("data words must be 5-bit values") from None
-    return sum([bit for mask, bit in zip(_MASKS, _BITS, strict=True) if (value & mask).bit_count() & 1])
+    return sum(
+        [bit for mask, bit in zip(_MASKS, _BITS, strict=True) if (value & mask).bit_count() & 1]
+    )
 
 
 def _hrp_expand(hrp: str) -> list[int]:
