@@ -166,13 +166,28 @@ def format_path(path: list[Step]) -> str:
     )
 
 
-def with_client(path: list[Step], payer: str, t0: int, t1: int) -> list[Step]:
+def with_client(
+    path: list[Step], payer: str, t0: int, t1: int, marks: list[Mark] | None = None
+) -> list[Step]:
     """The path as the client saw it, sent at `t0` and answered at `t1`: plus its request's way
-    to the payer's API (connect, HTTP, the handler's start) and the answer's way back."""
-    if not path:
+    to the payer's API and the answer's way back. With the payer's `marks`, the request is
+    split where the API's connection handler started and where it had read the request."""
+    if not path or path[0].start_ns < t0 or path[-1].end_ns > t1:
         return path
+    api = path[0].start_ns
+    http = [m for m in marks or [] if m.what == "http" and t0 <= m.t_ns <= api]
+    accepted = next((m.t_ns for m in http if m.detail == "accepted"), None)
+    read = next((m.t_ns for m in http if m.detail == "read"), None)
+    if accepted is None or read is None or read < accepted:
+        request = [Step(f"client->{payer}", t0, api, "HTTP request (client to API)")]
+    else:
+        request = [
+            Step(f"client->{payer}", t0, accepted, "HTTP connect + accept (client to handler)"),
+            Step(payer, accepted, read, "HTTP request read"),
+            Step(payer, read, api, "HTTP request checked, routed"),
+        ]
     return [
-        Step(f"client->{payer}", t0, path[0].start_ns, "HTTP request (client to API)"),
+        *request,
         *path,
         Step(f"{payer}->client", path[-1].end_ns, t1, "HTTP answer (API to client)"),
     ]

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         node.timeline = Timeline(args.timeline)
         await node.start(args.port, args.tick)
         token = load_or_create_token(args.data_dir)
-        ctl = await serve_control("127.0.0.1", args.control_port, routes(node), token)
+        ctl = await serve_control(
+            "127.0.0.1", args.control_port, routes(node), token, mark=node.timeline.mark
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
