@@ -10,11 +10,16 @@ How the two are compared (the machine is shared, its load moves within seconds):
   swapped from one pair to the next (RI, IR, RI, ...), so a drift of the load is shared;
 - each phase keeps its best round (the figure least disturbed by other jobs) and the ratio of
   the bests is the goal figure; the median and lowest of the per-pair ratios are printed with
-  it, and every round's rate, so a disturbed run shows as one.
+  it, and every round's rate with the CPU the other jobs used meanwhile (in cores, from
+  /proc/stat less our processes), so a disturbed run shows as one;
+- the CPU a payment costs in each phase (payer + payee + the payer's decoding workers, from
+  /proc/<pid>/task/*/schedstat): on a machine the other jobs saturate the rate ratio tends to
+  the ratio of these, whatever the code's parallelism.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -32,6 +37,40 @@ class Round:
     per_s: float
     fsyncs: float  # store commits per payment, both nodes
     commitments: int
+    cpu_us: float = 0.0  # CPU per payment: payer, payee and the payer's decoding workers
+    others: float = 0.0  # cores the machine's other processes used during the round
+
+
+def _pids(root: int) -> list[int]:
+    """`root` and its child processes (a node's decoding workers)."""
+    out = [root]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == root:
+                out.append(int(d))
+    return out
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """Seconds the processes' threads have run on a CPU (0 for one that is gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[0])
+        except OSError:
+            continue
+    return total / 1e9
+
+
+def _busy_s() -> float:
+    """Seconds all CPUs have been busy (user, nice, system, irq, softirq, steal)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -102,14 +141,19 @@ def run(root: Path, payments: int, rounds: int = 7) -> SingleHop:
             else:
                 body = {"invoices": inv["invoices"]}
             c0, n0 = _commits(a, b), a.channel_with(b)["commitment"]
-            t0 = time.perf_counter()
+            pids = [*_pids(a.proc.pid), b.proc.pid]  # type: ignore[union-attr]
+            cpu0, busy0, t0 = _cpu_s(pids), _busy_s(), time.perf_counter()
             results = a.api("/pay", {**body, "timeout": 300}, timeout=600)
             dt = time.perf_counter() - t0
+            cpu, busy = _cpu_s(pids) - cpu0, _busy_s() - busy0
             assert sum(r["status"] == "succeeded" for r in results) == payments
             if k >= len(PHASES):  # the warm-up pair is not counted
                 fsyncs = (_commits(a, b) - c0) / payments
                 n = a.channel_with(b)["commitment"] - n0
-                out.rounds[phase].append(Round(payments / dt, fsyncs, n))
+                others = max(0.0, busy - cpu) / dt
+                out.rounds[phase].append(
+                    Round(payments / dt, fsyncs, n, cpu / payments * 1e6, others)
+                )
         assert a.channel_with(b)["remote_msat"] == len(order) * payments * AMOUNT
         return out
     finally:
@@ -120,12 +164,13 @@ def report(s: SingleHop) -> list[str]:
     lines = []
     for phase in PHASES:
         best = s.best(phase)
-        rates = " ".join(f"{r.per_s:.0f}" for r in s.rounds[phase])
         lines.append(
             f"single-hop, {WHAT[phase]}: {best.per_s:.0f} payments/s over one channel "
             f"({s.payments} payments in {best.commitments} commitments), "
-            f"{best.fsyncs:.3f} fsyncs/payment (both nodes); rounds: {rates}"
+            f"{best.fsyncs:.3f} fsyncs/payment (both nodes)"
         )
+        rates = " ".join(f"{r.per_s:.0f}@{r.others:.1f}" for r in s.rounds[phase])
+        lines.append(f"  rounds (payments/s @ cores the other jobs used meanwhile): {rates}")
     pairs = s.pair_ratios
     n = len(pairs)
     lines.append(
@@ -133,5 +178,11 @@ def report(s: SingleHop) -> list[str]:
         f" (best of {n} alternating rounds each, after a warm-up pair;"
         f" pair by pair: median {100 * statistics.median(pairs):.0f}%,"
         f" lowest {100 * min(pairs):.0f}%) (goal >= 80% and >= 5,000/s)"
+    )
+    cpu = {p: statistics.median(r.cpu_us for r in s.rounds[p]) for p in PHASES}
+    lines.append(
+        f"  CPU per payment (payer + payee + decoding workers, median round): decoded request"
+        f" {cpu['requests']:.0f} us, BOLT-11 receipt {cpu['invoices']:.0f} us: on a saturated"
+        f" machine the rate ratio tends to {100 * cpu['requests'] / cpu['invoices']:.0f}%"
     )
     return lines

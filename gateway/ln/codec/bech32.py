@@ -68,6 +68,7 @@ def _polymod_words(words: bytes, chk: int) -> int:
 # column. Built for up to `_mask_words` words, grown on demand.
 MAX_MASK_WORDS = 4096  # ~0.1 s to build at most once; longer strings take the loop
 _MASKS: list[int] = []
+_BITS = tuple(1 << j for j in range(30))  # the result bit of each mask
 _mask_words = 0
 
 
@@ -95,10 +96,9 @@ def _polymod_fast(words: bytes) -> int:
         value = int((b"\x01" + words).translate(_TO_DIGITS), 32)
     except ValueError:
         raise Bech32Error("data words must be 5-bit values") from None
-    out = 0
-    for j, mask in enumerate(_MASKS):
-        out |= ((value & mask).bit_count() & 1) << j
-    return out
+    return sum(
+        [bit for mask, bit in zip(_MASKS, _BITS, strict=True) if (value & mask).bit_count() & 1]
+    )
 
 
 def _hrp_expand(hrp: str) -> list[int]:

@@ -16,6 +16,7 @@ Pure: no I/O; the store hands in the blobs it holds.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -211,12 +212,30 @@ def _split_extra(extra: dict[str, Any], blobs: Blobs) -> tuple[dict[str, Any], d
     inline, refs = {}, {}
     for k, v in extra.items():
         if k in EXTRA_BLOBS:
-            key, data = _blob(json.dumps(v).encode())
+            key, data = _extra_blob(v)
             blobs[key] = data
             refs[k] = key.hex()
         else:
             inline[k] = v
     return inline, refs
+
+
+_EXTRA: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}  # id(value) -> (a copy, its blob)
+
+
+def _extra_blob(value: Any) -> tuple[bytes, bytes]:
+    """(key, JSON bytes) of an EXTRA_BLOBS value, encoded again only when it changed: a copy
+    kept with the encoding is compared with it (equality of a few fields, not `json.dumps`).
+    These values hold strings and integers only (a ledger body, signatures): equality is
+    their JSON's equality."""
+    hit = _EXTRA.get(id(value))
+    if hit is not None and hit[0] == value:
+        return hit[1]
+    got = _blob(json.dumps(value).encode())
+    if len(_EXTRA) >= 4096:
+        _EXTRA.clear()
+    _EXTRA[id(value)] = (copy.deepcopy(value), got)
+    return got
 
 
 def _secrets_hex(rs: bolt3.SecretStore) -> str:
