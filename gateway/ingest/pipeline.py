@@ -185,7 +185,7 @@ class Ingestor:
         v_, kind_, meter_, seq_, prev_, start_, end_, relay_ = range(len(CHECKED))
         # 1. the records that look like the next of their meter (a known meter's, on its own
         # topic, well formed, each following the one before it in the batch): the hot path
-        hot: list[tuple | None] = []  # per item: (fields, meter state, hash, signature) or None
+        hot: list[tuple | None] = []  # per item: (fields, meter state, hash, signature, record)
         work = []  # their (verifier, signature, signed digest)
         expect: dict[bytes, int] = {}  # meter_id -> seq of its next hot record in this batch
         for item in batch:
@@ -207,7 +207,7 @@ class Ingestor:
                     chain = sha256(payload[:body_len])  # the signed digest, then sha256(record)
                     sig = payload[body_len:]
                     work.append((st.verifier, sig, chain.digest()))
-                    hot.append((f, st, chain, sig))
+                    hot.append((f, st, chain, sig, payload))
                     continue
             hot.append(None)
         # 2. their signatures, in one tight loop (libsecp256k1 runs ~5 % slower interleaved
@@ -219,7 +219,7 @@ class Ingestor:
                 if h is None:
                     self._one(item, out, runs, before, touched, wall)
                     continue
-                f, st, chain, sig = h
+                f, st, chain, sig, record = h
                 ok = next(verdicts)
                 seq = f[seq_]
                 if seq != st.next_seq:  # a record before it was refused: not the next any more
@@ -242,7 +242,8 @@ class Ingestor:
                     run = runs[mid] = Run(st.ids | seq, item.received_at)
                     before[mid] = (seq, head)
                     touched.add(mid)
-                record = bytes(item.payload)
+                if type(record) is not bytes:
+                    record = bytes(record)
                 chain.update(sig)
                 st.head_hash = chain.digest()  # sha256(record)
                 st.next_seq = seq + 1

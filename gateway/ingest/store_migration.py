@@ -64,6 +64,8 @@ CREATE TABLE meters (
 def create_or_migrate(db: sqlite3.Connection) -> None:
     """Give the file schema `VERSION`: create it in an empty file, migrate schema 1, leave the
     current one as it is. Raises StoreError for a file this gateway cannot read."""
+    if _current(db):
+        return  # no write lock taken: a reader opening the file never waits for the gateway
     db.execute("BEGIN IMMEDIATE")  # another process opening the same file waits for this one
     try:
         _create_or_migrate(db)
@@ -72,6 +74,12 @@ def create_or_migrate(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _current(db: sqlite3.Connection) -> bool:
+    (found,) = db.execute("PRAGMA user_version").fetchone()
+    tables = db.execute("SELECT 1 FROM sqlite_schema WHERE name='reading_runs'").fetchall()
+    return found == VERSION and bool(tables)
 
 
 def _create_or_migrate(db: sqlite3.Connection) -> None:

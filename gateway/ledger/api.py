@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from gateway import pooled_http
 from gateway.ledger import keys, merkle, thread_cpu
 from gateway.ledger.chain import Chain, Receipt
+from gateway.ledger.config import default_http_workers
 from gateway.ledger.errors import LedgerUnavailable, NotFound, TxRejected
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ def serve(
     limits: pooled_http.Limits | None = None,
 ) -> pooled_http.PooledHTTPServer:
     """Bind and return the server (call serve_forever on it); port 0 picks a free port."""
-    limits = limits or pooled_http.Limits(workers=32, max_body=2 * MAX_BODY)
+    limits = limits or pooled_http.Limits(workers=default_http_workers(), max_body=2 * MAX_BODY)
     return pooled_http.PooledHTTPServer(
         (host, port), make_handler(node, commit_timeout_s), limits, name="ledger-http"
     )

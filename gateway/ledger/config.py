@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,15 @@ from typing import Any
 from gateway.ledger import keys
 from gateway.ledger.chain import GenesisParams
 from gateway.ledger.errors import LedgerConfigError
+
+
+def default_http_workers() -> int:
+    """Twice the cores, at least 4: enough to verify on every core and serve reads meanwhile
+    (no worker waits for a block: the producer or applier answers). A larger pool cost more:
+    with 32 workers, each of 16 clients' requests had a thread of its own, all of them taking
+    the GIL from one another (3-6 context switches per tx against ~1, ~15 % more CPU per tx in
+    bench_ledger); with a few, a busy worker takes the next request from the queue itself."""
+    return max(4, 2 * (os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class LedgerConfig:
     etcd: tuple[str, ...] = ()
     etcd_prefix: str = "/sgrid/ledger"
     cut_interval_ms: int = 20
-    http_workers: int = 32
+    http_workers: int = field(default_factory=default_http_workers)
     max_connections: int = 512
     idle_timeout_s: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +97,7 @@ def load(path: Path) -> LedgerConfig:
             etcd=tuple(str(e) for e in repl.get("etcd", ())),
             etcd_prefix=str(repl.get("prefix", "/sgrid/ledger")),
             cut_interval_ms=int(repl.get("cut_interval_ms", 20)),
-            http_workers=_positive(section, "http_workers", 32),
+            http_workers=_positive(section, "http_workers", default_http_workers()),
             max_connections=_positive(section, "max_connections", 512),
             idle_timeout_s=float(_positive(section, "idle_timeout_s", 30.0)),
             extra={k: v for k, v in section.items() if k == "validator"},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.ledger.errors import LedgerError, LedgerUnavailable
 from gateway.ledger.etcd import EtcdClient
@@ -23,14 +23,27 @@ MAX_TXN_OPS = 100  # etcd refuses a txn of more than --max-txn-ops (128 by defau
 MAX_TXN_BYTES = 900_000  # values in one txn (base64 on the wire; etcd's request limit is 1.5 MiB)
 
 
-class _Write:
-    __slots__ = ("items", "done", "created", "error")
+Written = Callable[[list[bool] | LedgerError], None]
 
-    def __init__(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+
+class _Write:
+    __slots__ = ("items", "done", "created", "error", "then")
+
+    def __init__(self, items: Sequence[tuple[bytes, bytes]], then: Written | None = None) -> None:
         self.items = items
         self.done = threading.Event()
         self.created: list[bool] = []
         self.error: LedgerError | None = None
+        self.then = then  # called from the writer thread instead of waking a waiting caller
+
+    def finish(self) -> None:
+        if self.then is None:
+            self.done.set()
+            return
+        try:
+            self.then(self.error if self.error is not None else self.created)
+        except Exception:  # a caller's bug must not stop the writer
+            log.exception("answering an etcd write failed")
 
 
 class LogWriter:
@@ -68,6 +81,18 @@ class LogWriter:
             raise write.error
         return write.created
 
+    def write_later(self, items: Sequence[tuple[bytes, bytes]], then: Written) -> None:
+        """As `write`, without waiting: `then` gets, from the writer thread, per item whether it
+        was created now, or the LedgerError (quick, and must not block)."""
+        write = _Write(items, then)
+        with self._cond:
+            if not self._stop:
+                self._queue.append(write)
+                self._cond.notify()
+                return
+        write.error = LedgerUnavailable("the replica is stopping")
+        write.finish()
+
     def _take(self) -> list[_Write] | None:
         """The writes of the next txn (at least one), or None once stopping."""
         with self._cond:
@@ -100,21 +125,21 @@ class LogWriter:
             except LedgerError as exc:
                 for write in taken:
                     write.error = exc
-                    write.done.set()
+                    write.finish()
                 continue
             except BaseException as exc:  # never leave a submitter waiting forever
                 log.critical("etcd log writer failed: %s", exc)
                 for write in taken:
                     write.error = LedgerUnavailable(f"etcd log writer failed: {exc}")
-                    write.done.set()
+                    write.finish()
                 continue
             at = 0
             for write in taken:
                 write.created = created[at : at + len(write.items)]
                 at += len(write.items)
-                write.done.set()
+                write.finish()
         with self._cond:
             pending, self._queue = self._queue, []
         for write in pending:
             write.error = LedgerUnavailable("the replica stopped before writing to etcd")
-            write.done.set()
+            write.finish()

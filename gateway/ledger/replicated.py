@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from gateway.ledger import rules, txs
@@ -28,13 +29,25 @@ from gateway.ledger.config import LedgerConfig
 from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
 from gateway.ledger.etcd import EtcdClient, KeyValue
 from gateway.ledger.log_writer import LogWriter
-from gateway.ledger.node import now_ms
+from gateway.ledger.node import TIMEOUT_CHECK_S, Done, now_ms
 from gateway.ledger.txs import Tx
 
 log = logging.getLogger(__name__)
 META_REVISION = "etcd_cut_revision"
 MAX_REMEMBERED = 100_000  # submitted txs whose signatures were checked, awaiting their cut
 MAX_ENTRY_BYTES = 512 * 1024  # one log entry's JSON (etcd refuses requests over 1.5 MiB)
+
+
+@dataclasses.dataclass(eq=False)
+class _Awaiting:
+    """One submit call whose log entries are written or being written, awaiting their cut."""
+
+    keys: list[bytes]  # its log entries
+    fresh: list[Tx]  # its txs in those entries
+    slots: dict[str, list[int]]  # tx id -> positions in the call's values
+    results: list[Receipt | TxRejected | None]  # None where the cut decides
+    deadline: float  # time.monotonic()
+    done: Done
 
 
 def log_entries(base: bytes, batch: list[Tx]) -> list[tuple[bytes, bytes, list[Tx]]]:
@@ -100,11 +113,16 @@ class ReplicatedNode:
         self._awaited: dict[bytes, dict[str, Receipt | TxRejected]] = {}  # entry key -> outcomes
         self._decided: dict[bytes, dict[str, Receipt | TxRejected]] = {}  # awaited and applied
         self._written: dict[bytes, tuple[bytes, list[Tx]]] = {}  # entry key -> (value, its txs)
+        self._waiting: dict[bytes, _Awaiting] = {}  # entry key -> its call, until answered
+        # guards the four above, never held for long: a call is answered (its deadline too)
+        # while a cut is being applied under `lock` (taken before this one where both are)
+        self._calls = threading.Lock()
         self._cut_revision = int(chain.store.meta(META_REVISION) or 0)
         self._failure: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._watch, name="ledger-etcd-watch", daemon=True),
             threading.Thread(target=self._cut, name="ledger-etcd-cut", daemon=True),
+            threading.Thread(target=self._timeouts, name="ledger-timeouts", daemon=True),
         ]
 
     def start(self) -> ReplicatedNode:
@@ -120,6 +138,7 @@ class ReplicatedNode:
             self._applied.notify_all()
         self._threads[1].join(timeout=5)
         self.writer.stop()
+        self._answer_all()  # undecided txs "timeout", as a deadline would
 
     def stats(self) -> dict[str, float]:
         """Where the time goes (GET /v1/stats): the chain's build figures, etcd txns written."""
@@ -141,6 +160,54 @@ class ReplicatedNode:
         refused before may be submitted again (as with the embedded node: e.g. a settle after its
         dispute window), since every entry is validated afresh at the height of its cut.
         """
+        answered = threading.Event()
+        box: list[list[Receipt | TxRejected] | LedgerUnavailable] = []
+
+        def done(outcome: list[Receipt | TxRejected] | LedgerUnavailable) -> None:
+            box.append(outcome)
+            answered.set()
+
+        self.submit_later(values, timeout, done)
+        if not answered.wait(timeout + 1 + 2 * TIMEOUT_CHECK_S):
+            raise LedgerUnavailable("the replica did not answer (is the node started?)")
+        if isinstance(box[0], LedgerUnavailable):
+            raise box[0]
+        return box[0]
+
+    def submit_later(self, values: list[Any], timeout: float, done: Done) -> None:
+        """As `submit_many`, without waiting: `done` gets the results (or LedgerUnavailable)
+        once the cut holding the txs is applied here, or at the deadline ("timeout" for a tx
+        still undecided), from the thread that got there: the applier, the etcd writer, the
+        timeout thread, or this one if nothing was left to write. No thread waits per call."""
+        results, slots, fresh = self._check(values)
+        if not fresh:
+            done([r for r in results if r is not None])
+            return
+        if self._failure is not None or self._stop.is_set():
+            done(LedgerUnavailable(f"replica stopped: {self._failure or 'stopping'}"))
+            return
+        entries = log_entries(self.base, fresh)
+        call = _Awaiting(
+            [key for key, _, _ in entries], fresh, slots, results, time.monotonic() + timeout, done
+        )
+        with self._calls:  # registered before the write, so no applied cut goes unseen
+            for key, payload, entry_txs in entries:
+                self._awaited[key] = {}
+                self._written[key] = (payload, entry_txs)
+                self._waiting[key] = call
+        # create-only: a retried write is a no-op; with other submitters' entries
+        self.writer.write_later(
+            [(key, payload) for key, payload, _ in entries],
+            lambda outcome: (
+                self._answer(call, outcome) if isinstance(outcome, LedgerError) else None
+            ),
+        )
+
+    def _check(
+        self, values: list[Any]
+    ) -> tuple[list[Receipt | TxRejected | None], dict[str, list[int]], list[Tx]]:
+        """Shape and signatures of each value: its result if decided now (refused, or committed
+        already), else its slot under a fresh tx (a tx twice in `values` is written once)."""
         results: list[Receipt | TxRejected | None] = [None] * len(values)
         slots: dict[str, list[int]] = {}  # tx id -> positions in `values`
         fresh: list[Tx] = []
@@ -162,41 +229,53 @@ class ReplicatedNode:
                 slots[tx.id] = [i]
                 fresh.append(tx)
                 self._remember_verified(tx)
-        if not fresh:
-            return [r for r in results if r is not None]
-        if self._failure is not None:
-            raise LedgerUnavailable(f"replica stopped: {self._failure}")
-        entries = log_entries(self.base, fresh)
-        with self._changed:  # registered before the write, so no applied cut goes unseen
-            for key, payload, entry_txs in entries:
-                self._awaited[key] = {}
-                self._written[key] = (payload, entry_txs)
-        try:
-            try:
-                # create-only: a retried write is a no-op; with other submitters' entries
-                self.writer.write([(key, payload) for key, payload, _ in entries])
-            except LedgerError as exc:
-                raise LedgerUnavailable(str(exc)) from exc
-            with self._applied:
-                deadline = now_ms() + timeout * 1000
-                while self._failure is None and now_ms() < deadline:
-                    if all(e[0] in self._decided for e in entries):
-                        break
-                    self._applied.wait(min(0.5, max(0.0, (deadline - now_ms()) / 1000)))
-        finally:
-            with self._changed:
-                outcomes: dict[str, Receipt | TxRejected] = {}
-                for key, _, _ in entries:
-                    del self._awaited[key]
-                    self._written.pop(key, None)
-                    outcomes.update(self._decided.pop(key, {}))
-        for tx in fresh:
-            outcome = outcomes.get(tx.id) or TxRejected(
-                "timeout", "not committed in time; resubmit (idempotent)", tx.id
+        return results, slots, fresh
+
+    def _answer(self, call: _Awaiting, failure: LedgerError | None = None) -> None:
+        """Answer `call` once (the first thread to get here does): its txs' outcomes from the
+        cuts applied so far ("timeout" for those still undecided), or the write's failure."""
+        with self._calls:
+            if self._waiting.get(call.keys[0]) is not call:
+                return  # answered already
+            outcomes: dict[str, Receipt | TxRejected] = {}
+            for key in call.keys:
+                del self._waiting[key]
+                self._awaited.pop(key, None)
+                self._written.pop(key, None)
+                outcomes.update(self._decided.pop(key, {}))
+        if failure is not None:
+            outcome: list[Receipt | TxRejected] | LedgerUnavailable = LedgerUnavailable(
+                str(failure)
             )
-            for i in slots[tx.id]:
-                results[i] = outcome
-        return [r for r in results if r is not None]
+        else:
+            results = call.results
+            for tx in call.fresh:
+                decided = outcomes.get(tx.id) or TxRejected(
+                    "timeout", "not committed in time; resubmit (idempotent)", tx.id
+                )
+                for i in call.slots[tx.id]:
+                    results[i] = decided
+            outcome = [r for r in results if r is not None]
+        try:
+            call.done(outcome)
+        except Exception:  # a caller's bug must not stop the applier
+            log.exception("answering a submit call failed")
+
+    def _answer_all(self) -> None:
+        with self._calls:
+            calls = list({id(c): c for c in self._waiting.values()}.values())
+        for call in calls:
+            self._answer(call)
+
+    def _timeouts(self) -> None:
+        """Answer calls past their deadline (undecided txs "timeout"), also while etcd or this
+        replica's applier is stuck."""
+        while not self._stop.wait(TIMEOUT_CHECK_S):
+            now = time.monotonic()
+            with self._calls:
+                late = {id(c): c for c in self._waiting.values() if c.deadline <= now}
+            for call in late.values():
+                self._answer(call)
 
     def _remember_verified(self, tx: Tx) -> None:
         """The applier need not verify again a log entry with exactly these signatures."""
@@ -221,11 +300,12 @@ class ReplicatedNode:
             with self._changed:
                 self._changed.notify_all()
                 self._applied.notify_all()
+            self._answer_all()
 
     def _on_entry(self, kv: KeyValue) -> None:
         name = kv.key[len(self.base) :].decode()
         if name.startswith(("txs/", "tx/")):
-            with self._changed:
+            with self._calls:
                 written = self._written.pop(kv.key, None)
             # an entry this replica wrote: its txs as parsed, checked and encoded at submit
             if written is not None and written[0] == kv.value:
@@ -238,6 +318,7 @@ class ReplicatedNode:
                 if first and self._pending:
                     self._changed.notify_all()  # the cut thread waits for a first pending tx
             return
+        ready: dict[int, _Awaiting] = {}
         with self._changed:
             if name.startswith("cut/"):
                 cut = json.loads(kv.value)
@@ -254,7 +335,12 @@ class ReplicatedNode:
                     sigs_checked=self._sigs_verified,
                 )
                 assert block is not None
-                self._decide(results)
+                with self._calls:
+                    self._decide(results)
+                    for _, key in self._pending:
+                        call = self._waiting.get(key)
+                        if call is not None and all(k in self._decided for k in call.keys):
+                            ready[id(call)] = call
                 self._cut_revision = kv.create_revision
                 log.debug(
                     "block %d: %d txs (cut at revision %d)",
@@ -265,6 +351,8 @@ class ReplicatedNode:
                 self._pending = []
             self._changed.notify_all()
             self._applied.notify_all()
+        for call in ready.values():
+            self._answer(call)
 
     def _decide(self, results: dict[str, Receipt | TxRejected]) -> None:
         """Hand the results of the cut just applied to the submitters awaiting its entries.

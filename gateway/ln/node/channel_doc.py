@@ -16,6 +16,7 @@ Pure: no I/O; the store hands in the blobs it holds.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -170,7 +171,10 @@ def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Bl
     if secrets is None or secrets[0] != skey:
         secrets = _remember(_SECRETS, cid, (skey, _secrets_hex(rs)))
     inline, blob_refs = _split_extra(ch.extra, blobs)
-    refs = f', "extra_blobs": {json.dumps(blob_refs)}' if blob_refs else ""
+    # the names are EXTRA_BLOBS' and the keys hex: no escaping needed
+    refs = ", ".join(f'"{k}": "{v}"' for k, v in blob_refs.items())
+    refs = f', "extra_blobs": {{{refs}}}' if blob_refs else ""
+    inline_json = json.dumps(inline) if inline else "{}"
     p = ch.proposal
     proposal = (
         "null"
@@ -191,7 +195,7 @@ def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Bl
         f'"unrevoked_removed": "{ref(_tuple_blob(ch.unrevoked_removed, _encode_htlcs))}", '
         f'"remote_secrets": "{secrets[1]}", "next_local_htlc_id": {int(ch.next_local_htlc_id)}, '
         f'"closing_sigs": ["{ch.closing_sigs[0].hex()}", "{ch.closing_sigs[1].hex()}"], '
-        f'"extra": {json.dumps(inline)}{refs}}}'
+        f'"extra": {inline_json}{refs}}}'
     )
     return text, blobs
 
@@ -211,12 +215,30 @@ def _split_extra(extra: dict[str, Any], blobs: Blobs) -> tuple[dict[str, Any], d
     inline, refs = {}, {}
     for k, v in extra.items():
         if k in EXTRA_BLOBS:
-            key, data = _blob(json.dumps(v).encode())
+            key, data = _extra_blob(v)
             blobs[key] = data
             refs[k] = key.hex()
         else:
             inline[k] = v
     return inline, refs
+
+
+_EXTRA: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}  # id(value) -> (a copy, its blob)
+
+
+def _extra_blob(value: Any) -> tuple[bytes, bytes]:
+    """(key, JSON bytes) of an EXTRA_BLOBS value, encoded again only when it changed: a copy
+    kept with the encoding is compared with it (equality of a few fields, not `json.dumps`).
+    These values hold strings and integers only (a ledger body, signatures): equality is
+    their JSON's equality."""
+    hit = _EXTRA.get(id(value))
+    if hit is not None and hit[0] == value:
+        return hit[1]
+    got = _blob(json.dumps(value).encode())
+    if len(_EXTRA) >= 4096:
+        _EXTRA.clear()
+    _EXTRA[id(value)] = (copy.deepcopy(value), got)
+    return got
 
 
 def _secrets_hex(rs: bolt3.SecretStore) -> str:

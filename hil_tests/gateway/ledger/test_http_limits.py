@@ -146,3 +146,16 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(ledg
             assert chunk
             answer += chunk
         assert b"HTTP/1.1 422" in answer
+
+
+def test_the_default_pool_is_small_and_a_bad_size_names_its_key(tmp_path):
+    path = write_config(tmp_path / "node")
+    config = ledger_config.load(path)
+    assert config.http_workers == ledger_config.default_http_workers() < 32
+    path.write_text(path.read_text().replace("[ledger]\n", "[ledger]\nhttp_workers = 0\n"))
+    try:
+        ledger_config.load(path)
+    except ledger_config.LedgerConfigError as exc:
+        assert "http_workers" in str(exc)
+    else:
+        raise AssertionError("http_workers = 0 was accepted")
