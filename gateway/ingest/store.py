@@ -115,15 +115,17 @@ class ReadingStore:
                 )
             return existing
         head = rc.ZERO_HASH if anchor_seq == 0 else None
-        try:
-            (num,) = self._db.execute("SELECT COALESCE(MAX(num) + 1, 0) FROM meters").fetchone()
+        try:  # the number in the same statement: two processes enrolling at once get two
             self._db.execute(
-                f"INSERT INTO meters ({_METER_COLUMNS}, enrolled_at) VALUES (?,?,?,?,?,?,?,?)",
-                (meter_id, pubkey, label, anchor_seq, anchor_seq, head, num, int(time.time())),
+                f"INSERT INTO meters ({_METER_COLUMNS}, enrolled_at) VALUES (?,?,?,?,?,?,"
+                " (SELECT COALESCE(MAX(num) + 1, 0) FROM meters), ?)",
+                (meter_id, pubkey, label, anchor_seq, anchor_seq, head, int(time.time())),
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot enroll meter: {exc}") from exc
-        return MeterRow(meter_id, pubkey, label, anchor_seq, anchor_seq, head, num)
+        row = self.meter(meter_id)
+        assert row is not None  # just inserted, under the store's lock
+        return row
 
     @_locked
     def meter(self, meter_id: bytes) -> MeterRow | None:

@@ -37,7 +37,8 @@ class Round:
     per_s: float
     fsyncs: float  # store commits per payment, both nodes
     commitments: int
-    cpu_us: float = 0.0  # CPU per payment: payer, payee and the payer's decoding workers
+    cpu_us: tuple[float, float, float] = (0.0, 0.0, 0.0)  # CPU per payment: payer, payee,
+    # the payer's decoding workers
     others: float = 0.0  # cores the machine's other processes used during the round
 
 
@@ -141,18 +142,21 @@ def run(root: Path, payments: int, rounds: int = 7) -> SingleHop:
             else:
                 body = {"invoices": inv["invoices"]}
             c0, n0 = _commits(a, b), a.channel_with(b)["commitment"]
-            pids = [*_pids(a.proc.pid), b.proc.pid]  # type: ignore[union-attr]
-            cpu0, busy0, t0 = _cpu_s(pids), _busy_s(), time.perf_counter()
+            pay, *workers = _pids(a.proc.pid)  # type: ignore[union-attr]
+            groups = ([pay], [b.proc.pid], workers)  # type: ignore[union-attr]
+            cpu0, busy0, t0 = [_cpu_s(g) for g in groups], _busy_s(), time.perf_counter()
             results = a.api("/pay", {**body, "timeout": 300}, timeout=600)
             dt = time.perf_counter() - t0
-            cpu, busy = _cpu_s(pids) - cpu0, _busy_s() - busy0
+            cpu = [_cpu_s(g) - c for g, c in zip(groups, cpu0, strict=True)]
+            busy = _busy_s() - busy0
             assert sum(r["status"] == "succeeded" for r in results) == payments
             if k >= len(PHASES):  # the warm-up pair is not counted
                 fsyncs = (_commits(a, b) - c0) / payments
                 n = a.channel_with(b)["commitment"] - n0
-                others = max(0.0, busy - cpu) / dt
+                others = max(0.0, busy - sum(cpu)) / dt
+                us = [c / payments * 1e6 for c in cpu]
                 out.rounds[phase].append(
-                    Round(payments / dt, fsyncs, n, cpu / payments * 1e6, others)
+                    Round(payments / dt, fsyncs, n, (us[0], us[1], us[2]), others)
                 )
         assert a.channel_with(b)["remote_msat"] == len(order) * payments * AMOUNT
         return out
@@ -179,10 +183,13 @@ def report(s: SingleHop) -> list[str]:
         f" pair by pair: median {100 * statistics.median(pairs):.0f}%,"
         f" lowest {100 * min(pairs):.0f}%) (goal >= 80% and >= 5,000/s)"
     )
-    cpu = {p: statistics.median(r.cpu_us for r in s.rounds[p]) for p in PHASES}
+    cpu = {p: [statistics.median(r.cpu_us[k] for r in s.rounds[p]) for k in range(3)]
+           for p in PHASES}  # fmt: skip
+    req, inv = sum(cpu["requests"]), sum(cpu["invoices"])
+    parts = {p: " + ".join(f"{c:.0f}" for c in cpu[p]) for p in PHASES}
     lines.append(
         f"  CPU per payment (payer + payee + decoding workers, median round): decoded request"
-        f" {cpu['requests']:.0f} us, BOLT-11 receipt {cpu['invoices']:.0f} us: on a saturated"
-        f" machine the rate ratio tends to {100 * cpu['requests'] / cpu['invoices']:.0f}%"
+        f" {req:.0f} us ({parts['requests']}), BOLT-11 receipt {inv:.0f} us ({parts['invoices']}):"
+        f" on a saturated machine the rate ratio tends to {100 * req / inv:.0f}%"
     )
     return lines

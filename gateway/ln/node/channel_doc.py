@@ -171,7 +171,10 @@ def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Bl
     if secrets is None or secrets[0] != skey:
         secrets = _remember(_SECRETS, cid, (skey, _secrets_hex(rs)))
     inline, blob_refs = _split_extra(ch.extra, blobs)
-    refs = f', "extra_blobs": {json.dumps(blob_refs)}' if blob_refs else ""
+    # the names are EXTRA_BLOBS' and the keys hex: no escaping needed
+    refs = ", ".join(f'"{k}": "{v}"' for k, v in blob_refs.items())
+    refs = f', "extra_blobs": {{{refs}}}' if blob_refs else ""
+    inline_json = json.dumps(inline) if inline else "{}"
     p = ch.proposal
     proposal = (
         "null"
@@ -192,7 +195,7 @@ def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Bl
         f'"unrevoked_removed": "{ref(_tuple_blob(ch.unrevoked_removed, _encode_htlcs))}", '
         f'"remote_secrets": "{secrets[1]}", "next_local_htlc_id": {int(ch.next_local_htlc_id)}, '
         f'"closing_sigs": ["{ch.closing_sigs[0].hex()}", "{ch.closing_sigs[1].hex()}"], '
-        f'"extra": {json.dumps(inline)}{refs}}}'
+        f'"extra": {inline_json}{refs}}}'
     )
     return text, blobs
 

@@ -47,6 +47,7 @@ class Node(NodeCore):
         self._handlers: tuple[Any, ...] = (self, self.lifecycle, self.gossip)
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[asyncio.Server] = []
+        self._dials: dict[bytes, asyncio.Task[None]] = {}  # peer -> its dial under way
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, port: int, tick_s: float = 0.2) -> None:
@@ -104,8 +105,24 @@ class Node(NodeCore):
 
     # --- connections ---------------------------------------------------------------------------
     async def connect(self, host: str, port: int, node_id: bytes) -> None:
+        """Connect to `node_id` unless connected. Callers that dial one peer at once (the grid's
+        channel loop, its exchange, the reconnect tick) share one dial: a second connection
+        would replace the first and lose what was sent on it (an open_channel, seen)."""
         if node_id in self.peers:
             return
+        dial = self._dials.get(node_id)
+        if dial is None:
+            dial = self._dials[node_id] = asyncio.create_task(self._dial(host, port, node_id))
+            dial.add_done_callback(lambda done: self._dial_done(node_id, done))
+            self._tasks.append(dial)  # stop() cancels a dial still under way
+        await asyncio.shield(dial)
+
+    def _dial_done(self, node_id: bytes, dial: asyncio.Future[None]) -> None:
+        self._dials.pop(node_id, None)
+        if not dial.cancelled():
+            dial.exception()  # every caller got it; none left to retrieve it is no error
+
+    async def _dial(self, host: str, port: int, node_id: bytes) -> None:
         conn = await bolt8_transport.connect(host, port, self.keys.node_priv, node_id)
         self.addresses[node_id] = (host, port)
         self.store.set_meta("peers", {k.hex(): list(v) for k, v in self.addresses.items()})

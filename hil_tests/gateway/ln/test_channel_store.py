@@ -193,3 +193,35 @@ def test_commits_leave_checkpoints_to_checkpoint_and_a_checkpointed_store_reload
     side.commit_and_reload()  # every commit is still there after the copy
     side.store.close()
     side.store.checkpoint()  # after close: a no-op, not a new connection
+
+
+def test_a_version_2_document_with_its_funding_inline_loads_and_moves_it_to_a_blob(
+    tmp_path: Path,
+) -> None:
+    a, _ = make_pair()
+    a.extra["funding"] = {"kind": "channel_fund", "nonce": "cd" * 8, "amount_a_msat": 7}
+    a.extra["closing_sent"] = True
+    side = _Side(tmp_path / "a.sqlite", "alice", a)
+    v2, _ = channel_to_doc(a, pending_blob(a, None))
+    v2 = {**v2, "v": 2, "extra": a.extra}  # version 2 kept `extra` whole in the document
+    v2.pop("extra_blobs")
+    side.store.db.execute(
+        "INSERT INTO channels VALUES (?, ?, ?)", (a.channel_id, int(a.state), json.dumps(v2))
+    )
+    again = Store(tmp_path / "a.sqlite", side.keys)
+    sw = Switch(side.keys.node_id)
+    again.load(sw)
+    loaded = sw.channels[a.channel_id]
+    assert _state(loaded) == _state(a)
+    again.mark(loaded)
+    again.commit(sw)
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        doc = json.loads(db.execute("SELECT doc FROM channels").fetchone()[0])
+        assert db.execute("SELECT count(*) FROM channel_blobs").fetchone()[0] == 1
+    assert doc["v"] == VERSION and doc["extra"] == {"closing_sent": True}
+    assert set(doc["extra_blobs"]) == {"funding"}
+    again.close()
+    third = Store(tmp_path / "a.sqlite", side.keys)
+    sw = Switch(side.keys.node_id)
+    third.load(sw)
+    assert sw.channels[a.channel_id].extra == a.extra

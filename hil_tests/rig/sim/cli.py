@@ -189,7 +189,7 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float | None, in
         sys.exit(3)
     out = report_dir or workdir / "report"
     lines = summary_lines(result)
-    page = report.write(out, result, lines)
+    page = report.write(out, result, lines[:-1])  # its invariants table says the last line
     if plot_path is not None:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "power.png", plot_path)
