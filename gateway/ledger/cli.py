@@ -55,7 +55,10 @@ def run(config_path: Path) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo(f"ledger {running.node.chain.chain_id} listening {running.url}", nl=True)
     sys.stdout.flush()
-    stop.wait()
+    # In turns, not one wait: a signal caught just before the wait blocks would otherwise be
+    # acted on only when the wait ends (CPython runs Python handlers between bytecodes).
+    while not stop.wait(0.5):
+        pass
     running.stop()
 
 

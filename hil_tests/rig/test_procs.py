@@ -51,7 +51,10 @@ def _gone(groups: list[int], timeout: float = 15.0) -> bool:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_children_die_with_the_rig(how):
-    rig, groups = _run_rig("time.sleep(120)")
+    # Short sleeps, not one long one: a SIGINT caught just before `sleep` enters the kernel is
+    # acted on only when the sleep ends (CPython runs its handlers between bytecodes; CI once
+    # waited out a whole 120 s sleep).
+    rig, groups = _run_rig("while True: time.sleep(0.1)")
     try:
         rig.send_signal(how)
         rig.communicate(timeout=10)
