@@ -2,10 +2,12 @@
 
     python -m hil_tests.gateway.ln.crashing_node <point>:<n> [gateway.ln.node options]
 
-SIGKILLs the process the n-th time it reaches <point>: ``before_commit`` (a peer is about to
-commit the store before sending), ``after_commit`` (committed, nothing sent yet) or
-``after_send`` (a message was handled and the replies drained). The hooks wrap the production
-`Peer` from outside; production code carries no fault injection.
+SIGKILLs the process the n-th time it reaches <point>: ``before_commit`` (the node is about to
+commit a dirty store: before a peer sends, or before a waiting payer is answered),
+``after_commit`` (committed, nothing sent or answered yet) or ``after_send`` (a message was
+handled and the replies drained). The hooks wrap the production `NodeCore.commit` (every commit
+path goes through it) and each `Peer`'s connection from outside; production code carries no
+fault injection.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from gateway.ln.node import peer as peer_module
+from gateway.ln.node.core import NodeCore
 from gateway.ln.node.main import main
 
 POINTS = ("before_commit", "after_commit", "after_send")
@@ -41,16 +43,21 @@ class _CrashAt:
 
 
 def install(spec: str) -> None:
-    """Wrap every new Peer's commit callback and its connection's drain with the crash point."""
+    """Wrap the node's commit (only a commit with something dirty is a step) and every new
+    Peer's connection drain with the crash point."""
     crash = _CrashAt(spec)
+    original_commit = NodeCore.commit
     original_init = peer_module.Peer.__init__
 
-    def init(self: Any, node_id: bytes, conn: Any, commit: Callable[[], None], *rest: Any) -> None:
-        def commit_with_crash() -> None:
+    def commit(self: NodeCore) -> None:
+        dirty = bool(self.store.dirty_channels or self.switch.dirty)
+        if dirty:
             crash.reach("before_commit")
-            commit()
+        original_commit(self)
+        if dirty:
             crash.reach("after_commit")
 
+    def init(self: Any, node_id: bytes, conn: Any, *rest: Any) -> None:
         drain = conn.drain
 
         async def drain_with_crash() -> None:
@@ -58,8 +65,9 @@ def install(spec: str) -> None:
             crash.reach("after_send")
 
         conn.drain = drain_with_crash
-        original_init(self, node_id, conn, commit_with_crash, *rest)
+        original_init(self, node_id, conn, *rest)
 
+    NodeCore.commit = commit  # type: ignore[method-assign]
     peer_module.Peer.__init__ = init  # type: ignore[method-assign]
 
 

@@ -28,30 +28,28 @@ async def _scenario(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for n in (a, b):
         ledger.deposit(n.node_id, 10**10)
         await n.start(0, 0.05)
-    accept = b.lifecycle.on_OpenChannel
-
-    async def loaded(peer, msg) -> None:  # a loaded POD answers an open a little later
-        await asyncio.sleep(0.5)
-        await accept(peer, msg)
-
-    b.lifecycle.on_OpenChannel = loaded  # type: ignore[method-assign]
     dial, dials = bolt8_transport.connect, []
+    second_may_dial = asyncio.Event()
 
-    async def later_second(*args: Any) -> Any:  # the second dial's handshake ends 0.2 s later
+    async def held_second(*args: Any) -> Any:  # a second dial waits until the open is answered
         dials.append(args)
         if len(dials) == 2:
-            await asyncio.sleep(0.2)
+            await second_may_dial.wait()
         return await dial(*args)
 
-    monkeypatch.setattr(bolt8_transport, "connect", later_second)
+    monkeypatch.setattr(bolt8_transport, "connect", held_second)
     try:
+        # both start before either handshake ends: the first suspends on the socket, and the
+        # second runs up to its dial (the buggy node's "not connected yet" check passes for it)
         first = asyncio.create_task(a.connect("127.0.0.1", b.port, b.node_id))
         second = asyncio.create_task(a.connect("127.0.0.1", b.port, b.node_id))
-        await first
+        await asyncio.wait_for(first, 30)
         peer = a.peers[b.node_id]
-        # the channel loop opens as soon as its dial is done, the other dial still under way
+        # the channel loop opens as soon as its dial is done, the other caller still waiting
         await a.lifecycle.open_channel(b.node_id, 10 * M, timeout=10)
-        await second
+        second_may_dial.set()  # a second dial, if one was made, now completes and replaces it
+        await asyncio.wait_for(second, 30)
+        assert len(dials) == 1, f"{len(dials)} dials of one peer"  # the second joined the first
         assert a.peers[b.node_id] is peer  # not replaced by a second connection
     finally:
         for n in (a, b):

@@ -5,8 +5,9 @@
 For each crash point (before the store commit, after it but before sending, after sending) and
 each step k, the victim (payer or payee, in turn) is started with SIGKILL fault injection at <point>:<k> (crashing_node.py), a
 payment is attempted, the victim dies mid-update, restarts clean, and then: both sides agree on
-the latest commitment, no HTLC is left in flight, balances + in-flight == capacity, and the payee
-gained exactly the sum of the payments the payer saw succeed.
+the latest commitment, no HTLC is left in flight, balances + in-flight == capacity, the payee
+gained exactly the sum of the payments the payer saw succeed, and every payment the payer
+answered /pay for (succeeded or failed) still has that status after all the crashes.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _agreed(a: NodeProc, b: NodeProc) -> tuple[dict, dict] | None:
     return ca, cb
 
 
-def _pay_once(a: NodeProc, b: NodeProc, hashes: list[str]) -> None:
+def _pay_once(a: NodeProc, b: NodeProc, hashes: list[str], answers: dict[str, str]) -> None:
+    """Attempt one payment; record its hash, and the payer's answer if it gave one."""
     now = int(time.time())
     body = {"amount_msat": AMOUNT, "start": now + 3600, "end": now + 7200, "kwh": 0.01}
     try:
@@ -50,9 +52,10 @@ def _pay_once(a: NodeProc, b: NodeProc, hashes: list[str]) -> None:
         return  # the payee died first: no invoice, no payment
     hashes.append(inv["payment_hashes"][0])
     try:
-        a.api("/pay", {"invoice": inv["invoices"][0], "timeout": 1.5}, timeout=5)
+        answer = a.api("/pay", {"invoice": inv["invoices"][0], "timeout": 1.5}, timeout=5)
     except LnError:
-        pass  # the victim died under us
+        return  # the victim died under us (or the payment timed out): no answer to hold to
+    answers[inv["payment_hashes"][0]] = answer["status"]
 
 
 def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> int:
@@ -64,6 +67,7 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
         capacity = 100_000_000
         paid, rounds, crashed = 0, 0, 0
         hashes: list[str] = []
+        answers: dict[str, str] = {}  # payment hash -> status the payer answered /pay with
         for point in points:
             for k in range(1, steps + 1):
                 for victim in (a, b):
@@ -76,7 +80,7 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
                     for _ in range(max(2, k // 2)):  # enough payments to reach step k
                         if victim.proc.poll() is not None:
                             break
-                        _pay_once(a, b, hashes)
+                        _pay_once(a, b, hashes, answers)
                     # a loaded host may still be on its way to step k: let the update run out
                     # (crash, or both sides agree) before stopping the victim, or the fault
                     # injection is cut short and fires in too few rounds
@@ -98,13 +102,19 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
         statuses = [a.api("/payment", {"payment_hash": h})["status"] for h in hashes]
         paid = AMOUNT * statuses.count("succeeded")
         assert "pending" not in statuses, statuses
+        # an answer is final: what the payer told its caller survives every crash after it
+        final = dict(zip(hashes, statuses, strict=True))
+        changed = {h[:12]: (said, final[h]) for h, said in answers.items() if final[h] != said}
+        assert not changed, f"answered (before, after the crashes): {changed}"
+        assert "succeeded" in answers.values(), f"no payment was answered succeeded: {answers}"
         cb = b.channel_with(a)
         assert cb["local_msat"] == paid, (cb, paid)
         assert crashed > rounds // 2, f"fault injection fired only {crashed} of {rounds} times"
         log(
             f"torture: {crashed} SIGKILLs in {rounds} runs ({len(points)} points x {steps} steps"
             f" x 2 sides); {statuses.count('succeeded')} paid, {statuses.count('failed')} failed,"
-            f" {statuses.count('unknown')} never started; both sides agree, no msat lost"
+            f" {statuses.count('unknown')} never started; {len(answers)} answers held; both sides"
+            " agree, no msat lost"
         )
         return rounds
     finally:
