@@ -58,6 +58,13 @@ def _pay_once(a: NodeProc, b: NodeProc, hashes: list[str], answers: dict[str, st
     answers[inv["payment_hashes"][0]] = answer["status"]
 
 
+def _assert_answers_held(a: NodeProc, answers: dict[str, str], when: str) -> None:
+    """What the payer answered /pay with is on its disk: a restarted payer says it too."""
+    now = {h: a.api("/payment", {"payment_hash": h})["status"] for h in answers}
+    changed = {h[:12]: (said, now[h]) for h, said in answers.items() if now[h] != said}
+    assert not changed, f"{when}: answered (then, now): {changed}"
+
+
 def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> int:
     grid = Grid(root)
     try:
@@ -90,6 +97,8 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
                     if victim.proc is not None and victim.proc.poll() is None:
                         victim.stop()
                     victim.start()  # clean restart
+                    if victim is a:  # at once, before the payee could tell it again
+                        _assert_answers_held(a, answers, f"restart after {point}:{k}")
                     ca, cb = wait_until(lambda: _settled(a, b), 60, f"settle after {point}:{k}")
                     crashed += victim.crashed()
                     for ch in (ca, cb):
@@ -102,10 +111,7 @@ def run(root: Path, steps: int, points: tuple[str, ...] = POINTS, log=print) -> 
         statuses = [a.api("/payment", {"payment_hash": h})["status"] for h in hashes]
         paid = AMOUNT * statuses.count("succeeded")
         assert "pending" not in statuses, statuses
-        # an answer is final: what the payer told its caller survives every crash after it
-        final = dict(zip(hashes, statuses, strict=True))
-        changed = {h[:12]: (said, final[h]) for h, said in answers.items() if final[h] != said}
-        assert not changed, f"answered (before, after the crashes): {changed}"
+        _assert_answers_held(a, answers, "after all the crashes")  # an answer is final
         assert "succeeded" in answers.values(), f"no payment was answered succeeded: {answers}"
         cb = b.channel_with(a)
         assert cb["local_msat"] == paid, (cb, paid)
