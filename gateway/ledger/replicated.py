@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.config import LedgerConfig
 from gateway.ledger.errors import LedgerError, LedgerUnavailable, TxRejected
 from gateway.ledger.etcd import EtcdClient, KeyValue
+from gateway.ledger.log_entries import log_entries, read_entry
 from gateway.ledger.log_writer import LogWriter
 from gateway.ledger.node import TIMEOUT_CHECK_S, Done, now_ms
 from gateway.ledger.txs import Tx
@@ -35,7 +35,6 @@ from gateway.ledger.txs import Tx
 log = logging.getLogger(__name__)
 META_REVISION = "etcd_cut_revision"
 MAX_REMEMBERED = 100_000  # submitted txs whose signatures were checked, awaiting their cut
-MAX_ENTRY_BYTES = 512 * 1024  # one log entry's JSON (etcd refuses requests over 1.5 MiB)
 
 
 @dataclasses.dataclass(eq=False)
@@ -48,49 +47,6 @@ class _Awaiting:
     results: list[Receipt | TxRejected | None]  # None where the cut decides
     deadline: float  # time.monotonic()
     done: Done
-
-
-def log_entries(base: bytes, batch: list[Tx]) -> list[tuple[bytes, bytes, list[Tx]]]:
-    """(key, value, its txs) of the log entries holding `batch`, in order: one unless it is very
-    large. The value is the JSON list of the txs' `wire_json`."""
-    entries: list[tuple[bytes, bytes, list[Tx]]] = []
-    chunk: list[Tx] = []
-    size = 0
-    for tx in batch:
-        wire = tx.wire_json
-        if chunk and size + len(wire) + 1 > MAX_ENTRY_BYTES:
-            entries.append(_entry(base, chunk))
-            chunk, size = [], 0
-        chunk.append(tx)
-        size += len(wire) + 1
-    if chunk:
-        entries.append(_entry(base, chunk))
-    return entries
-
-
-def _entry(base: bytes, chunk: list[Tx]) -> tuple[bytes, bytes, list[Tx]]:
-    key = base + b"txs/" + os.urandom(16).hex().encode()
-    return key, ("[" + ",".join(t.wire_json for t in chunk) + "]").encode(), chunk
-
-
-def read_entry(name: str, value: bytes) -> list[Tx]:
-    """The transactions of log entry `name`; what cannot be read becomes a tx every replica
-    refuses alike (kind "unreadable"), so an entry never stops the log."""
-    try:
-        raw = json.loads(value)
-    except ValueError:
-        raw = None
-    if name.startswith("tx/"):  # the former layout: one tx per key
-        raw = [raw]
-    if not isinstance(raw, list):
-        return [Tx({"kind": "unreadable", "log_key": name}, {})]
-    out = []
-    for index, item in enumerate(raw):
-        try:
-            out.append(txs.from_json(item))
-        except TxRejected:
-            out.append(Tx({"kind": "unreadable", "log_key": name, "index": index}, {}))
-    return out
 
 
 class ReplicatedNode:
