@@ -41,3 +41,20 @@ def test_the_service_line_says_where_the_unspent_credit_is() -> None:
     assert "18.3 kWh left on the meters" in line
     assert "2.9 kWh paid and on its way" in line
     assert "60.0 kWh reached its meter after its window began (up to 93 min late)" in line
+
+
+def test_the_summary_table_shows_a_prepaid_meters_balance_left() -> None:
+    from rich.console import Console
+
+    from hil_tests.rig.sim.cli import summary
+
+    base = {"import_wh": 4080, "export_wh": 0, "paid_msat": 4_352_700, "earned_msat": 0,
+            "unserved_wh": 9933}  # fmt: skip
+    nodes = {"ev-1": {**base, "kind": "ev", "credit_left_wh": 10429},
+             "pod": {**base, "kind": "pod"}}  # fmt: skip
+    console = Console(width=120, record=True)
+    console.print(summary({"scenario": "normal", "nodes": nodes}))
+    lines = console.export_text().splitlines()
+    assert "credit left" in lines[1]
+    assert next(x for x in lines if x.startswith("ev-1")).rstrip().endswith("10.4")
+    assert next(x for x in lines if x.startswith("pod")).rstrip().endswith("9.9")

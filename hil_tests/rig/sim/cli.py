@@ -224,12 +224,24 @@ def _stop_on_signals() -> None:
 def summary(result: dict) -> Table:
     t = Table(title=f"scenario {result['scenario']}: {result.get('wall_s', '?')} s wall",
               box=None, pad_edge=False)  # fmt: skip
-    for col in ("node", "kind", "in kWh", "out kWh", "paid sat", "earned sat", "unserved"):
+    cols = (
+        "node",
+        "kind",
+        "in kWh",
+        "out kWh",
+        "paid sat",
+        "earned sat",
+        "unserved",
+        "credit left",
+    )
+    for col in cols:
         t.add_column(col, justify="left" if col in ("node", "kind") else "right", no_wrap=True)
     for name, n in sorted(result.get("nodes", {}).items()):
+        # a prepaid meter's balance at the end: credit it took and did not draw (credit_timing.py)
+        left = f"{n['credit_left_wh'] / 1000:.1f}" if "credit_left_wh" in n else ""
         t.add_row(name, n["kind"], f"{n['import_wh'] / 1000:.1f}", f"{n['export_wh'] / 1000:.1f}",
                   f"{n['paid_msat'] // 1000:,}", f"{n['earned_msat'] // 1000:,}",
-                  f"{n['unserved_wh'] / 1000:.1f}")  # fmt: skip
+                  f"{n['unserved_wh'] / 1000:.1f}", left)  # fmt: skip
     return t
 
 
