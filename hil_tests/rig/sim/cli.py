@@ -240,6 +240,11 @@ def service_line(result: dict) -> str:
             f"{s.get('got_delivery', 0)} drew >= 1 Wh, {s.get('never_short', 0)} never short; "
             f"unserved {s.get('unserved_wh', 0) / 1000:.1f} kWh (wanted while the relay was "
             "open)")  # fmt: skip
+    if "credit_left_wh" in s:
+        line += (f"; credit: {s['credit_left_wh'] / 1000:.1f} kWh left on the meters (their "
+                 f"balance, kept), {s['credit_pending_wh'] / 1000:.1f} kWh paid and on its way, "
+                 f"{s['credit_late_wh'] / 1000:.1f} kWh reached its meter after its window began "
+                 f"(up to {s['credit_late_max_s'] / 60:.0f} min late)")  # fmt: skip
     if m:
         # in whole sat, the parts rounded so that they add up (each rounded down lost up to 1 sat
         # per part: "20,399,909 + 90 of 20,400,000" for a grid whose msat balanced exactly)
