@@ -101,7 +101,8 @@ def test_a_payment_listed_by_one_end_only_is_unassigned_never_counted_twice() ->
     }  # fmt: skip
     balances = {"home-2": 1_600_000_000, "home-6": 1_600_000_000, "pod": DEP}
     deposits = {"home-2": DEP, "home-6": DEP, "pod": DEP}
-    per, summary = node_money(deposits, balances, ledger, listed, IDS, {}, {})
+    pays = {"home-2": [{"amount": 138_300, "fee": 0, "status": "succeeded"}]}
+    per, summary = node_money(deposits, balances, ledger, listed, IDS, {}, pays)
     assert per["home-2"]["holdings_msat"] == 1_600_000_000 + 399_861_700
     assert per["home-6"]["holdings_msat"] == 1_600_000_000 + 400_000_000
     assert per["home-2"]["in_flight_msat"] == per["home-6"]["in_flight_msat"] == 138_300
@@ -125,6 +126,51 @@ def test_a_listing_that_creates_money_fails_the_money_invariant() -> None:
     assert not judged["holds"] and judged["negative_channels"] == {"c1": -1}
     assert money_accounted({**summary, "negative_channels": {}, "unassigned_msat": 0,
                             "difference_msat": 1})["holds"] is False  # fmt: skip
+
+
+def test_an_inflated_listing_fails_even_when_the_peer_lists_the_channel_right() -> None:
+    """home-2 lists 100 M msat more on its side than it has (500 M + 400 M of an 800 M channel);
+    home-6 lists the channel right. Each side is the smaller of the two views, so the made-up
+    money hides (unassigned 0) unless each listing is checked on its own: the run fails, naming
+    the node and the channel."""
+    from hil_tests.rig.sim.invariants import money_accounted
+
+    ledger = {"c1": _open("c1", "id-a", "id-b")}
+    listed = {
+        "c1": {"home-2": {"local_msat": 500_000_000, "remote_msat": 400_000_000},
+               "home-6": {"local_msat": 400_000_000, "remote_msat": 400_000_000}},
+    }  # fmt: skip
+    balances = {"home-2": 1_600_000_000, "home-6": 1_600_000_000, "pod": DEP}
+    deposits = {"home-2": DEP, "home-6": DEP, "pod": DEP}
+    _, summary = node_money(deposits, balances, ledger, listed, IDS, {}, {})
+    judged = money_accounted(summary)
+    assert judged["holds"] is False
+    assert judged["bad_listings"] == ["channel c1: home-2 lists 500000000+400000000+0 != 800000000"]
+    assert summary["unassigned_msat"] == 0  # what the smaller views alone showed
+
+
+def test_ends_disagreeing_by_more_than_could_be_moving_fail() -> None:
+    """Both listings add up to the capacity, but home-6 lists 100 M msat from home-2 that home-2
+    does not, while the whole run paid 138,300 msat and nothing is in flight: no reading order
+    explains it (home-2's money is hidden as unassigned), and the run fails."""
+    from hil_tests.rig.sim.invariants import money_accounted
+
+    ledger = {"c1": _open("c1", "id-a", "id-b")}
+    listed = {
+        "c1": {"home-2": {"local_msat": 400_000_000, "remote_msat": 400_000_000},
+               "home-6": {"local_msat": 500_000_000, "remote_msat": 300_000_000}},
+    }  # fmt: skip
+    balances = {"home-2": 1_600_000_000, "home-6": 1_600_000_000, "pod": DEP}
+    deposits = {"home-2": DEP, "home-6": DEP, "pod": DEP}
+    pays = {"home-2": [{"amount": 138_300, "fee": 0, "status": "succeeded"}]}
+    _, summary = node_money(deposits, balances, ledger, listed, IDS, {}, pays)
+    assert summary["between_listings_msat"] == 100_000_000 and not summary["bad_listings"]
+    judged = money_accounted(summary)
+    assert judged["holds"] is False and judged["unexplained_between"] == {"c1": 100_000_000}
+    # the same disagreement, within a payment of the run
+    pays["home-2"].append({"amount": 100_000_000, "fee": 0, "status": "succeeded"})
+    _, summary = node_money(deposits, balances, ledger, listed, IDS, {}, pays)
+    assert money_accounted(summary)["holds"]
 
 
 def test_the_service_line_says_what_served_means() -> None:

@@ -133,7 +133,9 @@ def channel_to_doc(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[dict[str,
 
 
 _FIXED: dict[bytes, tuple[tuple[Any, ...], str]] = {}  # channel id -> (fields, their JSON)
-_SECRETS: dict[bytes, tuple[tuple[int, int, int | None], str]] = {}  # id -> (key, hex)
+# channel id -> (the secrets object itself, its count and last index, their hex): held and
+# compared by identity, as an id() of a freed object can come back for another channel end's
+_SECRETS: dict[bytes, tuple[Any, tuple[int, int | None], str]] = {}
 
 
 def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Blobs]:
@@ -166,10 +168,10 @@ def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Bl
         )[1:-1]
         fixed = _remember(_FIXED, cid, (fields, text))
     rs = ch.remote_secrets
-    skey = (id(rs), len(rs.entries), rs.last_index)
+    skey = (len(rs.entries), rs.last_index)
     secrets = _SECRETS.get(cid)
-    if secrets is None or secrets[0] != skey:
-        secrets = _remember(_SECRETS, cid, (skey, _secrets_hex(rs)))
+    if secrets is None or secrets[0] is not rs or secrets[1] != skey:
+        secrets = _remember(_SECRETS, cid, (rs, skey, _secrets_hex(rs)))
     inline, blob_refs = _split_extra(ch.extra, blobs)
     # the names are EXTRA_BLOBS' and the keys hex: no escaping needed
     refs = ", ".join(f'"{k}": "{v}"' for k, v in blob_refs.items())
@@ -193,7 +195,7 @@ def channel_doc_json(ch: Channel, pending: tuple[bytes, bytes]) -> tuple[str, Bl
         f'"awaiting_revoke": {"true" if ch.awaiting_revoke else "false"}, '
         f'"unrevoked_updates": "{ref(batch_blob(ch.unrevoked_updates))}", '
         f'"unrevoked_removed": "{ref(_tuple_blob(ch.unrevoked_removed, _encode_htlcs))}", '
-        f'"remote_secrets": "{secrets[1]}", "next_local_htlc_id": {int(ch.next_local_htlc_id)}, '
+        f'"remote_secrets": "{secrets[2]}", "next_local_htlc_id": {int(ch.next_local_htlc_id)}, '
         f'"closing_sigs": ["{ch.closing_sigs[0].hex()}", "{ch.closing_sigs[1].hex()}"], '
         f'"extra": {inline_json}{refs}}}'
     )
@@ -279,6 +281,11 @@ def pending_blob(ch: Channel, last: tuple[bytes, bytes] | None) -> tuple[bytes, 
 def channel_from_doc(d: dict[str, Any], keys: NodeKeys, blobs: Blobs) -> Channel:
     """A channel from its document (version 1: inline; version 2: with `blobs`)."""
     h = bytes.fromhex
+    if d.get("v", 1) > VERSION:  # a newer gateway's: fields this one does not know would be lost
+        raise ChannelStoreError(
+            f"channel {d.get('channel_id', '?')[:12]}: document version {d['v']} is newer than"
+            f" this gateway's ({VERSION}): upgrade the gateway"
+        )
     if d.get("v", 1) == 1:
         get: Callable[[str], bytes] = h
         removed = tuple(Htlc.decode(h(x)) for x in d["unrevoked_removed"])

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 MAX_BODY = 1 << 22
+MAX_ANSWER_BYTES = 1 << 26  # the client's limit: a batch's answer is a few MB at most
 BACKLOG = 512
 REQUEST_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 256
@@ -99,7 +100,7 @@ async def serve_control(
     own_hosts: tuple[str, ...] = ()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        status, out = 200, {}
+        status, out, read = 200, {}, False
         if mark is not None:
             mark("http", "accepted")
         waiting.admit(writer)
@@ -107,6 +108,7 @@ async def serve_control(
             try:
                 async with asyncio.timeout(request_timeout_s):  # no task of its own
                     method, path, headers, raw = await _read_request(reader)
+                read = True
                 if mark is not None:
                     mark("http", "read")
             finally:
@@ -124,13 +126,13 @@ async def serve_control(
             refused.log(exc.status, exc.reason, str(writer.get_extra_info("peername")))
         except (LnError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             status, out = 400, {"error": f"{type(exc).__name__}: {exc}"}
-        except (
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ConnectionError,
-            TimeoutError,
-        ):
-            writer.close()  # gone, stalled past the timeout, or evicted: nothing to answer
+        except TimeoutError:
+            if not read:
+                writer.close()  # stalled past the timeout: nothing to answer
+                return
+            status, out = 504, {"error": "timed out"}  # the handler's own wait (a payment's)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()  # gone or evicted: nothing to answer
             return
         except Exception as exc:  # a bug: answer 500 rather than kill the node
             log.exception("control API handler failed")
@@ -206,28 +208,39 @@ def call(
         except (ValueError, AttributeError):
             detail = raw[:200].decode(errors="replace")
         raise LnError(f"node answered {status}: {detail}")
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # a 200 whose body is not JSON: not the node's API
+        raise LnError(f"node at {url} answered {status} with no JSON: {raw[:80]!r}") from exc
 
 
 def _read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
     """The head and body of the answer: the body ends at its Content-Length (the API always
     sends one), else where the API closes the connection. Not waiting for the close saves the
-    node's next loop turn: it closes only after what it does next (e.g. write to its peers)."""
-    buf = b""
-    length = None
+    node's next loop turn: it closes only after what it does next (e.g. write to its peers).
+    An answer over MAX_ANSWER_BYTES is refused (ConnectionError)."""
+    buf = bytearray()
+    start = length = -1  # the body's offset once the head is complete; -1: no Content-Length
     while True:
         chunk = sock.recv(65536)
         buf += chunk
-        head, sep, body = buf.partition(b"\r\n\r\n")
-        if sep and length is None:
-            length = -1
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length" and value.strip().isdigit():
-                    length = int(value.strip())
-        if length is not None and 0 <= length <= len(body):
-            return head, body[:length]
+        if start < 0:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                start = end + 4
+                for line in bytes(buf[:end]).split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                        length = int(value.strip())
+        if start >= 0 and 0 <= length <= len(buf) - start:
+            return bytes(buf[: start - 4]), bytes(buf[start : start + length])
+        if len(buf) > MAX_ANSWER_BYTES or length > MAX_ANSWER_BYTES:
+            raise ConnectionError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
         if not chunk:
-            if length is not None and length >= 0:
-                raise ConnectionError(f"answer cut short: {len(body)} of {length} bytes")
-            return head, body
+            if start < 0:
+                if buf:
+                    raise ConnectionError("answer ended inside its head")
+                return b"", b""  # nothing at all: the caller names it not an HTTP answer
+            if length >= 0:
+                raise ConnectionError(f"answer cut short: {len(buf) - start} of {length} bytes")
+            return bytes(buf[: start - 4]), bytes(buf[start:])

@@ -45,7 +45,7 @@ class Node(NodeCore):
         self.decoder = BatchDecoder()
         self.port = 0
         self._handlers: tuple[Any, ...] = (self, self.lifecycle, self.gossip)
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()  # each leaves the set when it ends
         self._servers: list[asyncio.Server] = []
         self._dials: dict[bytes, asyncio.Task[None]] = {}  # peer -> its dial under way
 
@@ -60,21 +60,31 @@ class Node(NodeCore):
         for ch in self.switch.channels.values():
             if ch.state in LIVE:
                 self.gossip.announce_local(ch)
-        self._tasks.append(asyncio.create_task(self._ticker(tick_s)))
+        self._keep(asyncio.create_task(self._ticker(tick_s)))
 
     async def stop(self) -> None:
         """Stop listening, close every peer connection, commit and close the store."""
         for server in self._servers:
             server.close()
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
         for peer in list(self.peers.values()):
             await peer.conn.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.decoder.close()
         self.commit()
         self.store.close()
         log.info("node %s stopped", self.node_id.hex()[:12])
+
+    def _keep(self, task: asyncio.Task[Any], *, report: bool = True) -> None:
+        """Hold `task` until it ends (stop() cancels those still running): a redial every tick
+        of an offline peer must not pile up finished tasks and their tracebacks. A failure is
+        logged when `report` (a dial's goes to its callers instead)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if report:
+            task.add_done_callback(_log_failure)
 
     async def _ticker(self, tick_s: float) -> None:
         while True:
@@ -114,7 +124,7 @@ class Node(NodeCore):
         if dial is None:
             dial = self._dials[node_id] = asyncio.create_task(self._dial(host, port, node_id))
             dial.add_done_callback(lambda done: self._dial_done(node_id, done))
-            self._tasks.append(dial)  # stop() cancels a dial still under way
+            self._keep(dial, report=False)  # stop() cancels a dial still under way
         await asyncio.shield(dial)
 
     def _dial_done(self, node_id: bytes, dial: asyncio.Future[None]) -> None:
@@ -126,7 +136,7 @@ class Node(NodeCore):
         conn = await bolt8_transport.connect(host, port, self.keys.node_priv, node_id)
         self.addresses[node_id] = (host, port)
         self.store.set_meta("peers", {k.hex(): list(v) for k, v in self.addresses.items()})
-        self._tasks.append(asyncio.create_task(self._on_connection(conn)))
+        self._keep(asyncio.create_task(self._on_connection(conn)))
         for _ in range(100):
             if node_id in self.peers:
                 return
@@ -373,3 +383,8 @@ def _failed(hash_: bytes, reason: str) -> dict[str, Any]:
 def _asks_close(ch: Channel) -> bool:
     """Our state of `ch` is stale (data_loss.py): the peer must hear it until it closed."""
     return ch.state == ChannelState.FORCE_CLOSING and "behind" in ch.extra
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("node task %s failed: %r", task.get_coro(), task.exception())

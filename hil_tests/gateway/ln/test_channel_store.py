@@ -9,8 +9,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from gateway.ln.channel.channel import Channel
 from gateway.ln.channel.htlc import encode_updates
+from gateway.ln.errors import ChannelStoreError
 from gateway.ln.node.channel_doc import VERSION, channel_doc_json, channel_to_doc, pending_blob
 from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
@@ -225,3 +228,36 @@ def test_a_version_2_document_with_its_funding_inline_loads_and_moves_it_to_a_bl
     sw = Switch(side.keys.node_id)
     third.load(sw)
     assert sw.channels[a.channel_id].extra == a.extra
+
+
+def test_a_document_of_a_newer_version_is_refused_not_loaded_without_its_fields(
+    tmp_path: Path,
+) -> None:
+    a, _ = make_pair()
+    side = _Side(tmp_path / "a.sqlite", "alice", a)
+    doc, _ = channel_to_doc(a, pending_blob(a, None))
+    doc = {**doc, "v": VERSION + 1, "a_field_of_the_future": 1}
+    side.store.db.execute(
+        "INSERT INTO channels VALUES (?, ?, ?)", (a.channel_id, int(a.state), json.dumps(doc))
+    )
+    again = Store(tmp_path / "a.sqlite", side.keys)
+    with pytest.raises(ChannelStoreError, match=f"version {VERSION + 1} is newer"):
+        again.load(Switch(side.keys.node_id))
+    again.close()
+
+
+def test_the_secrets_written_are_the_channels_own_even_when_an_old_ones_id_comes_back(
+    tmp_path: Path,
+) -> None:
+    # One channel id, its secrets object replaced by another of the same count and index (the
+    # other end's, or a reload's): CPython hands a freed object's id() to the next one made,
+    # and a cache keyed by id() wrote the freed object's secrets.
+    a, _ = make_pair()
+    store_type, index = type(a.remote_secrets), 2**48 - 1
+    spare = store_type()
+    for value in (b"\x01" * 32, b"\x02" * 32, b"\x03" * 32):
+        a.remote_secrets = spare  # the previous one is freed here, its id() free for the next
+        a.remote_secrets = store_type()
+        a.remote_secrets.insert(index, value)
+        text, _ = channel_doc_json(a, pending_blob(a, None))
+        assert json.loads(text)["remote_secrets"] == a.remote_secrets.to_bytes().hex()

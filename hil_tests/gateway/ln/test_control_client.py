@@ -61,6 +61,14 @@ def test_call_returns_at_the_content_length_without_waiting_for_the_close():
             b'HTTP/1.1 401 X\r\nContent-Length: 17\r\n\r\n{"error": "nope"}',
             "node answered 401: nope",
         ),
+        # a 200 that is not the API's (no JSON, a chunked body): LnError, not JSONDecodeError
+        (b"HTTP/1.1 200 X\r\nContent-Length: 5\r\n\r\nhello", "answered 200 with no JSON"),
+        (
+            b"HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            "answered 200 with no JSON",
+        ),
+        (b"HTTP/1.1 200 X\r\nContent-Length: 2\r\n", "ended inside its head"),
+        (b"HTTP/1.1 200 X\r\nContent-Length: %d\r\n\r\n" % (1 << 27), "larger than"),
     ],
 )
 def test_a_short_foreign_or_refused_answer_is_a_clean_error(answer, reason):

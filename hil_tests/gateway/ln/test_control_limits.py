@@ -78,3 +78,24 @@ def test_a_connection_that_never_completes_its_request_is_closed_after_the_timeo
     closed, answered, evicted = asyncio.run(scenario())
     assert closed and answered
     assert evicted >= 7  # 10 idle + 1 real against a cap of 4
+
+
+def test_a_handler_that_times_out_is_answered_504_not_closed_without_an_answer():
+    async def scenario() -> int:
+        async def pay(_: dict) -> dict:
+            raise TimeoutError  # e.g. a payment's own wait ran out
+
+        server = await control.serve_control("127.0.0.1", 0, {"POST /pay": pay}, TOKEN)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await asyncio.to_thread(control.call, url, "/pay", {"invoice": "x"}, 20, TOKEN)
+        except Exception as exc:  # noqa: BLE001 - the error names the status
+            assert "node answered 504: timed out" in str(exc), exc
+            return 504
+        finally:
+            server.close()
+            await server.wait_closed()
+        return 200
+
+    assert asyncio.run(scenario()) == 504

@@ -224,12 +224,24 @@ def _stop_on_signals() -> None:
 def summary(result: dict) -> Table:
     t = Table(title=f"scenario {result['scenario']}: {result.get('wall_s', '?')} s wall",
               box=None, pad_edge=False)  # fmt: skip
-    for col in ("node", "kind", "in kWh", "out kWh", "paid sat", "earned sat", "unserved"):
+    cols = (
+        "node",
+        "kind",
+        "in kWh",
+        "out kWh",
+        "paid sat",
+        "earned sat",
+        "unserved",
+        "credit left",
+    )
+    for col in cols:
         t.add_column(col, justify="left" if col in ("node", "kind") else "right", no_wrap=True)
     for name, n in sorted(result.get("nodes", {}).items()):
+        # a prepaid meter's balance at the end: credit it took and did not draw (credit_timing.py)
+        left = f"{n['credit_left_wh'] / 1000:.1f}" if "credit_left_wh" in n else ""
         t.add_row(name, n["kind"], f"{n['import_wh'] / 1000:.1f}", f"{n['export_wh'] / 1000:.1f}",
                   f"{n['paid_msat'] // 1000:,}", f"{n['earned_msat'] // 1000:,}",
-                  f"{n['unserved_wh'] / 1000:.1f}")  # fmt: skip
+                  f"{n['unserved_wh'] / 1000:.1f}", left)  # fmt: skip
     return t
 
 
@@ -240,6 +252,11 @@ def service_line(result: dict) -> str:
             f"{s.get('got_delivery', 0)} drew >= 1 Wh, {s.get('never_short', 0)} never short; "
             f"unserved {s.get('unserved_wh', 0) / 1000:.1f} kWh (wanted while the relay was "
             "open)")  # fmt: skip
+    if "credit_left_wh" in s:
+        line += (f"; credit: {s['credit_left_wh'] / 1000:.1f} kWh left on the meters (their "
+                 f"balance, kept), {s['credit_pending_wh'] / 1000:.1f} kWh paid and on its way, "
+                 f"{s['credit_late_wh'] / 1000:.1f} kWh reached its meter after its window began "
+                 f"(up to {s['credit_late_max_s'] / 60:.0f} min late)")  # fmt: skip
     if m:
         # in whole sat, the parts rounded so that they add up (each rounded down lost up to 1 sat
         # per part: "20,399,909 + 90 of 20,400,000" for a grid whose msat balanced exactly)

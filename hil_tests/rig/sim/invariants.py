@@ -176,17 +176,27 @@ def supply_constant(
 
 
 def money_accounted(summary: dict[str, Any]) -> dict[str, Any]:
-    """Every msat deposited is in a node's holdings or unassigned (`difference` 0), and no channel
-    holds less than nobody's money (`unassigned` never below zero, in any channel): a negative
-    remainder means its ends' listings or the ledger's balances count more money than the
-    channel has, i.e. money created or assigned twice (hil_tests/rig/sim/money.py)."""
+    """Every msat deposited is in a node's holdings or unassigned (`difference` 0), no channel
+    holds less than nobody's money (`unassigned` never below zero, in any channel), every open
+    channel's listing adds up to its capacity on its own (`bad_listings`: node@channel named),
+    and no two ends of a channel disagree by more than could be in motion
+    (`unexplained_between`): a negative remainder or a bad listing means its ends' listings or
+    the ledger's balances count more money than the channel has, i.e. money created or assigned
+    twice (hil_tests/rig/sim/money.py)."""
     negative = summary.get("negative_channels") or {}
+    bad = summary.get("bad_listings") or []
+    unexplained = summary.get("unexplained_between") or {}
     out = {"holds": summary.get("difference_msat") == 0 and summary.get("unassigned_msat", -1) >= 0
-           and not negative, "difference_msat": summary.get("difference_msat"),
+           and not negative and not bad and not unexplained,
+           "difference_msat": summary.get("difference_msat"),
            "unassigned_msat": summary.get("unassigned_msat"),
            "between_listings_msat": summary.get("between_listings_msat", 0)}  # fmt: skip
     if negative:
         out["negative_channels"] = {cid[:16]: v for cid, v in negative.items()}
+    if bad:
+        out["bad_listings"] = list(bad)
+    if unexplained:
+        out["unexplained_between"] = {cid[:16]: v for cid, v in unexplained.items()}
     return out
 
 

@@ -10,7 +10,10 @@ starts as a deposit, so
 
     sum(holdings) + unassigned == sum(deposits),  unassigned >= 0 in every channel
 
-(a negative remainder is money a listing or the ledger created: invariants.money_accounted)
+(a negative remainder is money a listing or the ledger created: invariants.money_accounted;
+so is an open channel's listing whose local + remote + in flight is not the capacity, checked
+on its own since a side is the smaller of two views, and two ends disagreeing by more than all
+the money in flight or paid in the run)
 
 and each node's `money_delta_msat` (holdings - deposit) splits into what it was paid for the
 receipts it sold (`earned_msat`: its paid invoices), what it paid (`spent_msat`: its succeeded
@@ -29,18 +32,21 @@ from typing import Any
 
 def channel_sides(
     ledger_channel: dict[str, Any], ends: dict[str, dict[str, Any]], by_id: dict[str, str]
-) -> tuple[dict[str, int], int, dict[str, int]]:
+) -> tuple[dict[str, int], int, dict[str, int], list[str]]:
     """(node name -> its side of the channel, unassigned msat, node name -> msat its side may be
-    short by) for one ledger channel; `ends`: the node name -> its listing ({"local_msat",
-    "remote_msat"}) of the same channel.
+    short by, problems) for one ledger channel; `ends`: the node name -> its listing
+    ({"local_msat", "remote_msat", "in_flight_msat"}) of the same channel.
 
     An open channel's side is what both listings give the node, the smaller of its own
     `local_msat` and its peer's `remote_msat`: the rig reads the two ends one after the other
     while payments go on, so one end may list a payment done that the other does not list yet:
     summing each end's own `local_msat` then counts that payment on both sides, and `unassigned`
     went negative by its amount. The difference is money moving between them, unassigned and
-    never counted twice; a listing whose own sides exceed the capacity still shows as a negative
-    remainder (money created)."""
+    never counted twice. Taking the smaller view hides one end's inflated listing whenever the
+    other end answers, so each listing is checked on its own: local + remote + in flight must be
+    the capacity (a `problems` entry names the node and channel where it is not). With every
+    listing adding up, the smaller views never sum to more than the capacity (no money created)
+    and the disagreement is a transfer between the two ends; node_money bounds it."""
     status = ledger_channel.get("status")
     a, b = by_id.get(ledger_channel["a"], ""), by_id.get(ledger_channel["b"], "")
     capacity = int(ledger_channel.get("capacity_msat", 0))
@@ -49,20 +55,26 @@ def channel_sides(
     if status == "open":
         sides: dict[str, int] = {}
         short: dict[str, int] = {}
+        problems = []
+        for name, end in sorted(ends.items()):
+            local, remote = int(end.get("local_msat", 0)), int(end.get("remote_msat", 0))
+            flight = int(end.get("in_flight_msat", 0))
+            if local + remote + flight != capacity:
+                problems.append(f"{name} lists {local}+{remote}+{flight} != {capacity}")
         for me, peer in ((a, b), (b, a)):
             views = [int(v) for v in (ends.get(me, {}).get("local_msat"),
                                       ends.get(peer, {}).get("remote_msat")) if v is not None]  # fmt: skip
             if views:
                 sides[me] = min(views)
                 short[me] = max(views) - min(views)
-        return sides, capacity - sum(sides.values()), short
+        return sides, capacity - sum(sides.values()), short, problems
     if status == "closing":
         state = ledger_channel.get("state") or {}
         sides = {a: int(state.get("balance_a_msat", 0)), b: int(state.get("balance_b_msat", 0))}
-        return sides, capacity - sum(sides.values()), {}
+        return sides, capacity - sum(sides.values()), {}, []
     if status == "settled":
-        return {}, pending, {}  # the balances are paid out; the HTLC outputs wait for a claim
-    return {}, 0, {}  # closed or penalized: paid out to ledger balances
+        return {}, pending, {}, []  # the balances are paid out; the HTLC outputs wait for a claim
+    return {}, 0, {}, []  # closed or penalized: paid out to ledger balances
 
 
 def node_money(
@@ -84,8 +96,18 @@ def node_money(
     in_flight = dict.fromkeys(deposits, 0)
     unassigned = between = 0
     negative: dict[str, int] = {}  # channel id -> its remainder, where below zero
+    bad_listings: list[str] = []  # listings whose sides do not add up to the capacity
+    # the most two listings of one channel can disagree by: what is in flight at its ends plus
+    # every payment of the run not failed (amount + fee: all money that moved in any channel)
+    moved = sum(int(p["amount"]) + int(p.get("fee", 0)) for ps in payments.values() for p in ps
+                if p.get("status") != "failed")  # fmt: skip
+    unexplained: dict[str, int] = {}  # channel id -> its disagreement, where beyond that
     for cid, ch in ledger_channels.items():
-        sides, rest, short = channel_sides(ch, listed.get(cid, {}), by_id)
+        sides, rest, short, problems = channel_sides(ch, listed.get(cid, {}), by_id)
+        bad_listings += [f"channel {cid[:16]}: {p}" for p in problems]
+        flight = sum(int(e.get("in_flight_msat", 0)) for e in listed.get(cid, {}).values())
+        if max(short.values(), default=0) > flight + moved:
+            unexplained[cid] = max(short.values())
         for name, msat in sides.items():
             if name in holdings:
                 holdings[name] += msat
@@ -122,5 +144,7 @@ def node_money(
         "difference_msat": total_dep - total_held - unassigned,
         "balances_read": len(balances),
         "negative_channels": dict(sorted(negative.items())[:5]),
+        "bad_listings": bad_listings[:5],
+        "unexplained_between": dict(sorted(unexplained.items())[:5]),
     }
     return out, summary

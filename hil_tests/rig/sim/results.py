@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hil_tests.rig.sim import collect, invariants, market_report, money
+from hil_tests.rig.sim import collect, credit_timing, invariants, market_report, money
 from hil_tests.rig.sim.background import Phases
 from hil_tests.rig.sim.driver import PERIOD_S, Driver
 from hil_tests.rig.sim.grid import SimGrid
@@ -94,6 +94,8 @@ def results(
                 "journaled_not_stored": len(set(journaled.get(name, [])) - set(seqs)),
             }
         if n.spec.prepaid:
+            # its balance left, credit still on its way, credit that came after its window began
+            nodes[name].update(credit_timing.credit_figures(credit, took, imp, t0, t1))
             paid_wh[name] = nodes[name]["credit_bought_wh"]
             metered_prepaid[name] = nodes[name]["import_wh"]
     mark("readings and credit collected")
@@ -186,7 +188,8 @@ def _service(nodes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """How the prepaid loads (households, EV) were served: how many bought credit, how many
     drew at least 1 Wh through their relay (`got_delivery`: a load that drew 1 Wh of the 10 kWh
     it wanted counts), how many got everything their load asked for (`never_short`: nothing
-    unserved), and what their loads wanted while their relay was open (`unserved_wh`)."""
+    unserved), and what their loads wanted while their relay was open (`unserved_wh`); where
+    their paid credit is (credit_timing.py: left on the meters, still on its way, come late)."""
     prepaid = {k: v for k, v in nodes.items() if v["kind"] in ("home", "ev")}
     return {
         "prepaid": len(prepaid),
@@ -196,7 +199,11 @@ def _service(nodes: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "credit_bought_wh": sum(v["credit_bought_wh"] for v in prepaid.values()),
         "delivered_wh": sum(v["import_wh"] for v in prepaid.values()),
         "unserved_wh": sum(v["unserved_wh"] for v in prepaid.values()),
-    }
+        **{k: sum(v.get(k, 0) for v in prepaid.values())
+           for k in ("credit_left_wh", "credit_pending_wh", "credit_late_wh")},
+        "credit_late_max_s": max((v.get("credit_late_max_s", 0) for v in prepaid.values()),
+                                 default=0),
+    }  # fmt: skip
 
 
 def _clock_lag(sg: SimGrid) -> float:
