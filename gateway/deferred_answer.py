@@ -20,8 +20,9 @@ class DeferredAnswer:
     that made the result durable), then the connection goes back to the selector.
 
     It is written without blocking when the socket takes it whole (the usual case: a small
-    answer, an empty send buffer); the rest goes to a worker, which writes it with the
-    connection's write timeout, so a client that does not read never stalls the sender."""
+    answer, an empty send buffer); the server's selector writes the rest as the client reads
+    it (closing the connection after its write timeout), so a client that does not read
+    stalls no thread."""
 
     __slots__ = ("_server", "_conn", "_handler", "_keep", "_sent")
 
@@ -58,7 +59,7 @@ class DeferredAnswer:
             raise
 
 
-def write_now(sock: socket.socket, data: bytes) -> int:
+def write_now(sock: socket.socket, data: bytes | bytearray) -> int:
     """Write what the socket takes at once; the count written (0 when its buffer is full).
 
     Not `sock.send(data, MSG_DONTWAIT)`: on a socket with a timeout CPython first waits for it
@@ -73,7 +74,7 @@ def write_now(sock: socket.socket, data: bytes) -> int:
 
 @dataclass(slots=True)
 class PendingWrite:
-    """The rest of an answer that the socket did not take at once: a worker writes it."""
+    """The rest of an answer that the socket did not take at once: the selector writes it."""
 
     conn: Conn
     data: bytes

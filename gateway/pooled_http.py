@@ -11,7 +11,9 @@ on it. So an idle or stalled connection costs a file descriptor, never a thread:
 - at most `max_connections` connections are open: a new one evicts the longest-idle one;
 - a connection idle for `idle_timeout_s`, or holding an incomplete request for
   `request_timeout_s`, is closed; a response that cannot be written within `write_timeout_s`
-  closes its connection;
+  closes its connection. No thread waits on a client's reading: what a socket does not take
+  at once is written by the selector as the client reads it (a few clients that never read
+  must not hold every worker);
 - the listen backlog is `backlog` (default 512, capped by the kernel's somaxconn).
 Chunked request bodies are not accepted (411): every client here sends Content-Length.
 """
@@ -25,7 +27,6 @@ import queue
 import select
 import selectors
 import socket
-import socketserver
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class Conn:
     busy: bool = False
     continued: bool = False  # "100 Continue" sent for the request being read
     closed_by_peer: bool = False
+    out: bytearray = field(default_factory=bytearray)  # an answer's rest, written by the selector
+    keep_after: bool = False  # read the connection again once `out` is written
+    write_deadline: float = 0.0
 
 
 class PooledHTTPServer:
@@ -91,8 +95,9 @@ class PooledHTTPServer:
         self.server_address = self.socket.getsockname()
         self._selector = selectors.DefaultSelector()
         self._conns: dict[socket.socket, Conn] = {}
-        self._work: queue.SimpleQueue[Conn | PendingWrite | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[Conn | None] = queue.SimpleQueue()
         self._returned: queue.SimpleQueue[tuple[Conn, bool]] = queue.SimpleQueue()
+        self._writes: queue.SimpleQueue[PendingWrite] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_pending = False  # a wake-up byte is on its way: one is enough
@@ -115,8 +120,10 @@ class PooledHTTPServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         try:
             while not self._stop.is_set():
-                for key, _ in self._selector.select(timeout=self.select_timeout_s):
-                    if key.fileobj is self.socket:
+                for key, events in self._selector.select(timeout=self.select_timeout_s):
+                    if events & selectors.EVENT_WRITE:
+                        self._write(self._conns[key.fileobj])  # type: ignore[index]
+                    elif key.fileobj is self.socket:
                         self._accept()
                     elif key.fileobj is self._wake_r:
                         with contextlib.suppress(OSError):
@@ -168,9 +175,10 @@ class PooledHTTPServer:
         self._wake()
 
     def write_later(self, pending: PendingWrite) -> None:
-        """A deferred answer's rest that the socket did not take at once: a worker writes it
-        with the connection's write timeout, then gives the connection back."""
-        self._work.put(pending)
+        """An answer's rest that the socket did not take at once: the selector writes it as the
+        client reads (closing the connection after `write_timeout_s`), then reads it again."""
+        self._writes.put(pending)
+        self._wake(force=True)
 
     # -- the selector thread ------------------------------------------------------------------
 
@@ -221,21 +229,34 @@ class PooledHTTPServer:
         elif size < 0:
             if not conn.continued:  # the client waits for this before it sends the body
                 conn.continued = True
-                with contextlib.suppress(OSError):
-                    conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                with contextlib.suppress(OSError):  # best effort: never wait on the client
+                    write_now(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
         elif size:
             conn.busy = True
             self._selector.unregister(conn.sock)
             self._work.put(conn)
 
     def _refuse(self, conn: Conn, status: str) -> None:
-        with contextlib.suppress(OSError):
-            conn.sock.sendall(
-                f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        with contextlib.suppress(OSError):  # best effort: never wait on the client
+            write_now(
+                conn.sock,
+                f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode(),
             )
         self._close(conn)
 
     def _take_back(self) -> None:
+        while True:
+            try:
+                pending = self._writes.get_nowait()
+            except queue.Empty:
+                break
+            conn = pending.conn
+            if conn.sock not in self._conns:
+                continue  # closed meanwhile (stopping)
+            conn.out += pending.data
+            conn.keep_after = pending.keep
+            conn.write_deadline = time.monotonic() + self.limits.write_timeout_s
+            self._selector.register(conn.sock, selectors.EVENT_WRITE)
         while True:
             try:
                 conn, keep = self._returned.get_nowait()
@@ -249,12 +270,28 @@ class PooledHTTPServer:
             self._selector.register(conn.sock, selectors.EVENT_READ)
             self._dispatch(conn)  # a pipelined request may already be buffered
 
+    def _write(self, conn: Conn) -> None:
+        try:
+            sent = write_now(conn.sock, conn.out)
+        except OSError:  # the peer is gone
+            self._close(conn)
+            return
+        del conn.out[:sent]
+        if conn.out:
+            return
+        self._selector.unregister(conn.sock)
+        self._returned.put((conn, conn.keep_after and not conn.closed_by_peer))
+
     def _sweep(self) -> None:
         now = time.monotonic()
         if now < self._next_sweep:
             return
         self._next_sweep = now + 0.25
         for conn in list(self._conns.values()):
+            if conn.out and now > conn.write_deadline:  # not read for write_timeout_s
+                self._close(conn)
+                self.evicted += 1
+                continue
             if conn.busy:
                 continue
             limit = self.limits.request_timeout_s if conn.buffer else self.limits.idle_timeout_s
@@ -265,7 +302,7 @@ class PooledHTTPServer:
     def _close(self, conn: Conn) -> None:
         if self._conns.pop(conn.sock, None) is None:
             return
-        if not conn.busy:
+        if not conn.busy or conn.out:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(conn.sock)
         with contextlib.suppress(OSError):
@@ -275,9 +312,6 @@ class PooledHTTPServer:
 
     def _worker(self) -> None:
         while (conn := self._work.get()) is not None:
-            if isinstance(conn, PendingWrite):
-                self._finish_write(conn)
-                continue
             keep: bool | None = True
             while keep:
                 keep = False
@@ -289,13 +323,6 @@ class PooledHTTPServer:
                     break
             if keep is not None:  # None: deferred, its answer gives the connection back
                 self.give_back(conn, keep)
-
-    def _finish_write(self, pending: PendingWrite) -> None:
-        try:
-            pending.conn.sock.sendall(pending.data)  # the socket's timeout is write_timeout_s
-        except OSError:
-            pending.keep = False
-        self.give_back(pending.conn, pending.keep)
 
     def _linger(self, conn: Conn) -> bool:
         """Wait up to `linger_s` for the next request on a kept connection; True if it is complete.
@@ -340,7 +367,7 @@ class PooledHTTPServer:
         handler.request = handler.connection = conn.sock
         handler.client_address = conn.address
         handler.rfile = io.BytesIO(request)  # type: ignore[assignment]
-        handler.wfile = socketserver._SocketWriter(conn.sock)  # type: ignore[attr-defined]
+        handler.wfile = out = io.BytesIO()  # written below without waiting on the client
         handler.close_connection = True
         handler.deferred = None  # type: ignore[attr-defined]
         handler.pooled_conn = conn  # type: ignore[attr-defined]
@@ -355,8 +382,16 @@ class PooledHTTPServer:
             return None
         if handler.deferred is not None:  # type: ignore[attr-defined]
             return None
-        handler.wfile.flush()
-        return not handler.close_connection and not self._stop.is_set()
+        keep = not handler.close_connection and not self._stop.is_set()
+        data = out.getvalue()
+        try:
+            sent = write_now(conn.sock, data)
+        except OSError:  # the peer is gone
+            return False
+        if sent < len(data):  # the client reads slowly, or not: the selector writes the rest
+            self.write_later(PendingWrite(conn, data[sent:], keep))
+            return None
+        return keep
 
     def thread_count(self) -> int:
         return 1 + sum(t.is_alive() for t in self._workers)

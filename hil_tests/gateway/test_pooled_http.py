@@ -5,6 +5,7 @@ import json
 import queue
 import socket
 import threading
+import time
 
 import pytest
 
@@ -186,7 +187,7 @@ def test_no_wake_up_of_the_selector_is_lost_when_answers_return_connections_at_o
         srv.server_close()
 
 
-def test_a_deferred_answer_larger_than_the_socket_takes_is_finished_by_a_worker():
+def test_a_deferred_answer_larger_than_the_socket_takes_is_finished_later():
     Later.pending = queue.SimpleQueue()
     srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Later, pooled_http.Limits(workers=1))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -226,3 +227,64 @@ def test_writing_an_answer_never_waits_for_a_client_that_does_not_read():
     finally:
         ours.close()
         theirs.close()
+
+
+class Big(pooled_http.LeanRequestHandler):
+    protocol_version = "HTTP/1.1"
+    body = bytes(range(256)) * (128 * 1024)  # 32 MiB: more than loopback's buffers hold
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        data = self.body if self.path == "/big" else b"small"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_clients_that_never_read_their_big_answers_hold_no_worker():
+    # Each worker blocked writing to a client that did not read, for the whole write timeout:
+    # as many such clients as workers froze the server (the ledger's pool is 4 by default).
+    workers = 2
+    limits = pooled_http.Limits(workers=workers, write_timeout_s=600)
+    srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Big, limits)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    stuck = [socket.create_connection(srv.server_address, timeout=30) for _ in range(workers + 1)]
+    try:
+        for sock in stuck:
+            sock.sendall(b"GET /big HTTP/1.1\r\n\r\n")  # and never read the answer
+        with socket.create_connection(srv.server_address, timeout=60) as sock:
+            sock.sendall(b"GET /small HTTP/1.1\r\n\r\n")
+            assert _read_answer(sock) == b"small"  # answered while the others stay stuck
+        # a stuck client that reads at last gets its whole answer, and its connection is kept
+        assert _read_answer(stuck[0]) == Big.body
+        stuck[0].sendall(b"GET /small HTTP/1.1\r\n\r\n")
+        assert _read_answer(stuck[0]) == b"small"
+    finally:
+        for sock in stuck:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_an_answer_not_read_within_the_write_timeout_closes_its_connection():
+    limits = pooled_http.Limits(workers=1, write_timeout_s=0.5)
+    srv = pooled_http.PooledHTTPServer(("127.0.0.1", 0), Big, limits)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(srv.server_address, timeout=60) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\n\r\n")
+            deadline = time.monotonic() + 60
+            while srv.evicted == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)  # waits for the condition; the timeout itself is 0.5 s
+            assert srv.evicted == 1
+            got = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(1 << 20):
+                    got += chunk
+            assert 0 < len(got) < len(Big.body)  # cut: the rest was never written
+    finally:
+        srv.shutdown()
+        srv.server_close()
