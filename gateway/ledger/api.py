@@ -255,7 +255,19 @@ def make_handler(node: Node, commit_timeout_s: float) -> type[BaseHTTPRequestHan
                 self.send_whole(*answer(outcome))
                 return
             deferred = self.defer()
-            submit_later(values, commit_timeout_s, lambda outcome: deferred.send(*answer(outcome)))
+
+            def reply(outcome: Outcome) -> None:
+                try:
+                    status, body = answer(outcome)
+                except Exception:  # a bug: answer 500 rather than leave the connection busy
+                    log.exception("ledger: answering a submit failed")
+                    status, body = (
+                        500,
+                        b'{"error": {"reason": "internal", "detail": "see the log"}}',
+                    )
+                deferred.send(status, body)
+
+            submit_later(values, commit_timeout_s, reply)
 
     return Handler
 

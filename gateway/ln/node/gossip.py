@@ -3,12 +3,14 @@
 A component of `gateway.ln.node.node.Node`, handed the node's core. Announced channels are
 accepted only if the ledger knows them as open, and kept only while it does: nobody announces
 a close, so the ticker asks the ledger again about each channel of others in the graph, a few
-a tick, each about every `recheck_s` (`forget_closed`), and forgets those no longer open (a
-route over one fails at its first hop; a graph that only grows is also a leak).
+a tick, each about every `recheck_s` (`forget_closed`), and forgets those it shows closed or
+does not know twice in a row (a route over one fails at its first hop; a graph that only grows
+is also a leak).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import struct
@@ -37,11 +39,14 @@ class Gossip:
         self.recheck_s = recheck_s
         self._to_check: list[bytes] = []  # this pass's channels of others, not yet looked up
         self._next_pass = 0.0  # time.monotonic() of the next pass (real time, not the clock's)
+        self._unknown: set[bytes] = set()  # channels the ledger did not know on the last pass
 
-    def forget_closed(self) -> None:
-        """Look up the next few channels of others on the ledger; forget those it no longer
-        has open. LedgerPortError goes to the caller (the ticker logs it; that channel is
-        looked up again next pass)."""
+    async def forget_closed(self) -> None:
+        """Look up the next few channels of others on the ledger; forget those it has closed,
+        and those it does not know on two passes in a row (a lagging replica, a ledger restored
+        from a backup). The lookups run off the event loop: a slow ledger must not stall the
+        node's payments. LedgerPortError goes to the caller (the ticker logs it; that channel
+        is looked up again next pass)."""
         graph, own = self.core.switch.graph, self.core.switch.channels
         if not self._to_check:
             now = time.monotonic()
@@ -53,11 +58,17 @@ class Gossip:
             cid = self._to_check.pop()
             if cid in own or not any(k[0] == cid for k in graph.edges):
                 continue
-            view = self.core.ledger.channel(cid)
-            if view is None or view.status != "open":
-                graph.remove_channel(cid)
-                log.info("gossip: channel %s is %s on the ledger: forgotten", cid.hex()[:16],
-                         "unknown" if view is None else view.status)  # fmt: skip
+            view = await asyncio.to_thread(self.core.ledger.channel, cid)
+            if view is not None and view.status == "open":
+                self._unknown.discard(cid)
+                continue
+            if view is None and cid not in self._unknown:
+                self._unknown.add(cid)  # forgotten only if still unknown on the next pass
+                continue
+            self._unknown.discard(cid)
+            graph.remove_channel(cid)
+            log.info("gossip: channel %s is %s on the ledger: forgotten", cid.hex()[:16],
+                     "unknown" if view is None else view.status)  # fmt: skip
 
     # --- gossip: channels mirror the grid; each node announces its grid charge ---------------------
     def announce_local(self, ch: Channel) -> None:

@@ -91,7 +91,7 @@ class Node(NodeCore):
             await asyncio.sleep(tick_s)
             try:
                 self.watch.tick()
-                self.gossip.forget_closed()
+                await self.gossip.forget_closed()
             except LedgerPortError as exc:
                 log.warning("ledger: %s", exc)
             except Exception:  # the ticker is the node's heartbeat: it must never stop

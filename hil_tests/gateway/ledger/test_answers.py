@@ -140,3 +140,24 @@ def test_a_batch_answer_is_the_json_of_its_results():
             {"error": {"reason": refused.reason, "detail": refused.detail, "tx_id": "ef" * 32}},
         ]
     }
+
+
+def test_an_answer_that_fails_to_build_is_a_500_and_frees_the_connection(tmp_path, monkeypatch):
+    # a deferred answer whose building raised was logged and dropped: its connection stayed
+    # busy for good (busy connections are neither swept nor evicted)
+    running = _start(tmp_path, http_workers=1)
+    try:
+        client = LedgerClient(running.url, timeout=30, retries=1)
+        tx = _enroll(client.info()["chain"], ALICE)
+
+        def broken(outcome):
+            raise RuntimeError("a bug in answering")
+
+        monkeypatch.setattr(api, "answer_one", broken)
+        got = _submit(client, tx)
+        assert isinstance(got, LedgerUnavailable) and "500" in str(got), got
+        monkeypatch.undo()
+        again = _submit(client, tx)  # the tx was stored: a resubmit gets its receipt
+        assert isinstance(again, dict) and again["height"] == 1, again
+    finally:
+        running.stop()
