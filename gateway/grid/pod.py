@@ -96,7 +96,7 @@ def period_of(t: int, period_s: int) -> tuple[int, int]:
 
 
 def latest_reading(store: ReadingStore, meter_id: bytes) -> rc.Reading | None:
-    head = store.heads().get(meter_id)
+    head = store.head(meter_id)  # one meter's: not every meter's heads per debt request
     if head is None:
         return None
     rows = [r.reading for r in store.readings(meter_id, max(0, head - 16))]

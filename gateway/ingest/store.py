@@ -252,14 +252,23 @@ class ReadingStore:
         """meter_id -> seq of its newest stored record (meters with at least one record)."""
         out = {}
         for (meter_id,) in self._db.execute("SELECT meter_id FROM meters").fetchall():
-            lo, hi = self._ids(meter_id)
-            newest = self._db.execute(
-                "SELECT id, n FROM reading_runs WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1",
-                (lo, hi),
-            ).fetchone()
+            newest = self._head(bytes(meter_id))
             if newest is not None:
-                out[bytes(meter_id)] = (newest[0] & _LAST_SEQ) + newest[1] - 1
+                out[bytes(meter_id)] = newest
         return out
+
+    @_locked
+    def head(self, meter_id: bytes) -> int | None:
+        """The seq of `meter_id`'s newest stored record; None if it has none (or is unknown)."""
+        return self._head(meter_id)  # an unknown meter's row range is empty
+
+    def _head(self, meter_id: bytes) -> int | None:
+        lo, hi = self._ids(meter_id)
+        newest = self._db.execute(
+            "SELECT id, n FROM reading_runs WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1",
+            (lo, hi),
+        ).fetchone()
+        return None if newest is None else (newest[0] & _LAST_SEQ) + newest[1] - 1
 
     @_locked
     def readings(self, meter_id: bytes, from_seq: int = 0) -> list[StoredRecord]:

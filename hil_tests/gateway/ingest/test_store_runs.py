@@ -63,6 +63,8 @@ def test_every_query_answers_as_for_records_stored_one_by_one(tmp_path_factory, 
         n = len(records)
         assert store.count(m.meter_id) == store.count() == n
         assert store.count(other.meter_id) == 0 and store.heads() == {m.meter_id: n - 1}
+        assert store.head(m.meter_id) == n - 1 and store.head(other.meter_id) is None
+        assert store.head(b"\x09" * 32) is None  # not enrolled
         assert store.records(m.meter_id, first, last) == [
             (s, records[s]) for s in range(max(0, first), min(last, n - 1) + 1)
         ]
