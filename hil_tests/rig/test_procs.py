@@ -62,9 +62,17 @@ def test_children_die_with_the_rig(how):
     rig, groups = _run_rig("while True: time.sleep(0.1)")
     try:
         rig.send_signal(how)
-        rig.communicate(timeout=10)
-        assert _gone(groups), "a child outlived the rig"
+        try:
+            rig.wait(timeout=60)  # the rig itself (its stdout stays open while children live)
+        except subprocess.TimeoutExpired:
+            with open(f"/proc/{rig.pid}/status") as f:
+                masks = [line.strip() for line in f if line.startswith(("SigBlk", "SigIgn"))]
+            pytest.fail(f"the rig outlived {signal.Signals(how).name}: {masks}")
+        assert _gone(groups, timeout=30), "a child outlived the rig"
+        rig.communicate(timeout=30)
     finally:
+        if rig.poll() is None:
+            rig.kill()
         for g in groups:
             if _group_alive(g):
                 os.killpg(g, signal.SIGKILL)
