@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 
-from gateway.lean_http import http_date
+from gateway.lean_http import whole_answer
 
 if TYPE_CHECKING:
     from gateway.pooled_http import Conn, PooledHTTPServer
@@ -38,13 +38,7 @@ class DeferredAnswer:
         self._sent = True
         handler = self._handler
         handler.log_request(status)
-        reason = handler.responses[status][0] if status in handler.responses else ""
-        data = (
-            f"{handler.protocol_version} {status} {reason}\r\n"
-            f"Server: {handler.version_string()}\r\n"
-            f"Date: {http_date()}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode("latin-1") + body
+        data = whole_answer(handler, status, body, content_type)
         server, conn = self._server, self._conn
         try:
             sent = write_now(conn.sock, data)

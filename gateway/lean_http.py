@@ -79,13 +79,7 @@ class LeanRequestHandler(BaseHTTPRequestHandler):
     def send_whole(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         """Status line, headers and body in one write (one packet for a small answer)."""
         self.log_request(status)
-        reason = self.responses[status][0] if status in self.responses else ""
-        head = (
-            f"{self.protocol_version} {status} {reason}\r\n"
-            f"Server: {self.version_string()}\r\nDate: {self.date_time_string()}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        self.wfile.write(head.encode("latin-1") + body)
+        self.wfile.write(whole_answer(self, status, body, content_type))
 
     def defer(self) -> Any:
         """Answer this request later, from any thread, with the returned object's
@@ -99,6 +93,19 @@ class LeanRequestHandler(BaseHTTPRequestHandler):
 
 
 _date_cache: list[Any] = [0, ""]
+
+
+def whole_answer(
+    handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str
+) -> bytes:
+    """`handler`'s answer as one buffer: status line, headers and body."""
+    reason = handler.responses[status][0] if status in handler.responses else ""
+    head = (
+        f"{handler.protocol_version} {status} {reason}\r\n"
+        f"Server: {handler.version_string()}\r\nDate: {http_date()}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
 
 def http_date() -> str:
