@@ -5,7 +5,9 @@ dispute window runs nothing is paid: the receiver of an HTLC may record its prei
 (`channel_htlc_claim`, up to the HTLC's `cltv_expiry`), and a penalty still takes the whole
 capacity. `channel_settle` pays the balances, every fulfilled HTLC to its receiver and every
 expired one back to its offerer; HTLCs not yet expired stay pending (channel `settled`) until
-claimed (paid at once) or refunded (`channel_htlc_refund`, after the expiry).
+claimed (paid at once) or refunded (`channel_htlc_refund`, after the expiry). A
+`channel_supersede` re-opens the outputs from its later state, keeping the claims of outputs it
+holds unchanged.
 """
 
 from __future__ import annotations
@@ -47,6 +49,22 @@ def check_state_htlcs(htlcs: Any, tx_id: str) -> int:
 
 def open_outputs(channel: Channel, state: dict[str, Any]) -> None:
     channel.htlcs = [dict(h, outcome="pending", preimage="") for h in state["htlcs"]]
+
+
+def _identity(h: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(h[name] for name in txs.HTLC_FIELDS)
+
+
+def reopen_outputs(channel: Channel, state: dict[str, Any]) -> None:
+    """The outputs of a superseding state: pending, except that a claim recorded for an output
+    that the new state holds identically (offerer, id, amount, payment hash, expiry) stands."""
+    claimed = {_identity(h): h["preimage"] for h in channel.htlcs if h["outcome"] == "fulfilled"}
+    channel.htlcs = [
+        dict(h, outcome="fulfilled", preimage=claimed[_identity(h)])
+        if _identity(h) in claimed
+        else dict(h, outcome="pending", preimage="")
+        for h in state["htlcs"]
+    ]
 
 
 def _party_key(channel: Channel, party: str) -> str:

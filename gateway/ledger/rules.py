@@ -21,6 +21,8 @@ OPERATOR_KINDS = (
     *auction.OPERATOR_KINDS,
 )
 _OPERATOR_KINDS = frozenset(OPERATOR_KINDS)
+# kinds that publish a commitment state: signed by the state's holder
+_STATE_KINDS = frozenset({"channel_force_close", "channel_supersede"})
 
 
 def _channel(state: LedgerState, body: dict[str, Any], tx_id: str) -> Channel:
@@ -46,7 +48,7 @@ def required_signers(state: LedgerState, tx: Tx) -> list[str]:
     channel = _channel(state, body, tx.id)
     if kind == "channel_close":
         return [channel.a, channel.b]
-    if kind == "channel_force_close":
+    if kind in _STATE_KINDS:
         holder = body["state"].get("holder")
         if holder not in (channel.a, channel.b):
             raise TxRejected("bad_state", "state holder is not a channel party", tx.id)
@@ -225,6 +227,27 @@ def _window_end(channel: Channel) -> int:
     return channel.close_height + channel.dispute_blocks
 
 
+def _channel_supersede(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    """A later state replaces the published one while the dispute window runs; the window
+    restarts, so the other party can still penalize or supersede it in turn."""
+    channel = _channel(state, body, tx_id)
+    _require(channel, "closing", tx_id)
+    assert channel.state is not None
+    if height > _window_end(channel):
+        raise TxRejected(
+            "dispute_window_closed", f"window ended at block {_window_end(channel)}", tx_id
+        )
+    published = _check_state(state, channel, Tx(body))
+    if published["number"] <= channel.state["number"]:
+        raise TxRejected(
+            "stale_state",
+            f"state {published['number']} is not above the published {channel.state['number']}",
+            tx_id,
+        )
+    htlc_outputs.reopen_outputs(channel, published)
+    channel.close_height, channel.state = height, published
+
+
 def _channel_penalty(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
     channel = _channel(state, body, tx_id)
     _require(channel, "closing", tx_id)
@@ -289,6 +312,7 @@ _APPLY = {
     "channel_fund": _channel_fund,
     "channel_close": _channel_close,
     "channel_force_close": _channel_force_close,
+    "channel_supersede": _channel_supersede,
     "channel_penalty": _channel_penalty,
     "channel_settle": _channel_settle,
     "channel_htlc_claim": _channel_htlc_claim,

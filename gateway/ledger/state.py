@@ -37,7 +37,8 @@ class Channel:
     fund_height: int
     status: str = "open"
     close_height: int | None = None
-    state: dict[str, Any] | None = None  # the published commitment state while closing
+    # the published commitment state while closing (a force close's, or the latest supersede's)
+    state: dict[str, Any] | None = None
     # the published state's HTLC outputs, each with "outcome" pending | fulfilled | refunded and
     # the "preimage" that fulfilled it; paid out at settle, or at once once settled
     htlcs: list[dict[str, Any]] = field(default_factory=list)

@@ -65,6 +65,12 @@ SCHEMAS: dict[str, dict[str, Callable[[Any], bool]]] = {
         "state": lambda v: isinstance(v, dict),
         "state_sig": lambda v: isinstance(v, str),
     },
+    # a later state of a closing channel, checked as a force close's state (docs/ledger-api.md §3)
+    "channel_supersede": {
+        "channel": _ID,
+        "state": lambda v: isinstance(v, dict),
+        "state_sig": lambda v: isinstance(v, str),
+    },
     "channel_penalty": {"channel": _ID, "party": _party, "secret": _hex(32)},
     "channel_settle": {"channel": _ID, "party": _party},
     "channel_htlc_claim": {
