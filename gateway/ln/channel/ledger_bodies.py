@@ -27,6 +27,7 @@ __all__ = [
     "ledger_state_digest",
     "penalty_body",
     "settle_body",
+    "supersede_body",
 ]
 
 DISPUTE_BLOCKS = 6
@@ -190,6 +191,19 @@ def force_close_body(chain: str, state: dict[str, Any], state_sig: bytes) -> dic
         "kind": "channel_force_close",
         "chain": chain,
         "nonce": f"force-{state['number']}",
+        "channel": state["channel"],
+        "state": state,
+        "state_sig": state_sig.hex(),
+    }
+
+
+def supersede_body(chain: str, state: dict[str, Any], state_sig: bytes) -> dict[str, Any]:
+    """Replace the published state of a closing channel by this later one (its number must be
+    higher; the dispute window restarts): signed by ``state["holder"]``, like a force close."""
+    return {
+        "kind": "channel_supersede",
+        "chain": chain,
+        "nonce": f"supersede-{state['number']}",
         "channel": state["channel"],
         "state": state,
         "state_sig": state_sig.hex(),

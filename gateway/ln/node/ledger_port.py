@@ -3,7 +3,7 @@
 The port speaks the ledger's own vocabulary: transaction bodies in canonical JSON signed over their
 digest (built by `gateway.ln.channel.ledger_bodies`). `MemoryLedger` applies the real ledger's
 rules (`gateway.ledger.rules`: funding, cooperative close, force close with HTLC outputs and a
-dispute window in blocks, penalty, settle, HTLC claims and refunds) for tests and the file ledger; `gateway.ln.node.ledger_http.HttpLedger` adapts the real
+dispute window in blocks, supersede, penalty, settle, HTLC claims and refunds) for tests and the file ledger; `gateway.ln.node.ledger_http.HttpLedger` adapts the real
 node's client.
 """
 
@@ -52,6 +52,7 @@ CHANNEL_KINDS = (
     "channel_fund",
     "channel_close",
     "channel_force_close",
+    "channel_supersede",
     "channel_penalty",
     "channel_settle",
     "channel_htlc_claim",
