@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from gateway.ledger import rules, txs
 from gateway.ledger.canonical import digest
+from gateway.ledger.cli import ledger as ledger_cli
 from gateway.ledger.errors import TxRejected
 from gateway.ln.channel import ledger_bodies
 from gateway.ln.errors import LedgerPortError
@@ -269,6 +271,9 @@ def test_the_ledger_node_takes_a_supersede_and_shows_the_later_state(ledger):
         ledger.submit(stale)
     assert err.value.reason == "stale_state"
     assert ledger.client.channel(fund.id)["state"] == theirs
+    ledger.running.stop()  # the stored chain, supersede included, re-validates from genesis
+    verified = CliRunner().invoke(ledger_cli, ["verify", "--config", str(ledger.config_path)])
+    assert verified.exit_code == 0 and "OK:" in verified.output, verified.output
 
 
 def test_the_openapi_description_lists_every_rejection_the_rules_give():
