@@ -6,6 +6,12 @@ order) and is registered with the reaper: one small watcher process per rig proc
 pipe from it. When the rig process ends in any way, SIGKILL included, the pipe closes and the
 reaper terminates every group still registered (SIGTERM, SIGKILL after `GRACE_S`).
 
+The rig itself stops on SIGINT, SIGTERM and SIGHUP whatever its parent left it
+(`take_stop_signals`, first thing in its entry point): a shell script's background job (`cmd &`
+without job control) starts with SIGINT ignored, and Python then keeps it ignored, so `kill -INT`
+did nothing to a rig started that way (a `pytest -n 2` run itself started as such a job failed
+test_procs' SIGINT case each time: its xdist workers, and their rigs, inherited the ignore).
+
 Not PR_SET_PDEATHSIG: Linux sends it when the *thread* that forked the child ends, and the rig
 starts children from worker threads, so a child would die with the thread pool that started it.
 """
@@ -20,6 +26,7 @@ import threading
 from typing import Any
 
 GRACE_S = 3.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _REAPER_CODE = f"""
 import os, signal, sys, time
@@ -93,6 +100,19 @@ class Reaper:
 
 
 REAPER = Reaper()
+
+
+def take_stop_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt in this (the main) thread from now on, so
+    the rig stops its children in order, as at a Ctrl-C; unblocked and no longer ignored whatever
+    the parent process left (an ignored or blocked disposition survives exec)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def spawn(args: list[str], **popen: Any) -> subprocess.Popen[Any]:

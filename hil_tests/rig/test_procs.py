@@ -15,14 +15,9 @@ from hil_tests.rig import ports, procs
 
 # a rig process: two children in their own groups (one with a grandchild), then it waits
 RIG = textwrap.dedent("""
-    import signal, subprocess, sys, time
-    # SIGINT as at a terminal, whatever this test's worker left to its children: the full suite
-    # twice saw a SIGINT'ed rig live on (ignored or blocked there; the stderr line says which)
-    print("rig inherited SIGINT", signal.getsignal(signal.SIGINT),
-          "blocked", sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])), file=sys.stderr)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    import subprocess, sys, time
     from hil_tests.rig import procs
+    procs.take_stop_signals()
     a = procs.spawn([sys.executable, "-c", "import time; time.sleep(120)"])
     b = procs.spawn(["sh", "-c", "sleep 120 & sleep 120"])
     time.sleep(0.5)
@@ -31,12 +26,30 @@ RIG = textwrap.dedent("""
     {end}
 """)
 
+# what a parent can leave the rig: SIGINT and SIGQUIT ignored (a shell script's background job:
+# `pytest -n 2 ... &` gave it to every xdist worker and their rigs), SIGHUP ignored (nohup), the
+# stop signals blocked
+LEFT = {
+    "terminal": "",
+    "ignored": "for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):"
+    " signal.signal(s, signal.SIG_IGN)",
+    "blocked": "signal.pthread_sigmask(signal.SIG_BLOCK, procs.STOP_SIGNALS)",
+}
+# the parent's part, then exec of the rig (the same pid: what an ignore or a block survives)
+PARENT = textwrap.dedent("""
+    import os, signal, sys
+    from hil_tests.rig import procs
+    {left}
+    os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
+""")
+
 
 _group_alive = procs.group_alive
 
 
-def _run_rig(end: str) -> tuple[subprocess.Popen[str], list[int]]:
-    rig = subprocess.Popen([sys.executable, "-c", RIG.format(end=end)], cwd=REPO_ROOT,
+def _run_rig(end: str, left: str = "") -> tuple[subprocess.Popen[str], list[int]]:
+    code = [sys.executable, "-c", PARENT.format(left=left), RIG.format(end=end)]
+    rig = subprocess.Popen(code, cwd=REPO_ROOT,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert rig.stdout is not None and rig.stdin is not None
     groups = [int(x) for x in rig.stdout.readline().split()]
@@ -55,11 +68,12 @@ def _gone(groups: list[int], timeout: float = 15.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
-def test_children_die_with_the_rig(how):
+@pytest.mark.parametrize("left", LEFT)
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_children_die_with_the_rig(how, left):
     # short sleeps, not one long one: a SIGINT caught just before `sleep` enters the kernel is
     # acted on only when the sleep ends (CPython runs its handlers between bytecodes)
-    rig, groups = _run_rig("while True: time.sleep(0.1)")
+    rig, groups = _run_rig("while True: time.sleep(0.1)", LEFT[left])
     try:
         rig.send_signal(how)
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.errors import GatewayError
-from hil_tests.rig import report
+from hil_tests.rig import procs, report
 from hil_tests.rig.board_process import BoardTimeout
 from hil_tests.rig.sim import day_start
 from hil_tests.rig.sim.node import SimError
@@ -167,8 +166,8 @@ def sim(homes: int, hours: float, minutes: float | None, speed: float | None, in
         workdir: Path, report_dir: Path | None, plot_path: Path | None) -> None:  # fmt: skip
     """Run the simulated microgrid for a day: market, channels, credit, delivery, settlement,
     faults, invariants; then write the report."""
+    procs.take_stop_signals()  # the grid is stopped in order (a SIGKILL leaves it to the reaper)
     console = Console()
-    _stop_on_signals()
     # absolute: the nodes' configs name files under it, and a relative path in a config is
     # relative to that config's own directory (the default run/sim named run/sim/x/run/sim/...)
     workdir = workdir.resolve()
@@ -208,17 +207,6 @@ def one_line(exc: BaseException) -> str:
     """An error as one line: its first line (a board's timeout appends its console's tail)."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:400]
-
-
-def _stop_on_signals() -> None:
-    """SIGTERM and SIGHUP stop the sim as Ctrl-C does: the grid is stopped in order (each process
-    group; a SIGKILL of the sim leaves the reaper to it, hil_tests/rig/procs.py)."""
-
-    def stop(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop)
 
 
 def summary(result: dict) -> Table:
