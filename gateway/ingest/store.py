@@ -105,26 +105,27 @@ class ReadingStore:
 
     @_locked
     def enroll(self, pubkey: bytes, label: str = "", anchor_seq: int = 0) -> MeterRow:
-        """Register a meter key. Idempotent for the same key; anchor_seq 0 pins the chain start."""
+        """Register a meter key; anchor_seq 0 pins the chain start. Idempotent for the same key,
+        also between processes enrolling it at once: one row (the first one's label and anchor),
+        every caller gets it. Another key under the same meter id is an EnrollmentError."""
         meter_id = rc.meter_id_from_pubkey(pubkey)
-        existing = self.meter(meter_id)
-        if existing is not None:
-            if existing.pubkey != pubkey:
-                raise EnrollmentError(
-                    f"meter id {meter_id.hex()} already enrolled with another key"
+        row = self.meter(meter_id)  # enrolled already: no write lock taken
+        if row is None:
+            head = rc.ZERO_HASH if anchor_seq == 0 else None
+            try:  # the number in the same statement: two processes enrolling at once get two
+                self._db.execute(
+                    f"INSERT INTO meters ({_METER_COLUMNS}, enrolled_at) VALUES (?,?,?,?,?,?,"
+                    " (SELECT COALESCE(MAX(num) + 1, 0) FROM meters), ?)"
+                    " ON CONFLICT (meter_id) DO NOTHING",  # another process was first: its row
+                    (meter_id, pubkey, label, anchor_seq, anchor_seq, head, int(time.time())),
                 )
-            return existing
-        head = rc.ZERO_HASH if anchor_seq == 0 else None
-        try:  # the number in the same statement: two processes enrolling at once get two
-            self._db.execute(
-                f"INSERT INTO meters ({_METER_COLUMNS}, enrolled_at) VALUES (?,?,?,?,?,?,"
-                " (SELECT COALESCE(MAX(num) + 1, 0) FROM meters), ?)",
-                (meter_id, pubkey, label, anchor_seq, anchor_seq, head, int(time.time())),
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot enroll meter: {exc}") from exc
-        row = self.meter(meter_id)
-        assert row is not None  # just inserted, under the store's lock
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot enroll meter: {exc}") from exc
+            row = self.meter(meter_id)
+            if row is None:
+                raise StoreError(f"cannot enroll meter {meter_id.hex()}: not stored")
+        if row.pubkey != pubkey:
+            raise EnrollmentError(f"meter id {meter_id.hex()} already enrolled with another key")
         return row
 
     @_locked
