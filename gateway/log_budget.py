@@ -7,9 +7,10 @@ Beyond the budget a call is only counted (held), and the next line of that key s
 were held. The caller writes the line: this module only decides, so it is the same for every
 caller and testable with a fake clock.
 
-Memory stays bounded by the live keys: an entry whose window is over and that holds nothing is
-the same as no entry, so such entries are dropped when the table grows (a caller whose keys carry
-input text cannot grow it without bound by sending ever new text slowly).
+Memory stays bounded by the live keys: the entries whose window is over are dropped when the
+table grows (a caller whose keys carry input text cannot grow it without bound by sending ever new
+text slowly, nor by sending each new text once more than its burst). A dropped entry's held calls
+are not lost: the next line of any key reports them as `others` (their key may never come back).
 """
 
 from __future__ import annotations
@@ -26,17 +27,25 @@ class Admitted(NamedTuple):
 
     held: int  # calls of this key not logged since its last line (say so in this line)
     first: bool  # the first line of a window with nothing held before it (worth a traceback)
+    others: int = 0  # calls of other keys held, whose entries were dropped (say so in this line)
 
 
 class LogBudget:
     def __init__(
-        self, burst: int, window_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sweep_at: int = SWEEP_AT,
     ) -> None:
-        if burst < 1 or not window_s > 0:
-            raise ValueError(f"burst must be >= 1 and window_s > 0, not {burst}, {window_s}")
+        if burst < 1 or not window_s > 0 or sweep_at < 1:
+            raise ValueError(
+                f"burst must be >= 1, window_s > 0 and sweep_at >= 1, not {burst}, {window_s},"
+                f" {sweep_at}"
+            )
         self.burst, self.window_s, self._clock = burst, window_s, clock
         self._windows: dict[str, tuple[float, int, int]] = {}  # key -> (start, logged, held)
-        self._sweep_at = SWEEP_AT
+        self._floor = self._sweep_at = sweep_at
         self.total = 0  # every call, logged or held
 
     def admit(self, key: str) -> Admitted | None:
@@ -50,16 +59,13 @@ class LogBudget:
             self._windows[key] = (start, logged, held + 1)
             return None
         self._windows[key] = (start, logged + 1, 0)
-        if len(self._windows) > self._sweep_at:
-            self._sweep(now)
-        return Admitted(held, logged == 0 and not held)
+        others = self._sweep(now) if len(self._windows) > self._sweep_at else 0  # not this key
+        return Admitted(held, logged == 0 and not held, others)
 
-    def _sweep(self, now: float) -> None:
-        ended = [
-            k
-            for k, (start, _, held) in self._windows.items()
-            if not held and now - start >= self.window_s
-        ]
-        for k in ended:
-            del self._windows[k]
-        self._sweep_at = max(SWEEP_AT, 2 * len(self._windows))
+    def _sweep(self, now: float) -> int:
+        """Drop the entries whose window is over; their held calls, for this line to report (an
+        entry that held calls was kept for its key's next line: ever new keys grew the table)."""
+        ended = [k for k, (start, _, _) in self._windows.items() if now - start >= self.window_s]
+        held = sum(self._windows.pop(k)[2] for k in ended)
+        self._sweep_at = max(self._floor, 2 * len(self._windows))
+        return held

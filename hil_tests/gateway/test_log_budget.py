@@ -90,20 +90,71 @@ def test_a_traceback_goes_with_the_first_line_of_a_quiet_window_only():
     assert budget.admit("k") == log_budget.Admitted(held=0, first=True)
 
 
-def test_ended_windows_are_dropped_so_ever_new_keys_do_not_grow_the_table(monkeypatch):
-    monkeypatch.setattr(log_budget, "SWEEP_AT", 8)
+def test_ended_windows_are_dropped_so_ever_new_keys_do_not_grow_the_table():
     now = [0.0]
-    budget = LogBudget(1, WINDOW, clock=lambda: now[0])
-    budget.admit("held")
-    assert budget.admit("held") is None  # held: kept until its next line reports it
+    budget = LogBudget(1, WINDOW, clock=lambda: now[0], sweep_at=8)
     for i in range(1000):
         now[0] += WINDOW
         assert budget.admit(f"origin {i}") is not None
     assert len(budget._windows) <= 2 * 8
-    assert budget.admit("held") == log_budget.Admitted(held=1, first=False)
 
 
-@pytest.mark.parametrize(("burst", "window_s"), [(0, 10.0), (1, 0.0)])
-def test_a_budget_that_could_log_nothing_is_refused(burst, window_s):
+def test_ever_new_keys_each_held_once_do_not_grow_the_table_and_their_calls_are_reported():
+    # each new text once more than its burst (control_guard's keys carry request text): every
+    # entry held something, and such entries were never dropped
+    now = [0.0]
+    budget = LogBudget(1, WINDOW, clock=lambda: now[0], sweep_at=8)
+    others = 0
+    for i in range(1000):
+        now[0] += WINDOW
+        line = budget.admit(f"origin {i}")
+        assert line is not None and line.held == 0
+        others += line.others
+        assert budget.admit(f"origin {i}") is None
+        assert len(budget._windows) <= 2 * 8
+    now[0] += WINDOW
+    for i in range(20):  # keys of ended windows: the next sweep reports the held rest
+        line = budget.admit(f"late {i}")
+        assert line is not None
+        others += line.others
+    assert others == 1000
+
+
+def test_a_dropped_entrys_held_calls_go_with_the_next_line_of_any_key():
+    now = [0.0]
+    budget = LogBudget(1, WINDOW, clock=lambda: now[0], sweep_at=1)
+    budget.admit("held")
+    assert budget.admit("held") is None
+    assert budget.admit("held") is None
+    now[0] = WINDOW  # its window is over: dropped at the next sweep, its 2 held calls reported
+    assert budget.admit("b") == log_budget.Admitted(held=0, first=True, others=2)
+    assert budget.admit("held") == log_budget.Admitted(held=0, first=True, others=0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, 0.5, 3.0, 9.5, 10.0, 25.0]), st.sampled_from("abcdefgh")),
+        max_size=120,
+    ),
+    st.integers(1, 3),
+    st.integers(1, 4),
+)
+def test_with_entries_dropped_every_call_is_still_a_line_or_reported_in_one(run, burst, sweep_at):
+    now = [0.0]
+    budget = LogBudget(burst, WINDOW, clock=lambda: now[0], sweep_at=sweep_at)
+    got = []
+    for gap, key in run:
+        now[0] += gap
+        got.append(budget.admit(key))
+    # the same calls logged as without dropping (a dropped window was over: the same as none)
+    assert [a is None for a in got] == [h is None for _, h in _reference(run, burst)]
+    now[0] += 2 * WINDOW  # every window over: each key's next line, or a sweep, reports the rest
+    got += [budget.admit(k) for k in "abcdefgh"]
+    lines = [a for a in got if a is not None]
+    assert sum(1 + a.held + a.others for a in lines) == budget.total == len(run) + 8
+
+
+@pytest.mark.parametrize(("burst", "window_s", "sweep_at"), [(0, 10.0, 8), (1, 0.0, 8), (1, 1, 0)])
+def test_a_budget_that_could_log_nothing_is_refused(burst, window_s, sweep_at):
     with pytest.raises(ValueError, match="burst"):
-        LogBudget(burst, window_s)
+        LogBudget(burst, window_s, sweep_at=sweep_at)
