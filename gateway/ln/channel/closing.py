@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.ln.channel.commitment import sign, verify
+from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.core import ChannelCore
 from gateway.ln.channel.htlc import AddHtlc
 from gateway.ln.channel.ledger_bodies import close_body, digest
@@ -88,6 +88,43 @@ class ChannelClosing(ChannelCore):
             log.warning("channel %s: peer published revoked commitment %d", self.short_id, number)
             return self.remote_secrets.derive(secret_index(number))
         return None
+
+    def supersede_state(self, number: int) -> tuple[dict, bytes] | None:
+        """The peer published its commitment ``number`` and has not revoked it: our newer ledger
+        state and the peer's signature of it, which the ledger's ``channel_supersede`` puts in
+        its place while the dispute window runs (the latest state the peer signed wins). None
+        if ours is not newer."""
+        if number >= self.latest.number or not self.remote_ledger_sig:
+            return None
+        return self.ledger_state(self.latest, self.me), self.remote_ledger_sig
+
+    def offered_htlcs(self) -> dict[tuple[int, int], Htlc]:
+        """Our HTLCs the channel may still hold, by (offerer, id): those of our latest
+        commitment, of our proposal, and those the peer's batch removed (fulfilled or failed)
+        while the peer has not yet revoked the state before it."""
+        ours = {h.key: h for h in self.unrevoked_removed if h.offerer == self.me}
+        for c in self._signed_for_peer():
+            ours.update({h.key: h for h in c.htlcs if h.offerer == self.me})
+        return ours
+
+    def may_come_back(self, number: int, height: int) -> set[tuple[int, int]]:
+        """Our HTLCs that a state we signed for the peer with a number above ``number`` (the
+        published one) holds and that can still be claimed at ``height``: a supersede (ours or
+        the peer's) may still bring them onto the ledger as outputs. An HTLC past its expiry
+        cannot come back claimable (claims end at the expiry), and a state where the peer
+        fulfilled one gave us its preimage when we signed it (`PreimageLearned`)."""
+        return {
+            h.key
+            for c in self._signed_for_peer()
+            if c.number > number
+            for h in c.htlcs
+            if h.offerer == self.me and height < h.cltv_expiry
+        }
+
+    def _signed_for_peer(self) -> list[Commitment]:
+        """The commitments whose ledger state we signed for the peer and it may still publish
+        unrevoked: our latest and our proposal."""
+        return [self.latest] + ([self.proposal.commitment] if self.proposal else [])
 
     def mark_closed(self) -> None:
         if self.state != ChannelState.CLOSED:

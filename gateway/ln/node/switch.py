@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from gateway.ln.channel.channel import (
@@ -331,19 +331,29 @@ class Switch:
         ch = self.channels[channel_id]
         self.handle(ch.drop_pending_adds(reason), 0)
 
-    def on_published(self, channel_id: bytes, outputs: set[tuple[int, int]] | None) -> None:
+    def on_published(
+        self,
+        channel_id: bytes,
+        outputs: set[tuple[int, int]] | None,
+        keep: Collection[tuple[int, int]] = (),
+    ) -> list[tuple[int, int]]:
         """A state of the channel is on the ledger with HTLC outputs ``outputs`` ((offerer, id);
-        None: the channel was penalized, nothing is paid per HTLC). Our HTLCs without an output
-        failed and are unwound upstream now; those with one wait for their claim or expiry."""
+        None: the channel was penalized, nothing is paid per HTLC). Queued adds never proposed
+        fail at once. Our HTLCs the channel may still hold (`Channel.offered_htlcs`) without an
+        output and not in ``keep`` (already reported, or a state we signed with a higher number
+        may still bring them onto the ledger) failed and are unwound upstream now; those with an
+        output wait for their claim or expiry. Returns the (offerer, id) of those failed. Called
+        again when the published state changes (a supersede): each HTLC is failed once."""
         ch = self.channels[channel_id]
         self.handle(ch.drop_pending_adds("channel force-closed"), 0)
-        ours: dict[tuple[int, int], Htlc] = {
-            h.key: h for h in ch.latest.htlcs if h.offerer == ch.me
-        }
-        if ch.proposal is not None:
-            ours.update({h.key: h for h in ch.proposal.commitment.htlcs if h.offerer == ch.me})
-        gone = [h for k, h in sorted(ours.items()) if outputs is None or k not in outputs]
+        ours = ch.offered_htlcs()
+        gone = [
+            h
+            for k, h in sorted(ours.items())
+            if (outputs is None or k not in outputs) and k not in keep
+        ]
         self.handle([OutgoingSettled(channel_id, h, None, "channel force-closed") for h in gone], 0)
+        return [h.key for h in gone]
 
     def invoice_paid(self, payment_hash: bytes) -> None:
         inv = self.invoices.get(payment_hash)

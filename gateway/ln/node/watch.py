@@ -19,6 +19,7 @@ from gateway.ln.channel.ledger_bodies import (
     htlc_refund_body,
     penalty_body,
     settle_body,
+    supersede_body,
 )
 from gateway.ln.errors import LedgerPortError
 from gateway.ln.node.core import LIVE, NodeCore
@@ -26,6 +27,10 @@ from gateway.ln.node.ledger_port import ChannelView
 from gateway.ln.node.lifecycle import ChannelLifecycle
 
 log = logging.getLogger("gateway.ln.node")
+# blocks a forwarder needs after a downstream HTLC's expiry to settle the upstream one on the
+# ledger: its force close (or a supersede of the upstream peer's older state), its claim, and a
+# block of slack for the tick that sees it; the node's cltv_delta must be at least this
+UPSTREAM_BLOCKS = 3
 WATCHED = (
     ChannelState.OPEN,
     ChannelState.SHUTDOWN,
@@ -39,6 +44,10 @@ class Watcher:
         self.core = core
         self.lifecycle = lifecycle
         self._waiting: set[bytes] = set()  # expired HTLCs waiting for a reestablish (logged once)
+        self._refused: set[tuple[bytes, str]] = set()  # supersede refusals logged (channel, reason)
+        problem = cltv_delta_problem(core.switch.policy.cltv_delta)
+        if problem is not None:
+            log.warning("configuration: %s", problem)
 
     # --- time and the ledger ---------------------------------------------------------------------
     def tick(self) -> None:
@@ -83,7 +92,7 @@ class Watcher:
             self._resubmit_close(ch)
             return
         if view.status == "penalized":
-            self._published(ch, view, penalized=True)
+            self._unwind(ch, view, penalized=True)
             self.lifecycle.closed(ch)
             return
         if view.status == "closed" and view.state is None:  # cooperative: nothing in flight
@@ -96,27 +105,90 @@ class Watcher:
         if view.status == "closing" and view.state["holder"] != self.core.node_id.hex():
             secret = ch.on_remote_published(view.state["number"])
             if secret is not None:
-                self._published(ch, view, penalized=True)
+                self._unwind(ch, view, penalized=True)
                 self._submit_signed(penalty_body(self.core.ledger.chain, ch.channel_id, me, secret))
                 log.warning("channel %s: penalty claimed, the whole channel is ours", ch.short_id)
                 return  # closed once the ledger shows it penalized
-        self._published(ch, view)
+            self._supersede(ch, view)
+        self._resubmit_supersede(ch, view)
+        self._unwind(ch, view)
         self._outputs(ch, view)
         if view.status == "closing" and self.core.height > view.close_height + view.dispute_blocks:
             self._submit_signed(settle_body(self.core.ledger.chain, ch.channel_id, me))
         if view.status == "closed":
             self.lifecycle.closed(ch)
 
-    def _published(self, ch: Channel, view: ChannelView, penalized: bool = False) -> None:
-        """Once per channel: a state is on the ledger; unwind our HTLCs that have no output."""
-        if ch.extra.get("unwound"):
+    # --- a state on the ledger older than ours: supersede it --------------------------------
+    def _supersede(self, ch: Channel, view: ChannelView) -> None:
+        """The peer published a state older than our latest and not revoked: sign and store
+        `channel_supersede` with our latest state (the peer's signature of it), once; it is
+        submitted every tick until the ledger shows it (`_resubmit_supersede`). Never from a
+        state the peer proved stale (restored from an old backup): that one is revoked."""
+        assert view.state is not None
+        if "supersede" in ch.extra or "behind" in ch.extra:
             return
-        if ch.state != ChannelState.FORCE_CLOSING:
-            ch.set_state(ChannelState.FORCE_CLOSING)
-        outputs = None if penalized else {("ab".index(o["offerer"]), o["id"]) for o in view.htlcs}
-        ch.extra["unwound"] = True
+        newer = ch.supersede_state(view.state["number"])
+        if newer is None:
+            return
+        body = supersede_body(self.core.ledger.chain, *newer)
+        sigs = {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
+        ch.extra["supersede"] = [body, sigs]
         self.core.store.mark(ch)
-        self.core.switch.on_published(ch.channel_id, outputs)
+        self.core.commit()  # stored before it is submitted, as a force close
+        log.warning("channel %s: the peer published commitment %d, ours is %d: superseding it",
+                    ch.short_id, view.state["number"], body["state"]["number"])  # fmt: skip
+
+    def _resubmit_supersede(self, ch: Channel, view: ChannelView) -> None:
+        """Submit our stored supersede while the ledger shows an older state (idempotent: the
+        same body and signature every time). A refusal is logged once per reason."""
+        stored = ch.extra.get("supersede")
+        if stored is None or view.status != "closing" or view.state is None:
+            return
+        body, sigs = stored
+        if view.state["number"] >= body["state"]["number"]:
+            return  # ours, or a newer one the peer holds, is on the ledger
+        try:
+            self.core.ledger.submit(body, sigs)
+        except LedgerPortError as exc:
+            if (ch.channel_id, exc.reason) not in self._refused:
+                self._refused.add((ch.channel_id, exc.reason))
+                log.warning("channel %s: supersede not committed: %s", ch.short_id, exc)
+            return
+        log.warning(
+            "channel %s: superseded with commitment %d", ch.short_id, body["state"]["number"]
+        )
+
+    # --- unwinding our HTLCs ----------------------------------------------------------------
+    def _unwind(self, ch: Channel, view: ChannelView, penalized: bool = False) -> None:
+        """A state is on the ledger: our HTLCs that no state can pay to the peer any more are
+        failed upstream, each once. One without an output in the published state waits while a
+        state we signed for the peer with a higher number holds it and it can still be claimed
+        (a supersede may bring it onto the ledger); once the window is over (settled, closed,
+        penalized) or no such state is left, it is failed. Those with an output wait for their
+        claim or expiry (`_outputs`). Keyed by (offerer, id): a superseded state may add or drop
+        outputs and renumber them."""
+        if not ch.extra.get("unwound"):
+            if ch.state != ChannelState.FORCE_CLOSING:
+                ch.set_state(ChannelState.FORCE_CLOSING)
+            ch.extra["unwound"] = True  # the channel takes no more updates: queued adds fail
+            self.core.store.mark(ch)
+        assert view.state is not None
+        penalized = penalized or view.status == "penalized"
+        outputs = None if penalized else {_key(o) for o in view.htlcs}
+        reported = self._reported(ch, view)
+        keep = set(reported)
+        if not penalized and view.status == "closing":
+            keep |= ch.may_come_back(view.state["number"], self.core.height)
+        failed = self.core.switch.on_published(ch.channel_id, outputs, keep)
+        if failed:
+            self._save_reported(ch, reported | set(failed))
+
+    def _reported(self, ch: Channel, view: ChannelView) -> set[tuple[int, int]]:
+        return reported_keys(ch.extra.get("outputs_reported", []), view.htlcs)
+
+    def _save_reported(self, ch: Channel, reported: set[tuple[int, int]]) -> None:
+        ch.extra["outputs_reported"] = [list(k) for k in sorted(reported)]
+        self.core.store.mark(ch)
 
     def _outputs(self, ch: Channel, view: ChannelView) -> None:
         """The HTLC outputs of the published state: claim those we can, learn the fate of ours.
@@ -125,7 +197,7 @@ class Watcher:
         unclaimed (no block <= its expiry is left) -> failed upstream, refunded once settled.
         Theirs: claimed with the preimage while blocks up to its expiry are still to come.
         """
-        reported = set(ch.extra.get("outputs_reported", []))
+        reported = self._reported(ch, view)
         chain, me, height = self.core.ledger.chain, "ab"[ch.me], self.core.height
         for i, out in enumerate(view.htlcs):
             htlc = Htlc(
@@ -137,12 +209,11 @@ class Watcher:
             )
             pending = out["outcome"] == "pending"
             if htlc.offerer == ch.me:
-                if i not in reported and (not pending or height >= htlc.cltv_expiry):
+                if htlc.key not in reported and (not pending or height >= htlc.cltv_expiry):
                     preimage = bytes.fromhex(out["preimage"]) if out["preimage"] else None
                     reason = "" if preimage else "expired unclaimed on the ledger"
-                    reported.add(i)
-                    ch.extra["outputs_reported"] = sorted(reported)
-                    self.core.store.mark(ch)
+                    reported.add(htlc.key)
+                    self._save_reported(ch, reported)
                     self.core.switch.handle(
                         [OutgoingSettled(ch.channel_id, htlc, preimage, reason)], height
                     )
@@ -188,3 +259,37 @@ class Watcher:
         self.core.ledger.submit(
             body, {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
         )
+
+
+def _key(out: dict[str, Any]) -> tuple[int, int]:
+    """An HTLC output's (offerer, id), as the channel keys its HTLCs."""
+    return "ab".index(out["offerer"]), int(out["id"])
+
+
+def reported_keys(stored: list[Any], outputs: list[dict[str, Any]]) -> set[tuple[int, int]]:
+    """The (offerer, id) of our HTLCs whose fate was reported to the switch, from the channel's
+    ``outputs_reported``: [offerer, id] pairs. A node of an earlier version stored indexes into
+    the outputs of the one state it saw (there was no supersede): read against ``outputs``."""
+    out: set[tuple[int, int]] = set()
+    for r in stored:
+        if isinstance(r, int):
+            if 0 <= r < len(outputs):
+                out.add(_key(outputs[r]))
+        else:
+            out.add((int(r[0]), int(r[1])))
+    return out
+
+
+def cltv_delta_problem(cltv_delta: int) -> str | None:
+    """Why ``cltv_delta`` leaves a forwarder too few blocks to settle an upstream HTLC after
+    the fate of the downstream one is final (docs/channels.md, Closing: the watch waits for it
+    at most until the downstream HTLC's expiry, whatever the dispute window); None if it does."""
+    if cltv_delta >= UPSTREAM_BLOCKS:
+        return None
+    return (
+        f"--cltv-delta {cltv_delta} < {UPSTREAM_BLOCKS}: a forwarder learns the fate of an HTLC "
+        "it offered as late as that HTLC's expiry (a claim on the ledger, or none), and then "
+        f"needs {UPSTREAM_BLOCKS} blocks to settle upstream on the ledger (force close or "
+        "supersede, claim, a tick's slack) before the upstream HTLC expires: it may pay "
+        "downstream and lose the upstream amount"
+    )
