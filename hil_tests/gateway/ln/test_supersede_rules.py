@@ -11,6 +11,7 @@ one still gets the penalty (we hold its secret)."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -48,11 +49,12 @@ class SignedStates(RuleBasedStateMachine):
         ch = self.chans[i]
         before = ch.proposal.commitment if ch.proposal is not None else None
         name = type(msg).__name__
-        reply = {
+        handlers: dict[str, Any] = {
             "UpdateBatch": ch.receive_update,
             "AckBatch": ch.receive_ack,
             "Revoke": ch.receive_revoke,
-        }[name](msg)
+        }
+        reply = handlers[name](msg)
         if name == "UpdateBatch" and before is not None and ch.proposal is None:
             self.dropped[i].append(before)  # party 1's proposal lost: the peer holds its sig
         if reply is not None:
