@@ -9,7 +9,7 @@ import logging
 
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.core import ChannelCore
-from gateway.ln.channel.htlc import AddHtlc
+from gateway.ln.channel.htlc import AddHtlc, FulfillHtlc
 from gateway.ln.channel.ledger_bodies import close_body, digest
 from gateway.ln.channel.messages import ClosingSigned
 from gateway.ln.channel.state import ChannelState, Event, OutgoingSettled, secret_index
@@ -120,6 +120,19 @@ class ChannelClosing(ChannelCore):
             for h in c.htlcs
             if h.offerer == self.me and height < h.cltv_expiry
         }
+
+    def fulfils_past_deadline(self, height: int, blocks: int) -> list[Htlc]:
+        """Incoming HTLCs we fulfil (queued or proposed) that are still in our latest commitment
+        ``blocks`` or fewer blocks before their expiry: the peer has not signed the fulfil in
+        time, so only a claim on the ledger (before the expiry) still pays us (BOLT 2's
+        fulfilment deadline)."""
+        ups = list(self.pending) + (list(self.proposal.updates) if self.proposal else [])
+        fulfils = {(u.offerer, u.htlc_id) for u in ups if isinstance(u, FulfillHtlc)}
+        return [
+            h
+            for h in self.latest.htlcs
+            if h.key in fulfils and h.offerer == self.remote and height >= h.cltv_expiry - blocks
+        ]
 
     def _signed_for_peer(self) -> list[Commitment]:
         """The commitments whose ledger state we signed for the peer and it may still publish

@@ -52,7 +52,17 @@ class Watcher:
     # --- time and the ledger ---------------------------------------------------------------------
     def tick(self) -> None:
         self.core.height = self.core.ledger.height()
-        for cid in self.core.switch.check_timeouts(self.core.height):
+        to_close = self.core.switch.check_timeouts(self.core.height)
+        for ch in self.core.switch.channels.values():
+            if ch.state in LIVE and ch.channel_id not in to_close:
+                late = ch.fulfils_past_deadline(self.core.height, UPSTREAM_BLOCKS)
+                if late and ch.channel_id in self.core.reestablished:
+                    log.warning("channel %s: the peer has not signed our fulfil of HTLC %d, "
+                                "%d blocks before it expires: closing to claim it on the ledger",
+                                ch.short_id, late[0].htlc_id, UPSTREAM_BLOCKS)  # fmt: skip
+                if late:
+                    to_close.append(ch.channel_id)
+        for cid in to_close:
             # the state we started from may come from an old backup: only the peer's reestablish
             # tells (data_loss.py), and publishing a stale state hands the peer the channel.
             # Waiting costs little: nobody can claim an expired HTLC on the ledger, our refund
@@ -61,8 +71,9 @@ class Watcher:
                 self.lifecycle.force_close(self.core.switch.channels[cid])
             elif cid not in self._waiting:
                 self._waiting.add(cid)
-                log.warning("channel %s: an HTLC expired; not closing it before the peer "
-                            "reestablished it (our state may be stale)", cid.hex()[:16])  # fmt: skip
+                log.warning("channel %s: an HTLC expired or a fulfil is past its deadline; not "
+                            "closing it before the peer reestablished it (our state may be "
+                            "stale)", cid.hex()[:16])  # fmt: skip
         for ch in list(self.core.switch.channels.values()):
             try:
                 self._tick_channel(ch)
@@ -184,7 +195,11 @@ class Watcher:
             self._save_reported(ch, reported | set(failed))
 
     def _reported(self, ch: Channel, view: ChannelView) -> set[tuple[int, int]]:
-        return reported_keys(ch.extra.get("outputs_reported", []), view.htlcs)
+        stored = ch.extra.get("outputs_reported", [])
+        reported = reported_keys(stored, view.htlcs)
+        if any(isinstance(r, int) for r in stored):  # indexes of an earlier version: rewritten
+            self._save_reported(ch, reported)  # before a supersede can renumber the outputs
+        return reported
 
     def _save_reported(self, ch: Channel, reported: set[tuple[int, int]]) -> None:
         ch.extra["outputs_reported"] = [list(k) for k in sorted(reported)]

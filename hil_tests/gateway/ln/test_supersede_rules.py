@@ -215,3 +215,19 @@ def test_a_cltv_delta_too_small_to_settle_upstream_is_named():
     assert cltv_delta_problem(6) is None and cltv_delta_problem(UPSTREAM_BLOCKS) is None
     problem = cltv_delta_problem(UPSTREAM_BLOCKS - 1)
     assert problem is not None and "--cltv-delta" in problem
+
+
+def test_a_fulfil_the_peer_has_not_signed_is_past_its_deadline_near_the_expiry():
+    a, b = make_pair()
+    a.queue_add(5 * M, _hash(1), 500)
+    run_round(a, b)
+    assert b.fulfils_past_deadline(500, UPSTREAM_BLOCKS) == []  # not being fulfilled
+    b.queue_fulfill(0, (1).to_bytes(32, "big"))
+    assert b.fulfils_past_deadline(500 - UPSTREAM_BLOCKS - 1, UPSTREAM_BLOCKS) == []
+    (late,) = b.fulfils_past_deadline(500 - UPSTREAM_BLOCKS, UPSTREAM_BLOCKS)
+    assert late.key == (0, 0)
+    batch = b.propose()  # proposed, not yet signed by alice: still late
+    assert b.fulfils_past_deadline(500 - UPSTREAM_BLOCKS, UPSTREAM_BLOCKS) == [late]
+    a.receive_revoke(b.receive_ack(a.receive_update(batch)))
+    assert b.fulfils_past_deadline(500, UPSTREAM_BLOCKS) == []  # alice signed it: settled
+    assert a.fulfils_past_deadline(500, UPSTREAM_BLOCKS) == []  # alice fulfils nothing
