@@ -126,13 +126,16 @@ class ChannelClosing(ChannelCore):
         ``blocks`` or fewer blocks before their expiry: the peer has not signed the fulfil in
         time, so only a claim on the ledger (before the expiry) still pays us (BOLT 2's
         fulfilment deadline)."""
-        ups = list(self.pending) + (list(self.proposal.updates) if self.proposal else [])
-        fulfils = {(u.offerer, u.htlc_id) for u in ups if isinstance(u, FulfillHtlc)}
-        return [
+        near = [
             h
             for h in self.latest.htlcs
-            if h.key in fulfils and h.offerer == self.remote and height >= h.cltv_expiry - blocks
+            if h.offerer == self.remote and height >= h.cltv_expiry - blocks
         ]
+        if not near:  # every tick, for every channel: the updates are read only when needed
+            return []
+        ups = list(self.pending) + (list(self.proposal.updates) if self.proposal else [])
+        fulfils = {(u.offerer, u.htlc_id) for u in ups if isinstance(u, FulfillHtlc)}
+        return [h for h in near if h.key in fulfils]
 
     def _signed_for_peer(self) -> list[Commitment]:
         """The commitments whose ledger state we signed for the peer and it may still publish
