@@ -121,10 +121,14 @@ class Watcher:
                 log.warning("channel %s: penalty claimed, the whole channel is ours", ch.short_id)
                 return  # closed once the ledger shows it penalized
             self._supersede(ch, view)
-        self._resubmit_supersede(ch, view)
+        if self._resubmit_supersede(ch, view):
+            # the claims of the new state's outputs go in this tick, not the next: an HTLC near
+            # its expiry may have a block or two left
+            view = self.core.ledger.channel(ch.channel_id) or view
         self._unwind(ch, view)
         self._outputs(ch, view)
-        if view.status == "closing" and self.core.height > view.close_height + view.dispute_blocks:
+        end = None if view.close_height is None else view.close_height + view.dispute_blocks
+        if view.status == "closing" and end is not None and self.core.height > end:
             self._submit_signed(settle_body(self.core.ledger.chain, ch.channel_id, me))
         if view.status == "closed":
             self.lifecycle.closed(ch)
@@ -149,25 +153,28 @@ class Watcher:
         log.warning("channel %s: the peer published commitment %d, ours is %d: superseding it",
                     ch.short_id, view.state["number"], body["state"]["number"])  # fmt: skip
 
-    def _resubmit_supersede(self, ch: Channel, view: ChannelView) -> None:
+    def _resubmit_supersede(self, ch: Channel, view: ChannelView) -> bool:
         """Submit our stored supersede while the ledger shows an older state (idempotent: the
-        same body and signature every time). A refusal is logged once per reason."""
+        same body and signature every time); whether it committed now. A refusal is logged
+        once per reason until one commits."""
         stored = ch.extra.get("supersede")
         if stored is None or view.status != "closing" or view.state is None:
-            return
+            return False
         body, sigs = stored
         if view.state["number"] >= body["state"]["number"]:
-            return  # ours, or a newer one the peer holds, is on the ledger
+            return False  # ours, or a newer one the peer holds, is on the ledger
         try:
             self.core.ledger.submit(body, sigs)
         except LedgerPortError as exc:
             if (ch.channel_id, exc.reason) not in self._refused:
                 self._refused.add((ch.channel_id, exc.reason))
                 log.warning("channel %s: supersede not committed: %s", ch.short_id, exc)
-            return
+            return False
+        self._refused = {r for r in self._refused if r[0] != ch.channel_id}
         log.warning(
             "channel %s: superseded with commitment %d", ch.short_id, body["state"]["number"]
         )
+        return True
 
     # --- unwinding our HTLCs ----------------------------------------------------------------
     def _unwind(self, ch: Channel, view: ChannelView, penalized: bool = False) -> None:
