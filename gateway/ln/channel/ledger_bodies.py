@@ -232,13 +232,21 @@ def settle_body(chain: str, channel_id: bytes, party: str) -> dict[str, Any]:
 
 
 def htlc_claim_body(
-    chain: str, channel_id: bytes, party: str, index: int, preimage: bytes
+    chain: str, channel_id: bytes, party: str, index: int, preimage: bytes, *, number: int
 ) -> dict[str, Any]:
-    """Take HTLC output ``index`` of the published state with its preimage (its receiver)."""
+    """Take HTLC output ``index`` of the published state, commitment ``number``, with its
+    preimage (its receiver).
+
+    The nonce names the state: a claim is identified by its body, and after a supersede output
+    ``index`` of the new state may be another HTLC with the same payment hash as the one
+    claimed at that index of the old state; the same body again would be a replay (refused,
+    "duplicate" from the node) and the output would go back to its offerer. Numbers of the
+    states a channel publishes strictly increase, so each state's claim is its own tx, and the
+    same claim submitted again is idempotent (docs/ledger-api.md §3)."""
     return {
         "kind": "channel_htlc_claim",
         "chain": chain,
-        "nonce": f"claim-{index}",
+        "nonce": f"claim-{number}-{index}",
         "channel": channel_id.hex(),
         "party": party,
         "htlc": index,
@@ -247,7 +255,9 @@ def htlc_claim_body(
 
 
 def htlc_refund_body(chain: str, channel_id: bytes, party: str, index: int) -> dict[str, Any]:
-    """Take HTLC output ``index`` back after its expiry (its offerer)."""
+    """Take HTLC output ``index`` back after its expiry (its offerer). Refunds are taken only
+    once the channel is settled, when no supersede can change the outputs any more: the index
+    names the output."""
     return {
         "kind": "channel_htlc_refund",
         "chain": chain,

@@ -221,6 +221,8 @@ class Watcher:
         """
         reported = self._reported(ch, view)
         chain, me, height = self.core.ledger.chain, "ab"[ch.me], self.core.height
+        assert view.state is not None
+        number = view.state["number"]  # a claim names its state (htlc_claim_body)
         for i, out in enumerate(view.htlcs):
             htlc = Htlc(
                 "ab".index(out["offerer"]),
@@ -244,8 +246,8 @@ class Watcher:
             elif pending and height < htlc.cltv_expiry:
                 preimage = self.core.switch.preimage_for(ch, htlc)
                 if preimage is not None and self._try_submit(
-                    ch, htlc_claim_body(chain, ch.channel_id, me, i, preimage)
-                ):
+                    ch, htlc_claim_body(chain, ch.channel_id, me, i, preimage, number=number)
+                ):  # a "duplicate" answer is this very claim, committed before: done
                     self.core.switch.invoice_paid(htlc.payment_hash)
                     log.warning(
                         "channel %s: claimed HTLC output %d (%d msat) with its preimage",

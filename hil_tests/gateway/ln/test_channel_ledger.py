@@ -108,7 +108,9 @@ def test_the_receiver_who_knows_the_preimage_takes_a_force_closed_htlc():
     run_round(b, a)
     state, sig = b.force_close()
     _submit(led, force_close_body(led.chain, state, sig), B)
-    _submit(led, htlc_claim_body(led.chain, a.channel_id, "a", 0, preimage), A)
+    _submit(
+        led, htlc_claim_body(led.chain, a.channel_id, "a", 0, preimage, number=state["number"]), A
+    )
     led.mine(10)
     _submit(led, settle_body(led.chain, a.channel_id, "b"), B)
     assert led.balance(A.node_id) == TOTAL + 2_000_000
