@@ -2,7 +2,9 @@
 
 Each reason gets `burst` log lines per `window_s` (gateway.log_budget); beyond that, rejections
 are only counted, and the next line of that reason says how many were not logged individually.
-The Prometheus counter still counts every rejection.
+A line also says how many rejections of other reasons were held and will not be reported by
+their own reason (their counts were dropped with their ended windows). The Prometheus counter
+still counts every rejection.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from gateway.log_budget import LogBudget
+from gateway.log_budget import SWEEP_AT, LogBudget
 
 
 class RejectionLog:
@@ -21,9 +23,10 @@ class RejectionLog:
         burst: int = 20,
         window_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        sweep_at: int = SWEEP_AT,
     ) -> None:
         self.logger = logger
-        self._budget = LogBudget(burst, window_s, clock)
+        self._budget = LogBudget(burst, window_s, clock, sweep_at)
 
     def log(self, reason: str, meter_hex: str, seq: int | None, detail: str) -> bool:
         """Log one rejection unless its reason is over budget; True if it was logged."""
@@ -32,6 +35,8 @@ class RejectionLog:
             return False
         held = admitted.held
         more = f" (+{held} more {reason} rejections not logged)" if held else ""
+        if admitted.others:
+            more += f" (+{admitted.others} more rejections of other reasons not logged)"
         self.logger.warning(
             "rejected reading: %s (meter %s, seq %s): %s%s", reason, meter_hex, seq, detail, more
         )

@@ -147,7 +147,7 @@ def _claims_logged(node: NodeProc) -> int:
     return (node.data_dir / "node.log").read_text().count("claimed HTLC output 1 ")
 
 
-def test_alice_node_claims_the_output_of_the_superseding_state_too(tmp_path):
+def test_alice_node_claims_the_output_of_the_superseding_state_too(tmp_path: Path) -> None:
     led = RealLedger(tmp_path / "ledger", idle_block_ms=200)
     ka, kb = load_or_create(tmp_path / "alice"), load_or_create(tmp_path / "bob")
     alice: NodeProc | None = None

@@ -61,6 +61,25 @@ def test_failures_are_logged_at_most_burst_times_per_window_and_the_rest_counted
     assert "(+3 more not logged)" in caplog.records[2].getMessage()
 
 
+def test_held_failures_of_swept_kinds_are_said_by_the_next_line(caplog):
+    # kinds whose window ended are dropped from the budget's table when it grows past
+    # sweep_at; their held failures are reported by the line that swept them, once
+    now = [0.0]
+    failures = EventFailureLog(burst=1, window_s=60, clock=lambda: now[0], sweep_at=2)
+    with caplog.at_level(logging.ERROR, "gateway.ln.node"):
+        for what in ("IncomingHtlc", "OutgoingSettled"):
+            assert failures.failed(what, "1x2x3", KeyError("x"))
+            assert not failures.failed(what, "1x2x3", KeyError("x"))  # held
+            assert not failures.failed(what, "1x2x3", KeyError("x"))  # held
+        now[0] = 60.0
+        assert failures.failed("propose", "1x2x3", ValueError("y"))  # a third kind: swept
+        assert failures.failed("IncomingHtlc", "1x2x3", KeyError("x"))  # its entry was dropped
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[-2].endswith(": y (+4 more failures of other kinds not logged)")
+    assert lines[-1].endswith(": 'x'")  # its held ones were said once, by the line before
+    assert failures.total == 8 and len(lines) == 4
+
+
 class _Outbox:
     """A peer's outbox as the node core sees it (queue, flush); no connection behind it."""
 
