@@ -218,7 +218,8 @@ def _channel_force_close(state: LedgerState, body: dict[str, Any], tx_id: str, h
     channel = _channel(state, body, tx_id)
     _require(channel, "open", tx_id)
     published = _check_state(state, channel, Tx(body))
-    channel.status, channel.close_height, channel.state = "closing", height, published
+    channel.status, channel.close_height = "closing", height
+    channel.publish(published)
     htlc_outputs.open_outputs(channel, published)
 
 
@@ -245,23 +246,31 @@ def _channel_supersede(state: LedgerState, body: dict[str, Any], tx_id: str, hei
             tx_id,
         )
     htlc_outputs.reopen_outputs(channel, published)
-    channel.close_height, channel.state = height, published
+    channel.close_height = height
+    channel.publish(published)
 
 
 def _channel_penalty(state: LedgerState, body: dict[str, Any], tx_id: str, height: int) -> None:
+    """The secret of ANY state published in this close by the other party (its force close or a
+    supersede, not only the one published now) takes the whole capacity: a cheater who publishes
+    a revoked state and then supersedes it with its latest still loses the channel."""
     channel = _channel(state, body, tx_id)
     _require(channel, "closing", tx_id)
-    assert channel.state is not None
     claimant = channel.a if body["party"] == "a" else channel.b
-    if claimant == channel.state["holder"]:
-        raise TxRejected("not_channel_party", "the holder cannot claim a penalty on itself", tx_id)
     if height > _window_end(channel):
         raise TxRejected(
             "dispute_window_closed", f"window ended at block {_window_end(channel)}", tx_id
         )
     secret_hash = hashlib.sha256(bytes.fromhex(body["secret"])).hexdigest()
-    if secret_hash != channel.state["revocation_hash"]:
-        raise TxRejected("bad_secret", "sha256(secret) != revocation_hash", tx_id)
+    holders = {p["holder"] for p in channel.published if p["revocation_hash"] == secret_hash}
+    if not holders:
+        raise TxRejected(
+            "bad_secret", "sha256(secret) is no published state's revocation_hash", tx_id
+        )
+    if holders == {claimant}:
+        raise TxRejected(
+            "not_channel_party", "a party cannot claim a penalty on a state it published", tx_id
+        )
     state.balances[claimant] += channel.capacity  # HTLC outputs included: none was paid yet
     channel.status = "penalized"
     for out in channel.htlcs:

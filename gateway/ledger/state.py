@@ -42,6 +42,26 @@ class Channel:
     # the published state's HTLC outputs, each with "outcome" pending | fulfilled | refunded and
     # the "preimage" that fulfilled it; paid out at settle, or at once once settled
     htlcs: list[dict[str, Any]] = field(default_factory=list)
+    # every state published in this close (the force close's, then each supersede's), oldest
+    # first, as {"holder", "number", "revocation_hash"}: a penalty may use any of them (rules.py)
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # a channel stored before the record existed (gateway.ln.node.ledger_file) knew only its
+        # published state; a ledger node rebuilds the record by replaying its blocks
+        if self.state is not None and not self.published:
+            self.publish(self.state)
+
+    def publish(self, state: dict[str, Any]) -> None:
+        """Record `state` (already checked) as the published one, the latest of this close."""
+        self.state = state
+        self.published.append(
+            {
+                "holder": state["holder"],
+                "number": state["number"],
+                "revocation_hash": state["revocation_hash"],
+            }
+        )
 
     def pending_htlc_msat(self) -> int:
         return sum(h["amount_msat"] for h in self.htlcs if h["outcome"] == "pending")
@@ -58,6 +78,7 @@ class Channel:
             "close_height": self.close_height,
             "state": self.state,
             "htlcs": [dict(h) for h in self.htlcs],
+            "published": [dict(p) for p in self.published],
         }
 
 

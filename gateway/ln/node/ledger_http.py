@@ -54,6 +54,7 @@ class HttpLedger:
             close_height=d.get("close_height"),
             state=d.get("state"),
             htlcs=list(d.get("htlcs") or []),
+            published=list(d.get("published") or []),
         )
 
     def balance(self, account: bytes) -> int:

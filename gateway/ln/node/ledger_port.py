@@ -33,6 +33,9 @@ class ChannelView:
     close_height: int | None = None
     state: dict[str, Any] | None = None
     htlcs: list[dict[str, Any]] = field(default_factory=list)  # outputs of the published state
+    # {"holder", "number", "revocation_hash"} of every state published in this close, oldest
+    # first: a penalty may use the secret of any of them held by the other party
+    published: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LedgerPort(Protocol):
@@ -73,6 +76,7 @@ def view_of(channel: LedgerChannel) -> ChannelView:
         close_height=d["close_height"],
         state=d["state"],
         htlcs=d["htlcs"],
+        published=d["published"],
     )
 
 

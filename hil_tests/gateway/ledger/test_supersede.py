@@ -10,18 +10,31 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from gateway.ledger import config as ledger_config
 from gateway.ledger import rules, txs
 from gateway.ledger.canonical import digest
+from gateway.ledger.chain import Chain, Receipt
 from gateway.ledger.cli import ledger as ledger_cli
 from gateway.ledger.errors import TxRejected
+from gateway.ledger.store import Store
+from gateway.ledger.verify import verify_chain
 from gateway.ln.channel import ledger_bodies
 from gateway.ln.errors import LedgerPortError
+from gateway.ln.node.ledger_file import FileLedger
 from gateway.ln.node.ledger_port import CHANNEL_KINDS, MemoryLedger
 from hil_tests.gateway.ledger import supersede_kit as kit
-from hil_tests.gateway.ledger.conftest import ALICE, BOB, MALLORY
+from hil_tests.gateway.ledger.conftest import (
+    ALICE,
+    BOB,
+    MALLORY,
+    OPERATOR,
+    VALIDATOR,
+    write_config,
+)
 
 P1, P2 = bytes([0x41] * 32), bytes([0x42] * 32)
 H1, H2 = hashlib.sha256(P1).hexdigest(), hashlib.sha256(P2).hexdigest()
+T0 = 1_764_000_001_000
 
 
 def _rejects(ledger, tx, height, reason):
@@ -114,7 +127,7 @@ def test_a_revoked_state_brought_by_a_supersede_loses_the_whole_channel():
     revoked = kit.state(ch, 5, BOB, 1_000)  # Bob moved on to 6 and gave Alice this secret
     rules.apply(ledger, kit.supersede(revoked, BOB), 5)  # the window now ends at block 8
     _rejects(ledger, kit.penalty(ch, "b", kit.secret(BOB, 5)), 6, "not_channel_party")
-    _rejects(ledger, kit.penalty(ch, "a", kit.secret(ALICE, 3)), 6, "bad_secret")  # replaced
+    _rejects(ledger, kit.penalty(ch, "a", kit.secret(ALICE, 3)), 6, "not_channel_party")  # hers
     _rejects(ledger, kit.penalty(ch, "a", kit.secret(BOB, 5)), 9, "dispute_window_closed")
     rules.apply(ledger, kit.penalty(ch, "a", kit.secret(BOB, 5)), 8)  # after the first window
     assert ledger.channels[ch].status == "penalized"
@@ -122,13 +135,67 @@ def test_a_revoked_state_brought_by_a_supersede_loses_the_whole_channel():
     assert ledger.conservation_error() is None
 
 
-def test_a_revoked_state_superseded_cannot_be_penalized_any_more():
-    # the cheater's old state is gone once the victim brings its own later state instead
+def test_a_revoked_state_superseded_by_the_victim_is_still_penalized():
+    # the victim may bring its own later state first (to be safe whatever comes) and still take
+    # the penalty: the revoked state was published in this close
     ledger, ch = _closing(number=1, holder=ALICE, at=2)
     rules.apply(ledger, kit.supersede(kit.state(ch, 6, BOB, 2_500), BOB), 3)
-    _rejects(ledger, kit.penalty(ch, "b", kit.secret(ALICE, 1)), 4, "not_channel_party")
+    rules.apply(ledger, kit.penalty(ch, "b", kit.secret(ALICE, 1)), 4)
+    assert ledger.channels[ch].status == "penalized"
+    assert kit.paid(ledger) == {"a": 0, "b": kit.CAPACITY}
+    assert ledger.conservation_error() is None
+
+
+def test_a_cheater_who_supersedes_its_revoked_state_at_once_still_loses_the_whole_channel():
+    # Alice moved on to state 5 and gave Bob the secret of her state 3. She publishes 3 (it holds
+    # her HTLC a0), then at once her unrevoked 5 (also Bob's b0, which she claims), so that her
+    # supersede lands before Bob's penalty: the penalty still takes the capacity, outputs too
+    a0, b0 = txs.state_htlc("a", 0, 1_000, H1, 50), txs.state_htlc("b", 0, 700, H2, 50)
+    ledger, ch = _closing(dispute_blocks=3, number=3, holder=ALICE, at=2, htlcs=[a0])
+    rules.apply(ledger, kit.supersede(kit.state(ch, 5, ALICE, 4_000, [a0, b0]), ALICE), 2)
+    rules.apply(ledger, kit.claim(ch, "a", 1, P2, nonce="claim-5-1"), 3)
+    assert ledger.channels[ch].state["number"] == 5
+    rules.apply(ledger, kit.penalty(ch, "b", kit.secret(ALICE, 3)), 3)
+    channel = ledger.channels[ch]
+    assert channel.status == "penalized"
+    assert [h["outcome"] for h in channel.htlcs] == ["penalized", "penalized"]
+    assert kit.paid(ledger) == {"a": 0, "b": kit.CAPACITY}
+    assert ledger.conservation_error() is None
+    _rejects(ledger, kit.settle(ch, "a"), 9, "channel_not_closing")
+
+
+def test_the_penalty_of_an_earlier_published_state_lasts_as_long_as_the_restarted_window():
+    ledger, ch = _closing(dispute_blocks=3, number=3, holder=ALICE, at=2)  # ends at block 5
+    rules.apply(ledger, kit.supersede(kit.state(ch, 5, ALICE, 4_000), ALICE), 5)  # now at 8
+    _rejects(ledger, kit.penalty(ch, "b", kit.secret(ALICE, 3)), 9, "dispute_window_closed")
+    rules.apply(ledger, kit.penalty(ch, "b", kit.secret(ALICE, 3)), 8)
+    assert kit.paid(ledger) == {"a": 0, "b": kit.CAPACITY}
+
+
+def test_no_party_penalizes_itself_with_a_state_it_published():
+    ledger, ch = _closing(dispute_blocks=5, number=3, holder=ALICE, at=2)
+    _rejects(ledger, kit.penalty(ch, "a", kit.secret(ALICE, 3)), 3, "not_channel_party")
+    rules.apply(ledger, kit.supersede(kit.state(ch, 6, BOB, 2_000), BOB), 3)
+    _rejects(ledger, kit.penalty(ch, "b", kit.secret(BOB, 6)), 4, "not_channel_party")
+    _rejects(ledger, kit.penalty(ch, "a", kit.secret(ALICE, 3)), 4, "not_channel_party")
     rules.apply(ledger, kit.settle(ch, "a"), 9)
-    assert kit.paid(ledger) == {"a": 2_500, "b": 7_500}
+    assert kit.paid(ledger) == {"a": 2_000, "b": 8_000}
+
+
+def test_the_secret_of_a_state_never_published_is_refused():
+    ledger, ch = _closing(dispute_blocks=5, number=3, holder=ALICE, at=2)
+    rules.apply(ledger, kit.supersede(kit.state(ch, 5, ALICE, 4_000), ALICE), 3)
+    never = [kit.secret(ALICE, 4), kit.secret(ALICE, 2), kit.secret(BOB, 3), kit.secret(BOB, 5)]
+    for revealed in [*never, bytes(32)]:
+        _rejects(ledger, kit.penalty(ch, "b", revealed), 4, "bad_secret")
+    _rejects(ledger, kit.penalty(ch, "a", kit.secret(BOB, 5)), 4, "bad_secret")
+    assert ledger.channels[ch].published == [
+        {"holder": ALICE.pubkey, "number": n, "revocation_hash": _rev(ALICE, n)} for n in (3, 5)
+    ]
+
+
+def _rev(holder, number):
+    return hashlib.sha256(kit.secret(holder, number)).hexdigest()
 
 
 def test_supersede_then_settle_pays_exactly_the_capacity():
@@ -222,6 +289,10 @@ def test_a_node_supersedes_through_its_ledger_port_with_supersede_body():
     mem.submit(body, _sigs(body, BOB))
     view = mem.channel(bytes.fromhex(ch))
     assert view.status == "closing" and view.state == theirs and view.close_height == mem.tip
+    assert view.published == [
+        {"holder": ALICE.pubkey, "number": 3, "revocation_hash": "11" * 32},
+        {"holder": BOB.pubkey, "number": 4, "revocation_hash": "22" * 32},
+    ]
     mem.submit(body, _sigs(body, BOB))  # a re-submission (every watch tick) is idempotent
     assert mem.channel(bytes.fromhex(ch)).close_height == view.close_height
     stale = ledger_bodies.supersede_body(mem.chain, mine, sig)
@@ -265,6 +336,10 @@ def test_the_ledger_node_takes_a_supersede_and_shows_the_later_state(ledger):
     view = ledger.client.channel(fund.id)
     assert view["status"] == "closing" and view["state"] == theirs
     assert view["close_height"] == receipt["height"]
+    assert view["published"] == [
+        {"holder": ALICE.pubkey, "number": 3, "revocation_hash": "11" * 32},
+        {"holder": BOB.pubkey, "number": 4, "revocation_hash": "22" * 32},
+    ]
     assert ledger.submit(later)["duplicate"]
     stale = txs.Tx(ledger_bodies.supersede_body(ledger.chain, mine, mine_sig)).signed_by(ALICE)
     with pytest.raises(TxRejected) as err:
@@ -283,3 +358,96 @@ def test_the_openapi_description_lists_every_rejection_the_rules_give():
     given = set(re.findall(r'TxRejected\(\s*"([a-z_]+)"', source))
     assert {"stale_state", "bad_state", "dispute_window_closed"} <= given
     assert given <= set(error["reason"]["enum"])
+
+
+def _chain_txs(chain_id):
+    """Funding, then Alice's revoked state 3 published and at once her latest 5, on `chain_id`."""
+
+    def published(kind, number, balance_a):
+        rev = hashlib.sha256(kit.secret(ALICE, number)).hexdigest()
+        s = txs.commitment_state(
+            chain_id, fund.id, number, balance_a, 10_000 - balance_a, ALICE.pubkey, rev
+        )
+        sig = bytes.fromhex(txs.sign_state(s, BOB))
+        build = ledger_bodies.force_close_body if kind == "force" else ledger_bodies.supersede_body
+        return txs.Tx(build(chain_id, s, sig)).signed_by(ALICE)
+
+    setup = []
+    for key in (ALICE, BOB):
+        enroll = dict(participant=key.pubkey, name="p", role="gateway")
+        setup.append(txs.make("enroll_participant", chain_id, **enroll).signed_by(OPERATOR))
+        deposit = dict(account=key.pubkey, amount_msat=10_000, reference="")
+        setup.append(txs.make("deposit", chain_id, **deposit).signed_by(OPERATOR))
+    fund = txs.make(
+        "channel_fund",
+        chain_id,
+        a=ALICE.pubkey,
+        b=BOB.pubkey,
+        amount_a_msat=6_000,
+        amount_b_msat=4_000,
+        dispute_blocks=5,
+    ).signed_by(ALICE, BOB)
+    penalty = txs.make(
+        "channel_penalty",
+        chain_id,
+        channel=fund.id,
+        party="b",
+        secret=kit.secret(ALICE, 3).hex(),
+    ).signed_by(BOB)
+    return (
+        fund.id,
+        [[*setup, fund], [published("force", 3, 9_000)], [published("s", 5, 5_000)]],
+        penalty,
+    )
+
+
+def test_the_published_states_are_rebuilt_from_the_blocks_and_verify_accepts_the_penalty(tmp_path):
+    cfg = ledger_config.load(write_config(tmp_path / "node"))
+    db = tmp_path / "node" / "published.sqlite"
+    chain = Chain(Store(db), VALIDATOR, cfg.genesis())
+    ch, blocks_txs, penalty = _chain_txs(chain.chain_id)
+    for i, candidates in enumerate(blocks_txs):
+        _, results = chain.build(candidates, T0 + i)
+        assert all(isinstance(r, Receipt) for r in results.values()), results
+    record = [
+        {"holder": ALICE.pubkey, "number": n, "revocation_hash": _rev(ALICE, n)} for n in (3, 5)
+    ]
+    assert chain.state.channels[ch].published == record
+    assert chain.view.channels[ch] == chain.state.channels[ch]
+    chain.store.close()
+    restarted = Chain(Store(db), VALIDATOR, cfg.genesis())  # the state is replayed from blocks
+    assert restarted.state.channels[ch] == chain.state.channels[ch]
+    assert restarted.view.channels[ch].published == record
+    _, results = restarted.build([penalty], T0 + 10)
+    assert isinstance(results[penalty.id], Receipt), results
+    assert restarted.view.channels[ch].status == "penalized"
+    assert restarted.view.balances[BOB.pubkey] == 10_000 - 4_000 + 10_000
+    stored = list(restarted.store.blocks(0))
+    report = verify_chain(stored, cfg.name, cfg.operator, VALIDATOR.pubkey, cfg.genesis_time_ms)
+    assert report.height == restarted.tip.height and report.transactions == 8
+    restarted.store.close()
+
+
+def test_a_file_ledger_written_before_the_record_still_penalizes_its_published_state(tmp_path):
+    led = FileLedger(tmp_path / "ledger.sqlite")
+    a, b = bytes.fromhex(ALICE.pubkey), bytes.fromhex(BOB.pubkey)
+    led.deposit(a, 6_000)
+    led.deposit(b, 4_000)
+    fund = ledger_bodies.funding_body(led.chain, a, b, (6_000, 4_000), "f", dispute_blocks=4)
+    led.submit(fund, _sigs(fund, ALICE, BOB))
+    ch = digest(fund).hex()
+    revoked = txs.commitment_state(led.chain, ch, 3, 9_000, 1_000, ALICE.pubkey, _rev(ALICE, 3))
+    sig = bytes.fromhex(txs.sign_state(revoked, BOB))
+    force = ledger_bodies.force_close_body(led.chain, revoked, sig)
+    led.submit(force, _sigs(force, ALICE))
+    (doc,) = led.db.execute("SELECT doc FROM ledger WHERE id = 1").fetchone()
+    old = json.loads(doc)
+    for channel in old["channels"].values():
+        del channel["published"]  # as a file of the previous version holds it
+    led.db.execute("UPDATE ledger SET doc = ? WHERE id = 1", (json.dumps(old),))
+    assert led.channel(bytes.fromhex(ch)).published == [
+        {"holder": ALICE.pubkey, "number": 3, "revocation_hash": _rev(ALICE, 3)}
+    ]
+    body = ledger_bodies.penalty_body(led.chain, bytes.fromhex(ch), "b", kit.secret(ALICE, 3))
+    led.submit(body, _sigs(body, BOB))
+    assert (led.balance(a), led.balance(b)) == (0, 10_000)

@@ -1,6 +1,8 @@
 """Property test of the closing rules with `channel_supersede`: random valid signed states of both
 parties, then force closes, supersedes, penalties, claims, refunds and settles at rising heights.
-A model of the window decides which force close / supersede / penalty / settle must pass."""
+A model of the window decides which force close / supersede / penalty / settle must pass: a
+penalty takes the capacity with the secret of any state published in this close (force close or
+supersede) by the other party, while the (restarted) window runs."""
 
 import copy
 import hashlib
@@ -36,7 +38,10 @@ STATES = st.lists(
 OPS = st.lists(
     st.tuples(
         st.sampled_from(
-            ["force", "supersede", "supersede", "penalty", "claim", "claim", "refund", "settle"]
+            [
+                *("force", "supersede", "supersede", "penalty", "penalty"),
+                *("claim", "claim", "refund", "settle"),
+            ]
         ),
         st.integers(0, 15),  # which state / secret / output
         st.booleans(),  # party a or b
@@ -64,7 +69,9 @@ def _key(h):
 def test_closing_conserves_money_and_the_highest_in_window_state_wins(specs, ops):
     ledger, ch = kit.funded(DISPUTE)
     states = [_build(ch, spec) for spec in specs]
-    model = {"status": "open", "number": None, "rev": None, "holder": None, "close": None}
+    model = {"status": "open", "number": None, "close": None, "winner": None}
+    published = []  # (holder, revocation hash) of every state published in this close
+    numbers = []  # and their numbers
     best = None  # the highest number submitted while it could still count
     height = 1
     for op, index, alice, gap in ops:
@@ -88,14 +95,17 @@ def test_closing_conserves_money_and_the_highest_in_window_state_wins(specs, ops
             tx = kit.penalty(ch, party, kit.secret(holder, s["number"]))
             revealed = hashlib.sha256(kit.secret(holder, s["number"])).hexdigest()
             claimant = ALICE if alice else BOB
+            holders = {h for h, rev in published if rev == revealed}
             if model["status"] != "closing":
                 expect = "channel_not_closing"
-            elif claimant.pubkey == model["holder"]:
-                expect = "not_channel_party"
             elif not in_window:
                 expect = "dispute_window_closed"
+            elif holders - {claimant.pubkey}:
+                expect = "ok"
+                if (holder.pubkey, revealed) != published[-1]:
+                    event("penalty of a superseded state")
             else:
-                expect = "ok" if revealed == model["rev"] else "bad_secret"
+                expect = "not_channel_party" if holders else "bad_secret"
         elif op == "settle":
             tx = kit.settle(ch, party)
             if model["status"] != "closing":
@@ -133,7 +143,12 @@ def test_closing_conserves_money_and_the_highest_in_window_state_wins(specs, ops
             assert outcome == expect, (op, s["number"], model, height)
         if outcome == "ok" and op in ("force", "supersede"):
             model.update(status="closing", number=s["number"], close=height)
-            model.update(rev=s["revocation_hash"], holder=s["holder"])
+            published.append((s["holder"], s["revocation_hash"]))
+            assert ledger.channels[ch].published == [
+                {"holder": h, "number": n, "revocation_hash": r}
+                for (h, r), n in zip(published, [*numbers, s["number"]], strict=True)
+            ]
+            numbers.append(s["number"])
             if op == "supersede":  # claims stand for identical outputs only
                 kept = {_key(h): h["preimage"] for h in before.channels[ch].htlcs}
                 kept = {k: p for k, p in kept.items() if p}
@@ -145,8 +160,12 @@ def test_closing_conserves_money_and_the_highest_in_window_state_wins(specs, ops
                 for h in outs:
                     assert h["preimage"] == kept.get(_key(h), "")
                     assert h["outcome"] == ("fulfilled" if h["preimage"] else "pending")
-        elif outcome == "ok" and op in ("penalty", "settle"):
-            model["status"] = "penalized" if op == "penalty" else "done"
+        elif outcome == "ok" and op == "penalty":
+            model.update(status="penalized", winner=party)
+            assert kit.paid(ledger) == {party: kit.CAPACITY, "ab"[party == "a"]: 0}
+            assert all(h["outcome"] == "penalized" for h in ledger.channels[ch].htlcs)
+        elif outcome == "ok" and op == "settle":
+            model["status"] = "done"
         assert ledger.conservation_error() is None
         assert sum(ledger.balances.values()) + ledger.locked() == kit.SUPPLY
 
@@ -161,7 +180,7 @@ def test_closing_conserves_money_and_the_highest_in_window_state_wins(specs, ops
         rules.apply(ledger, kit.settle(ch, "a"), height)
     paid = kit.paid(ledger)
     if channel.status == "penalized":
-        winner = "b" if channel.state["holder"] == ALICE.pubkey else "a"
+        winner = model["winner"]
         assert paid == {winner: kit.CAPACITY, "ab"[winner == "a"]: 0}
     else:  # settled or closed: the final state's balances and resolved outputs, to the msat
         expect = {"a": channel.state["balance_a_msat"], "b": channel.state["balance_b_msat"]}
