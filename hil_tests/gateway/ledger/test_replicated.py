@@ -1,5 +1,6 @@
 """Replicated mode on a real three-member etcd cluster: identical blocks, faults lose nothing."""
 
+import hashlib
 import signal
 import threading
 import time
@@ -11,8 +12,10 @@ from gateway.ledger import txs
 from gateway.ledger.cli import ledger as ledger_cli
 from gateway.ledger.client import LedgerClient
 from gateway.ledger.errors import LedgerError, TxRejected
+from gateway.ln.channel import ledger_bodies
 from hil_tests.gateway.ledger.conftest import (
     ALICE,
+    BOB,
     OPERATOR,
     free_port,
     start_process,
@@ -213,3 +216,59 @@ def test_a_refused_transaction_can_succeed_when_resubmitted_later(tmp_path, clus
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_replicas_agree_on_the_penalty_of_a_revoked_state_its_holder_superseded(tmp_path, cluster):
+    """The record of published states is rebuilt by every replica from the same log: a penalty
+    that only the record allows commits once and every replica, a late one too, shows it."""
+    procs = [start_process(c) for c in _replica_configs(tmp_path, cluster, 2)]
+    try:
+        clients = [LedgerClient(url) for _, url in procs]
+        chain = clients[0].info()["chain"]
+        for key in (ALICE, BOB):
+            enroll = dict(participant=key.pubkey, name="p", role="prosumer")
+            clients[0].submit(txs.make("enroll_participant", chain, **enroll).signed_by(OPERATOR))
+            deposit = dict(account=key.pubkey, amount_msat=10_000, reference="")
+            clients[1].submit(txs.make("deposit", chain, **deposit).signed_by(OPERATOR))
+        fund = txs.make(
+            "channel_fund",
+            chain,
+            a=ALICE.pubkey,
+            b=BOB.pubkey,
+            amount_a_msat=6_000,
+            amount_b_msat=4_000,
+            dispute_blocks=1000,  # open for the whole test however loaded the machine
+        ).signed_by(ALICE, BOB)
+        clients[0].submit(fund)
+        secrets = {n: hashlib.sha256(b"alice/%d" % n).digest() for n in (3, 5)}
+
+        def alice_publishes(build, number, balance_a):
+            rev = hashlib.sha256(secrets[number]).hexdigest()
+            s = txs.commitment_state(
+                chain, fund.id, number, balance_a, 10_000 - balance_a, ALICE.pubkey, rev
+            )
+            sig = bytes.fromhex(txs.sign_state(s, BOB))
+            return txs.Tx(build(chain, s, sig)).signed_by(ALICE)
+
+        # her revoked 3, then at once her latest 5 through the other replica
+        clients[0].submit(alice_publishes(ledger_bodies.force_close_body, 3, 9_000))
+        clients[1].submit(alice_publishes(ledger_bodies.supersede_body, 5, 5_000))
+        penalty = txs.make(
+            "channel_penalty", chain, channel=fund.id, party="b", secret=secrets[3].hex()
+        ).signed_by(BOB)
+        clients[0].submit(penalty)
+        assert clients[1].submit(penalty)["duplicate"]
+        _wait_converged(clients)
+        views = [c.channel(fund.id) for c in clients]
+        assert views[0] == views[1]
+        assert views[0]["status"] == "penalized" and views[0]["state"]["number"] == 5
+        assert [p["number"] for p in views[0]["published"]] == [3, 5]
+        assert [c.balance(BOB.pubkey) for c in clients] == [16_000, 16_000]
+        late = start_process(_replica_configs(tmp_path / "late", cluster, 1)[0])  # empty database
+        procs.append(late)
+        _wait_converged([*clients, LedgerClient(late[1])])
+        assert LedgerClient(late[1]).channel(fund.id) == views[0]
+    finally:
+        for proc, _ in procs:
+            proc.kill()
+            proc.wait()
