@@ -4,13 +4,21 @@ The channel is driven by method calls that return the message to send; a persist
 called *before* any method returns a signature or secret, so the caller must make the hook's
 effect durable before it sends (the node commits its SQLite transaction). See messages.py for
 the three-message update round, and docs/channels.md for the whole protocol.
+
+Early lock-in (`EARLY_LOCK_IN`, docs/channels.md "Commitments and the update round"): the
+acceptor reports the peer's new HTLCs as soon as it signed the commitment holding them
+(`receive_update`), not once the peer revoked its older state: the ledger's `channel_supersede`
+lets whoever holds that newer state replace an older one the peer publishes. Settlements of our
+own HTLCs stay final at the revoke. A fulfil we queue is also announced at once to the peer
+(`take_preimage_hints` -> `Preimages`), and `receive_preimages` takes the peer's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from gateway.ln.channel.closing import ChannelClosing
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
@@ -24,7 +32,7 @@ from gateway.ln.channel.htlc import (
     payment_hash,
     take_batch,
 )
-from gateway.ln.channel.messages import AckBatch, Reestablish, Revoke, UpdateBatch
+from gateway.ln.channel.messages import AckBatch, Preimages, Reestablish, Revoke, UpdateBatch
 from gateway.ln.channel.state import (
     MAX_BATCH,
     MAX_BATCH_BYTES,
@@ -63,6 +71,12 @@ log = logging.getLogger("gateway.ln.channel")
 @dataclass
 class Channel(ChannelClosing):
     """A channel: opening, queueing HTLC updates, the update round, and reconnection."""
+
+    # report the peer's new HTLCs when we sign them (True) or when the peer revoked (False)
+    early_lock_in: ClassVar[bool] = True
+    # (htlc id, preimage) of fulfils queued since the node last sent them (never persisted:
+    # the FulfillHtlc updates themselves are, and carry the preimages in the next round)
+    preimage_hints: list[tuple[int, bytes]] = field(default_factory=list, repr=False, compare=False)
 
     # --- opening ---------------------------------------------------------------------------
     @classmethod
@@ -151,6 +165,7 @@ class Channel(ChannelClosing):
             raise BadPreimage(f"preimage does not match incoming HTLC {htlc_id}")
         self.pending.append(FulfillHtlc(self.remote, htlc_id, preimage))
         self._cache["settling"].add(h.key)
+        self.preimage_hints.append((htlc_id, preimage))
         self._queued()
 
     def queue_fail(self, htlc_id: int, reason: str) -> None:
@@ -232,6 +247,8 @@ class Channel(ChannelClosing):
             if isinstance(u, FulfillHtlc):
                 h = old[(u.offerer, u.htlc_id)]
                 self.events.append(PreimageLearned(self.channel_id, h, u.preimage))
+            elif isinstance(u, AddHtlc) and self.early_lock_in:
+                self.events.append(IncomingHtlc(self.channel_id, u))
         self.remote_next_hash = b""
         self._persist()
         return self.ack_msg()
@@ -289,7 +306,8 @@ class Channel(ChannelClosing):
         removed = {h.key: h for h in self.unrevoked_removed}
         for u in self.unrevoked_updates:
             if isinstance(u, AddHtlc):
-                self.events.append(IncomingHtlc(self.channel_id, u))
+                if not self.early_lock_in:  # else reported by receive_update
+                    self.events.append(IncomingHtlc(self.channel_id, u))
             elif isinstance(u, FulfillHtlc):
                 h = removed[(u.offerer, u.htlc_id)]
                 self.events.append(OutgoingSettled(self.channel_id, h, u.preimage))
@@ -307,6 +325,33 @@ class Channel(ChannelClosing):
     def drain_events(self) -> list[Event]:
         out, self.events = self.events, []
         return out
+
+    # --- preimage hints (sg_preimages) -------------------------------------------------------
+    def take_preimage_hints(self) -> list[tuple[int, bytes]]:
+        """The fulfils queued since the last call, to tell the peer now (after the commit that
+        persists them): the peer learns the preimages a round before our FulfillHtlc batch."""
+        out, self.preimage_hints = self.preimage_hints, []
+        return out
+
+    def receive_preimages(self, msg: Preimages) -> list[str]:
+        """The peer's preimages of HTLCs we offered (in `latest` or our proposal): each good one
+        is a `PreimageLearned` event; the others are returned as reasons (nothing changes)."""
+        proposed: dict[int, Htlc] | None = None  # built once, if an id is not in `latest`
+        rejected = []
+        for htlc_id, preimage in msg.preimages:
+            h = self.htlc((self.me, htlc_id))
+            if h is None and self.proposal is not None:
+                if proposed is None:
+                    ours = (x for x in self.proposal.commitment.htlcs if x.offerer == self.me)
+                    proposed = {x.htlc_id: x for x in ours}
+                h = proposed.get(htlc_id)
+            if h is None:
+                rejected.append(f"no HTLC {htlc_id} of ours")
+            elif payment_hash(preimage) != h.payment_hash:
+                rejected.append(f"preimage does not match our HTLC {htlc_id}")
+            else:
+                self.events.append(PreimageLearned(self.channel_id, h, preimage))
+        return rejected
 
     # --- reconnection -----------------------------------------------------------------------
     def reestablish_msg(self) -> Reestablish:
@@ -328,4 +373,8 @@ class Channel(ChannelClosing):
             out.append(self.revoke_msg())  # the peer never got our revoke
         if msg.latest == n and self.proposal is not None:
             out.append(self.proposal_msg())  # after the revoke: order matters
+        # the fulfils still queued: their hints may have been lost with the connection
+        self.preimage_hints = [
+            (u.htlc_id, u.preimage) for u in self.pending if isinstance(u, FulfillHtlc)
+        ]
         return out

@@ -5,6 +5,11 @@ The update protocol is a three-message round (compare BOLT #2 commitment_signed/
     proposer  --UpdateBatch(n+1, updates, sig_p)-->  acceptor   acceptor signs n+1, revokes n
     proposer  <--AckBatch(n+1, sig_a, secret_a[n], hash_a[n+2])--
     proposer  --Revoke(n, secret_p[n], hash_p[n+2])-->         proposer revokes n
+
+Besides the round, `Preimages` (sg_preimages, an odd wire type) tells the peer at once the
+preimages of its HTLCs that we are fulfilling: the FulfillHtlc updates follow in our next round
+as always, so the message is a hint (losing it loses nothing) that lets a payer report success
+and a forwarder fulfil upstream one round earlier.
 """
 
 from __future__ import annotations
@@ -78,6 +83,14 @@ class Reestablish:
 
 
 @dataclass(frozen=True)
+class Preimages:
+    """sg_preimages: (htlc_id, preimage) of HTLCs the receiver offered and the sender fulfils."""
+
+    channel_id: bytes
+    preimages: tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True)
 class Shutdown:
     channel_id: bytes
 
@@ -97,6 +110,7 @@ ChannelMsg = (
     | AckBatch
     | Revoke
     | Reestablish
+    | Preimages
     | Shutdown
     | ClosingSigned
 )

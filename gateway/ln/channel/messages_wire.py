@@ -1,6 +1,9 @@
-"""Our channel messages on the BOLT #1 table (custom types >= 32768, even: must be understood).
+"""Our channel messages on the BOLT #1 table (custom types >= 32768, even: must be understood;
+`sg_preimages` is odd: a hint that a peer not knowing it may ignore).
 
 Each channel_msgs dataclass maps to one registered message; `to_wire`/`from_wire` convert.
+`sg_preimages` carries its list as one varbytes field of MAX_PREIMAGES entries at most, each
+the HTLC id (u64) and the preimage (32 bytes).
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from typing import Any
 
 from gateway.ln.channel import messages as m
 from gateway.ln.codec.wire import TABLE, Message
-from gateway.ln.errors import ProtocolViolation
+from gateway.ln.errors import ProtocolViolation, WireError
 
 _B32, _B33, _B64 = "bytes32", "bytes33", "bytes64"
 CID = ("channel_id", _B32)
+PREIMAGE_ENTRY = 8 + 32  # u64 htlc id + preimage
+MAX_PREIMAGES = 1600  # entries per sg_preimages: 2 + 32 + 2 + 1600 * 40 = 64,036 bytes
 
 SPECS: dict[str, tuple[int, list[tuple[str, str]]]] = {
     "sg_open_channel": (
@@ -63,6 +68,7 @@ SPECS: dict[str, tuple[int, list[tuple[str, str]]]] = {
     ),
     "sg_shutdown": (33016, [CID]),
     "sg_closing_signed": (33018, [CID, ("balance0", "u64"), ("balance1", "u64"), ("sig", _B64)]),
+    "sg_preimages": (33035, [CID, ("preimages", "varbytes")]),
     "sg_channel_announce": (33020, [CID, ("node_a", _B33), ("node_b", _B33)]),
     "sg_node_policy": (
         33022,
@@ -118,6 +124,16 @@ def to_wire(msg: m.ChannelMsg) -> bytes:
             revoked_through_plus1=msg.revoked_through + 1,
             last_secret=msg.last_secret,
         )
+    if isinstance(msg, m.Preimages):
+        if len(msg.preimages) > MAX_PREIMAGES:
+            raise WireError(f"sg_preimages: {len(msg.preimages)} entries > {MAX_PREIMAGES}")
+        if any(len(pre) != 32 for _, pre in msg.preimages):
+            raise WireError("sg_preimages: a preimage must be 32 bytes")
+        try:
+            entries = b"".join(i.to_bytes(8, "big") + pre for i, pre in msg.preimages)
+        except OverflowError as exc:
+            raise WireError("sg_preimages: an HTLC id does not fit u64") from exc
+        return TABLE.encode("sg_preimages", channel_id=msg.channel_id, preimages=entries)
     if isinstance(msg, m.Shutdown):
         return TABLE.encode("sg_shutdown", channel_id=msg.channel_id)
     if isinstance(msg, m.ClosingSigned):
@@ -169,6 +185,8 @@ def from_wire(msg: Message) -> Any:
         return m.Reestablish(
             f["channel_id"], f["latest"], f["revoked_through_plus1"] - 1, f["last_secret"]
         )
+    if n == "sg_preimages":
+        return m.Preimages(f["channel_id"], _preimage_entries(f["preimages"]))
     if n == "sg_shutdown":
         return m.Shutdown(f["channel_id"])
     if n == "sg_closing_signed":
@@ -191,3 +209,14 @@ def from_wire(msg: Message) -> Any:
             f["ledger_sig"],
         )
     return msg
+
+
+def _preimage_entries(data: bytes) -> tuple[tuple[int, bytes], ...]:
+    if len(data) % PREIMAGE_ENTRY or len(data) > MAX_PREIMAGES * PREIMAGE_ENTRY:
+        raise WireError(
+            f"sg_preimages: {len(data)} bytes of entries is not 0..{MAX_PREIMAGES} x 40"
+        )
+    return tuple(
+        (int.from_bytes(data[i : i + 8], "big"), data[i + 8 : i + PREIMAGE_ENTRY])
+        for i in range(0, len(data), PREIMAGE_ENTRY)
+    )

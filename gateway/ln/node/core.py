@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway import clock
+from gateway.ln.channel import messages as m
 from gateway.ln.channel.channel import Channel, ChannelState
 from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.channel.messages_wire import MAX_PREIMAGES
 from gateway.ln.errors import ProtocolViolation
 from gateway.ln.node.keys import load_or_create
 from gateway.ln.node.ledger_port import LedgerPort
@@ -110,7 +112,8 @@ class NodeCore:
             moved = bool(events)
             for ch in self.switch.channels.values():
                 peer = self.peers.get(ch.node_ids[ch.remote])
-                if peer is None:
+                if peer is None:  # the queued fulfils are hinted again after the reestablish
+                    ch.preimage_hints.clear()
                     continue
                 try:
                     moved |= self._next_round(ch, peer)
@@ -135,7 +138,12 @@ class NodeCore:
             peer.flush()  # commits first when it has something to send
 
     def _next_round(self, ch: Channel, peer: Peer) -> bool:
-        """Queue `ch`'s next update round (or its closing signature) for `peer`; True if one."""
+        """Queue the preimages of `ch`'s newly queued fulfils (sg_preimages: they leave after the
+        commit that persists the fulfils), then its next update round (or its closing
+        signature) for `peer`; True if a round."""
+        hints = ch.take_preimage_hints()
+        for i in range(0, len(hints), MAX_PREIMAGES):
+            peer.queue(m.Preimages(ch.channel_id, tuple(hints[i : i + MAX_PREIMAGES])))
         msg = ch.propose()
         if msg is not None:
             peer.queue(msg)

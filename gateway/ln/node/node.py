@@ -193,6 +193,17 @@ class Node(NodeCore):
     async def on_Revoke(self, peer: Peer, msg: m.Revoke) -> None:
         self.channel(msg.channel_id, peer).receive_revoke(msg)
 
+    async def on_Preimages(self, peer: Peer, msg: m.Preimages) -> None:
+        """The peer fulfils HTLCs we offered (sg_preimages, a hint ahead of its FulfillHtlc
+        batch): each good preimage is learnt (the switch settles upstream or the payment);
+        an unknown channel or HTLC or a wrong preimage is a rate-limited rejection, no change."""
+        ch = self.switch.channels.get(msg.channel_id)
+        if ch is None or ch.node_ids[ch.remote] != peer.node_id:
+            peer.reject("refused sg_preimages", f"no channel {msg.channel_id.hex()[:12]} with us")
+            return
+        for reason in ch.receive_preimages(msg):
+            peer.reject("refused sg_preimages", f"channel {ch.short_id}: {reason}")
+
     async def on_Reestablish(self, peer: Peer, msg: m.Reestablish) -> None:
         ch = self.channel(msg.channel_id, peer)
         if ch.state not in LIVE:

@@ -2,7 +2,8 @@
 
 Handlers live on the node (they touch several channels); this module owns the connection loop,
 the outbox, and the commit-before-send rule: `Peer.flush()` asks the node to commit its store
-before any queued message leaves.
+before any queued message leaves. What a peer sends that we refuse (malformed, rejected by a
+handler) is logged rate-limited per peer and kind (`reject`): a peer cannot flood the journal.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from gateway.ln.channel import messages_wire as channel_wire
 from gateway.ln.codec.wire import TABLE, must_close
 from gateway.ln.errors import ChannelError, LnError, TransportError, UnknownMessageError, WireError
 from gateway.ln.node.timeline import Timeline
+from gateway.log_budget import LogBudget
 
 log = logging.getLogger(__name__)
 
 MAX_BURST = 64  # messages already received that are handled before one commit and send
+REJECT_BURST, REJECT_WINDOW_S = 10, 10.0  # log lines per kind of refusal per peer and window
 
 
 class Peer:
@@ -36,6 +39,17 @@ class Peer:
         self._commit = commit
         self.outbox: list[bytes] = []
         self.closed = asyncio.Event()
+        self.rejections = LogBudget(REJECT_BURST, REJECT_WINDOW_S)
+
+    def reject(self, kind: str, detail: str) -> bool:
+        """Log one refusal of what the peer sent (nothing changed), at most REJECT_BURST lines
+        per `kind` per REJECT_WINDOW_S, the rest counted. True if logged."""
+        admitted = self.rejections.admit(kind)
+        if admitted is None:
+            return False
+        more = f" (+{admitted.held} more not logged)" if admitted.held else ""
+        log.warning("peer %s: %s: %s%s", self.short, kind, detail, more)
+        return True
 
     @property
     def short(self) -> str:
@@ -97,7 +111,7 @@ class Peer:
                 return False
             return True
         except WireError as exc:
-            log.warning("peer %s: malformed message: %s", self.short, exc)
+            self.reject("malformed message", str(exc))
             return True
         tl = self.timeline
         if tl.enabled:
@@ -106,7 +120,7 @@ class Peer:
             await dispatch(self, msg)
             tl.mark("handled", f"{type(msg).__name__} from {self.short}")
         except ChannelError as exc:
-            log.warning("peer %s: rejected %s: %s", self.short, type(msg).__name__, exc)
+            self.reject(f"rejected {type(msg).__name__}", str(exc))
         except LnError as exc:
             log.warning("peer %s: %s", self.short, exc)
         return True

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from gateway.ln.channel.channel import Channel
 from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.channel.messages import Preimages
 from gateway.ln.node.keys import NodeKeys
 from gateway.ln.node.ledger_port import MemoryLedger
 from gateway.ln.node.switch import Switch
@@ -19,6 +20,7 @@ class Mesh:
     keys: dict[str, NodeKeys] = field(default_factory=dict)
     switches: dict[str, Switch] = field(default_factory=dict)
     offline: set[str] = field(default_factory=set)
+    lose_hints: bool = False  # drop every sg_preimages (the FulfillHtlc rounds still settle)
 
     def node(self, name: str, policy: FeePolicy | None = None) -> Switch:
         k = NodeKeys(hashlib.sha256(name.encode()).digest())
@@ -65,13 +67,35 @@ class Mesh:
                         continue
                     moved = True
                     ack = peer_ch.receive_update(msg)
+                    assert ack is not None
                     peer_ch.receive_revoke(ch.receive_ack(ack))
                     sw.handle(ch.drain_events(), h)
                     peer_sw.handle(peer_ch.drain_events(), h)
+                    self._deliver_hints(h)
             if not moved:
                 return
         if must_settle:
             raise AssertionError("mesh did not settle")
+
+    def _deliver_hints(self, height: int) -> None:
+        """What the nodes send after a commit: each channel's queued fulfils as sg_preimages to
+        its peer, which learns them (and may fulfil upstream: hints again), until none is left."""
+        for _ in range(100):
+            moved = False
+            for name, sw in self.switches.items():
+                for ch in list(sw.channels.values()):
+                    hints = ch.take_preimage_hints()
+                    peer_sw, peer_ch = self._peer_channel(ch)
+                    offline = {name, self.name_of(peer_sw.node_id)} & self.offline
+                    if not hints or self.lose_hints or offline:
+                        continue
+                    moved = True
+                    rejected = peer_ch.receive_preimages(Preimages(ch.channel_id, tuple(hints)))
+                    assert not rejected, rejected  # an honest peer's hints are all good
+                    peer_sw.handle(peer_ch.drain_events(), height)
+            if not moved:
+                return
+        raise AssertionError("hints did not stop")
 
     def set_offline(self, name: str) -> None:
         self.offline.add(name)

@@ -42,23 +42,38 @@ def test_unknown_payment_is_failed_back_without_moving_money():
     assert not a.latest.htlcs
 
 
-def test_events_arrive_only_once_irrevocably_committed():
+def test_an_incoming_htlc_is_reported_once_when_signed_and_settlements_at_the_revoke():
+    """Early lock-in: b reports a's HTLC as soon as it signed the commitment holding it (the
+    ledger's supersede protects it from a's older state), never again at a's revoke; a's own
+    HTLC is settled (OutgoingSettled) only once b revoked, its preimage learnt at once."""
     a, b = make_pair()
     pre = b"\x05" * 32
     h = hashlib.sha256(pre).digest()
     a.queue_add(7000, h, 500)
     ack = b.receive_update(a.propose())
-    assert b.events == []  # a has not revoked its old commitment yet
-    b.receive_revoke(a.receive_ack(ack))
     (ev,) = b.drain_events()
     assert isinstance(ev, IncomingHtlc) and ev.add.amount_msat == 7000
-    b.queue_fulfill(ev.add.htlc_id, pre)
+    b.queue_fulfill(ev.add.htlc_id, pre)  # before a's revoke: only queued
+    assert b.propose() is None  # one round at a time: it waits for a's revoke
+    b.receive_revoke(a.receive_ack(ack))
+    assert b.drain_events() == []  # not reported a second time
     ack = a.receive_update(b.propose())
     (early,) = a.drain_events()  # the preimage is proof of payment at once
     assert isinstance(early, PreimageLearned) and early.preimage == pre
     a.receive_revoke(b.receive_ack(ack))
     (done,) = a.drain_events()
     assert isinstance(done, OutgoingSettled) and done.preimage == pre
+
+
+def test_without_early_lock_in_incoming_htlcs_wait_for_the_revoke(monkeypatch):
+    a, b = make_pair()
+    monkeypatch.setattr(b, "early_lock_in", False)
+    a.queue_add(7000, b"\x06" * 32, 500)
+    ack = b.receive_update(a.propose())
+    assert b.events == []  # a has not revoked its old commitment yet
+    b.receive_revoke(a.receive_ack(ack))
+    (ev,) = b.drain_events()
+    assert isinstance(ev, IncomingHtlc) and ev.add.amount_msat == 7000
 
 
 def test_every_superseded_commitment_is_revoked():

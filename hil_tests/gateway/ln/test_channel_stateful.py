@@ -1,14 +1,18 @@
-"""Random sequences of add / fulfill / fail / propose / ack / revoke / lost messages on two channels."""
+"""Random sequences of add / fulfill / fail / propose / ack / revoke / sg_preimages / lost messages
+on two channels. Early lock-in: each party reports each of the peer's HTLCs exactly once, as soon
+as it signed it; an honest peer's preimage hints are never rejected."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gateway.ln.channel.channel import IncomingHtlc
+from gateway.ln.channel.channel import IncomingHtlc, OutgoingSettled, PreimageLearned
+from gateway.ln.channel.messages import Preimages
 from gateway.ln.errors import InsufficientBalance, UnknownHtlc
 from hil_tests.gateway.ln.channel_pair import make_pair
 
@@ -24,20 +28,40 @@ class TwoChannels(RuleBasedStateMachine):
         self.preimages: dict[bytes, bytes] = {}
         self.counter = 0
         self.paid = [0, 0]  # msat each party received through fulfilled HTLCs
+        self.reported: list[dict[int, int]] = [{}, {}]  # party -> peer's htlc id -> reports
+        self.signed: list[set[int]] = [set(), set()]  # peer's HTLCs each party ever signed
+        self.learnt: list[set[int]] = [set(), set()]  # own HTLCs whose preimage each learnt
 
     def _deliver(self, i: int, msg) -> None:
         ch = self.chans[i]
-        name = type(msg).__name__
-        reply = {
-            "UpdateBatch": ch.receive_update,
-            "AckBatch": ch.receive_ack,
-            "Revoke": ch.receive_revoke,
-        }[name](msg)
-        if reply is not None:
-            self.inbox[1 - i].append(reply)
+        if isinstance(msg, Preimages):
+            assert ch.receive_preimages(msg) == []  # an honest peer's hints are all good
+        else:
+            handlers: dict[str, Any] = {
+                "UpdateBatch": ch.receive_update,
+                "AckBatch": ch.receive_ack,
+                "Revoke": ch.receive_revoke,
+            }
+            reply = handlers[type(msg).__name__](msg)
+            if reply is not None:
+                self.inbox[1 - i].append(reply)
+        self.signed[i].update(h.htlc_id for h in ch.latest.htlcs if h.offerer == 1 - i)
         for ev in ch.drain_events():
             if isinstance(ev, IncomingHtlc):
+                assert ev.add.offerer == 1 - i
                 self.incoming[i].append(ev.add)
+                n = self.reported[i].get(ev.add.htlc_id, 0)
+                self.reported[i][ev.add.htlc_id] = n + 1
+            elif isinstance(ev, PreimageLearned):
+                self.learnt[i].add(ev.htlc.htlc_id)
+            elif isinstance(ev, OutgoingSettled) and ev.preimage is not None:
+                assert ev.htlc.htlc_id in self.learnt[i]  # learnt when it signed the fulfil
+
+    def _hints(self, i: int) -> None:
+        """What the node sends after the commit that persisted party i's queued fulfils."""
+        hints = self.chans[i].take_preimage_hints()
+        if hints:
+            self.inbox[1 - i].append(Preimages(self.chans[i].channel_id, tuple(hints)))
 
     @rule(i=st.integers(0, 1), amount=st.integers(1, 300_000))
     def add(self, i, amount):
@@ -62,6 +86,7 @@ class TwoChannels(RuleBasedStateMachine):
                 self.chans[i].queue_fail(add.htlc_id, "random")
         except UnknownHtlc:
             raise AssertionError("committed incoming HTLC vanished") from None
+        self._hints(i)
 
     @rule(i=st.integers(0, 1))
     def propose(self, i):
@@ -84,6 +109,7 @@ class TwoChannels(RuleBasedStateMachine):
         for src, dst in ((0, 1), (1, 0)):
             msg = self.chans[src].reestablish_msg()
             self.inbox[src].extend(self.chans[dst].on_reestablish(msg))
+            self._hints(dst)  # the queued fulfils, hinted again after the reestablish
         del a, b
 
     def teardown(self):
@@ -100,6 +126,15 @@ class TwoChannels(RuleBasedStateMachine):
         a, b = self.chans
         assert a.latest == b.latest and not a.pending and not b.pending
         assert a.proposal is None and b.proposal is None
+        for i in (0, 1):  # every HTLC of the peer it signed was reported, exactly once
+            assert set(self.reported[i]) == self.signed[i]
+            assert all(n == 1 for n in self.reported[i].values())
+
+    @invariant()
+    def reported_once_as_soon_as_signed(self):
+        for i in (0, 1):
+            assert all(n == 1 for n in self.reported[i].values())
+            assert set(self.reported[i]) == self.signed[i]
 
     @invariant()
     def capacity_is_conserved(self):

@@ -1,0 +1,197 @@
+"""sg_preimages: its one wire format, what a channel accepts and rejects, and the switch learning
+a preimage twice (from the message, then from the FulfillHtlc batch)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.ln.channel import messages_wire as mw
+from gateway.ln.channel.channel import IncomingHtlc, PreimageLearned
+from gateway.ln.channel.messages import Preimages
+from gateway.ln.codec.wire import TABLE, must_close
+from gateway.ln.errors import WireError
+from hil_tests.gateway.ln.channel_pair import make_pair, run_round
+from hil_tests.gateway.ln.mesh import Mesh
+
+M = 1_000_000
+CID = b"\x42" * 32
+
+
+def _pre(i: int) -> bytes:
+    return hashlib.sha256(b"pre%d" % i).digest()
+
+
+def _h(pre: bytes) -> bytes:
+    return hashlib.sha256(pre).digest()
+
+
+# --- the wire format --------------------------------------------------------------------------
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**64 - 1), st.binary(min_size=32, max_size=32)),
+        max_size=mw.MAX_PREIMAGES,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_preimages_roundtrip(entries):
+    msg = Preimages(CID, tuple(entries))
+    raw = mw.to_wire(msg)
+    assert len(raw) <= 65535
+    assert mw.from_wire(TABLE.decode(raw)) == msg
+
+
+def test_the_message_type_is_odd_so_an_old_peer_ignores_it():
+    spec = TABLE.by_name["sg_preimages"]
+    assert spec.type_num == 33035 and not must_close(spec.type_num)
+
+
+@given(st.binary(max_size=200).filter(lambda b: len(b) % 40))
+def test_entries_of_a_wrong_length_are_a_wire_error(body):
+    raw = TABLE.encode("sg_preimages", channel_id=CID, preimages=body)
+    with pytest.raises(WireError):
+        mw.from_wire(TABLE.decode(raw))
+
+
+def test_too_many_or_malformed_entries_are_refused_on_encode():
+    with pytest.raises(WireError):
+        mw.to_wire(Preimages(CID, tuple((i, bytes(32)) for i in range(mw.MAX_PREIMAGES + 1))))
+    with pytest.raises(WireError):
+        mw.to_wire(Preimages(CID, ((1, bytes(31)),)))
+    with pytest.raises(WireError):
+        mw.to_wire(Preimages(CID, ((2**64, bytes(32)),)))
+
+
+# --- the channel: hints out, preimages in ---------------------------------------------------
+def _in_flight(n: int = 3):
+    """a offered n HTLCs, committed on both sides; b holds them as incoming."""
+    a, b = make_pair()
+    for i in range(n):
+        a.queue_add(1000 + i, _h(_pre(i)), 500)
+    assert run_round(a, b)
+    adds = [e.add for e in b.drain_events() if isinstance(e, IncomingHtlc)]
+    assert [x.htlc_id for x in adds] == list(range(n))
+    return a, b
+
+
+def _snapshot(ch):
+    return copy.deepcopy(
+        (ch.latest, ch.proposal, list(ch.pending), ch.sigs, ch.awaiting_revoke, ch.remote_next_hash)
+    )
+
+
+def test_a_queued_fulfil_is_hinted_once_and_the_peer_learns_it():
+    a, b = _in_flight()
+    b.queue_fulfill(1, _pre(1))
+    hints = b.take_preimage_hints()
+    assert hints == [(1, _pre(1))] and b.take_preimage_hints() == []
+    b.queue_fail(0, "no")  # a fail is not hinted
+    assert b.take_preimage_hints() == []
+    before = _snapshot(a)
+    assert a.receive_preimages(Preimages(a.channel_id, tuple(hints))) == []
+    (ev,) = a.drain_events()
+    assert isinstance(ev, PreimageLearned) and ev.preimage == _pre(1) and ev.htlc.htlc_id == 1
+    assert _snapshot(a) == before  # a hint changes no state: the FulfillHtlc still follows
+
+
+def test_unknown_htlcs_and_wrong_preimages_are_rejected_without_any_change():
+    a, b = _in_flight()
+    before = _snapshot(a)
+    bad = Preimages(a.channel_id, ((7, _pre(7)), (0, _pre(1)), (2, _pre(2))))
+    reasons = a.receive_preimages(bad)
+    assert reasons == ["no HTLC 7 of ours", "preimage does not match our HTLC 0"]
+    (ev,) = a.drain_events()  # the good one of the three is still learnt
+    assert ev.htlc.htlc_id == 2
+    assert _snapshot(a) == before
+    # b's own HTLCs are not "ours" for a: b cannot make a learn a preimage of b's HTLC
+    b.queue_add(500, _h(_pre(9)), 500)
+    assert run_round(b, a)
+    a.drain_events()
+    assert a.receive_preimages(Preimages(a.channel_id, ((0, _pre(9)),))) != []
+    assert a.drain_events() == []
+
+
+def test_an_htlc_only_in_our_proposal_is_known():
+    a, b = make_pair()
+    a.queue_add(1000, _h(_pre(5)), 500)
+    a.propose()  # not acknowledged yet
+    assert a.receive_preimages(Preimages(a.channel_id, ((0, _pre(5)),))) == []
+    (ev,) = a.drain_events()
+    assert ev.htlc.payment_hash == _h(_pre(5))
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=20))
+@settings(max_examples=60, deadline=None)
+def test_exactly_the_matching_preimages_are_learnt(pairs):
+    a, _ = _in_flight(3)
+    before = _snapshot(a)
+    msg = Preimages(a.channel_id, tuple((i, _pre(j)) for i, j in pairs))
+    reasons = a.receive_preimages(msg)
+    learnt = [(e.htlc.htlc_id, e.preimage) for e in a.drain_events()]
+    assert learnt == [(i, _pre(j)) for i, j in pairs if i < 3 and i == j]
+    assert len(reasons) + len(learnt) == len(pairs)
+    assert _snapshot(a) == before
+
+
+def test_a_lost_hint_is_sent_again_after_the_reestablish_and_the_round_still_settles():
+    a, b = _in_flight(2)
+    a.queue_add(50, _h(_pre(8)), 500)
+    ack_b = b.receive_update(a.propose())  # a round under way: b's fulfils wait in its queue
+    b.drain_events()
+    b.queue_fulfill(0, _pre(0))
+    b.queue_fulfill(1, _pre(1))
+    b.take_preimage_hints()  # sent, and lost with the connection
+    for src, dst in ((a, b), (b, a)):
+        for out in dst.on_reestablish(src.reestablish_msg()):
+            del out  # the retransmissions are checked by the channel tests
+    assert b.take_preimage_hints() == [(0, _pre(0)), (1, _pre(1))]
+    assert a.take_preimage_hints() == []
+    b.receive_revoke(a.receive_ack(ack_b))
+    assert run_round(b, a)  # the FulfillHtlc batch settles them whatever the hints did
+    learnt = {e.htlc.htlc_id for e in a.drain_events() if isinstance(e, PreimageLearned)}
+    assert learnt == {0, 1}
+    assert [h.htlc_id for h in a.latest.htlcs] == [2]
+
+
+# --- the switch: learnt from the hint, then again from the batch -------------------------------
+def _line(lose_hints: bool = False):
+    mesh = Mesh(lose_hints=lose_hints)
+    a, b, c = mesh.node("alice"), mesh.node("bob"), mesh.node("carol")
+    mesh.connect("alice", "bob", (50 * M, 50 * M))
+    mesh.connect("bob", "carol", (50 * M, 50 * M))
+    return mesh, a, b, c
+
+
+@pytest.mark.parametrize("lose_hints", [False, True])
+def test_two_hops_settle_once_whether_the_hints_arrive_or_not(lose_hints):
+    mesh, a, b, c = _line(lose_hints)
+    invs = [c.add_invoice(_pre(i), 1000 + i) for i in range(5)]
+    pays = [a.pay(c.node_id, inv.payment_hash, inv.amount_msat, 100) for inv in invs]
+    mesh.pump()
+    assert all(p.status == "succeeded" for p in pays)
+    assert [p.preimage for p in pays] == [inv.preimage for inv in invs]
+    assert not b.links and b.failures.total == 0
+    fees = sum(p.fee_msat for p in pays)
+    bal = mesh.balances()
+    assert bal["carol"] == 50 * M + sum(inv.amount_msat for inv in invs)
+    assert bal["bob"] == 100 * M + fees
+    assert sum(bal.values()) == 200 * M
+    for sw in (a, b, c):
+        assert all(not ch.latest.htlcs for ch in sw.channels.values())
+
+
+def test_the_payer_succeeds_on_the_hint_before_the_fulfil_round():
+    mesh, a, b, c = _line()
+    inv = c.add_invoice(_pre(1), 1000)
+    pay = a.pay(c.node_id, inv.payment_hash, 1000, 100)
+    # one pass: alice's add round, bob's forward round, carol's hint to bob and bob's to alice
+    mesh.pump(rounds=1, must_settle=False)
+    assert pay.status == "succeeded" and pay.preimage == inv.preimage
+    ab = next(iter(a.channels.values()))
+    assert ab.latest.htlcs  # the HTLC is still in alice's channel: its fulfil round follows
+    mesh.pump()
+    assert not ab.latest.htlcs
