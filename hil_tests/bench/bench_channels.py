@@ -28,9 +28,10 @@ from hil_tests.bench import two_hop_timeline as tl
 from hil_tests.gateway.ln.node_procs import Grid
 
 AMOUNT = 1000
-# add, ack, revoke on each hop, the payee's fulfil, the forwarder's fulfil upstream, and the
-# payer's own record of the outcome: each is committed before its message leaves
-COMMITS_ON_PATH = 9
+# the payer's add, the forwarder's ack + forward, the payee's ack + sg_preimages, the
+# forwarder's sg_preimages upstream, and the payer's own record of the outcome: each is
+# committed before its message leaves (early lock-in, docs/channels.md sixth pass; 9 before)
+COMMITS_ON_PATH = 5
 
 
 def commit_latency(root: Path, count: int = 200, size: int = 4000) -> list[float]:

@@ -31,10 +31,14 @@ class NodeProc:
     port: int = 0
     url: str = ""
 
-    def start(self, crash: str = "", env: dict[str, str] | None = None) -> NodeProc:
+    def start(
+        self, crash: str = "", env: dict[str, str] | None = None, module: str = ""
+    ) -> NodeProc:
         """Start the node process; ``crash="<point>:<n>"`` runs it with SIGKILL fault injection
-        (see crashing_node.py)."""
+        (see crashing_node.py), ``module`` another wrapper of the node's main (lossy_node.py)."""
         entry = ["hil_tests.gateway.ln.crashing_node", crash] if crash else ["gateway.ln.node"]
+        if module:
+            entry = [module]
         cmd = [
             sys.executable,
             "-m",

@@ -37,7 +37,7 @@ def test_bench_channels_runs_and_prints(capsys):
     assert 0 < float(cli.group(1)) <= float(cli.group(2)) and int(cli.group(3)) == 5
     assert float(node.group(1)) <= float(cli.group(2))  # the client sees at least the node's time
     assert re.search(NUM + r" fsyncs/payment \(3 nodes\)", out), out
-    # the timeline: the median payment's critical path passes the 9 commits of a 2-hop payment
+    # the timeline: the median payment's critical path passes the 5 commits of a 2-hop payment
     path = re.search(r"timeline of the median payment \(" + NUM + r" ms, (\d+) store commits", out)
     assert path and int(path.group(2)) == bench_channels.COMMITS_ON_PATH, out
     assert "store commit (fsync)" in out and "alice->bob" in out and "carol->bob" in out, out
