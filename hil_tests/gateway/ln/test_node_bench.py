@@ -37,9 +37,12 @@ def test_bench_channels_runs_and_prints(capsys):
     assert 0 < float(cli.group(1)) <= float(cli.group(2)) and int(cli.group(3)) == 5
     assert float(node.group(1)) <= float(cli.group(2))  # the client sees at least the node's time
     assert re.search(NUM + r" fsyncs/payment \(3 nodes\)", out), out
-    # the timeline: the median payment's critical path passes the 5 commits of a 2-hop payment
+    # the timeline: the median payment's critical path passes at most the 5 commits of a 2-hop
+    # payment (fewer are named when its forward waited for the previous payment's fulfil round
+    # on the second hop: the path then runs through that round, before the payer's request,
+    # and the walk names it all "wait for the previous payment's last round")
     path = re.search(r"timeline of the median payment \(" + NUM + r" ms, (\d+) store commits", out)
-    assert path and int(path.group(2)) == bench_channels.COMMITS_ON_PATH, out
+    assert path and 1 <= int(path.group(2)) <= bench_channels.COMMITS_ON_PATH, out
     assert "store commit (fsync)" in out and "alice->bob" in out and "carol->bob" in out, out
 
 
