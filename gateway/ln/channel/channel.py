@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway.ln.channel")
+LOCK_IN_AT_REVOKE = "lock_in_at_revoke"  # `extra` key: the crossing batch waiting for its revoke
 
 
 @dataclass
@@ -218,12 +219,16 @@ class Channel(ChannelClosing):
             raise ProtocolViolation(f"batch for {msg.number}, we are at {self.latest.number}")
         if self.awaiting_revoke:
             raise ProtocolViolation("new batch before the peer revoked its previous commitment")
+        crossed = False
         if self.proposal is not None:
             if self.me == 0:
                 log.debug("channel %s: both proposed %d, ours wins", self.short_id, msg.number)
                 return None
             self.pending[:0] = list(self.proposal.updates)  # ours loses: propose it again later
             self.proposal = None
+            # the peer holds our signature of a state of this number without its batch, which
+            # no supersede can replace (same number): act on its HTLCs at its revoke only
+            crossed = True
         updates = decode_updates(msg.updates)
         if self.state == ChannelState.SHUTDOWN and any(isinstance(u, AddHtlc) for u in updates):
             raise ProtocolViolation("HTLC added after shutdown")
@@ -247,8 +252,10 @@ class Channel(ChannelClosing):
             if isinstance(u, FulfillHtlc):
                 h = old[(u.offerer, u.htlc_id)]
                 self.events.append(PreimageLearned(self.channel_id, h, u.preimage))
-            elif isinstance(u, AddHtlc) and self.early_lock_in:
+            elif isinstance(u, AddHtlc) and self.early_lock_in and not crossed:
                 self.events.append(IncomingHtlc(self.channel_id, u))
+        if crossed and self.early_lock_in:
+            self.extra[LOCK_IN_AT_REVOKE] = msg.number  # persisted with the channel
         self.remote_next_hash = b""
         self._persist()
         return self.ack_msg()
@@ -304,9 +311,11 @@ class Channel(ChannelClosing):
         self.remote_next_hash = msg.next_hash
         self.awaiting_revoke = False
         removed = {h.key: h for h in self.unrevoked_removed}
+        # the batch's new HTLCs were reported by receive_update, unless it crossed our proposal
+        late = self.extra.pop(LOCK_IN_AT_REVOKE, None) is not None or not self.early_lock_in
         for u in self.unrevoked_updates:
             if isinstance(u, AddHtlc):
-                if not self.early_lock_in:  # else reported by receive_update
+                if late:
                     self.events.append(IncomingHtlc(self.channel_id, u))
             elif isinstance(u, FulfillHtlc):
                 h = removed[(u.offerer, u.htlc_id)]

@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ln.channel import messages_wire as mw
-from gateway.ln.channel.channel import IncomingHtlc, PreimageLearned
+from gateway.ln.channel.channel import LOCK_IN_AT_REVOKE, IncomingHtlc, PreimageLearned
 from gateway.ln.channel.messages import Preimages
 from gateway.ln.codec.wire import TABLE, must_close
 from gateway.ln.errors import WireError
-from hil_tests.gateway.ln.channel_pair import make_pair, run_round
+from gateway.ln.node.store import Store
+from gateway.ln.node.switch import Switch
+from hil_tests.gateway.ln.channel_pair import make_pair, node_keys, run_round
 from hil_tests.gateway.ln.mesh import Mesh
 
 M = 1_000_000
@@ -195,3 +197,31 @@ def test_the_payer_succeeds_on_the_hint_before_the_fulfil_round():
     assert ab.latest.htlcs  # the HTLC is still in alice's channel: its fulfil round follows
     mesh.pump()
     assert not ab.latest.htlcs
+
+
+# --- a batch that crossed our own proposal: locked in at the revoke only ---------------------
+def test_a_batch_that_crossed_our_dropped_proposal_is_reported_at_the_revoke_once(tmp_path):
+    """Both propose n+1; party 1's proposal loses. The peer holds party 1's signature of a
+    state numbered n+1 without its batch, which no supersede can replace (same number): the
+    batch's HTLCs are reported once the peer revoked, and the mark survives a restart."""
+    a, b = _in_flight(1)
+    b.queue_fulfill(0, _pre(0))
+    crossing = b.propose()  # b's fulfil batch for n+1 ...
+    a.queue_add(2000, _h(_pre(3)), 500)
+    ack = b.receive_update(a.propose())  # ... and a's add batch for n+1: a's wins
+    assert a.receive_update(crossing) is None  # a ignores b's
+    assert b.drain_events() == [] and b.extra[LOCK_IN_AT_REVOKE] == a.latest.number + 1
+    keys = node_keys("bob")  # b restarts from its store before a's revoke comes
+    store = Store(tmp_path / "b.sqlite", keys)
+    b.on_persist = store.mark
+    store.mark(b)
+    store.commit(Switch(keys.node_id, channels={b.channel_id: b}))
+    store.close()
+    sw = Switch(keys.node_id)
+    Store(tmp_path / "b.sqlite", keys).load(sw)
+    b2 = sw.channels[b.channel_id]
+    b2.receive_revoke(a.receive_ack(ack))
+    (ev,) = b2.drain_events()
+    assert isinstance(ev, IncomingHtlc) and ev.add.payment_hash == _h(_pre(3))
+    assert LOCK_IN_AT_REVOKE not in b2.extra
+    assert run_round(b2, a) and b2.drain_events() == []  # b's fulfil, proposed again
