@@ -48,6 +48,8 @@ class Peer:
         if admitted is None:
             return False
         more = f" (+{admitted.held} more not logged)" if admitted.held else ""
+        if admitted.others:
+            more += f" (+{admitted.others} more refusals of other kinds not logged)"
         log.warning("peer %s: %s: %s%s", self.short, kind, detail, more)
         return True
 

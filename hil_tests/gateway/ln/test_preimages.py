@@ -15,6 +15,7 @@ from gateway.ln.channel.channel import LOCK_IN_AT_REVOKE, IncomingHtlc, Preimage
 from gateway.ln.channel.messages import Preimages
 from gateway.ln.codec.wire import TABLE, must_close
 from gateway.ln.errors import WireError
+from gateway.ln.node.peer import REJECT_BURST, Peer
 from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
 from hil_tests.gateway.ln.channel_pair import make_pair, node_keys, run_round
@@ -225,3 +226,14 @@ def test_a_batch_that_crossed_our_dropped_proposal_is_reported_at_the_revoke_onc
     assert isinstance(ev, IncomingHtlc) and ev.add.payment_hash == _h(_pre(3))
     assert LOCK_IN_AT_REVOKE not in b2.extra
     assert run_round(b2, a) and b2.drain_events() == []  # b's fulfil, proposed again
+
+
+# --- the peer's refusals: rate-limited per kind ------------------------------------------------
+def test_a_peers_refusals_are_logged_rate_limited_and_counted(caplog):
+    peer = Peer(b"\x02" * 33, conn=None, commit=lambda: None)
+    with caplog.at_level("WARNING", logger="gateway.ln.node.peer"):
+        logged = [peer.reject("refused sg_preimages", f"no HTLC {i}") for i in range(50)]
+        assert peer.reject("malformed message", "short")  # another kind has its own budget
+    assert logged == [True] * REJECT_BURST + [False] * (50 - REJECT_BURST)
+    assert caplog.text.count("refused sg_preimages") == REJECT_BURST
+    assert peer.rejections.total == 51
