@@ -72,12 +72,13 @@ def test_the_payer_is_answered_on_the_preimage_message_and_the_payee_fulfils_ear
     paid = next(i for i, (w, _) in enumerate(whats) if w == "paid")
     got = [d for w, d in whats[:paid] if w == "recv"]
     assert any(d.startswith("Preimages from") for d in got), got
-    # carol: bob's batch in, then her ack and her preimages out in one flush, before bob revoked
+    # carol: bob's batch in, then her ack and her preimages out in one flush (2 messages at
+    # least), before bob revoked
     cm = [(m["what"], m["detail"]) for m in c.api("/timeline")]
     first_batch = cm.index(next(x for x in cm if x[0] == "recv" and "UpdateBatch" in x[1]))
     revoke = next(i for i, x in enumerate(cm) if x[0] == "recv" and "Revoke" in x[1])
     sends = [d for w, d in cm[first_batch:revoke] if w == "send"]
-    assert sends and sends[0].startswith("2 to"), cm[first_batch : revoke + 1]
+    assert sends and int(sends[0].split(" ")[0]) >= 2, cm[first_batch : revoke + 1]
     fee = r["fee_msat"]
     want = [before[0] - 3 * M - fee, before[1] + fee, before[2] + 3 * M]
     wait_until(lambda: _balances(a, b, c) == want, 60, f"balances {want}")
