@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ln.errors import LnError
-from gateway.log_budget import LogBudget
+from gateway.log_budget import SWEEP_AT, LogBudget
 
 TOKEN_FILE = "control_token"
 MAX_DEPTH = 32
@@ -127,12 +127,17 @@ def check_request(
 
 class RejectionLog:
     """At most `burst` log lines per reason per `window_s` (gateway.log_budget); the rest are
-    counted."""
+    counted, and said by the reason's next line. Reasons carry request text, so ended windows
+    are swept: a line also says the held refusals of other reasons that the sweep dropped."""
 
     def __init__(
-        self, burst: int = 10, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: int = 10,
+        window_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sweep_at: int = SWEEP_AT,
     ) -> None:
-        self._budget = LogBudget(burst, window_s, clock)
+        self._budget = LogBudget(burst, window_s, clock, sweep_at)
 
     @property
     def total(self) -> int:
@@ -143,6 +148,8 @@ class RejectionLog:
         if admitted is None:
             return False
         more = f" (+{admitted.held} more not logged)" if admitted.held else ""
+        if admitted.others:
+            more += f" (+{admitted.others} more refusals of other reasons not logged)"
         log.warning("control API refused a request from %s: %d %s%s", peer, status, reason, more)
         return True
 
