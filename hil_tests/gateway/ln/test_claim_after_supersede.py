@@ -154,7 +154,7 @@ def test_alice_node_claims_the_output_of_the_superseding_state_too(tmp_path: Pat
     try:
         for keys, name in ((ka, "alice"), (kb, "bob")):
             _enroll(led.client, keys, name)
-        a, b = _open(led.client, ka, kb, dispute_blocks=30)
+        a, b = _open(led.client, ka, kb, dispute_blocks=60)  # 12 s of blocks: headroom
         cid = a.channel_id.hex()
         expiry = led.client.info()["height"] + 2_000
         a.queue_add(M, K, expiry)
