@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gateway.ln.channel.channel import Channel, ChannelState, OutgoingSettled
+from gateway.ln.channel.channel import Channel, ChannelState, OutgoingSettled, secret_index
 from gateway.ln.channel.commitment import Htlc, sign
 from gateway.ln.channel.ledger_bodies import (
     close_body,
@@ -44,7 +44,7 @@ class Watcher:
         self.core = core
         self.lifecycle = lifecycle
         self._waiting: set[bytes] = set()  # expired HTLCs waiting for a reestablish (logged once)
-        self._refused: set[tuple[bytes, str]] = set()  # supersede refusals logged (channel, reason)
+        self._refused: set[tuple[bytes, str]] = set()  # supersede/penalty refusals logged
         problem = cltv_delta_problem(core.switch.policy.cltv_delta)
         if problem is not None:
             log.warning("configuration: %s", problem)
@@ -103,6 +103,7 @@ class Watcher:
             self._resubmit_close(ch)
             return
         if view.status == "penalized":
+            self._outputs(ch, view)  # a preimage claimed before the penalty still settles ours
             self._unwind(ch, view, penalized=True)
             self.lifecycle.closed(ch)
             return
@@ -114,13 +115,18 @@ class Watcher:
         if view.state is None or view.close_height is None:
             return
         if view.status == "closing" and view.state["holder"] != self.core.node_id.hex():
-            secret = ch.on_remote_published(view.state["number"])
-            if secret is not None:
-                self._unwind(ch, view, penalized=True)
-                self._submit_signed(penalty_body(self.core.ledger.chain, ch.channel_id, me, secret))
-                log.warning("channel %s: penalty claimed, the whole channel is ours", ch.short_id)
-                return  # closed once the ledger shows it penalized
-            self._supersede(ch, view)
+            number = view.state["number"]
+            if number in ch.extra.get("revoked_published", ()):
+                pass  # its penalty is submitted below, every tick
+            elif ch.on_remote_published(number) is not None:
+                self._hold_revoked(ch, number)
+            else:
+                self._supersede(ch, view)
+        if self._penalize(ch, view):
+            self._watch(ch)  # penalized: handled as such (the view shows it now)
+            return
+        # A revoked state is unwound as any other until the penalty commits: the peer may still
+        # supersede it with a state holding our HTLCs (and claim them) before our penalty lands
         if self._resubmit_supersede(ch, view):
             # the claims of the new state's outputs go in this tick, not the next: an HTLC near
             # its expiry may have a block or two left
@@ -132,6 +138,43 @@ class Watcher:
             self._submit_signed(settle_body(self.core.ledger.chain, ch.channel_id, me))
         if view.status == "closed":
             self.lifecycle.closed(ch)
+
+    # --- a revoked state on the ledger: the penalty ----------------------------------------
+    def _hold_revoked(self, ch: Channel, number: int) -> None:
+        """The peer published commitment ``number``, which it revoked: remember the number
+        (committed before the penalty is submitted), so the penalty is still submitted after a
+        supersede replaced that state on the ledger (the ledger takes the secret of any state
+        the peer published in the close, docs/ledger-api.md §3)."""
+        held = ch.extra.setdefault("revoked_published", [])
+        held.append(number)
+        self.core.store.mark(ch)
+        self.core.commit()
+        log.warning("channel %s: the peer published its revoked commitment %d: claiming the "
+                    "penalty (the whole channel)", ch.short_id, number)  # fmt: skip
+
+    def _penalize(self, ch: Channel, view: ChannelView) -> bool:
+        """Submit the penalty with the secret of each revoked state the peer published in this
+        close, every tick while the channel is closing, until one commits (idempotent bodies);
+        whether one committed now. A refusal is logged once per reason."""
+        held = ch.extra.get("revoked_published")
+        if not held or view.status != "closing":
+            return False
+        chain, me = self.core.ledger.chain, "ab"[ch.me]
+        for number in sorted(held, reverse=True):
+            secret = ch.remote_secrets.derive(secret_index(number))
+            try:
+                self._submit_signed(penalty_body(chain, ch.channel_id, me, secret))
+            except LedgerPortError as exc:
+                if (ch.channel_id, f"penalty {number} {exc.reason}") not in self._refused:
+                    self._refused.add((ch.channel_id, f"penalty {number} {exc.reason}"))
+                    log.warning("channel %s: penalty with the secret of commitment %d not "
+                                "committed: %s (submitted again every tick)", ch.short_id,
+                                number, exc)  # fmt: skip
+                continue
+            log.warning("channel %s: penalty committed (the peer's revoked commitment %d): the "
+                        "whole channel is ours", ch.short_id, number)  # fmt: skip
+            return True
+        return False
 
     # --- a state on the ledger older than ours: supersede it --------------------------------
     def _supersede(self, ch: Channel, view: ChannelView) -> None:
@@ -236,6 +279,8 @@ class Watcher:
                 if htlc.key not in reported and (not pending or height >= htlc.cltv_expiry):
                     preimage = bytes.fromhex(out["preimage"]) if out["preimage"] else None
                     reason = "" if preimage else "expired unclaimed on the ledger"
+                    if not preimage and out["outcome"] == "penalized":
+                        reason = "channel penalized"
                     reported.add(htlc.key)
                     self._save_reported(ch, reported)
                     self.core.switch.handle(
