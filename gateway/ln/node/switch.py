@@ -26,7 +26,7 @@ from gateway.ln.channel.channel import (
     PreimageLearned,
 )
 from gateway.ln.channel.commitment import Htlc
-from gateway.ln.channel.htlc import FeePolicy
+from gateway.ln.channel.htlc import FailHtlc, FeePolicy
 from gateway.ln.errors import ChannelError, NoRoute, PaymentFailed
 from gateway.ln.node.event_failures import EventFailureLog
 from gateway.ln.node.router import (
@@ -356,16 +356,34 @@ class Switch:
         return [h.key for h in gone]
 
     def invoice_paid(self, payment_hash: bytes) -> None:
+        """Our claim of an HTLC output paying this invoice is final on the ledger (the watch
+        calls it once the window is over with the output fulfilled, or the channel penalized):
+        a claim recorded while the window runs may still be dropped by a supersede."""
         inv = self.invoices.get(payment_hash)
         if inv is not None and not inv.paid:
             inv.paid = True
             self.dirty.add(("invoices", payment_hash))
 
     def preimage_for(self, ch: Channel, htlc: Htlc) -> bytes | None:
-        """The preimage of an incoming HTLC, if we hold it: our invoice (paid in full), or one
-        learnt downstream while forwarding it."""
+        """The preimage of an incoming HTLC, if we hold it and may claim it on the ledger: our
+        invoice (paid in full), or one learnt downstream while forwarding it. None for an HTLC
+        we fail (queued or proposed: the peer may supersede with the state where it went back,
+        dropping our claim, and would hold the preimage from the ledger) or that was settled in
+        the channel (added before our latest commitment and gone from it: every state the peer
+        holds with it is revoked, the penalty answers it). One added after our latest (a state
+        newer than ours is on the ledger: we run from a backup) is claimed."""
+        if _failing(ch, htlc.key):
+            return None
+        if ch.htlc(htlc.key) is None and htlc.htlc_id < ch.latest.next_htlc_ids[ch.remote]:
+            return None
         inv = self.invoices.get(htlc.payment_hash)
         if inv is not None and htlc.amount_msat >= inv.amount_msat:
             return inv.preimage
         known = ch.extra.get("preimages", {}).get(htlc.payment_hash.hex())
         return bytes.fromhex(known) if known else None
+
+
+def _failing(ch: Channel, key: tuple[int, int]) -> bool:
+    """Whether we queued or proposed a fail of incoming HTLC ``key``."""
+    ups = list(ch.pending) + (list(ch.proposal.updates) if ch.proposal else [])
+    return any(isinstance(u, FailHtlc) and (u.offerer, u.htlc_id) == key for u in ups)

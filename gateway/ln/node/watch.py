@@ -31,6 +31,8 @@ log = logging.getLogger("gateway.ln.node")
 # ledger: its force close (or a supersede of the upstream peer's older state), its claim, and a
 # block of slack for the tick that sees it; the node's cltv_delta must be at least this
 UPSTREAM_BLOCKS = 3
+# a claim recorded on an output of a channel in one of these states is final
+FINAL = ("settled", "closed", "penalized")
 WATCHED = (
     ChannelState.OPEN,
     ChannelState.SHUTDOWN,
@@ -288,12 +290,16 @@ class Watcher:
                     )
                 if pending and view.status == "settled" and height > htlc.cltv_expiry:
                     self._try_submit(ch, htlc_refund_body(chain, ch.channel_id, me, i))
+            elif out["preimage"] and view.status in FINAL:
+                # our claim stands: paid (while the window runs a supersede may still drop it)
+                self.core.switch.invoice_paid(htlc.payment_hash)
             elif pending and height < htlc.cltv_expiry:
                 preimage = self.core.switch.preimage_for(ch, htlc)
                 if preimage is not None and self._try_submit(
                     ch, htlc_claim_body(chain, ch.channel_id, me, i, preimage, number=number)
                 ):  # a "duplicate" answer is this very claim, committed before: done
-                    self.core.switch.invoice_paid(htlc.payment_hash)
+                    if view.status in FINAL:  # settled: the claim paid us at once
+                        self.core.switch.invoice_paid(htlc.payment_hash)
                     log.warning(
                         "channel %s: claimed HTLC output %d (%d msat) with its preimage",
                         ch.short_id,
