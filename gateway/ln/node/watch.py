@@ -47,6 +47,7 @@ class Watcher:
         self.lifecycle = lifecycle
         self._waiting: set[bytes] = set()  # expired HTLCs waiting for a reestablish (logged once)
         self._refused: set[tuple[bytes, str]] = set()  # supersede/penalty refusals logged
+        self._unsure: set[bytes] = set()  # supersedes waiting for a reestablish (logged once)
         problem = cltv_delta_problem(core.switch.policy.cltv_delta)
         if problem is not None:
             log.warning("configuration: %s", problem)
@@ -183,12 +184,23 @@ class Watcher:
         """The peer published a state older than our latest and not revoked: sign and store
         `channel_supersede` with our latest state (the peer's signature of it), once; it is
         submitted every tick until the ledger shows it (`_resubmit_supersede`). Never from a
-        state the peer proved stale (restored from an old backup): that one is revoked."""
+        state the peer proved stale (restored from an old backup): that one is revoked. Only
+        once the peer reestablished the channel since our start (as the close for an expired
+        HTLC): a node run from an old backup may hold a latest state it has since revoked, and
+        the peer would take the whole channel with the penalty (docs/channels.md, Closing)."""
         assert view.state is not None
         if "supersede" in ch.extra or "behind" in ch.extra:
             return
         newer = ch.supersede_state(view.state["number"])
         if newer is None:
+            return
+        if ch.channel_id not in self.core.reestablished:
+            if ch.channel_id not in self._unsure:
+                self._unsure.add(ch.channel_id)
+                log.warning("channel %s: the peer published commitment %d, ours is %d; not "
+                            "superseding it before the peer reestablished the channel since our "
+                            "start (our state may come from an old backup)", ch.short_id,
+                            view.state["number"], newer[0]["number"])  # fmt: skip
             return
         body = supersede_body(self.core.ledger.chain, *newer)
         sigs = {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
