@@ -28,9 +28,10 @@ from gateway.ln.node.lifecycle import ChannelLifecycle
 
 log = logging.getLogger("gateway.ln.node")
 # blocks a forwarder needs after a downstream HTLC's expiry to settle the upstream one on the
-# ledger: its force close (or a supersede of the upstream peer's older state), its claim, and a
-# block of slack for the tick that sees it; the node's cltv_delta must be at least this
-UPSTREAM_BLOCKS = 3
+# ledger: its force close (or a supersede of the upstream peer's older state), its claim, a
+# block for the peer's own close landing just before ours (ours is refused and the supersede
+# takes a block), and a block of slack for a slow tick; the node's cltv_delta must be >= this
+UPSTREAM_BLOCKS = 4
 # a claim recorded on an output of a channel in one of these states is final
 FINAL = ("settled", "closed", "penalized")
 WATCHED = (
@@ -377,6 +378,6 @@ def cltv_delta_problem(cltv_delta: int) -> str | None:
         f"--cltv-delta {cltv_delta} < {UPSTREAM_BLOCKS}: a forwarder learns the fate of an HTLC "
         "it offered as late as that HTLC's expiry (a claim on the ledger, or none), and then "
         f"needs {UPSTREAM_BLOCKS} blocks to settle upstream on the ledger (force close or "
-        "supersede, claim, a tick's slack) before the upstream HTLC expires: it may pay "
-        "downstream and lose the upstream amount"
+        "supersede, claim, a block for the peer's close racing ours, a tick's slack) before "
+        "the upstream HTLC expires: it may pay downstream and lose the upstream amount"
     )
