@@ -66,7 +66,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway.ln.channel")
-LOCK_IN_AT_REVOKE = "lock_in_at_revoke"  # `extra` key: the crossing batch waiting for its revoke
+# `extra` key: the number of the peer's batch whose new HTLCs receive_update reported (early
+# lock-in); without it (our proposal crossed it, the policy is off, or a document of the
+# version before early lock-in) they are reported at the peer's revoke
+REPORTED_EARLY = "reported_early"
 
 
 @dataclass
@@ -252,10 +255,11 @@ class Channel(ChannelClosing):
             if isinstance(u, FulfillHtlc):
                 h = old[(u.offerer, u.htlc_id)]
                 self.events.append(PreimageLearned(self.channel_id, h, u.preimage))
-            elif isinstance(u, AddHtlc) and self.early_lock_in and not crossed:
-                self.events.append(IncomingHtlc(self.channel_id, u))
-        if crossed and self.early_lock_in:
-            self.extra[LOCK_IN_AT_REVOKE] = msg.number  # persisted with the channel
+        early = self.early_lock_in and not crossed
+        adds = [u for u in updates if isinstance(u, AddHtlc)]
+        if early and adds:
+            self.events.extend(IncomingHtlc(self.channel_id, u) for u in adds)
+            self.extra[REPORTED_EARLY] = msg.number  # persisted with the channel
         self.remote_next_hash = b""
         self._persist()
         return self.ack_msg()
@@ -312,7 +316,7 @@ class Channel(ChannelClosing):
         self.awaiting_revoke = False
         removed = {h.key: h for h in self.unrevoked_removed}
         # the batch's new HTLCs were reported by receive_update, unless it crossed our proposal
-        late = self.extra.pop(LOCK_IN_AT_REVOKE, None) is not None or not self.early_lock_in
+        late = self.extra.pop(REPORTED_EARLY, None) != self.latest.number
         for u in self.unrevoked_updates:
             if isinstance(u, AddHtlc):
                 if late:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ln.channel import messages_wire as mw
-from gateway.ln.channel.channel import LOCK_IN_AT_REVOKE, IncomingHtlc, PreimageLearned
+from gateway.ln.channel.channel import REPORTED_EARLY, IncomingHtlc, PreimageLearned
 from gateway.ln.channel.messages import Preimages
 from gateway.ln.codec.wire import TABLE, must_close
 from gateway.ln.errors import WireError
@@ -211,7 +211,7 @@ def test_a_batch_that_crossed_our_dropped_proposal_is_reported_at_the_revoke_onc
     a.queue_add(2000, _h(_pre(3)), 500)
     ack = b.receive_update(a.propose())  # ... and a's add batch for n+1: a's wins
     assert a.receive_update(crossing) is None  # a ignores b's
-    assert b.drain_events() == [] and b.extra[LOCK_IN_AT_REVOKE] == a.latest.number + 1
+    assert b.drain_events() == [] and REPORTED_EARLY not in b.extra
     keys = node_keys("bob")  # b restarts from its store before a's revoke comes
     store = Store(tmp_path / "b.sqlite", keys)
     b.on_persist = store.mark
@@ -224,7 +224,7 @@ def test_a_batch_that_crossed_our_dropped_proposal_is_reported_at_the_revoke_onc
     b2.receive_revoke(a.receive_ack(ack))
     (ev,) = b2.drain_events()
     assert isinstance(ev, IncomingHtlc) and ev.add.payment_hash == _h(_pre(3))
-    assert LOCK_IN_AT_REVOKE not in b2.extra
+    assert REPORTED_EARLY not in b2.extra
     assert run_round(b2, a) and b2.drain_events() == []  # b's fulfil, proposed again
 
 
@@ -237,3 +237,17 @@ def test_a_peers_refusals_are_logged_rate_limited_and_counted(caplog):
     assert logged == [True] * REJECT_BURST + [False] * (50 - REJECT_BURST)
     assert caplog.text.count("refused sg_preimages") == REJECT_BURST
     assert peer.rejections.total == 51
+
+
+def test_a_batch_signed_by_the_version_before_early_lock_in_is_reported_at_its_revoke():
+    """A document written mid-round by the previous version has no REPORTED_EARLY mark: that
+    version had not reported the batch's HTLCs yet, so the revoke does."""
+    a, b = make_pair()
+    a.queue_add(3000, _h(_pre(4)), 500)
+    ack = b.receive_update(a.propose())
+    (ev,) = b.drain_events()
+    del b.extra[REPORTED_EARLY]  # as the previous version stored it
+    b.receive_revoke(a.receive_ack(ack))
+    (again,) = b.drain_events()
+    assert isinstance(again, IncomingHtlc) and again.add == ev.add
+    assert REPORTED_EARLY not in b.extra
