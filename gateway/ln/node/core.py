@@ -70,6 +70,11 @@ class NodeCore:
         self._checkpoint: asyncio.Future[None] | None = None
 
     def commit(self) -> None:
+        """Commit the store, after the switch reacted to the channels' undrained events: a
+        handler that commits in the middle of a burst (e.g. a close's ledger submit) must not
+        store a commitment whose early-locked-in HTLCs (IncomingHtlc, never stored) a crash
+        would then lose."""
+        self._handle_events()
         tl = self.timeline
         if tl.enabled and (self.store.dirty_channels or self.switch.dirty):
             tl.mark("commit")
@@ -103,13 +108,17 @@ class NodeCore:
             raise ProtocolViolation(f"no channel {cid.hex()[:12]} with this peer")
         return ch
 
+    def _handle_events(self) -> bool:
+        """Hand the channels' events to the switch; True if there were any."""
+        events = [e for ch in self.switch.channels.values() for e in ch.drain_events()]
+        if events:
+            self.switch.handle(events, self.height)
+        return bool(events)
+
     def after(self) -> None:
         """Let the switch react to settled updates, start new rounds, commit, then send."""
         for _ in range(1000):
-            events = [e for ch in self.switch.channels.values() for e in ch.drain_events()]
-            if events:
-                self.switch.handle(events, self.height)
-            moved = bool(events)
+            moved = self._handle_events()
             for ch in self.switch.channels.values():
                 peer = self.peers.get(ch.node_ids[ch.remote])
                 if peer is None:  # the queued fulfils are hinted again after the reestablish

@@ -29,8 +29,9 @@ from gateway.ln.node.core import LIVE, NodeCore
 from gateway.ln.node.gossip import Gossip
 from gateway.ln.node.invoice_batch import BatchDecoder
 from gateway.ln.node.lifecycle import ChannelLifecycle
-from gateway.ln.node.peer import Peer
+from gateway.ln.node.peer import REJECT_BURST, REJECT_WINDOW_S, Peer
 from gateway.ln.node.watch import Watcher
+from gateway.log_budget import LogBudget
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Node(NodeCore):
         self._tasks: set[asyncio.Task[Any]] = set()  # each leaves the set when it ends
         self._servers: list[asyncio.Server] = []
         self._dials: dict[bytes, asyncio.Task[None]] = {}  # peer -> its dial under way
+        self.rejections = LogBudget(REJECT_BURST, REJECT_WINDOW_S)  # what peers sent, refused
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, port: int, tick_s: float = 0.2) -> None:
@@ -147,7 +149,7 @@ class Node(NodeCore):
         old = self.peers.get(nid)
         if old is not None:
             await old.conn.close()
-        peer = Peer(nid, conn, self.commit, self.timeline)
+        peer = Peer(nid, conn, self.commit, self.timeline, self.rejections)
         self.peers[nid] = peer
         self.switch.online.add(nid)
         log.info("peer %s up", peer.short)
@@ -201,8 +203,11 @@ class Node(NodeCore):
         if ch is None or ch.node_ids[ch.remote] != peer.node_id:
             peer.reject("refused sg_preimages", f"no channel {msg.channel_id.hex()[:12]} with us")
             return
-        for reason in ch.receive_preimages(msg):
-            peer.reject("refused sg_preimages", f"channel {ch.short_id}: {reason}")
+        reasons = ch.receive_preimages(msg)
+        if reasons:  # one line per message, whatever its length
+            n, first = len(reasons), reasons[0]
+            why = f"channel {ch.short_id}: {n} of {len(msg.preimages)} entries, first: {first}"
+            peer.reject("refused sg_preimages", why)
 
     async def on_Reestablish(self, peer: Peer, msg: m.Reestablish) -> None:
         ch = self.channel(msg.channel_id, peer)

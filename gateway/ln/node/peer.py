@@ -32,6 +32,7 @@ class Peer:
         conn: Any,
         commit: Callable[[], None],
         timeline: Timeline | None = None,
+        rejections: LogBudget | None = None,
     ) -> None:
         self.node_id = node_id
         self.timeline = timeline or Timeline()
@@ -39,12 +40,13 @@ class Peer:
         self._commit = commit
         self.outbox: list[bytes] = []
         self.closed = asyncio.Event()
-        self.rejections = LogBudget(REJECT_BURST, REJECT_WINDOW_S)
+        # the node's, keyed by peer and kind: a reconnect starts no new budget
+        self.rejections = rejections or LogBudget(REJECT_BURST, REJECT_WINDOW_S)
 
     def reject(self, kind: str, detail: str) -> bool:
         """Log one refusal of what the peer sent (nothing changed), at most REJECT_BURST lines
         per `kind` per REJECT_WINDOW_S, the rest counted. True if logged."""
-        admitted = self.rejections.admit(kind)
+        admitted = self.rejections.admit(f"{self.node_id.hex()} {kind}")
         if admitted is None:
             return False
         more = f" (+{admitted.held} more not logged)" if admitted.held else ""

@@ -60,6 +60,12 @@ def _node(tmp_path, name, url, client, chain) -> NodeProc:
     return NodeProc(name, d, tmp_path / "unused", args).start()
 
 
+def _rounds_over(a: NodeProc, b: NodeProc) -> bool:
+    ca, cb = a.channel_with(b), b.channel_with(a)
+    quiet = all(c["htlcs"] == 0 and c["unsettled_updates"] == 0 for c in (ca, cb))
+    return quiet and ca["commitment"] == cb["commitment"]
+
+
 def test_channel_lifecycle_and_penalty_on_the_real_ledger(tmp_path, watched_ledger):
     url, client, chain = watched_ledger
     a = _node(tmp_path, "alice", url, client, chain)
@@ -73,6 +79,9 @@ def test_channel_lifecycle_and_penalty_on_the_real_ledger(tmp_path, watched_ledg
         with sqlite3.connect(a.data_dir / "channels.sqlite") as s, sqlite3.connect(backup) as t:
             s.backup(t)
         assert a.api("/pay", {"invoice": b.invoice(30 * M)[0]})["status"] == "succeeded"
+        # alice knows the preimage (sg_preimages) before the rounds are over: wait for them, so
+        # that the state she publishes below is revoked (else bob supersedes it instead)
+        wait_until(lambda: _rounds_over(a, b), 60, "the payment's rounds over on both sides")
         a.kill()  # alice restores the old database and publishes the revoked state herself
         for suffix in ("", "-wal", "-shm"):
             (a.data_dir / f"channels.sqlite{suffix}").unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from gateway.ln.errors import WireError
 from gateway.ln.node.peer import REJECT_BURST, Peer
 from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
-from hil_tests.gateway.ln.channel_pair import make_pair, node_keys, run_round
+from hil_tests.gateway.ln.channel_pair import make_pair, node_keys, open_pair, run_round
 from hil_tests.gateway.ln.mesh import Mesh
 
 M = 1_000_000
@@ -237,6 +237,9 @@ def test_a_peers_refusals_are_logged_rate_limited_and_counted(caplog):
     assert logged == [True] * REJECT_BURST + [False] * (50 - REJECT_BURST)
     assert caplog.text.count("refused sg_preimages") == REJECT_BURST
     assert peer.rejections.total == 51
+    # the node's budget is shared by the peer's connections: a reconnect starts none afresh
+    again = Peer(b"\x02" * 33, conn=None, commit=lambda: None, rejections=peer.rejections)
+    assert not again.reject("refused sg_preimages", "no HTLC 99")
 
 
 def test_a_batch_signed_by_the_version_before_early_lock_in_is_reported_at_its_revoke():
@@ -251,3 +254,34 @@ def test_a_batch_signed_by_the_version_before_early_lock_in_is_reported_at_its_r
     (again,) = b.drain_events()
     assert isinstance(again, IncomingHtlc) and again.add == ev.add
     assert REPORTED_EARLY not in b.extra
+
+
+def test_a_commit_in_the_middle_of_a_burst_lets_the_switch_act_on_early_htlcs_first(tmp_path):
+    """reviewer2 F1: a handler that commits before the burst's end (a close's ledger submit)
+    stored the peer's batch while its IncomingHtlc, never stored, waited for the switch: a crash
+    then lost the HTLC until its expiry. The node's commit hands the events to the switch
+    first, so the payee's fulfil is in the same transaction as the commitment."""
+    from gateway.ln.channel.htlc import FeePolicy
+    from gateway.ln.node.core import NodeCore
+    from gateway.ln.node.ledger_port import MemoryLedger
+    from gateway.ln.node.router import Hop, encode_onion
+
+    ledger = MemoryLedger()
+    core = NodeCore(tmp_path / "payee", ledger, FeePolicy())
+    payer = node_keys("payer")
+    for k in (payer, core.keys):
+        ledger.deposit(k.node_id, 100 * M)
+    theirs, ours, cid = open_pair(payer, core.keys, (50 * M, 50 * M), ledger.chain, "b", ledger)
+    ours.on_persist = core.store.mark
+    core.switch.channels[cid] = ours
+    inv = core.switch.add_invoice(_pre(6), 1000)
+    hop = Hop(cid, core.node_id, 1000, 500)
+    theirs.queue_add(1000, inv.payment_hash, 500, encode_onion([hop])[0])
+    ours.receive_update(theirs.propose())  # the IncomingHtlc waits in ours.events
+    core.commit()  # e.g. lifecycle's commit before its ledger submit, then a crash
+    core.store.close()
+    again = NodeCore(tmp_path / "payee", ledger, FeePolicy())
+    (ch,) = again.switch.channels.values()
+    assert [(u.htlc_id, u.preimage) for u in ch.pending] == [(0, _pre(6))]  # fulfil queued
+    assert again.switch.invoices[inv.payment_hash].paid
+    again.store.close()
