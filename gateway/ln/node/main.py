@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.node.api import routes
-from gateway.ln.node.control import serve_control
+from gateway.ln.node.control import IDLE_TIMEOUT_S, MAX_CONNECTIONS, serve_control
 from gateway.ln.node.control_guard import load_or_create_token
 from gateway.ln.node.ledger_port import LedgerPort
 from gateway.ln.node.node import Node
@@ -51,6 +51,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         metavar="N",
         help="keep the last N timing marks for GET /timeline (default 0: off)",
     )
+    ap.add_argument(
+        "--control-idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT_S,
+        help=f"seconds a kept-alive control connection may idle (default {IDLE_TIMEOUT_S:g})",
+    )
+    ap.add_argument(
+        "--control-max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help=f"control API connections open at once (default {MAX_CONNECTIONS})",
+    )
     ap.add_argument("-v", "--verbose", action="count", default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(
@@ -79,7 +91,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         await node.start(args.port, args.tick)
         token = load_or_create_token(args.data_dir)
         ctl = await serve_control(
-            "127.0.0.1", args.control_port, routes(node), token, mark=node.timeline.mark
+            "127.0.0.1",
+            args.control_port,
+            routes(node),
+            token,
+            max_connections=args.control_max_connections,
+            mark=node.timeline.mark,
+            idle_timeout_s=args.control_idle_timeout,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

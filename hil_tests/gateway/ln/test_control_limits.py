@@ -66,7 +66,7 @@ def test_a_connection_that_never_completes_its_request_is_closed_after_the_timeo
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             f"GET /info HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n".encode()
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
         )
         answer = await asyncio.wait_for(reader.read(), 20)
         evicted = server.waiting.evicted  # type: ignore[attr-defined]
