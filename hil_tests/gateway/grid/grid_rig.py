@@ -20,7 +20,7 @@ from typing import Any
 from boards.emulated.host.bl0942_chip import BL0942Chip
 from boards.emulated.host.vclock import VirtualClock
 from gateway import clock
-from gateway.ln.node.control import call
+from gateway.ln.node.control import ControlClient
 from hil_tests import REPO_ROOT
 from hil_tests.gateway.gateway_proc import GatewayProcess
 from hil_tests.gateway.ledger.conftest import OPERATOR, start_process
@@ -83,6 +83,7 @@ class GridNodeProc:
     metrics_port: int
     node_id: str = ""
     gateway: GatewayProcess | None = None
+    _client: ControlClient | None = field(default=None, repr=False, compare=False)
 
     @property
     def config(self) -> Path:
@@ -98,7 +99,11 @@ class GridNodeProc:
         return str(self.dir / "state" / "node" / "control_token")
 
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return call(self.url, path, body, timeout=30, token_file=self.token_file)
+        """A control API request on a kept-alive connection (ControlClient; a restarted
+        gateway's closed connection is noticed and a new one opened)."""
+        if self._client is None:
+            self._client = ControlClient(self.url, token_file=self.token_file, timeout=30)
+        return self._client.call(path, body)
 
 
 @dataclass

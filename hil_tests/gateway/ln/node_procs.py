@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.ln.node.control import call
+from gateway.ln.node.control import ControlClient
 from gateway.ln.node.keys import load_or_create
 from gateway.ln.node.ledger_file import FileLedger
 from hil_tests import REPO_ROOT
@@ -30,6 +30,7 @@ class NodeProc:
     node_id: str = ""
     port: int = 0
     url: str = ""
+    _client: ControlClient | None = field(default=None, repr=False, compare=False)
 
     def start(
         self, crash: str = "", env: dict[str, str] | None = None, module: str = ""
@@ -87,11 +88,19 @@ class NodeProc:
         """SIGKILL the node's process group (a frozen, SIGSTOPped node too)."""
         procs.kill(self.proc)
         self.proc = None
+        self.drop_client()
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL after 5 s."""
         procs.stop(self.proc, timeout=5.0)
         self.proc = None
+        self.drop_client()
+
+    def drop_client(self) -> None:
+        """Close the kept-alive control connections (the next `api` call opens one)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     @property
     def token_file(self) -> str:
@@ -99,7 +108,13 @@ class NodeProc:
         return str(self.data_dir / "control_token")
 
     def api(self, path: str, body: dict[str, Any] | None = None, timeout: float = 60) -> Any:
-        return call(self.url, path, body, timeout, token_file=self.token_file)
+        """A control API request on a kept-alive connection (ControlClient)."""
+        client = self._client
+        if client is None or client.url != self.url:  # first call, or restarted elsewhere
+            if client is not None:
+                client.close()
+            client = self._client = ControlClient(self.url, token_file=self.token_file)
+        return client.call(path, body, timeout)
 
     def channels(self) -> list[dict[str, Any]]:
         return self.api("/channels")

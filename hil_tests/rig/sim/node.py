@@ -13,7 +13,7 @@ from typing import Any
 
 from boards.emulated.host.bl0942_chip import BL0942Chip
 from gateway.ln.errors import LnError
-from gateway.ln.node.control import call
+from gateway.ln.node.control import ControlClient
 from hil_tests.gateway.gateway_proc import GatewayProcess
 from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import free_port
@@ -81,6 +81,7 @@ class SimNode:
     wire: PtyWire | None = None
     energy: EnergyIntegrator = field(default_factory=EnergyIntegrator)
     api_timeout_s: float = 30.0  # SimGrid sets it from the grid's size and the load
+    _client: ControlClient | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -110,11 +111,15 @@ class SimNode:
     def api(
         self, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
-        """A control API call; NodeTimeout (one line: the node, the call, the wait) if the node
-        does not answer, LnError for an error it answered."""
+        """A control API call on a kept-alive connection (ControlClient: one per thread asking
+        at once; a restarted gateway's closed one is noticed and a new one opened); NodeTimeout
+        (one line: the node, the call, the wait) if the node does not answer, LnError for an
+        error it answered."""
         wait = self.api_timeout_s if timeout is None else timeout
         try:
-            return call(self.url, path, body, timeout=wait, token_file=self.token_file)
+            if self._client is None:
+                self._client = ControlClient(self.url, token_file=self.token_file)
+            return self._client.call(path, body, timeout=wait)
         except LnError as exc:
             if "cannot reach" not in str(exc):
                 raise
