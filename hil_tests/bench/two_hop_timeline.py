@@ -171,14 +171,22 @@ def with_client(
 ) -> list[Step]:
     """The path as the client saw it, sent at `t0` and answered at `t1`: plus its request's way
     to the payer's API and the answer's way back. With the payer's `marks`, the request is
-    split where the API's connection handler started and where it had read the request."""
+    split where the API's connection handler started (a new connection only) and where it had
+    read the request."""
     if not path or path[0].start_ns < t0 or path[-1].end_ns > t1:
         return path
     api = path[0].start_ns
     http = [m for m in marks or [] if m.what == "http" and t0 <= m.t_ns <= api]
     accepted = next((m.t_ns for m in http if m.detail == "accepted"), None)
     read = next((m.t_ns for m in http if m.detail == "read"), None)
-    if accepted is None or read is None or read < accepted:
+    if read is not None and accepted is None:  # on a kept-alive connection: no connect
+        request = [
+            Step(
+                f"client->{payer}", t0, read, "HTTP request on a kept connection (client to read)"
+            ),
+            Step(payer, read, api, "HTTP request checked, routed"),
+        ]
+    elif accepted is None or read is None or read < accepted:
         request = [Step(f"client->{payer}", t0, api, "HTTP request (client to API)")]
     else:
         request = [
