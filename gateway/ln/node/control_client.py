@@ -230,6 +230,10 @@ class ControlClient:
         for sock, _ in idle:
             sock.close()
 
+    def __del__(self) -> None:  # a client dropped without close(): its sockets close quietly
+        for sock, _ in getattr(self, "_idle", ()):
+            sock.close()
+
     def _take(self, timeout: float) -> tuple[socket.socket, bool]:
         """A kept connection still open (and its being one), else a new one."""
         now = time.monotonic()

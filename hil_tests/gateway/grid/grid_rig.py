@@ -105,6 +105,12 @@ class GridNodeProc:
             self._client = ControlClient(self.url, token_file=self.token_file, timeout=30)
         return self._client.call(path, body)
 
+    def close_api(self) -> None:
+        """Close the kept-alive control API connections (the next `api` call opens one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
 
 @dataclass
 class GridRig:
@@ -374,6 +380,7 @@ class GridRig:
         for n in self.nodes.values():
             if n.gateway is not None:
                 n.gateway.close()
+            n.close_api()
         if self.meter is not None:
             self.meter.stop()
         if self.pv_board is not None:

@@ -382,6 +382,7 @@ class SimGrid:
                 n.board.stop()
             if n.gateway is not None:
                 n.gateway.close()
+            n.close_api()
             if n.chip is not None:
                 n.chip.stop()
             if n.wire is not None:

@@ -127,6 +127,12 @@ class SimNode:
             raise NodeTimeout(f"{self.name}: control API {path} did not answer within "
                               f"{wait:g} s ({why}); its log: {self.dir / 'gateway.log'}") from None  # fmt: skip
 
+    def close_api(self) -> None:
+        """Close the kept-alive control API connections (the next `api` call opens one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
 
 def close_client(client: Any) -> None:
     """Close a LedgerClient's pooled connections (this thread's)."""
