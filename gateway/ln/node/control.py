@@ -41,6 +41,7 @@ from gateway.ln.node.control_guard import (
     RequestRefused,
     check_fields,
     check_request,
+    check_token,
 )
 
 __all__ = ["MAX_ANSWER_BYTES", "ControlClient", "call", "serve_control"]
@@ -134,7 +135,7 @@ class _Request:
         return self.version == "HTTP/1.1" and "close" not in tokens
 
 
-async def _read_request(reader: asyncio.StreamReader) -> _Request:
+async def _read_request(reader: asyncio.StreamReader, token: str) -> _Request:
     """One request, framed by its Content-Length; RequestRefused for input that cannot be
     framed (the connection is closed after the answer)."""
     head = await reader.readuntil(b"\r\n\r\n")
@@ -155,11 +156,13 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
     if "transfer-encoding" in headers:
         raise RequestRefused(400, "Transfer-Encoding is not taken: send a Content-Length")
     text = headers.get("content-length", "0")
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:  # '²'.isdigit() is True
         raise RequestRefused(400, "bad Content-Length")
     length = int(text)
     if length > MAX_BODY:
         raise RequestRefused(413, f"body must be 0..{MAX_BODY} bytes")
+    if length:
+        check_token(headers, token)  # before the node buffers a body for a stranger
     raw = await reader.readexactly(length) if length else b""
     return _Request(method, path, version, headers, raw)
 
@@ -265,7 +268,7 @@ async def serve_control(
             while True:
                 try:
                     async with asyncio.timeout(timeout):  # no task of its own
-                        req = await _read_request(reader)
+                        req = await _read_request(reader, token)
                 except RequestRefused as exc:  # cannot be framed: answered, then closed
                     await refuse(reader, writer, exc.status, exc.reason)
                     return
@@ -286,13 +289,14 @@ async def serve_control(
                     refused.log(exc.status, exc.reason, str(writer.get_extra_info("peername")))
                 keep = status in _KEEP_AFTER and req.keep_alive and not pipelined
                 keep = keep and not conns.closing
-                conns.done(writer, keep)  # kept: may be pushed out again (after its answer)
-                if not await send(writer, _answer_bytes(status, out, keep, idle_timeout_s)):
-                    writer.transport.abort()  # what it did not take is dropped, not kept
-                    return
-                if pipelined:
+                sent = await send(writer, _answer_bytes(status, out, keep, idle_timeout_s))
+                if sent and pipelined:  # still counted busy while it lingers: within the cap
                     reason = "pipelined request not run: send a request after the last answer"
                     await refuse(reader, writer, 400, reason)
+                conns.done(writer, keep and sent)  # kept: may be pushed out again
+                if not sent:
+                    writer.transport.abort()  # what it did not take is dropped, not kept
+                    return
                 if not keep:
                     return
                 timeout = idle_timeout_s

@@ -101,18 +101,23 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def check_request(
-    headers: dict[str, str], raw: bytes, token: str, own_hosts: tuple[str, ...]
-) -> dict[str, Any]:
-    """Check credential, origin, host and content type, then parse the body (module doc).
-
-    ``headers``: lower-case names; ``own_hosts``: the Host values this API answers to."""
+def check_token(headers: dict[str, str], token: str) -> None:
+    """RequestRefused(401) unless the request carries the credential (``headers``: lower-case)."""
     given = headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         value.strip().encode(), token.encode()
     ):
         raise RequestRefused(401, "missing or wrong control token (Authorization: Bearer ...)")
+
+
+def check_request(
+    headers: dict[str, str], raw: bytes, token: str, own_hosts: tuple[str, ...]
+) -> dict[str, Any]:
+    """Check credential, origin, host and content type, then parse the body (module doc).
+
+    ``headers``: lower-case names; ``own_hosts``: the Host values this API answers to."""
+    check_token(headers, token)
     origin = headers.get("origin")
     if origin is not None and origin.removeprefix("http://") not in own_hosts:
         raise RequestRefused(403, f"foreign origin {origin[:80]!r}")

@@ -58,7 +58,10 @@ def test_a_connection_that_never_completes_its_request_is_closed_after_the_timeo
         port = server.sockets[0].getsockname()[1]
         idle = await asyncio.open_connection("127.0.0.1", port)
         stalled = await asyncio.open_connection("127.0.0.1", port)
-        stalled[1].write(b"POST /pay HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
+        # with the token (a stranger announcing a body is refused 401 at once): the body stalls
+        stalled[1].write(
+            f"POST /pay HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 50\r\n\r\n{{".encode()
+        )
         # generous functional timeout: only that the node closes them at all
         idle_closed = await asyncio.wait_for(idle[0].read(), 20) == b""
         stalled_closed = await asyncio.wait_for(stalled[0].read(), 20) == b""
