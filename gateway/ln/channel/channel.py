@@ -70,6 +70,10 @@ log = logging.getLogger("gateway.ln.channel")
 # lock-in); without it (our proposal crossed it, the policy is off, or a document of the
 # version before early lock-in) they are reported at the peer's revoke
 REPORTED_EARLY = "reported_early"
+# `extra` keys of a batch that crossed our dropped proposal: its number until the peer's revoke,
+# then [[number, its adds], ...] until the peer revoked that number too (reviewer1 #3: the peer holds
+# our signature of a state of that number without the batch, which no supersede can replace)
+CROSSED, LOCK_IN_AFTER = "crossed", "lock_in_after"
 
 
 @dataclass
@@ -230,7 +234,7 @@ class Channel(ChannelClosing):
             self.pending[:0] = list(self.proposal.updates)  # ours loses: propose it again later
             self.proposal = None
             # the peer holds our signature of a state of this number without its batch, which
-            # no supersede can replace (same number): act on its HTLCs at its revoke only
+            # no supersede can replace (same number): act on its HTLCs once it revoked it
             crossed = True
         updates = decode_updates(msg.updates)
         if self.state == ChannelState.SHUTDOWN and any(isinstance(u, AddHtlc) for u in updates):
@@ -260,6 +264,8 @@ class Channel(ChannelClosing):
         if early and adds:
             self.events.extend(IncomingHtlc(self.channel_id, u) for u in adds)
             self.extra[REPORTED_EARLY] = msg.number  # persisted with the channel
+        elif crossed and self.early_lock_in and adds:
+            self.extra[CROSSED] = msg.number
         self.remote_next_hash = b""
         self._persist()
         return self.ack_msg()
@@ -297,6 +303,7 @@ class Channel(ChannelClosing):
         self.latest_proposer = self.me
         self.remote_ledger_sig = msg.ledger_sig
         self.proposal = None
+        self._release_crossed()
         self._persist()
         return self.revoke_msg()
 
@@ -316,7 +323,14 @@ class Channel(ChannelClosing):
         self.awaiting_revoke = False
         removed = {h.key: h for h in self.unrevoked_removed}
         # the batch's new HTLCs were reported by receive_update, unless it crossed our proposal
-        late = self.extra.pop(REPORTED_EARLY, None) != self.latest.number
+        early = self.extra.pop(REPORTED_EARLY, None) == self.latest.number
+        crossed = self.extra.pop(CROSSED, None) == self.latest.number
+        late = not early and not crossed
+        self._release_crossed()  # an earlier crossing batch whose number this revoke revoked
+        if crossed:
+            adds = tuple(u for u in self.unrevoked_updates if isinstance(u, AddHtlc))
+            held = self.extra.setdefault(LOCK_IN_AFTER, [])
+            held.append([self.latest.number, encode_updates(adds).hex()])
         for u in self.unrevoked_updates:
             if isinstance(u, AddHtlc):
                 if late:
@@ -329,6 +343,29 @@ class Channel(ChannelClosing):
                 self.events.append(OutgoingSettled(self.channel_id, h, None, u.reason))
         self.unrevoked_updates, self.unrevoked_removed = (), ()
         self._persist()
+
+    def _release_crossed(self) -> None:
+        """Report a crossing batch's HTLCs once the peer revoked its number (its secret came
+        with an ack or a revoke): still in our latest and not being settled (the timer may
+        have failed one meanwhile)."""
+        held = self.extra.get(LOCK_IN_AFTER)
+        if not held:
+            return
+        through = self.remote_revoked_through
+        due = [x for x in held if x[0] <= through]
+        if not due:
+            return
+        kept = [x for x in held if x[0] > through]
+        if kept:
+            self.extra[LOCK_IN_AFTER] = kept
+        else:
+            del self.extra[LOCK_IN_AFTER]
+        self._cache.clear()
+        live = {h.key for h in self.latest.htlcs} - self._settling()
+        for _, enc in due:
+            for u in decode_updates(bytes.fromhex(enc)):
+                if isinstance(u, AddHtlc) and (u.offerer, u.htlc_id) in live:
+                    self.events.append(IncomingHtlc(self.channel_id, u))
 
     def _take_remote_secret(self, number: int, secret: bytes, rev_hash: bytes) -> None:
         if hashlib.sha256(secret).digest() != rev_hash:

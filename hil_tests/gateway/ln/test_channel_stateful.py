@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gateway.ln.channel.channel import (
+    LOCK_IN_AFTER,
     REPORTED_EARLY,
     IncomingHtlc,
     OutgoingSettled,
     PreimageLearned,
 )
-from gateway.ln.channel.htlc import AddHtlc
+from gateway.ln.channel.htlc import AddHtlc, decode_updates
 from gateway.ln.channel.messages import Preimages
 from gateway.ln.errors import InsufficientBalance, UnknownHtlc
 from hil_tests.gateway.ln.channel_pair import make_pair
@@ -146,7 +147,9 @@ class TwoChannels(RuleBasedStateMachine):
             late = set()
             if ch.awaiting_revoke and ch.extra.get(REPORTED_EARLY) != ch.latest.number:
                 late = {u.htlc_id for u in ch.unrevoked_updates if isinstance(u, AddHtlc)}
-                assert i == 1 or not late  # only party 1's proposal loses a crossing
+            for _, enc in ch.extra.get(LOCK_IN_AFTER, []):  # wait for that number's revoke
+                late |= {u.htlc_id for u in decode_updates(bytes.fromhex(enc))}
+            assert i == 1 or not late  # only party 1's proposal loses a crossing
             assert set(self.reported[i]) == self.signed[i] - late
 
     @invariant()

@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ln.channel import messages_wire as mw
-from gateway.ln.channel.channel import REPORTED_EARLY, IncomingHtlc, PreimageLearned
+from gateway.ln.channel.channel import (
+    CROSSED,
+    LOCK_IN_AFTER,
+    REPORTED_EARLY,
+    IncomingHtlc,
+    PreimageLearned,
+)
 from gateway.ln.channel.messages import Preimages
 from gateway.ln.codec.wire import TABLE, must_close
 from gateway.ln.errors import WireError
@@ -201,31 +207,46 @@ def test_the_payer_succeeds_on_the_hint_before_the_fulfil_round():
 
 
 # --- a batch that crossed our own proposal: locked in at the revoke only ---------------------
-def test_a_batch_that_crossed_our_dropped_proposal_is_reported_at_the_revoke_once(tmp_path):
+def test_a_batch_that_crossed_our_dropped_proposal_is_reported_once_the_peer_revoked_it(
+    tmp_path,
+):
     """Both propose n+1; party 1's proposal loses. The peer holds party 1's signature of a
-    state numbered n+1 without its batch, which no supersede can replace (same number): the
-    batch's HTLCs are reported once the peer revoked, and the mark survives a restart."""
+    state numbered n+1 without its batch (reviewer1 #3), which no supersede can replace (same
+    number) and which its revoke of n does not revoke: the batch's HTLCs are reported once the
+    peer revoked n+1 too (its secret comes with its ack of party 1's next proposal, the dropped
+    one proposed again), and the marks survive a restart."""
     a, b = _in_flight(1)
     b.queue_fulfill(0, _pre(0))
     crossing = b.propose()  # b's fulfil batch for n+1 ...
+    n1 = crossing.number
     a.queue_add(2000, _h(_pre(3)), 500)
     ack = b.receive_update(a.propose())  # ... and a's add batch for n+1: a's wins
     assert a.receive_update(crossing) is None  # a ignores b's
-    assert b.drain_events() == [] and REPORTED_EARLY not in b.extra
-    keys = node_keys("bob")  # b restarts from its store before a's revoke comes
-    store = Store(tmp_path / "b.sqlite", keys)
-    b.on_persist = store.mark
-    store.mark(b)
-    store.commit(Switch(keys.node_id, channels={b.channel_id: b}))
+    assert b.drain_events() == [] and b.extra[CROSSED] == n1
+    b = _reloaded(tmp_path / "b1.sqlite", b)  # b restarts before a's revoke comes
+    b.receive_revoke(a.receive_ack(ack))
+    assert b.drain_events() == []  # a's revoke of n leaves the crossing state n+1 standing
+    assert b.extra[LOCK_IN_AFTER][0][0] == n1 and CROSSED not in b.extra
+    b = _reloaded(tmp_path / "b2.sqlite", b)
+    ack = a.receive_update(b.propose())  # b's fulfil, proposed again as n+2
+    a.drain_events()
+    rev = b.receive_ack(ack)  # with a's secret of n+1: now it is revoked
+    (ev,) = b.drain_events()
+    assert isinstance(ev, IncomingHtlc) and ev.add.payment_hash == _h(_pre(3))
+    assert LOCK_IN_AFTER not in b.extra and REPORTED_EARLY not in b.extra
+    a.receive_revoke(rev)
+    assert b.drain_events() == []  # once
+
+
+def _reloaded(path, ch):
+    keys = node_keys("bob")
+    store = Store(path, keys)
+    store.mark(ch)
+    store.commit(Switch(keys.node_id, channels={ch.channel_id: ch}))
     store.close()
     sw = Switch(keys.node_id)
-    Store(tmp_path / "b.sqlite", keys).load(sw)
-    b2 = sw.channels[b.channel_id]
-    b2.receive_revoke(a.receive_ack(ack))
-    (ev,) = b2.drain_events()
-    assert isinstance(ev, IncomingHtlc) and ev.add.payment_hash == _h(_pre(3))
-    assert REPORTED_EARLY not in b2.extra
-    assert run_round(b2, a) and b2.drain_events() == []  # b's fulfil, proposed again
+    Store(path, keys).load(sw)
+    return sw.channels[ch.channel_id]
 
 
 # --- the peer's refusals: rate-limited per kind ------------------------------------------------
