@@ -118,6 +118,8 @@ class Watcher:
             return
         if view.state is None or view.close_height is None:
             return
+        if view.status == "closing":
+            self._revoked_earlier(ch, view)
         if view.status == "closing" and view.state["holder"] != self.core.node_id.hex():
             number = view.state["number"]
             if number in ch.extra.get("revoked_published", ()):
@@ -144,6 +146,21 @@ class Watcher:
             self.lifecycle.closed(ch)
 
     # --- a revoked state on the ledger: the penalty ----------------------------------------
+    def _revoked_earlier(self, ch: Channel, view: ChannelView) -> None:
+        """A revoked state the peer published earlier in this close and already replaced by a
+        supersede (both may land before our tick reads the ledger): its penalty is still ours
+        (the ledger takes the secret of any state the peer published, docs/ledger-api.md §3)."""
+        peer, held = ch.node_ids[ch.remote].hex(), ch.extra.get("revoked_published", ())
+        current = view.state["number"] if view.state else None
+        for p in view.published:
+            n = p["number"]
+            if p["holder"] == peer and n != current and n not in held:
+                if n <= ch.remote_revoked_through:
+                    if ch.state != ChannelState.FORCE_CLOSING:
+                        ch.set_state(ChannelState.FORCE_CLOSING)
+                    self._hold_revoked(ch, n)
+                    held = ch.extra["revoked_published"]
+
     def _hold_revoked(self, ch: Channel, number: int) -> None:
         """The peer published commitment ``number``, which it revoked: remember the number
         (committed before the penalty is submitted), so the penalty is still submitted after a

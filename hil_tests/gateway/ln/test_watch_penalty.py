@@ -129,3 +129,19 @@ def test_a_penalty_the_ledger_could_not_take_is_submitted_every_tick_even_after_
     pay = core.switch.payments[H]
     assert pay.status == "failed"  # nobody was paid it: the 40 M came back with the channel
     core.store.close()
+
+
+def test_a_revoked_state_already_superseded_when_we_first_look_is_still_penalized(tmp_path):
+    """The cheater's revoked state and its supersede both land before our first tick (we were
+    busy or offline for a block): the ledger lists the revoked one among the close's published
+    states, and our penalty with its secret takes the whole channel."""
+    w, revoked = _our_htlc_after_a_revoked_state(tmp_path)
+    w.ledger.mine()
+    w.peer_submit(supersede_body(w.ledger.chain, *w.peer_state()))
+    w.ledger.mine()
+    view = w.view()
+    assert view.state["number"] == 1 and [p["number"] for p in view.published] == [0, 1]
+    watcher = w.watcher()
+    _run_until_closed(w, watcher)
+    assert w.view().status == "penalized"
+    assert w.ledger.balance(w.core.node_id) == DEPOSIT - 50 * M + 51 * M  # the whole channel
