@@ -43,7 +43,10 @@ def test_bench_channels_runs_and_prints(capsys):
     # and the walk names it all "wait for the previous payment's last round")
     path = re.search(r"timeline of the median payment \(" + NUM + r" ms, (\d+) store commits", out)
     assert path and 1 <= int(path.group(2)) <= bench_channels.COMMITS_ON_PATH, out
-    assert "store commit (fsync)" in out and "alice->bob" in out and "carol->bob" in out, out
+    # the mean over all payments crosses between the nodes whatever the median's path was
+    assert "store commit (fsync)" in out and "encrypt, write, wake-up (wire)" in out, out
+    if int(path.group(2)) > 1:  # a path that names the hops (a fresh CI run's median did not)
+        assert "alice->bob" in out and "carol->bob" in out, out
 
 
 def _marks(node: str, *steps: tuple[float, str, str]) -> list[dict]:
