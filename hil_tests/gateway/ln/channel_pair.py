@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from gateway.ln.channel.channel import Channel, ChannelState, secret_index
 from gateway.ln.channel.commitment import sign
-from gateway.ln.channel.ledger_bodies import digest, funding_body
+from gateway.ln.channel.ledger_bodies import DISPUTE_BLOCKS, digest, funding_body
 from gateway.ln.codec import bolt3
 from gateway.ln.node.keys import NodeKeys
 from gateway.ln.node.ledger_port import MemoryLedger
@@ -24,11 +25,19 @@ def rev_hashes(keys: NodeKeys, channel_id: bytes) -> tuple[bytes, bytes]:
 
 
 def open_pair(
-    ka: NodeKeys, kb: NodeKeys, amounts: tuple[int, int], chain: str, nonce: str, ledger=None
+    ka: NodeKeys,
+    kb: NodeKeys,
+    amounts: tuple[int, int],
+    chain: str,
+    nonce: str,
+    ledger=None,
+    *,
+    dispute_blocks: int = DISPUTE_BLOCKS,
+    submit: Callable[[dict, dict], object] | None = None,
 ) -> tuple[Channel, Channel, bytes]:
     """Two OPEN channel ends between ka and kb (and their channel id); funded on ``ledger``
-    (both parties sign channel_fund) when given."""
-    body = funding_body(chain, ka.node_id, kb.node_id, amounts, nonce)
+    (both parties sign channel_fund) when given, or through ``submit(body, sigs)``."""
+    body = funding_body(chain, ka.node_id, kb.node_id, amounts, nonce, dispute_blocks)
     cid = digest(body)
     a, b = (
         Channel.create(
@@ -49,7 +58,9 @@ def open_pair(
     b.receive_initial_sig(*a.initial_sig())
     a.receive_initial_sig(*sig_b)
     if ledger is not None:
-        ledger.submit(body, {k.node_id.hex(): sign(k.node_priv, cid).hex() for k in (ka, kb)})
+        submit = ledger.submit
+    if submit is not None:
+        submit(body, {k.node_id.hex(): sign(k.node_priv, cid).hex() for k in (ka, kb)})
     a.set_state(ChannelState.OPEN)
     b.set_state(ChannelState.OPEN)
     return a, b, cid

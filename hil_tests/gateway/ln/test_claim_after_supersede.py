@@ -23,12 +23,11 @@ from pathlib import Path
 
 from gateway.ledger import rules, txs
 from gateway.ledger.client import LedgerClient
-from gateway.ln.channel.channel import Channel, ChannelState
+from gateway.ln.channel.channel import Channel
 from gateway.ln.channel.commitment import sign
 from gateway.ln.channel.ledger_bodies import (
     digest,
     force_close_body,
-    funding_body,
     htlc_claim_body,
     supersede_body,
 )
@@ -37,7 +36,7 @@ from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
 from hil_tests.gateway.ledger import supersede_kit as kit
 from hil_tests.gateway.ledger.conftest import ALICE, BOB, OPERATOR
-from hil_tests.gateway.ln.channel_pair import rev_hashes, run_round
+from hil_tests.gateway.ln.channel_pair import open_pair, run_round
 from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
 from hil_tests.gateway.ln.real_ledger import DEPOSIT, RealLedger
 
@@ -100,32 +99,13 @@ def _submit(client: LedgerClient, body: dict, *keys: NodeKeys) -> None:
 
 
 def _open(client: LedgerClient, ka: NodeKeys, kb: NodeKeys, dispute_blocks: int):
-    """Alice's and Bob's channel ends, funded with 50 M each on the ledger (as channel_pair's
-    open_pair, with a longer dispute window)."""
-    chain = client.info()["chain"]
-    body = funding_body(chain, ka.node_id, kb.node_id, (50 * M, 50 * M), "f", dispute_blocks)
-    cid = digest(body)
-    a, b = (
-        Channel.create(
-            channel_id=cid,
-            me=me,
-            funding_priv=k.funding_priv(cid),
-            shachain_seed=k.shachain_seed(cid),
-            node_ids=(ka.node_id, kb.node_id),
-            chain=chain,
-            node_priv=k.node_priv,
-            funding_pubs=(ka.funding_pub(cid), kb.funding_pub(cid)),
-            amounts=(50 * M, 50 * M),
-            remote_hashes=rev_hashes(other, cid),
-        )
-        for me, k, other in ((0, ka, kb), (1, kb, ka))
-    )
-    sig_b = b.initial_sig()
-    b.receive_initial_sig(*a.initial_sig())
-    a.receive_initial_sig(*sig_b)
-    _submit(client, body, ka, kb)
-    a.set_state(ChannelState.OPEN)
-    b.set_state(ChannelState.OPEN)
+    """Alice's and Bob's channel ends, funded with 50 M each on the ledger, with a longer
+    dispute window."""
+    a, b, _ = open_pair(
+        ka, kb, (50 * M, 50 * M), client.info()["chain"], "f",
+        dispute_blocks=dispute_blocks,
+        submit=lambda body, sigs: client.submit({"body": body, "sigs": sigs}),
+    )  # fmt: skip
     return a, b
 
 
