@@ -57,7 +57,7 @@ def open_pair(
     sig_b = b.initial_sig()
     b.receive_initial_sig(*a.initial_sig())
     a.receive_initial_sig(*sig_b)
-    if ledger is not None:
+    if submit is None and ledger is not None:
         submit = ledger.submit
     if submit is not None:
         submit(body, {k.node_id.hex(): sign(k.node_priv, cid).hex() for k in (ka, kb)})
