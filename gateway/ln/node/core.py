@@ -143,8 +143,12 @@ class NodeCore:
         self._wake_payments()
 
     def _flush_peers(self) -> None:
-        for peer in list(self.peers.values()):
-            peer.flush()  # commits first when it has something to send
+        """Send every peer its outbox, first the peers owed what moves a payment on (a forwarded
+        add, a fulfil, preimages), then those owed only acks or revokes: a forwarder's add
+        leaves before its ack upstream, not one socket write later. The first flush commits
+        (persist before send); the others find the store clean and do not sync again."""
+        for peer in sorted(self.peers.values(), key=lambda p: not p.moves_payments):
+            peer.flush()
 
     def _next_round(self, ch: Channel, peer: Peer) -> bool:
         """Queue the preimages of `ch`'s newly queued fulfils (sg_preimages: they leave after the

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway.ln.channel import messages as m
 from gateway.ln.channel import messages_wire as channel_wire
 from gateway.ln.codec.wire import TABLE, must_close
 from gateway.ln.errors import ChannelError, LnError, TransportError, UnknownMessageError, WireError
@@ -39,6 +40,9 @@ class Peer:
         self.conn = conn
         self._commit = commit
         self.outbox: list[bytes] = []
+        # the outbox holds what moves a payment on (an UpdateBatch: a forwarded add, a fulfil;
+        # sg_preimages): the node flushes such peers before those owed only acks and revokes
+        self.moves_payments = False
         self.closed = asyncio.Event()
         # the node's, keyed by peer and kind: a reconnect starts no new budget
         self.rejections = rejections or LogBudget(REJECT_BURST, REJECT_WINDOW_S)
@@ -60,7 +64,11 @@ class Peer:
         return self.node_id.hex()[:12]
 
     def queue(self, msg: Any) -> None:
-        self.outbox.append(msg if isinstance(msg, bytes) else channel_wire.to_wire(msg))
+        if isinstance(msg, bytes):
+            self.outbox.append(msg)
+            return
+        self.moves_payments |= isinstance(msg, m.UpdateBatch | m.Preimages)
+        self.outbox.append(channel_wire.to_wire(msg))
 
     def queue_named(self, name: str, **fields: Any) -> None:
         self.outbox.append(TABLE.encode(name, **fields))
@@ -70,7 +78,7 @@ class Peer:
         if not self.outbox:
             return
         self._commit()
-        out, self.outbox = self.outbox, []
+        out, self.outbox, self.moves_payments = self.outbox, [], False
         self.timeline.mark("send", f"{len(out)} to {self.short}")
         try:
             self.conn.send_all(out)  # together: the peer handles them as one burst

@@ -81,7 +81,10 @@ def test_held_failures_of_swept_kinds_are_said_by_the_next_line(caplog):
 
 
 class _Outbox:
-    """A peer's outbox as the node core sees it (queue, flush); no connection behind it."""
+    """A peer's outbox as the node core sees it (queue, moves_payments, flush); no connection
+    behind it."""
+
+    moves_payments = False
 
     def __init__(self) -> None:
         self.queued: list[object] = []
