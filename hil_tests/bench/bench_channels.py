@@ -264,6 +264,12 @@ def print_timeline(paths: list[list[tl.Step]]) -> None:
         f"  timeline of the median payment ({totals[median]:.2f} ms, {commits} store commits"
         f" on its path):\n{tl.format_path(paths[median])}"
     )
+    slow = max(1, len(paths) // 100)
+    print(
+        f"  the slowest {slow} payment(s) spend more than the middle half on (mean ms per payment):"
+    )
+    for label, ms in tl.tail_excess(paths)[:6]:
+        print(f"    {ms:+7.3f} ms  {label}")
 
 
 if __name__ == "__main__":

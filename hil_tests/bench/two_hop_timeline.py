@@ -156,6 +156,25 @@ def breakdown(paths: list[list[Step]]) -> list[tuple[str, float, float]]:
     return sorted(rows, key=lambda r: -r[1])
 
 
+def tail_excess(paths: list[list[Step]], tail: float = 0.01) -> list[tuple[str, float]]:
+    """What the slowest `tail` of the payments (at least one) spend more on than the middle
+    half: (a node's step, or the wire, and the mean ms more per payment), largest first."""
+    order = sorted(range(len(paths)), key=lambda i: sum(s.ms for s in paths[i]))
+    slow = order[-max(1, int(len(order) * tail)) :]
+    middle = order[len(order) // 4 : max(len(order) // 4 + 1, 3 * len(order) // 4)]
+
+    def mean(idx: list[int]) -> dict[str, float]:
+        sums: dict[str, float] = defaultdict(float)
+        for i in idx:
+            for s in paths[i]:
+                sums[s.label if "->" in s.node else f"{s.node}: {s.label}"] += s.ms
+        return {k: v / len(idx) for k, v in sums.items()}
+
+    hi, mid = mean(slow), mean(middle)
+    rows = [(k, hi.get(k, 0.0) - mid.get(k, 0.0)) for k in hi.keys() | mid.keys()]
+    return sorted(rows, key=lambda r: -r[1])
+
+
 def format_path(path: list[Step]) -> str:
     """One line per step: start (ms from the payer's request), duration, node, what."""
     if not path:

@@ -51,6 +51,7 @@ def test_bench_channels_runs_and_prints(capsys):
     assert "store commit (fsync)" in out and "encrypt, write, wake-up (wire)" in out, out
     if int(path.group(2)) > 1:  # a path that names the hops (a fresh CI run's median did not)
         assert "alice->bob" in out and "carol->bob" in out, out
+    assert "the slowest 1 payment(s) spend more than the middle half on" in out, out
 
 
 def _marks(node: str, *steps: tuple[float, str, str]) -> list[dict]:
@@ -96,3 +97,20 @@ def test_the_critical_path_crosses_to_the_sender_at_each_read_and_sums_to_the_la
     assert sum(s.ms for s in path) == pytest.approx(3.6)  # api at 1.0 -> api_done at 4.6
     assert sum(s.ms for s in path if s.label == "store commit (fsync)") == pytest.approx(0.9)
     assert tl.breakdown([path])[0][0] == "store commit (fsync)"
+
+
+def test_the_tail_excess_names_what_the_slowest_payments_spend_more_on():
+    from hil_tests.bench import two_hop_timeline as tl
+
+    def path(commit_ms: float, wire_ms: float) -> list:
+        commit = int(commit_ms * 1e6)
+        return [
+            tl.Step("a", 0, commit, "store commit (fsync)"),
+            tl.Step("a->b", commit, commit + int(wire_ms * 1e6), "encrypt, write, wake-up (wire)"),
+        ]
+
+    paths = [path(0.5, 0.1), path(0.6, 0.1), path(0.5, 0.2), path(0.7, 3.1)]
+    rows = tl.tail_excess(paths)
+    assert rows[0][0] == "encrypt, write, wake-up (wire)"
+    assert rows[0][1] == pytest.approx(3.1 - 0.15)  # the slowest one against the middle two
+    assert rows[1] == ("a: store commit (fsync)", pytest.approx(0.7 - 0.55))
