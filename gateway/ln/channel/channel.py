@@ -82,6 +82,10 @@ class Channel(ChannelClosing):
 
     # report the peer's new HTLCs when we sign them (True) or when the peer revoked (False)
     early_lock_in: ClassVar[bool] = True
+    # send our revocation hash for the commitment after our proposal with it, so the peer may
+    # propose right after its ack (True), or not (False: the peer waits for our revoke, as a
+    # version before overlapping rounds does); we overlap whenever the peer sent us its hash
+    overlap_rounds: ClassVar[bool] = True
     # (htlc id, preimage) of fulfils queued since the node last sent them (never persisted:
     # the FulfillHtlc updates themselves are, and carry the preimages in the next round)
     preimage_hints: list[tuple[int, bytes]] = field(default_factory=list, repr=False, compare=False)
@@ -184,11 +188,13 @@ class Channel(ChannelClosing):
 
     # --- the update round -----------------------------------------------------------------
     def propose(self) -> UpdateBatch | None:
-        """Sign the next commitment with our queued updates, or None if a round is under way."""
+        """Sign the next commitment with our queued updates, or None if a round is under way.
+        While the peer's revoke of the state before its batch is still to come, we propose only
+        if its batch carried its next revocation hash (overlapping rounds)."""
         if (
             self.proposal is not None
             or not self.pending
-            or self.awaiting_revoke
+            or (self.awaiting_revoke and not self.remote_next_hash)
             or self.state not in (ChannelState.OPEN, ChannelState.SHUTDOWN)
         ):
             return None
@@ -205,8 +211,14 @@ class Channel(ChannelClosing):
     def proposal_msg(self) -> UpdateBatch:
         assert self.proposal is not None
         p = self.proposal
+        n = p.commitment.number
         return UpdateBatch(
-            self.channel_id, p.commitment.number, encode_updates(p.updates), p.sig, p.ledger_sig
+            self.channel_id,
+            n,
+            encode_updates(p.updates),
+            p.sig,
+            p.ledger_sig,
+            self.local_rev_hash(n + 1) if self.overlap_rounds else b"",
         )
 
     def _rev_hashes(self, number: int) -> tuple[bytes, bytes]:
@@ -266,7 +278,10 @@ class Channel(ChannelClosing):
             self.extra[REPORTED_EARLY] = msg.number  # persisted with the channel
         elif crossed and self.early_lock_in and adds:
             self.extra[CROSSED] = msg.number
-        self.remote_next_hash = b""
+        if msg.next_hash and len(msg.next_hash) != 32:
+            raise ProtocolViolation("next revocation hash must be 32 bytes")
+        # the peer's hash for msg.number + 1: with it we may propose before its revoke comes
+        self.remote_next_hash = msg.next_hash
         self._persist()
         return self.ack_msg()
 
@@ -289,6 +304,8 @@ class Channel(ChannelClosing):
             if msg.number == self.latest.number and self.latest_proposer == self.me:
                 return self.revoke_msg()  # duplicate ack: our revoke may have been lost
             raise ProtocolViolation(f"ack for {msg.number} without a matching proposal")
+        if self.awaiting_revoke:  # it sends its revoke of the state before its batch first
+            raise ProtocolViolation(f"ack for {msg.number} before the peer's revoke")
         new = self.proposal.commitment
         if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
             raise ProtocolViolation(f"bad signature on commitment {msg.number}")
@@ -307,9 +324,11 @@ class Channel(ChannelClosing):
         self._persist()
         return self.revoke_msg()
 
-    def revoke_msg(self) -> Revoke:
-        n = self.latest.number
-        return Revoke(self.channel_id, n - 1, self.local_secret(n - 1), self.local_rev_hash(n + 1))
+    def revoke_msg(self, number: int | None = None) -> Revoke:
+        """Our revoke of `number` (default: the state before `latest`), byte-identical to the
+        one first sent."""
+        k = self.latest.number - 1 if number is None else number
+        return Revoke(self.channel_id, k, self.local_secret(k), self.local_rev_hash(k + 2))
 
     def receive_revoke(self, msg: Revoke) -> None:
         if not self.awaiting_revoke:
@@ -318,6 +337,9 @@ class Channel(ChannelClosing):
             raise ProtocolViolation(f"unexpected revoke of {msg.number}")
         if msg.number != self.latest.number - 1:
             raise ProtocolViolation(f"revoke of {msg.number}, expected {self.latest.number - 1}")
+        if self.remote_next_hash and msg.next_hash != self.remote_next_hash:
+            # its batch gave us this hash already (and our proposal may be built on it)
+            raise ProtocolViolation("revoke's next hash differs from the one its batch sent")
         self._take_remote_secret(msg.number, msg.secret, self.remote_prev_hash)
         self.remote_next_hash = msg.next_hash
         self.awaiting_revoke = False
@@ -414,7 +436,13 @@ class Channel(ChannelClosing):
         out: list[UpdateBatch | AckBatch | Revoke] = []
         n = self.latest.number
         if msg.latest == n - 1 and self.latest_proposer == self.remote:
+            if msg.revoked_through < n - 2:
+                # we proposed n-1 and our revoke of n-2 was lost with our ack of n after it
+                # (its round overlapped ours): the peer needs the secrets in order
+                out.append(self.revoke_msg(n - 2))
             out.append(self.ack_msg())  # the peer never got our ack
+            if self.proposal is not None:
+                out.append(self.proposal_msg())  # we proposed right after it (overlapping)
         elif msg.latest == n + 1 and self.proposal is not None:
             pass  # the peer signed our proposal; it sends its ack again
         elif msg.latest != n:

@@ -2,9 +2,14 @@
 
 The update protocol is a three-message round (compare BOLT #2 commitment_signed/revoke_and_ack):
 
-    proposer  --UpdateBatch(n+1, updates, sig_p)-->  acceptor   acceptor signs n+1, revokes n
+    proposer  --UpdateBatch(n+1, updates, sig_p, hash_p[n+2])-->  acceptor   signs n+1, revokes n
     proposer  <--AckBatch(n+1, sig_a, secret_a[n], hash_a[n+2])--
     proposer  --Revoke(n, secret_p[n], hash_p[n+2])-->         proposer revokes n
+
+Rounds overlap: the batch carries the proposer's revocation hash for n+2, so the acceptor may
+propose n+2 right after its ack, before the proposer's revoke of n has come (docs/channels.md,
+"Overlapping rounds"). A peer that does not send that hash (an older version) gets the strict
+alternation: its acceptor waits for the revoke.
 
 Besides the round, `Preimages` (sg_preimages, an odd wire type) tells the peer at once the
 preimages of its HTLCs that we are fulfilling: the FulfillHtlc updates follow in our next round
@@ -50,6 +55,8 @@ class UpdateBatch:
     updates: bytes  # htlc.encode_updates()
     sig: bytes
     ledger_sig: bytes  # proposer's signature of the acceptor's ledger state number
+    # proposer's revocation hash for number + 1 (b"": not sent, the acceptor waits for the revoke)
+    next_hash: bytes = b""
 
 
 @dataclass(frozen=True)

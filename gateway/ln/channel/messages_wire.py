@@ -4,6 +4,12 @@
 Each channel_msgs dataclass maps to one registered message; `to_wire`/`from_wire` convert.
 `sg_preimages` carries its list as one varbytes field of MAX_PREIMAGES entries at most, each
 the HTLC id (u64) and the preimage (32 bytes).
+
+`sg_update_batch` may end in a TLV stream (BOLT #1: after the fields, a reader that knows no
+record skips it): record 1 (odd) is the proposer's revocation hash for the commitment after the
+proposed one (32 bytes), which lets the acceptor propose before the revoke (overlapping rounds).
+An unknown odd record is skipped, an unknown even one, a record out of order or a wrong length is
+a malformed message.
 """
 
 from __future__ import annotations
@@ -87,10 +93,13 @@ for _name, (_num, _fields) in SPECS.items():
         TABLE.register(_name, _num, _fields)
 
 
+NEXT_HASH_TLV = 1  # sg_update_batch's TLV record: the proposer's revocation hash for number + 1
+
+
 def to_wire(msg: m.ChannelMsg) -> bytes:
     """Encode one channel message."""
     if isinstance(msg, m.UpdateBatch):
-        return TABLE.encode(
+        raw = TABLE.encode(
             "sg_update_batch",
             channel_id=msg.channel_id,
             number=msg.number,
@@ -98,6 +107,11 @@ def to_wire(msg: m.ChannelMsg) -> bytes:
             sig=msg.sig,
             ledger_sig=msg.ledger_sig,
         )
+        if not msg.next_hash:
+            return raw
+        if len(msg.next_hash) != 32:
+            raise WireError("sg_update_batch: next_hash must be 32 bytes")
+        return raw + bytes((NEXT_HASH_TLV, 32)) + msg.next_hash
     if isinstance(msg, m.AckBatch):
         return TABLE.encode(
             "sg_ack_batch",
@@ -174,7 +188,13 @@ def from_wire(msg: Message) -> Any:
     f = msg.fields
     n = msg.name
     if n == "sg_update_batch":
-        return m.UpdateBatch(f["channel_id"], f["number"], f["updates"], f["sig"], f["ledger_sig"])
+        records = _tlv_records("sg_update_batch", msg.tail)
+        next_hash = records.get(NEXT_HASH_TLV, b"")
+        if next_hash and len(next_hash) != 32:
+            raise WireError("sg_update_batch: next_hash record must be 32 bytes")
+        return m.UpdateBatch(
+            f["channel_id"], f["number"], f["updates"], f["sig"], f["ledger_sig"], next_hash
+        )
     if n == "sg_ack_batch":
         return m.AckBatch(
             f["channel_id"], f["number"], f["sig"], f["ledger_sig"], f["secret"], f["next_hash"]
@@ -209,6 +229,42 @@ def from_wire(msg: Message) -> Any:
             f["ledger_sig"],
         )
     return msg
+
+
+def _bigsize(data: bytes, pos: int, where: str) -> tuple[int, int]:
+    """A BOLT #1 BigSize at `pos` (minimally encoded) and the position after it."""
+    if pos >= len(data):
+        raise WireError(f"{where}: TLV stream truncated")
+    first = data[pos]
+    if first < 0xFD:
+        return first, pos + 1
+    size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
+    if pos + 1 + size > len(data):
+        raise WireError(f"{where}: TLV stream truncated")
+    value = int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
+    if value < {2: 0xFD, 4: 0x10000, 8: 0x100000000}[size]:
+        raise WireError(f"{where}: TLV BigSize not minimally encoded")
+    return value, pos + 1 + size
+
+
+def _tlv_records(where: str, tail: bytes) -> dict[int, bytes]:
+    """The records of a message's TLV stream (BOLT #1): types strictly increasing, an unknown
+    even type refused (we do not know what the peer requires), an unknown odd one kept and
+    ignored by the caller."""
+    records: dict[int, bytes] = {}
+    pos, last = 0, -1
+    while pos < len(tail):
+        kind, pos = _bigsize(tail, pos, where)
+        length, pos = _bigsize(tail, pos, where)
+        if kind <= last:
+            raise WireError(f"{where}: TLV records out of order")
+        if pos + length > len(tail):
+            raise WireError(f"{where}: TLV record {kind} truncated")
+        if kind % 2 == 0:
+            raise WireError(f"{where}: unknown even TLV record {kind}")
+        records[kind] = tail[pos : pos + length]
+        pos, last = pos + length, kind
+    return records
 
 
 def _preimage_entries(data: bytes) -> tuple[tuple[int, bytes], ...]:

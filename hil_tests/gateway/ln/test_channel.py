@@ -53,11 +53,12 @@ def test_an_incoming_htlc_is_reported_once_when_signed_and_settlements_at_the_re
     ack = b.receive_update(a.propose())
     (ev,) = b.drain_events()
     assert isinstance(ev, IncomingHtlc) and ev.add.amount_msat == 7000
-    b.queue_fulfill(ev.add.htlc_id, pre)  # before a's revoke: only queued
-    assert b.propose() is None  # one round at a time: it waits for a's revoke
+    b.queue_fulfill(ev.add.htlc_id, pre)  # before a's revoke
+    fulfil = b.propose()  # overlapping rounds: a's batch carried its next revocation hash
+    assert fulfil is not None and fulfil.number == ack.number + 1
     b.receive_revoke(a.receive_ack(ack))
     assert b.drain_events() == []  # not reported a second time
-    ack = a.receive_update(b.propose())
+    ack = a.receive_update(fulfil)
     (early,) = a.drain_events()  # the preimage is proof of payment at once
     assert isinstance(early, PreimageLearned) and early.preimage == pre
     a.receive_revoke(b.receive_ack(ack))
