@@ -23,6 +23,10 @@ from gateway.log_budget import LogBudget
 log = logging.getLogger(__name__)
 
 MAX_BURST = 64  # messages already received that are handled before one commit and send
+# sg_preimages: what a payer and the upstream hops wait for. It leaves ahead of the other
+# messages of its flush, and a burst ends after it (its commit and its effects, the upstream
+# hint or the payer's answer, do not wait for the signatures of the messages behind it)
+PREIMAGES_TYPE = channel_wire.SPECS["sg_preimages"][0].to_bytes(2, "big")
 REJECT_BURST, REJECT_WINDOW_S = 10, 10.0  # log lines per kind of refusal per peer and window
 
 
@@ -43,6 +47,7 @@ class Peer:
         # the outbox holds what moves a payment on (an UpdateBatch: a forwarded add, a fulfil;
         # sg_preimages): the node flushes such peers before those owed only acks and revokes
         self.moves_payments = False
+        self._hints_queued = 0  # sg_preimages at the head of the outbox
         self.closed = asyncio.Event()
         # the node's, keyed by peer and kind: a reconnect starts no new budget
         self.rejections = rejections or LogBudget(REJECT_BURST, REJECT_WINDOW_S)
@@ -65,10 +70,15 @@ class Peer:
 
     def queue(self, msg: Any) -> None:
         if isinstance(msg, bytes):
-            self.outbox.append(msg)
-            return
-        self.moves_payments |= isinstance(msg, m.UpdateBatch | m.Preimages)
-        self.outbox.append(channel_wire.to_wire(msg))
+            raw = msg
+        else:
+            self.moves_payments |= isinstance(msg, m.UpdateBatch | m.Preimages)
+            raw = channel_wire.to_wire(msg)
+        if raw[:2] == PREIMAGES_TYPE:  # ahead of the acks, revokes and proposals queued so far
+            self.outbox.insert(self._hints_queued, raw)
+            self._hints_queued += 1
+        else:
+            self.outbox.append(raw)
 
     def queue_named(self, name: str, **fields: Any) -> None:
         self.outbox.append(TABLE.encode(name, **fields))
@@ -78,7 +88,8 @@ class Peer:
         if not self.outbox:
             return
         self._commit()
-        out, self.outbox, self.moves_payments = self.outbox, [], False
+        out, self.outbox = self.outbox, []
+        self.moves_payments, self._hints_queued = False, 0
         self.timeline.mark("send", f"{len(out)} to {self.short}")
         try:
             self.conn.send_all(out)  # together: the peer handles them as one burst
@@ -91,11 +102,13 @@ class Peer:
         """Read messages until the connection ends. Every message that has already arrived
         (at most MAX_BURST) is handled before `settle()` lets the node react, commit and send
         once: a burst costs one fsync, and a proposal of ours that the peer's next message,
-        already here, would supersede is not signed in between."""
+        already here, would supersede is not signed in between. A burst ends after an
+        sg_preimages message: the node commits and answers or hints at once, and yields to the
+        loop so that a payer's answer leaves before the messages behind it are handled."""
         try:
             while True:
                 burst = [await self.conn.receive()]
-                while len(burst) < MAX_BURST:
+                while len(burst) < MAX_BURST and burst[-1][:2] != PREIMAGES_TYPE:
                     raw = self.conn.receive_nowait()
                     if raw is None:
                         break
@@ -107,6 +120,8 @@ class Peer:
                             return
                 finally:
                     settle()
+                if burst[-1][:2] == PREIMAGES_TYPE:
+                    await asyncio.sleep(0)  # a payer woken by it answers now
                 await self.conn.drain()
         except TransportError as exc:
             log.info("peer %s disconnected: %s", self.short, exc)
