@@ -204,6 +204,9 @@ class Node(NodeCore):
             peer.reject("refused sg_preimages", f"no channel {msg.channel_id.hex()[:12]} with us")
             return
         reasons = ch.receive_preimages(msg)
+        links = self.switch.links
+        if any((ch.channel_id, htlc_id) in links for htlc_id, _ in msg.preimages):
+            peer.end_burst = True  # we forwarded: the hint upstream leaves before the rest
         if reasons:  # one line per message, whatever its length
             n, first = len(reasons), reasons[0]
             why = f"channel {ch.short_id}: {n} of {len(msg.preimages)} entries, first: {first}"

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 MAX_BURST = 64  # messages already received that are handled before one commit and send
 # sg_preimages: what a payer and the upstream hops wait for. It leaves ahead of the other
-# messages of its flush, and a burst ends after it (its commit and its effects, the upstream
-# hint or the payer's answer, do not wait for the signatures of the messages behind it)
+# messages of its flush, and a burst ends after one that a handler marks `end_burst` (a
+# forwarder's: its commit and its hint upstream do not wait for the signatures of the
+# messages behind it)
 PREIMAGES_TYPE = channel_wire.SPECS["sg_preimages"][0].to_bytes(2, "big")
 REJECT_BURST, REJECT_WINDOW_S = 10, 10.0  # log lines per kind of refusal per peer and window
 
@@ -48,6 +49,7 @@ class Peer:
         # sg_preimages): the node flushes such peers before those owed only acks and revokes
         self.moves_payments = False
         self._hints_queued = 0  # sg_preimages at the head of the outbox
+        self.end_burst = False  # set by a handler: commit and send before the next message
         self.closed = asyncio.Event()
         # the node's, keyed by peer and kind: a reconnect starts no new budget
         self.rejections = rejections or LogBudget(REJECT_BURST, REJECT_WINDOW_S)
@@ -102,26 +104,36 @@ class Peer:
         """Read messages until the connection ends. Every message that has already arrived
         (at most MAX_BURST) is handled before `settle()` lets the node react, commit and send
         once: a burst costs one fsync, and a proposal of ours that the peer's next message,
-        already here, would supersede is not signed in between. A burst ends after an
-        sg_preimages message: the node commits and answers or hints at once, and yields to the
-        loop so that a payer's answer leaves before the messages behind it are handled."""
+        already here, would supersede is not signed in between. A burst ends early after a
+        message whose handler set `end_burst` (a forwarder's sg_preimages): the node commits
+        and hints upstream before it handles the messages behind it."""
         try:
             while True:
                 burst = [await self.conn.receive()]
-                while len(burst) < MAX_BURST and burst[-1][:2] != PREIMAGES_TYPE:
-                    raw = self.conn.receive_nowait()
-                    if raw is None:
-                        break
-                    burst.append(raw)
-                self.timeline.mark("read", f"{len(burst)} from {self.short}")
+                self.end_burst = False
+                handled = 0
                 try:
-                    for raw in burst:
-                        if not await self._handle(raw, dispatch):
-                            return
+                    while True:
+                        # what has arrived, up to a hint (which may end the burst)
+                        while handled + len(burst) < MAX_BURST and burst[-1][:2] != PREIMAGES_TYPE:
+                            raw = self.conn.receive_nowait()
+                            if raw is None:
+                                break
+                            burst.append(raw)
+                        self.timeline.mark("read", f"{len(burst)} from {self.short}")
+                        for raw in burst:
+                            if not await self._handle(raw, dispatch):
+                                return
+                        handled += len(burst)
+                        if self.end_burst or burst[-1][:2] != PREIMAGES_TYPE:
+                            break
+                        # a hint that did not end the burst: go on with what is here
+                        raw = self.conn.receive_nowait() if handled < MAX_BURST else None
+                        if raw is None:
+                            break
+                        burst = [raw]
                 finally:
                     settle()
-                if burst[-1][:2] == PREIMAGES_TYPE:
-                    await asyncio.sleep(0)  # a payer woken by it answers now
                 await self.conn.drain()
         except TransportError as exc:
             log.info("peer %s disconnected: %s", self.short, exc)
