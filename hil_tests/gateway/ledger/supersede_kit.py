@@ -1,5 +1,6 @@
 """A funded channel on a bare LedgerState and signed commitment states for it (real keys, real
-rules): what the `channel_supersede` tests build on."""
+rules): what the `channel_supersede` tests build on. On CHAIN unless a `chain` is given (the
+transactions for a real node's or Chain's chain)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from gateway.ledger import blocks, rules, txs
 from gateway.ledger.keys import SigningKey
 from gateway.ledger.state import LedgerState
 from gateway.ln.channel import ledger_bodies
+from hil_tests.gateway.ledger import funding
 from hil_tests.gateway.ledger.conftest import ALICE, BOB, OPERATOR, VALIDATOR
 
 CHAIN = blocks.genesis("supersede", OPERATOR.pubkey, VALIDATOR, 0).hash
@@ -22,23 +24,15 @@ SUPPLY = 2 * DEPOSIT
 def funded(dispute_blocks: int, height: int = 1) -> tuple[LedgerState, str]:
     """Alice (a) and Bob (b) enrolled with DEPOSIT each and a channel of CAPACITY between them."""
     state = LedgerState.genesis(CHAIN, OPERATOR.pubkey, VALIDATOR.pubkey)
-    for key in (ALICE, BOB):
-        for tx in (
-            txs.make("enroll_participant", CHAIN, participant=key.pubkey, name="p", role="gateway"),
-            txs.make("deposit", CHAIN, account=key.pubkey, amount_msat=DEPOSIT, reference=""),
-        ):
-            rules.apply(state, tx.signed_by(OPERATOR), height)
-    fund = txs.make(
-        "channel_fund",
-        CHAIN,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=FUND_A,
-        amount_b_msat=FUND_B,
-        dispute_blocks=dispute_blocks,
-    ).signed_by(ALICE, BOB)
-    rules.apply(state, fund, height)
+    setup, fund = funded_txs(CHAIN, dispute_blocks)
+    for tx in [*setup, fund]:
+        rules.apply(state, tx, height)
     return state, fund.id
+
+
+def funded_txs(chain: str, dispute_blocks: int) -> tuple[list[txs.Tx], txs.Tx]:
+    """What `funded` applies, for a ledger of chain `chain`: (the accounts' txs, the funding)."""
+    return funding.funded_channel(chain, DEPOSIT, FUND_A, FUND_B, dispute_blocks, role="gateway")
 
 
 def secret(holder: SigningKey, number: int) -> bytes:
@@ -56,12 +50,13 @@ def state(
     holder: SigningKey,
     balance_a: int,
     htlcs: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+    chain: str = CHAIN,
 ) -> dict[str, Any]:
     """A valid state: b's balance is what is left of the capacity."""
     rest = CAPACITY - balance_a - sum(h["amount_msat"] for h in htlcs)
     rev = hashlib.sha256(secret(holder, number)).hexdigest()
     return txs.commitment_state(
-        CHAIN, channel, number, balance_a, rest, holder.pubkey, rev, sorted_htlcs(htlcs)
+        chain, channel, number, balance_a, rest, holder.pubkey, rev, sorted_htlcs(htlcs)
     )
 
 
@@ -69,22 +64,26 @@ def sorted_htlcs(htlcs: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> li
     return sorted(htlcs, key=lambda h: (h["offerer"], h["id"]))
 
 
-def force_close(s: dict[str, Any], holder: SigningKey, signer: SigningKey | None = None) -> txs.Tx:
+def force_close(
+    s: dict[str, Any], holder: SigningKey, signer: SigningKey | None = None, chain: str = CHAIN
+) -> txs.Tx:
     sig = bytes.fromhex(txs.sign_state(s, signer or other(holder)))
-    return txs.Tx(ledger_bodies.force_close_body(CHAIN, s, sig)).signed_by(holder)
+    return txs.Tx(ledger_bodies.force_close_body(chain, s, sig)).signed_by(holder)
 
 
-def supersede(s: dict[str, Any], holder: SigningKey, signer: SigningKey | None = None) -> txs.Tx:
+def supersede(
+    s: dict[str, Any], holder: SigningKey, signer: SigningKey | None = None, chain: str = CHAIN
+) -> txs.Tx:
     """`channel_supersede` of `s` as a node builds it, signed by the holder; the state signed by
     `signer` (by default the counterparty, as the rule wants)."""
     sig = bytes.fromhex(txs.sign_state(s, signer or other(holder)))
-    return txs.Tx(ledger_bodies.supersede_body(CHAIN, s, sig)).signed_by(holder)
+    return txs.Tx(ledger_bodies.supersede_body(chain, s, sig)).signed_by(holder)
 
 
-def penalty(channel: str, party: str, revealed: bytes) -> txs.Tx:
+def penalty(channel: str, party: str, revealed: bytes, chain: str = CHAIN) -> txs.Tx:
     key = ALICE if party == "a" else BOB
     body = dict(channel=channel, party=party, secret=revealed.hex())
-    return txs.make("channel_penalty", CHAIN, nonce="penalty", **body).signed_by(key)
+    return txs.make("channel_penalty", chain, nonce="penalty", **body).signed_by(key)
 
 
 def settle(channel: str, party: str) -> txs.Tx:

@@ -27,7 +27,6 @@ from hil_tests.gateway.ledger.conftest import (
     ALICE,
     BOB,
     MALLORY,
-    OPERATOR,
     VALIDATOR,
     write_config,
 )
@@ -268,19 +267,32 @@ def _sigs(body, *signers):
     return {k.pubkey: k.sign_digest(digest(body)) for k in signers}
 
 
+def _fund_through_port(port):
+    """Alice's 6,000 and Bob's 4,000 deposited and funded into a channel (a dispute window of 4
+    blocks) through a node's ledger port: the channel's id."""
+    a, b = bytes.fromhex(ALICE.pubkey), bytes.fromhex(BOB.pubkey)
+    port.deposit(a, 6_000)
+    port.deposit(b, 4_000)
+    fund = ledger_bodies.funding_body(port.chain, a, b, (6_000, 4_000), "f", dispute_blocks=4)
+    port.submit(fund, _sigs(fund, ALICE, BOB))
+    return digest(fund).hex()
+
+
+def _alice_force_closes_through_port(port, state):
+    """Alice publishes her `state`, signed by Bob, through the port: Bob's signature."""
+    sig = bytes.fromhex(txs.sign_state(state, BOB))
+    force = ledger_bodies.force_close_body(port.chain, state, sig)
+    port.submit(force, _sigs(force, ALICE))
+    return sig
+
+
 def test_a_node_supersedes_through_its_ledger_port_with_supersede_body():
     assert "channel_supersede" in CHANNEL_KINDS
     mem = MemoryLedger()
     a, b = bytes.fromhex(ALICE.pubkey), bytes.fromhex(BOB.pubkey)
-    mem.deposit(a, 6_000)
-    mem.deposit(b, 4_000)
-    fund = ledger_bodies.funding_body(mem.chain, a, b, (6_000, 4_000), "f", dispute_blocks=4)
-    mem.submit(fund, _sigs(fund, ALICE, BOB))
-    ch = digest(fund).hex()
+    ch = _fund_through_port(mem)
     mine = txs.commitment_state(mem.chain, ch, 3, 5_000, 5_000, ALICE.pubkey, "11" * 32)
-    sig = bytes.fromhex(txs.sign_state(mine, BOB))
-    force = ledger_bodies.force_close_body(mem.chain, mine, sig)
-    mem.submit(force, _sigs(force, ALICE))
+    sig = _alice_force_closes_through_port(mem, mine)
     theirs = txs.commitment_state(mem.chain, ch, 4, 2_000, 8_000, BOB.pubkey, "22" * 32)
     body = ledger_bodies.supersede_body(
         mem.chain, theirs, bytes.fromhex(txs.sign_state(theirs, ALICE))
@@ -312,18 +324,10 @@ def test_the_openapi_description_lists_every_kind():
 
 
 def test_the_ledger_node_takes_a_supersede_and_shows_the_later_state(ledger):
-    ledger.enroll(ALICE, deposit=10_000)
-    ledger.enroll(BOB, deposit=10_000)
-    fund = txs.make(
-        "channel_fund",
-        ledger.chain,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=6_000,
-        amount_b_msat=4_000,
-        dispute_blocks=1000,  # open for the whole test however loaded the machine
-    ).signed_by(ALICE, BOB)
-    ledger.submit(fund)
+    # a window open for the whole test however loaded the machine
+    setup, fund = kit.funded_txs(ledger.chain, dispute_blocks=1000)
+    for tx in [*setup, fund]:
+        ledger.submit(tx)
     mine = txs.commitment_state(ledger.chain, fund.id, 3, 5_000, 5_000, ALICE.pubkey, "11" * 32)
     mine_sig = bytes.fromhex(txs.sign_state(mine, BOB))
     ledger.submit(
@@ -362,41 +366,17 @@ def test_the_openapi_description_lists_every_rejection_the_rules_give():
 
 def _chain_txs(chain_id):
     """Funding, then Alice's revoked state 3 published and at once her latest 5, on `chain_id`."""
-
-    def published(kind, number, balance_a):
-        rev = hashlib.sha256(kit.secret(ALICE, number)).hexdigest()
-        s = txs.commitment_state(
-            chain_id, fund.id, number, balance_a, 10_000 - balance_a, ALICE.pubkey, rev
-        )
-        sig = bytes.fromhex(txs.sign_state(s, BOB))
-        build = ledger_bodies.force_close_body if kind == "force" else ledger_bodies.supersede_body
-        return txs.Tx(build(chain_id, s, sig)).signed_by(ALICE)
-
-    setup = []
-    for key in (ALICE, BOB):
-        enroll = dict(participant=key.pubkey, name="p", role="gateway")
-        setup.append(txs.make("enroll_participant", chain_id, **enroll).signed_by(OPERATOR))
-        deposit = dict(account=key.pubkey, amount_msat=10_000, reference="")
-        setup.append(txs.make("deposit", chain_id, **deposit).signed_by(OPERATOR))
-    fund = txs.make(
-        "channel_fund",
-        chain_id,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=6_000,
-        amount_b_msat=4_000,
-        dispute_blocks=5,
-    ).signed_by(ALICE, BOB)
-    penalty = txs.make(
-        "channel_penalty",
-        chain_id,
-        channel=fund.id,
-        party="b",
-        secret=kit.secret(ALICE, 3).hex(),
-    ).signed_by(BOB)
+    setup, fund = kit.funded_txs(chain_id, dispute_blocks=5)
+    revoked = kit.state(fund.id, 3, ALICE, 9_000, chain=chain_id)
+    latest = kit.state(fund.id, 5, ALICE, 5_000, chain=chain_id)
+    penalty = kit.penalty(fund.id, "b", kit.secret(ALICE, 3), chain=chain_id)
     return (
         fund.id,
-        [[*setup, fund], [published("force", 3, 9_000)], [published("s", 5, 5_000)]],
+        [
+            [*setup, fund],
+            [kit.force_close(revoked, ALICE, chain=chain_id)],
+            [kit.supersede(latest, ALICE, chain=chain_id)],
+        ],
         penalty,
     )
 
@@ -431,15 +411,9 @@ def test_the_published_states_are_rebuilt_from_the_blocks_and_verify_accepts_the
 def test_a_file_ledger_written_before_the_record_still_penalizes_its_published_state(tmp_path):
     led = FileLedger(tmp_path / "ledger.sqlite")
     a, b = bytes.fromhex(ALICE.pubkey), bytes.fromhex(BOB.pubkey)
-    led.deposit(a, 6_000)
-    led.deposit(b, 4_000)
-    fund = ledger_bodies.funding_body(led.chain, a, b, (6_000, 4_000), "f", dispute_blocks=4)
-    led.submit(fund, _sigs(fund, ALICE, BOB))
-    ch = digest(fund).hex()
+    ch = _fund_through_port(led)
     revoked = txs.commitment_state(led.chain, ch, 3, 9_000, 1_000, ALICE.pubkey, _rev(ALICE, 3))
-    sig = bytes.fromhex(txs.sign_state(revoked, BOB))
-    force = ledger_bodies.force_close_body(led.chain, revoked, sig)
-    led.submit(force, _sigs(force, ALICE))
+    _alice_force_closes_through_port(led, revoked)
     (doc,) = led.db.execute("SELECT doc FROM ledger WHERE id = 1").fetchone()
     old = json.loads(doc)
     for channel in old["channels"].values():
