@@ -17,6 +17,7 @@ from gateway.ledger.chain import Chain
 from gateway.ledger.client import LedgerClient
 from gateway.ledger.state import LedgerState
 from gateway.ledger.store import Store
+from hil_tests.gateway.ledger import funding
 from hil_tests.gateway.ledger.conftest import ALICE, BOB, OPERATOR, VALIDATOR, write_config
 
 STEP = st.tuples(
@@ -43,16 +44,9 @@ def _tx(chain: Chain, op: str, key, amount: int, nonce: int) -> txs.Tx:
             "withdraw", cid, nonce, account=key.pubkey, amount_msat=amount + 1
         ).signed_by(key)
     if op == "fund":
-        return txs.make(
-            "channel_fund",
-            cid,
-            nonce,
-            a=key.pubkey,
-            b=other.pubkey,
-            amount_a_msat=amount,
-            amount_b_msat=amount // 2,
-            dispute_blocks=2,
-        ).signed_by(key, other)
+        return funding.channel_fund(cid, key, other, amount, amount // 2, 2, nonce).signed_by(
+            key, other
+        )
     if op == "close":
         channel = next(iter(chain.state.channels.values()), None)
         cap = channel.capacity if channel else amount

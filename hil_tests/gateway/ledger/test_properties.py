@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from gateway.ledger import blocks, merkle, rules, txs
 from gateway.ledger.errors import TxRejected
 from gateway.ledger.state import LedgerState
+from hil_tests.gateway.ledger import funding
 from hil_tests.gateway.ledger.conftest import ALICE, BOB, OPERATOR, VALIDATOR
 
 
@@ -102,24 +103,9 @@ def test_money_is_conserved_and_refusals_change_nothing(ops):
     """Supply stays constant through funding, closes, HTLC outputs, claims, refunds, penalties."""
     chain = blocks.genesis("p", OPERATOR.pubkey, VALIDATOR, 0).hash
     state = LedgerState.genesis(chain, OPERATOR.pubkey, VALIDATOR.pubkey)
-    for key in (ALICE, BOB):
-        tx = txs.make(
-            "enroll_participant", chain, participant=key.pubkey, name="p", role="prosumer"
-        )
-        rules.apply(state, tx.signed_by(OPERATOR), 1)
-    for key in (ALICE, BOB):
-        tx = txs.make("deposit", chain, account=key.pubkey, amount_msat=10_000, reference="")
-        rules.apply(state, tx.signed_by(OPERATOR), 1)
-    fund = txs.make(
-        "channel_fund",
-        chain,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=3_000,
-        amount_b_msat=1_000,
-        dispute_blocks=2,
-    ).signed_by(ALICE, BOB)
-    rules.apply(state, fund, 1)
+    setup, fund = funding.funded_channel(chain, 10_000, 3_000, 1_000, dispute_blocks=2)
+    for tx in [*setup, fund]:
+        rules.apply(state, tx, 1)
     channels: list[str] = [fund.id]
     secret = bytes(32)
     supply = 20_000
@@ -137,15 +123,9 @@ def test_money_is_conserved_and_refusals_change_nothing(ops):
                 key
             )
         elif op == "fund":
-            tx = txs.make(
-                "channel_fund",
-                chain,
-                a=key.pubkey,
-                b=other.pubkey,
-                amount_a_msat=amount,
-                amount_b_msat=amount // 2,
-                dispute_blocks=2,
-            ).signed_by(key, other)
+            tx = funding.channel_fund(chain, key, other, amount, amount // 2, 2).signed_by(
+                key, other
+            )
         elif op == "close":
             cap = state.channels[channel].capacity if channel in state.channels else amount
             tx = txs.make(
@@ -236,23 +216,9 @@ def test_each_htlc_output_is_paid_once_to_one_side_and_supply_is_constant(htlcs,
     """A force-closed state with HTLC outputs, then claims / refunds / settle at rising heights."""
     chain = blocks.genesis("p", OPERATOR.pubkey, VALIDATOR, 0).hash
     state = LedgerState.genesis(chain, OPERATOR.pubkey, VALIDATOR.pubkey)
-    for key in (ALICE, BOB):
-        for tx in (
-            txs.make(
-                "enroll_participant", chain, participant=key.pubkey, name="p", role="prosumer"
-            ),
-            txs.make("deposit", chain, account=key.pubkey, amount_msat=5_000, reference=""),
-        ):
-            rules.apply(state, tx.signed_by(OPERATOR), 1)
-    fund = txs.make(
-        "channel_fund",
-        chain,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=3_000,
-        amount_b_msat=3_000,
-        dispute_blocks=3,
-    ).signed_by(ALICE, BOB)
+    setup, fund = funding.funded_channel(chain, 5_000, 3_000, 3_000, dispute_blocks=3)
+    for tx in setup:
+        rules.apply(state, tx, 1)
     rules.apply(state, fund, 2)
     outs = [
         txs.state_htlc(o, i, amt, PAYMENT_HASH if known else "ee" * 32, 3 + expiry)
