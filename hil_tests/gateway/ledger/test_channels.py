@@ -7,6 +7,7 @@ import pytest
 
 from gateway.ledger import txs
 from gateway.ledger.errors import TxRejected
+from hil_tests.gateway.ledger import funding
 from hil_tests.gateway.ledger.conftest import ALICE, BOB, MALLORY
 
 SECRET_1 = bytes([0x21] * 32)
@@ -20,18 +21,9 @@ def _rejects(ledger, tx, reason):
 
 
 def _fund(ledger, dispute_blocks):
-    ledger.enroll(ALICE, deposit=1_000_000)
-    ledger.enroll(BOB, deposit=1_000_000)
-    fund = txs.make(
-        "channel_fund",
-        ledger.chain,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=600_000,
-        amount_b_msat=400_000,
-        dispute_blocks=dispute_blocks,
-    ).signed_by(ALICE, BOB)
-    ledger.submit(fund)
+    setup, fund = funding.funded_channel(ledger.chain, 1_000_000, 600_000, 400_000, dispute_blocks)
+    for tx in [*setup, fund]:
+        ledger.submit(tx)
     return fund.id
 
 
@@ -84,15 +76,7 @@ def test_funding_locks_both_sides_and_needs_both_signatures(ledger, channel):
     assert info["status"] == "open" and info["capacity_msat"] == 1_000_000
     assert ledger.client.balance(ALICE.pubkey) == 400_000
     assert ledger.client.balance(BOB.pubkey) == 600_000
-    half = txs.make(
-        "channel_fund",
-        ledger.chain,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=1,
-        amount_b_msat=1,
-        dispute_blocks=3,
-    )
+    half = funding.channel_fund(ledger.chain, ALICE, BOB, 1, 1, dispute_blocks=3)
     _rejects(ledger, half.signed_by(ALICE), "missing_signature")
 
 

@@ -3,6 +3,7 @@ import pytest
 from gateway.ledger import keys, txs
 from gateway.ledger.client import NotFound
 from gateway.ledger.errors import TxRejected
+from hil_tests.gateway.ledger import funding
 from hil_tests.gateway.ledger.conftest import ALICE, BOB, GATEWAY, MALLORY, OPERATOR
 from sgcore import reading as sgreading
 
@@ -28,13 +29,17 @@ def test_enroll_deposit_withdraw_moves_msat_and_is_idempotent(ledger):
     assert ledger.client.account(ALICE.pubkey)["role"] == "prosumer"
 
 
-def test_enroll_meter_by_operator_then_lookup_by_id(ledger):
+def _enroll_gateway_and_its_meter(ledger):
     ledger.enroll(GATEWAY, role="gateway")
     ledger.submit(
         txs.make("enroll_meter", ledger.chain, meter=METER.pubkey, owner=GATEWAY.pubkey).signed_by(
             OPERATOR
         )
     )
+
+
+def test_enroll_meter_by_operator_then_lookup_by_id(ledger):
+    _enroll_gateway_and_its_meter(ledger)
     meter = ledger.client.meter(keys.meter_id(METER.pubkey))
     assert meter["owner"] == GATEWAY.pubkey and meter["pubkey"] == METER.pubkey
     again = txs.make(
@@ -62,15 +67,7 @@ def test_double_spend_of_one_balance_is_refused(ledger):
     ledger.submit(
         txs.make("withdraw", ledger.chain, account=ALICE.pubkey, amount_msat=700).signed_by(ALICE)
     )
-    fund = txs.make(
-        "channel_fund",
-        ledger.chain,
-        a=ALICE.pubkey,
-        b=BOB.pubkey,
-        amount_a_msat=700,
-        amount_b_msat=0,
-        dispute_blocks=2,
-    ).signed_by(ALICE, BOB)
+    fund = funding.channel_fund(ledger.chain, ALICE, BOB, 700, 0, 2).signed_by(ALICE, BOB)
     _rejects(ledger, fund, "insufficient_funds")
     assert ledger.client.balance(ALICE.pubkey) == 300
 
@@ -141,12 +138,7 @@ def _record(meter_key, seq):
 def test_anchor_records_a_batch_once_and_proofs_verify_offline(ledger, tmp_path):
     from gateway.ledger import proofs
 
-    ledger.enroll(GATEWAY, role="gateway")
-    ledger.submit(
-        txs.make("enroll_meter", ledger.chain, meter=METER.pubkey, owner=GATEWAY.pubkey).signed_by(
-            OPERATOR
-        )
-    )
+    _enroll_gateway_and_its_meter(ledger)
     records = [_record(METER, s) for s in range(1, 12)]
     fields = proofs.anchor_fields(records)
     anchor = txs.make(
@@ -208,12 +200,7 @@ def test_enrolling_a_participant_twice_is_refused(ledger):
 
 
 def test_anchor_with_inverted_ranges_is_malformed(ledger):
-    ledger.enroll(GATEWAY, role="gateway")
-    ledger.submit(
-        txs.make("enroll_meter", ledger.chain, meter=METER.pubkey, owner=GATEWAY.pubkey).signed_by(
-            OPERATOR
-        )
-    )
+    _enroll_gateway_and_its_meter(ledger)
     mid = keys.meter_id(METER.pubkey)
     anchor = txs.make(
         "anchor",
