@@ -35,17 +35,22 @@ def _bid(ledger, key, wh, bid):
     )
 
 
-def _run_paper_example(ledger):
-    for key in (ALICE, BOB, CAROL, MALLORY, GATEWAY):
-        ledger.enroll(key)
-    _tx(
+def _open_listing(ledger, signer=OPERATOR):
+    """`accept_offer_broadcast` of LISTING (START to an hour later), signed by `signer`."""
+    return _tx(
         ledger,
         "accept_offer_broadcast",
-        OPERATOR,
+        signer,
         listing_id=LISTING,
         start=START,
         end=START + 3600,
     )
+
+
+def _run_paper_example(ledger):
+    for key in (ALICE, BOB, CAROL, MALLORY, GATEWAY):
+        ledger.enroll(key)
+    _open_listing(ledger)
     assert ledger.client.listing(LISTING)["state"] == "ACCEPT_OFFERS"
     a = _offer(ledger, ALICE, 3000, 0)  # 12:05, no reserve price
     b = _offer(ledger, BOB, 2000, 140_000)  # 12:10, reserve 140 sat/kWh
@@ -120,14 +125,7 @@ def test_a_closed_or_unknown_listing_refuses_offers_and_a_second_close(ledger):
 def test_a_bad_offer_is_refused(ledger, fields, signer, reason):
     ledger.enroll(ALICE)
     ledger.enroll(BOB)
-    _tx(
-        ledger,
-        "accept_offer_broadcast",
-        OPERATOR,
-        listing_id=LISTING,
-        start=START,
-        end=START + 3600,
-    )
+    _open_listing(ledger)
     with pytest.raises(TxRejected) as err:
         ledger.submit(
             txs.make("pv_offer", ledger.chain, listing_id=LISTING, **fields).signed_by(signer)
@@ -139,14 +137,7 @@ def test_a_bad_offer_is_refused(ledger, fields, signer, reason):
 def test_only_the_operator_opens_and_closes_a_listing(ledger):
     ledger.enroll(ALICE)
     with pytest.raises(TxRejected) as err:
-        _tx(
-            ledger,
-            "accept_offer_broadcast",
-            ALICE,
-            listing_id=LISTING,
-            start=START,
-            end=START + 3600,
-        )
+        _open_listing(ledger, signer=ALICE)
     assert err.value.reason in ("not_operator", "missing_signature")
 
 
