@@ -97,6 +97,16 @@ PREIMAGE = bytes([7] * 32)
 PAYMENT_HASH = hashlib.sha256(PREIMAGE).hexdigest()
 
 
+def _apply_or_change_nothing(state, tx, height, op):
+    """Apply a random step's `tx`; a refusal must leave `state` as it was."""
+    before = copy.deepcopy(state)
+    try:
+        rules.apply(state, tx, height)
+        event(f"{op} applied")
+    except TxRejected:
+        assert state == before
+
+
 @settings(max_examples=200, deadline=None)
 @given(OPS)
 def test_money_is_conserved_and_refusals_change_nothing(ops):
@@ -184,12 +194,7 @@ def test_money_is_conserved_and_refusals_change_nothing(ops):
                 party="a" if key is ALICE else "b",
                 **fields,
             ).signed_by(key)
-        before = copy.deepcopy(state)
-        try:
-            rules.apply(state, tx, height)
-            event(f"{op} applied")
-        except TxRejected:
-            assert state == before
+        _apply_or_change_nothing(state, tx, height, op)
         if op == "fund" and tx.id in state.channels:
             channels.append(tx.id)
         assert state.conservation_error() is None
@@ -253,12 +258,7 @@ def test_each_htlc_output_is_paid_once_to_one_side_and_supply_is_constant(htlcs,
         tx = txs.make(kind, chain, channel=fund.id, **fields).signed_by(
             ALICE if party == "a" else BOB
         )
-        before = copy.deepcopy(state)
-        try:
-            rules.apply(state, tx, height)
-            event(f"{op} applied")
-        except TxRejected:
-            assert state == before
+        _apply_or_change_nothing(state, tx, height, op)
         assert sum(state.balances.values()) + state.locked() == 10_000
         assert state.conservation_error() is None
     channel = state.channels[fund.id]
