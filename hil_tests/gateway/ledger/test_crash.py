@@ -9,9 +9,9 @@ from gateway.ledger import txs
 from gateway.ledger.cli import ledger as ledger_cli
 from gateway.ledger.client import LedgerClient, NotFound
 from gateway.ledger.errors import LedgerError
+from hil_tests.gateway.ledger import funding
 from hil_tests.gateway.ledger.conftest import (
     ALICE,
-    OPERATOR,
     free_port,
     start_process,
     write_config,
@@ -26,16 +26,8 @@ def test_sigkill_mid_submit_loses_no_acknowledged_transaction(tmp_path):
     try:
         client = LedgerClient(url, timeout=5, retries=1)
         chain = client.info()["chain"]
-        client.submit(
-            txs.make(
-                "enroll_participant", chain, participant=ALICE.pubkey, name="a", role="prosumer"
-            ).signed_by(OPERATOR)
-        )
-        client.submit(
-            txs.make(
-                "deposit", chain, account=ALICE.pubkey, amount_msat=DEPOSIT, reference=""
-            ).signed_by(OPERATOR)
-        )
+        for tx in funding.account(chain, ALICE, DEPOSIT, name="a"):
+            client.submit(tx)
         attempted: list[str] = []
         acked: list[str] = []
         enough = threading.Event()

@@ -1,6 +1,5 @@
 """Replicated mode on a real three-member etcd cluster: identical blocks, faults lose nothing."""
 
-import hashlib
 import signal
 import threading
 import time
@@ -12,7 +11,8 @@ from gateway.ledger import txs
 from gateway.ledger.cli import ledger as ledger_cli
 from gateway.ledger.client import LedgerClient
 from gateway.ledger.errors import LedgerError, TxRejected
-from gateway.ln.channel import ledger_bodies
+from hil_tests.gateway.ledger import funding
+from hil_tests.gateway.ledger import supersede_kit as kit
 from hil_tests.gateway.ledger.conftest import (
     ALICE,
     BOB,
@@ -59,16 +59,9 @@ def test_replicas_order_concurrent_double_spends_identically_and_a_late_one_catc
     try:
         clients = [LedgerClient(url) for _, url in procs]
         chain = clients[0].info()["chain"]
-        clients[0].submit(
-            txs.make(
-                "enroll_participant", chain, participant=ALICE.pubkey, name="a", role="prosumer"
-            ).signed_by(OPERATOR)
-        )
-        clients[1].submit(
-            txs.make(
-                "deposit", chain, account=ALICE.pubkey, amount_msat=100, reference=""
-            ).signed_by(OPERATOR)
-        )
+        enroll, deposit = funding.account(chain, ALICE, 100, name="a")
+        clients[0].submit(enroll)
+        clients[1].submit(deposit)
         outcomes = []
 
         def spend(i):  # two replicas race to spend the same 100 msat
@@ -121,16 +114,8 @@ def test_killing_the_etcd_leader_and_a_replica_loses_nothing(tmp_path, cluster):
     try:
         setup = LedgerClient(urls)
         chain = setup.info()["chain"]
-        setup.submit(
-            txs.make(
-                "enroll_participant", chain, participant=ALICE.pubkey, name="a", role="prosumer"
-            ).signed_by(OPERATOR)
-        )
-        setup.submit(
-            txs.make(
-                "deposit", chain, account=ALICE.pubkey, amount_msat=DEPOSIT, reference=""
-            ).signed_by(OPERATOR)
-        )
+        for tx in funding.account(chain, ALICE, DEPOSIT, name="a"):
+            setup.submit(tx)
         acked: list[str] = []
         errors: list[str] = []
         done = threading.Event()
@@ -193,11 +178,7 @@ def test_a_refused_transaction_can_succeed_when_resubmitted_later(tmp_path, clus
     try:
         client = LedgerClient(url)
         chain = client.info()["chain"]
-        client.submit(
-            txs.make(
-                "enroll_participant", chain, participant=ALICE.pubkey, name="a", role="prosumer"
-            ).signed_by(OPERATOR)
-        )
+        client.submit(funding.enroll(chain, ALICE, name="a"))
         withdraw = txs.make("withdraw", chain, account=ALICE.pubkey, amount_msat=50).signed_by(
             ALICE
         )
@@ -205,11 +186,7 @@ def test_a_refused_transaction_can_succeed_when_resubmitted_later(tmp_path, clus
             with pytest.raises(TxRejected) as err:
                 client.submit(withdraw)
             assert err.value.reason == "insufficient_funds"
-        client.submit(
-            txs.make(
-                "deposit", chain, account=ALICE.pubkey, amount_msat=80, reference=""
-            ).signed_by(OPERATOR)
-        )
+        client.submit(funding.deposit(chain, ALICE, 80))
         assert client.submit(withdraw)["status"] == "committed"
         assert client.submit(withdraw)["duplicate"]
         assert client.balance(ALICE.pubkey) == 30
@@ -225,37 +202,17 @@ def test_replicas_agree_on_the_penalty_of_a_revoked_state_its_holder_superseded(
     try:
         clients = [LedgerClient(url) for _, url in procs]
         chain = clients[0].info()["chain"]
-        for key in (ALICE, BOB):
-            enroll = dict(participant=key.pubkey, name="p", role="prosumer")
-            clients[0].submit(txs.make("enroll_participant", chain, **enroll).signed_by(OPERATOR))
-            deposit = dict(account=key.pubkey, amount_msat=10_000, reference="")
-            clients[1].submit(txs.make("deposit", chain, **deposit).signed_by(OPERATOR))
-        fund = txs.make(
-            "channel_fund",
-            chain,
-            a=ALICE.pubkey,
-            b=BOB.pubkey,
-            amount_a_msat=6_000,
-            amount_b_msat=4_000,
-            dispute_blocks=1000,  # open for the whole test however loaded the machine
-        ).signed_by(ALICE, BOB)
+        # a window open for the whole test however loaded the machine
+        setup, fund = kit.funded_txs(chain, dispute_blocks=1000)
+        for i, tx in enumerate(setup):  # enrolled through one replica, credited through the other
+            clients[i % 2].submit(tx)
         clients[0].submit(fund)
-        secrets = {n: hashlib.sha256(b"alice/%d" % n).digest() for n in (3, 5)}
-
-        def alice_publishes(build, number, balance_a):
-            rev = hashlib.sha256(secrets[number]).hexdigest()
-            s = txs.commitment_state(
-                chain, fund.id, number, balance_a, 10_000 - balance_a, ALICE.pubkey, rev
-            )
-            sig = bytes.fromhex(txs.sign_state(s, BOB))
-            return txs.Tx(build(chain, s, sig)).signed_by(ALICE)
-
         # her revoked 3, then at once her latest 5 through the other replica
-        clients[0].submit(alice_publishes(ledger_bodies.force_close_body, 3, 9_000))
-        clients[1].submit(alice_publishes(ledger_bodies.supersede_body, 5, 5_000))
-        penalty = txs.make(
-            "channel_penalty", chain, channel=fund.id, party="b", secret=secrets[3].hex()
-        ).signed_by(BOB)
+        revoked = kit.state(fund.id, 3, ALICE, 9_000, chain=chain)
+        clients[0].submit(kit.force_close(revoked, ALICE, chain=chain))
+        latest = kit.state(fund.id, 5, ALICE, 5_000, chain=chain)
+        clients[1].submit(kit.supersede(latest, ALICE, chain=chain))
+        penalty = kit.penalty(fund.id, "b", kit.secret(ALICE, 3), chain=chain)
         clients[0].submit(penalty)
         assert clients[1].submit(penalty)["duplicate"]
         _wait_converged(clients)
