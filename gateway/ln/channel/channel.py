@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from gateway.ln.channel.closing import ChannelClosing
+from gateway.ln.channel.closing import HELD_ADDS, ChannelClosing
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.htlc import (
     AddHtlc,
@@ -244,6 +244,10 @@ class Channel(ChannelClosing):
                 log.debug("channel %s: both proposed %d, ours wins", self.short_id, msg.number)
                 return None
             self.pending[:0] = list(self.proposal.updates)  # ours loses: propose it again later
+            ours = tuple(u for u in self.proposal.updates if isinstance(u, AddHtlc))
+            if ours:  # the peer holds our signature of the dropped state with these HTLCs
+                held = self.extra.setdefault(HELD_ADDS, [])
+                held.append([msg.number, encode_updates(ours).hex()])
             self.proposal = None
             # the peer holds our signature of a state of this number without its batch, which
             # no supersede can replace (same number): act on its HTLCs once it revoked it
@@ -370,6 +374,7 @@ class Channel(ChannelClosing):
         """Report a crossing batch's HTLCs once the peer revoked its number (its secret came
         with an ack or a revoke): still in our latest and not being settled (the timer may
         have failed one meanwhile)."""
+        self._release_held_adds()
         held = self.extra.get(LOCK_IN_AFTER)
         if not held:
             return

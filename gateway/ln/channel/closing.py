@@ -9,25 +9,37 @@ import logging
 
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.core import ChannelCore
-from gateway.ln.channel.htlc import AddHtlc, FulfillHtlc
+from gateway.ln.channel.htlc import AddHtlc, FulfillHtlc, decode_updates
 from gateway.ln.channel.ledger_bodies import close_body, digest
 from gateway.ln.channel.messages import ClosingSigned
 from gateway.ln.channel.state import ChannelState, Event, OutgoingSettled, secret_index
 from gateway.ln.errors import IllegalTransition, ProtocolViolation
 
 log = logging.getLogger("gateway.ln.channel")
+# `extra` key: [[number, our adds], ...] of our proposals dropped by a crossing batch (party 1's):
+# the peer holds our signature of that state with these HTLCs until it revokes its number
+HELD_ADDS = "held_adds"
 
 
 class ChannelClosing(ChannelCore):
     """Shutdown, the cooperative close, force close, and the penalty secret."""
 
     # --- closing ---------------------------------------------------------------------------
-    def drop_pending_adds(self, reason: str) -> list[Event]:
-        """Forget HTLCs we queued but never proposed; returned as failed events to unwind."""
-        dropped = [u for u in self.pending if isinstance(u, AddHtlc)]
+    def drop_pending_adds(self, reason: str, keep_held: bool = True) -> list[Event]:
+        """Forget HTLCs we queued but never proposed; returned as failed events to unwind. The
+        adds of a dropped proposal the peer may still publish (`held_adds`) stay queued unless
+        not `keep_held` (shutdown: no add can be proposed again): failing them upstream while
+        the peer may claim them on the ledger would pay twice, and their ids must not be reused."""
+        adds = [u for u in self.pending if isinstance(u, AddHtlc)]
+        held = set(self.held_adds()) if keep_held else set()
+        top = max((k[1] for k in held), default=-1)
+        dropped = [u for u in adds if u.htlc_id > top]  # the ids after them: kept consecutive
         if not dropped:
             return []
-        self.pending = [u for u in self.pending if not isinstance(u, AddHtlc)]
+        gone = {u.htlc_id for u in dropped}
+        self.pending = [
+            u for u in self.pending if not (isinstance(u, AddHtlc) and u.htlc_id in gone)
+        ]
         # ids must stay consecutive: the next add reuses the first dropped id
         self.next_local_htlc_id = dropped[0].htlc_id
         self._persist()
@@ -37,7 +49,7 @@ class ChannelClosing(ChannelCore):
         """Stop adding HTLCs. Queued adds never proposed are failed back (returned as events)."""
         if self.state == ChannelState.SHUTDOWN:
             return []
-        dropped = self.drop_pending_adds("shutdown")
+        dropped = self.drop_pending_adds("shutdown", keep_held=False)
         self.set_state(ChannelState.SHUTDOWN)
         return dropped
 
@@ -103,6 +115,7 @@ class ChannelClosing(ChannelCore):
         commitment, of our proposal, and those the peer's batch removed (fulfilled or failed)
         while the peer has not yet revoked the state before it."""
         ours = {h.key: h for h in self.unrevoked_removed if h.offerer == self.me}
+        ours.update(self.held_adds())
         for c in self._signed_for_peer():
             ours.update({h.key: h for h in c.htlcs if h.offerer == self.me})
         return ours
@@ -113,13 +126,41 @@ class ChannelClosing(ChannelCore):
         the peer's) may still bring them onto the ledger as outputs. An HTLC past its expiry
         cannot come back claimable (claims end at the expiry), and a state where the peer
         fulfilled one gave us its preimage when we signed it (`PreimageLearned`)."""
-        return {
+        back = {
             h.key
             for c in self._signed_for_peer()
             if c.number > number
             for h in c.htlcs
             if h.offerer == self.me and height < h.cltv_expiry
         }
+        for k, h in self.held_adds(above=number).items():
+            if height < h.cltv_expiry:
+                back.add(k)
+        return back
+
+    def held_adds(self, above: int = -1) -> dict[tuple[int, int], Htlc]:
+        """Our HTLCs in proposals a crossing batch dropped (numbered above ``above``) that the
+        peer has not revoked yet: it holds our signature of that state, and may publish it (it
+        has the same number as our latest, so no supersede replaces it)."""
+        out: dict[tuple[int, int], Htlc] = {}
+        for number, enc in self.extra.get(HELD_ADDS, ()):
+            if number > above:
+                for u in decode_updates(bytes.fromhex(enc)):
+                    out[(u.offerer, u.htlc_id)] = u.htlc()
+        return out
+
+    def _release_held_adds(self) -> None:
+        """Forget the dropped proposals whose number the peer revoked (a penalty answers them)."""
+        held = self.extra.get(HELD_ADDS)
+        if not held:
+            return
+        kept = [x for x in held if x[0] > self.remote_revoked_through]
+        if len(kept) == len(held):
+            return
+        if kept:
+            self.extra[HELD_ADDS] = kept
+        else:
+            del self.extra[HELD_ADDS]
 
     def fulfils_past_deadline(self, height: int, blocks: int) -> list[Htlc]:
         """Incoming HTLCs we fulfil (queued or proposed) that are still in our latest commitment

@@ -1,0 +1,48 @@
+"""A crossing batch drops party 1's proposal, whose adds go back to its queue: party 0 holds
+party 1's signature of that state (numbered as party 1's new latest, so no supersede replaces
+it) until it revokes that number. Those adds are not "queued, never proposed": a disconnect or a
+force close must not fail them upstream (the peer may publish the state and claim them), and
+the watch must count them among the HTLCs the channel may still hold."""
+
+from __future__ import annotations
+
+import hashlib
+
+from gateway.ln.channel.closing import HELD_ADDS
+from gateway.ln.channel.state import ChannelState
+from hil_tests.gateway.ln.channel_pair import make_pair
+
+
+def _crossed():
+    a, b = make_pair((1_000_000, 400_000))
+    a.queue_add(1_000, hashlib.sha256(b"a").digest(), 1000)
+    b.queue_add(2_000, hashlib.sha256(b"b").digest(), 1000)
+    pa, pb = a.propose(), b.propose()
+    assert a.receive_update(pb) is None  # party 0's proposal wins the crossing
+    ack = b.receive_update(pa)  # party 1 drops its own, re-queued
+    return a, b, ack
+
+
+def test_a_dropped_add_is_not_failed_while_the_peer_may_publish_it():
+    a, b, ack = _crossed()
+    key = (1, 0)
+    assert [u.htlc_id for u in b.pending] == [0] and b.proposal is None
+    assert b.drop_pending_adds("peer offline") == []  # a disconnect keeps it queued
+    assert [u.htlc_id for u in b.pending] == [0] and b.next_local_htlc_id == 1
+    assert key in b.offered_htlcs()  # the watch looks for it on the ledger
+    assert key in b.may_come_back(b.latest.number - 1, height=10)
+    # party 0 publishes the dropped state (same number as b's latest): its output stays b's
+    assert key not in b.may_come_back(b.latest.number, height=10)
+    # once party 0 revoked that number, the dropped state is answered by the penalty
+    b.receive_revoke(a.receive_ack(ack))
+    assert b.extra.get(HELD_ADDS)  # party 0 revoked the state before, not this number yet
+    a.receive_revoke(b.receive_ack(a.receive_update(b.propose())))  # party 0 revokes 1
+    assert HELD_ADDS not in b.extra and key in b.offered_htlcs()  # in b's latest now
+    assert b.drop_pending_adds("peer offline") == [] and not b.pending
+
+
+def test_shutdown_still_fails_a_held_add_but_the_watch_keeps_it():
+    a, b, _ = _crossed()
+    events = b.shutdown()
+    assert [ev.htlc.key for ev in events] == [(1, 0)] and b.state == ChannelState.SHUTDOWN
+    assert (1, 0) in b.offered_htlcs()  # on the ledger, its claim or expiry is still seen
