@@ -4,6 +4,7 @@ as it signed it; an honest peer's preimage hints are never rejected."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import Any
 
@@ -19,8 +20,8 @@ from gateway.ln.channel.channel import (
     PreimageLearned,
 )
 from gateway.ln.channel.htlc import AddHtlc, decode_updates
-from gateway.ln.channel.messages import Preimages
-from gateway.ln.errors import InsufficientBalance, UnknownHtlc
+from gateway.ln.channel.messages import AckBatch, Preimages, UpdateBatch
+from gateway.ln.errors import InsufficientBalance, ProtocolViolation, UnknownHtlc
 from hil_tests.gateway.ln.channel_pair import make_pair
 
 CAP = (1_000_000, 400_000)
@@ -38,6 +39,10 @@ class TwoChannels(RuleBasedStateMachine):
         self.reported: list[dict[int, int]] = [{}, {}]  # party -> peer's htlc id -> reports
         self.signed: list[set[int]] = [set(), set()]  # peer's HTLCs each party ever signed
         self.learnt: list[set[int]] = [set(), set()]  # own HTLCs whose preimage each learnt
+        # the commitments whose ledger state each party signed for the peer (a batch's or an
+        # ack's ledger_sig): the peer may publish any of them, even one lost in flight
+        self.given: list[list] = [[], []]
+        self.refusable: set[int] = set()  # id() of batches sent before the reestablish
 
     def _deliver(self, i: int, msg) -> None:
         ch = self.chans[i]
@@ -49,9 +54,14 @@ class TwoChannels(RuleBasedStateMachine):
                 "AckBatch": ch.receive_ack,
                 "Revoke": ch.receive_revoke,
             }
-            reply = handlers[type(msg).__name__](msg)
+            try:
+                reply = handlers[type(msg).__name__](msg)
+            except ProtocolViolation:
+                if id(msg) not in self.refusable:
+                    raise
+                reply = None
             if reply is not None:
-                self.inbox[1 - i].append(reply)
+                self._send(i, reply)
         self.signed[i].update(h.htlc_id for h in ch.latest.htlcs if h.offerer == 1 - i)
         for ev in ch.drain_events():
             if isinstance(ev, IncomingHtlc):
@@ -63,6 +73,15 @@ class TwoChannels(RuleBasedStateMachine):
                 self.learnt[i].add(ev.htlc.htlc_id)
             elif isinstance(ev, OutgoingSettled) and ev.preimage is not None:
                 assert ev.htlc.htlc_id in self.learnt[i]  # learnt when it signed the fulfil
+
+    def _send(self, i: int, msg) -> None:
+        """Party i sends `msg`: a batch or an ack gives the peer a ledger state to publish."""
+        ch = self.chans[i]
+        if isinstance(msg, UpdateBatch):
+            self.given[i].append(ch.proposal.commitment)
+        elif isinstance(msg, AckBatch) and msg.number == ch.latest.number:
+            self.given[i].append(ch.latest)
+        self.inbox[1 - i].append(msg)
 
     def _hints(self, i: int) -> None:
         """What the node sends after the commit that persisted party i's queued fulfils."""
@@ -99,23 +118,33 @@ class TwoChannels(RuleBasedStateMachine):
     def propose(self, i):
         msg = self.chans[i].propose()
         if msg is not None:
-            self.inbox[1 - i].append(msg)
+            self._send(i, msg)
 
     @precondition(lambda self: self.inbox[0] or self.inbox[1])
-    @rule(i=st.integers(0, 1))
-    def deliver(self, i):
+    @rule(i=st.integers(0, 1), then_propose=st.booleans())
+    def deliver(self, i, then_propose=False):
+        """...and, as the node does after a burst, propose in the same step (then_propose)."""
         if self.inbox[i]:
             self._deliver(i, self.inbox[i].pop(0))
+            if then_propose:
+                self.propose(i)
 
     @precondition(lambda self: self.inbox[0] or self.inbox[1])
-    @rule(i=st.integers(0, 1))
-    def lose_and_reestablish(self, i):
-        """A connection drop loses everything in flight; both sides reestablish."""
+    @rule(i=st.integers(0, 1), early=st.tuples(st.booleans(), st.booleans()))
+    def lose_and_reestablish(self, i, early=(False, False)):
+        """A connection drop loses everything in flight; both sides reestablish. A node may
+        propose on the new connection before the peer's reestablish is handled (`early`): the
+        peer may refuse that batch (changing nothing), the reestablish sends it again."""
         self.inbox = [[], []]
         a, b = self.chans
+        for j in (0, 1):
+            if early[j] and self.chans[j].propose() is not None:
+                self._send(j, self.chans[j].proposal_msg())
+                self.refusable.add(id(self.inbox[1 - j][-1]))
         for src, dst in ((0, 1), (1, 0)):
             msg = self.chans[src].reestablish_msg()
-            self.inbox[src].extend(self.chans[dst].on_reestablish(msg))
+            for out in self.chans[dst].on_reestablish(msg):
+                self._send(dst, out)
             self._hints(dst)  # the queued fulfils, hinted again after the reestablish
         del a, b
 
@@ -151,6 +180,31 @@ class TwoChannels(RuleBasedStateMachine):
                 late |= {u.htlc_id for u in decode_updates(bytes.fromhex(enc))}
             assert i == 1 or not late  # only party 1's proposal loses a crossing
             assert set(self.reported[i]) == self.signed[i] - late
+
+    @invariant()
+    def every_state_the_peer_may_publish_is_answered(self):
+        """Each state party i signed for the peer is revoked (penalty), older than i's latest
+        (supersede), or holds i's HTLCs where i's watch looks for them (`offered_htlcs`, not
+        among the queued adds a force close fails at once) and the live peer HTLCs i acted on."""
+        for i in (0, 1):
+            ch = self.chans[i]
+            offered = set(ch.offered_htlcs())
+            # what a disconnect or a force close fails upstream at once (`drop_pending_adds`)
+            queued = {ev.htlc.key for ev in copy.deepcopy(ch).drop_pending_adds("offline")}
+            settling = ch.settling()
+            acted = {
+                h.key
+                for h in ch.latest.htlcs
+                if h.offerer == 1 - i and h.htlc_id in self.reported[i] and h.key not in settling
+            }
+            for c in self.given[i]:
+                if c.number <= ch.remote_revoked_through or c.number < ch.latest.number:
+                    continue
+                keys = {h.key for h in c.htlcs}
+                own = {k for k in keys if k[0] == i}
+                assert own <= offered, (i, c.number, own - offered)
+                assert not own & queued, (i, c.number, own & queued)
+                assert acted <= keys, (i, c.number, acted - keys)
 
     @invariant()
     def capacity_is_conserved(self):
