@@ -42,7 +42,7 @@ class TwoChannels(RuleBasedStateMachine):
         # the commitments whose ledger state each party signed for the peer (a batch's or an
         # ack's ledger_sig): the peer may publish any of them, even one lost in flight
         self.given: list[list] = [[], []]
-        self.refusable: set[int] = set()  # id() of batches sent before the reestablish
+        self.refusable: list = []  # batches sent before the peer's reestablish was handled
 
     def _deliver(self, i: int, msg) -> None:
         ch = self.chans[i]
@@ -57,7 +57,7 @@ class TwoChannels(RuleBasedStateMachine):
             try:
                 reply = handlers[type(msg).__name__](msg)
             except ProtocolViolation:
-                if id(msg) not in self.refusable:
+                if not any(msg is r for r in self.refusable):
                     raise
                 reply = None
             if reply is not None:
@@ -140,7 +140,7 @@ class TwoChannels(RuleBasedStateMachine):
         for j in (0, 1):
             if early[j] and self.chans[j].propose() is not None:
                 self._send(j, self.chans[j].proposal_msg())
-                self.refusable.add(id(self.inbox[1 - j][-1]))
+                self.refusable.append(self.inbox[1 - j][-1])
         for src, dst in ((0, 1), (1, 0)):
             msg = self.chans[src].reestablish_msg()
             for out in self.chans[dst].on_reestablish(msg):
