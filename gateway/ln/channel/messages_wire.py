@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.ln.channel import messages as m
-from gateway.ln.codec.wire import TABLE, Message
+from gateway.ln.codec.wire import MAX_MESSAGE_LEN, TABLE, Message
 from gateway.ln.errors import ProtocolViolation, WireError
 
 _B32, _B33, _B64 = "bytes32", "bytes33", "bytes64"
@@ -111,6 +111,8 @@ def to_wire(msg: m.ChannelMsg) -> bytes:
             return raw
         if len(msg.next_hash) != 32:
             raise WireError("sg_update_batch: next_hash must be 32 bytes")
+        if len(raw) + 34 > MAX_MESSAGE_LEN:  # a batch near the limit goes without: the peer
+            return raw  # waits for our revoke (it is sent again the same, byte for byte)
         return raw + bytes((NEXT_HASH_TLV, 32)) + msg.next_hash
     if isinstance(msg, m.AckBatch):
         return TABLE.encode(

@@ -203,3 +203,16 @@ def test_the_next_hash_record_round_trips_and_a_bad_stream_is_malformed():
         with pytest.raises(WireError):
             messages_wire.from_wire(TABLE.decode(bad))
     assert isinstance(messages_wire.from_wire(TABLE.decode(plain)), UpdateBatch)
+
+
+def test_a_batch_near_the_message_limit_goes_without_the_next_hash():
+    """The record must not push the message past 65535 bytes (the peer could not read it, and
+    the batch, sent again the same after every reconnection, would never be acked)."""
+    hash_ = hashlib.sha256(b"next").digest()
+    for size in (65_535 - 172 - 34, 65_535 - 172):  # with room for the record, and without
+        msg = UpdateBatch(bytes(32), 1, bytes(size - 2), bytes(64), bytes(64), hash_)
+        raw = messages_wire.to_wire(msg)
+        assert len(raw) <= 65_535
+        back = messages_wire.from_wire(TABLE.decode(raw))
+        assert back.updates == msg.updates
+        assert back.next_hash == (hash_ if size < 65_535 - 172 else b"")
