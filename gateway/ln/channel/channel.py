@@ -238,6 +238,8 @@ class Channel(ChannelClosing):
             raise ProtocolViolation(f"batch for {msg.number}, we are at {self.latest.number}")
         if self.awaiting_revoke:
             raise ProtocolViolation("new batch before the peer revoked its previous commitment")
+        if msg.next_hash and len(msg.next_hash) != 32:  # before anything changes
+            raise ProtocolViolation("next revocation hash must be 32 bytes")
         crossed = False
         if self.proposal is not None:
             if self.me == 0:
@@ -282,8 +284,6 @@ class Channel(ChannelClosing):
             self.extra[REPORTED_EARLY] = msg.number  # persisted with the channel
         elif crossed and self.early_lock_in and adds:
             self.extra[CROSSED] = msg.number
-        if msg.next_hash and len(msg.next_hash) != 32:
-            raise ProtocolViolation("next revocation hash must be 32 bytes")
         # the peer's hash for msg.number + 1: with it we may propose before its revoke comes
         self.remote_next_hash = msg.next_hash
         self._persist()

@@ -216,3 +216,14 @@ def test_a_batch_near_the_message_limit_goes_without_the_next_hash():
         back = messages_wire.from_wire(TABLE.decode(raw))
         assert back.updates == msg.updates
         assert back.next_hash == (hash_ if size < 65_535 - 172 else b"")
+
+
+def test_a_batch_with_a_bad_next_hash_is_refused_before_anything_changes():
+    a, b = make_pair((1_000_000, 400_000))
+    a.queue_add(1_000, hashlib.sha256(b"x").digest(), 1000)
+    msg = dataclasses.replace(a.propose(), next_hash=bytes(16))
+    before = (b.latest, b.sigs, b.awaiting_revoke, b.remote_next_hash, dict(b.extra))
+    with pytest.raises(ProtocolViolation):
+        b.receive_update(msg)
+    assert (b.latest, b.sigs, b.awaiting_revoke, b.remote_next_hash, dict(b.extra)) == before
+    assert b.drain_events() == []
