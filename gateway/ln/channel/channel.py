@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from gateway.ln.channel.closing import HELD_ADDS, ChannelClosing
+from gateway.ln.channel.closing import HELD_ADDS, HELD_FAILS, ChannelClosing
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.htlc import (
     AddHtlc,
@@ -282,7 +282,7 @@ class Channel(ChannelClosing):
         if early and adds:
             self.events.extend(IncomingHtlc(self.channel_id, u) for u in adds)
             self.extra[REPORTED_EARLY] = msg.number  # persisted with the channel
-        elif crossed and self.early_lock_in and adds:
+        if crossed:  # its adds wait for that number's revoke, and so do its fails of ours
             self.extra[CROSSED] = msg.number
         # the peer's hash for msg.number + 1: with it we may propose before its revoke comes
         self.remote_next_hash = msg.next_hash
@@ -351,10 +351,10 @@ class Channel(ChannelClosing):
         # the batch's new HTLCs were reported by receive_update, unless it crossed our proposal
         early = self.extra.pop(REPORTED_EARLY, None) == self.latest.number
         crossed = self.extra.pop(CROSSED, None) == self.latest.number
-        late = not early and not crossed
+        late = not early and not (crossed and self.early_lock_in)
         self._release_crossed()  # an earlier crossing batch whose number this revoke revoked
-        if crossed:
-            adds = tuple(u for u in self.unrevoked_updates if isinstance(u, AddHtlc))
+        adds = tuple(u for u in self.unrevoked_updates if isinstance(u, AddHtlc))
+        if crossed and self.early_lock_in and adds:
             held = self.extra.setdefault(LOCK_IN_AFTER, [])
             held.append([self.latest.number, encode_updates(adds).hex()])
         for u in self.unrevoked_updates:
@@ -366,6 +366,17 @@ class Channel(ChannelClosing):
                 self.events.append(OutgoingSettled(self.channel_id, h, u.preimage))
             else:
                 h = removed[(u.offerer, u.htlc_id)]
+                if crossed and h.offerer == self.me:
+                    # our dropped state of this number, signed for the peer and not revoked,
+                    # still holds h: the fail is final once the peer revoked that number
+                    as_add = AddHtlc(
+                        h.offerer, h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry
+                    )
+                    held_fails = self.extra.setdefault(HELD_FAILS, [])
+                    held_fails.append(
+                        [self.latest.number, encode_updates((as_add,)).hex(), u.reason]
+                    )
+                    continue
                 self.events.append(OutgoingSettled(self.channel_id, h, None, u.reason))
         self.unrevoked_updates, self.unrevoked_removed = (), ()
         self._persist()
@@ -375,6 +386,7 @@ class Channel(ChannelClosing):
         with an ack or a revoke): still in our latest and not being settled (the timer may
         have failed one meanwhile)."""
         self._release_held_adds()
+        self._release_held_fails()
         held = self.extra.get(LOCK_IN_AFTER)
         if not held:
             return

@@ -19,6 +19,10 @@ log = logging.getLogger("gateway.ln.channel")
 # `extra` key: [[number, our adds], ...] of our proposals dropped by a crossing batch (party 1's):
 # the peer holds our signature of that state with these HTLCs until it revokes its number
 HELD_ADDS = "held_adds"
+# `extra` key: [[number, our HTLC as an add, reason], ...] of our HTLCs that the peer's batch
+# which won a crossing failed: the dropped state of that number, which the peer holds signed
+# and has not revoked, still holds them, so the fail is final (upstream) only at that revoke
+HELD_FAILS = "held_fails"
 
 
 class ChannelClosing(ChannelCore):
@@ -116,6 +120,7 @@ class ChannelClosing(ChannelCore):
         while the peer has not yet revoked the state before it."""
         ours = {h.key: h for h in self.unrevoked_removed if h.offerer == self.me}
         ours.update(self.held_adds())
+        ours.update(self.held_fails())
         for c in self._signed_for_peer():
             ours.update({h.key: h for h in c.htlcs if h.offerer == self.me})
         return ours
@@ -133,9 +138,8 @@ class ChannelClosing(ChannelCore):
             for h in c.htlcs
             if h.offerer == self.me and height < h.cltv_expiry
         }
-        for k, h in self.held_adds(above=number).items():
-            if height < h.cltv_expiry:
-                back.add(k)
+        for held in (self.held_adds(above=number), self.held_fails(above=number)):
+            back.update(k for k, h in held.items() if height < h.cltv_expiry)
         return back
 
     def held_adds(self, above: int = -1) -> dict[tuple[int, int], Htlc]:
@@ -145,9 +149,37 @@ class ChannelClosing(ChannelCore):
         out: dict[tuple[int, int], Htlc] = {}
         for number, enc in self.extra.get(HELD_ADDS, ()):
             if number > above:
-                for u in decode_updates(bytes.fromhex(enc)):
+                for u in _adds(enc):
                     out[(u.offerer, u.htlc_id)] = u.htlc()
         return out
+
+    def held_fails(self, above: int = -1) -> dict[tuple[int, int], Htlc]:
+        """Our HTLCs that a crossing batch failed while our dropped state of its number
+        (numbered above ``above``), not yet revoked by the peer, still holds them."""
+        out: dict[tuple[int, int], Htlc] = {}
+        for number, enc, _ in self.extra.get(HELD_FAILS, ()):
+            if number > above:
+                for u in _adds(enc):
+                    out[(u.offerer, u.htlc_id)] = u.htlc()
+        return out
+
+    def _release_held_fails(self) -> None:
+        """The held fails whose number the peer revoked are final now: `OutgoingSettled`."""
+        held = self.extra.get(HELD_FAILS)
+        if not held:
+            return
+        through = self.remote_revoked_through
+        kept = [x for x in held if x[0] > through]
+        if len(kept) == len(held):
+            return
+        if kept:
+            self.extra[HELD_FAILS] = kept
+        else:
+            del self.extra[HELD_FAILS]
+        for number, enc, reason in held:
+            if number <= through:
+                for u in _adds(enc):
+                    self.events.append(OutgoingSettled(self.channel_id, u.htlc(), None, reason))
 
     def _release_held_adds(self) -> None:
         """Forget the dropped proposals whose number the peer revoked (a penalty answers them)."""
@@ -186,3 +218,8 @@ class ChannelClosing(ChannelCore):
     def mark_closed(self) -> None:
         if self.state != ChannelState.CLOSED:
             self.set_state(ChannelState.CLOSED)
+
+
+def _adds(enc: str) -> list[AddHtlc]:
+    """The adds of an encoding kept in `extra` (hex of `encode_updates`, adds only)."""
+    return [u for u in decode_updates(bytes.fromhex(enc)) if isinstance(u, AddHtlc)]

@@ -46,3 +46,31 @@ def test_shutdown_still_fails_a_held_add_but_the_watch_keeps_it():
     events = b.shutdown()
     assert [ev.htlc.key for ev in events] == [(1, 0)] and b.state == ChannelState.SHUTDOWN
     assert (1, 0) in b.offered_htlcs()  # on the ledger, its claim or expiry is still seen
+
+
+def test_our_htlc_the_winning_batch_fails_is_failed_only_once_the_dropped_state_is_revoked():
+    """b (party 1) offered h; both propose 2, a's batch (failing h) wins: b's dropped state 2,
+    which a holds signed and has not revoked, still has h. a's revoke of 1 makes the fail final
+    for a's state 2, not for that one: b fails h upstream only once a revoked 2 too."""
+    from gateway.ln.channel.closing import HELD_FAILS
+    from gateway.ln.channel.state import OutgoingSettled
+    from hil_tests.gateway.ln.channel_pair import run_round
+
+    a, b = make_pair((1_000_000, 400_000))
+    b.queue_add(2_000, hashlib.sha256(b"h").digest(), 1000)
+    assert run_round(b, a)
+    (ev,) = a.drain_events()
+    a.queue_fail(ev.add.htlc_id, "no route")
+    b.queue_add(3_000, hashlib.sha256(b"h2").digest(), 1000)  # b proposes too: a crossing
+    pa, pb = a.propose(), b.propose()
+    assert a.receive_update(pb) is None
+    ack = b.receive_update(pa)
+    b.receive_revoke(a.receive_ack(ack))  # a revoked 1, not 2
+    h = (1, 0)
+    assert not [e for e in b.drain_events() if isinstance(e, OutgoingSettled)]
+    assert b.extra[HELD_FAILS] and h in b.offered_htlcs()
+    assert h in b.may_come_back(b.latest.number - 1, height=10)  # a may publish the dropped 2
+    a.receive_revoke(b.receive_ack(a.receive_update(b.propose())))  # b's adds again: a revokes 2
+    (failed,) = [e for e in b.drain_events() if isinstance(e, OutgoingSettled)]
+    assert failed.htlc.key == h and failed.preimage is None and failed.reason == "no route"
+    assert HELD_FAILS not in b.extra and h not in b.offered_htlcs()
