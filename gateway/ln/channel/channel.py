@@ -335,9 +335,11 @@ class Channel(ChannelClosing):
         return Revoke(self.channel_id, k, self.local_secret(k), self.local_rev_hash(k + 2))
 
     def receive_revoke(self, msg: Revoke) -> None:
+        if msg.number <= self.remote_revoked_through:
+            # a duplicate (e.g. answering the stale ack of a batch the reestablish sent again),
+            # which may come after our acceptance of the peer's next batch: nothing new in it
+            return
         if not self.awaiting_revoke:
-            if msg.number <= self.remote_revoked_through:
-                return  # duplicate
             raise ProtocolViolation(f"unexpected revoke of {msg.number}")
         if msg.number != self.latest.number - 1:
             raise ProtocolViolation(f"revoke of {msg.number}, expected {self.latest.number - 1}")

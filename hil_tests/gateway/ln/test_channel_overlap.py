@@ -227,3 +227,23 @@ def test_a_batch_with_a_bad_next_hash_is_refused_before_anything_changes():
         b.receive_update(msg)
     assert (b.latest, b.sigs, b.awaiting_revoke, b.remote_next_hash, dict(b.extra)) == before
     assert b.drain_events() == []
+
+
+def test_a_duplicate_revoke_after_the_next_batch_is_ignored():
+    """A stale ack (the reestablish sent a batch again, the peer acked both copies) is answered
+    with the same revoke again; it may reach the peer after it accepted our next batch: a
+    duplicate, changing nothing (it was refused as a revoke of the wrong number)."""
+    a, b = make_pair()
+    _add(a, 1)
+    ack1 = b.receive_update(a.propose())
+    rev0 = a.receive_ack(ack1)
+    _add(a, 2)
+    batch2 = a.propose()
+    b.receive_revoke(rev0)
+    ack2 = b.receive_update(batch2)
+    assert a.receive_ack(ack1) == rev0  # the stale ack: the same revoke again
+    before = (b.latest, b.awaiting_revoke, b.remote_revoked_through, dict(b.extra))
+    b.receive_revoke(rev0)
+    assert (b.latest, b.awaiting_revoke, b.remote_revoked_through, dict(b.extra)) == before
+    b.receive_revoke(a.receive_ack(ack2))
+    _converged(a, b)
