@@ -389,18 +389,9 @@ class Channel(ChannelClosing):
         have failed one meanwhile)."""
         self._release_held_adds()
         self._release_held_fails()
-        held = self.extra.get(LOCK_IN_AFTER)
-        if not held:
-            return
-        through = self.remote_revoked_through
-        due = [x for x in held if x[0] <= through]
+        due = self._take_revoked(LOCK_IN_AFTER)
         if not due:
             return
-        kept = [x for x in held if x[0] > through]
-        if kept:
-            self.extra[LOCK_IN_AFTER] = kept
-        else:
-            del self.extra[LOCK_IN_AFTER]
         self._cache.clear()
         live = {h.key for h in self.latest.htlcs} - self._settling()
         for _, enc in due:

@@ -6,6 +6,7 @@ Builds on `core.ChannelCore`; `channel.Channel` builds on this (pure, no I/O).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.core import ChannelCore
@@ -146,53 +147,46 @@ class ChannelClosing(ChannelCore):
         """Our HTLCs in proposals a crossing batch dropped (numbered above ``above``) that the
         peer has not revoked yet: it holds our signature of that state, and may publish it (it
         has the same number as our latest, so no supersede replaces it)."""
-        out: dict[tuple[int, int], Htlc] = {}
-        for number, enc in self.extra.get(HELD_ADDS, ()):
-            if number > above:
-                for u in _adds(enc):
-                    out[(u.offerer, u.htlc_id)] = u.htlc()
-        return out
+        return self._held_htlcs(HELD_ADDS, above)
 
     def held_fails(self, above: int = -1) -> dict[tuple[int, int], Htlc]:
         """Our HTLCs that a crossing batch failed while our dropped state of its number
         (numbered above ``above``), not yet revoked by the peer, still holds them."""
+        return self._held_htlcs(HELD_FAILS, above)
+
+    def _held_htlcs(self, key: str, above: int) -> dict[tuple[int, int], Htlc]:
         out: dict[tuple[int, int], Htlc] = {}
-        for number, enc, _ in self.extra.get(HELD_FAILS, ()):
-            if number > above:
-                for u in _adds(enc):
+        for entry in self.extra.get(key, ()):  # [number, encoded adds, ...]
+            if entry[0] > above:
+                for u in _adds(entry[1]):
                     out[(u.offerer, u.htlc_id)] = u.htlc()
         return out
 
+    def _take_revoked(self, key: str) -> list[list[Any]]:
+        """Remove and return the entries of ``extra[key]`` (each [number, ...]) whose number
+        the peer has revoked."""
+        held = self.extra.get(key)
+        if not held:
+            return []
+        through = self.remote_revoked_through
+        due = [x for x in held if x[0] <= through]
+        if due:
+            kept = [x for x in held if x[0] > through]
+            if kept:
+                self.extra[key] = kept
+            else:
+                del self.extra[key]
+        return due
+
     def _release_held_fails(self) -> None:
         """The held fails whose number the peer revoked are final now: `OutgoingSettled`."""
-        held = self.extra.get(HELD_FAILS)
-        if not held:
-            return
-        through = self.remote_revoked_through
-        kept = [x for x in held if x[0] > through]
-        if len(kept) == len(held):
-            return
-        if kept:
-            self.extra[HELD_FAILS] = kept
-        else:
-            del self.extra[HELD_FAILS]
-        for number, enc, reason in held:
-            if number <= through:
-                for u in _adds(enc):
-                    self.events.append(OutgoingSettled(self.channel_id, u.htlc(), None, reason))
+        for _, enc, reason in self._take_revoked(HELD_FAILS):
+            for u in _adds(enc):
+                self.events.append(OutgoingSettled(self.channel_id, u.htlc(), None, reason))
 
     def _release_held_adds(self) -> None:
         """Forget the dropped proposals whose number the peer revoked (a penalty answers them)."""
-        held = self.extra.get(HELD_ADDS)
-        if not held:
-            return
-        kept = [x for x in held if x[0] > self.remote_revoked_through]
-        if len(kept) == len(held):
-            return
-        if kept:
-            self.extra[HELD_ADDS] = kept
-        else:
-            del self.extra[HELD_ADDS]
+        self._take_revoked(HELD_ADDS)
 
     def fulfils_past_deadline(self, height: int, blocks: int) -> list[Htlc]:
         """Incoming HTLCs we fulfil (queued or proposed) that are still in our latest commitment
