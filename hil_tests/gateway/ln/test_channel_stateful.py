@@ -1,16 +1,30 @@
 """Random sequences of add / fulfill / fail / propose / ack / revoke / sg_preimages / lost messages
-on two channels. Early lock-in: each party reports each of the peer's HTLCs exactly once, as soon
-as it signed it; an honest peer's preimage hints are never rejected."""
+/ restarts on two channels whose parties may run older versions and upgrade. Early lock-in: each
+party reports each of the peer's HTLCs exactly once, as soon as it signed it (a version before
+early lock-in: at the peer's revoke); an honest peer's preimage hints are never rejected.
+
+The versions a party may run, oldest first (`VERSIONS`), as the peer sees them on the wire:
+- before early lock-in: reports the peer's HTLCs at its revoke, neither sends nor reads
+  sg_preimages (an odd type it ignores), and strict rounds (below);
+- before overlapping rounds: its batches carry no next revocation hash, and it skips the TLV
+  record of the peer's (a reader of that version does not know it), so neither side proposes
+  before the other's revoke;
+- current.
+A restart reloads a party's channel from its stored document (`channel_doc`), possibly as the
+next version: the upgrade may come in the middle of a round (a document written by the older
+version), and loses the connection."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import json
 from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gateway.ln.channel.channel import (
     LOCK_IN_AFTER,
@@ -22,15 +36,24 @@ from gateway.ln.channel.channel import (
 from gateway.ln.channel.htlc import AddHtlc, decode_updates
 from gateway.ln.channel.messages import AckBatch, Preimages, UpdateBatch
 from gateway.ln.errors import InsufficientBalance, ProtocolViolation, UnknownHtlc
-from hil_tests.gateway.ln.channel_pair import make_pair
+from gateway.ln.node.channel_doc import channel_doc_json, channel_from_doc, pending_blob
+from hil_tests.gateway.ln.channel_pair import make_pair, node_keys
 
 CAP = (1_000_000, 400_000)
+KEYS = (node_keys("alice"), node_keys("bob"))  # make_pair's parties
+BEFORE_EARLY_LOCK_IN, BEFORE_OVERLAP, CURRENT = VERSIONS = range(3)
+
+
+def run_as(ch, version: int) -> None:
+    """Set the channel's policies to those of `version` (on this instance only)."""
+    ch.early_lock_in = version > BEFORE_EARLY_LOCK_IN
+    ch.overlap_rounds = version > BEFORE_OVERLAP
 
 
 class TwoChannels(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chans = make_pair(CAP)
+        self.chans = list(make_pair(CAP))
         self.inbox: list[list] = [[], []]  # messages in flight towards party i
         self.incoming: list[list] = [[], []]  # committed HTLCs each party may settle
         self.preimages: dict[bytes, bytes] = {}
@@ -40,15 +63,32 @@ class TwoChannels(RuleBasedStateMachine):
         self.signed: list[set[int]] = [set(), set()]  # peer's HTLCs each party ever signed
         self.learnt: list[set[int]] = [set(), set()]  # own HTLCs whose preimage each learnt
         # the commitments whose ledger state each party signed for the peer (a batch's or an
-        # ack's ledger_sig): the peer may publish any of them, even one lost in flight
-        self.given: list[list] = [[], []]
+        # ack's ledger_sig): the peer may publish any of them, even one lost in flight; with
+        # the version the party ran when it signed
+        self.given: list[list[tuple[Any, int]]] = [[], []]
         self.fulfilled: list[set] = [set(), set()]  # own HTLCs each party saw fulfilled
         self.refusable: list = []  # batches sent before the peer's reestablish was handled
+        self.version = [CURRENT, CURRENT]
+        self.ever_old = [False, False]  # ran a version before early lock-in at some point
+
+    @initialize(versions=st.tuples(*[st.sampled_from((CURRENT, CURRENT, CURRENT, *VERSIONS))] * 2))
+    def run_versions(self, versions):
+        for i, v in enumerate(versions):
+            self._run_as(i, v)
+
+    def _run_as(self, i: int, version: int) -> None:
+        self.version[i] = version
+        self.ever_old[i] |= version == BEFORE_EARLY_LOCK_IN
+        run_as(self.chans[i], version)
 
     def _deliver(self, i: int, msg) -> None:
         ch = self.chans[i]
+        refusable = any(msg is r for r in self.refusable)
+        if isinstance(msg, UpdateBatch) and self.version[i] <= BEFORE_OVERLAP:
+            msg = dataclasses.replace(msg, next_hash=b"")  # a TLV record it does not read
         if isinstance(msg, Preimages):
-            assert ch.receive_preimages(msg) == []  # an honest peer's hints are all good
+            if self.version[i] > BEFORE_EARLY_LOCK_IN:  # else an unknown odd type: ignored
+                assert ch.receive_preimages(msg) == []  # an honest peer's hints are all good
         else:
             handlers: dict[str, Any] = {
                 "UpdateBatch": ch.receive_update,
@@ -61,7 +101,7 @@ class TwoChannels(RuleBasedStateMachine):
             try:
                 reply = handlers[type(msg).__name__](msg)
             except ProtocolViolation:
-                if not any(msg is r for r in self.refusable):
+                if not refusable:
                     raise
                 reply = None
             if reply is not None:
@@ -86,15 +126,15 @@ class TwoChannels(RuleBasedStateMachine):
         """Party i sends `msg`: a batch or an ack gives the peer a ledger state to publish."""
         ch = self.chans[i]
         if isinstance(msg, UpdateBatch):
-            self.given[i].append(ch.proposal.commitment)
+            self.given[i].append((ch.proposal.commitment, self.version[i]))
         elif isinstance(msg, AckBatch) and msg.number == ch.latest.number:
-            self.given[i].append(ch.latest)
+            self.given[i].append((ch.latest, self.version[i]))
         self.inbox[1 - i].append(msg)
 
     def _hints(self, i: int) -> None:
         """What the node sends after the commit that persisted party i's queued fulfils."""
         hints = self.chans[i].take_preimage_hints()
-        if hints:
+        if hints and self.version[i] > BEFORE_EARLY_LOCK_IN:  # an older node sends none
             self.inbox[1 - i].append(Preimages(self.chans[i].channel_id, tuple(hints)))
 
     @rule(i=st.integers(0, 1), amount=st.integers(1, 300_000))
@@ -156,6 +196,16 @@ class TwoChannels(RuleBasedStateMachine):
             self._hints(dst)  # the queued fulfils, hinted again after the reestablish
         del a, b
 
+    @rule(i=st.integers(0, 1), upgrade=st.booleans())
+    def restart(self, i, upgrade):
+        """Party i's node restarts (on the next version, `upgrade`): its channel is what it
+        stored, the connection is lost and reestablished."""
+        ch = self.chans[i]
+        text, blobs = channel_doc_json(ch, pending_blob(ch, None))
+        self.chans[i] = channel_from_doc(json.loads(text), KEYS[i], blobs)
+        self._run_as(i, min(self.version[i] + upgrade, CURRENT))
+        self.lose_and_reestablish(i)
+
     def teardown(self):
         """Liveness: with no more losses, both sides always converge on one commitment."""
         for _ in range(200):
@@ -186,7 +236,9 @@ class TwoChannels(RuleBasedStateMachine):
                 late = {u.htlc_id for u in ch.unrevoked_updates if isinstance(u, AddHtlc)}
             for _, enc in ch.extra.get(LOCK_IN_AFTER, []):  # wait for that number's revoke
                 late |= {u.htlc_id for u in decode_updates(bytes.fromhex(enc))}
-            assert i == 1 or not late  # only party 1's proposal loses a crossing
+            # only party 1's proposal loses a crossing; a version before early lock-in (or a
+            # batch it signed, its document read by the next version) reports at the revoke
+            assert i == 1 or not late or self.ever_old[i]
             assert set(self.reported[i]) == self.signed[i] - late
 
     @invariant()
@@ -205,7 +257,7 @@ class TwoChannels(RuleBasedStateMachine):
                 for h in ch.latest.htlcs
                 if h.offerer == 1 - i and h.htlc_id in self.reported[i] and h.key not in settling
             }
-            for c in self.given[i]:
+            for c, version in self.given[i]:
                 if c.number <= ch.remote_revoked_through or c.number < ch.latest.number:
                     continue
                 keys = {h.key for h in c.htlcs}
@@ -214,7 +266,11 @@ class TwoChannels(RuleBasedStateMachine):
                 # one a dropped state still holds is kept: extra["held_fails"])
                 assert own - offered <= self.fulfilled[i], (i, c.number, own - offered)
                 assert not own & queued, (i, c.number, own & queued)
-                assert acted <= keys, (i, c.number, acted - keys)
+                # the version before early lock-in acts on a batch that crossed its proposal
+                # n+1 at the peer's revoke of n, while the peer may still publish that dropped
+                # n+1 (the gap that lock_in_after closed, docs/channels.md)
+                if version > BEFORE_EARLY_LOCK_IN:
+                    assert acted <= keys, (i, c.number, acted - keys)
 
     @invariant()
     def capacity_is_conserved(self):
@@ -230,5 +286,5 @@ class TwoChannels(RuleBasedStateMachine):
             assert a.latest == b.latest
 
 
-TwoChannels.TestCase.settings = settings(max_examples=80, stateful_step_count=40, deadline=None)
+TwoChannels.TestCase.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
 test_two_channels = TwoChannels.TestCase
