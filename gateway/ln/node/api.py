@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from gateway.ln.channel.channel import Channel
@@ -34,12 +35,14 @@ def channel_info(ch: Channel) -> dict[str, Any]:
 
 def routes(node: Node) -> dict[str, Any]:
     async def info(_: dict[str, Any]) -> Any:
+        # off the event loop, as every ledger read of the node's (watch.py)
+        balance = await asyncio.to_thread(node.ledger.balance, node.node_id)
         return {
             "node_id": node.node_id.hex(),
             "port": node.port,
             "height": node.height,
             "peers": [p.hex() for p in node.peers],
-            "ledger_balance_msat": node.ledger.balance(node.node_id),
+            "ledger_balance_msat": balance,
             "commits": node.store.commits,
             # channel events and rounds that raised (logged rate-limited; the others went on)
             "event_failures": node.switch.failures.total,
@@ -124,7 +127,7 @@ def routes(node: Node) -> dict[str, Any]:
         return {"status": pay.status, "amount_msat": pay.amount_msat, "reason": pay.reason}
 
     async def tick(_: dict[str, Any]) -> Any:
-        node.watch.tick()
+        await node.watch_ledger()
         return {"height": node.height}
 
     async def timeline(_: dict[str, Any]) -> Any:

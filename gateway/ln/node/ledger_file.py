@@ -1,13 +1,15 @@
 """`MemoryLedger` (the real ledger's rules) over a SQLite file that several node processes share (tests, demos).
 
 Every call runs in one IMMEDIATE transaction: load the state, apply, save. The real ledger node
-(`sgrid ledger run`, adapted by ledger_http.py) replaces it in production.
+(`sgrid ledger run`, adapted by ledger_http.py) replaces it in production. Thread-safe: the node
+reads the ledger in worker threads (its watch, gossip), one call at a time per FileLedger.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,15 @@ class FileLedger:
     def __init__(self, path: Path, chain: str = "file-ledger") -> None:
         self.path = path
         self.chain = chain
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # one connection, any thread: the lock keeps its calls (and transactions) apart
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        self._lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, doc TEXT)")
 
     def _load(self) -> MemoryLedger:
-        row = self.db.execute("SELECT doc FROM ledger WHERE id = 1").fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT doc FROM ledger WHERE id = 1").fetchone()
         led = MemoryLedger(chain=self.chain)
         if row is None:
             return led
@@ -53,16 +58,17 @@ class FileLedger:
         self.db.execute("INSERT OR REPLACE INTO ledger VALUES (1, ?)", (json.dumps(doc),))
 
     def _tx(self, fn: Any) -> Any:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            led = self._load()
-            out = fn(led)
-            self._save(led)
-            self.db.execute("COMMIT")
-            return out
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                led = self._load()
+                out = fn(led)
+                self._save(led)
+                self.db.execute("COMMIT")
+                return out
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def height(self) -> int:
         return self._load().tip

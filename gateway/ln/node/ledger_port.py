@@ -9,6 +9,7 @@ node's client.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,11 +85,15 @@ def view_of(channel: LedgerChannel) -> ChannelView:
 class MemoryLedger:
     """The real ledger's channel rules (`gateway.ledger.rules`) in memory, for tests and the file
     ledger: one block per transaction or mine(); whoever signs is enrolled; deposits need no
-    operator."""
+    operator. Thread-safe: a node reads its ledger in worker threads (watch.py), while a
+    submission runs on its event loop."""
 
     chain: str = "memory"
     state: LedgerState = field(init=False)
     tip: int = 0
+    _lock: threading.RLock = field(
+        default_factory=threading.RLock, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self.state = LedgerState.genesis(self.chain, _OPERATOR, _OPERATOR)
@@ -97,7 +102,8 @@ class MemoryLedger:
         return self.tip
 
     def mine(self, blocks: int = 1) -> None:
-        self.tip += blocks
+        with self._lock:
+            self.tip += blocks
 
     def _enroll(self, account: str) -> None:
         if account not in self.state.participants:
@@ -105,32 +111,37 @@ class MemoryLedger:
             self.state.balances[account] = 0
 
     def deposit(self, account: bytes, amount: int) -> None:
-        self._enroll(account.hex())
-        self.state.balances[account.hex()] += amount
-        self.state.deposited += amount
+        with self._lock:
+            self._enroll(account.hex())
+            self.state.balances[account.hex()] += amount
+            self.state.deposited += amount
 
     def balance(self, account: bytes) -> int:
-        return self.state.balances.get(account.hex(), 0)
+        with self._lock:
+            return self.state.balances.get(account.hex(), 0)
 
     def money(self) -> int:
         """All msat on this ledger: balances plus what channels still hold."""
-        return sum(self.state.balances.values()) + self.state.locked()
+        with self._lock:
+            return sum(self.state.balances.values()) + self.state.locked()
 
     def channel(self, channel_id: bytes) -> ChannelView | None:
-        ch = self.state.channels.get(channel_id.hex())
-        return None if ch is None else view_of(ch)
+        with self._lock:
+            ch = self.state.channels.get(channel_id.hex())
+            return None if ch is None else view_of(ch)
 
     def submit(self, body: dict[str, Any], sigs: dict[str, str]) -> None:
         tx = Tx(body, sigs)
-        try:
-            if tx.id in self.state.tx_ids:
-                return  # idempotent, as the real ledger
-            if body.get("kind") not in CHANNEL_KINDS:
-                raise TxRejected("malformed", f"{body.get('kind')!r} is not a channel kind")
-            for pub in sigs:
-                if keys.is_pubkey(pub):
-                    self._enroll(pub)
-            rules.apply(self.state, tx, self.tip + 1)
-        except TxRejected as exc:
-            raise LedgerPortError(exc.reason, exc.detail) from exc
-        self.tip += 1
+        with self._lock:
+            try:
+                if tx.id in self.state.tx_ids:
+                    return  # idempotent, as the real ledger
+                if body.get("kind") not in CHANNEL_KINDS:
+                    raise TxRejected("malformed", f"{body.get('kind')!r} is not a channel kind")
+                for pub in sigs:
+                    if keys.is_pubkey(pub):
+                        self._enroll(pub)
+                rules.apply(self.state, tx, self.tip + 1)
+            except TxRejected as exc:
+                raise LedgerPortError(exc.reason, exc.detail) from exc
+            self.tip += 1

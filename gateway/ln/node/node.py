@@ -63,6 +63,7 @@ class Node(NodeCore):
             if ch.state in LIVE:
                 self.gossip.announce_local(ch)
         self._keep(asyncio.create_task(self._ticker(tick_s)))
+        self._keep(asyncio.create_task(self._ledger_ticker(tick_s)))
 
     async def stop(self) -> None:
         """Stop listening, close every peer connection, commit and close the store."""
@@ -88,16 +89,22 @@ class Node(NodeCore):
         if report:
             task.add_done_callback(_log_failure)
 
-    async def _ticker(self, tick_s: float) -> None:
+    async def _ledger_ticker(self, tick_s: float) -> None:
+        """The watch and gossip's re-checks: a task of their own, so that a ledger slow to
+        answer delays neither the checkpoints nor the redials of `_ticker`."""
         while True:
             await asyncio.sleep(tick_s)
             try:
-                self.watch.tick()
+                await self.watch_ledger()
                 await self.gossip.forget_closed()
             except LedgerPortError as exc:
                 log.warning("ledger: %s", exc)
             except Exception:  # the ticker is the node's heartbeat: it must never stop
                 log.exception("tick failed")
+
+    async def _ticker(self, tick_s: float) -> None:
+        while True:
+            await asyncio.sleep(tick_s)
             try:  # off the event loop: the node keeps paying while the WAL is copied
                 await asyncio.to_thread(self.store.checkpoint)
             except LnError as exc:
@@ -105,6 +112,12 @@ class Node(NodeCore):
             except Exception:  # e.g. no thread to run it at shutdown: the ticker goes on
                 log.exception("checkpoint failed")
             await self._reconnect()
+
+    async def watch_ledger(self) -> None:
+        """One tick of the watch: the ledger read in a worker thread (a slow or unreachable
+        ledger must not stall the node's payments while it waits), then acted on here."""
+        reads = await asyncio.to_thread(self.watch.read, self.watch.to_read())
+        self.watch.tick(reads)
 
     async def _reconnect(self) -> None:
         for nid, (host, port) in list(self.addresses.items()):

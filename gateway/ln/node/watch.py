@@ -1,13 +1,20 @@
 """Watching time and the ledger: funding seen, closes (re)submitted and settled, revoked states
 penalized, HTLC outputs of force-closed channels claimed, refunded, and reported to the switch.
 
-A component of `gateway.ln.node.node.Node`, handed the node's core and the lifecycle component;
-the node's ticker calls `tick()`.
+A component of `gateway.ln.node.node.Node`, handed the node's core and the lifecycle component.
+Each tick of the node reads the ledger in a worker thread (`read`: its height and the views of
+the channels `to_read` names; blocking calls, up to the ledger client's timeout and retries
+when the ledger is slow or gone) and then acts on what it read on the event loop (`tick`), so
+that a slow ledger does not stall payments. The submissions (closes, penalties, claims, a
+supersede) and the re-reads right after them (a channel this tick force-closed is read again
+before it is watched: the peer's close may have landed first, and the supersede and claims go
+in this tick) still run on the event loop.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.ln.channel.channel import Channel, ChannelState, OutgoingSettled, secret_index
@@ -42,6 +49,15 @@ WATCHED = (
 )
 
 
+@dataclass(frozen=True)
+class LedgerReads:
+    """What one tick read from the ledger: its height and, for each channel it asked for, the
+    channel's view (None: unknown to the ledger) or the error that reading it raised."""
+
+    height: int
+    views: dict[bytes, ChannelView | None | LedgerPortError]
+
+
 class Watcher:
     def __init__(self, core: NodeCore, lifecycle: ChannelLifecycle) -> None:
         self.core = core
@@ -54,8 +70,33 @@ class Watcher:
             log.warning("configuration: %s", problem)
 
     # --- time and the ledger ---------------------------------------------------------------------
-    def tick(self) -> None:
-        self.core.height = self.core.ledger.height()
+    def to_read(self) -> list[bytes]:
+        """The channels whose ledger view the next tick needs (call on the event loop)."""
+        return [
+            cid
+            for cid, ch in self.core.switch.channels.items()
+            if ch.state == ChannelState.FUNDING or ch.state in WATCHED
+        ]
+
+    def read(self, channel_ids: list[bytes]) -> LedgerReads:
+        """The ledger's height and the views of `channel_ids`: blocking I/O and nothing else,
+        safe in a worker thread. LedgerPortError if the height cannot be read."""
+        views: dict[bytes, ChannelView | None | LedgerPortError] = {}
+        height = self.core.ledger.height()
+        for cid in channel_ids:
+            try:
+                views[cid] = self.core.ledger.channel(cid)
+            except LedgerPortError as exc:
+                views[cid] = exc
+        return LedgerReads(height, views)
+
+    def tick(self, reads: LedgerReads | None = None) -> None:
+        """Act on what `read` returned (None: read now, blocking; the node reads in a worker
+        thread, `Node.watch_ledger`). A channel it did not read (it changed state meanwhile)
+        waits for the next tick."""
+        if reads is None:
+            reads = self.read(self.to_read())
+        self.core.height = reads.height
         to_close = self.core.switch.check_timeouts(self.core.height)
         for ch in self.core.switch.channels.values():
             if ch.state in LIVE and ch.channel_id not in to_close:
@@ -66,6 +107,7 @@ class Watcher:
                                 ch.short_id, late[0].htlc_id, UPSTREAM_BLOCKS)  # fmt: skip
                 if late:
                     to_close.append(ch.channel_id)
+        closed_now: set[bytes] = set()
         for cid in to_close:
             # the state we started from may come from an old backup: only the peer's reestablish
             # tells (data_loss.py), and publishing a stale state hands the peer the channel.
@@ -73,22 +115,29 @@ class Watcher:
             # only comes later (or an operator's explicit force close publishes the state).
             if cid in self.core.reestablished:
                 self.lifecycle.force_close(self.core.switch.channels[cid])
+                closed_now.add(cid)  # its view is read again below, after that submission
             elif cid not in self._waiting:
                 self._waiting.add(cid)
                 log.warning("channel %s: an HTLC expired or a fulfil is past its deadline; not "
                             "closing it before the peer reestablished it (our state may be "
                             "stale)", cid.hex()[:16])  # fmt: skip
         for ch in list(self.core.switch.channels.values()):
+            if ch.channel_id not in reads.views:
+                continue
             try:
-                self._tick_channel(ch)
+                view = reads.views[ch.channel_id]
+                if ch.channel_id in closed_now:  # the peer's own close may have beaten ours
+                    view = self.core.ledger.channel(ch.channel_id)
+                if isinstance(view, LedgerPortError):
+                    raise view
+                self._tick_channel(ch, view)
             except Exception:  # one channel's trouble must not stop the others being watched
                 log.exception("channel %s: tick failed", ch.short_id)
         self.core.after()
         self.core.commit()
 
-    def _tick_channel(self, ch: Channel) -> None:
+    def _tick_channel(self, ch: Channel, view: ChannelView | None) -> None:
         if ch.state == ChannelState.FUNDING:
-            view = self.core.ledger.channel(ch.channel_id)
             if view is None and ch.me == 1 and "funding_sigs" in ch.extra:
                 # we crashed between storing both signatures and submitting: submit again
                 self.core.ledger.submit(ch.extra["funding"], ch.extra["funding_sigs"])
@@ -96,10 +145,9 @@ class Watcher:
             if view is not None and view.status == "open":
                 self.lifecycle.opened(ch)
         elif ch.state in WATCHED:
-            self._watch(ch)
+            self._watch(ch, view)
 
-    def _watch(self, ch: Channel) -> None:
-        view = self.core.ledger.channel(ch.channel_id)
+    def _watch(self, ch: Channel, view: ChannelView | None) -> None:
         if view is None:
             return
         me = "ab"[ch.me]
@@ -129,7 +177,8 @@ class Watcher:
             else:
                 self._supersede(ch, view)
         if self._penalize(ch, view):
-            self._watch(ch)  # penalized: handled as such (the view shows it now)
+            # penalized: handled as such (the view shows it now)
+            self._watch(ch, self.core.ledger.channel(ch.channel_id))
             return
         # A revoked state is unwound as any other until the penalty commits: the peer may still
         # supersede it with a state holding our HTLCs (and claim them) before our penalty lands

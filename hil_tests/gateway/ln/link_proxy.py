@@ -4,7 +4,9 @@ A node dials the relay instead of its peer's port; the relay forwards the (BOLT-
 never read) bytes both ways. `hold("back")` keeps what the peer sends back waiting in the relay:
 the peer's ack of a batch never reaches the proposer, so the proposer never revokes its older
 state, which a test then publishes from the proposer's database while the peer holds the newer
-one (the case `channel_supersede` is for).
+one (the case `channel_supersede` is for). In front of the ledger node's HTTP port, holding
+"back" makes a ledger that takes requests and never answers them. `waiting(direction)`: the
+chunks read in that direction and not passed on yet.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class LinkProxy:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self._held = {d: threading.Event() for d in DIRECTIONS}
+        self._waiting = dict.fromkeys(DIRECTIONS, 0)
+        self._count = threading.Lock()
         self._socks: list[socket.socket] = [self.server]
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -32,6 +36,10 @@ class LinkProxy:
 
     def release(self, direction: str) -> None:
         self._held[direction].clear()
+
+    def waiting(self, direction: str) -> int:
+        with self._count:
+            return self._waiting[direction]
 
     def close(self) -> None:
         self._closed = True
@@ -58,8 +66,12 @@ class LinkProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                with self._count:
+                    self._waiting[direction] += 1
                 while self._held[direction].is_set() and not self._closed:
                     time.sleep(0.01)
+                with self._count:
+                    self._waiting[direction] -= 1
                 dst.sendall(data)
         except OSError:
             pass

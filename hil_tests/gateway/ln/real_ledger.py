@@ -39,8 +39,9 @@ class RealLedger:
             self.running.stop()
             self.running = None
 
-    def node(self, root: Path, name: str, *args: str) -> NodeProc:
-        """An enrolled node with a deposit, started on this ledger."""
+    def node(self, root: Path, name: str, *args: str, url: str | None = None) -> NodeProc:
+        """An enrolled node with a deposit, started on this ledger (reached at `url`, e.g. a
+        LinkProxy in front of it; default: its own port)."""
         d = root / name
         pub = load_or_create(d).node_id.hex()
         for tx in (
@@ -48,4 +49,4 @@ class RealLedger:
             txs.make("deposit", self.chain, account=pub, amount_msat=DEPOSIT, reference="t"),
         ):
             self.client.submit(tx.signed_by(OPERATOR))
-        return NodeProc(name, d, root / "unused", ["--ledger-url", self.url, *args]).start()
+        return NodeProc(name, d, root / "unused", ["--ledger-url", url or self.url, *args]).start()

@@ -1,6 +1,7 @@
 """Channel node processes on the real ledger when things go wrong (issue 16 items 5 and 6):
 an upstream force close with an HTLC in flight, a ledger that is down when a close is submitted,
-a payment without the invoice's payment secret."""
+a ledger that takes requests and never answers, a payment without the invoice's payment
+secret."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import time
 
 from gateway.ln.errors import LnError
+from hil_tests.gateway.ln.link_proxy import LinkProxy
 from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
 from hil_tests.gateway.ln.real_ledger import DEPOSIT, RealLedger
 
@@ -125,6 +127,36 @@ def test_force_close_submitted_while_the_ledger_is_down_commits_once_it_is_back(
         wait_until(lambda: a.channel_with(b)["state"] == "CLOSED", 60, "alice sees it closed")
     finally:
         _kill_all(a, b)
+        led.stop()
+
+
+def test_a_ledger_that_never_answers_does_not_stall_payments(tmp_path):
+    """Every tick the watch reads the ledger (height, then each channel's view). A ledger that
+    takes the request and never answers blocks that read for the client's timeout and retries
+    (15 s each); the node did it on its event loop, so nothing else ran: no payment, no control
+    API answer. It reads in a worker thread now."""
+    led = RealLedger(tmp_path / "ledger")
+    proxy = LinkProxy(led.port)  # alice reaches the ledger through it
+    a = led.node(tmp_path, "alice", url=f"http://127.0.0.1:{proxy.port}")
+    b = led.node(tmp_path, "bob")
+    try:
+        a.connect(b)
+        a.api("/open", {"node_id": b.node_id, "amount_msat": 40 * M})
+        invoices = b.invoice(M, count=3)
+        proxy.hold("back")
+        wait_until(lambda: proxy.waiting("back"), 30, "alice's tick to wait for the ledger")
+        for inv in invoices:
+            assert a.api("/pay", {"invoice": inv})["status"] == "succeeded"
+        assert a.channel_with(b)["state"] == "OPEN"
+        # all while the read waited: no answer reached alice, her client has not given up
+        assert proxy.waiting("back")
+        assert "ledger: " not in (a.data_dir / "node.log").read_text()
+        proxy.release("back")
+        height = led.client.info()["height"]
+        wait_until(lambda: a.api("/tick", {})["height"] >= height, 60, "alice's ticks to go on")
+    finally:
+        _kill_all(a, b)
+        proxy.close()
         led.stop()
 
 
