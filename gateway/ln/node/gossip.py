@@ -5,7 +5,10 @@ accepted only if the ledger knows them as open, and kept only while it does: nob
 a close, so the ticker asks the ledger again about each channel of others in the graph, a few
 a tick, each about every `recheck_s` (`forget_closed`), and forgets those it shows closed or
 does not know twice in a row (a route over one fails at its first hop; a graph that only grows
-is also a leak).
+is also a leak). An announcement is checked on the ledger in a worker thread, in a task of its
+own (`MAX_CHECKS` at once; more are dropped until one ends, and come again with the next
+graph a peer sends): the peer's burst goes on meanwhile, and a ledger slow to answer stalls
+no payment.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from gateway.ln.node.peer import Peer
 log = logging.getLogger(__name__)
 RECHECK_S = 60.0  # each channel of others in the graph is looked up on the ledger this often
 RECHECKS_PER_TICK = 2  # ledger look-ups per tick at most (the ticker runs every 0.2 s)
+MAX_CHECKS = 16  # announcements of unknown channels being looked up on the ledger at once
 
 
 def _policy_digest(node: bytes, p: FeePolicy) -> bytes:
@@ -40,6 +44,8 @@ class Gossip:
         self._to_check: list[bytes] = []  # this pass's channels of others, not yet looked up
         self._next_pass = 0.0  # time.monotonic() of the next pass (real time, not the clock's)
         self._unknown: set[bytes] = set()  # channels the ledger did not know on the last pass
+        self._checking: dict[bytes, asyncio.Task[None]] = {}  # announcements being looked up
+        self.dropped = 0  # announcements dropped while MAX_CHECKS were being looked up
 
     async def forget_closed(self) -> None:
         """Look up the next few channels of others on the ledger; forget those it has closed,
@@ -97,15 +103,29 @@ class Gossip:
 
     async def on_sg_channel_announce(self, peer: Peer, msg: Message) -> None:
         cid = msg["channel_id"]
-        if any(k[0] == cid for k in self.core.switch.graph.edges):
+        if cid in self._checking or any(k[0] == cid for k in self.core.switch.graph.edges):
             return
-        view = self.core.ledger.channel(cid)
+        if len(self._checking) >= MAX_CHECKS:
+            self.dropped += 1
+            return
+        task = asyncio.create_task(self._check_announced(cid, msg["node_a"], msg["node_b"]))
+        self._checking[cid] = task
+        task.add_done_callback(lambda _: self._checking.pop(cid, None))
+
+    async def _check_announced(self, cid: bytes, node_a: bytes, node_b: bytes) -> None:
+        """Add an announced channel to the graph if the ledger shows it open between those two."""
+        try:
+            view = await asyncio.to_thread(self.core.ledger.channel, cid)
+        except Exception as exc:  # noqa: BLE001 - the ledger's trouble: the next graph retries
+            log.debug("gossip: channel %s not checked: %s", cid.hex()[:16], exc)
+            return
         if (
             view is None
             or view.status != "open"
-            or {view.a, view.b} != {msg["node_a"].hex(), msg["node_b"].hex()}
+            or {view.a, view.b} != {node_a.hex(), node_b.hex()}
+            or any(k[0] == cid for k in self.core.switch.graph.edges)
         ):
-            return  # not a channel the ledger knows: ignore
+            return  # not a channel the ledger knows (ignored), or added meanwhile
         self.core.switch.graph.add_channel(
             cid,
             bytes.fromhex(view.a),

@@ -75,8 +75,9 @@ async def _scenario(tmp: Path) -> None:
             b.gossip.send_graph(p)  # after it on the same connection: bob's new signed policy
         b.after()
         # messages of one connection are handled in order: once alice has bob's new policy,
-        # she has handled the old announcement too
+        # she has handled the old announcement too (its look-up runs in a task of its own)
         await _until(lambda: a.switch.graph.policy(b.node_id) == sentinel, "the sentinel")
+        await _until(lambda: not a.gossip._checking, "its look-up on the ledger to end")
         assert cid[b, c] not in _channels(a) and cid[c, d] in _channels(a)
     finally:
         for n in nodes.values():
