@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.ledger.state import Channel, Participant
 from gateway.ln.errors import LedgerPortError
-from gateway.ln.node.ledger_port import ChannelView, MemoryLedger
+from gateway.ln.node.ledger_port import ChannelView, MemoryLedger, Signed
 
 
 class FileLedger:
@@ -86,7 +86,13 @@ class FileLedger:
         return self._load().channel(channel_id)
 
     def submit(self, body: dict[str, Any], sigs: dict[str, str]) -> None:
+        (refused,) = self.submit_many([(body, sigs)])
+        if refused is not None:
+            raise refused
+
+    def submit_many(self, txs: list[Signed]) -> list[LedgerPortError | None]:
         try:
-            self._tx(lambda led: led.submit(body, sigs))
+            out: list[LedgerPortError | None] = self._tx(lambda led: led.submit_many(txs))
         except sqlite3.DatabaseError as exc:
-            raise LedgerPortError("unavailable", str(exc)) from exc
+            return [LedgerPortError("unavailable", str(exc)) for _ in txs]
+        return out

@@ -12,7 +12,9 @@ from typing import Any
 from gateway.ledger.client import LedgerClient, NotFound
 from gateway.ledger.errors import LedgerError, TxRejected
 from gateway.ln.errors import LedgerPortError
-from gateway.ln.node.ledger_port import ChannelView
+from gateway.ln.node.ledger_port import ChannelView, Signed
+
+MAX_TXS = 1000  # transactions per `POST /v1/txs` (docs/ledger-api.md)
 
 
 class HttpLedger:
@@ -36,6 +38,22 @@ class HttpLedger:
             raise LedgerPortError(exc.reason, exc.detail) from exc
         except LedgerError as exc:
             raise LedgerPortError("unavailable", str(exc)) from exc
+
+    def submit_many(self, txs: list[Signed]) -> list[LedgerPortError | None]:
+        """One request (`POST /v1/txs`), one wait."""
+        out: list[LedgerPortError | None] = []
+        for at in range(0, len(txs), MAX_TXS):
+            part = txs[at : at + MAX_TXS]
+            try:
+                results = self.client.submit_many([{"body": b, "sigs": s} for b, s in part])
+            except LedgerError as exc:
+                out += [LedgerPortError("unavailable", str(exc)) for _ in part]
+                continue
+            out += [
+                LedgerPortError(r.reason, r.detail) if isinstance(r, TxRejected) else None
+                for r in results
+            ]
+        return out
 
     def channel(self, channel_id: bytes) -> ChannelView | None:
         try:

@@ -39,6 +39,9 @@ class ChannelView:
     published: list[dict[str, Any]] = field(default_factory=list)
 
 
+Signed = tuple[dict[str, Any], dict[str, str]]  # a transaction body and its signatures
+
+
 class LedgerPort(Protocol):
     chain: str
 
@@ -46,6 +49,11 @@ class LedgerPort(Protocol):
 
     def submit(self, body: dict[str, Any], sigs: dict[str, str]) -> None:
         """Record a signed transaction; idempotent; raises LedgerPortError(reason) if refused."""
+
+    def submit_many(self, txs: list[Signed]) -> list[LedgerPortError | None]:
+        """Record several signed transactions with one wait (one block, as far as the ledger's
+        blocks allow): per transaction, in order, None (recorded, or recorded before) or the
+        LedgerPortError that refused it; an outage refuses them all as "unavailable"."""
 
     def channel(self, channel_id: bytes) -> ChannelView | None: ...
 
@@ -131,17 +139,30 @@ class MemoryLedger:
             return None if ch is None else view_of(ch)
 
     def submit(self, body: dict[str, Any], sigs: dict[str, str]) -> None:
-        tx = Tx(body, sigs)
+        (refused,) = self.submit_many([(body, sigs)])
+        if refused is not None:
+            raise refused
+
+    def submit_many(self, txs: list[Signed]) -> list[LedgerPortError | None]:
+        """All in one block (the next), each applied or refused on its own."""
+        out: list[LedgerPortError | None] = []
         with self._lock:
-            try:
-                if tx.id in self.state.tx_ids:
-                    return  # idempotent, as the real ledger
-                if body.get("kind") not in CHANNEL_KINDS:
-                    raise TxRejected("malformed", f"{body.get('kind')!r} is not a channel kind")
-                for pub in sigs:
-                    if keys.is_pubkey(pub):
-                        self._enroll(pub)
-                rules.apply(self.state, tx, self.tip + 1)
-            except TxRejected as exc:
-                raise LedgerPortError(exc.reason, exc.detail) from exc
-            self.tip += 1
+            applied = False
+            for body, sigs in txs:
+                tx = Tx(body, sigs)
+                try:
+                    if tx.id not in self.state.tx_ids:  # else recorded before: idempotent
+                        if body.get("kind") not in CHANNEL_KINDS:
+                            kind = body.get("kind")
+                            raise TxRejected("malformed", f"{kind!r} is not a channel kind")
+                        for pub in sigs:
+                            if keys.is_pubkey(pub):
+                                self._enroll(pub)
+                        rules.apply(self.state, tx, self.tip + 1)
+                        applied = True
+                    out.append(None)
+                except TxRejected as exc:
+                    out.append(LedgerPortError(exc.reason, exc.detail))
+            if applied:
+                self.tip += 1
+        return out

@@ -342,7 +342,11 @@ class Watcher:
         Ours (we offered): fulfilled on the ledger -> the preimage settles it upstream; expired
         unclaimed (no block <= its expiry is left) -> failed upstream, refunded once settled.
         Theirs: claimed with the preimage while blocks up to its expiry are still to come.
+        The claims and refunds of one tick go in one submission (`submit_many`): each waits for
+        a block, and claims due together submitted one by one took a block each, those past
+        the expiry refused (the peer took them back after we had given up their preimages).
         """
+        batch: list[tuple[dict[str, Any], tuple[int, Htlc] | None]] = []  # (body, claim's)
         reported = self._reported(ch, view)
         chain, me, height = self.core.ledger.chain, "ab"[ch.me], self.core.height
         assert view.state is not None
@@ -368,32 +372,31 @@ class Watcher:
                         [OutgoingSettled(ch.channel_id, htlc, preimage, reason)], height
                     )
                 if pending and view.status == "settled" and height > htlc.cltv_expiry:
-                    self._try_submit(ch, htlc_refund_body(chain, ch.channel_id, me, i))
+                    batch.append((htlc_refund_body(chain, ch.channel_id, me, i), None))
             elif out["preimage"] and view.status in FINAL:
                 # our claim stands: paid (while the window runs a supersede may still drop it)
                 self.core.switch.invoice_paid(htlc.payment_hash)
             elif pending and height < htlc.cltv_expiry:
                 preimage = self.core.switch.preimage_for(ch, htlc)
-                if preimage is not None and self._try_submit(
-                    ch, htlc_claim_body(chain, ch.channel_id, me, i, preimage, number=number)
-                ):  # a "duplicate" answer is this very claim, committed before: done
-                    if view.status in FINAL:  # settled: the claim paid us at once
-                        self.core.switch.invoice_paid(htlc.payment_hash)
-                    log.warning(
-                        "channel %s: claimed HTLC output %d (%d msat) with its preimage",
-                        ch.short_id,
-                        i,
-                        htlc.amount_msat,
-                    )
-
-    def _try_submit(self, ch: Channel, body: dict[str, Any]) -> bool:
-        """Submit one output's claim or refund; a refusal or outage is retried next tick."""
-        try:
-            self._submit_signed(body)
-        except LedgerPortError as exc:
-            log.warning("channel %s: %s not committed: %s", ch.short_id, body["kind"], exc)
-            return False
-        return True
+                if preimage is not None:
+                    body = htlc_claim_body(chain, ch.channel_id, me, i, preimage, number=number)
+                    batch.append((body, (i, htlc)))
+        if not batch:
+            return
+        signed = [(body, self._sigs(body)) for body, _ in batch]
+        for (body, claim), refused in zip(batch, self.core.ledger.submit_many(signed), strict=True):
+            if refused is not None:  # a refusal or an outage: submitted again next tick
+                log.warning("channel %s: %s not committed: %s", ch.short_id, body["kind"], refused)
+            elif claim is not None:  # a "duplicate" answer is this very claim, committed before
+                i, htlc = claim
+                if view.status in FINAL:  # settled: the claim paid us at once
+                    self.core.switch.invoice_paid(htlc.payment_hash)
+                log.warning(
+                    "channel %s: claimed HTLC output %d (%d msat) with its preimage",
+                    ch.short_id,
+                    i,
+                    htlc.amount_msat,
+                )
 
     def _resubmit_close(self, ch: Channel) -> None:
         """A close we signed is not on the ledger yet (the submission failed): submit it again,
@@ -409,10 +412,11 @@ class Watcher:
             )
             log.warning("channel %s: cooperative close submitted again", ch.short_id)
 
+    def _sigs(self, body: dict[str, Any]) -> dict[str, str]:
+        return {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
+
     def _submit_signed(self, body: dict[str, Any]) -> None:
-        self.core.ledger.submit(
-            body, {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
-        )
+        self.core.ledger.submit(body, self._sigs(body))
 
 
 def _key(out: dict[str, Any]) -> tuple[int, int]:

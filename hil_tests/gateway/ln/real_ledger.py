@@ -39,14 +39,17 @@ class RealLedger:
             self.running.stop()
             self.running = None
 
-    def node(self, root: Path, name: str, *args: str, url: str | None = None) -> NodeProc:
-        """An enrolled node with a deposit, started on this ledger (reached at `url`, e.g. a
-        LinkProxy in front of it; default: its own port)."""
-        d = root / name
-        pub = load_or_create(d).node_id.hex()
+    def enroll(self, pub: str, name: str) -> None:
+        """Enroll the gateway key `pub` (hex) and deposit DEPOSIT to it."""
         for tx in (
             txs.make("enroll_participant", self.chain, participant=pub, name=name, role="gateway"),
             txs.make("deposit", self.chain, account=pub, amount_msat=DEPOSIT, reference="t"),
         ):
             self.client.submit(tx.signed_by(OPERATOR))
+
+    def node(self, root: Path, name: str, *args: str, url: str | None = None) -> NodeProc:
+        """An enrolled node with a deposit, started on this ledger (reached at `url`, e.g. a
+        LinkProxy in front of it; default: its own port)."""
+        d = root / name
+        self.enroll(load_or_create(d).node_id.hex(), name)
         return NodeProc(name, d, root / "unused", ["--ledger-url", url or self.url, *args]).start()
