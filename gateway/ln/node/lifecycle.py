@@ -26,6 +26,7 @@ from gateway.ln.codec.wire import Message
 from gateway.ln.errors import ChannelRefused, LedgerPortError, ProtocolViolation
 from gateway.ln.node.core import NodeCore
 from gateway.ln.node.gossip import Gossip
+from gateway.ln.node.ledger_port import Signed
 from gateway.ln.node.peer import Peer
 
 log = logging.getLogger("gateway.ln.node")
@@ -250,6 +251,17 @@ class ChannelLifecycle:
         is retried every tick until it commits (watch.py). Our HTLCs are unwound, or left to
         their HTLC outputs, once the ledger shows the published state. Never a state the peer
         proved stale (`behind`): that one is revoked, the ledger would give the peer it all."""
+        body, sigs = self.sign_force_close(ch)
+        try:
+            self.core.ledger.submit(body, sigs)
+        except LedgerPortError as exc:
+            self.force_close_submitted(ch, exc)
+            return
+        self.force_close_submitted(ch, None)
+
+    def sign_force_close(self, ch: Channel) -> Signed:
+        """`force_close` up to its submission: the signed body, stored (the watch submits
+        the force closes of one tick together)."""
         if "behind" in ch.extra:
             raise ChannelRefused(
                 f"channel {ch.short_id}: our state (commitment {ch.latest.number}) is stale, "
@@ -263,19 +275,21 @@ class ChannelLifecycle:
         ch.extra["published"] = state["number"]
         self.core.store.mark(ch)
         self.core.commit()
-        try:
-            self.core.ledger.submit(body, sigs)
-        except LedgerPortError as exc:
-            if exc.reason == "channel_not_open":  # the peer published (or it closed) first
-                del ch.extra["force_close"]
-                self.core.store.mark(ch)
-                log.warning("channel %s: force close refused: %s", ch.short_id, exc)
-            else:
-                log.warning(
-                    "channel %s: force close not committed (%s); retrying", ch.short_id, exc
-                )
-            return
-        log.warning("channel %s force-closed at commitment %d", ch.short_id, state["number"])
+        return body, sigs
+
+    def force_close_submitted(self, ch: Channel, refused: LedgerPortError | None) -> None:
+        """What the ledger answered to the submission of `sign_force_close`'s body."""
+        if refused is None:
+            number = ch.extra["published"]
+            log.warning("channel %s force-closed at commitment %d", ch.short_id, number)
+        elif refused.reason == "channel_not_open":  # the peer published (or it closed) first
+            del ch.extra["force_close"]
+            self.core.store.mark(ch)
+            log.warning("channel %s: force close refused: %s", ch.short_id, refused)
+        else:
+            log.warning(
+                "channel %s: force close not committed (%s); retrying", ch.short_id, refused
+            )
 
     def behind(self, ch: Channel, peer: Peer, msg: m.Reestablish) -> None:
         """The peer proved our state stale (data_loss.we_are_behind): we stop using the channel,

@@ -28,9 +28,9 @@ from gateway.ln.channel.ledger_bodies import (
     settle_body,
     supersede_body,
 )
-from gateway.ln.errors import LedgerPortError
+from gateway.ln.errors import LedgerPortError, LnError
 from gateway.ln.node.core import LIVE, NodeCore
-from gateway.ln.node.ledger_port import ChannelView
+from gateway.ln.node.ledger_port import ChannelView, Signed
 from gateway.ln.node.lifecycle import ChannelLifecycle
 
 log = logging.getLogger("gateway.ln.node")
@@ -58,6 +58,16 @@ class LedgerReads:
     views: dict[bytes, ChannelView | None | LedgerPortError]
 
 
+@dataclass(frozen=True)
+class Due:
+    """A claim or refund of an HTLC output, to submit at the end of the tick."""
+
+    ch: Channel
+    view: ChannelView
+    body: dict[str, Any]
+    claim: tuple[int, Htlc] | None = None  # a claim's output index and HTLC
+
+
 class Watcher:
     def __init__(self, core: NodeCore, lifecycle: ChannelLifecycle) -> None:
         self.core = core
@@ -65,6 +75,7 @@ class Watcher:
         self._waiting: set[bytes] = set()  # expired HTLCs waiting for a reestablish (logged once)
         self._refused: set[tuple[bytes, str]] = set()  # supersede/penalty refusals logged
         self._unsure: set[bytes] = set()  # supersedes waiting for a reestablish (logged once)
+        self._outputs_due: list[Due] = []  # this tick's claims and refunds (`_outputs`)
         problem = cltv_delta_problem(core.switch.policy.cltv_delta)
         if problem is not None:
             log.warning("configuration: %s", problem)
@@ -107,20 +118,29 @@ class Watcher:
                                 ch.short_id, late[0].htlc_id, UPSTREAM_BLOCKS)  # fmt: skip
                 if late:
                     to_close.append(ch.channel_id)
-        closed_now: set[bytes] = set()
+        closing: list[tuple[Channel, Signed]] = []
         for cid in to_close:
             # the state we started from may come from an old backup: only the peer's reestablish
             # tells (data_loss.py), and publishing a stale state hands the peer the channel.
             # Waiting costs little: nobody can claim an expired HTLC on the ledger, our refund
             # only comes later (or an operator's explicit force close publishes the state).
             if cid in self.core.reestablished:
-                self.lifecycle.force_close(self.core.switch.channels[cid])
-                closed_now.add(cid)  # its view is read again below, after that submission
+                ch = self.core.switch.channels[cid]
+                try:
+                    closing.append((ch, self.lifecycle.sign_force_close(ch)))
+                except LnError as exc:  # a state the peer proved stale: never published
+                    log.warning("channel %s: not force-closed: %s", ch.short_id, exc)
             elif cid not in self._waiting:
                 self._waiting.add(cid)
                 log.warning("channel %s: an HTLC expired or a fulfil is past its deadline; not "
                             "closing it before the peer reestablished it (our state may be "
                             "stale)", cid.hex()[:16])  # fmt: skip
+        # together, as the claims below: a submission waits for a block, and the claims of a
+        # channel closed at its deadline need the blocks before the expiry
+        answers = self.core.ledger.submit_many([tx for _, tx in closing]) if closing else []
+        for (ch, _), refused in zip(closing, answers, strict=True):
+            self.lifecycle.force_close_submitted(ch, refused)
+        closed_now = {ch.channel_id for ch, _ in closing}  # read again below
         for ch in list(self.core.switch.channels.values()):
             if ch.channel_id not in reads.views:
                 continue
@@ -133,6 +153,10 @@ class Watcher:
                 self._tick_channel(ch, view)
             except Exception:  # one channel's trouble must not stop the others being watched
                 log.exception("channel %s: tick failed", ch.short_id)
+        try:
+            self._submit_outputs()
+        except Exception:
+            log.exception("claims and refunds: submission failed")
         self.core.after()
         self.core.commit()
 
@@ -342,11 +366,10 @@ class Watcher:
         Ours (we offered): fulfilled on the ledger -> the preimage settles it upstream; expired
         unclaimed (no block <= its expiry is left) -> failed upstream, refunded once settled.
         Theirs: claimed with the preimage while blocks up to its expiry are still to come.
-        The claims and refunds of one tick go in one submission (`submit_many`): each waits for
-        a block, and claims due together submitted one by one took a block each, those past
-        the expiry refused (the peer took them back after we had given up their preimages).
+        The claims and refunds go to `self._outputs_due`, submitted together at the end of the
+        tick (`_submit_outputs`).
         """
-        batch: list[tuple[dict[str, Any], tuple[int, Htlc] | None]] = []  # (body, claim's)
+        batch = self._outputs_due
         reported = self._reported(ch, view)
         chain, me, height = self.core.ledger.chain, "ab"[ch.me], self.core.height
         assert view.state is not None
@@ -372,7 +395,7 @@ class Watcher:
                         [OutgoingSettled(ch.channel_id, htlc, preimage, reason)], height
                     )
                 if pending and view.status == "settled" and height > htlc.cltv_expiry:
-                    batch.append((htlc_refund_body(chain, ch.channel_id, me, i), None))
+                    batch.append(Due(ch, view, htlc_refund_body(chain, ch.channel_id, me, i)))
             elif out["preimage"] and view.status in FINAL:
                 # our claim stands: paid (while the window runs a supersede may still drop it)
                 self.core.switch.invoice_paid(htlc.payment_hash)
@@ -380,20 +403,29 @@ class Watcher:
                 preimage = self.core.switch.preimage_for(ch, htlc)
                 if preimage is not None:
                     body = htlc_claim_body(chain, ch.channel_id, me, i, preimage, number=number)
-                    batch.append((body, (i, htlc)))
+                    batch.append(Due(ch, view, body, (i, htlc)))
+
+    def _submit_outputs(self) -> None:
+        """The tick's claims and refunds, of every channel, in one submission (`submit_many`):
+        each submission waits for a block, and claims due at one expiry submitted one by one
+        took a block each, those past the expiry refused (the peer took back HTLCs whose
+        preimages we had given). A refused one is submitted again next tick."""
+        batch, self._outputs_due = self._outputs_due, []
         if not batch:
             return
-        signed = [(body, self._sigs(body)) for body, _ in batch]
-        for (body, claim), refused in zip(batch, self.core.ledger.submit_many(signed), strict=True):
+        signed = [(d.body, self._sigs(d.body)) for d in batch]
+        for d, refused in zip(batch, self.core.ledger.submit_many(signed), strict=True):
             if refused is not None:  # a refusal or an outage: submitted again next tick
-                log.warning("channel %s: %s not committed: %s", ch.short_id, body["kind"], refused)
-            elif claim is not None:  # a "duplicate" answer is this very claim, committed before
-                i, htlc = claim
-                if view.status in FINAL:  # settled: the claim paid us at once
+                log.warning(
+                    "channel %s: %s not committed: %s", d.ch.short_id, d.body["kind"], refused
+                )
+            elif d.claim is not None:  # a "duplicate" answer is this very claim, committed before
+                i, htlc = d.claim
+                if d.view.status in FINAL:  # settled: the claim paid us at once
                     self.core.switch.invoice_paid(htlc.payment_hash)
                 log.warning(
                     "channel %s: claimed HTLC output %d (%d msat) with its preimage",
-                    ch.short_id,
+                    d.ch.short_id,
                     i,
                     htlc.amount_msat,
                 )
