@@ -168,8 +168,11 @@ class Node(NodeCore):
         log.info("peer %s up", peer.short)
         peer.queue_named("init", globalfeatures=b"", features=b"")
         for ch in self.channels_with(nid):
-            if ch.state in LIVE or _asks_close(ch):  # behind: tells the peer to close
+            # behind: tells the peer to close; closing: the peer's answer may show our state is
+            # fresh, which a supersede needs (_on_closing_reestablish)
+            if ch.state in LIVE or _asks_close(ch) or self._unsure_closing(ch):
                 peer.queue(ch.reestablish_msg())
+                peer.reestablish_sent.add(ch.channel_id)
             if ch.state == ChannelState.SHUTDOWN:
                 peer.queue(m.Shutdown(ch.channel_id))
         self.gossip.send_graph(peer)
@@ -225,8 +228,19 @@ class Node(NodeCore):
             why = f"channel {ch.short_id}: {n} of {len(msg.preimages)} entries, first: {first}"
             peer.reject("refused sg_preimages", why)
 
+    def _unsure_closing(self, ch: Channel) -> bool:
+        """A closing channel whose state no reestablish has shown fresh since our start."""
+        return (
+            ch.state in (ChannelState.CLOSING, ChannelState.FORCE_CLOSING)
+            and "behind" not in ch.extra
+            and ch.channel_id not in self.reestablished
+        )
+
     async def on_Reestablish(self, peer: Peer, msg: m.Reestablish) -> None:
         ch = self.channel(msg.channel_id, peer)
+        if ch.state in (ChannelState.CLOSING, ChannelState.FORCE_CLOSING):
+            self._on_closing_reestablish(ch, peer, msg)
+            return
         if ch.state not in LIVE:
             return
         if data_loss.we_are_behind(ch, msg):  # restored from an old backup: never publish it
@@ -240,6 +254,29 @@ class Node(NodeCore):
             for out in ch.on_reestablish(msg):
                 peer.queue(out)
             self.reestablished.add(ch.channel_id)
+
+    def _on_closing_reestablish(self, ch: Channel, peer: Peer, msg: m.Reestablish) -> None:
+        """The peer's reestablish of a channel that is closing here: no update is sent again
+        (it takes none), but the data-loss check runs, as on a live channel. Not behind: our
+        state is fresh, so the watch may supersede an older state the peer published (after a
+        restart it waited for this; the peer's side was live, or also closing and sent one).
+        Behind: never published nor superseded. Answered with ours, once per connection."""
+        if "behind" not in ch.extra and ch.channel_id not in self.reestablished:
+            if data_loss.we_are_behind(ch, msg):
+                ch.extra["behind"] = {
+                    "peer_latest": msg.latest,
+                    "peer_revoked_through": msg.revoked_through,
+                }
+                self.store.mark(ch)
+                log.error("channel %s: our state (commitment %d) is stale, the peer is at %d: "
+                          "restored from an old backup? We will not supersede with it",
+                          ch.short_id, ch.latest.number, msg.latest)  # fmt: skip
+            else:
+                self.reestablished.add(ch.channel_id)
+                log.info("channel %s: reestablished while closing", ch.short_id)
+        if ch.channel_id not in peer.reestablish_sent:
+            peer.queue(ch.reestablish_msg())
+            peer.reestablish_sent.add(ch.channel_id)
 
     # --- invoices and payments ---------------------------------------------------------------------
     def create_invoice(

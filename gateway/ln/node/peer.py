@@ -50,6 +50,7 @@ class Peer:
         self.moves_payments = False
         self._hints_queued = 0  # sg_preimages at the head of the outbox
         self.end_burst = False  # set by a handler: commit and send before the next message
+        self.reestablish_sent: set[bytes] = set()  # channels we sent a Reestablish for, here
         self.closed = asyncio.Event()
         # the node's, keyed by peer and kind: a reconnect starts no new budget
         self.rejections = rejections or LogBudget(REJECT_BURST, REJECT_WINDOW_S)

@@ -126,6 +126,47 @@ def test_the_peer_publishes_an_older_state_than_ours(tmp_path, revoked):
         led.stop()
 
 
+def test_a_restarted_node_supersedes_once_the_peer_reestablished_the_closing_channel(tmp_path):
+    # As the unrevoked case, but bob's process is down too when alice's older state n - 1 is
+    # published. Bob starts again: his watch sees the close, but supersedes only once a
+    # reestablish since his start shows his state fresh (it may come from an old backup), and
+    # marks the channel FORCE_CLOSING. Then alice comes back and reestablishes; a node ignored
+    # the reestablish of a channel that was not live, so bob never superseded and the older
+    # state settled without alice's 10 M HTLC to him.
+    led = RealLedger(tmp_path / "ledger", idle_block_ms=300)
+    a = led.node(tmp_path, "alice")
+    b = led.node(tmp_path, "bob")
+    link = LinkProxy(b.port)
+    submit = lambda body, sigs: led.client.submit({"body": body, "sigs": sigs})  # noqa: E731
+    try:
+        a.api("/connect", {"port": link.port, "node_id": b.node_id})
+        cid = a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
+        assert a.api("/pay", {"invoice": b.invoice(M)[0]})["status"] == "succeeded"
+        wait_until(lambda: _quiet(a, b), 60, "the payment signed by both")
+        link.hold("back")
+        _pay_in_background(a, b.invoice(10 * M)[0])
+        wait_until(lambda: b.channel_with(a)["htlcs"] == 1, 60, "bob signed alice's HTLC")
+        n = b.channel_with(a)["commitment"]
+        a.kill()
+        b.kill()
+        assert publish_stored_state(a.data_dir / "channels.sqlite", cid, led.chain, submit) == n - 1
+        b.start()  # on the same port: alice's relay still leads to him
+        wait_until(lambda: b.channel_with(a)["state"] == "FORCE_CLOSING", 60, "bob sees the close")
+        assert "not superseding it before the peer reestablished" in b.log_tail()
+        link.release("back")
+        a.start()  # dials bob through the relay again
+        wait_until(lambda: led.client.channel(cid)["state"]["number"] == n, 60, "bob supersedes")
+        wait_until(lambda: led.client.channel(cid)["status"] == "closed", 60, "claimed, settled")
+        (out,) = led.client.channel(cid)["htlcs"]
+        assert out["offerer"] == "a" and out["outcome"] == "fulfilled"
+        assert led.client.balance(b.node_id) == DEPOSIT + M + 10 * M
+        assert led.client.balance(a.node_id) == DEPOSIT - M - 10 * M
+    finally:
+        link.close()
+        _kill_all(a, b)
+        led.stop()
+
+
 @pytest.mark.parametrize("superseded", [True, False], ids=["superseded", "window-closes"])
 def test_a_forwarder_waits_while_a_newer_state_may_bring_its_htlc_back(tmp_path, superseded):
     # alice -> bob -> carol. Bob proposes carol's HTLC (he signed her commitment n with it), her

@@ -74,7 +74,14 @@ def test_the_payer_is_answered_on_the_preimage_message_and_the_payee_fulfils_ear
     assert any(d.startswith("Preimages from") for d in got), got
     # carol: bob's batch in, then her ack and her preimages out in one flush (2 messages at
     # least), before bob revoked
-    cm = [(m["what"], m["detail"]) for m in c.api("/timeline")]
+    # (alice is answered before bob's revoke reaches carol: read her marks until it came)
+    cm: list[tuple[str, str]] = []
+
+    def revoked() -> bool:
+        cm.extend((m["what"], m["detail"]) for m in c.api("/timeline"))  # taken: kept here
+        return any(w == "recv" and "Revoke" in d for w, d in cm)
+
+    wait_until(revoked, 60, "bob's revoke at carol")
     first_batch = cm.index(next(x for x in cm if x[0] == "recv" and "UpdateBatch" in x[1]))
     revoke = next(i for i, x in enumerate(cm) if x[0] == "recv" and "Revoke" in x[1])
     sends = [d for w, d in cm[first_batch:revoke] if w == "send"]
