@@ -254,9 +254,9 @@ class Channel(ChannelClosing):
             # the peer holds our signature of a state of this number without its batch, which
             # no supersede can replace (same number): act on its HTLCs once it revoked it
             crossed = True
+        # in SHUTDOWN its adds are signed too: they may have left before our shutdown came, and
+        # refusing the batch left the peer waiting for an ack for good (the switch fails them)
         updates = decode_updates(msg.updates)
-        if self.state == ChannelState.SHUTDOWN and any(isinstance(u, AddHtlc) for u in updates):
-            raise ProtocolViolation("HTLC added after shutdown")
         new = apply_updates(self.latest, updates, self.remote, self._rev_hashes(msg.number))
         if not verify(self.funding_pubs[self.remote], new.digest(), msg.sig):
             raise ProtocolViolation(f"bad signature on commitment {msg.number}")

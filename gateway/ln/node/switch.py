@@ -186,6 +186,8 @@ class Switch:
         add = ev.add
         if ch.is_settling((ch.remote, add.htlc_id)):
             return  # check_timeouts already failed it for expiry before it was locked in
+        if ch.state == ChannelState.SHUTDOWN:  # added as our shutdown crossed it: BOLT 2 says
+            return self._fail_in(ch, add.htlc_id, "channel closing")  # not to route it
         try:
             instr = decode_onion(add.onion)
         except ChannelError as exc:
