@@ -10,38 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from pathlib import Path
-from typing import Any
 
 from gateway.ln.channel.channel import ChannelState
-from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.node.ledger_port import MemoryLedger
-from gateway.ln.node.node import Node
+from hil_tests.gateway.ln.inproc_nodes import FUNDS, start_nodes, until
 
 M = 1_000_000
 
 
-async def _until(pred: Any, what: str, timeout: float = 60) -> None:
-    """Let the nodes run until `pred()` holds; the timeout is headroom, not a figure."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 async def _scenario(tmp: Path) -> None:
     ledger = MemoryLedger()
-    a, b = (Node(tmp / n, ledger, FeePolicy()) for n in ("alice", "bob"))
-    for n in (a, b):
-        ledger.deposit(n.node_id, 10**10)
-        await n.start(0, 0.05)
+    a, b = await start_nodes(tmp, ledger, "alice", "bob")
     try:
         await a.connect("127.0.0.1", b.port, b.node_id)
         await a.lifecycle.open_channel(b.node_id, 10 * M)
         (cid,) = a.switch.channels
-        await _until(lambda: cid in b.switch.channels, "bob to hold the channel")
-        await _until(
+        await until(lambda: cid in b.switch.channels, "bob to hold the channel")
+        await until(
             lambda: all(n.switch.channels[cid].state == ChannelState.OPEN for n in (a, b)),
             "the channel to open on both sides",
         )
@@ -54,13 +40,13 @@ async def _scenario(tmp: Path) -> None:
         pay = await a.wait_for(inv.payment_hash, 60)
         assert pay.status == "failed", pay
         await close
-        await _until(
+        await until(
             lambda: all(n.switch.channels[cid].state == ChannelState.CLOSED for n in (a, b)),
             "both to see it closed",
         )
         assert ledger.channel(cid).status == "closed"  # type: ignore[union-attr]
         assert ledger.money() == money
-        assert ledger.balance(a.node_id) + ledger.balance(b.node_id) == 2 * 10**10
+        assert ledger.balance(a.node_id) + ledger.balance(b.node_id) == 2 * FUNDS
         assert not inv.paid
     finally:
         for n in (a, b):

@@ -10,33 +10,19 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
-from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.node.gossip import MAX_CHECKS
 from gateway.ln.node.ledger_port import MemoryLedger
-from gateway.ln.node.node import Node
+from hil_tests.gateway.ln.inproc_nodes import start_nodes, until
 
 M = 1_000_000
 FLOOD = 100
 
 
-async def _until(pred: Any, what: str, timeout: float = 60) -> None:
-    """Let the nodes run until `pred()` holds; the timeout is headroom, not a figure."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 async def _scenario(tmp: Path) -> None:
     ledger = MemoryLedger()
-    a, b = (Node(tmp / n, ledger, FeePolicy()) for n in ("alice", "bob"))
-    for n in (a, b):
-        ledger.deposit(n.node_id, 10**10)
-        await n.start(0, 0.05)
+    a, b = await start_nodes(tmp, ledger, "alice", "bob")
     held, release = threading.Event(), threading.Event()
 
     def hold_the_ledger() -> None:
@@ -48,7 +34,7 @@ async def _scenario(tmp: Path) -> None:
         await a.connect("127.0.0.1", b.port, b.node_id)
         await a.lifecycle.open_channel(b.node_id, 10 * M)
         # both ends open and in both graphs (sg_channel_ready reads the ledger on the loop)
-        await _until(
+        await until(
             lambda: (
                 all(ch.state.name == "OPEN" for n in (a, b) for ch in n.switch.channels.values())
                 and len(a.switch.graph.edges) == len(b.switch.graph.edges) == 2
@@ -72,7 +58,7 @@ async def _scenario(tmp: Path) -> None:
         def looked_up() -> set[bytes]:
             return set(flood) & set(a.gossip._checking)
 
-        await _until(lambda: a.gossip.dropped + len(looked_up()) == FLOOD, "alice to read it")
+        await until(lambda: a.gossip.dropped + len(looked_up()) == FLOOD, "alice to read it")
         waiting = looked_up()
         # at most MAX_CHECKS at once (a look-up of their own channel, announced before it was
         # in alice's graph, may hold one of them)
@@ -82,7 +68,7 @@ async def _scenario(tmp: Path) -> None:
         assert result["status"] == "succeeded"
         assert looked_up() == waiting  # all still waiting for the ledger
         release.set()
-        await _until(lambda: not a.gossip._checking, "the look-ups to end")
+        await until(lambda: not a.gossip._checking, "the look-ups to end")
         assert set(a.switch.graph.edges) == edges  # the ledger knows none of them
     finally:
         release.set()

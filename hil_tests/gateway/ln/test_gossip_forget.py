@@ -7,7 +7,6 @@ carol-dave (still open) and does not take the closed one back when it is announc
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,9 @@ from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.errors import LedgerPortError
 from gateway.ln.node.ledger_port import MemoryLedger
 from gateway.ln.node.node import Node
+from hil_tests.gateway.ln.inproc_nodes import start_nodes, until
 
 M = 1_000_000
-
-
-async def _until(pred: Any, what: str, timeout: float = 60) -> None:
-    """Let the nodes run until `pred()` holds; the timeout is headroom, not a figure."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def _channels(node: Node) -> set[bytes]:
@@ -35,11 +27,8 @@ def _channels(node: Node) -> set[bytes]:
 
 async def _scenario(tmp: Path) -> None:
     ledger = MemoryLedger()
-    nodes = {n: Node(tmp / n, ledger, FeePolicy()) for n in ("alice", "bob", "carol", "dave")}
-    a, b, c, d = nodes.values()
-    for n in nodes.values():
-        ledger.deposit(n.node_id, 10**10)
-        await n.start(0, 0.05)
+    a, b, c, d = await start_nodes(tmp, ledger, "alice", "bob", "carol", "dave")
+    nodes = {"alice": a, "bob": b, "carol": c, "dave": d}
     a.gossip.recheck_s = 0.2  # the default (a minute) is for a grid, not for a test
     try:
         cid = {}
@@ -49,13 +38,13 @@ async def _scenario(tmp: Path) -> None:
             await x.connect("127.0.0.1", y.port, y.node_id)
             await x.lifecycle.open_channel(y.node_id, 10 * M)
             cid[x, y] = next(ch.channel_id for ch in x.channels_with(y.node_id))
-            await _until(lambda x=x: set(cid.values()) <= _channels(x), "the graph to spread")
-        await _until(lambda: set(cid.values()) <= _channels(a), "alice to learn both")
+            await until(lambda x=x: set(cid.values()) <= _channels(x), "the graph to spread")
+        await until(lambda: set(cid.values()) <= _channels(a), "alice to learn both")
 
         await b.lifecycle.close_channel(cid[b, c], force=False)
         assert ledger.channel(cid[b, c]).status == "closed"  # type: ignore[union-attr]
         assert cid[b, c] not in _channels(b) and cid[b, c] not in _channels(c)
-        await _until(lambda: cid[b, c] not in _channels(a), "alice to forget bob-carol")
+        await until(lambda: cid[b, c] not in _channels(a), "alice to forget bob-carol")
         assert cid[c, d] in _channels(a)  # still open on the ledger: kept
 
         async def no_recheck() -> None:
@@ -76,8 +65,8 @@ async def _scenario(tmp: Path) -> None:
         b.after()
         # messages of one connection are handled in order: once alice has bob's new policy,
         # she has handled the old announcement too (its look-up runs in a task of its own)
-        await _until(lambda: a.switch.graph.policy(b.node_id) == sentinel, "the sentinel")
-        await _until(lambda: not a.gossip._checking, "its look-up on the ledger to end")
+        await until(lambda: a.switch.graph.policy(b.node_id) == sentinel, "the sentinel")
+        await until(lambda: not a.gossip._checking, "its look-up on the ledger to end")
         assert cid[b, c] not in _channels(a) and cid[c, d] in _channels(a)
     finally:
         for n in nodes.values():
