@@ -359,6 +359,8 @@ class Channel(ChannelClosing):
         if crossed and self.early_lock_in and adds:
             held = self.extra.setdefault(LOCK_IN_AFTER, [])
             held.append([self.latest.number, encode_updates(adds).hex()])
+            if self.state == ChannelState.SHUTDOWN:
+                self.fail_held_incoming("shutdown")
         for u in self.unrevoked_updates:
             if isinstance(u, AddHtlc):
                 if late:
@@ -382,6 +384,24 @@ class Channel(ChannelClosing):
                 self.events.append(OutgoingSettled(self.channel_id, h, None, u.reason))
         self.unrevoked_updates, self.unrevoked_removed = (), ()
         self._persist()
+
+    def shutdown(self) -> list[Event]:
+        """`ChannelClosing.shutdown`, and the peer's HTLCs held for a crossing are failed."""
+        events = super().shutdown()
+        self.fail_held_incoming("shutdown")
+        return events
+
+    def fail_held_incoming(self, reason: str) -> None:
+        """Fail the peer's HTLCs that wait for its revoke of a crossing number
+        (`lock_in_after`), never reported. After a shutdown nothing else may be queued, so no
+        round would bring that revoke: they (and the close) would wait for good. Failing them
+        is safe for us, and is what a shutdown does to an add anyway (never routed); the
+        fails' round brings the revoke, which releases our own held HTLCs too."""
+        for _, enc in self.extra.get(LOCK_IN_AFTER, ()):
+            for u in decode_updates(bytes.fromhex(enc)):
+                key = (u.offerer, u.htlc_id)
+                if isinstance(u, AddHtlc) and self.htlc(key) and not self.is_settling(key):
+                    self.queue_fail(u.htlc_id, reason)
 
     def _release_crossed(self) -> None:
         """Report a crossing batch's HTLCs once the peer revoked its number (its secret came

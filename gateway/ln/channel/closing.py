@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.ln.channel.commitment import Commitment, Htlc, sign, verify
 from gateway.ln.channel.core import ChannelCore
-from gateway.ln.channel.htlc import AddHtlc, FulfillHtlc, decode_updates
+from gateway.ln.channel.htlc import AddHtlc, FulfillHtlc, decode_updates, encode_updates
 from gateway.ln.channel.ledger_bodies import close_body, digest
 from gateway.ln.channel.messages import ClosingSigned
 from gateway.ln.channel.state import ChannelState, Event, OutgoingSettled, secret_index
@@ -30,13 +30,13 @@ class ChannelClosing(ChannelCore):
     """Shutdown, the cooperative close, force close, and the penalty secret."""
 
     # --- closing ---------------------------------------------------------------------------
-    def drop_pending_adds(self, reason: str, keep_held: bool = True) -> list[Event]:
+    def drop_pending_adds(self, reason: str) -> list[Event]:
         """Forget HTLCs we queued but never proposed; returned as failed events to unwind. The
-        adds of a dropped proposal the peer may still publish (`held_adds`) stay queued unless
-        not `keep_held` (shutdown: no add can be proposed again): failing them upstream while
-        the peer may claim them on the ledger would pay twice, and their ids must not be reused."""
+        adds of a dropped proposal the peer may still publish (`held_adds`) stay queued:
+        failing them upstream while the peer may claim them on the ledger would pay twice, and
+        their ids must not be reused (a shutdown holds them apart: `shutdown`)."""
         adds = [u for u in self.pending if isinstance(u, AddHtlc)]
-        held = set(self.held_adds()) if keep_held else set()
+        held = set(self.held_adds())
         top = max((k[1] for k in held), default=-1)
         dropped = [u for u in adds if u.htlc_id > top]  # the ids after them: kept consecutive
         if not dropped:
@@ -51,12 +51,35 @@ class ChannelClosing(ChannelCore):
         return [OutgoingSettled(self.channel_id, u.htlc(), None, reason) for u in dropped]
 
     def shutdown(self) -> list[Event]:
-        """Stop adding HTLCs. Queued adds never proposed are failed back (returned as events)."""
+        """Stop adding HTLCs. Queued adds never proposed are failed back (returned as events).
+        Those of a dropped proposal the peer may still publish (`held_adds`) leave the queue
+        too (no add is proposed after a shutdown), but fail only once the peer revoked that
+        number (`held_fails`): the peer holds our signature of a state with them, and could
+        claim them on the ledger after we failed them upstream."""
         if self.state == ChannelState.SHUTDOWN:
             return []
-        dropped = self.drop_pending_adds("shutdown", keep_held=False)
+        queued = {u.htlc_id for u in self.pending if isinstance(u, AddHtlc)}
+        for number, enc in self.extra.get(HELD_ADDS, ()):
+            held = [u for u in _adds(enc) if u.htlc_id in queued]
+            if held:
+                entry = [number, encode_updates(tuple(held)).hex(), "shutdown"]
+                self.extra.setdefault(HELD_FAILS, []).append(entry)
+                queued -= {u.htlc_id for u in held}
+        dropped = [u for u in self.pending if isinstance(u, AddHtlc) and u.htlc_id in queued]
+        self.pending = [u for u in self.pending if not isinstance(u, AddHtlc)]
         self.set_state(ChannelState.SHUTDOWN)
-        return dropped
+        self._persist()
+        return [OutgoingSettled(self.channel_id, u.htlc(), None, "shutdown") for u in dropped]
+
+    def release_held(self, reason: str) -> list[Event]:
+        """The channel closed cooperatively: no state but the final split can reach the ledger,
+        so our held HTLCs (`held_adds`, `held_fails`), in none of it, are failed now."""
+        held = {**self.held_adds(), **self.held_fails()}
+        self.extra.pop(HELD_ADDS, None)
+        self.extra.pop(HELD_FAILS, None)
+        if held:
+            self._persist()
+        return [OutgoingSettled(self.channel_id, h, None, reason) for h in held.values()]
 
     def ready_to_close(self) -> bool:
         return (

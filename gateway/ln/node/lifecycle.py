@@ -330,6 +330,12 @@ class ChannelLifecycle:
         except LedgerPortError as exc:  # both signatures are stored: retried every tick
             log.warning("channel %s: close not committed (%s); retrying", ch.short_id, exc)
             return
+        self.closed_cooperatively(ch)
+
+    def closed_cooperatively(self, ch: Channel) -> None:
+        """Closed on the ledger with the final split: our held HTLCs, in no state that can
+        reach the ledger now, are failed upstream (`Channel.release_held`)."""
+        self.core.switch.handle(ch.release_held("channel closed"), self.core.height)
         self.closed(ch)
 
     def closed(self, ch: Channel) -> None:

@@ -186,7 +186,7 @@ class Watcher:
         if view.status == "closed" and view.state is None:  # cooperative: nothing in flight
             if ch.state in LIVE:
                 ch.set_state(ChannelState.FORCE_CLOSING)  # closed while we were away
-            self.lifecycle.closed(ch)
+            self.lifecycle.closed_cooperatively(ch)
             return
         if view.state is None or view.close_height is None:
             return

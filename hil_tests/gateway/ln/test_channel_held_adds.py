@@ -41,11 +41,28 @@ def test_a_dropped_add_is_not_failed_while_the_peer_may_publish_it():
     assert b.drop_pending_adds("peer offline") == [] and not b.pending
 
 
-def test_shutdown_still_fails_a_held_add_but_the_watch_keeps_it():
-    a, b, _ = _crossed()
-    events = b.shutdown()
-    assert [ev.htlc.key for ev in events] == [(1, 0)] and b.state == ChannelState.SHUTDOWN
-    assert (1, 0) in b.offered_htlcs()  # on the ledger, its claim or expiry is still seen
+def test_a_shutdown_fails_a_held_add_only_once_the_peer_revoked_its_number():
+    """A shutdown takes the held add out of the queue (no add after it) but fails it only at
+    party 0's revoke of that number (it failed it at once, while party 0 could still publish
+    the dropped state and claim it). Party 0's own add of the crossing batch, held for that
+    same revoke, is failed by b at its shutdown: no other update is left to make a round, so
+    both would wait for good; the round of that fail brings the revoke."""
+    from gateway.ln.channel.closing import HELD_FAILS
+    from gateway.ln.channel.htlc import FailHtlc
+    from gateway.ln.channel.state import OutgoingSettled
+
+    a, b, ack = _crossed()
+    assert b.shutdown() == [] and b.state == ChannelState.SHUTDOWN
+    assert not [u for u in b.pending if not isinstance(u, FailHtlc)]  # no add queued
+    assert b.extra[HELD_FAILS] and (1, 0) in b.offered_htlcs()
+    b.receive_revoke(a.receive_ack(ack))  # a revoked 0, not 1: its add waits (lock_in_after)
+    assert [(type(u).__name__, u.htlc_id) for u in b.pending] == [("FailHtlc", 0)]
+    assert not b.drain_events()
+    a.receive_revoke(b.receive_ack(a.receive_update(b.propose())))  # the fail's round
+    (failed,) = b.drain_events()  # a revoked 1: b's held add fails upstream now
+    assert isinstance(failed, OutgoingSettled) and failed.htlc.key == (1, 0)
+    assert failed.preimage is None and HELD_FAILS not in b.extra
+    assert a.latest == b.latest and not a.latest.htlcs  # nothing left: they may close
 
 
 def test_our_htlc_the_winning_batch_fails_is_failed_only_once_the_dropped_state_is_revoked():
@@ -74,3 +91,30 @@ def test_our_htlc_the_winning_batch_fails_is_failed_only_once_the_dropped_state_
     (failed,) = [e for e in b.drain_events() if isinstance(e, OutgoingSettled)]
     assert failed.htlc.key == h and failed.preimage is None and failed.reason == "no route"
     assert HELD_FAILS not in b.extra and h not in b.offered_htlcs()
+
+
+def test_a_cooperative_close_fails_what_is_still_held():
+    """a's winning batch only fails b's h; b's dropped proposal adds h2, and b shuts down. No
+    update is left (a's batch added nothing to fail back), so a never revokes that number: at
+    the cooperative close nothing but the final split can reach the ledger, and b fails both
+    upstream then (`release_held`, called by the node's lifecycle)."""
+    from gateway.ln.channel.closing import HELD_FAILS
+    from hil_tests.gateway.ln.channel_pair import run_round
+
+    a, b = make_pair((1_000_000, 400_000))
+    b.queue_add(2_000, hashlib.sha256(b"h").digest(), 1000)
+    assert run_round(b, a)
+    (ev,) = a.drain_events()
+    a.queue_fail(ev.add.htlc_id, "no route")
+    b.queue_add(3_000, hashlib.sha256(b"h2").digest(), 1000)
+    pa, pb = a.propose(), b.propose()
+    assert a.receive_update(pb) is None
+    ack = b.receive_update(pa)
+    b.shutdown()
+    b.receive_revoke(a.receive_ack(ack))
+    assert not b.pending and b.ready_to_close()
+    b.drain_events()
+    held = {e.htlc.key: e.preimage for e in b.release_held("channel closed")}
+    assert held == {(1, 0): None, (1, 1): None}
+    assert HELD_FAILS not in b.extra and HELD_ADDS not in b.extra
+    assert b.release_held("channel closed") == []  # once

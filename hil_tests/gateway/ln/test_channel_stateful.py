@@ -1,5 +1,5 @@
 """Random sequences of add / fulfill / fail / propose / ack / revoke / sg_preimages / lost messages
-/ restarts on two channels whose parties may run older versions and upgrade. Early lock-in: each
+/ restarts / a shutdown on two channels whose parties may run older versions and upgrade. Early lock-in: each
 party reports each of the peer's HTLCs exactly once, as soon as it signed it (a version before
 early lock-in: at the peer's revoke); an honest peer's preimage hints are never rejected.
 
@@ -12,7 +12,8 @@ The versions a party may run, oldest first (`VERSIONS`), as the peer sees them o
 - current.
 A restart reloads a party's channel from its stored document (`channel_doc`), possibly as the
 next version: the upgrade may come in the middle of a round (a document written by the older
-version), and loses the connection."""
+version), and loses the connection. A shutdown (`sg_shutdown`, answered by the peer's) stops
+new adds at any point of a round; the HTLCs in flight still settle."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from gateway.ln.channel.channel import (
     OutgoingSettled,
     PreimageLearned,
 )
-from gateway.ln.channel.htlc import AddHtlc, decode_updates
-from gateway.ln.channel.messages import AckBatch, Preimages, UpdateBatch
-from gateway.ln.errors import InsufficientBalance, ProtocolViolation, UnknownHtlc
+from gateway.ln.channel.htlc import AddHtlc, FailHtlc, decode_updates
+from gateway.ln.channel.messages import AckBatch, Preimages, Shutdown, UpdateBatch
+from gateway.ln.channel.state import ChannelState
+from gateway.ln.errors import IllegalTransition, InsufficientBalance, ProtocolViolation, UnknownHtlc
 from gateway.ln.node.channel_doc import channel_doc_json, channel_from_doc, pending_blob
 from hil_tests.gateway.ln.channel_pair import make_pair, node_keys
 
@@ -67,6 +69,10 @@ class TwoChannels(RuleBasedStateMachine):
         # the version the party ran when it signed
         self.given: list[list[tuple[Any, int]]] = [[], []]
         self.fulfilled: list[set] = [set(), set()]  # own HTLCs each party saw fulfilled
+        self.failed: list[set] = [set(), set()]  # own HTLCs each party saw failed (final)
+        # the peer's HTLCs a party failed itself, never reported: held for a crossing when it
+        # shut down (`Channel.fail_held_incoming`)
+        self.unreported_fails: list[set[int]] = [set(), set()]
         self.refusable: list = []  # batches sent before the peer's reestablish was handled
         self.version = [CURRENT, CURRENT]
         self.ever_old = [False, False]  # ran a version before early lock-in at some point
@@ -89,6 +95,11 @@ class TwoChannels(RuleBasedStateMachine):
         if isinstance(msg, Preimages):
             if self.version[i] > BEFORE_EARLY_LOCK_IN:  # else an unknown odd type: ignored
                 assert ch.receive_preimages(msg) == []  # an honest peer's hints are all good
+        elif isinstance(msg, Shutdown):
+            if ch.state == ChannelState.OPEN:  # as the node: shut down too, and answer
+                for ev in ch.shutdown():
+                    self._settled(i, ev)
+                self.inbox[1 - i].append(Shutdown(ch.channel_id))
         else:
             handlers: dict[str, Any] = {
                 "UpdateBatch": ch.receive_update,
@@ -109,6 +120,7 @@ class TwoChannels(RuleBasedStateMachine):
                 if dup:
                     self.refusable.append(reply)
         self.signed[i].update(h.htlc_id for h in ch.latest.htlcs if h.offerer == 1 - i)
+        self._own_fails(i)
         for ev in ch.drain_events():
             if isinstance(ev, IncomingHtlc):
                 assert ev.add.offerer == 1 - i
@@ -118,9 +130,18 @@ class TwoChannels(RuleBasedStateMachine):
             elif isinstance(ev, PreimageLearned):
                 self.learnt[i].add(ev.htlc.htlc_id)
             elif isinstance(ev, OutgoingSettled):
-                if ev.preimage is not None:
-                    self.fulfilled[i].add(ev.htlc.key)
-                    assert ev.htlc.htlc_id in self.learnt[i]  # learnt when it signed the fulfil
+                self._settled(i, ev)
+
+    def _own_fails(self, i: int) -> None:
+        fails = {u.htlc_id for u in self.chans[i].pending if isinstance(u, FailHtlc)}
+        self.unreported_fails[i] |= fails - set(self.reported[i])
+
+    def _settled(self, i: int, ev: OutgoingSettled) -> None:
+        if ev.preimage is not None:
+            self.fulfilled[i].add(ev.htlc.key)
+            assert ev.htlc.htlc_id in self.learnt[i]  # learnt when it signed the fulfil
+        else:
+            self.failed[i].add(ev.htlc.key)  # failed upstream: final
 
     def _send(self, i: int, msg) -> None:
         """Party i sends `msg`: a batch or an ack gives the peer a ledger state to publish."""
@@ -147,6 +168,8 @@ class TwoChannels(RuleBasedStateMachine):
             self.chans[i].queue_add(amount, h, 1000)
         except InsufficientBalance:
             assert amount > self.chans[i].spendable_msat()
+        except IllegalTransition:
+            assert self.chans[i].state == ChannelState.SHUTDOWN  # no add after a shutdown
 
     @rule(i=st.integers(0, 1), data=st.data(), fulfill=st.booleans())
     def settle(self, i, data, fulfill):
@@ -194,7 +217,21 @@ class TwoChannels(RuleBasedStateMachine):
             for out in self.chans[dst].on_reestablish(msg):
                 self._send(dst, out)
             self._hints(dst)  # the queued fulfils, hinted again after the reestablish
+        for j in (0, 1):  # the node sends its shutdown again on a new connection
+            if self.chans[j].state == ChannelState.SHUTDOWN:
+                self.inbox[1 - j].append(Shutdown(self.chans[j].channel_id))
         del a, b
+
+    @rule(i=st.integers(0, 1))
+    def shutdown(self, i):
+        """Party i's operator closes cooperatively: no more adds (the queued ones fail, those
+        the peer may still publish once it revoked their number); the peer answers."""
+        ch = self.chans[i]
+        if ch.state == ChannelState.OPEN:
+            for ev in ch.shutdown():
+                self._settled(i, ev)
+            self._own_fails(i)
+            self.inbox[1 - i].append(Shutdown(ch.channel_id))
 
     @rule(i=st.integers(0, 1), upgrade=st.booleans())
     def restart(self, i, upgrade):
@@ -221,7 +258,7 @@ class TwoChannels(RuleBasedStateMachine):
         assert a.latest == b.latest and not a.pending and not b.pending
         assert a.proposal is None and b.proposal is None
         for i in (0, 1):  # every HTLC of the peer it signed was reported, exactly once
-            assert set(self.reported[i]) == self.signed[i]
+            assert set(self.reported[i]) == self.signed[i] - self.unreported_fails[i]
             assert all(n == 1 for n in self.reported[i].values())
 
     @invariant()
@@ -239,7 +276,7 @@ class TwoChannels(RuleBasedStateMachine):
             # only party 1's proposal loses a crossing; a version before early lock-in (or a
             # batch it signed, its document read by the next version) reports at the revoke
             assert i == 1 or not late or self.ever_old[i]
-            assert set(self.reported[i]) == self.signed[i] - late
+            assert set(self.reported[i]) == self.signed[i] - late - self.unreported_fails[i]
 
     @invariant()
     def every_state_the_peer_may_publish_is_answered(self):
@@ -265,6 +302,9 @@ class TwoChannels(RuleBasedStateMachine):
                 # a fulfilled one may leave the watch's view: we hold its preimage (a failed
                 # one a dropped state still holds is kept: extra["held_fails"])
                 assert own - offered <= self.fulfilled[i], (i, c.number, own - offered)
+                # failed upstream while the peer may still publish a state with it and claim
+                # it: paid twice (a shutdown failed the adds of a dropped proposal so)
+                assert not own & self.failed[i], (i, c.number, own & self.failed[i])
                 assert not own & queued, (i, c.number, own & queued)
                 # the version before early lock-in acts on a batch that crossed its proposal
                 # n+1 at the peer's revoke of n, while the peer may still publish that dropped
