@@ -149,8 +149,9 @@ class Node(NodeCore):
 
     async def _dial(self, host: str, port: int, node_id: bytes) -> None:
         conn = await bolt8_transport.connect(host, port, self.keys.node_priv, node_id)
-        self.addresses[node_id] = (host, port)
-        self.store.set_meta("peers", {k.hex(): list(v) for k, v in self.addresses.items()})
+        if self.addresses.get(node_id) != (host, port):  # a redial of a known one writes nothing
+            self.addresses[node_id] = (host, port)
+            self.store.set_meta("peers", {k.hex(): list(v) for k, v in self.addresses.items()})
         self._keep(asyncio.create_task(self._on_connection(conn)))
         for _ in range(100):
             if node_id in self.peers:
