@@ -61,7 +61,7 @@ class ChannelClosing(ChannelCore):
         queued = {u.htlc_id for u in self.pending if isinstance(u, AddHtlc)}
         for number, enc in self.extra.get(HELD_ADDS, ()):
             held = [u for u in _adds(enc) if u.htlc_id in queued]
-            if held:
+            if held and number > self.remote_revoked_through:  # else: answered by the penalty
                 entry = [number, encode_updates(tuple(held)).hex(), "shutdown"]
                 self.extra.setdefault(HELD_FAILS, []).append(entry)
                 queued -= {u.htlc_id for u in held}
