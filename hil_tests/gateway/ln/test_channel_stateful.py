@@ -1,7 +1,8 @@
 """Random sequences of add / fulfill / fail / propose / ack / revoke / sg_preimages / lost messages
-/ restarts / a shutdown on two channels whose parties may run older versions and upgrade. Early lock-in: each
-party reports each of the peer's HTLCs exactly once, as soon as it signed it (a version before
-early lock-in: at the peer's revoke); an honest peer's preimage hints are never rejected.
+/ restarts / a shutdown on two channels whose parties may run older versions and upgrade.
+Early lock-in: each party reports each of the peer's HTLCs exactly once, as soon as it signed it
+(a version before early lock-in: at the peer's revoke); an honest peer's preimage hints are
+never rejected; no HTLC is failed upstream while a state the peer may publish still holds it.
 
 The versions a party may run, oldest first (`VERSIONS`), as the peer sees them on the wire:
 - before early lock-in: reports the peer's HTLCs at its revoke, neither sends nor reads
