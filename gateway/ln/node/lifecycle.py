@@ -251,13 +251,8 @@ class ChannelLifecycle:
         is retried every tick until it commits (watch.py). Our HTLCs are unwound, or left to
         their HTLC outputs, once the ledger shows the published state. Never a state the peer
         proved stale (`behind`): that one is revoked, the ledger would give the peer it all."""
-        body, sigs = self.sign_force_close(ch)
-        try:
-            self.core.ledger.submit(body, sigs)
-        except LedgerPortError as exc:
-            self.force_close_submitted(ch, exc)
-            return
-        self.force_close_submitted(ch, None)
+        (refused,) = self.core.ledger.submit_many([self.sign_force_close(ch)])
+        self.force_close_submitted(ch, refused)
 
     def sign_force_close(self, ch: Channel) -> Signed:
         """`force_close` up to its submission: the signed body, stored (the watch submits

@@ -67,6 +67,31 @@ def _quiet(x: NodeProc, y: NodeProc) -> bool:
     return not (cx["htlcs"] or cy["htlcs"] or cx["unsettled_updates"] or cy["unsettled_updates"])
 
 
+def _relayed(tmp_path: Path) -> tuple[RealLedger, NodeProc, NodeProc, LinkProxy, Any]:
+    """Alice and bob on a real ledger (blocks 300 ms apart while a channel closes), a relay in
+    front of bob's port, and a submit(body, sigs) of the ledger's."""
+    led = RealLedger(tmp_path / "ledger", idle_block_ms=300)
+    a = led.node(tmp_path, "alice")
+    b = led.node(tmp_path, "bob")
+    submit = lambda body, sigs: led.client.submit({"body": body, "sigs": sigs})  # noqa: E731
+    return led, a, b, LinkProxy(b.port), submit
+
+
+def _open_through(a: NodeProc, b: NodeProc, link: LinkProxy) -> str:
+    """Alice dials bob through the relay and opens a 50 M channel: its id."""
+    a.api("/connect", {"port": link.port, "node_id": b.node_id})
+    return a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
+
+
+def _unacked_htlc(a: NodeProc, b: NodeProc, link: LinkProxy) -> int:
+    """Alice pays bob 10 M while bob's answers wait in the relay: bob signs her batch (his
+    commitment n holds the HTLC, returned) but alice never gets his ack."""
+    link.hold("back")
+    _pay_in_background(a, b.invoice(10 * M)[0])
+    wait_until(lambda: b.channel_with(a)["htlcs"] == 1, 60, "bob signed alice's HTLC")
+    return int(b.channel_with(a)["commitment"])
+
+
 def _kill_all(*nodes: NodeProc) -> None:
     for n in nodes:
         n.kill()
@@ -78,23 +103,15 @@ def test_the_peer_publishes_an_older_state_than_ours(tmp_path, revoked):
     # waits in the relay, so alice never revokes n - 1. Alice's process dies and n - 1 is
     # published from her database: bob supersedes it with n and claims the HTLC output with
     # his invoice's preimage. With an older backup of alice's (revoked), bob takes it all.
-    led = RealLedger(tmp_path / "ledger", idle_block_ms=300)
-    a = led.node(tmp_path, "alice")
-    b = led.node(tmp_path, "bob")
-    link = LinkProxy(b.port)
-    submit = lambda body, sigs: led.client.submit({"body": body, "sigs": sigs})  # noqa: E731
+    led, a, b, link, submit = _relayed(tmp_path)
     try:
-        a.api("/connect", {"port": link.port, "node_id": b.node_id})
-        cid = a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
+        cid = _open_through(a, b, link)
         assert a.api("/pay", {"invoice": b.invoice(M)[0]})["status"] == "succeeded"
         wait_until(lambda: _quiet(a, b), 60, "the first payment signed by both")
         backup = _backup(a)  # revoked once alice pays again
         assert a.api("/pay", {"invoice": b.invoice(2 * M)[0]})["status"] == "succeeded"
         wait_until(lambda: _quiet(a, b), 60, "the second payment signed by both")
-        link.hold("back")  # bob's answers to alice wait in the relay
-        _pay_in_background(a, b.invoice(10 * M)[0])
-        wait_until(lambda: b.channel_with(a)["htlcs"] == 1, 60, "bob signed alice's HTLC")
-        n = b.channel_with(a)["commitment"]
+        n = _unacked_htlc(a, b, link)
         a.kill()
         db = backup if revoked else a.data_dir / "channels.sqlite"
         published = publish_stored_state(db, cid, led.chain, submit)
@@ -133,20 +150,12 @@ def test_a_restarted_node_supersedes_once_the_peer_reestablished_the_closing_cha
     # marks the channel FORCE_CLOSING. Then alice comes back and reestablishes; a node ignored
     # the reestablish of a channel that was not live, so bob never superseded and the older
     # state settled without alice's 10 M HTLC to him.
-    led = RealLedger(tmp_path / "ledger", idle_block_ms=300)
-    a = led.node(tmp_path, "alice")
-    b = led.node(tmp_path, "bob")
-    link = LinkProxy(b.port)
-    submit = lambda body, sigs: led.client.submit({"body": body, "sigs": sigs})  # noqa: E731
+    led, a, b, link, submit = _relayed(tmp_path)
     try:
-        a.api("/connect", {"port": link.port, "node_id": b.node_id})
-        cid = a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
+        cid = _open_through(a, b, link)
         assert a.api("/pay", {"invoice": b.invoice(M)[0]})["status"] == "succeeded"
         wait_until(lambda: _quiet(a, b), 60, "the payment signed by both")
-        link.hold("back")
-        _pay_in_background(a, b.invoice(10 * M)[0])
-        wait_until(lambda: b.channel_with(a)["htlcs"] == 1, 60, "bob signed alice's HTLC")
-        n = b.channel_with(a)["commitment"]
+        n = _unacked_htlc(a, b, link)
         a.kill()
         b.kill()
         assert publish_stored_state(a.data_dir / "channels.sqlite", cid, led.chain, submit) == n - 1
