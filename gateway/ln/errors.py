@@ -126,6 +126,12 @@ class LedgerPortError(LnError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
 
+    @property
+    def undecided(self) -> bool:
+        """The ledger was not reached, or did not decide in time: the transaction may still
+        commit (submit it again, idempotent), unlike a refusal by its rules."""
+        return self.reason in ("unavailable", "timeout")
+
 
 class ChannelStoreError(LnError):
     """The channel database is missing, corrupt or from a different node."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway import clock
 from gateway.ln.channel import messages as m
@@ -28,6 +29,12 @@ from gateway.ln.node.timeline import Timeline
 log = logging.getLogger("gateway.ln.node")
 LIVE = (ChannelState.OPEN, ChannelState.SHUTDOWN)
 CHECKPOINT_COMMITS = 64  # commits (a few hundred kB of WAL) between checkpoints at most
+T = TypeVar("T")
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("node task %s failed: %r", task.get_coro(), task.exception())
 
 
 def _checkpoint_done(fut: asyncio.Future[None]) -> None:
@@ -68,6 +75,28 @@ class NodeCore:
         self.timeline = Timeline()  # off unless the process gives it a capacity (--timeline)
         self._checkpointed_at = 0  # store commits when the last checkpoint was started
         self._checkpoint: asyncio.Future[None] | None = None
+        self.ledger_in_thread = False  # set once the node runs on its event loop (Node.start)
+        self._tasks: set[asyncio.Task[Any]] = set()  # each leaves the set when it ends
+
+    def keep(self, task: asyncio.Task[Any], *, report: bool = True) -> None:
+        """Hold `task` until it ends (Node.stop cancels those still running): a redial every
+        tick of an offline peer must not pile up finished tasks and their tracebacks. A failure
+        is logged when `report` (a dial's goes to its callers instead)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if report:
+            task.add_done_callback(_log_failure)
+
+    async def ledger_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)`, a blocking call of the ledger port: in a worker thread once the node
+        runs (`ledger_in_thread`). A submission waits for its block, up to `idle_block_ms` while
+        any channel on the ledger is closing, and a slow or hung ledger for the client's timeout
+        and retries: the node's payments and peers must not wait with it. Before the node runs
+        (its parts driven by hand, as the watch's unit tests do) the call is made here and the
+        awaiting coroutine never suspends."""
+        if self.ledger_in_thread:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
 
     def commit(self) -> None:
         """Commit the store, after the switch reacted to the channels' undrained events: a

@@ -6,9 +6,11 @@ and the gossip component; the node dispatches the peer messages named ``on_<mess
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from typing import Any
 
 from gateway.ln.channel import messages as m
@@ -208,18 +210,50 @@ class ChannelLifecycle:
             self.core.node_id.hex(): mine.hex(),
         }
         self.core.commit()  # both commitment-0 signatures are safe before money moves
-        try:
-            self.core.ledger.submit(body, ch.extra["funding_sigs"])
+        self._in_task(self._submit_funding(ch, body))
+
+    def _in_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a handler's ledger submission or read in a task of its own, then react as a
+        handler ends (`after`): it waits for a block (a slow ledger: its timeout), and neither
+        the node nor the rest of this peer's messages must wait with it."""
+
+        async def run() -> None:
+            try:
+                await coro
+            finally:
+                self.core.after()
+
+        self.core.keep(asyncio.create_task(run()))
+
+    async def _submit_funding(self, ch: Channel, body: dict[str, Any]) -> None:
+        try:  # the watch may submit it too meanwhile (after a restart): the same tx, one answer
+            await self.core.ledger_call(self.core.ledger.submit, body, ch.extra["funding_sigs"])
         except LedgerPortError as exc:
+            self.funding_refused(ch, exc)
+            return
+        if ch.state == ChannelState.FUNDING:  # not opened by the watch while we waited
+            self.opened(ch)
+        peer = self.core.peers.get(ch.node_ids[ch.remote])
+        if peer is not None:  # else the peer's watch sees the funding on the ledger
+            peer.queue_named("sg_channel_ready", channel_id=ch.channel_id)
+
+    def funding_refused(self, ch: Channel, exc: LedgerPortError) -> None:
+        """The funding's submission failed. Undecided (the ledger slow or away), it may still
+        commit: the channel stays FUNDING, the watch submits it again every tick. Refused by
+        the ledger's rules, it never will: closed."""
+        if exc.undecided:
+            log.warning("funding %s not committed (%s); retrying", ch.short_id, exc)
+        elif ch.state == ChannelState.FUNDING:
             log.warning("funding %s refused: %s", ch.short_id, exc)
             ch.set_state(ChannelState.CLOSED)
-            return
-        self.opened(ch)
-        peer.queue_named("sg_channel_ready", channel_id=ch.channel_id)
 
     async def on_sg_channel_ready(self, peer: Peer, msg: Message) -> None:
         ch = self.core.channel(msg["channel_id"], peer)
-        view = self.core.ledger.channel(ch.channel_id)
+        if ch.state == ChannelState.FUNDING:
+            self._in_task(self._open_if_funded(ch))
+
+    async def _open_if_funded(self, ch: Channel) -> None:
+        view = await self.core.ledger_call(self.core.ledger.channel, ch.channel_id)
         if ch.state == ChannelState.FUNDING and view is not None and view.status == "open":
             self.opened(ch)
 
@@ -235,7 +269,7 @@ class ChannelLifecycle:
     async def close_channel(self, cid: bytes, force: bool, timeout: float = 20) -> None:
         ch = self.core.switch.channels[cid]
         if force:
-            self.force_close(ch)
+            await self.force_close(ch)
             self.core.after()
             return
         self.core.switch.handle(ch.shutdown(), self.core.height)
@@ -246,12 +280,15 @@ class ChannelLifecycle:
         self.core.after()
         await self.core.wait_for(b"closed" + cid, timeout)
 
-    def force_close(self, ch: Channel) -> None:
-        """Publish our latest state. The signed body is stored first; a submission that fails
-        is retried every tick until it commits (watch.py). Our HTLCs are unwound, or left to
-        their HTLC outputs, once the ledger shows the published state. Never a state the peer
-        proved stale (`behind`): that one is revoked, the ledger would give the peer it all."""
-        (refused,) = self.core.ledger.submit_many([self.sign_force_close(ch)])
+    async def force_close(self, ch: Channel) -> None:
+        """Publish our latest state. The signed body is stored first, and the channel takes
+        no update from then on (FORCE_CLOSING), while the submission waits for its block; one
+        that fails is retried every tick until it commits (watch.py). Our HTLCs are unwound,
+        or left to their HTLC outputs, once the ledger shows the published state. Never a
+        state the peer proved stale (`behind`): that one is revoked, the ledger would give the
+        peer it all."""
+        signed = self.sign_force_close(ch)
+        (refused,) = await self.core.ledger_call(self.core.ledger.submit_many, [signed])
         self.force_close_submitted(ch, refused)
 
     def sign_force_close(self, ch: Channel) -> Signed:
@@ -317,15 +354,18 @@ class ChannelLifecycle:
         if ch.me == 1:
             peer.queue(ch.closing_signed())
         self.core.commit()
+        self._in_task(self._submit_close(ch))
+
+    async def _submit_close(self, ch: Channel) -> None:
         sigs = {ch.node_ids[i].hex(): ch.closing_sigs[i].hex() for i in (0, 1)}
+        body = close_body(self.core.ledger.chain, ch.channel_id, ch.latest.balances)
         try:
-            self.core.ledger.submit(
-                close_body(self.core.ledger.chain, ch.channel_id, ch.latest.balances), sigs
-            )
+            await self.core.ledger_call(self.core.ledger.submit, body, sigs)
         except LedgerPortError as exc:  # both signatures are stored: retried every tick
             log.warning("channel %s: close not committed (%s); retrying", ch.short_id, exc)
             return
-        self.closed_cooperatively(ch)
+        if ch.state != ChannelState.CLOSED:  # the watch may have seen it closed meanwhile
+            self.closed_cooperatively(ch)
 
     def closed_cooperatively(self, ch: Channel) -> None:
         """Closed on the ledger with the final split: our held HTLCs, in no state that can

@@ -46,10 +46,10 @@ class Node(NodeCore):
         self.decoder = BatchDecoder()
         self.port = 0
         self._handlers: tuple[Any, ...] = (self, self.lifecycle, self.gossip)
-        self._tasks: set[asyncio.Task[Any]] = set()  # each leaves the set when it ends
         self._servers: list[asyncio.Server] = []
         self._dials: dict[bytes, asyncio.Task[None]] = {}  # peer -> its dial under way
         self.rejections = LogBudget(REJECT_BURST, REJECT_WINDOW_S)  # what peers sent, refused
+        self._watching = asyncio.Lock()  # one tick of the watch at a time (ticker, POST /tick)
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, port: int, tick_s: float = 0.2) -> None:
@@ -59,11 +59,12 @@ class Node(NodeCore):
         )
         self.port = server.sockets[0].getsockname()[1]
         self._servers = [server]
+        self.ledger_in_thread = True  # from now on the ledger is called off the event loop
         for ch in self.switch.channels.values():
             if ch.state in LIVE:
                 self.gossip.announce_local(ch)
-        self._keep(asyncio.create_task(self._ticker(tick_s)))
-        self._keep(asyncio.create_task(self._ledger_ticker(tick_s)))
+        self.keep(asyncio.create_task(self._ticker(tick_s)))
+        self.keep(asyncio.create_task(self._ledger_ticker(tick_s)))
 
     async def stop(self) -> None:
         """Stop listening, close every peer connection, commit and close the store."""
@@ -79,15 +80,6 @@ class Node(NodeCore):
         self.commit()
         self.store.close()
         log.info("node %s stopped", self.node_id.hex()[:12])
-
-    def _keep(self, task: asyncio.Task[Any], *, report: bool = True) -> None:
-        """Hold `task` until it ends (stop() cancels those still running): a redial every tick
-        of an offline peer must not pile up finished tasks and their tracebacks. A failure is
-        logged when `report` (a dial's goes to its callers instead)."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if report:
-            task.add_done_callback(_log_failure)
 
     async def _ledger_ticker(self, tick_s: float) -> None:
         """The watch and gossip's re-checks: a task of their own, so that a ledger slow to
@@ -115,9 +107,11 @@ class Node(NodeCore):
 
     async def watch_ledger(self) -> None:
         """One tick of the watch: the ledger read in a worker thread (a slow or unreachable
-        ledger must not stall the node's payments while it waits), then acted on here."""
-        reads = await asyncio.to_thread(self.watch.read, self.watch.to_read())
-        self.watch.tick(reads)
+        ledger must not stall the node's payments while it waits), then acted on here, its
+        submissions awaited in worker threads too. One tick at a time: the next waits."""
+        async with self._watching:
+            reads = await asyncio.to_thread(self.watch.read, self.watch.to_read())
+            await self.watch.act(reads)
 
     async def _reconnect(self) -> None:
         for nid, (host, port) in list(self.addresses.items()):
@@ -139,7 +133,7 @@ class Node(NodeCore):
         if dial is None:
             dial = self._dials[node_id] = asyncio.create_task(self._dial(host, port, node_id))
             dial.add_done_callback(lambda done: self._dial_done(node_id, done))
-            self._keep(dial, report=False)  # stop() cancels a dial still under way
+            self.keep(dial, report=False)  # stop() cancels a dial still under way
         await asyncio.shield(dial)
 
     def _dial_done(self, node_id: bytes, dial: asyncio.Future[None]) -> None:
@@ -152,7 +146,7 @@ class Node(NodeCore):
         if self.addresses.get(node_id) != (host, port):  # a redial of a known one writes nothing
             self.addresses[node_id] = (host, port)
             self.store.set_meta("peers", {k.hex(): list(v) for k, v in self.addresses.items()})
-        self._keep(asyncio.create_task(self._on_connection(conn)))
+        self.keep(asyncio.create_task(self._on_connection(conn)))
         for _ in range(100):
             if node_id in self.peers:
                 return
@@ -250,7 +244,7 @@ class Node(NodeCore):
             log.warning("channel %s: the peer lost its state (it is at commitment %d, we hold "
                         "its secret through %d): we close with our newest state", ch.short_id,
                         msg.latest, ch.remote_revoked_through)  # fmt: skip
-            self.lifecycle.force_close(ch)
+            await self.lifecycle.force_close(ch)
         else:
             for out in ch.on_reestablish(msg):
                 peer.queue(out)
@@ -453,8 +447,3 @@ def _failed(hash_: bytes, reason: str) -> dict[str, Any]:
 def _asks_close(ch: Channel) -> bool:
     """Our state of `ch` is stale (data_loss.py): the peer must hear it until it closed."""
     return ch.state == ChannelState.FORCE_CLOSING and "behind" in ch.extra
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("node task %s failed: %r", task.get_coro(), task.exception())

@@ -4,18 +4,23 @@ penalized, HTLC outputs of force-closed channels claimed, refunded, and reported
 A component of `gateway.ln.node.node.Node`, handed the node's core and the lifecycle component.
 Each tick of the node reads the ledger in a worker thread (`read`: its height and the views of
 the channels `to_read` names; blocking calls, up to the ledger client's timeout and retries
-when the ledger is slow or gone) and then acts on what it read on the event loop (`tick`), so
-that a slow ledger does not stall payments. The submissions (closes, penalties, claims, a
-supersede) and the re-reads right after them (a channel this tick force-closed is read again
-before it is watched: the peer's close may have landed first, and the supersede and claims go
-in this tick) still run on the event loop.
+when the ledger is slow or gone) and then acts on what it read on the event loop (`act`). Its
+submissions (closes, penalties, claims, a supersede, a settle) and the re-reads right after
+them (a channel this tick force-closed is read again before it is watched: the peer's close may
+have landed first; the claims after a supersede go in the same tick) are awaited in a worker
+thread too (`NodeCore.ledger_call`): each waits for a block, up to `idle_block_ms` while a
+channel closes, and the node goes on paying meanwhile. The node runs one `act` at a time
+(`Node.watch_ledger`); between its awaits other handlers run, so each step after one reads the
+channel's state afresh (a channel whose close the ledger shows is FORCE_CLOSING before the
+first await: it takes no new HTLC while the watch waits).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.ln.channel.channel import Channel, ChannelState, OutgoingSettled, secret_index
 from gateway.ln.channel.commitment import Htlc, sign
@@ -34,6 +39,7 @@ from gateway.ln.node.ledger_port import ChannelView, Signed
 from gateway.ln.node.lifecycle import ChannelLifecycle
 
 log = logging.getLogger("gateway.ln.node")
+T = TypeVar("T")
 # blocks a forwarder needs after a downstream HTLC's expiry to settle the upstream one on the
 # ledger: its force close (or a supersede of the upstream peer's older state), its claim, a
 # block for the peer's own close landing just before ours (ours is refused and the supersede
@@ -102,11 +108,15 @@ class Watcher:
         return LedgerReads(height, views)
 
     def tick(self, reads: LedgerReads | None = None) -> None:
-        """Act on what `read` returned (None: read now, blocking; the node reads in a worker
-        thread, `Node.watch_ledger`). A channel it did not read (it changed state meanwhile)
-        waits for the next tick."""
+        """`act` here, every ledger call blocking (None: read now): for a node not running on
+        its event loop (the watch's unit tests drive it so); the node awaits `act`."""
         if reads is None:
             reads = self.read(self.to_read())
+        run_now(self.act(reads))
+
+    async def act(self, reads: LedgerReads) -> None:
+        """Act on what `read` returned. A channel it did not read (it changed state meanwhile)
+        waits for the next tick."""
         self.core.height = reads.height
         to_close = self.core.switch.check_timeouts(self.core.height)
         for ch in self.core.switch.channels.values():
@@ -137,7 +147,8 @@ class Watcher:
                             "stale)", cid.hex()[:16])  # fmt: skip
         # together, as the claims below: a submission waits for a block, and the claims of a
         # channel closed at its deadline need the blocks before the expiry
-        answers = self.core.ledger.submit_many([tx for _, tx in closing]) if closing else []
+        txs = [tx for _, tx in closing]
+        answers = await self.core.ledger_call(self.core.ledger.submit_many, txs) if txs else []
         for (ch, _), refused in zip(closing, answers, strict=True):
             self.lifecycle.force_close_submitted(ch, refused)
         closed_now = {ch.channel_id for ch, _ in closing}  # read again below
@@ -147,36 +158,47 @@ class Watcher:
             try:
                 view = reads.views[ch.channel_id]
                 if ch.channel_id in closed_now:  # the peer's own close may have beaten ours
-                    view = self.core.ledger.channel(ch.channel_id)
+                    view = await self._read(ch.channel_id)
                 if isinstance(view, LedgerPortError):
                     raise view
-                self._tick_channel(ch, view)
+                await self._tick_channel(ch, view)
             except Exception:  # one channel's trouble must not stop the others being watched
                 log.exception("channel %s: tick failed", ch.short_id)
         try:
-            self._submit_outputs()
+            await self._submit_outputs()
         except Exception:
             log.exception("claims and refunds: submission failed")
         self.core.after()
         self.core.commit()
 
-    def _tick_channel(self, ch: Channel, view: ChannelView | None) -> None:
+    async def _read(self, channel_id: bytes) -> ChannelView | None:
+        return await self.core.ledger_call(self.core.ledger.channel, channel_id)
+
+    async def _submit(self, body: dict[str, Any], sigs: dict[str, str]) -> None:
+        await self.core.ledger_call(self.core.ledger.submit, body, sigs)
+
+    async def _tick_channel(self, ch: Channel, view: ChannelView | None) -> None:
         if ch.state == ChannelState.FUNDING:
             if view is None and ch.me == 1 and "funding_sigs" in ch.extra:
-                # we crashed between storing both signatures and submitting: submit again
-                self.core.ledger.submit(ch.extra["funding"], ch.extra["funding_sigs"])
-                view = self.core.ledger.channel(ch.channel_id)
-            if view is not None and view.status == "open":
+                # not committed yet (the ledger was away, or we crashed between storing both
+                # signatures and submitting): submit again
+                try:
+                    await self._submit(ch.extra["funding"], ch.extra["funding_sigs"])
+                except LedgerPortError as exc:
+                    self.lifecycle.funding_refused(ch, exc)
+                    return
+                view = await self._read(ch.channel_id)
+            if view is not None and view.status == "open" and ch.state == ChannelState.FUNDING:
                 self.lifecycle.opened(ch)
         elif ch.state in WATCHED:
-            self._watch(ch, view)
+            await self._watch(ch, view)
 
-    def _watch(self, ch: Channel, view: ChannelView | None) -> None:
-        if view is None:
+    async def _watch(self, ch: Channel, view: ChannelView | None) -> None:
+        if view is None or ch.state == ChannelState.CLOSED:  # closed meanwhile: nothing to do
             return
         me = "ab"[ch.me]
         if view.status == "open":
-            self._resubmit_close(ch)
+            await self._resubmit_close(ch)
             return
         if view.status == "penalized":
             self._outputs(ch, view)  # a preimage claimed before the penalty still settles ours
@@ -196,26 +218,28 @@ class Watcher:
             number = view.state["number"]
             if number in ch.extra.get("revoked_published", ()):
                 pass  # its penalty is submitted below, every tick
-            elif ch.on_remote_published(number) is not None:
+            elif ch.on_remote_published(number) is not None:  # FORCE_CLOSING from now on
                 self._hold_revoked(ch, number)
             else:
                 self._supersede(ch, view)
-        if self._penalize(ch, view):
+        if await self._penalize(ch, view):
             # penalized: handled as such (the view shows it now)
-            self._watch(ch, self.core.ledger.channel(ch.channel_id))
+            await self._watch(ch, await self._read(ch.channel_id))
             return
         # A revoked state is unwound as any other until the penalty commits: the peer may still
         # supersede it with a state holding our HTLCs (and claim them) before our penalty lands
-        if self._resubmit_supersede(ch, view):
+        if await self._resubmit_supersede(ch, view):
             # the claims of the new state's outputs go in this tick, not the next: an HTLC near
             # its expiry may have a block or two left
-            view = self.core.ledger.channel(ch.channel_id) or view
+            view = await self._read(ch.channel_id) or view
+        if ch.state == ChannelState.CLOSED:  # closed by another handler while we waited
+            return
         self._unwind(ch, view)
         self._outputs(ch, view)
         end = None if view.close_height is None else view.close_height + view.dispute_blocks
         if view.status == "closing" and end is not None and self.core.height > end:
-            self._submit_signed(settle_body(self.core.ledger.chain, ch.channel_id, me))
-        if view.status == "closed":
+            await self._submit_signed(settle_body(self.core.ledger.chain, ch.channel_id, me))
+        if view.status == "closed" and ch.state != ChannelState.CLOSED:
             self.lifecycle.closed(ch)
 
     # --- a revoked state on the ledger: the penalty ----------------------------------------
@@ -246,7 +270,7 @@ class Watcher:
         log.warning("channel %s: the peer published its revoked commitment %d: claiming the "
                     "penalty (the whole channel)", ch.short_id, number)  # fmt: skip
 
-    def _penalize(self, ch: Channel, view: ChannelView) -> bool:
+    async def _penalize(self, ch: Channel, view: ChannelView) -> bool:
         """Submit the penalty with the secret of each revoked state the peer published in this
         close, every tick while the channel is closing, until one commits (idempotent bodies);
         whether one committed now. A refusal is logged once per reason."""
@@ -257,7 +281,7 @@ class Watcher:
         for number in sorted(held, reverse=True):
             secret = ch.remote_secrets.derive(secret_index(number))
             try:
-                self._submit_signed(penalty_body(chain, ch.channel_id, me, secret))
+                await self._submit_signed(penalty_body(chain, ch.channel_id, me, secret))
             except LedgerPortError as exc:
                 if (ch.channel_id, f"penalty {number} {exc.reason}") not in self._refused:
                     self._refused.add((ch.channel_id, f"penalty {number} {exc.reason}"))
@@ -301,7 +325,7 @@ class Watcher:
         log.warning("channel %s: the peer published commitment %d, ours is %d: superseding it",
                     ch.short_id, view.state["number"], body["state"]["number"])  # fmt: skip
 
-    def _resubmit_supersede(self, ch: Channel, view: ChannelView) -> bool:
+    async def _resubmit_supersede(self, ch: Channel, view: ChannelView) -> bool:
         """Submit our stored supersede while the ledger shows an older state (idempotent: the
         same body and signature every time); whether it committed now. A refusal is logged
         once per reason until one commits."""
@@ -312,7 +336,7 @@ class Watcher:
         if view.state["number"] >= body["state"]["number"]:
             return False  # ours, or a newer one the peer holds, is on the ledger
         try:
-            self.core.ledger.submit(body, sigs)
+            await self._submit(body, sigs)
         except LedgerPortError as exc:
             if (ch.channel_id, exc.reason) not in self._refused:
                 self._refused.add((ch.channel_id, exc.reason))
@@ -405,7 +429,7 @@ class Watcher:
                     body = htlc_claim_body(chain, ch.channel_id, me, i, preimage, number=number)
                     batch.append(Due(ch, view, body, (i, htlc)))
 
-    def _submit_outputs(self) -> None:
+    async def _submit_outputs(self) -> None:
         """The tick's claims and refunds, of every channel, in one submission (`submit_many`):
         each submission waits for a block, and claims due at one expiry submitted one by one
         took a block each, those past the expiry refused (the peer took back HTLCs whose
@@ -414,7 +438,8 @@ class Watcher:
         if not batch:
             return
         signed = [(d.body, self._sigs(d.body)) for d in batch]
-        for d, refused in zip(batch, self.core.ledger.submit_many(signed), strict=True):
+        answers = await self.core.ledger_call(self.core.ledger.submit_many, signed)
+        for d, refused in zip(batch, answers, strict=True):
             if refused is not None:  # a refusal or an outage: submitted again next tick
                 log.warning(
                     "channel %s: %s not committed: %s", d.ch.short_id, d.body["kind"], refused
@@ -430,16 +455,16 @@ class Watcher:
                     htlc.amount_msat,
                 )
 
-    def _resubmit_close(self, ch: Channel) -> None:
+    async def _resubmit_close(self, ch: Channel) -> None:
         """A close we signed is not on the ledger yet (the submission failed): submit it again,
         every tick, until it commits (the bodies are idempotent)."""
         if ch.state == ChannelState.FORCE_CLOSING and "force_close" in ch.extra:
             body, sigs = ch.extra["force_close"]
-            self.core.ledger.submit(body, sigs)
+            await self._submit(body, sigs)
             log.warning("channel %s: force close submitted again", ch.short_id)
         elif ch.state == ChannelState.CLOSING and ch.closing_sigs[0] and ch.closing_sigs[1]:
             sigs = {ch.node_ids[i].hex(): ch.closing_sigs[i].hex() for i in (0, 1)}
-            self.core.ledger.submit(
+            await self._submit(
                 close_body(self.core.ledger.chain, ch.channel_id, ch.latest.balances), sigs
             )
             log.warning("channel %s: cooperative close submitted again", ch.short_id)
@@ -447,8 +472,18 @@ class Watcher:
     def _sigs(self, body: dict[str, Any]) -> dict[str, str]:
         return {self.core.node_id.hex(): sign(self.core.keys.node_priv, digest(body)).hex()}
 
-    def _submit_signed(self, body: dict[str, Any]) -> None:
-        self.core.ledger.submit(body, self._sigs(body))
+    async def _submit_signed(self, body: dict[str, Any]) -> None:
+        await self._submit(body, self._sigs(body))
+
+
+def run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (every ledger call made in place) to its end."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("the watch waited for a worker thread outside the node's event loop")
 
 
 def _key(out: dict[str, Any]) -> tuple[int, int]:

@@ -5,8 +5,9 @@ never read) bytes both ways. `hold("back")` keeps what the peer sends back waiti
 the peer's ack of a batch never reaches the proposer, so the proposer never revokes its older
 state, which a test then publishes from the proposer's database while the peer holds the newer
 one (the case `channel_supersede` is for). In front of the ledger node's HTTP port, holding
-"back" makes a ledger that takes requests and never answers them. `waiting(direction)`: the
-chunks read in that direction and not passed on yet.
+"back" makes a ledger that takes requests and never answers them; `hold("out", b"POST ")` one
+that never gets the submissions (each HTTP request is one chunk) while it answers reads.
+`waiting(direction)`: the chunks read in that direction and not passed on yet.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ class LinkProxy:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self._held = {d: threading.Event() for d in DIRECTIONS}
+        self._starting = dict.fromkeys(DIRECTIONS, b"")  # what a held chunk starts with
         self._waiting = dict.fromkeys(DIRECTIONS, 0)
         self._count = threading.Lock()
         self._socks: list[socket.socket] = [self.server]
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def hold(self, direction: str) -> None:
-        """Bytes read from now on in ``direction`` wait in the relay (until `release`)."""
+    def hold(self, direction: str, starting: bytes = b"") -> None:
+        """Chunks read from now on in ``direction`` that start with ``starting`` (default:
+        all) wait in the relay until `release`, with what follows them on their connection."""
+        self._starting[direction] = starting
         self._held[direction].set()
 
     def release(self, direction: str) -> None:
@@ -53,9 +57,13 @@ class LinkProxy:
         while not self._closed:
             try:
                 client, _ = self.server.accept()
-                target = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
                 return
+            try:
+                target = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the peer is down (a ledger stopped for a while): refused as it is
+                client.close()
+                continue
             self._socks += [client, target]
             for src, dst, d in ((client, target, "out"), (target, client, "back")):
                 threading.Thread(target=self._pipe, args=(src, dst, d), daemon=True).start()
@@ -66,12 +74,13 @@ class LinkProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                with self._count:
-                    self._waiting[direction] += 1
-                while self._held[direction].is_set() and not self._closed:
-                    time.sleep(0.01)
-                with self._count:
-                    self._waiting[direction] -= 1
+                if data.startswith(self._starting[direction]):
+                    with self._count:
+                        self._waiting[direction] += 1
+                    while self._held[direction].is_set() and not self._closed:
+                        time.sleep(0.01)
+                    with self._count:
+                        self._waiting[direction] -= 1
                 dst.sendall(data)
         except OSError:
             pass
