@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from gateway.ln.channel.channel import Channel
@@ -36,7 +35,7 @@ def channel_info(ch: Channel) -> dict[str, Any]:
 def routes(node: Node) -> dict[str, Any]:
     async def info(_: dict[str, Any]) -> Any:
         # off the event loop, as every ledger read of the node's (watch.py)
-        balance = await asyncio.to_thread(node.ledger.balance, node.node_id)
+        balance = await node.ledger_call(node.ledger.balance, node.node_id)
         return {
             "node_id": node.node_id.hex(),
             "port": node.port,

@@ -19,6 +19,7 @@ from gateway.ln.channel.channel import Channel, ChannelState
 from gateway.ln.channel.htlc import FeePolicy
 from gateway.ln.channel.messages_wire import MAX_PREIMAGES
 from gateway.ln.errors import ProtocolViolation
+from gateway.ln.node.daemon_threads import DaemonThreads
 from gateway.ln.node.keys import load_or_create
 from gateway.ln.node.ledger_port import LedgerPort
 from gateway.ln.node.peer import Peer
@@ -30,6 +31,7 @@ log = logging.getLogger("gateway.ln.node")
 LIVE = (ChannelState.OPEN, ChannelState.SHUTDOWN)
 CHECKPOINT_COMMITS = 64  # commits (a few hundred kB of WAL) between checkpoints at most
 T = TypeVar("T")
+LEDGER_THREADS = DaemonThreads("ledger-call")
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -93,9 +95,10 @@ class NodeCore:
         any channel on the ledger is closing, and a slow or hung ledger for the client's timeout
         and retries: the node's payments and peers must not wait with it. Before the node runs
         (its parts driven by hand, as the watch's unit tests do) the call is made here and the
-        awaiting coroutine never suspends."""
+        awaiting coroutine never suspends. The threads are daemons (`DaemonThreads`): a call
+        hung on a dead ledger does not hold up the node's exit."""
         if self.ledger_in_thread:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(LEDGER_THREADS, fn, *args)
         return fn(*args)
 
     def commit(self) -> None:

@@ -64,7 +64,7 @@ class Gossip:
             cid = self._to_check.pop()
             if cid in own or not any(k[0] == cid for k in graph.edges):
                 continue
-            view = await asyncio.to_thread(self.core.ledger.channel, cid)
+            view = await self.core.ledger_call(self.core.ledger.channel, cid)
             if view is not None and view.status == "open":
                 self._unknown.discard(cid)
                 continue
@@ -115,7 +115,7 @@ class Gossip:
     async def _check_announced(self, cid: bytes, node_a: bytes, node_b: bytes) -> None:
         """Add an announced channel to the graph if the ledger shows it open between those two."""
         try:
-            view = await asyncio.to_thread(self.core.ledger.channel, cid)
+            view = await self.core.ledger_call(self.core.ledger.channel, cid)
         except Exception as exc:  # noqa: BLE001 - the ledger's trouble: the next graph retries
             log.debug("gossip: channel %s not checked: %s", cid.hex()[:16], exc)
             return

@@ -15,10 +15,11 @@ from gateway.ln.errors import LedgerPortError
 from gateway.ln.node.ledger_port import ChannelView, Signed
 
 MAX_TXS = 1000  # transactions per `POST /v1/txs` (docs/ledger-api.md)
+TIMEOUT_S = 15.0  # per request; the client tries each URL 3 times
 
 
 class HttpLedger:
-    def __init__(self, urls: str, timeout: float = 15.0) -> None:
+    def __init__(self, urls: str, timeout: float = TIMEOUT_S) -> None:
         self.client = LedgerClient([u.strip() for u in urls.split(",")], timeout=timeout)
         try:
             self.chain = str(self.client.info()["chain"])

@@ -110,7 +110,7 @@ class Node(NodeCore):
         ledger must not stall the node's payments while it waits), then acted on here, its
         submissions awaited in worker threads too. One tick at a time: the next waits."""
         async with self._watching:
-            reads = await asyncio.to_thread(self.watch.read, self.watch.to_read())
+            reads = await self.ledger_call(self.watch.read, self.watch.to_read())
             await self.watch.act(reads)
 
     async def _reconnect(self) -> None:

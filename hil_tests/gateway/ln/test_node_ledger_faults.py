@@ -11,6 +11,7 @@ import threading
 import time
 
 from gateway.ln.errors import LnError
+from gateway.ln.node.ledger_http import TIMEOUT_S
 from hil_tests.gateway.ln.link_proxy import LinkProxy
 from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
 from hil_tests.gateway.ln.real_ledger import DEPOSIT, RealLedger
@@ -156,6 +157,30 @@ def test_a_ledger_that_never_answers_does_not_stall_payments(tmp_path):
         wait_until(lambda: a.api("/tick", {})["height"] >= height, 60, "alice's ticks to go on")
     finally:
         _kill_all(a, b)
+        proxy.close()
+        led.stop()
+
+
+def test_a_node_stops_without_waiting_for_a_ledger_that_never_answers(tmp_path):
+    """SIGTERM while the watch's read waits for a ledger that never answers: the node commits,
+    closes its store and exits. It used to wait for the read too (the client's timeout, 15 s,
+    and its retries): asyncio's executor joins its threads at exit; the ledger calls run in
+    daemon threads now (daemon_threads.py)."""
+    led = RealLedger(tmp_path / "ledger")
+    proxy = LinkProxy(led.port)
+    a = led.node(tmp_path, "alice", url=f"http://127.0.0.1:{proxy.port}")
+    try:
+        proxy.hold("back")
+        wait_until(lambda: proxy.waiting("back"), 30, "alice's tick to wait for the ledger")
+        assert a.proc is not None
+        t0 = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)
+        assert a.proc.wait(timeout=120) == 0  # its own stop, not a signal's default
+        waited = time.monotonic() - t0
+        assert waited < TIMEOUT_S, f"the stop waited {waited:.1f} s, for the hung read"
+        a.proc = None
+    finally:
+        _kill_all(a)
         proxy.close()
         led.stop()
 
