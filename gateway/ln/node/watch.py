@@ -9,7 +9,8 @@ submissions (closes, penalties, claims, a supersede, a settle) and the re-reads 
 them (a channel this tick force-closed is read again before it is watched: the peer's close may
 have landed first; the claims after a supersede go in the same tick) are awaited in a worker
 thread too (`NodeCore.ledger_call`): each waits for a block, up to `idle_block_ms` while a
-channel closes, and the node goes on paying meanwhile. The node runs one `act` at a time
+channel closes, and the node goes on paying meanwhile. `act` watches the channels side by
+side, so that their submissions wait for one block together. The node runs one `act` at a time
 (`Node.watch_ledger`); between its awaits other handlers run, so each step after one reads the
 channel's state afresh (a channel whose close the ledger shows is FORCE_CLOSING before the
 first await: it takes no new HTLC while the watch waits).
@@ -17,6 +18,7 @@ first await: it takes no new HTLC while the watch waits).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -152,24 +154,40 @@ class Watcher:
         for (ch, _), refused in zip(closing, answers, strict=True):
             self.lifecycle.force_close_submitted(ch, refused)
         closed_now = {ch.channel_id for ch, _ in closing}  # read again below
-        for ch in list(self.core.switch.channels.values()):
-            if ch.channel_id not in reads.views:
-                continue
-            try:
-                view = reads.views[ch.channel_id]
-                if ch.channel_id in closed_now:  # the peer's own close may have beaten ours
-                    view = await self._read(ch.channel_id)
-                if isinstance(view, LedgerPortError):
-                    raise view
-                await self._tick_channel(ch, view)
-            except Exception:  # one channel's trouble must not stop the others being watched
-                log.exception("channel %s: tick failed", ch.short_id)
+        watched = [
+            self._tick_read(ch, reads.views[ch.channel_id], ch.channel_id in closed_now)
+            for ch in list(self.core.switch.channels.values())
+            if ch.channel_id in reads.views
+        ]
+        if self.core.ledger_in_thread:
+            # the channels side by side: their submissions (supersedes, penalties, settles)
+            # wait for one block together, not for a block each, one after the other; the
+            # claims after a supersede need the blocks before their HTLCs' expiry
+            await asyncio.gather(*watched)
+        else:
+            for one in watched:  # each ledger call made in place (`tick`)
+                await one
         try:
             await self._submit_outputs()
         except Exception:
             log.exception("claims and refunds: submission failed")
         self.core.after()
         self.core.commit()
+
+    async def _tick_read(
+        self, ch: Channel, view: ChannelView | None | LedgerPortError, again: bool
+    ) -> None:
+        """`_tick_channel` on the view read (`again`: read it again first, the peer's own close
+        may have beaten the one we just submitted). A channel's trouble is logged: it must not
+        stop the others being watched."""
+        try:
+            if again:
+                view = await self._read(ch.channel_id)
+            if isinstance(view, LedgerPortError):
+                raise view
+            await self._tick_channel(ch, view)
+        except Exception:
+            log.exception("channel %s: tick failed", ch.short_id)
 
     async def _read(self, channel_id: bytes) -> ChannelView | None:
         return await self.core.ledger_call(self.core.ledger.channel, channel_id)
