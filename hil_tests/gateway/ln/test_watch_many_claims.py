@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 
 from gateway.ln.node.watch import UPSTREAM_BLOCKS
-from hil_tests.gateway.ln.channel_pair import node_keys, open_pair
 from hil_tests.gateway.ln.watched_core import DEPOSIT, M, watched
 
 K = 8
@@ -50,16 +49,7 @@ def test_claims_due_together_land_in_one_block_before_the_expiry(tmp_path):
 
 def test_channels_at_their_deadline_in_one_tick_close_and_claim_before_the_expiry(tmp_path):
     w = watched(tmp_path, (50 * M, 50 * M), we_open=False)
-    pairs = [(w.theirs, w.ours)]
-    for n in range(1, 5):  # four more peers, each with a channel to us
-        keys = node_keys(f"peer{n}")
-        w.ledger.deposit(keys.node_id, DEPOSIT)
-        theirs, ours, cid = open_pair(
-            keys, w.core.keys, (50 * M, 10 * M), w.ledger.chain, f"n{n}", w.ledger
-        )
-        ours.on_persist = w.core.store.mark
-        w.core.switch.channels[cid] = ours
-        pairs.append((theirs, ours))
+    pairs = [(w.theirs, w.ours), *w.more_peers(4)]  # four more peers, each a channel to us
     preimages = []
     for n, (theirs, ours) in enumerate(pairs):
         w.core.reestablished.add(ours.channel_id)

@@ -22,7 +22,6 @@ from gateway.ln.node.gossip import Gossip
 from gateway.ln.node.ledger_port import MemoryLedger
 from gateway.ln.node.lifecycle import ChannelLifecycle
 from gateway.ln.node.watch import Watcher
-from hil_tests.gateway.ln.channel_pair import node_keys, open_pair
 from hil_tests.gateway.ln.watched_core import DEPOSIT, M, watched
 
 N = 4  # channels, each with a peer of its own
@@ -57,16 +56,7 @@ async def _tick(watcher: Watcher) -> None:
 
 def test_the_settles_of_one_tick_wait_for_their_blocks_together(tmp_path):
     w = watched(tmp_path, (50 * M, 10 * M))
-    ours = [w.ours]
-    for n in range(1, N):
-        keys = node_keys(f"peer{n}")
-        w.ledger.deposit(keys.node_id, DEPOSIT)
-        _, mine, cid = open_pair(
-            keys, w.core.keys, (50 * M, 10 * M), w.ledger.chain, f"n{n}", w.ledger
-        )
-        mine.on_persist = w.core.store.mark
-        w.core.switch.channels[cid] = mine
-        ours.append(mine)
+    ours = [w.ours, *(mine for _, mine in w.more_peers(N - 1))]
     lifecycle = ChannelLifecycle(w.core, Gossip(w.core))
     watcher = Watcher(w.core, lifecycle)
     closes = [lifecycle.sign_force_close(ch) for ch in ours]

@@ -47,6 +47,21 @@ class Watched:
             body, {self.peer.node_id.hex(): sign(self.peer.node_priv, digest(body)).hex()}
         )
 
+    def more_peers(self, count: int) -> list[tuple[Channel, Channel]]:
+        """``count`` more peers (``peer1``...), each with DEPOSIT and an OPEN channel it opened
+        to us (50 M of its own, 10 M of ours): (theirs, ours) per channel."""
+        pairs = []
+        for n in range(1, count + 1):
+            keys = node_keys(f"peer{n}")
+            self.ledger.deposit(keys.node_id, DEPOSIT)
+            theirs, ours, cid = open_pair(
+                keys, self.core.keys, (50 * M, 10 * M), self.ledger.chain, f"n{n}", self.ledger
+            )
+            ours.on_persist = self.core.store.mark
+            self.core.switch.channels[cid] = ours
+            pairs.append((theirs, ours))
+        return pairs
+
     def peer_state(self) -> tuple[dict, bytes]:
         """The peer's ledger state of its latest commitment and our signature of it."""
         return self.theirs.ledger_state(self.theirs.latest, self.theirs.me), (
