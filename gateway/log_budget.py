@@ -29,6 +29,15 @@ class Admitted(NamedTuple):
     first: bool  # the first line of a window with nothing held before it (worth a traceback)
     others: int = 0  # calls of other keys held, whose entries were dropped (say so in this line)
 
+    def unlogged(self, others: str, these: str = "") -> str:
+        """What the line adds of the calls not logged: " (+3 more not logged)" for its key's
+        held ones (``these`` names them: " (+3 more bad_sig rejections not logged)"), and
+        " (+5 more <others> not logged)" for those of other keys; "" if none."""
+        more = f" (+{self.held} more {these + ' ' if these else ''}not logged)" if self.held else ""
+        if self.others:
+            more += f" (+{self.others} more {others} not logged)"
+        return more
+
 
 class LogBudget:
     def __init__(

@@ -33,10 +33,7 @@ class RejectionLog:
         admitted = self._budget.admit(reason)
         if admitted is None:
             return False
-        held = admitted.held
-        more = f" (+{held} more {reason} rejections not logged)" if held else ""
-        if admitted.others:
-            more += f" (+{admitted.others} more rejections of other reasons not logged)"
+        more = admitted.unlogged("rejections of other reasons", f"{reason} rejections")
         self.logger.warning(
             "rejected reading: %s (meter %s, seq %s): %s%s", reason, meter_hex, seq, detail, more
         )

@@ -158,3 +158,10 @@ def test_with_entries_dropped_every_call_is_still_a_line_or_reported_in_one(run,
 def test_a_budget_that_could_log_nothing_is_refused(burst, window_s, sweep_at):
     with pytest.raises(ValueError, match="burst"):
         LogBudget(burst, window_s, sweep_at=sweep_at)
+
+
+def test_a_line_says_what_was_not_logged_in_the_words_of_its_caller():
+    assert log_budget.Admitted(0, True).unlogged("refusals of other kinds") == ""
+    assert log_budget.Admitted(3, False).unlogged("x") == " (+3 more not logged)"
+    both = log_budget.Admitted(3, False, 5).unlogged("rejections of other reasons", "bad_sig")
+    assert both == " (+3 more bad_sig not logged) (+5 more rejections of other reasons not logged)"

@@ -152,9 +152,7 @@ class RejectionLog:
         admitted = self._budget.admit(f"{status} {reason[:40]}")
         if admitted is None:
             return False
-        more = f" (+{admitted.held} more not logged)" if admitted.held else ""
-        if admitted.others:
-            more += f" (+{admitted.others} more refusals of other reasons not logged)"
+        more = admitted.unlogged("refusals of other reasons")
         log.warning("control API refused a request from %s: %d %s%s", peer, status, reason, more)
         return True
 

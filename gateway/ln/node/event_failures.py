@@ -42,9 +42,7 @@ class EventFailureLog:
         admitted = self._budget.admit(kind)
         if admitted is None:
             return False
-        more = f" (+{admitted.held} more not logged)" if admitted.held else ""
-        if admitted.others:
-            more += f" (+{admitted.others} more failures of other kinds not logged)"
+        more = admitted.unlogged("failures of other kinds")
         log.error("channel %s: %s failed, the other events go on: %s%s", channel, kind, exc, more,
                   exc_info=admitted.first)  # fmt: skip
         return True

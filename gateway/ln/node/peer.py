@@ -61,9 +61,7 @@ class Peer:
         admitted = self.rejections.admit(f"{self.node_id.hex()} {kind}")
         if admitted is None:
             return False
-        more = f" (+{admitted.held} more not logged)" if admitted.held else ""
-        if admitted.others:
-            more += f" (+{admitted.others} more refusals of other kinds not logged)"
+        more = admitted.unlogged("refusals of other kinds")
         log.warning("peer %s: %s: %s%s", self.short, kind, detail, more)
         return True
 
