@@ -38,6 +38,7 @@ class ServerThread:
         asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()  # else its self-pipe's sockets are found unclosed at a later gc
 
 
 def _wait_retained(broker, topics_wanted, timeout=60.0):
