@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from hil_tests.rig.board_process import BoardProcess
 from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.flash_reader import pubkey_from_console
 from hil_tests.rig.pod_meter import EmulatedSdm630
+from hil_tests.rig.polling import wait_until
 from hil_tests.rig.stored_readings import stored_rows
 from hil_tests.rig.wire import PtyWire
 from sgcore.reading import meter_id_from_pubkey
@@ -62,16 +62,6 @@ def sgrid(*args: str, check: bool = True, timeout: float = 60) -> str:
     if check and out.returncode != 0:
         raise AssertionError(f"sgrid {' '.join(args[:2])} failed ({out.returncode}): {out.stderr}")
     return out.stdout
-
-
-def wait_until(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

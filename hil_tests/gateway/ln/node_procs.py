@@ -16,6 +16,7 @@ from gateway.ln.node.keys import load_or_create
 from gateway.ln.node.ledger_file import FileLedger
 from hil_tests import REPO_ROOT
 from hil_tests.rig import procs
+from hil_tests.rig.polling import wait_until  # noqa: F401 - its tests import it here
 
 DEPOSIT = 10**12
 
@@ -136,18 +137,6 @@ class NodeProc:
             "count": count,
         }
         return self.api("/invoice", body)["invoices"]
-
-
-def wait_until(pred: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll `pred` until it is truthy; the timeout is headroom for a loaded machine, not a
-    figure the test measures."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

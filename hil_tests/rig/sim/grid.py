@@ -33,6 +33,7 @@ from hil_tests.rig.broker import Broker, free_port
 from hil_tests.rig.flash_reader import pubkey_from_console
 from hil_tests.rig.microgrid import Microgrid
 from hil_tests.rig.pod_meter import EmulatedSdm630
+from hil_tests.rig.polling import wait_until
 from hil_tests.rig.sim import enrolment, node_config, services
 from hil_tests.rig.sim.node import (
     ASK_WORKERS,
@@ -358,13 +359,7 @@ class SimGrid:
 
     @staticmethod
     def _wait(pred: Any, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = pred()
-            if value:
-                return value
-            time.sleep(0.2)
-        raise SimError(f"timed out waiting for {what}")
+        return wait_until(pred, timeout, what, every=0.2, error=SimError)
 
     # --- tear-down -------------------------------------------------------------------------------
 
