@@ -1,14 +1,30 @@
-"""A TCP relay on loopback for the bench's network faults: the wire between two grid nodes.
+"""A TCP relay on loopback for network faults: the wire between two nodes, or a node and its
+ledger.
 
-`Relay(target_port)` listens on a port of its own (bound at once) and copies bytes both ways to the target. `cut()`
-drops every connection through it and refuses new ones (a partition) until `heal()`. The nodes
-never know: their peer connections break, they retry, and they reconnect once healed.
+`Relay(target_port)` listens on a port of its own (bound at once) and copies bytes both ways to
+the target; it never reads them (a BOLT-8 link stays encrypted). Two kinds of fault:
+
+- `cut()` drops every connection through it and refuses new ones (a partition) until `heal()`.
+  The nodes never know: their peer connections break, they retry, and they reconnect once
+  healed.
+- `hold(direction, containing)` keeps the chunks read from then on in one direction ("out":
+  dialer to target; "back": target to dialer) that contain ``containing`` (default: all)
+  waiting in the relay, with what follows them on their connection, until `release`.
+  Holding "back" between two nodes keeps the peer's ack of a batch from the proposer, so
+  the proposer never revokes its older state (the case `channel_supersede` is for). In front
+  of the ledger node's HTTP port, holding "back" makes a ledger that takes requests and never
+  answers them; `hold("out", b"POST ")` one that never gets the submissions while it answers
+  reads (each HTTP request, a submission's body too, is one chunk). `waiting(direction)`: the
+  chunks held now.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
+
+DIRECTIONS = ("out", "back")  # out: dialer -> target; back: target -> dialer
 
 
 class Relay:
@@ -24,6 +40,9 @@ class Relay:
         self.port = self._server.getsockname()[1]
         self._server.settimeout(0.5)
         self._stop = threading.Event()
+        self._held = {d: threading.Event() for d in DIRECTIONS}
+        self._containing = dict.fromkeys(DIRECTIONS, b"")  # what a held chunk contains
+        self._waiting = dict.fromkeys(DIRECTIONS, 0)
         self._thread = threading.Thread(target=self._accept, name=f"relay-{self.port}", daemon=True)
         self._thread.start()
 
@@ -37,6 +56,19 @@ class Relay:
     def heal(self) -> None:
         with self._lock:
             self._cut = False
+
+    def hold(self, direction: str, containing: bytes = b"") -> None:
+        """Chunks read from now on in ``direction`` that contain ``containing`` (default: all)
+        wait in the relay until `release`, with what follows them on their connection."""
+        self._containing[direction] = containing
+        self._held[direction].set()
+
+    def release(self, direction: str) -> None:
+        self._held[direction].clear()
+
+    def waiting(self, direction: str) -> int:
+        with self._lock:
+            return self._waiting[direction]
 
     def close(self) -> None:
         self._stop.set()
@@ -73,19 +105,29 @@ class Relay:
                 _close(client)
                 _close(upstream)
                 continue
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            for a, b, d in ((client, upstream, "out"), (upstream, client, "back")):
+                threading.Thread(target=self._pump, args=(a, b, d), daemon=True).start()
 
+    def _pump(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
+        held = self._held[direction]
+        try:
+            while data := src.recv(65536):
+                if held.is_set() and self._containing[direction] in data:
+                    self._hold_chunk(direction)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(src)
+            _close(dst)
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(src)
-        _close(dst)
+    def _hold_chunk(self, direction: str) -> None:
+        with self._lock:
+            self._waiting[direction] += 1
+        while self._held[direction].is_set() and not self._stop.is_set():
+            time.sleep(0.01)
+        with self._lock:
+            self._waiting[direction] -= 1
 
 
 def _close(s: socket.socket) -> None:

@@ -71,3 +71,33 @@ def test_a_cut_while_the_relay_connects_upstream_drops_that_link_too(monkeypatch
     finally:
         relay.close()
         srv.close()
+
+
+def test_a_held_direction_keeps_what_matches_and_what_follows_until_released():
+    srv = _echo_server()
+    relay = Relay(srv.getsockname()[1])
+    try:
+        c = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
+        relay.hold("out", b"POST")
+        c.sendall(b"GET a")
+        assert c.recv(16) == b"GET a"  # not matched: passes
+        c.sendall(b"POST b")
+        deadline = time.monotonic() + 5
+        while not relay.waiting("out"):
+            assert time.monotonic() < deadline, "the POST was not held"
+            time.sleep(0.01)
+        c.settimeout(0.3)
+        try:
+            got = c.recv(16)
+        except TimeoutError:
+            got = b""
+        assert got == b""  # held: nothing echoed
+        assert relay.waiting("back") == 0
+        relay.release("out")
+        c.settimeout(5)
+        assert c.recv(16) == b"POST b"
+        assert relay.waiting("out") == 0
+        c.close()
+    finally:
+        relay.close()
+        srv.close()

@@ -49,7 +49,7 @@ class RealLedger:
 
     def node(self, root: Path, name: str, *args: str, url: str | None = None) -> NodeProc:
         """An enrolled node with a deposit, started on this ledger (reached at `url`, e.g. a
-        LinkProxy in front of it; default: its own port)."""
+        tcp_proxy.Relay in front of it; default: its own port)."""
         d = root / name
         self.enroll(load_or_create(d).node_id.hex(), name)
         return NodeProc(name, d, root / "unused", ["--ledger-url", url or self.url, *args]).start()

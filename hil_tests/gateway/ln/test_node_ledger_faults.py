@@ -12,9 +12,9 @@ import time
 
 from gateway.ln.errors import LnError
 from gateway.ln.node.ledger_http import TIMEOUT_S
-from hil_tests.gateway.ln.link_proxy import LinkProxy
 from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
 from hil_tests.gateway.ln.real_ledger import DEPOSIT, RealLedger
+from hil_tests.rig.tcp_proxy import Relay
 
 M = 1_000_000
 
@@ -137,7 +137,7 @@ def test_a_ledger_that_never_answers_does_not_stall_payments(tmp_path):
     (15 s each); the node did it on its event loop, so nothing else ran: no payment, no control
     API answer. It reads in a worker thread now."""
     led = RealLedger(tmp_path / "ledger")
-    proxy = LinkProxy(led.port)  # alice reaches the ledger through it
+    proxy = Relay(led.port)  # alice reaches the ledger through it
     a = led.node(tmp_path, "alice", url=f"http://127.0.0.1:{proxy.port}")
     b = led.node(tmp_path, "bob")
     try:
@@ -167,7 +167,7 @@ def test_a_node_stops_without_waiting_for_a_ledger_that_never_answers(tmp_path):
     and its retries): asyncio's executor joins its threads at exit; the ledger calls run in
     daemon threads now (daemon_threads.py)."""
     led = RealLedger(tmp_path / "ledger")
-    proxy = LinkProxy(led.port)
+    proxy = Relay(led.port)
     a = led.node(tmp_path, "alice", url=f"http://127.0.0.1:{proxy.port}")
     try:
         proxy.hold("back")

@@ -4,7 +4,7 @@ Each submission (a funding, a force close, a cooperative close, a penalty, a cla
 waits for its block: up to `idle_block_ms` (1 s by default) while any channel on the ledger is
 closing, and the client's timeout and retries (15 s, 3 times) when the ledger is slow or hung.
 The node submitted on its event loop, so for that long it did nothing else: no payment, no peer
-message, no control API answer. A `LinkProxy` in front of the ledger keeps the submissions of
+message, no control API answer. A `Relay` in front of the ledger keeps the submissions of
 alice (`POST` requests) from it while it answers her reads; alice pays carol over their channel
 while her submission about the channel with bob waits.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from hil_tests.gateway.ln.link_proxy import LinkProxy
 from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
 from hil_tests.gateway.ln.real_ledger import RealLedger
+from hil_tests.rig.tcp_proxy import Relay
 
 M = 1_000_000
 
@@ -27,7 +27,7 @@ M = 1_000_000
 @pytest.fixture
 def trio(tmp_path):
     led = RealLedger(tmp_path / "ledger")
-    proxy = LinkProxy(led.port)  # alice reaches the ledger through it
+    proxy = Relay(led.port)  # alice reaches the ledger through it
     a = led.node(tmp_path, "alice", url=f"http://127.0.0.1:{proxy.port}")
     b = led.node(tmp_path, "bob")
     c = led.node(tmp_path, "carol")
@@ -57,7 +57,7 @@ class Call(threading.Thread):
         self.answer = self.node.api(self.path, self.body, timeout=180)
 
 
-def _pays_while_waiting(proxy: LinkProxy, a: NodeProc, c: NodeProc, waiting: Call | None) -> None:
+def _pays_while_waiting(proxy: Relay, a: NodeProc, c: NodeProc, waiting: Call | None) -> None:
     """Alice pays carol three times while a submission of hers is held (and, if given, the
     control call that made it is still unanswered); then the submission goes through."""
     for inv in c.invoice(M, count=3):

@@ -3,7 +3,7 @@ newest one it signed (DESIGN: `channel_supersede`): the watch supersedes it with
 claims its HTLC output, a revoked one still gets the penalty, and a forwarder does not fail an
 HTLC upstream while a newer state it signed may still bring it onto the ledger.
 
-The peer's ack or revoke is kept from arriving by a relay between the nodes (link_proxy.py), and
+The peer's ack or revoke is kept from arriving by a relay between the nodes (hil_tests/rig/tcp_proxy.py), and
 the older state is published from the peer's own database while its process is down, as a
 cheater (or a node that lost its last seconds) would."""
 
@@ -22,10 +22,10 @@ from gateway.ln.errors import LnError
 from gateway.ln.node.keys import load_or_create
 from gateway.ln.node.store import Store
 from gateway.ln.node.switch import Switch
-from hil_tests.gateway.ln.link_proxy import LinkProxy
 from hil_tests.gateway.ln.node_procs import NodeProc, wait_until
 from hil_tests.gateway.ln.real_ledger import DEPOSIT, RealLedger
 from hil_tests.gateway.ln.stale_state import publish_stored_state
+from hil_tests.rig.tcp_proxy import Relay
 
 M = 1_000_000
 
@@ -67,23 +67,23 @@ def _quiet(x: NodeProc, y: NodeProc) -> bool:
     return not (cx["htlcs"] or cy["htlcs"] or cx["unsettled_updates"] or cy["unsettled_updates"])
 
 
-def _relayed(tmp_path: Path) -> tuple[RealLedger, NodeProc, NodeProc, LinkProxy, Any]:
+def _relayed(tmp_path: Path) -> tuple[RealLedger, NodeProc, NodeProc, Relay, Any]:
     """Alice and bob on a real ledger (blocks 300 ms apart while a channel closes), a relay in
     front of bob's port, and a submit(body, sigs) of the ledger's."""
     led = RealLedger(tmp_path / "ledger", idle_block_ms=300)
     a = led.node(tmp_path, "alice")
     b = led.node(tmp_path, "bob")
     submit = lambda body, sigs: led.client.submit({"body": body, "sigs": sigs})  # noqa: E731
-    return led, a, b, LinkProxy(b.port), submit
+    return led, a, b, Relay(b.port), submit
 
 
-def _open_through(a: NodeProc, b: NodeProc, link: LinkProxy) -> str:
+def _open_through(a: NodeProc, b: NodeProc, link: Relay) -> str:
     """Alice dials bob through the relay and opens a 50 M channel: its id."""
     a.api("/connect", {"port": link.port, "node_id": b.node_id})
     return a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
 
 
-def _unacked_htlc(a: NodeProc, b: NodeProc, link: LinkProxy) -> int:
+def _unacked_htlc(a: NodeProc, b: NodeProc, link: Relay) -> int:
     """Alice pays bob 10 M while bob's answers wait in the relay: bob signs her batch (his
     commitment n holds the HTLC, returned) but alice never gets his ack."""
     link.hold("back")
@@ -187,7 +187,7 @@ def test_a_forwarder_waits_while_a_newer_state_may_bring_its_htlc_back(tmp_path,
     a = led.node(tmp_path, "alice")
     b = led.node(tmp_path, "bob", "--cltv-delta", "100")
     c = led.node(tmp_path, "carol")
-    link = LinkProxy(c.port)
+    link = Relay(c.port)
     submit = lambda body, sigs: led.client.submit({"body": body, "sigs": sigs})  # noqa: E731
     try:
         a.connect(b)
