@@ -149,7 +149,9 @@ def test_a_restarted_node_supersedes_once_the_peer_reestablished_the_closing_cha
     # reestablish since his start shows his state fresh (it may come from an old backup), and
     # marks the channel FORCE_CLOSING. Then alice comes back and reestablishes; a node ignored
     # the reestablish of a channel that was not live, so bob never superseded and the older
-    # state settled without alice's 10 M HTLC to him.
+    # state settled without alice's 10 M HTLC to him. And alice may see her own close on the
+    # ledger before she dials bob (here her dials fail until then): a node redialled only for
+    # live channels, so neither dialled again (a grid-wide power cut restarts both at once).
     led, a, b, link, submit = _relayed(tmp_path)
     try:
         cid = _open_through(a, b, link)
@@ -163,7 +165,10 @@ def test_a_restarted_node_supersedes_once_the_peer_reestablished_the_closing_cha
         wait_until(lambda: b.channel_with(a)["state"] == "FORCE_CLOSING", 60, "bob sees the close")
         assert "not superseding it before the peer reestablished" in b.log_tail()
         link.release("back")
-        a.start()  # dials bob through the relay again
+        link.cut()  # alice's dials fail until her watch has seen the close
+        a.start()
+        wait_until(lambda: a.channel_with(b)["state"] == "FORCE_CLOSING", 60, "alice: the close")
+        link.heal()  # she dials bob through the relay again: the channel waits for a reestablish
         wait_until(lambda: led.client.channel(cid)["state"]["number"] == n, 60, "bob supersedes")
         wait_until(lambda: led.client.channel(cid)["status"] == "closed", 60, "claimed, settled")
         (out,) = led.client.channel(cid)["htlcs"]
