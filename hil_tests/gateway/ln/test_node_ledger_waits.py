@@ -45,7 +45,7 @@ def trio(tmp_path):
 
 
 class Call(threading.Thread):
-    """A control API call of alice's in a thread of its own: it waits for the ledger."""
+    """A control API call in a thread of its own: it waits for the ledger."""
 
     def __init__(self, node: NodeProc, path: str, body: dict[str, Any]) -> None:
         super().__init__(daemon=True)
