@@ -117,8 +117,8 @@ class Node(NodeCore):
         """Dial, every tick, each known peer we have a live channel with, or a closing one that
         waits for the peer: ours is stale and the peer must hear it (`_asks_close`), or no
         reestablish since our start has shown our state fresh (`_unsure_closing`: a supersede
-        waits for it, on either side). Both ends of a channel may restart at once (a power cut),
-        the publisher's watch may see its own close before it dials: neither dialled again."""
+        waits for it, on either side). Before, when both ends restarted at once (a power cut)
+        and the publisher's watch saw its own close before it dialled, neither dialled again."""
         for nid, (host, port) in list(self.addresses.items()):
             wanted = any(
                 c.state in LIVE or _asks_close(c) or self._unsure_closing(c)
