@@ -114,16 +114,11 @@ class Node(NodeCore):
             await self.watch.act(reads)
 
     async def _reconnect(self) -> None:
-        """Dial, every tick, each known peer we have a live channel with, or a closing one that
-        waits for the peer: ours is stale and the peer must hear it (`_asks_close`), or no
-        reestablish since our start has shown our state fresh (`_unsure_closing`: a supersede
-        waits for it, on either side). Before, when both ends restarted at once (a power cut)
-        and the publisher's watch saw its own close before it dialled, neither dialled again."""
+        """Dial, every tick, each known peer a channel needs (`_needs_peer`), closing ones
+        included: before, when both ends restarted at once (a power cut) and the publisher's
+        watch saw its own close before it dialled, neither dialled again."""
         for nid, (host, port) in list(self.addresses.items()):
-            wanted = any(
-                c.state in LIVE or _asks_close(c) or self._unsure_closing(c)
-                for c in self.channels_with(nid)
-            )
+            wanted = any(self._needs_peer(c) for c in self.channels_with(nid))
             if wanted and nid not in self.peers:
                 try:
                     await self.connect(host, port, nid)
@@ -171,9 +166,7 @@ class Node(NodeCore):
         log.info("peer %s up", peer.short)
         peer.queue_named("init", globalfeatures=b"", features=b"")
         for ch in self.channels_with(nid):
-            # behind: tells the peer to close; closing: the peer's answer may show our state is
-            # fresh, which a supersede needs (_on_closing_reestablish)
-            if ch.state in LIVE or _asks_close(ch) or self._unsure_closing(ch):
+            if self._needs_peer(ch):
                 peer.queue(ch.reestablish_msg())
                 peer.reestablish_sent.add(ch.channel_id)
             if ch.state == ChannelState.SHUTDOWN:
@@ -230,6 +223,13 @@ class Node(NodeCore):
             n, first = len(reasons), reasons[0]
             why = f"channel {ch.short_id}: {n} of {len(msg.preimages)} entries, first: {first}"
             peer.reject("refused sg_preimages", why)
+
+    def _needs_peer(self, ch: Channel) -> bool:
+        """`ch` needs its peer connected and a reestablish sent: it is live; or our state is
+        stale and the peer must hear it to close (`_asks_close`); or it is closing and the
+        peer's answer may show our state fresh, which a supersede needs (`_unsure_closing`,
+        `_on_closing_reestablish`)."""
+        return ch.state in LIVE or _asks_close(ch) or self._unsure_closing(ch)
 
     def _unsure_closing(self, ch: Channel) -> bool:
         """A closing channel whose state no reestablish has shown fresh since our start."""
