@@ -39,3 +39,9 @@ def we_are_behind(ch: ChannelCore, msg: Reestablish) -> bool:
 def peer_is_behind(ch: ChannelCore, msg: Reestablish) -> bool:
     """True if the peer's newest commitment is one it revoked (we hold its secret)."""
     return 0 <= msg.latest <= ch.remote_revoked_through
+
+
+def mark_behind(ch: ChannelCore, msg: Reestablish) -> None:
+    """Record on `ch` that the peer's reestablish `msg` proved our state stale (`extra
+    ["behind"]`, stored with the channel): from then on it is never published nor superseded."""
+    ch.extra["behind"] = {"peer_latest": msg.latest, "peer_revoked_through": msg.revoked_through}

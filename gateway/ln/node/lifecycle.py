@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Coroutine
 from typing import Any
 
+from gateway.ln.channel import data_loss
 from gateway.ln.channel import messages as m
 from gateway.ln.channel.channel import Channel, ChannelState, secret_index
 from gateway.ln.channel.commitment import sign, verify
@@ -327,10 +328,7 @@ class ChannelLifecycle:
         """The peer proved our state stale (data_loss.we_are_behind): we stop using the channel,
         never publish it, and ask the peer to close with its newest state, which pays us our
         true balance once settled (watch.py sees it on the ledger as any close by the peer)."""
-        ch.extra["behind"] = {
-            "peer_latest": msg.latest,
-            "peer_revoked_through": msg.revoked_through,
-        }
+        data_loss.mark_behind(ch, msg)
         log.error("channel %s: our state (commitment %d) is stale, the peer is at %d: restored "
                   "from an old backup? We will not publish it; the peer is asked to close",
                   ch.short_id, ch.latest.number, msg.latest)  # fmt: skip

@@ -266,10 +266,7 @@ class Node(NodeCore):
         Behind: never published nor superseded. Answered with ours, once per connection."""
         if "behind" not in ch.extra and ch.channel_id not in self.reestablished:
             if data_loss.we_are_behind(ch, msg):
-                ch.extra["behind"] = {
-                    "peer_latest": msg.latest,
-                    "peer_revoked_through": msg.revoked_through,
-                }
+                data_loss.mark_behind(ch, msg)
                 self.store.mark(ch)
                 log.error("channel %s: our state (commitment %d) is stale, the peer is at %d: "
                           "restored from an old backup? We will not supersede with it",
