@@ -10,9 +10,26 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 # command-line parts of the processes the rig starts for the gateway side
 MARKERS = ("gateway", "sgrid")
+
+
+def _command_line(pid: int) -> str:
+    """The command line of `pid`, waiting out an exec in progress.
+
+    Between the moment a child's exec lets `Popen` return and the moment the kernel has laid out
+    the new program's arguments, /proc/<pid>/cmdline reads empty; a child just started would
+    otherwise be missed. Living user processes always have a command line, so an empty one is
+    read again for up to a second."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+        if raw or time.monotonic() > deadline:
+            return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        time.sleep(0.001)
 
 
 def _children() -> list[tuple[int, int, str]]:
@@ -26,8 +43,7 @@ def _children() -> list[tuple[int, int, str]]:
                 fields = f.read().rsplit(")", 1)[1].split()
             if fields[0] == "Z" or int(fields[1]) != me:
                 continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            cmd = _command_line(int(entry))
         except (OSError, IndexError, ValueError):
             continue
         out.append((int(entry), int(fields[2]), cmd))
