@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,3 +90,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return
     for cmd in reap_leaked():
         warnings.warn(f"{item.path.name} leaked a process (killed): {cmd[:200]}", stacklevel=1)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close G's table file if a test opened it. The firmware keeps it open for the device's
+    lifetime (sgcore.secp256k1_table), which CPython reports as a ResourceWarning at exit."""
+    table = sys.modules.get("sgcore.secp256k1_table")
+    if table is not None:
+        table.use_table(table._path)  # closes the open file; the path stays as it was
