@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.ln.errors import LnError
 from gateway.ln.node.control import ControlClient
 from gateway.ln.node.keys import load_or_create
 from gateway.ln.node.ledger_file import FileLedger
 from hil_tests import REPO_ROOT
 from hil_tests.rig import procs
-from hil_tests.rig.polling import wait_until  # noqa: F401 - its tests import it here
+from hil_tests.rig.polling import wait_until
 
 DEPOSIT = 10**12
 
@@ -137,6 +138,23 @@ class NodeProc:
             "count": count,
         }
         return self.api("/invoice", body)["invoices"]
+
+    def pay_once_routed(self, payee: NodeProc, amount: int, timeout: float = 60) -> dict[str, Any]:
+        """Pay `payee` once gossip has given this node a route and the hops' charges: a NoRoute
+        refusal and a failed payment (a hop's charge not heard of yet) are tried again, with a
+        new invoice, until one succeeds; its answer. A condition, not a count of tries: on a
+        loaded machine gossip takes seconds (a bare first /pay was refused NoRoute in CI)."""
+
+        def succeeded() -> dict[str, Any] | None:
+            try:
+                answer = self.api("/pay", {"invoice": payee.invoice(amount)[0]})
+            except LnError as exc:
+                if "NoRoute" not in str(exc):
+                    raise
+                return None
+            return answer if answer["status"] == "succeeded" else None
+
+        return wait_until(succeeded, timeout, f"a payment from {self.name} to {payee.name}")
 
 
 @dataclass

@@ -47,11 +47,7 @@ def test_a_forwarder_whose_upstream_peer_does_not_sign_its_fulfil_claims_on_the_
     b.connect(c)
     ab = a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
     b.api("/open", {"node_id": c.node_id, "amount_msat": 50 * M})
-    wait_until(
-        lambda: a.api("/pay", {"invoice": c.invoice(M)[0]})["status"] == "succeeded",
-        60,
-        "alice's first payment to carol (routes known)",
-    )
+    a.pay_once_routed(c, M)  # routes known
     invoice = c.invoice(10 * M)[0]
     _freeze(c, True)
     threading.Thread(

@@ -48,11 +48,7 @@ def test_forwarder_claims_the_htlc_output_when_upstream_force_closes(tmp_path):
         b.connect(c)
         ab = a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})["channel_id"]
         b.api("/open", {"node_id": c.node_id, "amount_msat": 50 * M})
-        wait_until(
-            lambda: a.api("/pay", {"invoice": c.invoice(M)[0]})["status"] == "succeeded",
-            60,
-            "alice's first payment to carol (routes known)",
-        )
+        a.pay_once_routed(c, M)  # routes known
         invoice = c.invoice(10 * M)[0]
         _freeze(c, True)  # carol sits on bob's HTLC for now
         threading.Thread(

@@ -199,11 +199,7 @@ def test_a_forwarder_waits_while_a_newer_state_may_bring_its_htlc_back(tmp_path,
         b.api("/connect", {"port": link.port, "node_id": c.node_id})
         a.api("/open", {"node_id": b.node_id, "amount_msat": 50 * M})
         bc = b.api("/open", {"node_id": c.node_id, "amount_msat": 50 * M})["channel_id"]
-        wait_until(
-            lambda: a.api("/pay", {"invoice": c.invoice(M)[0]})["status"] == "succeeded",
-            60,
-            "alice's first payment to carol (routes known)",
-        )
+        a.pay_once_routed(c, M)  # routes known
         wait_until(lambda: _quiet(a, b) and _quiet(b, c), 60, "the first payment signed")
         backup = _backup(c)  # carol's commitment n - 1, without the next HTLC
         before = a.channel_with(b)["remote_msat"]

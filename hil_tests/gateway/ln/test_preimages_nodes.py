@@ -16,7 +16,6 @@ from gateway.ln.channel import messages_wire as mw
 from gateway.ln.channel.messages import Preimages
 from gateway.ln.codec import bolt8_transport
 from gateway.ln.codec.wire import TABLE
-from gateway.ln.errors import LnError
 from gateway.ln.node.peer import REJECT_BURST
 from hil_tests.gateway.ln.node_procs import Grid, NodeProc, wait_until
 
@@ -34,17 +33,10 @@ def line(tmp_path_factory):
         for x, y in ((a, b), (b, c)):
             x.connect(y)
             x.api("/open", {"node_id": y.node_id, "amount_msat": 40 * M, "push_msat": 0})
-        wait_until(lambda: _pay_or_none(a, c), 60, "a route from alice to carol")
+        a.pay_once_routed(c, 1000)
         yield g, a, b, c
     finally:
         g.close()
-
-
-def _pay_or_none(a: NodeProc, c: NodeProc):
-    try:
-        return a.api("/pay", {"invoice": c.invoice(1000)[0]})
-    except LnError:  # no route yet
-        return None
 
 
 def _balances(*nodes: NodeProc) -> list[int]:
