@@ -143,7 +143,8 @@ class NodeProc:
         """Pay `payee` once gossip has given this node a route and the hops' charges: a NoRoute
         refusal and a failed payment (a hop's charge not heard of yet) are tried again, with a
         new invoice, until one succeeds; its answer. A condition, not a count of tries: on a
-        loaded machine gossip takes seconds (a bare first /pay was refused NoRoute in CI)."""
+        loaded machine gossip takes seconds (a bare first /pay was refused NoRoute in a loaded
+        run of the suite)."""
 
         def succeeded() -> dict[str, Any] | None:
             try:

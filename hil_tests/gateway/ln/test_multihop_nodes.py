@@ -96,7 +96,7 @@ def test_offline_middle_hop_fails_the_payment_without_moving_money(line):
 def test_the_rig_pays_once_gossip_brings_the_route(tmp_path):
     """`NodeProc.pay_once_routed` (the tests' first payment over a new line) tries again while
     the payer has no route: here bob opens to carol only after alice asked. A bare first /pay
-    was refused NoRoute in CI, and the wait around it ended there."""
+    was refused NoRoute in a loaded run, and the wait around it ended there."""
     g = Grid(tmp_path)
     try:
         a, b, c = g.add("alice"), g.add("bob"), g.add("carol")
