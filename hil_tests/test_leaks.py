@@ -30,7 +30,7 @@ def test_a_leaked_gateway_process_is_killed_and_named_and_others_are_left_alone(
 def test_a_child_s_command_line_is_read_even_the_moment_popen_returns():
     """/proc/<pid>/cmdline reads empty until the kernel has laid out the new program's arguments,
     which is often after Popen has returned: a bare read right after Popen came back empty 126
-    times out of 300 on this machine, and CI once missed the leak above that way."""
+    times out of 300 on this machine (CI once missed the leak above, most likely so)."""
     for _ in range(20):
         child = subprocess.Popen([sys.executable, "-c", SLEEP, "gateway.service", "run"])
         try:

@@ -179,10 +179,11 @@ def test_a_tagged_genuine_token_waits_for_at_most_one_forgery_in_a_flood(site):
     The flood is a backlog: the genuine token follows QUEUE_LEN + 2 forgeries that reached the
     meter's socket while it was stopped (SIGSTOP), so it finds the queue full and displaces the
     newest forgery, whose queue_full is the last one before the token is accepted. Counted in
-    the meter's own order of answers. Counted from when the test sent the token, CI saw 3
-    verifications ahead of it; and with the flood's last forgeries sent while the meter ran, CI
-    saw 3 after the last queue_full: under load, the test's sends reach the meter spread out
-    (each waits for the broker's PUBACK), so a running meter can drain its queue in between."""
+    the meter's own order of answers. Counted from when the test sent the token, a run of the
+    suite saw 3 verifications ahead of it; with the flood's last forgeries sent while the meter
+    ran, another saw 3 after the last queue_full: under load, the test's sends reach the meter
+    spread out (each waits for the broker's PUBACK), so a running meter can drain its queue in
+    between."""
     home = site.meters["home"]
     events = Events(site, home)
     issuer = site.issuer()
